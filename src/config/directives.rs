@@ -1,0 +1,573 @@
+//! Interpretation of the directives of one server block.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use domain::base::Name;
+
+use super::duration;
+use super::error::ConfigError;
+use super::lexer::Token;
+use super::model::*;
+use super::syntax::Line;
+use crate::zone::name::parse_abs;
+
+/// Directives this version implements.
+pub const SUPPORTED: &[&str] = &["bind", "errors", "file", "hosts", "log", "reload", "tls"];
+
+/// CoreDNS directives that ringdns knows of but does not implement yet.
+const NOT_YET: &[&str] = &[
+    "acl", "any", "auto", "bufsize", "cache", "cancel", "chaos", "debug", "dns64", "dnssec", "dnstap", "forward",
+    "grpc", "header", "health", "loadbalance", "local", "loop", "metadata", "minimal", "nsid", "prometheus",
+    "ready", "rewrite", "root", "secondary", "sign", "template", "timeouts", "trace", "transfer", "tsig",
+    "view", "whoami",
+];
+
+/// Default TTL of `hosts` records (CoreDNS: 3600).
+const HOSTS_TTL: u32 = 3600;
+/// Default `hosts` reload interval (CoreDNS: 5s).
+const HOSTS_RELOAD: Duration = Duration::from_secs(5);
+/// Default `file` reload interval (CoreDNS: 1m).
+const FILE_RELOAD: Duration = Duration::from_secs(60);
+/// Default `reload` interval and jitter (CoreDNS: 30s, 15s); the interval may not be below 2s.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+const RELOAD_JITTER: Duration = Duration::from_secs(15);
+const RELOAD_MIN: Duration = Duration::from_secs(2);
+/// CoreDNS' `{common}` log format.
+pub const COMMON_LOG_FORMAT: &str =
+    "{remote}:{port} - {>id} \"{type} {class} {name} {proto} {size} {>do} {>bufsize}\" {rcode} {>rflags} {rsize} {duration}";
+
+/// What one block's directives produce, besides the block itself.
+pub struct BlockExtras {
+    /// `reload` found in this block.
+    pub reload: Option<Reload>,
+}
+
+/// Fills `block` from its lines.
+pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, ConfigError> {
+    let mut extras = BlockExtras { reload: None };
+    let where_ = block.label();
+    for line in lines {
+        let name = line.name.text.as_str();
+        match name {
+            "bind" => bind(block, line)?,
+            "hosts" => {
+                if block.hosts.is_some() {
+                    return Err(err(&line.name, "hosts may be used only once per server block"));
+                }
+                block.hosts = Some(hosts(block, line)?);
+            }
+            "file" => {
+                let f = file(block, line)?;
+                block.files.push(f);
+            }
+            "log" => block.log.push(log(line)?),
+            "errors" => {
+                no_args(line)?;
+                no_block(line)?;
+                block.errors = true;
+            }
+            "reload" => {
+                if extras.reload.is_some() {
+                    return Err(err(&line.name, "reload may be used only once per server block"));
+                }
+                extras.reload = Some(reload(line)?);
+            }
+            "tls" => {
+                if block.tls.is_some() {
+                    return Err(err(&line.name, "tls may be used only once per server block"));
+                }
+                block.tls = Some(tls(line)?);
+            }
+            _ if NOT_YET.contains(&name) => {
+                return Err(err(
+                    &line.name,
+                    format!(
+                        "directive {name:?} in server block {where_:?} is not supported by this version of ringdns (supported: {})",
+                        SUPPORTED.join(", ")
+                    ),
+                ));
+            }
+            _ => {
+                let hint = suggest(name).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
+                return Err(err(
+                    &line.name,
+                    format!(
+                        "unknown directive {name:?} in server block {where_:?}{hint}; supported: {}",
+                        SUPPORTED.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(extras)
+}
+
+fn err(tok: &Token, msg: impl Into<String>) -> ConfigError {
+    ConfigError::at(&tok.pos, msg)
+}
+
+/// The closest supported or known directive, if it is close enough to be a typo.
+fn suggest(name: &str) -> Option<&'static str> {
+    SUPPORTED
+        .iter()
+        .chain(NOT_YET)
+        .map(|c| (edit_distance(name, c), *c))
+        .filter(|(d, c)| *d <= 2 && *d < c.len())
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn no_args(line: &Line) -> Result<(), ConfigError> {
+    match line.args.first() {
+        Some(a) => Err(err(a, format!("{} takes no arguments", line.name.text))),
+        None => Ok(()),
+    }
+}
+
+fn no_block(line: &Line) -> Result<(), ConfigError> {
+    if line.block.is_some() {
+        return Err(err(&line.name, format!("{} takes no {{ }} block", line.name.text)));
+    }
+    Ok(())
+}
+
+fn one_arg<'a>(line: &'a Line, what: &str) -> Result<&'a Token, ConfigError> {
+    match line.args.as_slice() {
+        [a] => Ok(a),
+        [] => Err(err(&line.name, format!("{} needs {what}", line.name.text))),
+        [_, extra, ..] => Err(err(extra, format!("{} takes only {what}", line.name.text))),
+    }
+}
+
+fn zone_list(tokens: &[Token]) -> Result<Vec<Name<Bytes>>, ConfigError> {
+    tokens
+        .iter()
+        .map(|t| {
+            if t.text == "." {
+                Ok(Name::root_bytes())
+            } else {
+                parse_abs(&t.text).map_err(|e| err(t, e))
+            }
+        })
+        .collect()
+}
+
+/// Zones named by a plugin must lie inside one of the block's zones.
+fn check_inside_block(block: &ServerBlock, tokens: &[Token], zones: &[Name<Bytes>]) -> Result<(), ConfigError> {
+    for (t, z) in tokens.iter().zip(zones) {
+        let ok = block.keys.iter().any(|k| z.ends_with(&k.zone));
+        if !ok {
+            return Err(err(
+                t,
+                format!("zone {:?} is not inside any zone of server block {:?}", t.text, block.label()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn bind(block: &mut ServerBlock, line: &Line) -> Result<(), ConfigError> {
+    if line.args.is_empty() {
+        return Err(err(&line.name, "bind needs at least one address or interface name"));
+    }
+    let mut except = Vec::new();
+    if let Some(opts) = &line.block {
+        for o in opts {
+            match o.name.text.as_str() {
+                "except" if !o.args.is_empty() => {
+                    for a in &o.args {
+                        except.extend(resolve_bind(a)?);
+                    }
+                }
+                "except" => return Err(err(&o.name, "except needs at least one address")),
+                other => return Err(err(&o.name, format!("unknown bind option {other:?} (accepted: except)"))),
+            }
+        }
+    }
+    for a in &line.args {
+        for ip in resolve_bind(a)? {
+            if !except.contains(&ip) && !block.bind.contains(&ip) {
+                block.bind.push(ip);
+            }
+        }
+    }
+    if block.bind.is_empty() {
+        return Err(err(&line.name, "bind leaves no address to listen on after except"));
+    }
+    Ok(())
+}
+
+/// An IP address, or every address of a network interface.
+fn resolve_bind(tok: &Token) -> Result<Vec<IpAddr>, ConfigError> {
+    if let Ok(ip) = tok.text.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let ifaces = if_addrs::get_if_addrs().map_err(|e| err(tok, format!("cannot list network interfaces: {e}")))?;
+    let ips: Vec<IpAddr> = ifaces.iter().filter(|i| i.name == tok.text).map(|i| i.ip()).collect();
+    if ips.is_empty() {
+        let mut names: Vec<_> = ifaces.iter().map(|i| i.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        return Err(err(
+            tok,
+            format!(
+                "{:?} is neither an IP address nor an interface name (interfaces: {})",
+                tok.text,
+                names.join(", ")
+            ),
+        ));
+    }
+    Ok(ips)
+}
+
+fn hosts(block: &ServerBlock, line: &Line) -> Result<HostsConfig, ConfigError> {
+    let (file, file_explicit) = match line.args.first() {
+        Some(f) => (PathBuf::from(&f.text), true),
+        None => (PathBuf::from("/etc/hosts"), false),
+    };
+    let zone_toks = line.args.get(1..).unwrap_or(&[]);
+    let zones = if zone_toks.is_empty() {
+        block.zones()
+    } else {
+        let z = zone_list(zone_toks)?;
+        check_inside_block(block, zone_toks, &z)?;
+        z
+    };
+    let mut cfg = HostsConfig {
+        pos: line.pos().clone(),
+        file,
+        file_explicit,
+        zones,
+        inline: Vec::new(),
+        ttl: HOSTS_TTL,
+        reload: HOSTS_RELOAD,
+        no_reverse: false,
+        fallthrough: None,
+    };
+    for o in line.block.iter().flatten() {
+        let name = o.name.text.as_str();
+        match name {
+            "ttl" => {
+                let t = one_arg(o, "a TTL in seconds")?;
+                cfg.ttl = t
+                    .text
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|v| (1..=i32::MAX as u32).contains(v))
+                    .ok_or_else(|| err(t, format!("ttl {:?} is not a number of seconds from 1 to 2147483647", t.text)))?;
+            }
+            "reload" => {
+                let t = one_arg(o, "a duration (0 disables)")?;
+                cfg.reload = duration::parse(&t.text).map_err(|e| err(t, e))?;
+            }
+            "no_reverse" => {
+                no_args(o)?;
+                cfg.no_reverse = true;
+            }
+            "fallthrough" => cfg.fallthrough = Some(zone_list(&o.args)?),
+            _ if name.parse::<IpAddr>().is_ok() || name.contains(':') => {
+                if o.block.is_some() {
+                    return Err(err(&o.name, "a hosts entry takes no { } block"));
+                }
+                if o.args.is_empty() {
+                    return Err(err(&o.name, "a hosts entry needs at least one name after the address"));
+                }
+                let mut toks = vec![o.name.text.clone()];
+                toks.extend(o.args.iter().map(|t| t.text.clone()));
+                cfg.inline.push((o.pos().clone(), toks));
+            }
+            _ => {
+                return Err(err(
+                    &o.name,
+                    format!(
+                        "unknown hosts option {name:?} (accepted: an \"IP NAME...\" entry, ttl, reload, no_reverse, fallthrough)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+fn file(block: &ServerBlock, line: &Line) -> Result<FileConfig, ConfigError> {
+    let path = line
+        .args
+        .first()
+        .ok_or_else(|| err(&line.name, "file needs a zone file path: file DBFILE [ZONES...]"))?;
+    let zone_toks = &line.args[1..];
+    let zones = if zone_toks.is_empty() {
+        block.zones()
+    } else {
+        let z = zone_list(zone_toks)?;
+        check_inside_block(block, zone_toks, &z)?;
+        z
+    };
+    let mut cfg = FileConfig {
+        pos: line.pos().clone(),
+        path: PathBuf::from(&path.text),
+        zones,
+        reload: FILE_RELOAD,
+    };
+    for o in line.block.iter().flatten() {
+        match o.name.text.as_str() {
+            "reload" => {
+                let t = one_arg(o, "a duration (0 disables)")?;
+                cfg.reload = duration::parse(&t.text).map_err(|e| err(t, e))?;
+            }
+            other => return Err(err(&o.name, format!("unknown file option {other:?} (accepted: reload)"))),
+        }
+    }
+    Ok(cfg)
+}
+
+fn log(line: &Line) -> Result<LogRule, ConfigError> {
+    let mut args: &[Token] = &line.args;
+    let mut format = COMMON_LOG_FORMAT.to_string();
+    if let Some(last) = args.last() {
+        if last.text.contains('{') {
+            format = match last.text.as_str() {
+                "{common}" => COMMON_LOG_FORMAT.to_string(),
+                "{combined}" => format!("{COMMON_LOG_FORMAT} \"{{>opcode}}\""),
+                f => f.to_string(),
+            };
+            args = &args[..args.len() - 1];
+        }
+    }
+    let names = if args.is_empty() {
+        vec![Name::root_bytes()]
+    } else {
+        zone_list(args)?
+    };
+    let mut classes = LogClasses::ALL;
+    for o in line.block.iter().flatten() {
+        match o.name.text.as_str() {
+            "class" if !o.args.is_empty() => {
+                classes = LogClasses::default();
+                for c in &o.args {
+                    match c.text.as_str() {
+                        "all" => classes = LogClasses::ALL,
+                        "success" => classes.success = true,
+                        "denial" => classes.denial = true,
+                        "error" => classes.error = true,
+                        other => {
+                            return Err(err(c, format!("unknown log class {other:?} (accepted: all, success, denial, error)")));
+                        }
+                    }
+                }
+            }
+            "class" => return Err(err(&o.name, "class needs at least one of: all, success, denial, error")),
+            other => return Err(err(&o.name, format!("unknown log option {other:?} (accepted: class)"))),
+        }
+    }
+    Ok(LogRule { names, format, classes })
+}
+
+fn reload(line: &Line) -> Result<Reload, ConfigError> {
+    no_block(line)?;
+    let mut r = Reload {
+        interval: RELOAD_INTERVAL,
+        jitter: RELOAD_JITTER,
+    };
+    if let Some(t) = line.args.first() {
+        r.interval = duration::parse(&t.text).map_err(|e| err(t, e))?;
+        if r.interval < RELOAD_MIN {
+            return Err(err(t, format!("reload interval must be at least {}s", RELOAD_MIN.as_secs())));
+        }
+        r.jitter = r.interval / 2;
+    }
+    if let Some(t) = line.args.get(1) {
+        r.jitter = duration::parse(&t.text).map_err(|e| err(t, e))?;
+        if r.jitter > r.interval / 2 {
+            return Err(err(t, "reload jitter may be at most half the interval"));
+        }
+    }
+    if let Some(t) = line.args.get(2) {
+        return Err(err(t, "reload takes at most an interval and a jitter"));
+    }
+    Ok(r)
+}
+
+fn tls(line: &Line) -> Result<TlsConfig, ConfigError> {
+    match line.args.first().map(|t| t.text.as_str()) {
+        Some("acme") => {
+            if let Some(extra) = line.args.get(1) {
+                return Err(err(extra, "tls acme takes its options in a { } block"));
+            }
+            let opts = line
+                .block
+                .as_deref()
+                .ok_or_else(|| err(&line.name, "tls acme needs a { } block with at least one domain"))?;
+            acme(line, opts, AcmeSyntax::Tlsplus)
+        }
+        Some(_) => {
+            let (cert, key, ca) = match line.args.as_slice() {
+                [c, k] => (c, k, None),
+                [c, k, ca] => (c, k, Some(ca)),
+                [c] => return Err(err(c, "tls needs CERT and KEY files: tls CERT KEY [CA]")),
+                [.., extra] => return Err(err(extra, "tls takes at most CERT KEY CA")),
+                [] => unreachable!("args is not empty in this arm"),
+            };
+            if let Some(b) = &line.block {
+                if let Some(o) = b.first() {
+                    return Err(err(&o.name, "tls CERT KEY takes no options in this version"));
+                }
+            }
+            Ok(TlsConfig::Files {
+                cert: PathBuf::from(&cert.text),
+                key: PathBuf::from(&key.text),
+                ca: ca.map(|t| PathBuf::from(&t.text)),
+            })
+        }
+        None => {
+            let opts = line
+                .block
+                .as_deref()
+                .ok_or_else(|| err(&line.name, "tls needs CERT KEY [CA], acme { ... }, or a { acme ... } block"))?;
+            acme(line, opts, AcmeSyntax::CoreDns)
+        }
+    }
+}
+
+#[derive(PartialEq)]
+enum AcmeSyntax {
+    /// `tls acme { domain ...; certpath; cacert; ... }`.
+    Tlsplus,
+    /// `tls { acme NAMES; storage; ca_root; ... }`.
+    CoreDns,
+}
+
+fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, ConfigError> {
+    let mut c = AcmeConfig {
+        domains: Vec::new(),
+        email: None,
+        ca: "https://acme-v02.api.letsencrypt.org/directory".into(),
+        cacert: None,
+        certpath: None,
+        port: 53,
+        checkinterval: Duration::from_secs(15 * 60),
+        key_type: KeyType::default(),
+        eab: None,
+        renew: RenewPolicy::Ari,
+    };
+    let names_opt = if syntax == AcmeSyntax::Tlsplus { "domain" } else { "acme" };
+    let accepted = if syntax == AcmeSyntax::Tlsplus {
+        "domain, email, ca, cacert, certpath, port, checkinterval, key_type, eab, renew"
+    } else {
+        "acme, email, ca, ca_root, storage, port, checkinterval, key_type, eab, renew"
+    };
+    for o in opts {
+        let name = o.name.text.as_str();
+        if o.block.is_some() {
+            return Err(err(&o.name, format!("{name} takes no {{ }} block")));
+        }
+        match name {
+            n if n == names_opt => {
+                if o.args.is_empty() {
+                    return Err(err(&o.name, format!("{n} needs at least one name")));
+                }
+                for t in &o.args {
+                    let bare = t.text.strip_prefix("*.").unwrap_or(&t.text);
+                    if bare.contains('*') {
+                        return Err(err(t, "only a leading \"*.\" wildcard label is allowed"));
+                    }
+                    parse_abs(bare).map_err(|e| err(t, e))?;
+                    c.domains.push(t.text.trim_end_matches('.').to_ascii_lowercase());
+                }
+            }
+            "email" => c.email = Some(one_arg(o, "an address")?.text.clone()),
+            "ca" => {
+                let t = one_arg(o, "a directory URL")?;
+                if !t.text.starts_with("https://") {
+                    return Err(err(t, "ca must be an https:// ACME directory URL"));
+                }
+                c.ca = t.text.clone();
+            }
+            "cacert" | "ca_root" if (name == "cacert") == (syntax == AcmeSyntax::Tlsplus) => {
+                c.cacert = Some(PathBuf::from(&one_arg(o, "a PEM file")?.text));
+            }
+            "certpath" | "storage" if (name == "certpath") == (syntax == AcmeSyntax::Tlsplus) => {
+                c.certpath = Some(PathBuf::from(&one_arg(o, "a folder")?.text));
+            }
+            "port" => {
+                let t = one_arg(o, "a port number")?;
+                c.port = t
+                    .text
+                    .parse()
+                    .map_err(|_| err(t, format!("port {:?} is not a number from 0 to 65535", t.text)))?;
+            }
+            "checkinterval" => {
+                let t = one_arg(o, "a number of minutes")?;
+                let m: u64 = t
+                    .text
+                    .parse()
+                    .ok()
+                    .filter(|m| *m >= 1)
+                    .ok_or_else(|| err(t, format!("checkinterval {:?} is not a whole number of minutes (at least 1)", t.text)))?;
+                c.checkinterval = Duration::from_secs(m * 60);
+            }
+            "key_type" => {
+                let t = one_arg(o, "ecdsa256, ecdsa384 or rsa2048")?;
+                c.key_type = match t.text.as_str() {
+                    "ecdsa256" => KeyType::EcdsaP256,
+                    "ecdsa384" => KeyType::EcdsaP384,
+                    "rsa2048" => KeyType::Rsa2048,
+                    other => return Err(err(t, format!("unknown key_type {other:?} (accepted: ecdsa256, ecdsa384, rsa2048)"))),
+                };
+            }
+            "eab" => match o.args.as_slice() {
+                [kid, hmac] => c.eab = Some((kid.text.clone(), hmac.text.clone())),
+                _ => return Err(err(&o.name, "eab needs KEY_ID HMAC_B64")),
+            },
+            "renew" => match o.args.as_slice() {
+                [m] if m.text == "ari" => c.renew = RenewPolicy::Ari,
+                [m, r] if m.text == "ratio" => {
+                    let v: f64 = r
+                        .text
+                        .parse()
+                        .ok()
+                        .filter(|v: &f64| *v > 0.0 && *v < 1.0)
+                        .ok_or_else(|| err(r, "renew ratio must be a fraction between 0 and 1, e.g. 0.33"))?;
+                    c.renew = RenewPolicy::Ratio(v);
+                }
+                _ => return Err(err(&o.name, "renew needs \"ari\" or \"ratio R\"")),
+            },
+            other => {
+                return Err(err(&o.name, format!("unknown tls acme option {other:?} (accepted: {accepted})")));
+            }
+        }
+    }
+    if c.domains.is_empty() {
+        return Err(err(&line.name, format!("tls acme needs at least one name ({names_opt} NAME)")));
+    }
+    Ok(TlsConfig::Acme(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_for_typos() {
+        assert_eq!(suggest("hots"), Some("hosts"));
+        assert_eq!(suggest("fiel"), Some("file"));
+        assert_eq!(suggest("frward"), Some("forward"));
+        assert_eq!(suggest("zzzzzzzz"), None);
+    }
+}

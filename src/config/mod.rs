@@ -1,0 +1,200 @@
+//! Corefile loading: lexer → structure (imports, snippets) → typed [`Config`].
+//!
+//! The dialect is CoreDNS' (see `shared/COREFILE.md` and the README's reference). Anything
+//! ringdns does not implement is an error naming file, line and column, never ignored.
+
+mod directives;
+mod duration;
+mod error;
+mod keys;
+mod lexer;
+mod model;
+mod syntax;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+pub use directives::{COMMON_LOG_FORMAT, SUPPORTED};
+pub use error::{ConfigError, Pos};
+pub use model::*;
+
+/// Options from the command line that change how a Corefile reads.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// Default port of keys without one (`--dns.port`, CoreDNS' `-dns.port`).
+    pub dns_port: u16,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { dns_port: 53 }
+    }
+}
+
+/// Reads and checks a Corefile.
+pub fn load(path: &Path, opts: LoadOptions) -> Result<Config, ConfigError> {
+    let raw = syntax::parse_file(path)?;
+    build(path, raw, opts)
+}
+
+/// Parses Corefile text as if it were the file `path`.
+pub fn parse(src: &str, path: &Path, opts: LoadOptions) -> Result<Config, ConfigError> {
+    let raw = syntax::parse_str(src, path)?;
+    build(path, raw, opts)
+}
+
+fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<Config, ConfigError> {
+    let mut cfg = Config {
+        path: path.to_path_buf(),
+        blocks: Vec::new(),
+        reload: None,
+    };
+    // Where each (transport, zone, port) was first defined, to reject duplicates.
+    let mut seen: HashMap<(Transport, Vec<u8>, u16), Pos> = HashMap::new();
+    for rb in raw {
+        let mut keys = Vec::new();
+        for tok in &rb.keys {
+            let key = keys::parse_key(tok, opts.dns_port)?;
+            let id = (key.transport, key.zone.as_slice().to_vec(), key.port);
+            if let Some(first) = seen.get(&id) {
+                return Err(ConfigError::at(
+                    &key.pos,
+                    format!("server block key {key} is already defined at {first}"),
+                ));
+            }
+            seen.insert(id, key.pos.clone());
+            keys.push(key);
+        }
+        let transports: Vec<_> = keys.iter().map(|k| k.transport).collect();
+        let mut block = ServerBlock {
+            pos: rb.keys[0].pos.clone(),
+            keys,
+            bind: Vec::new(),
+            hosts: None,
+            files: Vec::new(),
+            log: Vec::new(),
+            errors: false,
+            tls: None,
+        };
+        let extras = directives::apply(&mut block, &rb.lines)?;
+        if let Some(r) = extras.reload {
+            cfg.reload = Some(r);
+        }
+        let encrypted = transports.iter().any(|t| *t != Transport::Dns);
+        if encrypted && block.tls.is_none() {
+            return Err(ConfigError::at(
+                &block.pos,
+                format!("server block {:?} is tls:// or https:// and needs a tls directive", block.label()),
+            ));
+        }
+        if encrypted && transports.contains(&Transport::Dns) {
+            return Err(ConfigError::at(
+                &block.pos,
+                format!(
+                    "server block {:?} mixes dns:// with tls:// or https:// keys; give the encrypted ones their own block",
+                    block.label()
+                ),
+            ));
+        }
+        cfg.blocks.push(block);
+    }
+    if cfg.blocks.is_empty() {
+        return Err(ConfigError::at(
+            &Pos {
+                file: std::sync::Arc::from(path),
+                line: 1,
+                col: 1,
+            },
+            "no server blocks: a Corefile needs at least one, such as \"example.com:1053 { ... }\"",
+        ));
+    }
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(src: &str) -> Config {
+        parse(src, Path::new("Corefile"), LoadOptions::default()).unwrap()
+    }
+
+    fn parse_err(src: &str) -> String {
+        parse(src, Path::new("Corefile"), LoadOptions::default()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn hosts_file_and_log() {
+        let c = parse_ok(
+            "example.com:1053 {\n bind 127.0.0.1 ::1\n hosts /tmp/h example.com {\n  10.0.0.1 a.example.com b\n  ttl 60\n  no_reverse\n  fallthrough\n }\n file db.example.com\n log\n errors\n reload 10s\n}\n",
+        );
+        let b = &c.blocks[0];
+        assert_eq!(b.keys[0].port, 1053);
+        assert_eq!(b.bind.len(), 2);
+        let h = b.hosts.as_ref().unwrap();
+        assert_eq!((h.ttl, h.no_reverse, h.inline.len()), (60, true, 1));
+        assert_eq!(h.fallthrough.as_deref(), Some(&[][..]));
+        assert_eq!(b.files[0].zones[0].to_string(), "example.com");
+        assert_eq!(b.log[0].format, COMMON_LOG_FORMAT);
+        assert!(b.errors);
+        assert_eq!(c.reload.unwrap().interval, std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn unknown_directive_suggests() {
+        let e = parse_err("example.com:53 {\n    hots\n}\n");
+        assert_eq!(
+            e,
+            "Corefile:2:5: unknown directive \"hots\" in server block \"dns://example.com.:53\" (did you mean \"hosts\"?); supported: bind, errors, file, hosts, log, reload, tls"
+        );
+    }
+
+    #[test]
+    fn later_directives_are_refused_not_ignored() {
+        let e = parse_err(". {\n forward . 127.0.0.1\n}\n");
+        assert!(e.starts_with("Corefile:2:2: directive \"forward\"") && e.contains("not supported"), "{e}");
+    }
+
+    #[test]
+    fn bad_arguments_are_located() {
+        assert!(parse_err("a.test {\n hosts {\n  ttl x\n }\n}\n").starts_with("Corefile:3:7:"));
+        assert!(parse_err("a.test {\n file\n}\n").starts_with("Corefile:2:2:"));
+        assert!(parse_err("a.test {\n file db other.test\n}\n").contains("not inside any zone"));
+        assert!(parse_err("a.test {\n bind nosuchif0\n}\n").contains("neither an IP address nor an interface"));
+        assert!(parse_err("a.test {\n reload 1s\n}\n").contains("at least 2s"));
+        assert!(parse_err("a.test {\n errors loud\n}\n").starts_with("Corefile:2:9:"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let e = parse_err("a.test:53 {\n}\nA.test.:53 {\n}\n");
+        assert!(e.starts_with("Corefile:3:1:") && e.contains("already defined at Corefile:1:1"), "{e}");
+    }
+
+    #[test]
+    fn tls_blocks_parse_in_both_syntaxes() {
+        let c = parse_ok(
+            "tls://mydomain.com {\n tls acme {\n  domain *.mydomain.com\n  certpath /tmp/c\n  renew ratio 0.33\n }\n}\nhttps://. {\n tls {\n  acme ns1.mydomain.com\n  storage /tmp/s\n }\n}\n",
+        );
+        match &c.blocks[0].tls {
+            Some(TlsConfig::Acme(a)) => {
+                assert_eq!(a.domains, vec!["*.mydomain.com"]);
+                assert_eq!(a.renew, RenewPolicy::Ratio(0.33));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &c.blocks[1].tls {
+            Some(TlsConfig::Acme(a)) => assert_eq!(a.certpath.as_deref(), Some(Path::new("/tmp/s"))),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_err("tls://x.test {\n}\n").contains("needs a tls directive"));
+        assert!(parse_err("tls://x.test {\n tls acme {\n  storage /x\n }\n}\n").contains("unknown tls acme option \"storage\""));
+    }
+
+    #[test]
+    fn dns_port_flag_sets_default_port() {
+        let c = parse("x.test {\n}\ntls://x.test {\n tls c k\n}\n", Path::new("C"), LoadOptions { dns_port: 1053 }).unwrap();
+        assert_eq!(c.blocks[0].keys[0].port, 1053);
+        assert_eq!(c.blocks[1].keys[0].port, 853);
+    }
+}

@@ -1,0 +1,236 @@
+//! The typed configuration that the rest of ringdns reads.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use domain::base::Name;
+
+use super::error::Pos;
+
+/// Which protocol a server block speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// Plain DNS over UDP and TCP (`dns://`, the default).
+    Dns,
+    /// DNS over TLS (`tls://`, RFC 7858).
+    Tls,
+    /// DNS over HTTPS (`https://`, RFC 8484).
+    Https,
+}
+
+impl Transport {
+    /// The scheme as written in a key.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Transport::Dns => "dns",
+            Transport::Tls => "tls",
+            Transport::Https => "https",
+        }
+    }
+}
+
+/// One server block key: `[scheme://]zone[:port]`.
+#[derive(Clone, Debug)]
+pub struct Key {
+    /// Transport from the scheme.
+    pub transport: Transport,
+    /// The zone, lowercase and absolute.
+    pub zone: Name<Bytes>,
+    /// The port.
+    pub port: u16,
+    /// Where the key was written.
+    pub pos: Pos,
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let zone = crate::zone::name::display(crate::zone::name::NameKey::of(&self.zone).as_slice());
+        write!(f, "{}://{}:{}", self.transport.scheme(), zone, self.port)
+    }
+}
+
+/// A whole Corefile.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The Corefile path.
+    pub path: PathBuf,
+    /// Server blocks in file order.
+    pub blocks: Vec<ServerBlock>,
+    /// Periodic re-reading of the Corefile (`reload`), if enabled in any block.
+    pub reload: Option<Reload>,
+}
+
+/// `reload [INTERVAL [JITTER]]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reload {
+    /// How often the Corefile is checked for changes.
+    pub interval: Duration,
+    /// Random extra delay up to this much, so a fleet does not reload in step.
+    pub jitter: Duration,
+}
+
+/// One server block.
+#[derive(Clone, Debug)]
+pub struct ServerBlock {
+    /// Where the block starts (its first key).
+    pub pos: Pos,
+    /// The keys.
+    pub keys: Vec<Key>,
+    /// Addresses to listen on; empty means all (`0.0.0.0` and `::`).
+    pub bind: Vec<IpAddr>,
+    /// The `hosts` directive.
+    pub hosts: Option<HostsConfig>,
+    /// The `file` directives.
+    pub files: Vec<FileConfig>,
+    /// `log` rules.
+    pub log: Vec<LogRule>,
+    /// `errors`.
+    pub errors: bool,
+    /// `tls` (parsed and validated; served by the certificates work).
+    pub tls: Option<TlsConfig>,
+}
+
+impl ServerBlock {
+    /// The block's name for messages: its keys as written.
+    pub fn label(&self) -> String {
+        self.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// The block's zones.
+    pub fn zones(&self) -> Vec<Name<Bytes>> {
+        let mut z: Vec<_> = self.keys.iter().map(|k| k.zone.clone()).collect();
+        z.dedup();
+        z
+    }
+}
+
+/// `hosts [FILE [ZONES...]] { ... }`.
+#[derive(Clone, Debug)]
+pub struct HostsConfig {
+    /// Where the directive is.
+    pub pos: Pos,
+    /// The hosts file (CoreDNS reads `/etc/hosts` when none is given).
+    pub file: PathBuf,
+    /// Whether the file was named explicitly (a missing default file is only a warning).
+    pub file_explicit: bool,
+    /// Zones the plugin answers for (default: the block's zones).
+    pub zones: Vec<Name<Bytes>>,
+    /// Inline entries: the line's tokens, with the position of the line.
+    pub inline: Vec<(Pos, Vec<String>)>,
+    /// TTL of synthesised records.
+    pub ttl: u32,
+    /// How often the file is checked for changes (zero: never).
+    pub reload: Duration,
+    /// No PTR synthesis.
+    pub no_reverse: bool,
+    /// `fallthrough [ZONES...]`: `None` off, `Some(empty)` every zone.
+    pub fallthrough: Option<Vec<Name<Bytes>>>,
+}
+
+/// `file DBFILE [ZONES...] { reload D }`.
+#[derive(Clone, Debug)]
+pub struct FileConfig {
+    /// Where the directive is.
+    pub pos: Pos,
+    /// The zone file.
+    pub path: PathBuf,
+    /// The zones loaded from it (default: the block's zones).
+    pub zones: Vec<Name<Bytes>>,
+    /// How often the file is checked for a change with a larger serial (zero: never).
+    pub reload: Duration,
+}
+
+/// Which responses a `log` rule records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LogClasses {
+    /// NOERROR with data.
+    pub success: bool,
+    /// NXDOMAIN and NODATA.
+    pub denial: bool,
+    /// Every other rcode.
+    pub error: bool,
+}
+
+impl LogClasses {
+    /// Every class.
+    pub const ALL: LogClasses = LogClasses {
+        success: true,
+        denial: true,
+        error: true,
+    };
+}
+
+/// `log [NAMES...] [FORMAT] { class ... }`.
+#[derive(Clone, Debug)]
+pub struct LogRule {
+    /// Names under which queries are logged (root = all).
+    pub names: Vec<Name<Bytes>>,
+    /// The CoreDNS-style format with `{placeholders}`.
+    pub format: String,
+    /// Which responses are logged.
+    pub classes: LogClasses,
+}
+
+/// `tls` in one of its three forms.
+#[derive(Clone, Debug)]
+pub enum TlsConfig {
+    /// `tls CERT KEY [CA]`.
+    Files {
+        /// Certificate chain (PEM).
+        cert: PathBuf,
+        /// Private key (PEM).
+        key: PathBuf,
+        /// CA for client certificates.
+        ca: Option<PathBuf>,
+    },
+    /// `tls acme { ... }` or `tls { acme ... }`.
+    Acme(AcmeConfig),
+}
+
+/// Key algorithms for ACME certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum KeyType {
+    /// ECDSA P-256 (the default).
+    #[default]
+    EcdsaP256,
+    /// ECDSA P-384.
+    EcdsaP384,
+    /// RSA 2048.
+    Rsa2048,
+}
+
+/// When to renew.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RenewPolicy {
+    /// ARI when offered, else the ratio.
+    Ari,
+    /// Renew when this fraction of the lifetime remains.
+    Ratio(f64),
+}
+
+/// Options of `tls acme`.
+#[derive(Clone, Debug)]
+pub struct AcmeConfig {
+    /// Names to certify (may include `*.zone`).
+    pub domains: Vec<String>,
+    /// Contact address.
+    pub email: Option<String>,
+    /// ACME directory URL.
+    pub ca: String,
+    /// PEM of the CA that signs the ACME server's HTTPS certificate.
+    pub cacert: Option<PathBuf>,
+    /// Certificate storage folder.
+    pub certpath: Option<PathBuf>,
+    /// Port of the challenge responder when no `dns://` block serves the names.
+    pub port: u16,
+    /// Minutes between storage checks.
+    pub checkinterval: Duration,
+    /// Certificate key algorithm.
+    pub key_type: KeyType,
+    /// External account binding: key id and base64url HMAC key.
+    pub eab: Option<(String, String)>,
+    /// Renewal policy.
+    pub renew: RenewPolicy,
+}

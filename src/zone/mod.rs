@@ -1,0 +1,4 @@
+//! Zone data: names, the zone store and its lookup (RFC 1034 §4.3.2), hosts tables, zone
+//! file loading.
+
+pub mod name;

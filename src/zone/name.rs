@@ -1,0 +1,172 @@
+//! Domain name helpers shared by the configuration, the zone store and the query path.
+//!
+//! Names are compared case-insensitively (RFC 4343), so the zone store keys every name by its
+//! lowercase uncompressed wire form. On the query path the key is built in a stack buffer.
+
+use std::str::FromStr;
+
+use bytes::Bytes;
+use domain::base::{Name, ToName};
+
+/// The longest name in wire form (RFC 1035 §2.3.4).
+pub const MAX_NAME_LEN: usize = 255;
+
+/// A lowercase wire-format name held on the stack.
+#[derive(Clone, Copy)]
+pub struct NameKey {
+    buf: [u8; MAX_NAME_LEN],
+    len: u8,
+}
+
+impl NameKey {
+    /// The lowercase wire form of `name`.
+    pub fn of<N: ToName + ?Sized>(name: &N) -> Self {
+        let mut key = NameKey {
+            buf: [0; MAX_NAME_LEN],
+            len: 0,
+        };
+        let mut len = 0usize;
+        for label in name.iter_labels() {
+            let bytes = label.as_slice();
+            // A valid name never exceeds 255 octets; stop rather than overrun if it did.
+            if len + 1 + bytes.len() > MAX_NAME_LEN {
+                break;
+            }
+            key.buf[len] = bytes.len() as u8;
+            for (dst, src) in key.buf[len + 1..len + 1 + bytes.len()].iter_mut().zip(bytes) {
+                *dst = src.to_ascii_lowercase();
+            }
+            len += 1 + bytes.len();
+        }
+        key.len = len as u8;
+        key
+    }
+
+    /// The wire bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+/// Offsets of each label start in a wire name, from the full name to the root label.
+/// Returns how many offsets were written (the last is the root label).
+pub fn label_starts(wire: &[u8], out: &mut [u8; 128]) -> usize {
+    let mut n = 0;
+    let mut pos = 0usize;
+    while pos < wire.len() && n < out.len() {
+        out[n] = pos as u8;
+        n += 1;
+        let len = usize::from(wire[pos]);
+        if len == 0 {
+            break;
+        }
+        pos += 1 + len;
+    }
+    n
+}
+
+/// True if `name` (wire) equals `zone` or lies below it. Both must be lowercase wire names.
+pub fn is_in_zone(name: &[u8], zone: &[u8]) -> bool {
+    if name.len() < zone.len() || !name.ends_with(zone) {
+        return false;
+    }
+    // The suffix must start at a label boundary.
+    let cut = name.len() - zone.len();
+    let mut pos = 0;
+    while pos < cut {
+        pos += 1 + usize::from(name[pos]);
+    }
+    pos == cut
+}
+
+/// Number of labels of a wire name, not counting the root.
+pub fn label_count(wire: &[u8]) -> usize {
+    let mut n = 0;
+    let mut pos = 0;
+    while pos < wire.len() && wire[pos] != 0 {
+        pos += 1 + usize::from(wire[pos]);
+        n += 1;
+    }
+    n
+}
+
+/// Parses a presentation-format name as absolute (a missing final dot is added) and
+/// lowercases it.
+pub fn parse_abs(text: &str) -> Result<Name<Bytes>, String> {
+    if text.is_empty() {
+        return Err("empty name".into());
+    }
+    let abs = if text.ends_with('.') {
+        text.to_string()
+    } else {
+        format!("{text}.")
+    };
+    let name = Name::<Vec<u8>>::from_str(&abs).map_err(|e| format!("{text:?} is not a valid domain name: {e}"))?;
+    Ok(lowercase(&name))
+}
+
+/// The lowercase copy of a name.
+pub fn lowercase<N: ToName + ?Sized>(name: &N) -> Name<Bytes> {
+    let key = NameKey::of(name);
+    from_wire(key.as_slice())
+}
+
+/// A name from uncompressed wire bytes known to be valid (built by this crate).
+pub fn from_wire(wire: &[u8]) -> Name<Bytes> {
+    // The bytes come from NameKey or another Name, so they are a valid name; the root is
+    // the fallback that keeps this total.
+    Name::from_octets(Bytes::copy_from_slice(wire)).unwrap_or_else(|_| Name::root_bytes())
+}
+
+/// Owned lowercase wire key for hash maps.
+pub fn owned_key<N: ToName + ?Sized>(name: &N) -> Box<[u8]> {
+    NameKey::of(name).as_slice().into()
+}
+
+/// The presentation form of a wire name (for logs and `check`).
+pub fn display(wire: &[u8]) -> String {
+    match Name::from_slice(wire) {
+        Ok(n) if n.is_root() => ".".into(),
+        Ok(n) => format!("{n}."),
+        Err(_) => "<invalid name>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_lowercase_wire() {
+        let n = Name::<Vec<u8>>::from_str("WwW.Example.COM.").unwrap();
+        assert_eq!(NameKey::of(&n).as_slice(), b"\x03www\x07example\x03com\x00");
+    }
+
+    #[test]
+    fn zone_membership_respects_label_boundaries() {
+        let zone = NameKey::of(&parse_abs("example.com").unwrap());
+        let inside = NameKey::of(&parse_abs("a.example.com").unwrap());
+        let outside = NameKey::of(&parse_abs("aexample.com").unwrap());
+        let root = NameKey::of(&Name::root_bytes());
+        assert!(is_in_zone(inside.as_slice(), zone.as_slice()));
+        assert!(is_in_zone(zone.as_slice(), zone.as_slice()));
+        assert!(!is_in_zone(outside.as_slice(), zone.as_slice()));
+        assert!(is_in_zone(inside.as_slice(), root.as_slice()));
+    }
+
+    #[test]
+    fn labels_counted_and_located() {
+        let k = NameKey::of(&parse_abs("a.bc.d").unwrap());
+        assert_eq!(label_count(k.as_slice()), 3);
+        let mut starts = [0u8; 128];
+        let n = label_starts(k.as_slice(), &mut starts);
+        assert_eq!(&starts[..n], &[0, 2, 5, 7]);
+    }
+
+    #[test]
+    fn parse_abs_adds_dot_and_lowercases() {
+        assert_eq!(parse_abs("Example.COM").unwrap().to_string(), "example.com");
+        assert!(parse_abs("").is_err());
+        assert!(parse_abs("a..b").is_err());
+    }
+}
