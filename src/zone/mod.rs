@@ -2,3 +2,8 @@
 //! file loading.
 
 pub mod name;
+pub mod rrset;
+pub mod store;
+pub mod lookup;
+pub mod zonefile;
+pub mod hosts;

@@ -1,0 +1,291 @@
+//! Loading RFC 1035 zone files (through domain's zone file parser) into a [`Zone`].
+//!
+//! `$ORIGIN`, `$TTL` and `$INCLUDE` are handled; `$INCLUDE` paths are relative to the
+//! including file's folder and may nest up to [`MAX_INCLUDE_DEPTH`] deep.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use domain::base::iana::Class;
+use domain::base::name::Name;
+use domain::base::rdata::ComposeRecordData;
+use domain::zonefile::inplace::{Entry, Zonefile};
+
+use super::name::NameKey;
+use super::store::{Zone, ZoneBuilder, ZoneError};
+
+/// How deep `$INCLUDE` may nest.
+pub const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// Why a zone file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A syntax error (domain reports `line:col: what`).
+    #[error("{path}:{detail}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// `line:col: message`.
+        detail: String,
+    },
+    /// A record of a class other than IN.
+    #[error("{path}: record {owner} has class {class}; only IN is served")]
+    Class {
+        /// The file.
+        path: PathBuf,
+        /// The owner.
+        owner: String,
+        /// Its class.
+        class: String,
+    },
+    /// `$INCLUDE` nested too deep.
+    #[error("{path}: $INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep (an include loop?)")]
+    IncludeDepth {
+        /// The file with the include.
+        path: PathBuf,
+    },
+    /// The data does not make a valid zone.
+    #[error("{path}: zone {zone}: {source}")]
+    Zone {
+        /// The file.
+        path: PathBuf,
+        /// The zone.
+        zone: String,
+        /// What is wrong.
+        source: ZoneError,
+    },
+}
+
+/// Loads `path` as the zone `origin`.
+pub fn load(path: &Path, origin: &Name<Bytes>) -> Result<Zone, LoadError> {
+    let apex = NameKey::of(origin);
+    let mut builder = ZoneBuilder::new(apex.as_slice());
+    read_into(path, origin.clone(), &mut builder, 0)?;
+    if builder.out_of_zone > 0 {
+        tracing::warn!(file = %path.display(), zone = %origin, skipped = builder.out_of_zone, "records outside the zone were skipped");
+    }
+    if builder.ttl_mismatches > 0 {
+        tracing::warn!(file = %path.display(), zone = %origin, rrsets = builder.ttl_mismatches, "RRsets with differing TTLs use their lowest TTL (RFC 2181 §5.2)");
+    }
+    builder.build().map_err(|source| LoadError::Zone {
+        path: path.to_path_buf(),
+        zone: format!("{origin}."),
+        source,
+    })
+}
+
+fn read_into(path: &Path, origin: Name<Bytes>, builder: &mut ZoneBuilder, depth: usize) -> Result<(), LoadError> {
+    if depth > MAX_INCLUDE_DEPTH {
+        return Err(LoadError::IncludeDepth { path: path.to_path_buf() });
+    }
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut zf = Zonefile::from(bytes.as_slice());
+    zf.set_origin(origin);
+    zf.set_default_class(Class::IN);
+    let mut rdata = Vec::with_capacity(512);
+    loop {
+        let start = zf.current_offset();
+        let entry = zf.next_entry().map_err(|e| {
+            // domain reports where scanning stopped (often the next line); name the line
+            // where the failing entry starts instead, and keep domain's message.
+            let msg = e.to_string();
+            let msg = msg.splitn(3, ':').nth(2).unwrap_or(&msg).trim().to_string();
+            LoadError::Syntax {
+                path: path.to_path_buf(),
+                detail: format!("{}: {msg}", entry_line(&bytes, start)),
+            }
+        })?;
+        match entry {
+            None => return Ok(()),
+            Some(Entry::Record(rec)) => {
+                if rec.class() != Class::IN {
+                    return Err(LoadError::Class {
+                        path: path.to_path_buf(),
+                        owner: rec.owner().to_string(),
+                        class: rec.class().to_string(),
+                    });
+                }
+                rdata.clear();
+                // Composing into a Vec cannot fail for lack of space.
+                if rec.data().compose_rdata(&mut rdata).is_err() {
+                    continue;
+                }
+                let owner = NameKey::of(rec.owner());
+                builder.add(owner.as_slice(), rec.rtype(), rec.ttl().as_secs(), &rdata);
+            }
+            Some(Entry::Include { path: inc, origin }) => {
+                let inc_text: &str = inc.as_ref();
+                let inc_path = Path::new(inc_text);
+                let full = if inc_path.is_absolute() {
+                    inc_path.to_path_buf()
+                } else {
+                    path.parent().unwrap_or(Path::new(".")).join(inc_path)
+                };
+                let inc_origin = match origin {
+                    Some(o) => o,
+                    None => zf.origin().map_err(|e| LoadError::Syntax {
+                        path: path.to_path_buf(),
+                        detail: format!(" $INCLUDE {}: {e}", inc_path.display()),
+                    })?,
+                };
+                read_into(&full, inc_origin, builder, depth + 1)?;
+            }
+        }
+    }
+}
+
+/// The 1-based line of the first entry at or after `offset`: blank lines and `;` comments
+/// are skipped.
+fn entry_line(src: &[u8], offset: usize) -> usize {
+    let mut pos = offset.min(src.len());
+    loop {
+        while pos < src.len() && src[pos].is_ascii_whitespace() {
+            pos += 1;
+        }
+        if pos < src.len() && src[pos] == b';' {
+            while pos < src.len() && src[pos] != b'\n' {
+                pos += 1;
+            }
+            continue;
+        }
+        break;
+    }
+    1 + src[..pos].iter().filter(|&&b| b == b'\n').count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::lookup::Found;
+    use crate::zone::name::parse_abs;
+    use domain::base::iana::Rtype;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ringdns-zf-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    const SOA: &str = "@ 3600 IN SOA ns1 hostmaster 2024010101 7200 3600 1209600 300\n@ NS ns1\nns1 A 192.0.2.1\n";
+
+    #[test]
+    fn loads_origin_ttl_include_and_common_types() {
+        let d = tmpdir("full");
+        write(&d, "inc.zone", "inc A 192.0.2.9\n");
+        let text = format!(
+            "$TTL 600\n{SOA}www A 192.0.2.2\nwww AAAA 2001:db8::2\nmail MX 10 mx.example.test.\n\
+             txt TXT \"hello world\" \"two\"\n_sip._udp SRV 10 5 5060 sip\nalias CNAME www\n\
+             caa CAA 0 issue \"letsencrypt.org\"\n$INCLUDE inc.zone\n$ORIGIN sub.example.test.\nx A 192.0.2.3\n"
+        );
+        let p = write(&d, "db", &text);
+        let origin = parse_abs("example.test").unwrap();
+        let z = load(&p, &origin).unwrap();
+        assert_eq!(z.serial(), 2024010101);
+        assert_eq!(z.negative_ttl(), 300);
+        let key = |n: &str| NameKey::of(&parse_abs(n).unwrap());
+        for (n, t) in [
+            ("www.example.test", Rtype::AAAA),
+            ("mail.example.test", Rtype::MX),
+            ("txt.example.test", Rtype::TXT),
+            ("_sip._udp.example.test", Rtype::SRV),
+            ("alias.example.test", Rtype::CNAME),
+            ("caa.example.test", Rtype::CAA),
+            ("inc.example.test", Rtype::A),
+            ("x.sub.example.test", Rtype::A),
+        ] {
+            let k = key(n);
+            match z.find(k.as_slice(), t) {
+                Found::Name(node) => assert!(node.rrset(t).is_some(), "{n} {t}"),
+                other => panic!("{n}: {other:?}"),
+            }
+        }
+        let www = key("www.example.test");
+        let Found::Name(node) = z.find(www.as_slice(), Rtype::A) else { panic!() };
+        assert_eq!(node.rrset(Rtype::A).unwrap().ttl(), 600);
+        // The empty non-terminal sub.example.test and _udp.example.test exist without data.
+        let ent = key("_udp.example.test");
+        assert!(matches!(z.find(ent.as_slice(), Rtype::A), Found::Name(n) if n.rrsets().is_empty()));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let d = tmpdir("syntax");
+        let p = write(&d, "db", &format!("{SOA}www A not-an-address\n"));
+        let e = load(&p, &parse_abs("example.test").unwrap()).unwrap_err().to_string();
+        assert!(e.contains("/db:4: expected IPv4 address"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn bad_zones_are_rejected() {
+        let d = tmpdir("bad");
+        let origin = parse_abs("example.test").unwrap();
+        let p = write(&d, "nosoa", "www A 192.0.2.1\n");
+        assert!(load(&p, &origin).unwrap_err().to_string().contains("no SOA"));
+        let p = write(&d, "cname", &format!("{SOA}www CNAME x\nwww A 192.0.2.1\n"));
+        assert!(load(&p, &origin).unwrap_err().to_string().contains("CNAME and other data"));
+        let p = write(
+            &d,
+            "cycle",
+            &format!("{SOA}a NS ns.b\nb NS ns.a\n"),
+        );
+        assert!(load(&p, &origin).unwrap_err().to_string().contains("cyclic NS dependency"));
+        let p = write(&d, "loop", "$INCLUDE loop\n");
+        assert!(load(&p, &origin).unwrap_err().to_string().contains("nested more than"));
+        let p = write(&d, "chaos", &format!("{SOA}x CH TXT \"a\"\n"));
+        assert!(load(&p, &origin).is_err());
+        let mut big = SOA.to_string();
+        for i in 0..=crate::zone::store::MAX_RRSET_RECORDS {
+            big.push_str(&format!("big TXT \"{i}\"\n"));
+        }
+        let p = write(&d, "big", &big);
+        assert!(load(&p, &origin).unwrap_err().to_string().contains("more than"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn delegations_and_wildcards() {
+        let d = tmpdir("deleg");
+        let p = write(
+            &d,
+            "db",
+            &format!("{SOA}sub NS ns.sub\nsub DS 1 8 2 0123456789abcdef\nns.sub A 192.0.2.5\n*.wild TXT \"w\"\n"),
+        );
+        let z = load(&p, &parse_abs("example.test").unwrap()).unwrap();
+        let key = |n: &str| NameKey::of(&parse_abs(n).unwrap());
+        let below = key("a.b.sub.example.test");
+        assert!(matches!(z.find(below.as_slice(), Rtype::A), Found::Referral { .. }));
+        let glue = key("ns.sub.example.test");
+        assert!(matches!(z.find(glue.as_slice(), Rtype::A), Found::Referral { .. }));
+        let cut = key("sub.example.test");
+        assert!(matches!(z.find(cut.as_slice(), Rtype::A), Found::Referral { .. }));
+        assert!(matches!(z.find(cut.as_slice(), Rtype::DS), Found::Name(_)));
+        let w = key("x.wild.example.test");
+        assert!(matches!(z.find(w.as_slice(), Rtype::TXT), Found::Wildcard(_)));
+        let deeper = key("y.x.wild.example.test");
+        assert!(matches!(z.find(deeper.as_slice(), Rtype::TXT), Found::Wildcard(_)));
+        let wild_itself = key("wild.example.test");
+        assert!(matches!(z.find(wild_itself.as_slice(), Rtype::TXT), Found::Name(n) if n.rrsets().is_empty()));
+        let nx = key("nope.example.test");
+        assert!(matches!(z.find(nx.as_slice(), Rtype::A), Found::NxDomain));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
