@@ -15,4 +15,6 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod control;
+pub mod dns;
 pub mod zone;

@@ -18,6 +18,12 @@ pub use directives::{COMMON_LOG_FORMAT, SUPPORTED};
 pub use error::{ConfigError, Pos};
 pub use model::*;
 
+/// Addresses a block without `bind` listens on: every IPv4 and every IPv6 address.
+pub const ANY_ADDRS: [std::net::IpAddr; 2] = [
+    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+];
+
 /// Options from the command line that change how a Corefile reads.
 #[derive(Clone, Copy, Debug)]
 pub struct LoadOptions {
@@ -49,21 +55,13 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         blocks: Vec::new(),
         reload: None,
     };
-    // Where each (transport, zone, port) was first defined, to reject duplicates.
-    let mut seen: HashMap<(Transport, Vec<u8>, u16), Pos> = HashMap::new();
+    // Where each (transport, zone, address) was first defined, to reject duplicates; the
+    // same zone and port may be served by several blocks bound to different addresses.
+    let mut seen: HashMap<(Transport, Vec<u8>, std::net::SocketAddr), Pos> = HashMap::new();
     for rb in raw {
         let mut keys = Vec::new();
         for tok in &rb.keys {
-            let key = keys::parse_key(tok, opts.dns_port)?;
-            let id = (key.transport, key.zone.as_slice().to_vec(), key.port);
-            if let Some(first) = seen.get(&id) {
-                return Err(ConfigError::at(
-                    &key.pos,
-                    format!("server block key {key} is already defined at {first}"),
-                ));
-            }
-            seen.insert(id, key.pos.clone());
-            keys.push(key);
+            keys.push(keys::parse_key(tok, opts.dns_port)?);
         }
         let transports: Vec<_> = keys.iter().map(|k| k.transport).collect();
         let mut block = ServerBlock {
@@ -77,6 +75,19 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             tls: None,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
+        let addrs: &[std::net::IpAddr] = if block.bind.is_empty() { &ANY_ADDRS } else { &block.bind };
+        for key in &block.keys {
+            for ip in addrs {
+                let id = (key.transport, key.zone.as_slice().to_vec(), std::net::SocketAddr::new(*ip, key.port));
+                if let Some(first) = seen.get(&id) {
+                    return Err(ConfigError::at(
+                        &key.pos,
+                        format!("server block key {key} on {ip} is already defined at {first}"),
+                    ));
+                }
+                seen.insert(id, key.pos.clone());
+            }
+        }
         if let Some(r) = extras.reload {
             cfg.reload = Some(r);
         }
@@ -169,6 +180,8 @@ mod tests {
     fn duplicate_keys_are_refused() {
         let e = parse_err("a.test:53 {\n}\nA.test.:53 {\n}\n");
         assert!(e.starts_with("Corefile:3:1:") && e.contains("already defined at Corefile:1:1"), "{e}");
+        // The same zone on different addresses is fine.
+        parse_ok("a.test:53 {\n bind 127.0.0.1\n}\na.test:53 {\n bind 127.0.0.2\n}\n");
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub enum Found<'z> {
     Wildcard(&'z Node),
     /// The name lies at or below a zone cut: refer to the child (RFC 1034 §4.3.2 step 3b).
     Referral {
-        /// The cut's key (a suffix of the query key).
+        /// The cut's name (lowercase wire, held by the zone).
         cut: &'z [u8],
         /// The cut's node, holding the NS RRset.
         node: &'z Node,
@@ -26,14 +26,14 @@ pub enum Found<'z> {
 
 impl Zone {
     /// Looks up `key` (lowercase wire, inside this zone) for `qtype`.
-    pub fn find<'z>(&'z self, key: &'z [u8], qtype: Rtype) -> Found<'z> {
-        if let Some(node) = self.node(key) {
+    pub fn find<'z>(&'z self, key: &[u8], qtype: Rtype) -> Found<'z> {
+        if let Some((stored, node)) = self.node_entry(key) {
             if let Some(off) = node.below_cut() {
                 return self.referral(&key[off..]);
             }
             // DS belongs to the parent side of the cut (RFC 4035 §3.1.4.1).
             if node.is_delegation() && qtype != Rtype::DS {
-                return Found::Referral { cut: key, node };
+                return Found::Referral { cut: stored, node };
             }
             return Found::Name(node);
         }
@@ -45,12 +45,12 @@ impl Zone {
             if suffix.len() < self.apex().len() {
                 break;
             }
-            let Some(enc) = self.node(suffix) else { continue };
+            let Some((stored, enc)) = self.node_entry(suffix) else { continue };
             if let Some(off) = enc.below_cut() {
                 return self.referral(&suffix[off..]);
             }
             if enc.is_delegation() {
-                return Found::Referral { cut: suffix, node: enc };
+                return Found::Referral { cut: stored, node: enc };
             }
             return match self.wildcard_below(suffix) {
                 Some(w) => Found::Wildcard(w),
@@ -60,9 +60,9 @@ impl Zone {
         Found::NxDomain
     }
 
-    fn referral<'z>(&'z self, cut: &'z [u8]) -> Found<'z> {
-        match self.node(cut) {
-            Some(node) => Found::Referral { cut, node },
+    fn referral(&self, cut: &[u8]) -> Found<'_> {
+        match self.node_entry(cut) {
+            Some((cut, node)) => Found::Referral { cut, node },
             None => Found::NxDomain,
         }
     }

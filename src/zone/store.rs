@@ -91,6 +91,11 @@ impl Zone {
         self.nodes.get(key)
     }
 
+    /// The stored key and node at `key`.
+    pub fn node_entry(&self, key: &[u8]) -> Option<(&[u8], &Node)> {
+        self.nodes.get_key_value(key).map(|(k, n)| (&**k, n))
+    }
+
     /// Number of names (including empty non-terminals).
     pub fn name_count(&self) -> usize {
         self.nodes.len()

@@ -1,0 +1,229 @@
+//! Loading and refreshing the data the Corefile names: zone files and hosts tables.
+//!
+//! Loads run on the control side (never on a shard). A reload that fails keeps the data
+//! already loaded and says why; a zone file is only replaced when its SOA serial grows
+//! (RFC 1982 serial arithmetic), as CoreDNS' `file` does.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use domain::base::Name;
+
+use crate::config::{Config, ConfigError, HostsConfig};
+use crate::zone::hosts::Hosts;
+use crate::zone::name::NameKey;
+use crate::zone::store::Zone;
+use crate::zone::zonefile::{self, LoadError};
+
+/// A zone file loaded for one origin.
+pub struct FileEntry {
+    /// The zone.
+    pub zone: Arc<Zone>,
+    path: PathBuf,
+    origin: Name<Bytes>,
+    stamp: Option<Stamp>,
+    reload: Duration,
+    next_check: Instant,
+}
+
+/// A hosts table of one server block.
+pub struct HostsEntry {
+    /// The table.
+    pub hosts: Arc<Hosts>,
+    cfg: HostsConfig,
+    stamp: Option<Stamp>,
+    next_check: Instant,
+}
+
+/// What identifies a version of a file without reading it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stamp {
+    mtime: SystemTime,
+    len: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        mtime: m.modified().ok()?,
+        len: m.len(),
+    })
+}
+
+/// Identifies a zone file entry: the file and the origin it is loaded as.
+pub type FileId = (PathBuf, Box<[u8]>);
+
+/// All data of a configuration.
+#[derive(Default)]
+pub struct DataSet {
+    /// Zone files by (path, origin).
+    pub files: HashMap<FileId, FileEntry>,
+    /// Hosts tables by server block index.
+    pub hosts: HashMap<usize, HostsEntry>,
+}
+
+/// A load failure of anything the Corefile names.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A zone file.
+    #[error("{where_}: file: {source}")]
+    Zone {
+        /// The `file` directive.
+        where_: crate::config::Pos,
+        /// Why.
+        #[source]
+        source: LoadError,
+    },
+    /// A hosts file or entry.
+    #[error(transparent)]
+    Hosts(#[from] ConfigError),
+}
+
+impl DataSet {
+    /// Loads everything `cfg` names. Zone files unchanged on disk since `previous` loaded
+    /// them are reused without parsing.
+    pub fn load(cfg: &Config, previous: Option<&DataSet>) -> Result<DataSet, DataError> {
+        let now = Instant::now();
+        let mut set = DataSet::default();
+        for (bi, block) in cfg.blocks.iter().enumerate() {
+            for f in &block.files {
+                for origin in &f.zones {
+                    let id: FileId = (f.path.clone(), NameKey::of(origin).as_slice().into());
+                    if set.files.contains_key(&id) {
+                        continue;
+                    }
+                    let current = stamp(&f.path);
+                    let reused = previous
+                        .and_then(|p| p.files.get(&id))
+                        .filter(|old| old.stamp.is_some() && old.stamp == current);
+                    let zone = match reused {
+                        Some(old) => old.zone.clone(),
+                        None => Arc::new(zonefile::load(&f.path, origin).map_err(|source| DataError::Zone {
+                            where_: f.pos.clone(),
+                            source,
+                        })?),
+                    };
+                    set.files.insert(
+                        id,
+                        FileEntry {
+                            zone,
+                            path: f.path.clone(),
+                            origin: origin.clone(),
+                            stamp: current,
+                            reload: f.reload,
+                            next_check: now + f.reload,
+                        },
+                    );
+                }
+            }
+            if let Some(h) = &block.hosts {
+                let st = stamp(&h.file);
+                let hosts = Arc::new(Hosts::load(h)?);
+                set.hosts.insert(
+                    bi,
+                    HostsEntry {
+                        hosts,
+                        cfg: h.clone(),
+                        stamp: st,
+                        next_check: now + h.reload,
+                    },
+                );
+            }
+        }
+        Ok(set)
+    }
+
+    /// Re-reads files whose reload interval has passed and that changed on disk. Returns
+    /// true when anything new was loaded. Problems are logged; old data keeps serving.
+    pub fn refresh(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        for entry in self.files.values_mut() {
+            if entry.reload.is_zero() || now < entry.next_check {
+                continue;
+            }
+            entry.next_check = now + entry.reload;
+            changed |= refresh_file(entry);
+        }
+        for entry in self.hosts.values_mut() {
+            if entry.cfg.reload.is_zero() || now < entry.next_check {
+                continue;
+            }
+            entry.next_check = now + entry.cfg.reload;
+            let st = stamp(&entry.cfg.file);
+            if st == entry.stamp {
+                continue;
+            }
+            match Hosts::load(&entry.cfg) {
+                Ok(h) => {
+                    tracing::info!(file = %entry.cfg.file.display(), entries = h.entry_count(), "hosts file reloaded");
+                    entry.hosts = Arc::new(h);
+                    entry.stamp = st;
+                    changed = true;
+                }
+                Err(e) => tracing::error!(error = %e, "hosts reload failed; keeping the previous entries"),
+            }
+        }
+        changed
+    }
+
+    /// When the next file check is due.
+    pub fn next_check(&self) -> Option<Instant> {
+        let files = self.files.values().filter(|e| !e.reload.is_zero()).map(|e| e.next_check);
+        let hosts = self.hosts.values().filter(|e| !e.cfg.reload.is_zero()).map(|e| e.next_check);
+        files.chain(hosts).min()
+    }
+
+    /// The zone loaded from `path` for `origin`.
+    pub fn zone(&self, path: &Path, origin: &Name<Bytes>) -> Option<Arc<Zone>> {
+        let id: FileId = (path.to_path_buf(), NameKey::of(origin).as_slice().into());
+        self.files.get(&id).map(|e| e.zone.clone())
+    }
+}
+
+fn refresh_file(entry: &mut FileEntry) -> bool {
+    let st = stamp(&entry.path);
+    if st.is_none() || st == entry.stamp {
+        return false;
+    }
+    match zonefile::load(&entry.path, &entry.origin) {
+        Ok(zone) => {
+            let (old, new) = (entry.zone.serial(), zone.serial());
+            entry.stamp = st;
+            if serial_gt(new, old) {
+                tracing::info!(file = %entry.path.display(), zone = %entry.origin, old, new, "zone reloaded");
+                entry.zone = Arc::new(zone);
+                true
+            } else {
+                tracing::warn!(file = %entry.path.display(), zone = %entry.origin, old, new, "zone file changed but its SOA serial did not grow; keeping serial {old}");
+                false
+            }
+        }
+        Err(e) => {
+            // Keep the stamp as it was so a fixed file is noticed on the next check.
+            tracing::error!(error = %e, "zone reload failed; serving the previous version");
+            false
+        }
+    }
+}
+
+/// `a > b` in RFC 1982 serial number arithmetic.
+pub fn serial_gt(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < (1 << 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serial_gt;
+
+    #[test]
+    fn rfc1982_comparison() {
+        assert!(serial_gt(2, 1));
+        assert!(!serial_gt(1, 2));
+        assert!(!serial_gt(5, 5));
+        assert!(serial_gt(0, u32::MAX));
+        assert!(!serial_gt(u32::MAX, 0));
+    }
+}

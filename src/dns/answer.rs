@@ -1,0 +1,112 @@
+//! `answer`: one query in, one reply (or nothing) out. Synchronous, no I/O, no allocation
+//! once `out` has its 64 KiB capacity.
+
+use domain::base::iana::{Class, OptRcode, Rcode, Rtype};
+
+use super::pipeline::Route;
+use super::reply::{self, Transport, Written};
+use super::request::{self, DropReason, EarlyError, Parsed, Question, Request};
+use super::resolve::{self, Resolution};
+
+/// Capacity to give reply buffers up front so replies never reallocate.
+pub const REPLY_CAPACITY: usize = reply::MAX_STREAM_MESSAGE + 2;
+
+/// Per-listener context of a query.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The listener's route (`None` while the snapshot lacks it: everything is REFUSED).
+    pub route: Option<&'a Route>,
+    /// Transport details.
+    pub transport: Transport,
+}
+
+/// What happened to a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to send.
+    Drop(DropReason),
+    /// `out` holds a reply.
+    Reply {
+        /// Full response code.
+        rcode: u16,
+        /// TC set.
+        truncated: bool,
+        /// Index (in the Corefile) of the block that answered.
+        block: Option<usize>,
+    },
+}
+
+/// Answers `query` into `out`.
+pub fn answer(ctx: &Ctx<'_>, query: &[u8], out: &mut Vec<u8>) -> Outcome {
+    let req = match request::parse(query) {
+        Parsed::Drop(r) => return Outcome::Drop(r),
+        Parsed::Error(req, e) => {
+            let rcode = match e {
+                EarlyError::FormErr => OptRcode::FORMERR,
+                EarlyError::NotImp => OptRcode::NOTIMP,
+                EarlyError::Refused => OptRcode::REFUSED,
+                EarlyError::BadVers => OptRcode::BADVERS,
+            };
+            return error(&req, rcode, ctx, out, None);
+        }
+        Parsed::Query(req) => req,
+    };
+    let Some(q) = req.question else {
+        return error(&req, OptRcode::FORMERR, ctx, out, None);
+    };
+    if let Some(rcode) = refuse_question(&q) {
+        return error(&req, rcode, ctx, out, None);
+    }
+    let Some(block) = ctx.route.and_then(|r| r.block_for(q.key.as_slice())) else {
+        return error(&req, OptRcode::REFUSED, ctx, out, None);
+    };
+    let proto = ctx.transport.proto;
+    let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+    match resolve::resolve(block, &q, proto, dnssec_ok) {
+        Some(res) => written(write(&req, &q, &res, ctx, out), Some(block.index)),
+        // No handler of the block claims the name: we are not authoritative for it.
+        None => error(&req, OptRcode::REFUSED, ctx, out, Some(block.index)),
+    }
+}
+
+fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Written {
+    reply::write(req, q, res, ctx.transport, out)
+}
+
+fn error(req: &Request<'_>, rcode: OptRcode, ctx: &Ctx<'_>, out: &mut Vec<u8>, block: Option<usize>) -> Outcome {
+    written(reply::write_error(req, rcode, ctx.transport, out), block)
+}
+
+fn written(w: Written, block: Option<usize>) -> Outcome {
+    Outcome::Reply {
+        rcode: w.rcode,
+        truncated: w.truncated,
+        block,
+    }
+}
+
+/// Classes and types answered with a fixed rcode (choices documented in the README):
+/// - CH, HS and other classes: REFUSED (we serve IN only; `version.bind` is not configured);
+/// - class ANY or NONE: NOTIMP;
+/// - QTYPE 0, OPT, TSIG, TKEY (meta-types that cannot be queried, RFC 6895 §3.1): FORMERR;
+/// - MAILA, MAILB (obsolete, RFC 883): NOTIMP;
+/// - AXFR, IXFR: REFUSED (no transfer is configured; never a transfer over UDP).
+fn refuse_question(q: &Question<'_>) -> Option<OptRcode> {
+    match q.qclass {
+        Class::IN => {}
+        Class::ANY | Class::NONE => return Some(OptRcode::NOTIMP),
+        _ => return Some(OptRcode::REFUSED),
+    }
+    match q.qtype {
+        Rtype::OPT | Rtype::TSIG | Rtype::TKEY => Some(OptRcode::FORMERR),
+        t if t.to_int() == 0 => Some(OptRcode::FORMERR),
+        Rtype::MAILA | Rtype::MAILB => Some(OptRcode::NOTIMP),
+        Rtype::AXFR | Rtype::IXFR => Some(OptRcode::REFUSED),
+        _ => None,
+    }
+}
+
+/// The rcode of a reply in `out` (low four bits; for logs and tests).
+pub fn header_rcode(reply: &[u8]) -> Rcode {
+    Rcode::masked_from_int(reply.get(3).copied().unwrap_or(0) & 0x0F)
+}

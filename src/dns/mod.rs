@@ -1,0 +1,11 @@
+//! The query path: request parsing, EDNS, routing to a server block, resolution and reply
+//! building. Synchronous and free of I/O, so it can be tested, fuzzed and benchmarked
+//! without sockets.
+
+pub mod request;
+pub mod pipeline;
+pub mod resolve;
+pub mod reply;
+pub mod answer;
+
+pub use answer::{Ctx, Outcome, answer};

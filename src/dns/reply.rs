@@ -1,0 +1,300 @@
+//! Writing replies into the shard's reused buffer with domain's message builder and a
+//! fixed-size name compressor: no allocation once the buffer has grown to 64 KiB.
+
+use domain::base::iana::{Class, OptRcode, Rtype};
+use domain::base::message_builder::{
+    AdditionalBuilder, AnswerBuilder, AuthorityBuilder, MessageBuilder, PushError, StaticCompressor,
+};
+use domain::base::iana::OptionCode;
+use domain::dep::octseq::OctetsBuilder;
+use domain::base::record::ComposeRecord;
+use domain::base::Name;
+
+use super::request::{Question, Request};
+use super::resolve::{Owner, Part, Parts, Proto, Resolution};
+use crate::zone::name::NameKey;
+use crate::zone::rrset::WireData;
+
+/// Buffer type of replies.
+pub type Target = StaticCompressor<Vec<u8>>;
+
+/// Largest UDP payload we send (the DNS flag day 2020 value).
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+/// Reply size limit without EDNS (RFC 1035 §4.2.1).
+pub const PLAIN_UDP_PAYLOAD: u16 = 512;
+/// Largest DNS message over a stream (2-byte length prefix).
+pub const MAX_STREAM_MESSAGE: usize = 65535;
+
+/// Space an OPT record takes: root owner, type, class, TTL, rdlen.
+const OPT_LEN: usize = 11;
+/// An edns-tcp-keepalive option with its timeout.
+const KEEPALIVE_OPT_LEN: usize = 6;
+/// The edns-tcp-keepalive option code (RFC 7828).
+const KEEPALIVE: u16 = 11;
+
+/// What the writer needs to know about the transport.
+#[derive(Clone, Copy, Debug)]
+pub struct Transport {
+    /// UDP or a stream.
+    pub proto: Proto,
+    /// Our idle timeout in 100 ms units, sent back over streams to clients that send
+    /// edns-tcp-keepalive (RFC 7828 §3.3.2).
+    pub keepalive: Option<u16>,
+}
+
+/// What was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Full (extended) response code.
+    pub rcode: u16,
+    /// TC was set.
+    pub truncated: bool,
+}
+
+/// The largest reply for this request on this transport.
+fn size_limit(req: &Request<'_>, t: Transport) -> usize {
+    match (t.proto, req.edns) {
+        (Proto::Tcp, _) => MAX_STREAM_MESSAGE,
+        (Proto::Udp, None) => usize::from(PLAIN_UDP_PAYLOAD),
+        (Proto::Udp, Some(e)) => usize::from(e.udp_size.clamp(PLAIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD)),
+    }
+}
+
+fn opt_space(req: &Request<'_>, t: Transport) -> usize {
+    match req.edns {
+        None => 0,
+        Some(e) if e.keepalive && t.proto == Proto::Tcp && t.keepalive.is_some() => OPT_LEN + KEEPALIVE_OPT_LEN,
+        Some(_) => OPT_LEN,
+    }
+}
+
+/// Writes the reply for `res` into `out`. Falls back to an empty TC=1 reply when the
+/// answer or authority (or required glue) does not fit.
+pub fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Transport, out: &mut Vec<u8>) -> Written {
+    let limit = size_limit(req, t);
+    let body_limit = limit - opt_space(req, t);
+    let ext = OptRcode::from_rcode(res.rcode);
+    let attempt = (|| -> Result<AdditionalBuilder<Target>, (PushError, Target)> {
+        let mut msg = start(req, Some(q), std::mem::take(out), body_limit).map_err(|(e, m)| (e, m.finish()))?;
+        msg.header_mut().set_aa(res.aa);
+        msg.header_mut().set_rcode(res.rcode);
+        let mut ans = msg.answer();
+        if let Err(e) = push_parts(&mut ans, &res.answer, q, req) {
+            return Err((e, ans.finish()));
+        }
+        let mut auth = ans.authority();
+        if let Err(e) = push_parts(&mut auth, &res.authority, q, req) {
+            return Err((e, auth.finish()));
+        }
+        let mut add = auth.additional();
+        if let Err(e) = push_glue(&mut add, res, req) {
+            if res.glue_required {
+                return Err((e, add.finish()));
+            }
+        }
+        Ok(add)
+    })();
+    match attempt {
+        Ok(add) => finish(add, req, t, ext, false, limit, out),
+        Err((_, target)) => {
+            // RFC 2181 §9 / RFC 6891 §7: did not fit, so TC=1 with empty sections (and OPT).
+            let mut msg = match start(req, Some(q), target, body_limit) {
+                Ok(m) => m,
+                Err((_, m)) => m,
+            };
+            msg.header_mut().set_aa(res.aa);
+            msg.header_mut().set_rcode(res.rcode);
+            msg.header_mut().set_tc(true);
+            finish(msg.answer().authority().additional(), req, t, ext, true, limit, out)
+        }
+    }
+}
+
+/// Writes an error reply: header, the question if it parsed, and OPT if EDNS was valid.
+pub fn write_error(req: &Request<'_>, rcode: OptRcode, t: Transport, out: &mut Vec<u8>) -> Written {
+    let limit = size_limit(req, t);
+    let body_limit = limit - opt_space(req, t);
+    let q = req.question;
+    let msg = match start(req, q.as_ref(), std::mem::take(out), body_limit) {
+        Ok(m) => m,
+        // A question that does not fit even alone: send the header only.
+        Err((_, m)) => m,
+    };
+    let mut msg = msg;
+    msg.header_mut().set_rcode(rcode.rcode());
+    finish(msg.answer().authority().additional(), req, t, rcode, false, limit, out)
+}
+
+type Started = MessageBuilder<Target>;
+
+/// Header and question. On failure (question too large) the builder holds the header only.
+fn start(
+    req: &Request<'_>,
+    q: Option<&Question<'_>>,
+    buf: impl Into<StartBuf>,
+    body_limit: usize,
+) -> Result<Started, (PushError, Started)> {
+    let target = match buf.into() {
+        StartBuf::Vec(v) => StaticCompressor::new(v),
+        StartBuf::Target(t) => t,
+    };
+    // Appending to a Vec cannot fail: its error type is uninhabited.
+    let Ok(mut msg) = MessageBuilder::from_target(target);
+    msg.set_push_limit(body_limit.saturating_add(1));
+    let h = msg.header_mut();
+    h.set_id(req.id);
+    h.set_qr(true);
+    h.set_opcode(req.opcode);
+    h.set_rd(req.rd);
+    h.set_cd(req.cd);
+    let Some(q) = q else { return Ok(msg) };
+    let mut qb = msg.question();
+    match qb.push((&q.name, q.qtype, q.qclass)) {
+        Ok(()) => Ok(qb.builder()),
+        Err(e) => Err((e, qb.builder())),
+    }
+}
+
+/// Either a fresh vector or a target taken back from an earlier attempt.
+enum StartBuf {
+    Vec(Vec<u8>),
+    Target(Target),
+}
+
+impl From<Vec<u8>> for StartBuf {
+    fn from(v: Vec<u8>) -> Self {
+        StartBuf::Vec(v)
+    }
+}
+
+impl From<Target> for StartBuf {
+    fn from(t: Target) -> Self {
+        StartBuf::Target(t)
+    }
+}
+
+/// Adds OPT (RFC 6891 §6.1.1: payload size, extended rcode, version 0, DO echoed, no other
+/// flags; keepalive over streams when asked) and hands the buffer back.
+fn finish(
+    mut add: AdditionalBuilder<Target>,
+    req: &Request<'_>,
+    t: Transport,
+    rcode: OptRcode,
+    truncated: bool,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Written {
+    if let Some(e) = req.edns {
+        add.set_push_limit(limit.saturating_add(1));
+        let keepalive = if e.keepalive && t.proto == Proto::Tcp { t.keepalive } else { None };
+        let payload = e.udp_size.clamp(PLAIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD);
+        // The space was reserved by the push limit, so this fits.
+        let _ = add.opt(|opt| {
+            opt.set_udp_payload_size(payload);
+            opt.set_version(0);
+            opt.set_dnssec_ok(e.dnssec_ok);
+            opt.set_rcode(rcode);
+            if let Some(timeout) = keepalive {
+                opt.push_raw_option(OptionCode::from_int(KEEPALIVE), 2, |tgt| tgt.append_slice(&timeout.to_be_bytes()))?;
+            }
+            Ok(())
+        });
+    }
+    *out = add.finish().into_target();
+    Written {
+        rcode: u16::from(rcode.to_int()),
+        truncated,
+    }
+}
+
+/// The sections share one push method under different builder types.
+trait Section {
+    fn push_rr(&mut self, rec: impl ComposeRecord) -> Result<(), PushError>;
+}
+
+impl Section for AnswerBuilder<Target> {
+    fn push_rr(&mut self, rec: impl ComposeRecord) -> Result<(), PushError> {
+        self.push(rec)
+    }
+}
+
+impl Section for AuthorityBuilder<Target> {
+    fn push_rr(&mut self, rec: impl ComposeRecord) -> Result<(), PushError> {
+        self.push(rec)
+    }
+}
+
+impl Section for AdditionalBuilder<Target> {
+    fn push_rr(&mut self, rec: impl ComposeRecord) -> Result<(), PushError> {
+        self.push(rec)
+    }
+}
+
+fn push_record<S: Section>(s: &mut S, owner: Owner<'_>, q: &Question<'_>, ttl: u32, data: WireData<'_>) -> Result<(), PushError> {
+    match owner {
+        Owner::Query => s.push_rr((&q.name, Class::IN, ttl, data)),
+        Owner::Name(wire) => match Name::from_slice(wire) {
+            Ok(name) => s.push_rr((name, Class::IN, ttl, data)),
+            // Snapshot names are valid; skip the record rather than write garbage.
+            Err(_) => Ok(()),
+        },
+    }
+}
+
+fn push_parts<S: Section>(s: &mut S, parts: &Parts<'_>, q: &Question<'_>, req: &Request<'_>) -> Result<(), PushError> {
+    let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+    for p in parts.iter() {
+        push_set(s, p, q)?;
+        if dnssec_ok {
+            push_sigs(s, p, q)?;
+        }
+    }
+    Ok(())
+}
+
+fn push_set<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<(), PushError> {
+    for data in p.set.records() {
+        push_record(s, p.owner, q, p.ttl, data)?;
+    }
+    Ok(())
+}
+
+/// RRSIGs whose type covered (the first two rdata octets) is the part's type.
+fn push_sigs<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<(), PushError> {
+    let Some(sigs) = p.sigs else { return Ok(()) };
+    let covered = p.set.rtype().to_int().to_be_bytes();
+    for data in sigs.records().filter(|d| d.data.get(..2) == Some(&covered[..])) {
+        push_record(s, p.owner, q, sigs.ttl(), data)?;
+    }
+    Ok(())
+}
+
+/// Additional-section processing (RFC 1034 §4.3.2 step 6): A/AAAA for the names in NS, MX
+/// and SRV records of the answer and authority, when the zone holds them.
+fn push_glue(add: &mut AdditionalBuilder<Target>, res: &Resolution<'_>, req: &Request<'_>) -> Result<(), PushError> {
+    let Some(zone) = res.glue_from else { return Ok(()) };
+    let q = match req.question {
+        Some(q) => q,
+        None => return Ok(()),
+    };
+    for p in res.answer.iter().chain(res.authority.iter()) {
+        let offset = match p.set.rtype() {
+            Rtype::NS => 0,
+            Rtype::MX => 2,
+            Rtype::SRV => 6,
+            _ => continue,
+        };
+        for rd in p.set.rdatas() {
+            let Some(target) = rd.get(offset..) else { continue };
+            let Ok(name) = Name::from_slice(target) else { continue };
+            let key = NameKey::of(name);
+            let (a, aaaa) = zone.addresses(key.as_slice());
+            for set in [a, aaaa].into_iter().flatten() {
+                for data in set.records() {
+                    push_record(add, Owner::Name(target), &q, set.ttl(), data)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

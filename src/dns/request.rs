@@ -1,0 +1,415 @@
+//! Parsing and validating a query without copying it.
+//!
+//! Choices where ROBUSTNESS.md allows two (also in the README):
+//! - a malformed question (truncated label, label type 0x40/0x80, name over 255 octets, bad
+//!   compression pointer) gets FORMERR with no question section, never silence;
+//! - trailing bytes after the last record are a FORMERR;
+//! - a message with QR=1 or shorter than a header is dropped.
+
+use domain::base::iana::{Class, Opcode, Rtype};
+use domain::base::name::ParsedName;
+use domain::dep::octseq::Parser;
+
+use crate::zone::name::NameKey;
+
+/// Header length (RFC 1035 §4.1.1).
+pub const HEADER_LEN: usize = 12;
+
+/// EDNS option codes we look at (IANA "DNS EDNS0 Option Codes").
+mod opt_code {
+    pub const NSID: u16 = 3;
+    pub const CLIENT_SUBNET: u16 = 8;
+    pub const TCP_KEEPALIVE: u16 = 11;
+}
+
+/// Why a datagram is dropped without a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Shorter than a DNS header.
+    Short,
+    /// QR=1: a response; never answer one.
+    Response,
+}
+
+/// The error a request earns before any zone is consulted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EarlyError {
+    /// FORMERR.
+    FormErr,
+    /// NOTIMP: an opcode or query type we do not implement.
+    NotImp,
+    /// REFUSED: NOTIFY/UPDATE (no ACL allows them yet).
+    Refused,
+    /// BADVERS: EDNS version above 0 (RFC 6891 §6.1.3).
+    BadVers,
+}
+
+/// The question.
+#[derive(Clone, Copy)]
+pub struct Question<'a> {
+    /// The name as sent (case kept), parsed in place.
+    pub name: ParsedName<&'a [u8]>,
+    /// Lowercase wire form for lookups.
+    pub key: NameKey,
+    /// QTYPE.
+    pub qtype: Rtype,
+    /// QCLASS.
+    pub qclass: Class,
+}
+
+/// What the OPT record asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edns {
+    /// Requestor's UDP payload size (values below 512 are read as 512, RFC 6891 §6.2.5).
+    pub udp_size: u16,
+    /// EDNS version.
+    pub version: u8,
+    /// DO bit (RFC 3225).
+    pub dnssec_ok: bool,
+    /// The client sent edns-tcp-keepalive (RFC 7828).
+    pub keepalive: bool,
+    /// The client asked for NSID (RFC 5001).
+    pub nsid: bool,
+}
+
+/// A parsed request, or as much of it as an error reply needs.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    /// Message ID.
+    pub id: u16,
+    /// Opcode.
+    pub opcode: Opcode,
+    /// RD (copied into the reply).
+    pub rd: bool,
+    /// CD (copied into the reply, RFC 4035 §3.1.6).
+    pub cd: bool,
+    /// The question, if one parsed.
+    pub question: Option<Question<'a>>,
+    /// EDNS, if a valid OPT was present.
+    pub edns: Option<Edns>,
+}
+
+/// Result of parsing.
+pub enum Parsed<'a> {
+    /// Do not reply.
+    Drop(DropReason),
+    /// A well-formed standard query.
+    Query(Request<'a>),
+    /// Reply with this error.
+    Error(Request<'a>, EarlyError),
+}
+
+/// Parses `wire` as a query.
+pub fn parse(wire: &[u8]) -> Parsed<'_> {
+    if wire.len() < HEADER_LEN {
+        return Parsed::Drop(DropReason::Short);
+    }
+    if wire[2] & 0x80 != 0 {
+        return Parsed::Drop(DropReason::Response);
+    }
+    let count = |i: usize| u16::from_be_bytes([wire[4 + 2 * i], wire[5 + 2 * i]]);
+    let (qd, an, ns, ar) = (count(0), count(1), count(2), count(3));
+    let opcode = Opcode::from_int((wire[2] >> 3) & 0x0F);
+    let mut req = Request {
+        id: u16::from_be_bytes([wire[0], wire[1]]),
+        opcode,
+        rd: wire[2] & 0x01 != 0,
+        cd: wire[3] & 0x10 != 0,
+        question: None,
+        edns: None,
+    };
+    let mut parser = Parser::from_ref(wire);
+    if parser.advance(HEADER_LEN).is_err() {
+        return Parsed::Drop(DropReason::Short);
+    }
+    // RFC 9619: exactly one question; zero questions is only valid with a COOKIE (a later
+    // addition), so both are FORMERR for now.
+    if qd == 1 {
+        match parse_question(&mut parser) {
+            Some(q) => req.question = Some(q),
+            None => return Parsed::Error(req, EarlyError::FormErr),
+        }
+    }
+    match opcode {
+        Opcode::QUERY => {}
+        // NOTIFY and UPDATE need an ACL that does not exist yet: refuse, process nothing.
+        Opcode::NOTIFY | Opcode::UPDATE => return Parsed::Error(req, EarlyError::Refused),
+        _ => return Parsed::Error(req, EarlyError::NotImp),
+    }
+    if qd != 1 {
+        return Parsed::Error(req, EarlyError::FormErr);
+    }
+    // Answer and authority: walk them so counts and lengths are checked; OPT may not be there.
+    for _ in 0..u32::from(an) + u32::from(ns) {
+        match skip_record(&mut parser) {
+            Some(rtype) if rtype != Rtype::OPT => {}
+            _ => return Parsed::Error(req, EarlyError::FormErr),
+        }
+    }
+    let mut edns = None;
+    for _ in 0..ar {
+        let start = parser.pos();
+        let Some(rtype) = skip_record(&mut parser) else {
+            return Parsed::Error(req, EarlyError::FormErr);
+        };
+        if rtype == Rtype::OPT {
+            // RFC 6891 §6.1.1: at most one OPT, owner the root.
+            if edns.is_some() || wire[start] != 0 {
+                return Parsed::Error(req, EarlyError::FormErr);
+            }
+            match parse_opt(&wire[start..parser.pos()]) {
+                Some(e) => edns = Some(e),
+                None => return Parsed::Error(req, EarlyError::FormErr),
+            }
+        }
+    }
+    if parser.remaining() != 0 {
+        return Parsed::Error(req, EarlyError::FormErr);
+    }
+    req.edns = edns;
+    if let Some(e) = edns {
+        if e.version > 0 {
+            return Parsed::Error(req, EarlyError::BadVers);
+        }
+    }
+    Parsed::Query(req)
+}
+
+fn parse_question<'a>(parser: &mut Parser<'a, [u8]>) -> Option<Question<'a>> {
+    let name = ParsedName::parse_ref(parser).ok()?;
+    let qtype = Rtype::from_int(parser.parse_u16_be().ok()?);
+    let qclass = Class::from_int(parser.parse_u16_be().ok()?);
+    Some(Question {
+        key: NameKey::of(&name),
+        name,
+        qtype,
+        qclass,
+    })
+}
+
+/// Skips one resource record and returns its type; `None` if it runs past the message.
+fn skip_record(parser: &mut Parser<'_, [u8]>) -> Option<Rtype> {
+    ParsedName::skip(parser).ok()?;
+    let rtype = Rtype::from_int(parser.parse_u16_be().ok()?);
+    parser.advance(6).ok()?;
+    let rdlen = usize::from(parser.parse_u16_be().ok()?);
+    parser.advance(rdlen).ok()?;
+    Some(rtype)
+}
+
+/// Reads an OPT record (owner already checked): `rr` starts at the root owner octet.
+fn parse_opt(rr: &[u8]) -> Option<Edns> {
+    // owner(1) type(2) class=udp size(2) ttl=ext rcode(1) version(1) flags(2) rdlen(2)
+    let udp_size = u16::from_be_bytes([*rr.get(3)?, *rr.get(4)?]).max(512);
+    let version = *rr.get(6)?;
+    let dnssec_ok = rr.get(7)? & 0x80 != 0;
+    let mut edns = Edns {
+        udp_size,
+        version,
+        dnssec_ok,
+        keepalive: false,
+        nsid: false,
+    };
+    let mut opts = rr.get(11..)?;
+    while !opts.is_empty() {
+        if opts.len() < 4 {
+            return None;
+        }
+        let code = u16::from_be_bytes([opts[0], opts[1]]);
+        let len = usize::from(u16::from_be_bytes([opts[2], opts[3]]));
+        let data = opts.get(4..4 + len)?;
+        match code {
+            opt_code::NSID => edns.nsid = true,
+            // RFC 7828 §3.2.1: a query's keepalive option carries no TIMEOUT.
+            opt_code::TCP_KEEPALIVE if len != 0 => return None,
+            opt_code::TCP_KEEPALIVE => edns.keepalive = true,
+            opt_code::CLIENT_SUBNET => check_client_subnet(data)?,
+            // Unknown options are ignored (RFC 6891 §6.1.2) and never echoed.
+            _ => {}
+        }
+        opts = &opts[4 + len..];
+    }
+    Some(edns)
+}
+
+/// RFC 7871 §6/§7.1.1: FAMILY, SOURCE PREFIX-LENGTH within the family, SCOPE 0 in queries,
+/// ADDRESS no longer than the prefix needs and no bits set beyond it.
+fn check_client_subnet(data: &[u8]) -> Option<()> {
+    if data.len() < 4 {
+        return None;
+    }
+    let family = u16::from_be_bytes([data[0], data[1]]);
+    let (source, scope) = (data[2], data[3]);
+    let max_bits = match family {
+        1 => 32,
+        2 => 128,
+        _ => return None,
+    };
+    if source > max_bits || scope != 0 {
+        return None;
+    }
+    let addr = &data[4..];
+    if addr.len() != usize::from(source).div_ceil(8) {
+        return None;
+    }
+    if source % 8 != 0 {
+        let last = addr.last()?;
+        let mask = 0xFFu8 >> (source % 8);
+        if last & mask != 0 {
+            return None;
+        }
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A query for `name` type `qtype` with an optional raw additional section.
+    pub(crate) fn query(name: &[u8], qtype: u16, arcount: u16, additional: &[u8]) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0];
+        m.extend_from_slice(&arcount.to_be_bytes());
+        m.extend_from_slice(name);
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&1u16.to_be_bytes());
+        m.extend_from_slice(additional);
+        m
+    }
+
+    fn opt(udp: u16, version: u8, flags: u16, options: &[u8]) -> Vec<u8> {
+        let mut o = vec![0, 0, 41];
+        o.extend_from_slice(&udp.to_be_bytes());
+        o.extend_from_slice(&[0, version]);
+        o.extend_from_slice(&flags.to_be_bytes());
+        o.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        o.extend_from_slice(options);
+        o
+    }
+
+    fn verdict(wire: &[u8]) -> Result<Option<Edns>, String> {
+        match parse(wire) {
+            Parsed::Drop(r) => Err(format!("drop {r:?}")),
+            Parsed::Query(r) => Ok(r.edns),
+            Parsed::Error(_, e) => Err(format!("{e:?}")),
+        }
+    }
+
+    const NAME: &[u8] = b"\x03www\x07example\x04test\x00";
+
+    #[test]
+    fn plain_and_edns_queries() {
+        assert_eq!(verdict(&query(NAME, 1, 0, &[])), Ok(None));
+        let e = verdict(&query(NAME, 1, 1, &opt(100, 0, 0x8000, &[]))).unwrap().unwrap();
+        assert_eq!((e.udp_size, e.dnssec_ok), (512, true));
+        let e = verdict(&query(NAME, 1, 1, &opt(4096, 0, 0, &[0, 11, 0, 0, 0, 3, 0, 0, 0xFF, 0xFE, 0, 1, 9])))
+            .unwrap()
+            .unwrap();
+        assert!(e.keepalive && e.nsid);
+    }
+
+    #[test]
+    fn short_and_responses_are_dropped() {
+        assert_eq!(verdict(&[]), Err("drop Short".into()));
+        assert_eq!(verdict(&[0; 11]), Err("drop Short".into()));
+        let mut r = query(NAME, 1, 0, &[]);
+        r[2] |= 0x80;
+        assert_eq!(verdict(&r), Err("drop Response".into()));
+    }
+
+    #[test]
+    fn malformed_sections_are_formerr() {
+        let form = Err("FormErr".to_string());
+        // QDCOUNT 0 and 2.
+        let mut q = query(NAME, 1, 0, &[]);
+        q[5] = 0;
+        assert_eq!(verdict(&q), form);
+        q[5] = 2;
+        assert_eq!(verdict(&q), form);
+        // ARCOUNT larger than the records present.
+        assert_eq!(verdict(&query(NAME, 1, 1, &[])), form);
+        // RDLENGTH past the end.
+        let mut o = opt(1232, 0, 0, &[]);
+        o[10] = 50;
+        assert_eq!(verdict(&query(NAME, 1, 1, &o)), form);
+        // Two OPT records; OPT owner not root.
+        let two = [opt(1232, 0, 0, &[]), opt(1232, 0, 0, &[])].concat();
+        assert_eq!(verdict(&query(NAME, 1, 2, &two)), form);
+        let mut owned = vec![1, b'a', 0];
+        owned.extend_from_slice(&opt(1232, 0, 0, &[])[1..]);
+        assert_eq!(verdict(&query(NAME, 1, 1, &owned)), form);
+        // Truncated option.
+        assert_eq!(verdict(&query(NAME, 1, 1, &opt(1232, 0, 0, &[0, 10, 0, 8, 1]))), form);
+        // Keepalive with a value in a query.
+        assert_eq!(verdict(&query(NAME, 1, 1, &opt(1232, 0, 0, &[0, 11, 0, 2, 0, 1]))), form);
+        // Trailing garbage.
+        assert_eq!(verdict(&[query(NAME, 1, 0, &[]), vec![0]].concat()), form);
+        // OPT in the answer section.
+        let mut q = query(NAME, 1, 0, &opt(1232, 0, 0, &[]));
+        q[7] = 1;
+        assert_eq!(verdict(&q), form);
+    }
+
+    #[test]
+    fn bad_names_are_formerr() {
+        let form = Err("FormErr".to_string());
+        for name in [
+            &b"\x03www\x07exa"[..],               // truncated mid-label
+            b"\x40abc\x00",                        // label type 0x40
+            b"\x80abc\x00",                        // label type 0x80
+            b"\xc0\x0c",                           // pointer to itself
+            b"\xc0\x20",                           // pointer forward / past end
+        ] {
+            let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+            q.extend_from_slice(name);
+            q.extend_from_slice(&[0, 1, 0, 1]);
+            assert_eq!(verdict(&q), form, "{name:?}");
+        }
+        // 128 labels is longer than 255 octets.
+        let mut long = Vec::new();
+        for _ in 0..128 {
+            long.extend_from_slice(b"\x01a");
+        }
+        long.push(0);
+        assert_eq!(verdict(&query(&long, 1, 0, &[])), form);
+        // 127 labels of one octet is exactly 255: legal.
+        let mut ok = Vec::new();
+        for _ in 0..127 {
+            ok.extend_from_slice(b"\x01a");
+        }
+        ok.push(0);
+        assert_eq!(verdict(&query(&ok, 1, 0, &[])), Ok(None));
+    }
+
+    #[test]
+    fn two_pointer_cycle_is_formerr() {
+        // Question name at 12 points to 14, which points back to 12.
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(&[0xc0, 14, 0xc0, 12, 0, 1, 0, 1]);
+        assert!(verdict(&q).is_err());
+    }
+
+    #[test]
+    fn opcodes_and_versions() {
+        let mut q = query(NAME, 1, 0, &[]);
+        q[2] = 3 << 3;
+        assert_eq!(verdict(&q), Err("NotImp".into()));
+        q[2] = 15 << 3;
+        assert_eq!(verdict(&q), Err("NotImp".into()));
+        q[2] = 4 << 3;
+        assert_eq!(verdict(&q), Err("Refused".into()));
+        q[2] = 5 << 3;
+        assert_eq!(verdict(&q), Err("Refused".into()));
+        assert_eq!(verdict(&query(NAME, 1, 1, &opt(1232, 1, 0, &[]))), Err("BadVers".into()));
+    }
+
+    #[test]
+    fn client_subnet_checks() {
+        assert!(check_client_subnet(&[0, 1, 24, 0, 192, 0, 2]).is_some());
+        assert!(check_client_subnet(&[0, 1, 33, 0, 1, 2, 3, 4, 5]).is_none());
+        assert!(check_client_subnet(&[0, 2, 129, 0]).is_none());
+        assert!(check_client_subnet(&[0, 1, 20, 0, 192, 0, 0x2F]).is_none());
+        assert!(check_client_subnet(&[0, 1, 24, 1, 192, 0, 2]).is_none());
+        assert!(check_client_subnet(&[0, 1, 0, 0]).is_some());
+    }
+}

@@ -1,0 +1,332 @@
+//! Authoritative resolution: what goes in each section, as references into the snapshot.
+//! Nothing here allocates; a reply is written from a [`Resolution`] by `dns::reply`.
+
+use domain::base::iana::{Rcode, Rtype};
+
+use super::pipeline::{Block, FileHandler, Handler, HostsHandler};
+use super::request::Question;
+use crate::zone::lookup::Found;
+use crate::zone::name::{NameKey, is_in_zone};
+use crate::zone::rrset::Rrset;
+use crate::zone::store::{MAX_CNAME_CHAIN, Node, Zone};
+
+/// Whose name a record carries.
+#[derive(Clone, Copy, Debug)]
+pub enum Owner<'r> {
+    /// The query name, as sent (compresses to the question, keeping its case).
+    Query,
+    /// An uncompressed wire name held in the snapshot.
+    Name(&'r [u8]),
+}
+
+/// One RRset to write, with the RRSIGs that may cover it.
+#[derive(Clone, Copy, Debug)]
+pub struct Part<'r> {
+    /// Owner name.
+    pub owner: Owner<'r>,
+    /// The records.
+    pub set: &'r Rrset,
+    /// The node's RRSIG RRset (records covering `set` are written when DO=1).
+    pub sigs: Option<&'r Rrset>,
+    /// TTL to write.
+    pub ttl: u32,
+}
+
+/// Most RRsets in one section: a full CNAME chain plus an ANY answer fit.
+pub const MAX_PARTS: usize = 24;
+
+/// A fixed-capacity list of parts (no allocation on the query path).
+#[derive(Clone, Copy)]
+pub struct Parts<'r> {
+    items: [Option<Part<'r>>; MAX_PARTS],
+    len: usize,
+}
+
+impl<'r> Parts<'r> {
+    /// Empty.
+    pub const fn new() -> Self {
+        Parts {
+            items: [None; MAX_PARTS],
+            len: 0,
+        }
+    }
+
+    /// Appends; returns false when full.
+    pub fn push(&mut self, p: Part<'r>) -> bool {
+        if self.len == MAX_PARTS {
+            return false;
+        }
+        self.items[self.len] = Some(p);
+        self.len += 1;
+        true
+    }
+
+    /// The parts in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Part<'r>> {
+        self.items[..self.len].iter().flatten()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Default for Parts<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The content of an authoritative reply.
+pub struct Resolution<'r> {
+    /// Response code.
+    pub rcode: Rcode,
+    /// AA bit.
+    pub aa: bool,
+    /// Answer section.
+    pub answer: Parts<'r>,
+    /// Authority section.
+    pub authority: Parts<'r>,
+    /// Zone for additional-section processing (glue, MX/SRV targets).
+    pub glue_from: Option<&'r Zone>,
+    /// The glue is required (a referral): if it does not fit, the reply is truncated
+    /// (RFC 9471 §3).
+    pub glue_required: bool,
+}
+
+impl<'r> Resolution<'r> {
+    fn new(rcode: Rcode, aa: bool) -> Self {
+        Resolution {
+            rcode,
+            aa,
+            answer: Parts::new(),
+            authority: Parts::new(),
+            glue_from: None,
+            glue_required: false,
+        }
+    }
+
+    /// A bare rcode with nothing in any section.
+    pub fn bare(rcode: Rcode) -> Self {
+        Self::new(rcode, false)
+    }
+}
+
+/// How the answer will travel; ANY over UDP gets the RFC 8482 minimal answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    /// UDP.
+    Udp,
+    /// TCP (and later DoT/DoH).
+    Tcp,
+}
+
+/// Runs the block's handlers in order; `None` when none of them claims the name.
+pub fn resolve<'r>(block: &'r Block, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Option<Resolution<'r>> {
+    for h in &block.handlers {
+        let r = match h {
+            Handler::Hosts(h) => hosts(h, q, proto),
+            Handler::File(f) => file(f, q, proto, dnssec_ok),
+        };
+        if r.is_some() {
+            return r;
+        }
+    }
+    None
+}
+
+fn file<'r>(f: &'r FileHandler, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Option<Resolution<'r>> {
+    let zone = f.zone_for(q.key.as_slice())?;
+    Some(in_zone(zone, q, proto, dnssec_ok))
+}
+
+/// RFC 1034 §4.3.2 step 3 inside one zone, following CNAMEs that stay in it.
+pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Resolution<'r> {
+    let mut res = Resolution::new(Rcode::NOERROR, true);
+    res.glue_from = Some(zone);
+    let mut key = q.key;
+    let mut owner = Owner::Query;
+    let sigs_of = |n: &'r Node| if dnssec_ok { n.rrset(Rtype::RRSIG) } else { None };
+    for hop in 0..=MAX_CNAME_CHAIN {
+        let node = match zone.find(key.as_slice(), q.qtype) {
+            Found::Name(node) | Found::Wildcard(node) => node,
+            Found::Referral { cut, node } if hop == 0 => {
+                // Referral: not authoritative, NS of the child in authority (RFC 1034 §4.3.2 3b).
+                res.aa = false;
+                if let Some(ns) = node.rrset(Rtype::NS) {
+                    res.authority.push(Part {
+                        owner: Owner::Name(cut),
+                        set: ns,
+                        sigs: None,
+                        ttl: ns.ttl(),
+                    });
+                    if dnssec_ok {
+                        if let Some(ds) = node.rrset(Rtype::DS) {
+                            res.authority.push(Part {
+                                owner: Owner::Name(cut),
+                                set: ds,
+                                sigs: sigs_of(node),
+                                ttl: ds.ttl(),
+                            });
+                        }
+                    }
+                }
+                res.glue_required = true;
+                return res;
+            }
+            // A CNAME led below a cut: the chain stops; the resolver follows the referral
+            // itself.
+            Found::Referral { .. } => return res,
+            Found::NxDomain => {
+                // RFC 6604 §3: the rcode describes the last name of the chain.
+                res.rcode = Rcode::NXDOMAIN;
+                push_soa(&mut res, zone, dnssec_ok);
+                return res;
+            }
+        };
+        if let Some(cname) = node.rrset(Rtype::CNAME) {
+            if q.qtype != Rtype::CNAME && q.qtype != Rtype::ANY {
+                res.answer.push(Part {
+                    owner,
+                    set: cname,
+                    sigs: sigs_of(node),
+                    ttl: cname.ttl(),
+                });
+                let Some(target) = cname.rdatas().next() else { return res };
+                let Ok(target_name) = domain::base::Name::from_slice(target) else { return res };
+                let target_key = NameKey::of(target_name);
+                if !is_in_zone(target_key.as_slice(), zone.apex()) {
+                    return res;
+                }
+                key = target_key;
+                owner = Owner::Name(target);
+                continue;
+            }
+        }
+        if q.qtype == Rtype::ANY {
+            // RFC 8482 §4.2: over UDP one RRset is enough; TCP gets them all.
+            for set in node.rrsets().iter().filter(|s| s.rtype() != Rtype::RRSIG) {
+                res.answer.push(Part {
+                    owner,
+                    set,
+                    sigs: sigs_of(node),
+                    ttl: set.ttl(),
+                });
+                if proto == Proto::Udp {
+                    break;
+                }
+            }
+        } else if let Some(set) = node.rrset(q.qtype) {
+            res.answer.push(Part {
+                owner,
+                set,
+                sigs: sigs_of(node),
+                ttl: set.ttl(),
+            });
+        }
+        if res.answer.is_empty() || (hop > 0 && !answers_type(node, q.qtype)) {
+            // NODATA (RFC 2308 §2.2), also at the end of a CNAME chain.
+            push_soa(&mut res, zone, dnssec_ok);
+        }
+        return res;
+    }
+    // The chain is longer than we follow: give what we have (the resolver continues).
+    res
+}
+
+fn answers_type(node: &Node, qtype: Rtype) -> bool {
+    qtype == Rtype::ANY && !node.rrsets().is_empty() || node.rrset(qtype).is_some()
+}
+
+/// The SOA for a negative answer, TTL min(SOA TTL, MINIMUM) (RFC 2308 §3).
+fn push_soa<'r>(res: &mut Resolution<'r>, zone: &'r Zone, dnssec_ok: bool) {
+    if let (Some(soa), Some(apex)) = (zone.soa(), zone.apex_node()) {
+        res.authority.push(Part {
+            owner: Owner::Name(zone.apex()),
+            set: soa,
+            sigs: if dnssec_ok { apex.rrset(Rtype::RRSIG) } else { None },
+            ttl: zone.negative_ttl(),
+        });
+    }
+}
+
+/// CoreDNS' hosts semantics: names in the hosts zones answer A/AAAA; PTR for synthesised
+/// reverse names; a name without entries is NXDOMAIN unless `fallthrough` covers it; a
+/// PTR query outside the hosts zones is only claimed when the address is known.
+fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, proto: Proto) -> Option<Resolution<'r>> {
+    let key = q.key.as_slice();
+    let in_zones = h.zones.iter().any(|z| is_in_zone(key, z));
+    let table = &*h.table;
+    if let Some(ptr) = table.reverse(key) {
+        let mut res = Resolution::new(Rcode::NOERROR, true);
+        if matches!(q.qtype, Rtype::PTR | Rtype::ANY) {
+            res.answer.push(Part {
+                owner: Owner::Query,
+                set: ptr,
+                sigs: None,
+                ttl: ptr.ttl(),
+            });
+        } else if let Some((origin, soa)) = table.origin_of(key) {
+            res.authority.push(soa_part(origin, soa, table.ttl()));
+        }
+        return Some(res);
+    }
+    if !in_zones {
+        return None;
+    }
+    let node = table.forward(key);
+    let Some(node) = node else {
+        if h.falls_through(key) {
+            return None;
+        }
+        let mut res = Resolution::new(Rcode::NXDOMAIN, true);
+        if let Some((origin, soa)) = table.origin_of(key) {
+            res.authority.push(soa_part(origin, soa, table.ttl()));
+        }
+        return Some(res);
+    };
+    let mut res = Resolution::new(Rcode::NOERROR, true);
+    let types: &[Rtype] = match q.qtype {
+        Rtype::ANY if proto == Proto::Udp => &[Rtype::A],
+        Rtype::ANY => &[Rtype::A, Rtype::AAAA],
+        Rtype::A => &[Rtype::A],
+        Rtype::AAAA => &[Rtype::AAAA],
+        _ => &[],
+    };
+    for &t in types {
+        if let Some(set) = node.rrset(t) {
+            res.answer.push(Part {
+                owner: Owner::Query,
+                set,
+                sigs: None,
+                ttl: set.ttl(),
+            });
+        }
+    }
+    if res.answer.is_empty() && q.qtype == Rtype::ANY {
+        if let Some(set) = node.aaaa.as_ref() {
+            res.answer.push(Part {
+                owner: Owner::Query,
+                set,
+                sigs: None,
+                ttl: set.ttl(),
+            });
+        }
+    }
+    if res.answer.is_empty() {
+        if let Some((origin, soa)) = table.origin_of(key) {
+            res.authority.push(soa_part(origin, soa, table.ttl()));
+        }
+    }
+    Some(res)
+}
+
+fn soa_part<'r>(origin: &'r [u8], soa: &'r Rrset, ttl: u32) -> Part<'r> {
+    Part {
+        owner: Owner::Name(origin),
+        set: soa,
+        sigs: None,
+        ttl,
+    }
+}
