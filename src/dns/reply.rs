@@ -75,10 +75,9 @@ pub fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Trans
     let body_limit = limit - opt_space(req, t);
     let ext = OptRcode::from_rcode(res.rcode);
     let attempt = (|| -> Result<AdditionalBuilder<Target>, (PushError, Target)> {
-        let mut msg = start(req, Some(q), std::mem::take(out), body_limit).map_err(|(e, m)| (e, m.finish()))?;
-        msg.header_mut().set_aa(res.aa);
-        msg.header_mut().set_rcode(res.rcode);
-        let mut ans = msg.answer();
+        let mut ans = start(req, Some(q), std::mem::take(out), body_limit).map_err(|(e, m)| (e, m.finish()))?;
+        ans.header_mut().set_aa(res.aa);
+        ans.header_mut().set_rcode(res.rcode);
         if let Err(e) = push_parts(&mut ans, &res.answer, q, req) {
             return Err((e, ans.finish()));
         }
@@ -105,7 +104,7 @@ pub fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Trans
             msg.header_mut().set_aa(res.aa);
             msg.header_mut().set_rcode(res.rcode);
             msg.header_mut().set_tc(true);
-            finish(msg.answer().authority().additional(), req, t, ext, true, limit, out)
+            finish(msg.authority().additional(), req, t, ext, true, limit, out)
         }
     }
 }
@@ -122,12 +121,13 @@ pub fn write_error(req: &Request<'_>, rcode: OptRcode, t: Transport, out: &mut V
     };
     let mut msg = msg;
     msg.header_mut().set_rcode(rcode.rcode());
-    finish(msg.answer().authority().additional(), req, t, rcode, false, limit, out)
+    finish(msg.authority().additional(), req, t, rcode, false, limit, out)
 }
 
-type Started = MessageBuilder<Target>;
+type Started = AnswerBuilder<Target>;
 
-/// Header and question. On failure (question too large) the builder holds the header only.
+/// Header and question, ready for the answer section. On failure (a question too large for
+/// the limit) the builder holds the header only.
 fn start(
     req: &Request<'_>,
     q: Option<&Question<'_>>,
@@ -147,11 +147,11 @@ fn start(
     h.set_opcode(req.opcode);
     h.set_rd(req.rd);
     h.set_cd(req.cd);
-    let Some(q) = q else { return Ok(msg) };
     let mut qb = msg.question();
+    let Some(q) = q else { return Ok(qb.answer()) };
     match qb.push((&q.name, q.qtype, q.qclass)) {
-        Ok(()) => Ok(qb.builder()),
-        Err(e) => Err((e, qb.builder())),
+        Ok(()) => Ok(qb.answer()),
+        Err(e) => Err((e, qb.answer())),
     }
 }
 

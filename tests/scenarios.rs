@@ -1,0 +1,397 @@
+//! Scenario suite through `dns::answer`: every authoritative rule of the issue, without
+//! sockets. Black-box suites repeat the important ones over real sockets.
+
+mod support;
+
+use std::path::Path;
+
+use domain::base::iana::Rtype;
+use ringdns::config::{self, LoadOptions};
+use ringdns::control::{build, data::DataSet};
+use ringdns::dns::pipeline::{ListenerKey, Snapshot};
+use ringdns::dns::reply::Transport;
+use ringdns::dns::resolve::Proto;
+use ringdns::dns::{Ctx, Outcome, answer};
+use support::{Query, Reply, data, q};
+
+struct World {
+    snap: Snapshot,
+    key: ListenerKey,
+}
+
+fn world() -> World {
+    let corefile = format!(
+        "example.test:1053 hosts.test:1053 2.0.192.in-addr.arpa:1053 {{\n bind 127.0.0.1\n file {zone} example.test\n hosts {none} hosts.test 2.0.192.in-addr.arpa {{\n  192.0.2.77 h1.hosts.test\n  2001:db8::77 h1.hosts.test\n  192.0.2.78 h2.hosts.test\n  ttl 120\n }}\n}}\nft.test:1053 {{\n bind 127.0.0.1\n hosts {none} {{\n  192.0.2.90 known.ft.test\n  fallthrough\n }}\n}}\n",
+        zone = data("example.test.zone").display(),
+        none = data("no-such-hosts-file").display(),
+    );
+    let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
+    let data = DataSet::load(&cfg, None).unwrap();
+    let snap = build::snapshot(&cfg, &data, 1);
+    let key = snap.listeners[0].0;
+    World { snap, key }
+}
+
+impl World {
+    fn ask(&self, query: &Query, proto: Proto) -> Reply {
+        let wire = query.wire();
+        match self.ask_raw(&wire, proto) {
+            Some(r) => r,
+            None => panic!("no reply to {query:?}"),
+        }
+    }
+
+    fn ask_raw(&self, wire: &[u8], proto: Proto) -> Option<Reply> {
+        let ctx = Ctx {
+            route: self.snap.route(&self.key),
+            transport: Transport {
+                proto,
+                keepalive: Some(100),
+            },
+        };
+        let mut out = Vec::new();
+        match answer(&ctx, wire, &mut out) {
+            Outcome::Drop(_) => None,
+            Outcome::Reply { .. } => Some(Reply::parse(&out)),
+        }
+    }
+
+    fn udp(&self, query: Query) -> Reply {
+        self.ask(&query, Proto::Udp)
+    }
+
+    fn tcp(&self, query: Query) -> Reply {
+        self.ask(&query, Proto::Tcp)
+    }
+}
+
+const NOERROR: u16 = 0;
+const FORMERR: u16 = 1;
+const SERVFAIL: u16 = 2;
+const NXDOMAIN: u16 = 3;
+const NOTIMP: u16 = 4;
+const REFUSED: u16 = 5;
+const BADVERS: u16 = 16;
+
+fn datas(rrs: &[support::Rr]) -> Vec<String> {
+    rrs.iter().map(|r| r.data.clone()).collect()
+}
+
+#[test]
+fn positive_answer_is_authoritative_and_echoes_question() {
+    let w = world();
+    let r = w.udp(q("wWw.ExAmple.TEST", Rtype::A));
+    assert_eq!(r.rcode(), NOERROR);
+    assert!(r.aa() && r.qr() && !r.tc());
+    assert_eq!(r.id(), 0x4242);
+    assert_eq!(r.question_wire(), support::name_wire("wWw.ExAmple.TEST"));
+    let ans = r.answer();
+    assert_eq!(ans.len(), 1);
+    assert_eq!((ans[0].rtype, ans[0].ttl, ans[0].data.as_str()), (Rtype::A, 3600, "192.0.2.10"));
+    // The owner compresses to the question, so the client's case comes back.
+    assert_eq!(ans[0].owner, "wWw.ExAmple.TEST");
+    assert!(r.authority().is_empty());
+}
+
+#[test]
+fn nxdomain_carries_soa_with_negative_ttl() {
+    let w = world();
+    for name in ["nope.example.test", "deeper.nope.example.test"] {
+        let r = w.udp(q(name, Rtype::A));
+        assert_eq!(r.rcode(), NXDOMAIN, "{name}");
+        assert!(r.aa());
+        let auth = r.authority();
+        assert_eq!(auth.len(), 1);
+        assert_eq!(auth[0].rtype, Rtype::SOA);
+        assert_eq!(auth[0].owner, "example.test");
+        // min(SOA TTL 3600, minimum 300) (RFC 2308 §3).
+        assert_eq!(auth[0].ttl, 300);
+    }
+}
+
+#[test]
+fn nodata_and_empty_non_terminals() {
+    let w = world();
+    for (name, t) in [("www.example.test", Rtype::TXT), ("b.ent.example.test", Rtype::A), ("ent.example.test", Rtype::AAAA)] {
+        let r = w.udp(q(name, t));
+        assert_eq!(r.rcode(), NOERROR, "{name}");
+        assert!(r.aa() && r.answer().is_empty(), "{name}");
+        assert_eq!(r.authority()[0].rtype, Rtype::SOA, "{name}");
+        assert_eq!(r.authority()[0].ttl, 300);
+    }
+}
+
+#[test]
+fn cname_chains_inside_the_zone() {
+    let w = world();
+    let r = w.udp(q("chain1.example.test", Rtype::A));
+    assert_eq!(r.rcode(), NOERROR);
+    let a = r.answer();
+    let types: Vec<_> = a.iter().map(|r| r.rtype).collect();
+    assert_eq!(types, vec![Rtype::CNAME, Rtype::CNAME, Rtype::A]);
+    assert_eq!(a[1].owner, "chain2.example.test");
+    assert_eq!(a[2].owner, "www.example.test");
+
+    // Querying the CNAME itself returns only it.
+    let r = w.udp(q("alias.example.test", Rtype::CNAME));
+    assert_eq!(datas(&r.answer()), vec!["www.example.test."]);
+
+    // A chain ending in a missing name: NXDOMAIN for the last name (RFC 6604).
+    let r = w.udp(q("dangling.example.test", Rtype::A));
+    assert_eq!(r.rcode(), NXDOMAIN);
+    assert_eq!(r.answer().len(), 1);
+    assert_eq!(r.authority()[0].rtype, Rtype::SOA);
+
+    // Leaving the zone: the CNAME alone.
+    let r = w.udp(q("external.example.test", Rtype::A));
+    assert_eq!((r.rcode(), r.answer().len()), (NOERROR, 1));
+
+    // A loop ends after the chain limit, without failing.
+    let r = w.udp(q("loop1.example.test", Rtype::A));
+    assert_eq!(r.rcode(), NOERROR);
+    assert!(r.answer().len() <= 9 && !r.answer().is_empty());
+
+    // A CNAME chain to a name without the type: NODATA with SOA.
+    let r = w.udp(q("alias.example.test", Rtype::TXT));
+    assert_eq!(r.answer().len(), 1);
+    assert_eq!(r.authority()[0].rtype, Rtype::SOA);
+}
+
+#[test]
+fn wildcards_synthesise_the_query_name() {
+    let w = world();
+    for name in ["foo.wild.example.test", "a.b.wild.example.test"] {
+        let r = w.udp(q(name, Rtype::A));
+        assert_eq!(r.rcode(), NOERROR);
+        let a = r.answer();
+        assert_eq!((a[0].owner.as_str(), a[0].data.as_str()), (name, "192.0.2.30"));
+        assert!(r.aa());
+    }
+    // Wildcard NODATA.
+    let r = w.udp(q("foo.wild.example.test", Rtype::AAAA));
+    assert_eq!((r.rcode(), r.answer().len(), r.authority()[0].rtype), (NOERROR, 0, Rtype::SOA));
+    // The wildcard's parent is an empty non-terminal, not a wildcard match.
+    let r = w.udp(q("wild.example.test", Rtype::A));
+    assert_eq!((r.rcode(), r.answer().len()), (NOERROR, 0));
+}
+
+#[test]
+fn referral_below_a_delegation() {
+    let w = world();
+    for name in ["sub.example.test", "host.sub.example.test", "ns.sub.example.test"] {
+        let r = w.udp(q(name, Rtype::A));
+        assert_eq!(r.rcode(), NOERROR, "{name}");
+        assert!(!r.aa(), "{name}: referrals are not authoritative");
+        assert!(r.answer().is_empty());
+        let auth = r.authority();
+        assert_eq!(auth.len(), 2);
+        assert!(auth.iter().all(|a| a.rtype == Rtype::NS && a.owner == "sub.example.test"));
+        let add = r.additional();
+        assert_eq!(add.len(), 1, "{name}: glue for ns.sub only");
+        assert_eq!((add[0].owner.as_str(), add[0].data.as_str()), ("ns.sub.example.test", "192.0.2.50"));
+    }
+    // DS is answered from the parent side of the cut.
+    let r = w.udp(q("sub.example.test", Rtype::DS));
+    assert!(r.aa());
+    assert_eq!(r.authority()[0].rtype, Rtype::SOA);
+}
+
+#[test]
+fn additional_section_processing() {
+    let w = world();
+    let r = w.udp(q("example.test", Rtype::MX));
+    assert_eq!(datas(&r.answer()), vec!["10 mail.example.test."]);
+    assert_eq!(datas(&r.additional()), vec!["192.0.2.20"]);
+    let r = w.udp(q("example.test", Rtype::NS));
+    assert_eq!(r.answer().len(), 2);
+    let mut add = datas(&r.additional());
+    add.sort();
+    assert_eq!(add, vec!["192.0.2.1", "192.0.2.2", "2001:db8::2"]);
+    let r = w.udp(q("_sip._tcp.example.test", Rtype::SRV));
+    assert_eq!(r.additional().len(), 2);
+}
+
+#[test]
+fn names_outside_every_zone_are_refused() {
+    let w = world();
+    let r = w.udp(q("www.other.org", Rtype::A));
+    assert_eq!(r.rcode(), REFUSED);
+    assert!(!r.aa() && r.answer().is_empty());
+    // A legal 127-label name outside the zones: REFUSED, not an error.
+    let long = vec!["a"; 127].join(".");
+    let r = w.udp(q(&long, Rtype::A));
+    assert_eq!(r.rcode(), REFUSED);
+}
+
+#[test]
+fn truncation_over_udp_and_complete_over_tcp() {
+    let w = world();
+    let r = w.udp(q("big.example.test", Rtype::TXT));
+    assert!(r.tc());
+    assert!(r.answer().is_empty());
+    assert!(r.wire.len() <= 512);
+    // With EDNS the limit is min(client, 1232); still too big, OPT present.
+    let r = w.udp(q("big.example.test", Rtype::TXT).edns(4096));
+    assert!(r.tc() && r.answer().is_empty() && r.opt().is_some());
+    assert!(r.wire.len() <= 1232);
+    let r = w.tcp(q("big.example.test", Rtype::TXT));
+    assert!(!r.tc());
+    assert_eq!(r.answer().len(), 30);
+    assert!(r.wire.len() > 3000);
+}
+
+#[test]
+fn edns_payload_do_and_unknown_bits() {
+    let w = world();
+    let r = w.udp(q("www.example.test", Rtype::A).edns(4096));
+    assert_eq!(r.opt().unwrap().0, 1232);
+    let r = w.udp(q("www.example.test", Rtype::A).edns(800));
+    assert_eq!(r.opt().unwrap().0, 800);
+    let r = w.udp(q("www.example.test", Rtype::A).edns(100));
+    assert_eq!(r.opt().unwrap().0, 512);
+    // DO echoed; unknown flag bits cleared; unknown options and NSID not echoed.
+    let r = w.udp(
+        q("www.example.test", Rtype::A)
+            .edns(1232)
+            .edns_flags(0x8000 | 0x0123)
+            .option(65001, b"xyz")
+            .option(3, b""),
+    );
+    assert_eq!(r.opt_flags_raw(), Some(0x8000));
+    let (_, version, dnssec_ok, options) = r.opt().unwrap();
+    assert_eq!((version, dnssec_ok), (0, true));
+    assert!(options.is_empty(), "{options:?}");
+    // No OPT in, no OPT out.
+    assert!(w.udp(q("www.example.test", Rtype::A)).opt().is_none());
+}
+
+#[test]
+fn edns_version_above_zero_is_badvers() {
+    let w = world();
+    let r = w.udp(q("www.example.test", Rtype::A).edns(1232).edns_version(1));
+    assert_eq!(r.rcode(), BADVERS);
+    assert_eq!(r.opt().unwrap().1, 0);
+    assert!(r.answer().is_empty());
+}
+
+#[test]
+fn tcp_keepalive_only_over_streams() {
+    let w = world();
+    let ask = || q("www.example.test", Rtype::A).edns(1232).option(11, b"");
+    let r = w.tcp(ask());
+    assert_eq!(r.opt().unwrap().3, vec![(11, vec![0, 100])]);
+    let r = w.udp(ask());
+    assert!(r.opt().unwrap().3.is_empty());
+    // A value in a query's keepalive option is a FORMERR (RFC 7828 §3.2.1).
+    let r = w.tcp(q("www.example.test", Rtype::A).edns(1232).option(11, &[0, 5]));
+    assert_eq!(r.rcode(), FORMERR);
+}
+
+#[test]
+fn any_is_minimal_over_udp() {
+    let w = world();
+    let r = w.udp(q("www.example.test", Rtype::ANY));
+    assert_eq!(r.answer().len(), 1);
+    let r = w.tcp(q("www.example.test", Rtype::ANY));
+    assert_eq!(r.answer().len(), 2);
+    let r = w.tcp(q("example.test", Rtype::ANY));
+    assert!(r.answer().len() >= 4);
+}
+
+#[test]
+fn fixed_rcodes_for_classes_types_and_opcodes() {
+    let w = world();
+    assert_eq!(w.udp(q("www.example.test", Rtype::A).class(3)).rcode(), REFUSED, "CH");
+    assert_eq!(w.udp(q("version.bind", Rtype::TXT).class(3)).rcode(), REFUSED);
+    assert_eq!(w.udp(q("www.example.test", Rtype::A).class(255)).rcode(), NOTIMP, "class ANY");
+    assert_eq!(w.udp(q("www.example.test", Rtype::A).qtype_raw(0)).rcode(), FORMERR);
+    assert_eq!(w.udp(q("www.example.test", Rtype::OPT)).rcode(), FORMERR);
+    assert_eq!(w.udp(q("www.example.test", Rtype::MAILA)).rcode(), NOTIMP);
+    assert_eq!(w.udp(q("www.example.test", Rtype::MAILB)).rcode(), NOTIMP);
+    assert_eq!(w.udp(q("example.test", Rtype::AXFR)).rcode(), REFUSED);
+    assert_eq!(w.tcp(q("example.test", Rtype::AXFR)).rcode(), REFUSED);
+    assert_eq!(w.udp(q("example.test", Rtype::IXFR)).rcode(), REFUSED);
+    for op in [1u8, 2, 3, 6, 7, 15] {
+        let r = w.udp(q("www.example.test", Rtype::A).opcode(op).id(0x1111));
+        assert_eq!((r.rcode(), r.id()), (NOTIMP, 0x1111), "opcode {op}");
+        assert_eq!(r.question_wire(), support::name_wire("www.example.test"));
+    }
+    for op in [4u8, 5] {
+        assert_eq!(w.udp(q("example.test", Rtype::SOA).opcode(op)).rcode(), REFUSED, "opcode {op}");
+    }
+}
+
+#[test]
+fn header_bits_in_queries() {
+    let w = world();
+    // TC, Z and AD set in the query; CD set: normal answer, Z and AD clear, CD and RD copied.
+    let r = w.udp(q("www.example.test", Rtype::A).header_bits(0x02, 0x40 | 0x20 | 0x10));
+    assert_eq!(r.rcode(), NOERROR);
+    let h = r.msg.header();
+    assert!(!h.tc() && !h.z() && !h.ad() && h.cd() && h.rd() && !h.ra());
+    assert_eq!(r.answer().len(), 1);
+}
+
+#[test]
+fn malformed_queries() {
+    let w = world();
+    assert!(w.ask_raw(&[], Proto::Udp).is_none());
+    assert!(w.ask_raw(&[0u8; 11], Proto::Udp).is_none());
+    let mut response = q("www.example.test", Rtype::A).wire();
+    response[2] |= 0x80;
+    assert!(w.ask_raw(&response, Proto::Udp).is_none());
+    let mut two = q("www.example.test", Rtype::A).wire();
+    two[5] = 2;
+    let r = w.ask_raw(&two, Proto::Udp).unwrap();
+    assert_eq!((r.rcode(), r.qdcount()), (FORMERR, 0));
+    // A 4000-byte query (padding in an unknown EDNS option) is answered.
+    let r = w.udp(q("www.example.test", Rtype::A).edns(1232).option(65002, &[0u8; 3900]));
+    assert_eq!(r.rcode(), NOERROR);
+    // FORMERR keeps the ID and, when the question parsed, the question.
+    let mut trailing = q("www.example.test", Rtype::A).id(7).wire();
+    trailing.push(0);
+    let r = w.ask_raw(&trailing, Proto::Udp).unwrap();
+    assert_eq!((r.rcode(), r.id(), r.qdcount()), (FORMERR, 7, 1));
+}
+
+#[test]
+fn hosts_answers_and_reverse() {
+    let w = world();
+    let r = w.udp(q("h1.hosts.test", Rtype::A));
+    assert_eq!((r.rcode(), r.aa()), (NOERROR, true));
+    assert_eq!(r.answer()[0].ttl, 120);
+    assert_eq!(datas(&r.answer()), vec!["192.0.2.77"]);
+    let r = w.udp(q("h1.hosts.test", Rtype::AAAA));
+    assert_eq!(datas(&r.answer()), vec!["2001:db8::77"]);
+    // Name without that type: NODATA with the synthesised SOA.
+    let r = w.udp(q("h2.hosts.test", Rtype::AAAA));
+    assert_eq!((r.rcode(), r.answer().len()), (NOERROR, 0));
+    assert_eq!(r.authority()[0].rtype, Rtype::SOA);
+    assert_eq!(r.authority()[0].ttl, 120);
+    // Unknown name: NXDOMAIN with SOA.
+    let r = w.udp(q("nobody.hosts.test", Rtype::A));
+    assert_eq!(r.rcode(), NXDOMAIN);
+    assert_eq!(r.authority()[0].owner, "hosts.test");
+    // PTR synthesis.
+    let r = w.udp(q("77.2.0.192.in-addr.arpa", Rtype::PTR));
+    assert_eq!(datas(&r.answer()), vec!["h1.hosts.test."]);
+}
+
+#[test]
+fn hosts_fallthrough_without_next_handler_is_refused() {
+    let w = world();
+    let r = w.udp(q("known.ft.test", Rtype::A));
+    assert_eq!(datas(&r.answer()), vec!["192.0.2.90"]);
+    let r = w.udp(q("unknown.ft.test", Rtype::A));
+    assert_eq!(r.rcode(), REFUSED);
+    let _ = SERVFAIL;
+}
+
+#[test]
+fn caa_for_names_is_noerror() {
+    let w = world();
+    let r = w.udp(q("caa.example.test", Rtype::CAA));
+    assert_eq!((r.rcode(), r.answer().len()), (NOERROR, 1));
+    let r = w.udp(q("www.example.test", Rtype::CAA));
+    assert_eq!((r.rcode(), r.answer().len()), (NOERROR, 0));
+}

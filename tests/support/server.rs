@@ -1,0 +1,1 @@
+//! Starting the ringdns binary for black-box tests.
