@@ -17,4 +17,7 @@
 pub mod config;
 pub mod control;
 pub mod dns;
+pub mod net;
+pub mod shard;
+pub mod telemetry;
 pub mod zone;

@@ -33,7 +33,11 @@ pub fn parse_key(tok: &Token, dns_port: u16) -> Result<Key, ConfigError> {
         None => (rest, None),
     };
     let port = match port_text {
-        Some(p) => p.parse::<u16>().map_err(|_| bad(format!("port {p:?} is not a number from 0 to 65535")))?,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad(format!("port {p:?} is not a number from 1 to 65535")))?,
         None => match transport {
             Transport::Dns => dns_port,
             Transport::Tls => 853,
@@ -140,6 +144,7 @@ mod tests {
         let e = key("quic://x.org").unwrap_err().to_string();
         assert!(e.starts_with("Corefile:1:1:") && e.contains("accepted"), "{e}");
         assert!(key("x.org:99999").is_err());
+        assert!(key("x.org:0").is_err());
         assert!(key("x..org").is_err());
     }
 }

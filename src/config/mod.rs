@@ -49,6 +49,36 @@ pub fn parse(src: &str, path: &Path, opts: LoadOptions) -> Result<Config, Config
     build(path, raw, opts)
 }
 
+/// A digest of the Corefile as ringdns reads it: every token of it and of the files it
+/// imports, so an edit to an imported file counts and a comment-only edit does not.
+pub fn fingerprint(path: &Path) -> Result<u64, ConfigError> {
+    use std::hash::{Hash, Hasher};
+    let raw = syntax::parse_file(path)?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    fn line(l: &syntax::Line, h: &mut impl Hasher) {
+        l.name.text.hash(h);
+        for a in &l.args {
+            a.text.hash(h);
+        }
+        if let Some(b) = &l.block {
+            b.len().hash(h);
+            for x in b {
+                line(x, h);
+            }
+        }
+    }
+    for b in &raw {
+        for k in &b.keys {
+            k.text.hash(&mut h);
+        }
+        b.lines.len().hash(&mut h);
+        for l in &b.lines {
+            line(l, &mut h);
+        }
+    }
+    Ok(h.finish())
+}
+
 fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<Config, ConfigError> {
     let mut cfg = Config {
         path: path.to_path_buf(),

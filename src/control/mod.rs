@@ -2,3 +2,7 @@
 
 pub mod build;
 pub mod data;
+pub mod run;
+
+pub use run::{DriverChoice, RunError, RunOptions, run};
+pub mod check;

@@ -48,13 +48,26 @@ impl Snapshot {
 pub struct Route {
     /// (zone, block) pairs, longest zone first, so the first match is the longest suffix.
     zones: Vec<(Box<[u8]>, Arc<Block>)>,
+    /// Some block behind this listener has `log` rules.
+    logs: bool,
 }
 
 impl Route {
     /// A route over `entries` (zone key, block).
     pub fn new(mut zones: Vec<(Box<[u8]>, Arc<Block>)>) -> Self {
         zones.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        Route { zones }
+        let logs = zones.iter().any(|(_, b)| !b.log.is_empty());
+        Route { zones, logs }
+    }
+
+    /// Whether any block of this listener logs queries (checked before any log work).
+    pub fn logs(&self) -> bool {
+        self.logs
+    }
+
+    /// The block with Corefile index `index`.
+    pub fn block(&self, index: usize) -> Option<&Block> {
+        self.zones.iter().find(|(_, b)| b.index == index).map(|(_, b)| &**b)
     }
 
     /// The block with the longest zone containing `key`.

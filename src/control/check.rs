@@ -1,0 +1,73 @@
+//! `ringdns check`: what a Corefile would serve, as text.
+
+use std::fmt::Write;
+
+use super::build;
+use super::data::DataSet;
+use crate::config::{Config, TlsConfig};
+use crate::zone::name::{NameKey, display};
+
+/// Describes listeners, blocks and the data each block serves.
+pub fn describe(cfg: &Config, data: &DataSet) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Corefile {} is valid.", cfg.path.display());
+    let _ = writeln!(s, "Listeners:");
+    for l in build::listeners(cfg) {
+        let _ = writeln!(s, "  {l} (udp+tcp)");
+    }
+    for (i, b) in cfg.blocks.iter().enumerate() {
+        let _ = writeln!(s, "Server block {} at {}:", b.label(), b.pos);
+        if let Some(h) = &b.hosts {
+            let entries = data.hosts.get(&i).map(|e| e.hosts.entry_count()).unwrap_or(0);
+            let zones: Vec<String> = h.zones.iter().map(|z| display(NameKey::of(z).as_slice())).collect();
+            let _ = writeln!(
+                s,
+                "  hosts {} for {}: {entries} entries, ttl {}{}{}",
+                h.file.display(),
+                zones.join(" "),
+                h.ttl,
+                if h.no_reverse { ", no PTR" } else { "" },
+                if h.fallthrough.is_some() { ", fallthrough" } else { "" },
+            );
+        }
+        for f in &b.files {
+            for z in &f.zones {
+                match data.zone(&f.path, z) {
+                    Some(zone) => {
+                        let _ = writeln!(
+                            s,
+                            "  file {} as {}: serial {}, {} names, {} records",
+                            f.path.display(),
+                            display(zone.apex()),
+                            zone.serial(),
+                            zone.name_count(),
+                            zone.record_count()
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(s, "  file {} as {}: not loaded", f.path.display(), display(NameKey::of(z).as_slice()));
+                    }
+                }
+            }
+        }
+        if !b.log.is_empty() {
+            let _ = writeln!(s, "  log: {} rule(s)", b.log.len());
+        }
+        if b.errors {
+            let _ = writeln!(s, "  errors");
+        }
+        match &b.tls {
+            Some(TlsConfig::Files { cert, .. }) => {
+                let _ = writeln!(s, "  tls {} (not served by this version)", cert.display());
+            }
+            Some(TlsConfig::Acme(a)) => {
+                let _ = writeln!(s, "  tls acme for {} via {} (not served by this version)", a.domains.join(" "), a.ca);
+            }
+            None => {}
+        }
+    }
+    if let Some(r) = cfg.reload {
+        let _ = writeln!(s, "Corefile reload every {:?} (+ up to {:?})", r.interval, r.jitter);
+    }
+    s
+}

@@ -1,0 +1,305 @@
+//! The control thread: start-up, reloads (Corefile, zone files, hosts), signals and shutdown.
+//! It publishes snapshots and hands sockets to shards; it never touches a shard socket.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use super::build;
+use super::data::{DataError, DataSet};
+use crate::config::{self, Config, ConfigError, LoadOptions, Transport};
+use crate::dns::pipeline::ListenerKey;
+use crate::net::socket;
+use crate::net::tcp::ConnLimits;
+use crate::shard::{self, Command, Driver, ShardHandle, Shared, Socket};
+
+/// How long open connections get to finish at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Which driver to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverChoice {
+    /// io_uring if the kernel allows it, else legacy.
+    Auto,
+    /// io_uring or fail.
+    IoUring,
+    /// epoll.
+    Legacy,
+}
+
+/// Everything `run` needs from the command line.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The Corefile.
+    pub conf: PathBuf,
+    /// Shard threads.
+    pub shards: usize,
+    /// Driver choice.
+    pub driver: DriverChoice,
+    /// Pin shards to cores.
+    pub pin: bool,
+    /// Corefile reading options.
+    pub load: LoadOptions,
+    /// TCP connection limits.
+    pub conn_limits: ConnLimits,
+}
+
+/// Why ringdns could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The Corefile.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A zone or hosts file.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A socket could not be bound.
+    #[error("cannot listen on {listener}: {source}")]
+    Bind {
+        /// Which.
+        listener: ListenerKey,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A transport this version does not serve.
+    #[error("{0}")]
+    Unsupported(String),
+    /// io_uring was required but is not available.
+    #[error("--driver io-uring: io_uring is not available on this kernel or is blocked (seccomp, sysctl kernel.io_uring_disabled); use --driver auto or legacy")]
+    NoIoUring,
+    /// Threads or the control runtime.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads, loads and binds everything, then serves until SIGTERM or SIGINT.
+pub fn run(opts: RunOptions) -> Result<(), RunError> {
+    let cfg = config::load(&opts.conf, opts.load)?;
+    let data = DataSet::load(&cfg, None)?;
+    let driver = match opts.driver {
+        DriverChoice::Legacy => Driver::Legacy,
+        DriverChoice::IoUring if shard::detect() == Driver::IoUring => Driver::IoUring,
+        DriverChoice::IoUring => return Err(RunError::NoIoUring),
+        DriverChoice::Auto => {
+            let d = shard::detect();
+            if d == Driver::Legacy {
+                tracing::warn!("io_uring is not available (kernel, seccomp or kernel.io_uring_disabled); using the legacy epoll driver");
+            }
+            d
+        }
+    };
+    let listeners = build::listeners(&cfg);
+    let sockets = bind_all(&listeners, opts.shards)?;
+    let shared = Arc::new(Shared {
+        snapshot: ArcSwap::from_pointee(build::snapshot(&cfg, &data, 1)),
+        stats: (0..opts.shards).map(|_| Default::default()).collect(),
+        conn_limits: opts.conn_limits,
+    });
+    let shards = shard::launch(opts.shards, driver, opts.pin, shared.clone())?;
+    for (shard, socks) in shards.iter().zip(sockets) {
+        shard.send(Command::Listen(socks));
+    }
+    let names: Vec<String> = listeners.iter().map(|l| l.to_string()).collect();
+    tracing::info!(shards = opts.shards, %driver, listeners = %names.join(" "), "ringdns ready");
+
+    let fingerprint = config::fingerprint(&opts.conf).ok();
+    let state = State {
+        opts,
+        cfg,
+        data,
+        listeners: listeners.into_iter().collect(),
+        generation: 1,
+        fingerprint,
+        shared,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let result = rt.block_on(control_loop(state, &shards));
+    for s in &shards {
+        s.send(Command::Shutdown { grace: SHUTDOWN_GRACE });
+    }
+    for s in shards {
+        s.join();
+    }
+    tracing::info!("ringdns stopped");
+    result
+}
+
+/// The control thread's view of what is being served.
+struct State {
+    opts: RunOptions,
+    cfg: Config,
+    data: DataSet,
+    listeners: BTreeSet<ListenerKey>,
+    generation: u64,
+    fingerprint: Option<u64>,
+    shared: Arc<Shared>,
+}
+
+impl State {
+    fn publish(&mut self) {
+        self.generation += 1;
+        let snap = build::snapshot(&self.cfg, &self.data, self.generation);
+        self.shared.snapshot.store(Arc::new(snap));
+    }
+}
+
+async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), RunError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut next_conf_check = state.cfg.reload.map(|r| Instant::now() + with_jitter(r.interval, r.jitter));
+    loop {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let data_at = state.data.next_check().unwrap_or(far);
+        let conf_at = next_conf_check.unwrap_or(far);
+        tokio::select! {
+            _ = hup.recv() => {
+                state = reload_blocking(state, shards, "SIGHUP").await;
+            }
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                return Ok(());
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: shutting down");
+                return Ok(());
+            }
+            _ = tokio::time::sleep_until(data_at.into()) => {
+                let (s, ()) = blocking(state, |s| {
+                    if s.data.refresh(Instant::now()) {
+                        s.publish();
+                    }
+                })
+                .await;
+                state = s;
+            }
+            _ = tokio::time::sleep_until(conf_at.into()) => {
+                if let Some(r) = state.cfg.reload {
+                    next_conf_check = Some(Instant::now() + with_jitter(r.interval, r.jitter));
+                }
+                let current = config::fingerprint(&state.opts.conf).ok();
+                if current.is_some() && current != state.fingerprint {
+                    state = reload_blocking(state, shards, "Corefile changed").await;
+                    if let Some(r) = state.cfg.reload {
+                        next_conf_check = Some(Instant::now() + with_jitter(r.interval, r.jitter));
+                    } else {
+                        next_conf_check = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` on a blocking thread (zone parsing can take seconds), handing the state there and
+/// back.
+async fn blocking<T: Send + 'static>(state: State, f: impl FnOnce(&mut State) -> T + Send + 'static) -> (State, T) {
+    let task = tokio::task::spawn_blocking(move || {
+        let mut s = state;
+        let r = f(&mut s);
+        (s, r)
+    });
+    match task.await {
+        Ok(x) => x,
+        // A panic in a load is a bug; there is no state left to serve from.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+async fn reload_blocking(state: State, shards: &[ShardHandle], why: &'static str) -> State {
+    // Shard handles stay on the control thread: the blocking part loads and binds, and the
+    // commands are sent here.
+    let (mut s, prepared) = blocking(state, move |s| prepare_reload(s)).await;
+    match prepared {
+        Ok(p) => {
+            if let Err(e) = s.apply_reload(p, shards, why) {
+                tracing::error!(reason = why, error = %e, "reload failed; the previous configuration keeps serving");
+            }
+        }
+        Err(e) => tracing::error!(reason = why, error = %e, "reload failed; the previous configuration keeps serving"),
+    }
+    s
+}
+
+/// A configuration read and loaded, not yet switched to.
+struct Prepared {
+    cfg: Config,
+    data: DataSet,
+}
+
+fn prepare_reload(s: &State) -> Result<Prepared, RunError> {
+    let cfg = config::load(&s.opts.conf, s.opts.load)?;
+    let data = DataSet::load(&cfg, Some(&s.data))?;
+    Ok(Prepared { cfg, data })
+}
+
+impl State {
+    fn apply_reload(&mut self, p: Prepared, shards: &[ShardHandle], why: &str) -> Result<(), RunError> {
+        let wanted: BTreeSet<ListenerKey> = build::listeners(&p.cfg).into_iter().collect();
+        let added: Vec<ListenerKey> = wanted.difference(&self.listeners).copied().collect();
+        let removed: Vec<ListenerKey> = self.listeners.difference(&wanted).copied().collect();
+        let sockets = bind_all(&added, shards.len())?;
+        self.cfg = p.cfg;
+        self.data = p.data;
+        self.listeners = wanted;
+        self.fingerprint = config::fingerprint(&self.opts.conf).ok();
+        self.publish();
+        for (shard, socks) in shards.iter().zip(sockets) {
+            if !socks.is_empty() {
+                shard.send(Command::Listen(socks));
+            }
+            if !removed.is_empty() {
+                shard.send(Command::Close(removed.clone()));
+            }
+        }
+        tracing::info!(reason = why, added = added.len(), removed = removed.len(), generation = self.generation, "configuration reloaded");
+        Ok(())
+    }
+}
+
+fn with_jitter(interval: Duration, jitter: Duration) -> Duration {
+    if jitter.is_zero() {
+        return interval;
+    }
+    // Spread a fleet's reloads; the nanoseconds of the clock are random enough for this.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    interval + jitter.mul_f64(f64::from(nanos) / 1e9)
+}
+
+/// Binds one UDP socket or TCP listener per shard for each listener: per shard, the list of
+/// (listener, socket) pairs.
+fn bind_all(keys: &[ListenerKey], shards: usize) -> Result<Vec<Vec<(ListenerKey, Socket)>>, RunError> {
+    let mut per_shard: Vec<Vec<(ListenerKey, Socket)>> = (0..shards).map(|_| Vec::new()).collect();
+    for key in keys {
+        if key.transport != Transport::Dns {
+            return Err(RunError::Unsupported(format!(
+                "{key}: this version serves dns:// only; tls:// and https:// blocks are parsed and checked, and are served once DoT/DoH lands"
+            )));
+        }
+        for socks in per_shard.iter_mut() {
+            let udp = socket::udp(key.addr);
+            let tcp = udp.and_then(|u| socket::tcp(key.addr).map(|t| (u, t)));
+            match tcp {
+                Ok((u, t)) => {
+                    socks.push((*key, Socket::Udp(u)));
+                    socks.push((*key, Socket::Tcp(t)));
+                }
+                // A default `::` listener on a host without IPv6 is skipped, not fatal.
+                Err(e) if key.addr.ip().is_unspecified() && key.addr.is_ipv6() && e.raw_os_error() == Some(97) => {
+                    tracing::warn!(listener = %key, "IPv6 is not available; not listening on ::");
+                    break;
+                }
+                Err(source) => return Err(RunError::Bind { listener: *key, source }),
+            }
+        }
+    }
+    Ok(per_shard)
+}

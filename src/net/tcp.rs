@@ -1,0 +1,319 @@
+//! DNS over TCP (RFC 7766, RFC 1035 §4.2.2): 2-byte framing, pipelined queries answered as
+//! they are read, timeouts for idle and stalled connections, and caps per shard and per
+//! client prefix.
+//!
+//! Limits (also in the README):
+//! - idle timeout 10 s between messages, 1 s once under pressure (3/4 of the shard's cap);
+//! - a message that has started must arrive whole within 1 s (Knot uses 0.5 s);
+//! - a reply batch must be written within 5 s, and at most 128 KiB of replies are queued per
+//!   connection before we wait for the client to read them;
+//! - a length prefix of 0 closes the connection;
+//! - beyond the per-shard cap, or the per-prefix cap (/24 for IPv4, /56 for IPv6), a new
+//!   connection is accepted and closed at once; existing ones are not disturbed;
+//! - out of file descriptors (EMFILE/ENFILE): accept backs off 100 ms instead of spinning.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::{TcpListener, TcpStream};
+
+use super::QueryLogger;
+use super::udp::{RouteCache, rate_ok};
+use crate::dns::answer::REPLY_CAPACITY;
+use crate::dns::pipeline::ListenerKey;
+use crate::dns::reply::Transport;
+use crate::dns::resolve::Proto;
+use crate::dns::{Ctx, Outcome, answer};
+use crate::shard::ShardCtx;
+
+/// Timeouts and caps of TCP connections.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    /// Open connections per shard.
+    pub per_shard: usize,
+    /// Open connections per client prefix per shard.
+    pub per_prefix: usize,
+    /// Idle time allowed between messages.
+    pub idle: Duration,
+    /// Idle time allowed when the shard is near its cap.
+    pub idle_under_pressure: Duration,
+    /// Time for the rest of a message once its first byte arrived.
+    pub message: Duration,
+    /// Time to write a batch of replies.
+    pub write: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            per_shard: 1024,
+            per_prefix: 256,
+            idle: Duration::from_secs(10),
+            idle_under_pressure: Duration::from_secs(1),
+            message: Duration::from_secs(1),
+            write: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Replies queued per connection before we flush and wait for the client.
+const MAX_PENDING_REPLIES: usize = 128 * 1024;
+/// Initial read buffer per connection; grows for large messages.
+const INITIAL_READ_BUFFER: usize = 4096;
+/// Back-off after accept fails for lack of resources.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The open connections of one shard.
+pub struct Conns {
+    limits: ConnLimits,
+    open: Cell<usize>,
+    per_prefix: RefCell<HashMap<Prefix, usize>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Prefix {
+    V4([u8; 3]),
+    V6([u8; 7]),
+}
+
+fn prefix(ip: IpAddr) -> Prefix {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            Prefix::V4([o[0], o[1], o[2]])
+        }
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => prefix(IpAddr::V4(v4)),
+            None => {
+                let o = a.octets();
+                Prefix::V6([o[0], o[1], o[2], o[3], o[4], o[5], o[6]])
+            }
+        },
+    }
+}
+
+impl Conns {
+    /// Tracking for one shard.
+    pub fn new(limits: ConnLimits) -> Self {
+        Conns {
+            limits,
+            open: Cell::new(0),
+            per_prefix: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.get()
+    }
+
+    fn try_open(self: &Rc<Self>, peer: IpAddr) -> Option<ConnGuard> {
+        if self.open.get() >= self.limits.per_shard {
+            return None;
+        }
+        let p = prefix(peer);
+        let mut map = self.per_prefix.borrow_mut();
+        let n = map.entry(p).or_insert(0);
+        if *n >= self.limits.per_prefix {
+            return None;
+        }
+        *n += 1;
+        self.open.set(self.open.get() + 1);
+        Some(ConnGuard {
+            conns: self.clone(),
+            prefix: p,
+        })
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        if self.open.get() * 4 >= self.limits.per_shard * 3 {
+            self.limits.idle_under_pressure
+        } else {
+            self.limits.idle
+        }
+    }
+}
+
+/// Releases a connection's slot when dropped.
+struct ConnGuard {
+    conns: Rc<Conns>,
+    prefix: Prefix,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.conns.open.set(self.conns.open.get().saturating_sub(1));
+        let mut map = self.conns.per_prefix.borrow_mut();
+        if let Some(n) = map.get_mut(&self.prefix) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.prefix);
+            }
+        }
+    }
+}
+
+/// Accepts connections on `listener` until `stop` fires.
+pub async fn serve(listener: TcpListener, key: ListenerKey, ctx: Rc<ShardCtx>, mut stop: oneshot::Receiver<()>) {
+    let mut last_err_log = None;
+    tracing::debug!(listener = %key, "tcp listener started");
+    loop {
+        let accepted = monoio::select! {
+            _ = &mut stop => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let Some(guard) = ctx.conns.try_open(peer.ip()) else {
+                    // Over a cap: accept-and-close keeps the backlog moving.
+                    ctx.stats().tcp_refused.incr();
+                    drop(stream);
+                    continue;
+                };
+                ctx.stats().tcp_accepted.incr();
+                let _ = stream.set_nodelay(true);
+                monoio::spawn(connection(stream, peer, key, ctx.clone(), guard));
+            }
+            Err(e) => {
+                let scarce = matches!(e.raw_os_error(), Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOBUFS | libc_errno::ENOMEM));
+                if rate_ok(&mut last_err_log) {
+                    tracing::warn!(listener = %key, error = %e, "tcp accept failed");
+                }
+                if scarce {
+                    monoio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            }
+        }
+    }
+    tracing::debug!(listener = %key, "tcp listener stopped");
+}
+
+/// errno values of interest (Linux).
+mod libc_errno {
+    pub const ENOMEM: i32 = 12;
+    pub const ENFILE: i32 = 23;
+    pub const EMFILE: i32 = 24;
+    pub const ENOBUFS: i32 = 105;
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum End {
+    Eof,
+    ZeroLength,
+    Timeout,
+    Io,
+}
+
+async fn connection(mut stream: TcpStream, peer: SocketAddr, key: ListenerKey, ctx: Rc<ShardCtx>, guard: ConnGuard) {
+    let end = serve_connection(&mut stream, peer, key, &ctx, &guard).await;
+    if matches!(end, End::Timeout) {
+        ctx.stats().tcp_timeouts.incr();
+    }
+    tracing::trace!(%peer, ?end, "tcp connection closed");
+    drop(guard);
+}
+
+async fn serve_connection(stream: &mut TcpStream, peer: SocketAddr, key: ListenerKey, ctx: &Rc<ShardCtx>, guard: &ConnGuard) -> End {
+    let mut snapshots = arc_swap::Cache::new(&ctx.shared.snapshot);
+    let mut route_of = RouteCache::default();
+    let logger = QueryLogger::new(ctx, "tcp");
+    let limits = guard.conns.limits;
+    let keepalive = u16::try_from(limits.idle.as_millis() / 100).ok();
+    let mut input: Vec<u8> = Vec::with_capacity(INITIAL_READ_BUFFER);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        // Answer every complete message we hold.
+        let mut used = 0;
+        while let Some(len) = frame_len(&input[used..]) {
+            if len == 0 {
+                flush(stream, &mut pending, limits.write).await.ok();
+                return End::ZeroLength;
+            }
+            if input.len() - used < 2 + len {
+                break;
+            }
+            if out.capacity() == 0 {
+                out.reserve(REPLY_CAPACITY);
+            }
+            let query = &input[used + 2..used + 2 + len];
+            let snapshot = snapshots.load();
+            let route = route_of.get(snapshot, &key);
+            let started = route.is_some_and(|r| r.logs()).then(Instant::now);
+            let c = Ctx {
+                route,
+                transport: Transport {
+                    proto: Proto::Tcp,
+                    keepalive,
+                },
+            };
+            if let Outcome::Reply { rcode, block, .. } = answer(&c, query, &mut out) {
+                // `answer` never writes more than 65535 octets over a stream.
+                let n = out.len().min(u16::MAX as usize);
+                pending.extend_from_slice(&(n as u16).to_be_bytes());
+                pending.extend_from_slice(&out[..n]);
+                ctx.stats().tcp_answered.incr();
+                if let (Some(t0), Some(route), Some(b)) = (started, route, block) {
+                    logger.log(route, b, peer, query, &out, rcode, t0);
+                }
+            }
+            used += 2 + len;
+            if pending.len() >= MAX_PENDING_REPLIES {
+                if let Err(e) = flush(stream, &mut pending, limits.write).await {
+                    return e;
+                }
+            }
+        }
+        input.drain(..used);
+        if let Err(e) = flush(stream, &mut pending, limits.write).await {
+            return e;
+        }
+        // Room for the rest of the current message.
+        let need = match frame_len(&input) {
+            Some(len) => 2 + len,
+            None => 2,
+        };
+        if input.capacity() < need.max(INITIAL_READ_BUFFER) {
+            input.reserve(need.max(INITIAL_READ_BUFFER) - input.len());
+        }
+        let wait = if input.is_empty() { guard.conns.idle_timeout() } else { limits.message };
+        let len = input.len();
+        let cap = input.capacity();
+        let read = stream.read(input.slice_mut(len..cap));
+        match monoio::time::timeout(wait, read).await {
+            Err(_) => return End::Timeout,
+            Ok((Ok(0), _)) => return End::Eof,
+            Ok((Ok(_), buf)) => input = buf.into_inner(),
+            Ok((Err(_), _)) => return End::Io,
+        }
+    }
+}
+
+/// The length announced by the 2-byte prefix, once it is complete.
+fn frame_len(buf: &[u8]) -> Option<usize> {
+    (buf.len() >= 2).then(|| usize::from(u16::from_be_bytes([buf[0], buf[1]])))
+}
+
+/// Writes all pending replies within `timeout`.
+async fn flush(stream: &mut TcpStream, pending: &mut Vec<u8>, timeout: Duration) -> Result<(), End> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let buf = std::mem::take(pending);
+    match monoio::time::timeout(timeout, stream.write_all(buf)).await {
+        Err(_) => Err(End::Timeout),
+        Ok((Err(_), _)) => Err(End::Io),
+        Ok((Ok(_), mut buf)) => {
+            buf.clear();
+            *pending = buf;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Shard threads: one per core (or `--shards`), pinned, each running its own monoio runtime
+//! with its own SO_REUSEPORT sockets. The control thread talks to a shard only through its
+//! command channel and the published snapshot.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures_channel::{mpsc, oneshot};
+
+use crate::dns::pipeline::{ListenerKey, Snapshot};
+use crate::net::tcp::{ConnLimits, Conns};
+use crate::telemetry::stats::ShardStats;
+
+/// Which io driver the shards run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// io_uring.
+    IoUring,
+    /// epoll (monoio's legacy driver).
+    Legacy,
+}
+
+impl std::fmt::Display for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Driver::IoUring => "io-uring",
+            Driver::Legacy => "legacy",
+        })
+    }
+}
+
+/// The driver `auto` picks here: io_uring when the kernel allows it and offers the
+/// operations monoio uses, else the legacy driver.
+pub fn detect() -> Driver {
+    if monoio::utils::detect_uring() { Driver::IoUring } else { Driver::Legacy }
+}
+
+/// State shared by the control thread and all shards.
+pub struct Shared {
+    /// The current pipeline and zone data.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// One set of counters per shard.
+    pub stats: Box<[ShardStats]>,
+    /// TCP limits.
+    pub conn_limits: ConnLimits,
+}
+
+/// A socket made by the control thread for one shard.
+pub enum Socket {
+    /// UDP.
+    Udp(std::net::UdpSocket),
+    /// TCP listener.
+    Tcp(std::net::TcpListener),
+}
+
+/// A message to a shard.
+pub enum Command {
+    /// Start serving these sockets.
+    Listen(Vec<(ListenerKey, Socket)>),
+    /// Stop serving these listeners (open TCP connections finish on their own).
+    Close(Vec<ListenerKey>),
+    /// Stop every listener, give open connections `grace` to finish, then end the thread.
+    Shutdown {
+        /// How long open connections may take.
+        grace: Duration,
+    },
+}
+
+/// The control side's handle on one shard.
+pub struct ShardHandle {
+    /// Shard number.
+    pub id: usize,
+    commands: mpsc::UnboundedSender<Command>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ShardHandle {
+    /// Sends a command; false if the shard has ended.
+    pub fn send(&self, cmd: Command) -> bool {
+        self.commands.unbounded_send(cmd).is_ok()
+    }
+
+    /// Waits for the thread to end.
+    pub fn join(self) {
+        if self.thread.join().is_err() {
+            tracing::error!(shard = self.id, "shard thread panicked");
+        }
+    }
+}
+
+/// Starts `count` shards on `driver`, pinned to cores round-robin when `pin` is set.
+pub fn launch(count: usize, driver: Driver, pin: bool, shared: Arc<Shared>) -> std::io::Result<Vec<ShardHandle>> {
+    let cores = if pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+    let mut handles = Vec::with_capacity(count);
+    for id in 0..count {
+        let (tx, rx) = mpsc::unbounded();
+        let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
+        let shared = shared.clone();
+        let thread = std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
+            if let Some(core) = core {
+                if !core_affinity::set_for_current(core) {
+                    tracing::warn!(shard = id, core = core.id, "could not pin shard to its core");
+                }
+            }
+            if let Err(e) = run(id, driver, shared, rx) {
+                tracing::error!(shard = id, %driver, error = %e, "shard runtime failed to start");
+            }
+        })?;
+        handles.push(ShardHandle {
+            id,
+            commands: tx,
+            thread,
+        });
+    }
+    Ok(handles)
+}
+
+fn run(id: usize, driver: Driver, shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Command>) -> std::io::Result<()> {
+    let span = tracing::info_span!("shard", id);
+    let _enter = span.enter();
+    match driver {
+        Driver::IoUring => {
+            let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer().build()?;
+            rt.block_on(shard_main(id, shared, rx));
+        }
+        Driver::Legacy => {
+            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build()?;
+            rt.block_on(shard_main(id, shared, rx));
+        }
+    }
+    Ok(())
+}
+
+/// Per-shard context handed to every task of the shard.
+pub struct ShardCtx {
+    /// Shard number.
+    pub id: usize,
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// Open TCP connections of this shard.
+    pub conns: Rc<Conns>,
+    /// Query log sampling of this shard.
+    pub querylog: RefCell<crate::telemetry::querylog::Limiter>,
+}
+
+impl ShardCtx {
+    /// This shard's counters.
+    pub fn stats(&self) -> &ShardStats {
+        &self.shared.stats[self.id]
+    }
+}
+
+async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
+    use futures_util_lite::next;
+    let ctx = Rc::new(ShardCtx {
+        id,
+        conns: Rc::new(Conns::new(shared.conn_limits)),
+        shared,
+        querylog: RefCell::new(Default::default()),
+    });
+    let mut stops: HashMap<ListenerKey, Vec<oneshot::Sender<()>>> = HashMap::new();
+    while let Some(cmd) = next(&mut rx).await {
+        match cmd {
+            Command::Listen(sockets) => {
+                for (key, sock) in sockets {
+                    let (tx, stop) = oneshot::channel();
+                    let started = match sock {
+                        Socket::Udp(s) => monoio::net::udp::UdpSocket::from_std(s)
+                            .map(|s| drop(monoio::spawn(crate::net::udp::serve(s, key, ctx.clone(), stop)))),
+                        Socket::Tcp(l) => monoio::net::TcpListener::from_std(l)
+                            .map(|l| drop(monoio::spawn(crate::net::tcp::serve(l, key, ctx.clone(), stop)))),
+                    };
+                    match started {
+                        Ok(()) => stops.entry(key).or_default().push(tx),
+                        Err(e) => tracing::error!(listener = %key, error = %e, "cannot serve socket"),
+                    }
+                }
+            }
+            Command::Close(keys) => {
+                for k in keys {
+                    for tx in stops.remove(&k).unwrap_or_default() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+            Command::Shutdown { grace } => {
+                for (_, txs) in stops.drain() {
+                    for tx in txs {
+                        let _ = tx.send(());
+                    }
+                }
+                let deadline = std::time::Instant::now() + grace;
+                while ctx.conns.open() > 0 && std::time::Instant::now() < deadline {
+                    monoio::time::sleep(Duration::from_millis(20)).await;
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// Minimal stream helpers, to avoid pulling in all of futures-util.
+mod futures_util_lite {
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    use futures_core::Stream;
+
+    /// The next item of a stream.
+    pub async fn next<S: Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+        poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)).await
+    }
+}

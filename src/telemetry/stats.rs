@@ -1,0 +1,77 @@
+//! Per-shard counters: each shard writes only its own (on its own cache line), the control
+//! side sums them on read.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A counter with a single writer: increments are a plain load and store, no locked
+/// read-modify-write.
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one (only from the owning shard).
+    #[inline]
+    pub fn incr(&self) {
+        self.add(1);
+    }
+
+    /// Adds `n` (only from the owning shard).
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters of one shard.
+#[derive(Default, Debug)]
+#[repr(align(128))]
+pub struct ShardStats {
+    /// UDP queries answered.
+    pub udp_answered: Counter,
+    /// Datagrams dropped without a reply (short, or QR=1).
+    pub udp_dropped: Counter,
+    /// Queries answered over TCP.
+    pub tcp_answered: Counter,
+    /// TCP connections accepted and served.
+    pub tcp_accepted: Counter,
+    /// TCP connections closed at once because a cap was reached.
+    pub tcp_refused: Counter,
+    /// TCP connections closed for a timeout.
+    pub tcp_timeouts: Counter,
+}
+
+/// Sums of all shards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// See [`ShardStats::udp_answered`].
+    pub udp_answered: u64,
+    /// See [`ShardStats::udp_dropped`].
+    pub udp_dropped: u64,
+    /// See [`ShardStats::tcp_answered`].
+    pub tcp_answered: u64,
+    /// See [`ShardStats::tcp_accepted`].
+    pub tcp_accepted: u64,
+    /// See [`ShardStats::tcp_refused`].
+    pub tcp_refused: u64,
+    /// See [`ShardStats::tcp_timeouts`].
+    pub tcp_timeouts: u64,
+}
+
+/// Sums the counters of every shard.
+pub fn totals(shards: &[ShardStats]) -> Totals {
+    let mut t = Totals::default();
+    for s in shards {
+        t.udp_answered += s.udp_answered.get();
+        t.udp_dropped += s.udp_dropped.get();
+        t.tcp_answered += s.tcp_answered.get();
+        t.tcp_accepted += s.tcp_accepted.get();
+        t.tcp_refused += s.tcp_refused.get();
+        t.tcp_timeouts += s.tcp_timeouts.get();
+    }
+    t
+}

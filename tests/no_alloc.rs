@@ -1,0 +1,117 @@
+//! The UDP query path allocates nothing: a counting global allocator watches `dns::answer`
+//! over every class of answer once the reply buffer has its capacity.
+
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use domain::base::iana::Rtype;
+use ringdns::config::{self, LoadOptions};
+use ringdns::control::{build, data::DataSet};
+use ringdns::dns::answer::REPLY_CAPACITY;
+use ringdns::dns::reply::Transport;
+use ringdns::dns::resolve::Proto;
+use ringdns::dns::{Ctx, Outcome, answer};
+use support::{data, q};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the wrapper only
+// counts, using a const-initialised thread-local that never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn answer_allocates_nothing() {
+    let corefile = format!(
+        "example.test:1053 hosts.test:1053 {{\n bind 127.0.0.1\n file {zone} example.test\n hosts {none} hosts.test {{\n  192.0.2.77 h1.hosts.test\n }}\n}}\n",
+        zone = data("example.test.zone").display(),
+        none = data("no-such-hosts-file").display(),
+    );
+    let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
+    let data = DataSet::load(&cfg, None).unwrap();
+    let snap = build::snapshot(&cfg, &data, 1);
+    let ctx = Ctx {
+        route: snap.route(&snap.listeners[0].0),
+        transport: Transport {
+            proto: Proto::Udp,
+            keepalive: None,
+        },
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("hit", q("www.example.test", Rtype::A).wire()),
+        ("hit with EDNS and DO", q("www.example.test", Rtype::AAAA).edns(1232).dnssec_ok().wire()),
+        ("nxdomain", q("nope.example.test", Rtype::A).wire()),
+        ("nodata", q("www.example.test", Rtype::TXT).wire()),
+        ("empty non-terminal", q("ent.example.test", Rtype::A).wire()),
+        ("referral", q("host.sub.example.test", Rtype::A).wire()),
+        ("cname chain", q("chain1.example.test", Rtype::A).wire()),
+        ("wildcard", q("x.wild.example.test", Rtype::A).wire()),
+        ("truncated", q("big.example.test", Rtype::TXT).edns(4096).wire()),
+        ("any", q("example.test", Rtype::ANY).wire()),
+        ("mx with additional", q("example.test", Rtype::MX).wire()),
+        ("hosts", q("h1.hosts.test", Rtype::A).wire()),
+        ("hosts nxdomain", q("nobody.hosts.test", Rtype::A).wire()),
+        ("refused", q("www.other.org", Rtype::A).wire()),
+        ("badvers", q("www.example.test", Rtype::A).edns(1232).edns_version(1).wire()),
+        ("notimp opcode", q("www.example.test", Rtype::A).opcode(2).wire()),
+        ("formerr", vec![0, 1, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1]),
+        ("short", vec![1, 2, 3]),
+    ];
+    let mut out = Vec::with_capacity(REPLY_CAPACITY);
+    for (name, wire) in &cases {
+        // Warm up, and make sure each case does what its name says.
+        let o = answer(&ctx, wire, &mut out);
+        if *name == "truncated" {
+            assert!(matches!(o, Outcome::Reply { truncated: true, .. }), "{name}: {o:?}");
+        }
+        if *name == "short" {
+            assert!(matches!(o, Outcome::Drop(_)));
+        }
+    }
+    for (name, wire) in &cases {
+        ALLOCATIONS.store(0, Ordering::Relaxed);
+        COUNTING.with(|c| c.set(true));
+        for _ in 0..1000 {
+            std::hint::black_box(answer(&ctx, std::hint::black_box(wire), &mut out));
+        }
+        COUNTING.with(|c| c.set(false));
+        assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "{name} allocated");
+    }
+    // The counter works: a Vec allocation is seen.
+    COUNTING.with(|c| c.set(true));
+    let v: Vec<u8> = Vec::with_capacity(std::hint::black_box(10));
+    COUNTING.with(|c| c.set(false));
+    drop(v);
+    assert!(ALLOCATIONS.load(Ordering::Relaxed) > 0);
+}
