@@ -200,7 +200,7 @@ mod tests {
         let line = format_line(COMMON_LOG_FORMAT, &e, &parse_question(&query));
         assert_eq!(
             line,
-            "127.0.0.1:5353 - 4660 \"A IN www.example.test. udp 33 false 512\" NOERROR qr,aa,rd 33 0.000015000s"
+            "127.0.0.1:5353 - 4660 \"A IN www.example.test. udp 34 false 512\" NOERROR qr,aa,rd 34 0.000015000s"
         );
         let rule = LogRule {
             names: vec![crate::zone::name::parse_abs("example.test").unwrap()],
