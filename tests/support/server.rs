@@ -108,6 +108,10 @@ impl<'a> Options<'a> {
         self.args.push(a.to_string());
         self
     }
+    pub fn shell(mut self, prefix: &'a str) -> Self {
+        self.shell_prefix = Some(prefix);
+        self
+    }
     pub fn file(mut self, name: &'a str, text: impl Into<String>) -> Self {
         self.files.push((name, text.into()));
         self
@@ -143,11 +147,12 @@ impl Server {
             corefile.display().to_string(),
             "--driver".into(),
             opts.driver.into(),
-            "--shards".into(),
-            "2".into(),
             "--log-level".into(),
             "info".into(),
         ];
+        if !opts.args.iter().any(|a| a == "--shards") {
+            args.extend(["--shards".into(), "2".into()]);
+        }
         args.extend(opts.args.iter().cloned());
         let mut cmd = match opts.shell_prefix {
             Some(prefix) => {
