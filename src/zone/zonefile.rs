@@ -95,16 +95,9 @@ fn read_into(path: &Path, origin: Name<Bytes>, builder: &mut ZoneBuilder, depth:
     zf.set_default_class(Class::IN);
     let mut rdata = Vec::with_capacity(512);
     loop {
-        let start = zf.current_offset();
-        let entry = zf.next_entry().map_err(|e| {
-            // domain reports where scanning stopped (often the next line); name the line
-            // where the failing entry starts instead, and keep domain's message.
-            let msg = e.to_string();
-            let msg = msg.splitn(3, ':').nth(2).unwrap_or(&msg).trim().to_string();
-            LoadError::Syntax {
-                path: path.to_path_buf(),
-                detail: format!("{}: {msg}", entry_line(&bytes, start)),
-            }
+        let entry = zf.next_entry().map_err(|e| LoadError::Syntax {
+            path: path.to_path_buf(),
+            detail: locate(&bytes, &e.to_string()),
         })?;
         match entry {
             None => return Ok(()),
@@ -145,23 +138,74 @@ fn read_into(path: &Path, origin: Name<Bytes>, builder: &mut ZoneBuilder, depth:
     }
 }
 
-/// The 1-based line of the first entry at or after `offset`: blank lines and `;` comments
-/// are skipped.
-fn entry_line(src: &[u8], offset: usize) -> usize {
-    let mut pos = offset.min(src.len());
-    loop {
-        while pos < src.len() && src[pos].is_ascii_whitespace() {
-            pos += 1;
-        }
-        if pos < src.len() && src[pos] == b';' {
-            while pos < src.len() && src[pos] != b'\n' {
-                pos += 1;
+/// domain reports `line:col: message` where scanning stopped, which for an error in the last
+/// field of an entry is the start of the next line. Name the line where the failing entry
+/// starts instead: `LINE: message`.
+fn locate(src: &[u8], err: &str) -> String {
+    let mut parts = err.splitn(3, ':');
+    let (Some(l), Some(c), Some(msg)) = (parts.next(), parts.next(), parts.next()) else {
+        return format!(" {err}");
+    };
+    let (Ok(line), Ok(col)) = (l.trim().parse::<usize>(), c.trim().parse::<usize>()) else {
+        return format!(" {err}");
+    };
+    let entries = entry_spans(src);
+    // The entry whose span holds the position; at column 1 of an entry's first line the
+    // scanner had just finished the entry before.
+    let idx = entries.iter().position(|&(start, end)| start <= line && line <= end);
+    let start = match idx {
+        Some(i) if col == 1 && entries[i].0 == line && i > 0 => entries[i - 1].0,
+        Some(i) => entries[i].0,
+        None => entries.iter().rev().find(|&&(start, _)| start < line).map_or(line, |e| e.0),
+    };
+    format!("{start}: {}", msg.trim())
+}
+
+/// (first line, last line) of each entry of a zone file: logical lines, joined across
+/// parentheses, without blank and comment-only lines.
+fn entry_spans(src: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let (mut line, mut depth) = (1usize, 0usize);
+    let (mut in_quote, mut in_comment, mut escaped) = (false, false, false);
+    let mut start: Option<usize> = None;
+    for &b in src {
+        if b == b'\n' {
+            if depth == 0 && !in_quote {
+                if let Some(s) = start.take() {
+                    spans.push((s, line));
+                }
             }
+            in_comment = false;
+            escaped = false;
+            line += 1;
             continue;
         }
-        break;
+        if in_comment {
+            continue;
+        }
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' => escaped = true,
+            b'"' => in_quote = !in_quote,
+            b';' if !in_quote => {
+                in_comment = true;
+                continue;
+            }
+            b'(' if !in_quote => depth += 1,
+            b')' if !in_quote => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if !b.is_ascii_whitespace() && start.is_none() {
+            start = Some(line);
+        }
     }
-    1 + src[..pos].iter().filter(|&&b| b == b'\n').count()
+    if let Some(s) = start {
+        spans.push((s, line));
+    }
+    spans
 }
 
 #[cfg(test)]
@@ -223,6 +267,15 @@ mod tests {
         let ent = key("_udp.example.test");
         assert!(matches!(z.find(ent.as_slice(), Rtype::A), Found::Name(n) if n.rrsets().is_empty()));
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn error_lines_point_at_the_entry() {
+        let src = b"$ORIGIN x.\n; comment\n\n@ SOA ns h ( 1\n 2 3 4 5 )\nwww A bad\nmail MX x\n";
+        assert_eq!(entry_spans(src), vec![(1, 1), (4, 5), (6, 6), (7, 7)]);
+        assert_eq!(locate(src, "7:1: expected IPv4 address"), "6: expected IPv4 address");
+        assert_eq!(locate(src, "7:9: bad"), "7: bad");
+        assert_eq!(locate(src, "5:3: bad"), "4: bad");
     }
 
     #[test]
