@@ -1,0 +1,175 @@
+//! Black-box: the command line, start-up errors, drivers and shutdown.
+
+mod support;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use domain::base::iana::Rtype;
+use support::server::{Options, Server, TempDir, binary, example_zone, free_port, wait_exit};
+use support::q;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(binary()).args(args).env_remove("RUST_LOG").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_prints_what_would_be_served() {
+    let d = TempDir::new("check");
+    d.write("zone", &example_zone());
+    let cf = d.write(
+        "Corefile",
+        "example.test:1053 {\n    bind 127.0.0.1\n    file zone\n}\n".replace("file zone", &format!("file {}/zone", d.path().display())).as_str(),
+    );
+    let (code, out, err) = run(&["check", "--conf", cf.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("dns://127.0.0.1:1053"), "{out}");
+    assert!(out.contains("as example.test.: serial 2024010101"), "{out}");
+}
+
+#[test]
+fn config_errors_name_file_line_and_directive() {
+    let d = TempDir::new("cfgerr");
+    let cf = d.write("Corefile", "example.com:53 {\n    hots\n}\n");
+    for args in [vec!["check", "--conf"], vec!["--conf"]] {
+        let mut a = args.clone();
+        a.push(cf.to_str().unwrap());
+        let (code, _, err) = run(&a);
+        assert_ne!(code, 0);
+        assert!(
+            err.contains(&format!("{}:2:5: unknown directive \"hots\" in server block \"dns://example.com.:53\" (did you mean \"hosts\"?)", cf.display())),
+            "{err}"
+        );
+    }
+    let zone = d.write("db", "$ORIGIN example.test.\n@ SOA ns h 1 2 3 4 5\n\nwww A 300.1.1.1\n");
+    let cf = d.write("Corefile2", &format!("example.test:1053 {{\n  file {}\n}}\n", zone.display()));
+    let (code, _, err) = run(&["check", "--conf", cf.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Corefile2:2:3: file: ") && err.contains("/db:4: "), "{err}");
+    let (code, _, err) = run(&["check", "--conf", "/nonexistent/Corefile"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("/nonexistent/Corefile"), "{err}");
+}
+
+#[test]
+fn coredns_style_flags() {
+    let d = TempDir::new("flags");
+    let cf = d.write("Corefile", "example.test {\n    bind 127.0.0.1\n    file zone\n}\n".replace("file zone", &format!("file {}/zone", d.path().display())).as_str());
+    d.write("zone", &example_zone());
+    let (code, out, err) = run(&["check", "-conf", cf.to_str().unwrap(), "-dns.port", "1054"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("dns://127.0.0.1:1054"), "{out}");
+}
+
+#[test]
+fn address_in_use_is_a_clear_startup_error() {
+    let port = free_port();
+    let _holder = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let d = TempDir::new("inuse");
+    let cf = d.write("Corefile", &format!("example.test:{port} {{\n    bind 127.0.0.1\n    hosts {}/none {{\n        192.0.2.1 a.example.test\n    }}\n}}\n", d.path().display()));
+    let (code, _, err) = run(&["--conf", cf.to_str().unwrap(), "--shards", "1"]);
+    assert_ne!(code, 0);
+    assert!(err.contains(&format!("cannot listen on dns://127.0.0.1:{port}")) && err.contains("in use"), "{err}");
+}
+
+#[test]
+fn encrypted_blocks_are_checked_but_not_served_yet() {
+    let d = TempDir::new("tls");
+    let cf = d.write("Corefile", "tls://example.test:8853 {\n    tls acme {\n        domain ns1.example.test\n    }\n}\n");
+    let (code, out, _) = run(&["check", "--conf", cf.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("tls acme for ns1.example.test"), "{out}");
+    let (code, _, err) = run(&["--conf", cf.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("serves dns:// only"), "{err}");
+}
+
+const COREFILE: &str = "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n";
+
+both_drivers!(sigterm_is_a_clean_exit, |driver| {
+    let s = Server::start(Options::new(driver, COREFILE).file("zone", example_zone()));
+    assert_eq!(s.udp(&q("www.example.test", Rtype::A)).rcode(), 0);
+    let st = s.stop();
+    assert!(st.success(), "{st}");
+});
+
+/// Installs a seccomp filter that makes io_uring_setup (x86_64 syscall 425) fail with EPERM,
+/// as container runtimes do.
+fn block_io_uring(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl with a
+    // filter program that lives on its stack for the duration of the call.
+    unsafe {
+        cmd.pre_exec(|| {
+            let filter = [
+                libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 }, // ld [nr]
+                libc::sock_filter { code: 0x15, jt: 0, jf: 1, k: 425 }, // jeq 425
+                libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x0005_0000 | libc::EPERM as u32 }, // ret ERRNO(EPERM)
+                libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 }, // ret ALLOW
+            ];
+            let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut _ };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const _ as usize, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn auto_falls_back_to_legacy_when_io_uring_is_blocked() {
+    let d = TempDir::new("seccomp");
+    d.write("zone", &example_zone());
+    let port = free_port();
+    let cf = d.write("Corefile", &COREFILE.replace("{PORT}", &port.to_string()).replace("{DIR}", &d.path().display().to_string()));
+    let log = d.path().join("log");
+    let mut cmd = Command::new(binary());
+    cmd.args(["--conf", cf.to_str().unwrap(), "--driver", "auto", "--shards", "2"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    block_io_uring(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut answered = false;
+    for _ in 0..50 {
+        sock.send_to(&q("www.example.test", Rtype::A).wire(), ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 512];
+        if sock.recv(&mut buf).is_ok() {
+            answered = true;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(answered, "{text}");
+    assert_eq!(text.matches("io_uring is not available").count(), 1, "said once: {text}");
+    assert!(text.contains("driver=legacy"), "{text}");
+
+    // Asking for io_uring explicitly on such a host is an error, not a silent fallback.
+    let mut cmd = Command::new(binary());
+    cmd.args(["--conf", cf.to_str().unwrap(), "--driver", "io-uring"]).env_remove("RUST_LOG").stdout(Stdio::null()).stderr(Stdio::piped());
+    block_io_uring(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let st = wait_exit(&mut child, Duration::from_secs(10)).expect("exits");
+    assert!(!st.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("io_uring is not available"), "{err}");
+}
+
+#[test]
+fn auto_uses_io_uring_where_allowed() {
+    let s = Server::start(Options::new("auto", COREFILE).file("zone", example_zone()));
+    assert!(s.wait_log("driver=io-uring", Duration::from_secs(5)), "this machine allows io_uring: {}", s.log());
+}
