@@ -17,6 +17,7 @@
 pub mod config;
 pub mod control;
 pub mod dns;
+pub mod fuzzing;
 pub mod net;
 pub mod shard;
 pub mod telemetry;

@@ -66,9 +66,18 @@ pub enum LoadError {
 
 /// Loads `path` as the zone `origin`.
 pub fn load(path: &Path, origin: &Name<Bytes>) -> Result<Zone, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_bytes(&bytes, path, origin)
+}
+
+/// Loads zone file text as if read from `path` (`$INCLUDE` resolves relative to it).
+pub fn load_bytes(bytes: &[u8], path: &Path, origin: &Name<Bytes>) -> Result<Zone, LoadError> {
     let apex = NameKey::of(origin);
     let mut builder = ZoneBuilder::new(apex.as_slice());
-    read_into(path, origin.clone(), &mut builder, 0)?;
+    parse_into(bytes, path, origin.clone(), &mut builder, 0)?;
     if builder.out_of_zone > 0 {
         tracing::warn!(file = %path.display(), zone = %origin, skipped = builder.out_of_zone, "records outside the zone were skipped");
     }
@@ -90,14 +99,18 @@ fn read_into(path: &Path, origin: Name<Bytes>, builder: &mut ZoneBuilder, depth:
         path: path.to_path_buf(),
         source,
     })?;
-    let mut zf = Zonefile::from(bytes.as_slice());
+    parse_into(&bytes, path, origin, builder, depth)
+}
+
+fn parse_into(bytes: &[u8], path: &Path, origin: Name<Bytes>, builder: &mut ZoneBuilder, depth: usize) -> Result<(), LoadError> {
+    let mut zf = Zonefile::from(bytes);
     zf.set_origin(origin);
     zf.set_default_class(Class::IN);
     let mut rdata = Vec::with_capacity(512);
     loop {
         let entry = zf.next_entry().map_err(|e| LoadError::Syntax {
             path: path.to_path_buf(),
-            detail: locate(&bytes, &e.to_string()),
+            detail: locate(bytes, &e.to_string()),
         })?;
         match entry {
             None => return Ok(()),

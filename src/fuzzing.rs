@@ -1,0 +1,72 @@
+//! Entry points shared by the cargo-fuzz targets (`fuzz/`) and the test that replays their
+//! seed corpus, so both exercise exactly the same code.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use crate::config::{self, LoadOptions};
+use crate::dns::pipeline::{Block, FileHandler, Handler, HostsHandler, Route};
+use crate::dns::reply::Transport;
+use crate::dns::resolve::Proto;
+use crate::dns::{Ctx, answer};
+use crate::zone::hosts::HostsBuilder;
+use crate::zone::name::{NameKey, parse_abs};
+use crate::zone::zonefile;
+
+/// The zone every answer fuzz run is served from (the test zone of the repository).
+const ZONE: &str = include_str!("../tests/data/example.test.zone");
+
+fn route() -> &'static Route {
+    static ROUTE: OnceLock<Route> = OnceLock::new();
+    ROUTE.get_or_init(|| {
+        let origin = parse_abs("example.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
+        let zone = zonefile::load_bytes(ZONE.as_bytes(), Path::new("example.test.zone"), &origin)
+            .unwrap_or_else(|e| panic!("the built-in fuzz zone loads: {e}"));
+        let hosts_origin = parse_abs("hosts.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
+        let mut hb = HostsBuilder::default();
+        hb.add_text("192.0.2.77 h1.hosts.test\n2001:db8::77 h1.hosts.test\n", true);
+        let hosts = hb.build(std::slice::from_ref(&hosts_origin), 60);
+        let block = Arc::new(Block {
+            index: 0,
+            label: "fuzz".into(),
+            handlers: vec![
+                Handler::Hosts(HostsHandler {
+                    table: Arc::new(hosts),
+                    zones: vec![NameKey::of(&hosts_origin).as_slice().into()],
+                    fallthrough: None,
+                }),
+                Handler::File(FileHandler {
+                    zones: vec![Arc::new(zone)],
+                }),
+            ],
+            log: Vec::new(),
+            errors: false,
+        });
+        Route::new(vec![
+            (NameKey::of(&origin).as_slice().into(), block.clone()),
+            (NameKey::of(&hosts_origin).as_slice().into(), block),
+        ])
+    })
+}
+
+/// Answers arbitrary bytes as a UDP and as a TCP query; checks the reply limits hold.
+pub fn answer_bytes(data: &[u8]) {
+    let mut out = Vec::new();
+    for (proto, limit) in [(Proto::Udp, 1232), (Proto::Tcp, 65535)] {
+        let ctx = Ctx {
+            route: Some(route()),
+            transport: Transport { proto, keepalive: Some(100) },
+        };
+        if let crate::dns::Outcome::Reply { .. } = answer(&ctx, data, &mut out) {
+            assert!(out.len() <= limit, "reply of {} octets over the {limit} limit", out.len());
+            assert!(out.len() >= 12 && out[2] & 0x80 != 0, "a reply has a header with QR set");
+        }
+    }
+}
+
+/// Parses arbitrary bytes as a Corefile (no file is read unless it imports one).
+pub fn corefile_bytes(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = config::parse(text, Path::new("/nonexistent/fuzz/Corefile"), LoadOptions::default());
+    }
+}
