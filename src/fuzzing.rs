@@ -22,9 +22,13 @@ fn route() -> &'static Route {
         let origin = parse_abs("example.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
         let zone = zonefile::load_bytes(ZONE.as_bytes(), Path::new("example.test.zone"), &origin)
             .unwrap_or_else(|e| panic!("the built-in fuzz zone loads: {e}"));
-        let hosts_origin = parse_abs("hosts.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
+        let hosts_origin =
+            parse_abs("hosts.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
         let mut hb = HostsBuilder::default();
-        hb.add_text("192.0.2.77 h1.hosts.test\n2001:db8::77 h1.hosts.test\n", true);
+        hb.add_text(
+            "192.0.2.77 h1.hosts.test\n2001:db8::77 h1.hosts.test\n",
+            true,
+        );
         let hosts = hb.build(std::slice::from_ref(&hosts_origin), 60);
         let block = Arc::new(Block {
             index: 0,
@@ -55,11 +59,21 @@ pub fn answer_bytes(data: &[u8]) {
     for (proto, limit) in [(Proto::Udp, 1232), (Proto::Tcp, 65535)] {
         let ctx = Ctx {
             route: Some(route()),
-            transport: Transport { proto, keepalive: Some(100) },
+            transport: Transport {
+                proto,
+                keepalive: Some(100),
+            },
         };
         if let crate::dns::Outcome::Reply { .. } = answer(&ctx, data, &mut out) {
-            assert!(out.len() <= limit, "reply of {} octets over the {limit} limit", out.len());
-            assert!(out.len() >= 12 && out[2] & 0x80 != 0, "a reply has a header with QR set");
+            assert!(
+                out.len() <= limit,
+                "reply of {} octets over the {limit} limit",
+                out.len()
+            );
+            assert!(
+                out.len() >= 12 && out[2] & 0x80 != 0,
+                "a reply has a header with QR set"
+            );
         }
     }
 }
@@ -67,6 +81,10 @@ pub fn answer_bytes(data: &[u8]) {
 /// Parses arbitrary bytes as a Corefile (no file is read unless it imports one).
 pub fn corefile_bytes(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = config::parse(text, Path::new("/nonexistent/fuzz/Corefile"), LoadOptions::default());
+        let _ = config::parse(
+            text,
+            Path::new("/nonexistent/fuzz/Corefile"),
+            LoadOptions::default(),
+        );
     }
 }

@@ -12,7 +12,11 @@ use ringdns::net::tcp::ConnLimits;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
-#[command(name = "ringdns", version, about = "DNS edge server: authoritative zones over UDP and TCP, configured by a Corefile")]
+#[command(
+    name = "ringdns",
+    version,
+    about = "DNS edge server: authoritative zones over UDP and TCP, configured by a Corefile"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -83,10 +87,11 @@ fn main() -> ExitCode {
         None => {
             let opts = RunOptions {
                 conf: cli.common.conf,
-                shards: cli
-                    .shards
-                    .filter(|n| *n > 0)
-                    .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+                shards: cli.shards.filter(|n| *n > 0).unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                }),
                 driver: match cli.driver {
                     DriverArg::Auto => DriverChoice::Auto,
                     DriverArg::IoUring => DriverChoice::IoUring,

@@ -7,11 +7,15 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use domain::base::iana::Rtype;
-use support::server::{Options, Server, TempDir, binary, example_zone, free_port, wait_exit};
 use support::q;
+use support::server::{Options, Server, TempDir, binary, example_zone, free_port, wait_exit};
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(binary()).args(args).env_remove("RUST_LOG").output().unwrap();
+    let out = Command::new(binary())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -25,7 +29,9 @@ fn check_prints_what_would_be_served() {
     d.write("zone", &example_zone());
     let cf = d.write(
         "Corefile",
-        "example.test:1053 {\n    bind 127.0.0.1\n    file zone\n}\n".replace("file zone", &format!("file {}/zone", d.path().display())).as_str(),
+        "example.test:1053 {\n    bind 127.0.0.1\n    file zone\n}\n"
+            .replace("file zone", &format!("file {}/zone", d.path().display()))
+            .as_str(),
     );
     let (code, out, err) = run(&["check", "--conf", cf.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
@@ -47,11 +53,20 @@ fn config_errors_name_file_line_and_directive() {
             "{err}"
         );
     }
-    let zone = d.write("db", "$ORIGIN example.test.\n@ SOA ns h 1 2 3 4 5\n\nwww A 300.1.1.1\n");
-    let cf = d.write("Corefile2", &format!("example.test:1053 {{\n  file {}\n}}\n", zone.display()));
+    let zone = d.write(
+        "db",
+        "$ORIGIN example.test.\n@ SOA ns h 1 2 3 4 5\n\nwww A 300.1.1.1\n",
+    );
+    let cf = d.write(
+        "Corefile2",
+        &format!("example.test:1053 {{\n  file {}\n}}\n", zone.display()),
+    );
     let (code, _, err) = run(&["check", "--conf", cf.to_str().unwrap()]);
     assert_ne!(code, 0);
-    assert!(err.contains("Corefile2:2:3: file: ") && err.contains("/db:4: "), "{err}");
+    assert!(
+        err.contains("Corefile2:2:3: file: ") && err.contains("/db:4: "),
+        "{err}"
+    );
     let (code, _, err) = run(&["check", "--conf", "/nonexistent/Corefile"]);
     assert_ne!(code, 0);
     assert!(err.contains("/nonexistent/Corefile"), "{err}");
@@ -60,7 +75,12 @@ fn config_errors_name_file_line_and_directive() {
 #[test]
 fn coredns_style_flags() {
     let d = TempDir::new("flags");
-    let cf = d.write("Corefile", "example.test {\n    bind 127.0.0.1\n    file zone\n}\n".replace("file zone", &format!("file {}/zone", d.path().display())).as_str());
+    let cf = d.write(
+        "Corefile",
+        "example.test {\n    bind 127.0.0.1\n    file zone\n}\n"
+            .replace("file zone", &format!("file {}/zone", d.path().display()))
+            .as_str(),
+    );
     d.write("zone", &example_zone());
     let (code, out, err) = run(&["check", "-conf", cf.to_str().unwrap(), "-dns.port", "1054"]);
     assert_eq!(code, 0, "{err}");
@@ -75,13 +95,19 @@ fn address_in_use_is_a_clear_startup_error() {
     let cf = d.write("Corefile", &format!("example.test:{port} {{\n    bind 127.0.0.1\n    hosts {}/none {{\n        192.0.2.1 a.example.test\n    }}\n}}\n", d.path().display()));
     let (code, _, err) = run(&["--conf", cf.to_str().unwrap(), "--shards", "1"]);
     assert_ne!(code, 0);
-    assert!(err.contains(&format!("cannot listen on dns://127.0.0.1:{port}")) && err.contains("in use"), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on dns://127.0.0.1:{port}")) && err.contains("in use"),
+        "{err}"
+    );
 }
 
 #[test]
 fn encrypted_blocks_are_checked_but_not_served_yet() {
     let d = TempDir::new("tls");
-    let cf = d.write("Corefile", "tls://example.test:8853 {\n    tls acme {\n        domain ns1.example.test\n    }\n}\n");
+    let cf = d.write(
+        "Corefile",
+        "tls://example.test:8853 {\n    tls acme {\n        domain ns1.example.test\n    }\n}\n",
+    );
     let (code, out, _) = run(&["check", "--conf", cf.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(out.contains("tls acme for ns1.example.test"), "{out}");
@@ -107,16 +133,46 @@ fn block_io_uring(cmd: &mut Command) {
     unsafe {
         cmd.pre_exec(|| {
             let filter = [
-                libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 }, // ld [nr]
-                libc::sock_filter { code: 0x15, jt: 0, jf: 1, k: 425 }, // jeq 425
-                libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x0005_0000 | libc::EPERM as u32 }, // ret ERRNO(EPERM)
-                libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 }, // ret ALLOW
+                libc::sock_filter {
+                    code: 0x20,
+                    jt: 0,
+                    jf: 0,
+                    k: 0,
+                }, // ld [nr]
+                libc::sock_filter {
+                    code: 0x15,
+                    jt: 0,
+                    jf: 1,
+                    k: 425,
+                }, // jeq 425
+                libc::sock_filter {
+                    code: 0x06,
+                    jt: 0,
+                    jf: 0,
+                    k: 0x0005_0000 | libc::EPERM as u32,
+                }, // ret ERRNO(EPERM)
+                libc::sock_filter {
+                    code: 0x06,
+                    jt: 0,
+                    jf: 0,
+                    k: 0x7fff_0000,
+                }, // ret ALLOW
             ];
-            let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut _ };
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut _,
+            };
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const _ as usize, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const _ as usize,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -129,20 +185,34 @@ fn auto_falls_back_to_legacy_when_io_uring_is_blocked() {
     let d = TempDir::new("seccomp");
     d.write("zone", &example_zone());
     let port = free_port();
-    let cf = d.write("Corefile", &COREFILE.replace("{PORT}", &port.to_string()).replace("{DIR}", &d.path().display().to_string()));
+    let cf = d.write(
+        "Corefile",
+        &COREFILE
+            .replace("{PORT}", &port.to_string())
+            .replace("{DIR}", &d.path().display().to_string()),
+    );
     let log = d.path().join("log");
     let mut cmd = Command::new(binary());
-    cmd.args(["--conf", cf.to_str().unwrap(), "--driver", "auto", "--shards", "2"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+    cmd.args([
+        "--conf",
+        cf.to_str().unwrap(),
+        "--driver",
+        "auto",
+        "--shards",
+        "2",
+    ])
+    .env_remove("RUST_LOG")
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap());
     block_io_uring(&mut cmd);
     let mut child = cmd.spawn().unwrap();
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let mut answered = false;
     for _ in 0..50 {
-        sock.send_to(&q("www.example.test", Rtype::A).wire(), ("127.0.0.1", port)).unwrap();
+        sock.send_to(&q("www.example.test", Rtype::A).wire(), ("127.0.0.1", port))
+            .unwrap();
         let mut buf = [0u8; 512];
         if sock.recv(&mut buf).is_ok() {
             answered = true;
@@ -153,12 +223,19 @@ fn auto_falls_back_to_legacy_when_io_uring_is_blocked() {
     let _ = child.wait();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(answered, "{text}");
-    assert_eq!(text.matches("io_uring is not available").count(), 1, "said once: {text}");
+    assert_eq!(
+        text.matches("io_uring is not available").count(),
+        1,
+        "said once: {text}"
+    );
     assert!(text.contains("driver=legacy"), "{text}");
 
     // Asking for io_uring explicitly on such a host is an error, not a silent fallback.
     let mut cmd = Command::new(binary());
-    cmd.args(["--conf", cf.to_str().unwrap(), "--driver", "io-uring"]).env_remove("RUST_LOG").stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(["--conf", cf.to_str().unwrap(), "--driver", "io-uring"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     block_io_uring(&mut cmd);
     let mut child = cmd.spawn().unwrap();
     let st = wait_exit(&mut child, Duration::from_secs(10)).expect("exits");
@@ -171,5 +248,9 @@ fn auto_falls_back_to_legacy_when_io_uring_is_blocked() {
 #[test]
 fn auto_uses_io_uring_where_allowed() {
     let s = Server::start(Options::new("auto", COREFILE).file("zone", example_zone()));
-    assert!(s.wait_log("driver=io-uring", Duration::from_secs(5)), "this machine allows io_uring: {}", s.log());
+    assert!(
+        s.wait_log("driver=io-uring", Duration::from_secs(5)),
+        "this machine allows io_uring: {}",
+        s.log()
+    );
 }

@@ -15,7 +15,10 @@ fn corefiles(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         let p = e.unwrap().path();
         if p.is_dir() {
             corefiles(&p, out);
-        } else if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("Corefile")) {
+        } else if p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("Corefile"))
+        {
             out.push(p);
         }
     }
@@ -50,7 +53,15 @@ fn readme_quick_start_answers_dig() {
     let mut answer = String::new();
     for _ in 0..50 {
         let out = Command::new("dig")
-            .args(["@127.0.0.1", "-p", "1053", "+short", "+time=1", "+tries=1", "www.demo.test"])
+            .args([
+                "@127.0.0.1",
+                "-p",
+                "1053",
+                "+short",
+                "+time=1",
+                "+tries=1",
+                "www.demo.test",
+            ])
             .output()
             .expect("dig (bind9-dnsutils) is installed by the test command");
         answer = String::from_utf8_lossy(&out.stdout).trim().to_string();

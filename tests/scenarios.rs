@@ -87,7 +87,10 @@ fn positive_answer_is_authoritative_and_echoes_question() {
     assert_eq!(r.question_wire(), support::name_wire("wWw.ExAmple.TEST"));
     let ans = r.answer();
     assert_eq!(ans.len(), 1);
-    assert_eq!((ans[0].rtype, ans[0].ttl, ans[0].data.as_str()), (Rtype::A, 3600, "192.0.2.10"));
+    assert_eq!(
+        (ans[0].rtype, ans[0].ttl, ans[0].data.as_str()),
+        (Rtype::A, 3600, "192.0.2.10")
+    );
     // The owner compresses to the question, so the client's case comes back.
     assert_eq!(ans[0].owner, "wWw.ExAmple.TEST");
     assert!(r.authority().is_empty());
@@ -112,7 +115,11 @@ fn nxdomain_carries_soa_with_negative_ttl() {
 #[test]
 fn nodata_and_empty_non_terminals() {
     let w = world();
-    for (name, t) in [("www.example.test", Rtype::TXT), ("b.ent.example.test", Rtype::A), ("ent.example.test", Rtype::AAAA)] {
+    for (name, t) in [
+        ("www.example.test", Rtype::TXT),
+        ("b.ent.example.test", Rtype::A),
+        ("ent.example.test", Rtype::AAAA),
+    ] {
         let r = w.udp(q(name, t));
         assert_eq!(r.rcode(), NOERROR, "{name}");
         assert!(r.aa() && r.answer().is_empty(), "{name}");
@@ -164,12 +171,18 @@ fn wildcards_synthesise_the_query_name() {
         let r = w.udp(q(name, Rtype::A));
         assert_eq!(r.rcode(), NOERROR);
         let a = r.answer();
-        assert_eq!((a[0].owner.as_str(), a[0].data.as_str()), (name, "192.0.2.30"));
+        assert_eq!(
+            (a[0].owner.as_str(), a[0].data.as_str()),
+            (name, "192.0.2.30")
+        );
         assert!(r.aa());
     }
     // Wildcard NODATA.
     let r = w.udp(q("foo.wild.example.test", Rtype::AAAA));
-    assert_eq!((r.rcode(), r.answer().len(), r.authority()[0].rtype), (NOERROR, 0, Rtype::SOA));
+    assert_eq!(
+        (r.rcode(), r.answer().len(), r.authority()[0].rtype),
+        (NOERROR, 0, Rtype::SOA)
+    );
     // The wildcard's parent is an empty non-terminal, not a wildcard match.
     let r = w.udp(q("wild.example.test", Rtype::A));
     assert_eq!((r.rcode(), r.answer().len()), (NOERROR, 0));
@@ -178,17 +191,27 @@ fn wildcards_synthesise_the_query_name() {
 #[test]
 fn referral_below_a_delegation() {
     let w = world();
-    for name in ["sub.example.test", "host.sub.example.test", "ns.sub.example.test"] {
+    for name in [
+        "sub.example.test",
+        "host.sub.example.test",
+        "ns.sub.example.test",
+    ] {
         let r = w.udp(q(name, Rtype::A));
         assert_eq!(r.rcode(), NOERROR, "{name}");
         assert!(!r.aa(), "{name}: referrals are not authoritative");
         assert!(r.answer().is_empty());
         let auth = r.authority();
         assert_eq!(auth.len(), 2);
-        assert!(auth.iter().all(|a| a.rtype == Rtype::NS && a.owner == "sub.example.test"));
+        assert!(
+            auth.iter()
+                .all(|a| a.rtype == Rtype::NS && a.owner == "sub.example.test")
+        );
         let add = r.additional();
         assert_eq!(add.len(), 1, "{name}: glue for ns.sub only");
-        assert_eq!((add[0].owner.as_str(), add[0].data.as_str()), ("ns.sub.example.test", "192.0.2.50"));
+        assert_eq!(
+            (add[0].owner.as_str(), add[0].data.as_str()),
+            ("ns.sub.example.test", "192.0.2.50")
+        );
     }
     // DS is answered from the parent side of the cut.
     let r = w.udp(q("sub.example.test", Rtype::DS));
@@ -283,7 +306,11 @@ fn tcp_keepalive_only_over_streams() {
     let r = w.udp(ask());
     assert!(r.opt().unwrap().3.is_empty());
     // A value in a query's keepalive option is a FORMERR (RFC 7828 §3.2.1).
-    let r = w.tcp(q("www.example.test", Rtype::A).edns(1232).option(11, &[0, 5]));
+    let r = w.tcp(
+        q("www.example.test", Rtype::A)
+            .edns(1232)
+            .option(11, &[0, 5]),
+    );
     assert_eq!(r.rcode(), FORMERR);
 }
 
@@ -301,10 +328,24 @@ fn any_is_minimal_over_udp() {
 #[test]
 fn fixed_rcodes_for_classes_types_and_opcodes() {
     let w = world();
-    assert_eq!(w.udp(q("www.example.test", Rtype::A).class(3)).rcode(), REFUSED, "CH");
-    assert_eq!(w.udp(q("version.bind", Rtype::TXT).class(3)).rcode(), REFUSED);
-    assert_eq!(w.udp(q("www.example.test", Rtype::A).class(255)).rcode(), NOTIMP, "class ANY");
-    assert_eq!(w.udp(q("www.example.test", Rtype::A).qtype_raw(0)).rcode(), FORMERR);
+    assert_eq!(
+        w.udp(q("www.example.test", Rtype::A).class(3)).rcode(),
+        REFUSED,
+        "CH"
+    );
+    assert_eq!(
+        w.udp(q("version.bind", Rtype::TXT).class(3)).rcode(),
+        REFUSED
+    );
+    assert_eq!(
+        w.udp(q("www.example.test", Rtype::A).class(255)).rcode(),
+        NOTIMP,
+        "class ANY"
+    );
+    assert_eq!(
+        w.udp(q("www.example.test", Rtype::A).qtype_raw(0)).rcode(),
+        FORMERR
+    );
     assert_eq!(w.udp(q("www.example.test", Rtype::OPT)).rcode(), FORMERR);
     assert_eq!(w.udp(q("www.example.test", Rtype::MAILA)).rcode(), NOTIMP);
     assert_eq!(w.udp(q("www.example.test", Rtype::MAILB)).rcode(), NOTIMP);
@@ -317,7 +358,11 @@ fn fixed_rcodes_for_classes_types_and_opcodes() {
         assert_eq!(r.question_wire(), support::name_wire("www.example.test"));
     }
     for op in [4u8, 5] {
-        assert_eq!(w.udp(q("example.test", Rtype::SOA).opcode(op)).rcode(), REFUSED, "opcode {op}");
+        assert_eq!(
+            w.udp(q("example.test", Rtype::SOA).opcode(op)).rcode(),
+            REFUSED,
+            "opcode {op}"
+        );
     }
 }
 
@@ -345,7 +390,11 @@ fn malformed_queries() {
     let r = w.ask_raw(&two, Proto::Udp).unwrap();
     assert_eq!((r.rcode(), r.qdcount()), (FORMERR, 0));
     // A 4000-byte query (padding in an unknown EDNS option) is answered.
-    let r = w.udp(q("www.example.test", Rtype::A).edns(1232).option(65002, &[0u8; 3900]));
+    let r = w.udp(
+        q("www.example.test", Rtype::A)
+            .edns(1232)
+            .option(65002, &[0u8; 3900]),
+    );
     assert_eq!(r.rcode(), NOERROR);
     // FORMERR keeps the ID and, when the question parsed, the question.
     let mut trailing = q("www.example.test", Rtype::A).id(7).wire();

@@ -11,7 +11,8 @@ use domain::base::iana::Rtype;
 use support::server::{Options, Server, closed_within, example_zone, read_frame, write_frame};
 use support::{Reply, q};
 
-const COREFILE: &str = "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/example.test.zone\n}\n";
+const COREFILE: &str =
+    "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/example.test.zone\n}\n";
 
 /// The test zone plus a ~64 KB RRset (`huge`) and one that cannot fit 65535 octets.
 fn zone() -> String {
@@ -39,7 +40,11 @@ both_drivers!(answers_and_keepalive, |driver| {
     let r = s.tcp(&q("www.example.test", Rtype::A));
     assert_eq!((r.rcode(), r.answer().len()), (0, 1));
     let r = s.tcp(&q("www.example.test", Rtype::A).edns(1232).option(11, b""));
-    assert_eq!(r.opt().unwrap().3, vec![(11, vec![0, 100])], "idle timeout 10 s in 100 ms units");
+    assert_eq!(
+        r.opt().unwrap().3,
+        vec![(11, vec![0, 100])],
+        "idle timeout 10 s in 100 ms units"
+    );
     assert_eq!(s.tcp(&q("example.test", Rtype::AXFR)).rcode(), 5);
     assert!(s.tcp(&q("www.example.test", Rtype::ANY)).answer().len() >= 2);
 });
@@ -48,16 +53,22 @@ both_drivers!(pipelined_queries_all_answered, |driver| {
     let s = server(driver, &[]);
     let mut c = s.connect();
     let mut batch = Vec::new();
-    for (id, name) in [(1u16, "www.example.test"), (2, "mail.example.test"), (3, "nope.example.test")] {
+    for (id, name) in [
+        (1u16, "www.example.test"),
+        (2, "mail.example.test"),
+        (3, "nope.example.test"),
+    ] {
         let w = q(name, Rtype::A).id(id).wire();
         batch.extend_from_slice(&(w.len() as u16).to_be_bytes());
         batch.extend_from_slice(&w);
     }
     c.write_all(&batch).unwrap();
-    let mut ids: Vec<(u16, u16)> = (0..3).map(|_| {
-        let r = Reply::parse(&read_frame(&mut c).unwrap());
-        (r.id(), r.rcode())
-    }).collect();
+    let mut ids: Vec<(u16, u16)> = (0..3)
+        .map(|_| {
+            let r = Reply::parse(&read_frame(&mut c).unwrap());
+            (r.id(), r.rcode())
+        })
+        .collect();
     ids.sort();
     assert_eq!(ids, vec![(1, 0), (2, 0), (3, 3)]);
 });
@@ -108,7 +119,10 @@ both_drivers!(silent_connection_closed_by_idle_timeout, |driver| {
     let t0 = Instant::now();
     assert!(closed_within(&mut c, Duration::from_secs(13)));
     let waited = t0.elapsed();
-    assert!(waited >= Duration::from_secs(9), "closed too early: {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(9),
+        "closed too early: {waited:?}"
+    );
 });
 
 both_drivers!(stalled_messages_closed_within_io_timeout, |driver| {
@@ -118,7 +132,11 @@ both_drivers!(stalled_messages_closed_within_io_timeout, |driver| {
         c.write_all(partial).unwrap();
         let t0 = Instant::now();
         assert!(closed_within(&mut c, Duration::from_secs(4)), "{partial:?}");
-        assert!(t0.elapsed() < Duration::from_secs(3), "{partial:?}: {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "{partial:?}: {:?}",
+            t0.elapsed()
+        );
     }
 });
 
@@ -157,7 +175,10 @@ both_drivers!(connection_cap_refuses_newcomers_only, |driver| {
     }
     let mut extra = s.connect();
     let t0 = Instant::now();
-    assert!(closed_within(&mut extra, Duration::from_secs(2)), "over the cap: accepted and closed");
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(2)),
+        "over the cap: accepted and closed"
+    );
     assert!(t0.elapsed() < Duration::from_secs(1));
     for c in open.iter_mut() {
         write_frame(c, &q("mail.example.test", Rtype::A).wire());
@@ -165,12 +186,17 @@ both_drivers!(connection_cap_refuses_newcomers_only, |driver| {
     }
     drop(open.pop());
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(s.tcp(&q("www.example.test", Rtype::A)).rcode(), 0, "a slot freed up");
+    assert_eq!(
+        s.tcp(&q("www.example.test", Rtype::A)).rcode(),
+        0,
+        "a slot freed up"
+    );
 });
 
 fn connect_from(src: &str, dst: SocketAddr) -> TcpStream {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&src.parse::<SocketAddr>().unwrap().into()).unwrap();
+    sock.bind(&src.parse::<SocketAddr>().unwrap().into())
+        .unwrap();
     sock.connect(&dst.into()).unwrap();
     let s: TcpStream = sock.into();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -179,13 +205,18 @@ fn connect_from(src: &str, dst: SocketAddr) -> TcpStream {
 
 both_drivers!(per_prefix_cap_leaves_other_prefixes_alone, |driver| {
     let s = server(driver, &["--shards", "1", "--tcp-conns-per-prefix", "2"]);
-    let mut same: Vec<TcpStream> = (0..2).map(|_| connect_from("127.0.0.1:0", s.addr)).collect();
+    let mut same: Vec<TcpStream> = (0..2)
+        .map(|_| connect_from("127.0.0.1:0", s.addr))
+        .collect();
     for c in same.iter_mut() {
         write_frame(c, &q("www.example.test", Rtype::A).wire());
         assert!(read_frame(c).is_some());
     }
     let mut third = connect_from("127.0.0.9:0", s.addr);
-    assert!(closed_within(&mut third, Duration::from_secs(2)), "same /24: refused");
+    assert!(
+        closed_within(&mut third, Duration::from_secs(2)),
+        "same /24: refused"
+    );
     let mut other = connect_from("127.0.1.1:0", s.addr);
     write_frame(&mut other, &q("www.example.test", Rtype::A).wire());
     assert!(read_frame(&mut other).is_some(), "another /24 is served");
@@ -207,22 +238,36 @@ both_drivers!(fd_exhaustion_backs_off, |driver| {
             .arg("1")
             .shell("ulimit -n 48;"),
     );
-    let conns: Vec<TcpStream> = (0..80).filter_map(|_| TcpStream::connect(s.addr).ok()).collect();
+    let conns: Vec<TcpStream> = (0..80)
+        .filter_map(|_| TcpStream::connect(s.addr).ok())
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
     let before = cpu_ticks(s.pid());
     std::thread::sleep(Duration::from_secs(2));
     let used = cpu_ticks(s.pid()) - before;
-    assert!(used < 50, "no busy loop while out of descriptors: {used} ticks in 2 s");
-    assert!(s.log().contains("tcp accept failed"), "descriptors ran out: {}", s.log());
+    assert!(
+        used < 50,
+        "no busy loop while out of descriptors: {used} ticks in 2 s"
+    );
+    assert!(
+        s.log().contains("tcp accept failed"),
+        "descriptors ran out: {}",
+        s.log()
+    );
     drop(conns);
     // Recovered: idle connections time out or close, and new ones are served.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let ok = std::panic::catch_unwind(|| s.tcp(&q("www.example.test", Rtype::A)).rcode() == 0).unwrap_or(false);
+        let ok = std::panic::catch_unwind(|| s.tcp(&q("www.example.test", Rtype::A)).rcode() == 0)
+            .unwrap_or(false);
         if ok {
             break;
         }
-        assert!(Instant::now() < deadline, "TCP did not recover; log:\n{}", s.log());
+        assert!(
+            Instant::now() < deadline,
+            "TCP did not recover; log:\n{}",
+            s.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(s.udp(&q("www.example.test", Rtype::A)).rcode(), 0);

@@ -19,10 +19,40 @@ pub const SUPPORTED: &[&str] = &["bind", "errors", "file", "hosts", "log", "relo
 
 /// CoreDNS directives that ringdns knows of but does not implement yet.
 const NOT_YET: &[&str] = &[
-    "acl", "any", "auto", "bufsize", "cache", "cancel", "chaos", "debug", "dns64", "dnssec", "dnstap", "forward",
-    "grpc", "header", "health", "loadbalance", "local", "loop", "metadata", "minimal", "nsid", "prometheus",
-    "ready", "rewrite", "root", "secondary", "sign", "template", "timeouts", "trace", "transfer", "tsig",
-    "view", "whoami",
+    "acl",
+    "any",
+    "auto",
+    "bufsize",
+    "cache",
+    "cancel",
+    "chaos",
+    "debug",
+    "dns64",
+    "dnssec",
+    "dnstap",
+    "forward",
+    "grpc",
+    "header",
+    "health",
+    "loadbalance",
+    "local",
+    "loop",
+    "metadata",
+    "minimal",
+    "nsid",
+    "prometheus",
+    "ready",
+    "rewrite",
+    "root",
+    "secondary",
+    "sign",
+    "template",
+    "timeouts",
+    "trace",
+    "transfer",
+    "tsig",
+    "view",
+    "whoami",
 ];
 
 /// Default TTL of `hosts` records (CoreDNS: 3600).
@@ -36,8 +66,7 @@ const RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 const RELOAD_JITTER: Duration = Duration::from_secs(15);
 const RELOAD_MIN: Duration = Duration::from_secs(2);
 /// CoreDNS' `{common}` log format.
-pub const COMMON_LOG_FORMAT: &str =
-    "{remote}:{port} - {>id} \"{type} {class} {name} {proto} {size} {>do} {>bufsize}\" {rcode} {>rflags} {rsize} {duration}";
+pub const COMMON_LOG_FORMAT: &str = "{remote}:{port} - {>id} \"{type} {class} {name} {proto} {size} {>do} {>bufsize}\" {rcode} {>rflags} {rsize} {duration}";
 
 /// What one block's directives produce, besides the block itself.
 pub struct BlockExtras {
@@ -55,7 +84,10 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
             "bind" => bind(block, line)?,
             "hosts" => {
                 if block.hosts.is_some() {
-                    return Err(err(&line.name, "hosts may be used only once per server block"));
+                    return Err(err(
+                        &line.name,
+                        "hosts may be used only once per server block",
+                    ));
                 }
                 block.hosts = Some(hosts(block, line)?);
             }
@@ -71,13 +103,19 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
             }
             "reload" => {
                 if extras.reload.is_some() {
-                    return Err(err(&line.name, "reload may be used only once per server block"));
+                    return Err(err(
+                        &line.name,
+                        "reload may be used only once per server block",
+                    ));
                 }
                 extras.reload = Some(reload(line)?);
             }
             "tls" => {
                 if block.tls.is_some() {
-                    return Err(err(&line.name, "tls may be used only once per server block"));
+                    return Err(err(
+                        &line.name,
+                        "tls may be used only once per server block",
+                    ));
                 }
                 block.tls = Some(tls(line)?);
             }
@@ -91,7 +129,9 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
                 ));
             }
             _ => {
-                let hint = suggest(name).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
+                let hint = suggest(name)
+                    .map(|s| format!(" (did you mean {s:?}?)"))
+                    .unwrap_or_default();
                 return Err(err(
                     &line.name,
                     format!(
@@ -143,7 +183,10 @@ fn no_args(line: &Line) -> Result<(), ConfigError> {
 
 fn no_block(line: &Line) -> Result<(), ConfigError> {
     if line.block.is_some() {
-        return Err(err(&line.name, format!("{} takes no {{ }} block", line.name.text)));
+        return Err(err(
+            &line.name,
+            format!("{} takes no {{ }} block", line.name.text),
+        ));
     }
     Ok(())
 }
@@ -170,13 +213,21 @@ fn zone_list(tokens: &[Token]) -> Result<Vec<Name<Bytes>>, ConfigError> {
 }
 
 /// Zones named by a plugin must lie inside one of the block's zones.
-fn check_inside_block(block: &ServerBlock, tokens: &[Token], zones: &[Name<Bytes>]) -> Result<(), ConfigError> {
+fn check_inside_block(
+    block: &ServerBlock,
+    tokens: &[Token],
+    zones: &[Name<Bytes>],
+) -> Result<(), ConfigError> {
     for (t, z) in tokens.iter().zip(zones) {
         let ok = block.keys.iter().any(|k| z.ends_with(&k.zone));
         if !ok {
             return Err(err(
                 t,
-                format!("zone {:?} is not inside any zone of server block {:?}", t.text, block.label()),
+                format!(
+                    "zone {:?} is not inside any zone of server block {:?}",
+                    t.text,
+                    block.label()
+                ),
             ));
         }
     }
@@ -185,7 +236,10 @@ fn check_inside_block(block: &ServerBlock, tokens: &[Token], zones: &[Name<Bytes
 
 fn bind(block: &mut ServerBlock, line: &Line) -> Result<(), ConfigError> {
     if line.args.is_empty() {
-        return Err(err(&line.name, "bind needs at least one address or interface name"));
+        return Err(err(
+            &line.name,
+            "bind needs at least one address or interface name",
+        ));
     }
     let mut except = Vec::new();
     if let Some(opts) = &line.block {
@@ -197,7 +251,12 @@ fn bind(block: &mut ServerBlock, line: &Line) -> Result<(), ConfigError> {
                     }
                 }
                 "except" => return Err(err(&o.name, "except needs at least one address")),
-                other => return Err(err(&o.name, format!("unknown bind option {other:?} (accepted: except)"))),
+                other => {
+                    return Err(err(
+                        &o.name,
+                        format!("unknown bind option {other:?} (accepted: except)"),
+                    ));
+                }
             }
         }
     }
@@ -209,7 +268,10 @@ fn bind(block: &mut ServerBlock, line: &Line) -> Result<(), ConfigError> {
         }
     }
     if block.bind.is_empty() {
-        return Err(err(&line.name, "bind leaves no address to listen on after except"));
+        return Err(err(
+            &line.name,
+            "bind leaves no address to listen on after except",
+        ));
     }
     Ok(())
 }
@@ -219,8 +281,13 @@ fn resolve_bind(tok: &Token) -> Result<Vec<IpAddr>, ConfigError> {
     if let Ok(ip) = tok.text.parse::<IpAddr>() {
         return Ok(vec![ip]);
     }
-    let ifaces = if_addrs::get_if_addrs().map_err(|e| err(tok, format!("cannot list network interfaces: {e}")))?;
-    let ips: Vec<IpAddr> = ifaces.iter().filter(|i| i.name == tok.text).map(|i| i.ip()).collect();
+    let ifaces = if_addrs::get_if_addrs()
+        .map_err(|e| err(tok, format!("cannot list network interfaces: {e}")))?;
+    let ips: Vec<IpAddr> = ifaces
+        .iter()
+        .filter(|i| i.name == tok.text)
+        .map(|i| i.ip())
+        .collect();
     if ips.is_empty() {
         let mut names: Vec<_> = ifaces.iter().map(|i| i.name.clone()).collect();
         names.sort();
@@ -271,7 +338,15 @@ fn hosts(block: &ServerBlock, line: &Line) -> Result<HostsConfig, ConfigError> {
                     .parse::<u32>()
                     .ok()
                     .filter(|v| (1..=i32::MAX as u32).contains(v))
-                    .ok_or_else(|| err(t, format!("ttl {:?} is not a number of seconds from 1 to 2147483647", t.text)))?;
+                    .ok_or_else(|| {
+                        err(
+                            t,
+                            format!(
+                                "ttl {:?} is not a number of seconds from 1 to 2147483647",
+                                t.text
+                            ),
+                        )
+                    })?;
             }
             "reload" => {
                 let t = one_arg(o, "a duration (0 disables)")?;
@@ -287,7 +362,10 @@ fn hosts(block: &ServerBlock, line: &Line) -> Result<HostsConfig, ConfigError> {
                     return Err(err(&o.name, "a hosts entry takes no { } block"));
                 }
                 if o.args.is_empty() {
-                    return Err(err(&o.name, "a hosts entry needs at least one name after the address"));
+                    return Err(err(
+                        &o.name,
+                        "a hosts entry needs at least one name after the address",
+                    ));
                 }
                 let mut toks = vec![o.name.text.clone()];
                 toks.extend(o.args.iter().map(|t| t.text.clone()));
@@ -307,10 +385,12 @@ fn hosts(block: &ServerBlock, line: &Line) -> Result<HostsConfig, ConfigError> {
 }
 
 fn file(block: &ServerBlock, line: &Line) -> Result<FileConfig, ConfigError> {
-    let path = line
-        .args
-        .first()
-        .ok_or_else(|| err(&line.name, "file needs a zone file path: file DBFILE [ZONES...]"))?;
+    let path = line.args.first().ok_or_else(|| {
+        err(
+            &line.name,
+            "file needs a zone file path: file DBFILE [ZONES...]",
+        )
+    })?;
     let zone_toks = &line.args[1..];
     let zones = if zone_toks.is_empty() {
         block.zones()
@@ -331,7 +411,12 @@ fn file(block: &ServerBlock, line: &Line) -> Result<FileConfig, ConfigError> {
                 let t = one_arg(o, "a duration (0 disables)")?;
                 cfg.reload = duration::parse(&t.text).map_err(|e| err(t, e))?;
             }
-            other => return Err(err(&o.name, format!("unknown file option {other:?} (accepted: reload)"))),
+            other => {
+                return Err(err(
+                    &o.name,
+                    format!("unknown file option {other:?} (accepted: reload)"),
+                ));
+            }
         }
     }
     Ok(cfg)
@@ -367,16 +452,35 @@ fn log(line: &Line) -> Result<LogRule, ConfigError> {
                         "denial" => classes.denial = true,
                         "error" => classes.error = true,
                         other => {
-                            return Err(err(c, format!("unknown log class {other:?} (accepted: all, success, denial, error)")));
+                            return Err(err(
+                                c,
+                                format!(
+                                    "unknown log class {other:?} (accepted: all, success, denial, error)"
+                                ),
+                            ));
                         }
                     }
                 }
             }
-            "class" => return Err(err(&o.name, "class needs at least one of: all, success, denial, error")),
-            other => return Err(err(&o.name, format!("unknown log option {other:?} (accepted: class)"))),
+            "class" => {
+                return Err(err(
+                    &o.name,
+                    "class needs at least one of: all, success, denial, error",
+                ));
+            }
+            other => {
+                return Err(err(
+                    &o.name,
+                    format!("unknown log option {other:?} (accepted: class)"),
+                ));
+            }
         }
     }
-    Ok(LogRule { names, format, classes })
+    Ok(LogRule {
+        names,
+        format,
+        classes,
+    })
 }
 
 fn reload(line: &Line) -> Result<Reload, ConfigError> {
@@ -388,7 +492,10 @@ fn reload(line: &Line) -> Result<Reload, ConfigError> {
     if let Some(t) = line.args.first() {
         r.interval = duration::parse(&t.text).map_err(|e| err(t, e))?;
         if r.interval < RELOAD_MIN {
-            return Err(err(t, format!("reload interval must be at least {}s", RELOAD_MIN.as_secs())));
+            return Err(err(
+                t,
+                format!("reload interval must be at least {}s", RELOAD_MIN.as_secs()),
+            ));
         }
         r.jitter = r.interval / 2;
     }
@@ -410,10 +517,12 @@ fn tls(line: &Line) -> Result<TlsConfig, ConfigError> {
             if let Some(extra) = line.args.get(1) {
                 return Err(err(extra, "tls acme takes its options in a { } block"));
             }
-            let opts = line
-                .block
-                .as_deref()
-                .ok_or_else(|| err(&line.name, "tls acme needs a { } block with at least one domain"))?;
+            let opts = line.block.as_deref().ok_or_else(|| {
+                err(
+                    &line.name,
+                    "tls acme needs a { } block with at least one domain",
+                )
+            })?;
             acme(line, opts, AcmeSyntax::Tlsplus)
         }
         Some(_) => {
@@ -426,7 +535,10 @@ fn tls(line: &Line) -> Result<TlsConfig, ConfigError> {
             };
             if let Some(b) = &line.block {
                 if let Some(o) = b.first() {
-                    return Err(err(&o.name, "tls CERT KEY takes no options in this version"));
+                    return Err(err(
+                        &o.name,
+                        "tls CERT KEY takes no options in this version",
+                    ));
                 }
             }
             Ok(TlsConfig::Files {
@@ -436,10 +548,12 @@ fn tls(line: &Line) -> Result<TlsConfig, ConfigError> {
             })
         }
         None => {
-            let opts = line
-                .block
-                .as_deref()
-                .ok_or_else(|| err(&line.name, "tls needs CERT KEY [CA], acme { ... }, or a { acme ... } block"))?;
+            let opts = line.block.as_deref().ok_or_else(|| {
+                err(
+                    &line.name,
+                    "tls needs CERT KEY [CA], acme { ... }, or a { acme ... } block",
+                )
+            })?;
             acme(line, opts, AcmeSyntax::CoreDns)
         }
     }
@@ -466,7 +580,11 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
         eab: None,
         renew: RenewPolicy::Ari,
     };
-    let names_opt = if syntax == AcmeSyntax::Tlsplus { "domain" } else { "acme" };
+    let names_opt = if syntax == AcmeSyntax::Tlsplus {
+        "domain"
+    } else {
+        "acme"
+    };
     let accepted = if syntax == AcmeSyntax::Tlsplus {
         "domain, email, ca, cacert, certpath, port, checkinterval, key_type, eab, renew"
     } else {
@@ -488,7 +606,8 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
                         return Err(err(t, "only a leading \"*.\" wildcard label is allowed"));
                     }
                     parse_abs(bare).map_err(|e| err(t, e))?;
-                    c.domains.push(t.text.trim_end_matches('.').to_ascii_lowercase());
+                    c.domains
+                        .push(t.text.trim_end_matches('.').to_ascii_lowercase());
                 }
             }
             "email" => c.email = Some(one_arg(o, "an address")?.text.clone()),
@@ -507,19 +626,24 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
             }
             "port" => {
                 let t = one_arg(o, "a port number")?;
-                c.port = t
-                    .text
-                    .parse()
-                    .map_err(|_| err(t, format!("port {:?} is not a number from 0 to 65535", t.text)))?;
+                c.port = t.text.parse().map_err(|_| {
+                    err(
+                        t,
+                        format!("port {:?} is not a number from 0 to 65535", t.text),
+                    )
+                })?;
             }
             "checkinterval" => {
                 let t = one_arg(o, "a number of minutes")?;
-                let m: u64 = t
-                    .text
-                    .parse()
-                    .ok()
-                    .filter(|m| *m >= 1)
-                    .ok_or_else(|| err(t, format!("checkinterval {:?} is not a whole number of minutes (at least 1)", t.text)))?;
+                let m: u64 = t.text.parse().ok().filter(|m| *m >= 1).ok_or_else(|| {
+                    err(
+                        t,
+                        format!(
+                            "checkinterval {:?} is not a whole number of minutes (at least 1)",
+                            t.text
+                        ),
+                    )
+                })?;
                 c.checkinterval = Duration::from_secs(m * 60);
             }
             "key_type" => {
@@ -528,7 +652,14 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
                     "ecdsa256" => KeyType::EcdsaP256,
                     "ecdsa384" => KeyType::EcdsaP384,
                     "rsa2048" => KeyType::Rsa2048,
-                    other => return Err(err(t, format!("unknown key_type {other:?} (accepted: ecdsa256, ecdsa384, rsa2048)"))),
+                    other => {
+                        return Err(err(
+                            t,
+                            format!(
+                                "unknown key_type {other:?} (accepted: ecdsa256, ecdsa384, rsa2048)"
+                            ),
+                        ));
+                    }
                 };
             }
             "eab" => match o.args.as_slice() {
@@ -543,18 +674,29 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
                         .parse()
                         .ok()
                         .filter(|v: &f64| *v > 0.0 && *v < 1.0)
-                        .ok_or_else(|| err(r, "renew ratio must be a fraction between 0 and 1, e.g. 0.33"))?;
+                        .ok_or_else(|| {
+                            err(
+                                r,
+                                "renew ratio must be a fraction between 0 and 1, e.g. 0.33",
+                            )
+                        })?;
                     c.renew = RenewPolicy::Ratio(v);
                 }
                 _ => return Err(err(&o.name, "renew needs \"ari\" or \"ratio R\"")),
             },
             other => {
-                return Err(err(&o.name, format!("unknown tls acme option {other:?} (accepted: {accepted})")));
+                return Err(err(
+                    &o.name,
+                    format!("unknown tls acme option {other:?} (accepted: {accepted})"),
+                ));
             }
         }
     }
     if c.domains.is_empty() {
-        return Err(err(&line.name, format!("tls acme needs at least one name ({names_opt} NAME)")));
+        return Err(err(
+            &line.name,
+            format!("tls acme needs at least one name ({names_opt} NAME)"),
+        ));
     }
     Ok(TlsConfig::Acme(c))
 }

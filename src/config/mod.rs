@@ -79,7 +79,11 @@ pub fn fingerprint(path: &Path) -> Result<u64, ConfigError> {
     Ok(h.finish())
 }
 
-fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<Config, ConfigError> {
+fn build(
+    path: &Path,
+    raw: Vec<syntax::RawBlock>,
+    opts: LoadOptions,
+) -> Result<Config, ConfigError> {
     let mut cfg = Config {
         path: path.to_path_buf(),
         blocks: Vec::new(),
@@ -105,10 +109,18 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             tls: None,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
-        let addrs: &[std::net::IpAddr] = if block.bind.is_empty() { &ANY_ADDRS } else { &block.bind };
+        let addrs: &[std::net::IpAddr] = if block.bind.is_empty() {
+            &ANY_ADDRS
+        } else {
+            &block.bind
+        };
         for key in &block.keys {
             for ip in addrs {
-                let id = (key.transport, key.zone.as_slice().to_vec(), std::net::SocketAddr::new(*ip, key.port));
+                let id = (
+                    key.transport,
+                    key.zone.as_slice().to_vec(),
+                    std::net::SocketAddr::new(*ip, key.port),
+                );
                 if let Some(first) = seen.get(&id) {
                     return Err(ConfigError::at(
                         &key.pos,
@@ -125,7 +137,10 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         if encrypted && block.tls.is_none() {
             return Err(ConfigError::at(
                 &block.pos,
-                format!("server block {:?} is tls:// or https:// and needs a tls directive", block.label()),
+                format!(
+                    "server block {:?} is tls:// or https:// and needs a tls directive",
+                    block.label()
+                ),
             ));
         }
         if encrypted && transports.contains(&Transport::Dns) {
@@ -161,7 +176,9 @@ mod tests {
     }
 
     fn parse_err(src: &str) -> String {
-        parse(src, Path::new("Corefile"), LoadOptions::default()).unwrap_err().to_string()
+        parse(src, Path::new("Corefile"), LoadOptions::default())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -178,7 +195,10 @@ mod tests {
         assert_eq!(b.files[0].zones[0].to_string(), "example.com");
         assert_eq!(b.log[0].format, COMMON_LOG_FORMAT);
         assert!(b.errors);
-        assert_eq!(c.reload.unwrap().interval, std::time::Duration::from_secs(10));
+        assert_eq!(
+            c.reload.unwrap().interval,
+            std::time::Duration::from_secs(10)
+        );
     }
 
     #[test]
@@ -193,7 +213,10 @@ mod tests {
     #[test]
     fn later_directives_are_refused_not_ignored() {
         let e = parse_err(". {\n forward . 127.0.0.1\n}\n");
-        assert!(e.starts_with("Corefile:2:2: directive \"forward\"") && e.contains("not supported"), "{e}");
+        assert!(
+            e.starts_with("Corefile:2:2: directive \"forward\"") && e.contains("not supported"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -201,7 +224,10 @@ mod tests {
         assert!(parse_err("a.test {\n hosts {\n  ttl x\n }\n}\n").starts_with("Corefile:3:7:"));
         assert!(parse_err("a.test {\n file\n}\n").starts_with("Corefile:2:2:"));
         assert!(parse_err("a.test {\n file db other.test\n}\n").contains("not inside any zone"));
-        assert!(parse_err("a.test {\n bind nosuchif0\n}\n").contains("neither an IP address nor an interface"));
+        assert!(
+            parse_err("a.test {\n bind nosuchif0\n}\n")
+                .contains("neither an IP address nor an interface")
+        );
         assert!(parse_err("a.test {\n reload 1s\n}\n").contains("at least 2s"));
         assert!(parse_err("a.test {\n errors loud\n}\n").starts_with("Corefile:2:9:"));
     }
@@ -209,7 +235,10 @@ mod tests {
     #[test]
     fn duplicate_keys_are_refused() {
         let e = parse_err("a.test:53 {\n}\nA.test.:53 {\n}\n");
-        assert!(e.starts_with("Corefile:3:1:") && e.contains("already defined at Corefile:1:1"), "{e}");
+        assert!(
+            e.starts_with("Corefile:3:1:") && e.contains("already defined at Corefile:1:1"),
+            "{e}"
+        );
         // The same zone on different addresses is fine.
         parse_ok("a.test:53 {\n bind 127.0.0.1\n}\na.test:53 {\n bind 127.0.0.2\n}\n");
     }
@@ -227,16 +256,26 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match &c.blocks[1].tls {
-            Some(TlsConfig::Acme(a)) => assert_eq!(a.certpath.as_deref(), Some(Path::new("/tmp/s"))),
+            Some(TlsConfig::Acme(a)) => {
+                assert_eq!(a.certpath.as_deref(), Some(Path::new("/tmp/s")))
+            }
             other => panic!("{other:?}"),
         }
         assert!(parse_err("tls://x.test {\n}\n").contains("needs a tls directive"));
-        assert!(parse_err("tls://x.test {\n tls acme {\n  storage /x\n }\n}\n").contains("unknown tls acme option \"storage\""));
+        assert!(
+            parse_err("tls://x.test {\n tls acme {\n  storage /x\n }\n}\n")
+                .contains("unknown tls acme option \"storage\"")
+        );
     }
 
     #[test]
     fn dns_port_flag_sets_default_port() {
-        let c = parse("x.test {\n}\ntls://x.test {\n tls c k\n}\n", Path::new("C"), LoadOptions { dns_port: 1053 }).unwrap();
+        let c = parse(
+            "x.test {\n}\ntls://x.test {\n tls c k\n}\n",
+            Path::new("C"),
+            LoadOptions { dns_port: 1053 },
+        )
+        .unwrap();
         assert_eq!(c.blocks[0].keys[0].port, 1053);
         assert_eq!(c.blocks[1].keys[0].port, 853);
     }

@@ -46,7 +46,8 @@ pub struct Key {
 
 impl std::fmt::Display for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let zone = crate::zone::name::display(crate::zone::name::NameKey::of(&self.zone).as_slice());
+        let zone =
+            crate::zone::name::display(crate::zone::name::NameKey::of(&self.zone).as_slice());
         write!(f, "{}://{}:{}", self.transport.scheme(), zone, self.port)
     }
 }
@@ -95,7 +96,11 @@ pub struct ServerBlock {
 impl ServerBlock {
     /// The block's name for messages: its keys as written.
     pub fn label(&self) -> String {
-        self.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" ")
+        self.keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The block's zones.

@@ -48,7 +48,9 @@ pub fn parse_str(src: &str, path: &Path) -> Result<Vec<RawBlock>, ConfigError> {
 
 /// True when `tokens[i]` starts a line.
 fn starts_line(tokens: &[Token], i: usize) -> bool {
-    i == 0 || tokens[i - 1].end_line() != tokens[i].pos.line || tokens[i - 1].pos.file != tokens[i].pos.file
+    i == 0
+        || tokens[i - 1].end_line() != tokens[i].pos.line
+        || tokens[i - 1].pos.file != tokens[i].pos.file
 }
 
 /// Splices imports and removes snippet definitions, recursively.
@@ -82,13 +84,19 @@ fn expand(
                 .get(i + 1)
                 .filter(|a| a.pos.line == t.end_line() && a.pos.file == t.pos.file)
                 .ok_or_else(|| {
-                    ConfigError::at(&t.pos, "import needs one argument: a snippet name or a file path/glob")
+                    ConfigError::at(
+                        &t.pos,
+                        "import needs one argument: a snippet name or a file path/glob",
+                    )
                 })?;
             if tokens
                 .get(i + 2)
                 .is_some_and(|x| x.pos.line == arg.end_line() && x.pos.file == arg.pos.file)
             {
-                return Err(ConfigError::at(&tokens[i + 2].pos, "import takes exactly one argument"));
+                return Err(ConfigError::at(
+                    &tokens[i + 2].pos,
+                    "import takes exactly one argument",
+                ));
             }
             if depth >= MAX_IMPORT_DEPTH {
                 return Err(ConfigError::at(
@@ -127,7 +135,9 @@ fn import_files(arg: &Token) -> Result<Vec<Token>, ConfigError> {
     let mut paths: Vec<PathBuf> = if has_glob {
         let pat = pattern.to_string_lossy();
         glob::glob(&pat)
-            .map_err(|e| ConfigError::at(&arg.pos, format!("bad import pattern {:?}: {e}", arg.text)))?
+            .map_err(|e| {
+                ConfigError::at(&arg.pos, format!("bad import pattern {:?}: {e}", arg.text))
+            })?
             .filter_map(Result::ok)
             .collect()
     } else {
@@ -169,7 +179,10 @@ fn matching_close(tokens: &[Token], open: usize) -> Result<usize, ConfigError> {
         }
     }
     let innermost = stack.last().copied().unwrap_or(open);
-    Err(ConfigError::at(&tokens[innermost].pos, "this '{' is never closed"))
+    Err(ConfigError::at(
+        &tokens[innermost].pos,
+        "this '{' is never closed",
+    ))
 }
 
 /// Groups the expanded tokens into server blocks.
@@ -181,7 +194,10 @@ fn blocks(tokens: &[Token]) -> Result<Vec<RawBlock>, ConfigError> {
         if first.is_open() || first.is_close() {
             return Err(ConfigError::at(
                 &first.pos,
-                format!("unexpected '{}': expected server block keys such as \"example.com:53\"", first.text),
+                format!(
+                    "unexpected '{}': expected server block keys such as \"example.com:53\"",
+                    first.text
+                ),
             ));
         }
         // Keys: the rest of the line, continued onto the next line after a trailing comma.
@@ -217,11 +233,17 @@ fn blocks(tokens: &[Token]) -> Result<Vec<RawBlock>, ConfigError> {
                 i = tokens.len();
             }
             Some(t) => {
-                return Err(ConfigError::at(&t.pos, "expected '{' after the server block keys"));
+                return Err(ConfigError::at(
+                    &t.pos,
+                    "expected '{' after the server block keys",
+                ));
             }
             None => {
                 let last = &keys[keys.len() - 1];
-                return Err(ConfigError::at(&last.pos, "expected '{' after the server block keys"));
+                return Err(ConfigError::at(
+                    &last.pos,
+                    "expected '{' after the server block keys",
+                ));
             }
         }
     }
@@ -235,7 +257,10 @@ fn lines(tokens: &[Token]) -> Result<Vec<Line>, ConfigError> {
     while i < tokens.len() {
         let name = &tokens[i];
         if name.is_open() || name.is_close() {
-            return Err(ConfigError::at(&name.pos, format!("unexpected '{}'", name.text)));
+            return Err(ConfigError::at(
+                &name.pos,
+                format!("unexpected '{}'", name.text),
+            ));
         }
         let mut args = Vec::new();
         let mut block = None;
@@ -288,7 +313,10 @@ mod tests {
     fn blocks_keys_and_nested_lines() {
         let b = parse("example.com:1053 dns://other.org, tls://x. {\n hosts {\n  1.2.3.4 a\n  ttl 60\n }\n log\n}\n. {\n errors\n}\n").unwrap();
         assert_eq!(b.len(), 2);
-        assert_eq!(texts(&b[0].keys), vec!["example.com:1053", "dns://other.org", "tls://x."]);
+        assert_eq!(
+            texts(&b[0].keys),
+            vec!["example.com:1053", "dns://other.org", "tls://x."]
+        );
         assert_eq!(b[0].lines.len(), 2);
         let hosts = &b[0].lines[0];
         assert_eq!(hosts.name.text, "hosts");
@@ -314,7 +342,8 @@ mod tests {
 
     #[test]
     fn snippets_are_spliced() {
-        let b = parse("(common) {\n log\n errors\n}\nexample.com {\n import common\n hosts\n}\n").unwrap();
+        let b = parse("(common) {\n log\n errors\n}\nexample.com {\n import common\n hosts\n}\n")
+            .unwrap();
         assert_eq!(b.len(), 1);
         let names: Vec<_> = b[0].lines.iter().map(|l| l.name.text.as_str()).collect();
         assert_eq!(names, vec!["log", "errors", "hosts"]);
@@ -328,8 +357,13 @@ mod tests {
 
     #[test]
     fn missing_import_is_an_error() {
-        let err = parse("example.com {\n import nothing-here.conf\n}\n").unwrap_err().to_string();
-        assert!(err.starts_with("Corefile:2:9:") && err.contains("nothing-here.conf"), "{err}");
+        let err = parse("example.com {\n import nothing-here.conf\n}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("Corefile:2:9:") && err.contains("nothing-here.conf"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use super::data::DataSet;
 use crate::config::{ANY_ADDRS, Config, ServerBlock};
-use crate::dns::pipeline::{Block, FileHandler, Handler, HostsHandler, ListenerKey, Route, Snapshot};
+use crate::dns::pipeline::{
+    Block, FileHandler, Handler, HostsHandler, ListenerKey, Route, RouteEntry, Snapshot,
+};
 use crate::zone::name::NameKey;
-
 
 /// The listeners a configuration needs, in a stable order.
 pub fn listeners(cfg: &Config) -> Vec<ListenerKey> {
@@ -23,7 +24,11 @@ pub fn listeners(cfg: &Config) -> Vec<ListenerKey> {
 }
 
 fn block_listeners(b: &ServerBlock) -> Vec<ListenerKey> {
-    let addrs: &[IpAddr] = if b.bind.is_empty() { &ANY_ADDRS } else { &b.bind };
+    let addrs: &[IpAddr] = if b.bind.is_empty() {
+        &ANY_ADDRS
+    } else {
+        &b.bind
+    };
     let mut out = Vec::new();
     for k in &b.keys {
         for ip in addrs {
@@ -44,7 +49,7 @@ pub fn snapshot(cfg: &Config, data: &DataSet, generation: u64) -> Snapshot {
         .enumerate()
         .map(|(i, b)| Arc::new(block(i, b, data)))
         .collect();
-    let mut routes: BTreeMap<ListenerKey, Vec<(Box<[u8]>, Arc<Block>)>> = BTreeMap::new();
+    let mut routes: BTreeMap<ListenerKey, Vec<RouteEntry>> = BTreeMap::new();
     for l in listeners(cfg) {
         let entry = routes.entry(l).or_default();
         // A query reaching a specific address also reaches the blocks bound to the wildcard
@@ -52,7 +57,11 @@ pub fn snapshot(cfg: &Config, data: &DataSet, generation: u64) -> Snapshot {
         // itself take precedence for a zone they share.
         for exact in [true, false] {
             for (i, b) in cfg.blocks.iter().enumerate() {
-                let addrs: &[IpAddr] = if b.bind.is_empty() { &ANY_ADDRS } else { &b.bind };
+                let addrs: &[IpAddr] = if b.bind.is_empty() {
+                    &ANY_ADDRS
+                } else {
+                    &b.bind
+                };
                 let reaches = addrs.iter().any(|a| {
                     if exact {
                         *a == l.addr.ip()
@@ -63,7 +72,11 @@ pub fn snapshot(cfg: &Config, data: &DataSet, generation: u64) -> Snapshot {
                 if !reaches {
                     continue;
                 }
-                for k in b.keys.iter().filter(|k| k.transport == l.transport && k.port == l.addr.port()) {
+                for k in b
+                    .keys
+                    .iter()
+                    .filter(|k| k.transport == l.transport && k.port == l.addr.port())
+                {
                     let zone: Box<[u8]> = NameKey::of(&k.zone).as_slice().into();
                     if !entry.iter().any(|(z, _)| *z == zone) {
                         entry.push((zone, blocks[i].clone()));
@@ -74,7 +87,10 @@ pub fn snapshot(cfg: &Config, data: &DataSet, generation: u64) -> Snapshot {
     }
     Snapshot {
         generation,
-        listeners: routes.into_iter().map(|(k, v)| (k, Route::new(v))).collect(),
+        listeners: routes
+            .into_iter()
+            .map(|(k, v)| (k, Route::new(v)))
+            .collect(),
     }
 }
 
@@ -85,11 +101,16 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
         if let Some(entry) = data.hosts.get(&index) {
             handlers.push(Handler::Hosts(HostsHandler {
                 table: entry.hosts.clone(),
-                zones: h.zones.iter().map(|z| NameKey::of(z).as_slice().into()).collect(),
-                fallthrough: h
-                    .fallthrough
-                    .as_ref()
-                    .map(|zs| zs.iter().map(|z| NameKey::of(z).as_slice().into()).collect()),
+                zones: h
+                    .zones
+                    .iter()
+                    .map(|z| NameKey::of(z).as_slice().into())
+                    .collect(),
+                fallthrough: h.fallthrough.as_ref().map(|zs| {
+                    zs.iter()
+                        .map(|z| NameKey::of(z).as_slice().into())
+                        .collect()
+                }),
             }));
         }
     }

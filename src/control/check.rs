@@ -18,8 +18,16 @@ pub fn describe(cfg: &Config, data: &DataSet) -> String {
     for (i, b) in cfg.blocks.iter().enumerate() {
         let _ = writeln!(s, "Server block {} at {}:", b.label(), b.pos);
         if let Some(h) = &b.hosts {
-            let entries = data.hosts.get(&i).map(|e| e.hosts.entry_count()).unwrap_or(0);
-            let zones: Vec<String> = h.zones.iter().map(|z| display(NameKey::of(z).as_slice())).collect();
+            let entries = data
+                .hosts
+                .get(&i)
+                .map(|e| e.hosts.entry_count())
+                .unwrap_or(0);
+            let zones: Vec<String> = h
+                .zones
+                .iter()
+                .map(|z| display(NameKey::of(z).as_slice()))
+                .collect();
             let _ = writeln!(
                 s,
                 "  hosts {} for {}: {entries} entries, ttl {}{}{}",
@@ -27,7 +35,11 @@ pub fn describe(cfg: &Config, data: &DataSet) -> String {
                 zones.join(" "),
                 h.ttl,
                 if h.no_reverse { ", no PTR" } else { "" },
-                if h.fallthrough.is_some() { ", fallthrough" } else { "" },
+                if h.fallthrough.is_some() {
+                    ", fallthrough"
+                } else {
+                    ""
+                },
             );
         }
         for f in &b.files {
@@ -45,7 +57,12 @@ pub fn describe(cfg: &Config, data: &DataSet) -> String {
                         );
                     }
                     None => {
-                        let _ = writeln!(s, "  file {} as {}: not loaded", f.path.display(), display(NameKey::of(z).as_slice()));
+                        let _ = writeln!(
+                            s,
+                            "  file {} as {}: not loaded",
+                            f.path.display(),
+                            display(NameKey::of(z).as_slice())
+                        );
                     }
                 }
             }
@@ -61,13 +78,22 @@ pub fn describe(cfg: &Config, data: &DataSet) -> String {
                 let _ = writeln!(s, "  tls {} (not served by this version)", cert.display());
             }
             Some(TlsConfig::Acme(a)) => {
-                let _ = writeln!(s, "  tls acme for {} via {} (not served by this version)", a.domains.join(" "), a.ca);
+                let _ = writeln!(
+                    s,
+                    "  tls acme for {} via {} (not served by this version)",
+                    a.domains.join(" "),
+                    a.ca
+                );
             }
             None => {}
         }
     }
     if let Some(r) = cfg.reload {
-        let _ = writeln!(s, "Corefile reload every {:?} (+ up to {:?})", r.interval, r.jitter);
+        let _ = writeln!(
+            s,
+            "Corefile reload every {:?} (+ up to {:?})",
+            r.interval, r.jitter
+        );
     }
     s
 }

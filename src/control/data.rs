@@ -101,9 +101,11 @@ impl DataSet {
                         .filter(|old| old.stamp.is_some() && old.stamp == current);
                     let zone = match reused {
                         Some(old) => old.zone.clone(),
-                        None => Arc::new(zonefile::load(&f.path, origin).map_err(|source| DataError::Zone {
-                            where_: f.pos.clone(),
-                            source,
+                        None => Arc::new(zonefile::load(&f.path, origin).map_err(|source| {
+                            DataError::Zone {
+                                where_: f.pos.clone(),
+                                source,
+                            }
                         })?),
                     };
                     set.files.insert(
@@ -163,7 +165,9 @@ impl DataSet {
                     entry.stamp = st;
                     changed = true;
                 }
-                Err(e) => tracing::error!(error = %e, "hosts reload failed; keeping the previous entries"),
+                Err(e) => {
+                    tracing::error!(error = %e, "hosts reload failed; keeping the previous entries")
+                }
             }
         }
         changed
@@ -171,8 +175,16 @@ impl DataSet {
 
     /// When the next file check is due.
     pub fn next_check(&self) -> Option<Instant> {
-        let files = self.files.values().filter(|e| !e.reload.is_zero()).map(|e| e.next_check);
-        let hosts = self.hosts.values().filter(|e| !e.cfg.reload.is_zero()).map(|e| e.next_check);
+        let files = self
+            .files
+            .values()
+            .filter(|e| !e.reload.is_zero())
+            .map(|e| e.next_check);
+        let hosts = self
+            .hosts
+            .values()
+            .filter(|e| !e.cfg.reload.is_zero())
+            .map(|e| e.next_check);
         files.chain(hosts).min()
     }
 

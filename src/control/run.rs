@@ -69,7 +69,9 @@ pub enum RunError {
     #[error("{0}")]
     Unsupported(String),
     /// io_uring was required but is not available.
-    #[error("--driver io-uring: io_uring is not available on this kernel or is blocked (seccomp, sysctl kernel.io_uring_disabled); use --driver auto or legacy")]
+    #[error(
+        "--driver io-uring: io_uring is not available on this kernel or is blocked (seccomp, sysctl kernel.io_uring_disabled); use --driver auto or legacy"
+    )]
     NoIoUring,
     /// Threads or the control runtime.
     #[error("{0}")]
@@ -87,7 +89,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         DriverChoice::Auto => {
             let d = shard::detect();
             if d == Driver::Legacy {
-                tracing::warn!("io_uring is not available (kernel, seccomp or kernel.io_uring_disabled); using the legacy epoll driver");
+                tracing::warn!(
+                    "io_uring is not available (kernel, seccomp or kernel.io_uring_disabled); using the legacy epoll driver"
+                );
             }
             d
         }
@@ -116,10 +120,14 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         fingerprint,
         shared,
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let result = rt.block_on(control_loop(state, &shards));
     for s in &shards {
-        s.send(Command::Shutdown { grace: SHUTDOWN_GRACE });
+        s.send(Command::Shutdown {
+            grace: SHUTDOWN_GRACE,
+        });
     }
     for s in shards {
         s.join();
@@ -152,7 +160,10 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let mut next_conf_check = state.cfg.reload.map(|r| Instant::now() + with_jitter(r.interval, r.jitter));
+    let mut next_conf_check = state
+        .cfg
+        .reload
+        .map(|r| Instant::now() + with_jitter(r.interval, r.jitter));
     loop {
         let far = Instant::now() + Duration::from_secs(3600);
         let data_at = state.data.next_check().unwrap_or(far);
@@ -198,7 +209,10 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
 
 /// Runs `f` on a blocking thread (zone parsing can take seconds), handing the state there and
 /// back.
-async fn blocking<T: Send + 'static>(state: State, f: impl FnOnce(&mut State) -> T + Send + 'static) -> (State, T) {
+async fn blocking<T: Send + 'static>(
+    state: State,
+    f: impl FnOnce(&mut State) -> T + Send + 'static,
+) -> (State, T) {
     let task = tokio::task::spawn_blocking(move || {
         let mut s = state;
         let r = f(&mut s);
@@ -221,7 +235,9 @@ async fn reload_blocking(state: State, shards: &[ShardHandle], why: &'static str
                 tracing::error!(reason = why, error = %e, "reload failed; the previous configuration keeps serving");
             }
         }
-        Err(e) => tracing::error!(reason = why, error = %e, "reload failed; the previous configuration keeps serving"),
+        Err(e) => {
+            tracing::error!(reason = why, error = %e, "reload failed; the previous configuration keeps serving")
+        }
     }
     s
 }
@@ -239,7 +255,12 @@ fn prepare_reload(s: &State) -> Result<Prepared, RunError> {
 }
 
 impl State {
-    fn apply_reload(&mut self, p: Prepared, shards: &[ShardHandle], why: &str) -> Result<(), RunError> {
+    fn apply_reload(
+        &mut self,
+        p: Prepared,
+        shards: &[ShardHandle],
+        why: &str,
+    ) -> Result<(), RunError> {
         let wanted: BTreeSet<ListenerKey> = build::listeners(&p.cfg).into_iter().collect();
         let added: Vec<ListenerKey> = wanted.difference(&self.listeners).copied().collect();
         let removed: Vec<ListenerKey> = self.listeners.difference(&wanted).copied().collect();
@@ -257,7 +278,13 @@ impl State {
                 shard.send(Command::Close(removed.clone()));
             }
         }
-        tracing::info!(reason = why, added = added.len(), removed = removed.len(), generation = self.generation, "configuration reloaded");
+        tracing::info!(
+            reason = why,
+            added = added.len(),
+            removed = removed.len(),
+            generation = self.generation,
+            "configuration reloaded"
+        );
         Ok(())
     }
 }
@@ -276,7 +303,10 @@ fn with_jitter(interval: Duration, jitter: Duration) -> Duration {
 
 /// Binds one UDP socket or TCP listener per shard for each listener: per shard, the list of
 /// (listener, socket) pairs.
-fn bind_all(keys: &[ListenerKey], shards: usize) -> Result<Vec<Vec<(ListenerKey, Socket)>>, RunError> {
+fn bind_all(
+    keys: &[ListenerKey],
+    shards: usize,
+) -> Result<Vec<Vec<(ListenerKey, Socket)>>, RunError> {
     let mut per_shard: Vec<Vec<(ListenerKey, Socket)>> = (0..shards).map(|_| Vec::new()).collect();
     for key in keys {
         if key.transport != Transport::Dns {
@@ -293,11 +323,20 @@ fn bind_all(keys: &[ListenerKey], shards: usize) -> Result<Vec<Vec<(ListenerKey,
                     socks.push((*key, Socket::Tcp(t)));
                 }
                 // A default `::` listener on a host without IPv6 is skipped, not fatal.
-                Err(e) if key.addr.ip().is_unspecified() && key.addr.is_ipv6() && e.raw_os_error() == Some(97) => {
+                Err(e)
+                    if key.addr.ip().is_unspecified()
+                        && key.addr.is_ipv6()
+                        && e.raw_os_error() == Some(97) =>
+                {
                     tracing::warn!(listener = %key, "IPv6 is not available; not listening on ::");
                     break;
                 }
-                Err(source) => return Err(RunError::Bind { listener: *key, source }),
+                Err(source) => {
+                    return Err(RunError::Bind {
+                        listener: *key,
+                        source,
+                    });
+                }
             }
         }
     }

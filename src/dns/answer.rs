@@ -69,11 +69,23 @@ pub fn answer(ctx: &Ctx<'_>, query: &[u8], out: &mut Vec<u8>) -> Outcome {
     }
 }
 
-fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Written {
+fn write(
+    req: &Request<'_>,
+    q: &Question<'_>,
+    res: &Resolution<'_>,
+    ctx: &Ctx<'_>,
+    out: &mut Vec<u8>,
+) -> Written {
     reply::write(req, q, res, ctx.transport, out)
 }
 
-fn error(req: &Request<'_>, rcode: OptRcode, ctx: &Ctx<'_>, out: &mut Vec<u8>, block: Option<usize>) -> Outcome {
+fn error(
+    req: &Request<'_>,
+    rcode: OptRcode,
+    ctx: &Ctx<'_>,
+    out: &mut Vec<u8>,
+    block: Option<usize>,
+) -> Outcome {
     written(reply::write_error(req, rcode, ctx.transport, out), block)
 }
 

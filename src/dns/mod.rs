@@ -2,10 +2,10 @@
 //! building. Synchronous and free of I/O, so it can be tested, fuzzed and benchmarked
 //! without sockets.
 
-pub mod request;
-pub mod pipeline;
-pub mod resolve;
-pub mod reply;
 pub mod answer;
+pub mod pipeline;
+pub mod reply;
+pub mod request;
+pub mod resolve;
 
 pub use answer::{Ctx, Outcome, answer};

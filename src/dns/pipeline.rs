@@ -43,18 +43,21 @@ impl Snapshot {
     }
 }
 
+/// A zone (lowercase wire) and the block serving it on a listener.
+pub type RouteEntry = (Box<[u8]>, Arc<Block>);
+
 /// The server blocks behind one listener.
 #[derive(Default)]
 pub struct Route {
     /// (zone, block) pairs, longest zone first, so the first match is the longest suffix.
-    zones: Vec<(Box<[u8]>, Arc<Block>)>,
+    zones: Vec<RouteEntry>,
     /// Some block behind this listener has `log` rules.
     logs: bool,
 }
 
 impl Route {
     /// A route over `entries` (zone key, block).
-    pub fn new(mut zones: Vec<(Box<[u8]>, Arc<Block>)>) -> Self {
+    pub fn new(mut zones: Vec<RouteEntry>) -> Self {
         zones.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         let logs = zones.iter().any(|(_, b)| !b.log.is_empty());
         Route { zones, logs }
@@ -67,12 +70,18 @@ impl Route {
 
     /// The block with Corefile index `index`.
     pub fn block(&self, index: usize) -> Option<&Block> {
-        self.zones.iter().find(|(_, b)| b.index == index).map(|(_, b)| &**b)
+        self.zones
+            .iter()
+            .find(|(_, b)| b.index == index)
+            .map(|(_, b)| &**b)
     }
 
     /// The block with the longest zone containing `key`.
     pub fn block_for(&self, key: &[u8]) -> Option<&Block> {
-        self.zones.iter().find(|(z, _)| is_in_zone(key, z)).map(|(_, b)| &**b)
+        self.zones
+            .iter()
+            .find(|(z, _)| is_in_zone(key, z))
+            .map(|(_, b)| &**b)
     }
 
     /// The blocks (for listings).

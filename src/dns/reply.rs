@@ -1,14 +1,14 @@
 //! Writing replies into the shard's reused buffer with domain's message builder and a
 //! fixed-size name compressor: no allocation once the buffer has grown to 64 KiB.
 
+use domain::base::Name;
+use domain::base::iana::OptionCode;
 use domain::base::iana::{Class, OptRcode, Rtype};
 use domain::base::message_builder::{
     AdditionalBuilder, AnswerBuilder, AuthorityBuilder, MessageBuilder, PushError, StaticCompressor,
 };
-use domain::base::iana::OptionCode;
-use domain::dep::octseq::OctetsBuilder;
 use domain::base::record::ComposeRecord;
-use domain::base::Name;
+use domain::dep::octseq::OctetsBuilder;
 
 use super::request::{Question, Request};
 use super::resolve::{Owner, Part, Parts, Proto, Resolution};
@@ -63,19 +63,28 @@ fn size_limit(req: &Request<'_>, t: Transport) -> usize {
 fn opt_space(req: &Request<'_>, t: Transport) -> usize {
     match req.edns {
         None => 0,
-        Some(e) if e.keepalive && t.proto == Proto::Tcp && t.keepalive.is_some() => OPT_LEN + KEEPALIVE_OPT_LEN,
+        Some(e) if e.keepalive && t.proto == Proto::Tcp && t.keepalive.is_some() => {
+            OPT_LEN + KEEPALIVE_OPT_LEN
+        }
         Some(_) => OPT_LEN,
     }
 }
 
 /// Writes the reply for `res` into `out`. Falls back to an empty TC=1 reply when the
 /// answer or authority (or required glue) does not fit.
-pub fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Transport, out: &mut Vec<u8>) -> Written {
+pub fn write(
+    req: &Request<'_>,
+    q: &Question<'_>,
+    res: &Resolution<'_>,
+    t: Transport,
+    out: &mut Vec<u8>,
+) -> Written {
     let limit = size_limit(req, t);
     let body_limit = limit - opt_space(req, t);
     let ext = OptRcode::from_rcode(res.rcode);
     let attempt = (|| -> Result<AdditionalBuilder<Target>, (PushError, Target)> {
-        let mut ans = start(req, Some(q), std::mem::take(out), body_limit).map_err(|(e, m)| (e, m.finish()))?;
+        let mut ans = start(req, Some(q), std::mem::take(out), body_limit)
+            .map_err(|(e, m)| (e, m.finish()))?;
         ans.header_mut().set_aa(res.aa);
         ans.header_mut().set_rcode(res.rcode);
         if let Err(e) = push_parts(&mut ans, &res.answer, q, req) {
@@ -121,7 +130,15 @@ pub fn write_error(req: &Request<'_>, rcode: OptRcode, t: Transport, out: &mut V
     };
     let mut msg = msg;
     msg.header_mut().set_rcode(rcode.rcode());
-    finish(msg.authority().additional(), req, t, rcode, false, limit, out)
+    finish(
+        msg.authority().additional(),
+        req,
+        t,
+        rcode,
+        false,
+        limit,
+        out,
+    )
 }
 
 type Started = AnswerBuilder<Target>;
@@ -186,7 +203,11 @@ fn finish(
 ) -> Written {
     if let Some(e) = req.edns {
         add.set_push_limit(limit.saturating_add(1));
-        let keepalive = if e.keepalive && t.proto == Proto::Tcp { t.keepalive } else { None };
+        let keepalive = if e.keepalive && t.proto == Proto::Tcp {
+            t.keepalive
+        } else {
+            None
+        };
         let payload = e.udp_size.clamp(PLAIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD);
         // The space was reserved by the push limit, so this fits.
         let _ = add.opt(|opt| {
@@ -195,14 +216,16 @@ fn finish(
             opt.set_dnssec_ok(e.dnssec_ok);
             opt.set_rcode(rcode);
             if let Some(timeout) = keepalive {
-                opt.push_raw_option(OptionCode::from_int(KEEPALIVE), 2, |tgt| tgt.append_slice(&timeout.to_be_bytes()))?;
+                opt.push_raw_option(OptionCode::from_int(KEEPALIVE), 2, |tgt| {
+                    tgt.append_slice(&timeout.to_be_bytes())
+                })?;
             }
             Ok(())
         });
     }
     *out = add.finish().into_target();
     Written {
-        rcode: u16::from(rcode.to_int()),
+        rcode: rcode.to_int(),
         truncated,
     }
 }
@@ -230,7 +253,13 @@ impl Section for AdditionalBuilder<Target> {
     }
 }
 
-fn push_record<S: Section>(s: &mut S, owner: Owner<'_>, q: &Question<'_>, ttl: u32, data: WireData<'_>) -> Result<(), PushError> {
+fn push_record<S: Section>(
+    s: &mut S,
+    owner: Owner<'_>,
+    q: &Question<'_>,
+    ttl: u32,
+    data: WireData<'_>,
+) -> Result<(), PushError> {
     match owner {
         Owner::Query => s.push_rr((&q.name, Class::IN, ttl, data)),
         Owner::Name(wire) => match Name::from_slice(wire) {
@@ -241,7 +270,12 @@ fn push_record<S: Section>(s: &mut S, owner: Owner<'_>, q: &Question<'_>, ttl: u
     }
 }
 
-fn push_parts<S: Section>(s: &mut S, parts: &Parts<'_>, q: &Question<'_>, req: &Request<'_>) -> Result<(), PushError> {
+fn push_parts<S: Section>(
+    s: &mut S,
+    parts: &Parts<'_>,
+    q: &Question<'_>,
+    req: &Request<'_>,
+) -> Result<(), PushError> {
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     for p in parts.iter() {
         push_set(s, p, q)?;
@@ -263,7 +297,10 @@ fn push_set<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<(),
 fn push_sigs<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<(), PushError> {
     let Some(sigs) = p.sigs else { return Ok(()) };
     let covered = p.set.rtype().to_int().to_be_bytes();
-    for data in sigs.records().filter(|d| d.data.get(..2) == Some(&covered[..])) {
+    for data in sigs
+        .records()
+        .filter(|d| d.data.get(..2) == Some(&covered[..]))
+    {
         push_record(s, p.owner, q, sigs.ttl(), data)?;
     }
     Ok(())
@@ -271,8 +308,14 @@ fn push_sigs<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<()
 
 /// Additional-section processing (RFC 1034 §4.3.2 step 6): A/AAAA for the names in NS, MX
 /// and SRV records of the answer and authority, when the zone holds them.
-fn push_glue(add: &mut AdditionalBuilder<Target>, res: &Resolution<'_>, req: &Request<'_>) -> Result<(), PushError> {
-    let Some(zone) = res.glue_from else { return Ok(()) };
+fn push_glue(
+    add: &mut AdditionalBuilder<Target>,
+    res: &Resolution<'_>,
+    req: &Request<'_>,
+) -> Result<(), PushError> {
+    let Some(zone) = res.glue_from else {
+        return Ok(());
+    };
     let q = match req.question {
         Some(q) => q,
         None => return Ok(()),
@@ -285,8 +328,12 @@ fn push_glue(add: &mut AdditionalBuilder<Target>, res: &Resolution<'_>, req: &Re
             _ => continue,
         };
         for rd in p.set.rdatas() {
-            let Some(target) = rd.get(offset..) else { continue };
-            let Ok(name) = Name::from_slice(target) else { continue };
+            let Some(target) = rd.get(offset..) else {
+                continue;
+            };
+            let Ok(name) = Name::from_slice(target) else {
+                continue;
+            };
             let key = NameKey::of(name);
             let (a, aaaa) = zone.addresses(key.as_slice());
             for set in [a, aaaa].into_iter().flatten() {

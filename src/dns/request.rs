@@ -300,11 +300,18 @@ mod tests {
     #[test]
     fn plain_and_edns_queries() {
         assert_eq!(verdict(&query(NAME, 1, 0, &[])), Ok(None));
-        let e = verdict(&query(NAME, 1, 1, &opt(100, 0, 0x8000, &[]))).unwrap().unwrap();
-        assert_eq!((e.udp_size, e.dnssec_ok), (512, true));
-        let e = verdict(&query(NAME, 1, 1, &opt(4096, 0, 0, &[0, 11, 0, 0, 0, 3, 0, 0, 0xFF, 0xFE, 0, 1, 9])))
+        let e = verdict(&query(NAME, 1, 1, &opt(100, 0, 0x8000, &[])))
             .unwrap()
             .unwrap();
+        assert_eq!((e.udp_size, e.dnssec_ok), (512, true));
+        let e = verdict(&query(
+            NAME,
+            1,
+            1,
+            &opt(4096, 0, 0, &[0, 11, 0, 0, 0, 3, 0, 0, 0xFF, 0xFE, 0, 1, 9]),
+        ))
+        .unwrap()
+        .unwrap();
         assert!(e.keepalive && e.nsid);
     }
 
@@ -339,9 +346,15 @@ mod tests {
         owned.extend_from_slice(&opt(1232, 0, 0, &[])[1..]);
         assert_eq!(verdict(&query(NAME, 1, 1, &owned)), form);
         // Truncated option.
-        assert_eq!(verdict(&query(NAME, 1, 1, &opt(1232, 0, 0, &[0, 10, 0, 8, 1]))), form);
+        assert_eq!(
+            verdict(&query(NAME, 1, 1, &opt(1232, 0, 0, &[0, 10, 0, 8, 1]))),
+            form
+        );
         // Keepalive with a value in a query.
-        assert_eq!(verdict(&query(NAME, 1, 1, &opt(1232, 0, 0, &[0, 11, 0, 2, 0, 1]))), form);
+        assert_eq!(
+            verdict(&query(NAME, 1, 1, &opt(1232, 0, 0, &[0, 11, 0, 2, 0, 1]))),
+            form
+        );
         // Trailing garbage.
         assert_eq!(verdict(&[query(NAME, 1, 0, &[]), vec![0]].concat()), form);
         // OPT in the answer section.
@@ -354,11 +367,11 @@ mod tests {
     fn bad_names_are_formerr() {
         let form = Err("FormErr".to_string());
         for name in [
-            &b"\x03www\x07exa"[..],               // truncated mid-label
-            b"\x40abc\x00",                        // label type 0x40
-            b"\x80abc\x00",                        // label type 0x80
-            b"\xc0\x0c",                           // pointer to itself
-            b"\xc0\x20",                           // pointer forward / past end
+            &b"\x03www\x07exa"[..], // truncated mid-label
+            b"\x40abc\x00",         // label type 0x40
+            b"\x80abc\x00",         // label type 0x80
+            b"\xc0\x0c",            // pointer to itself
+            b"\xc0\x20",            // pointer forward / past end
         ] {
             let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
             q.extend_from_slice(name);
@@ -400,7 +413,10 @@ mod tests {
         assert_eq!(verdict(&q), Err("Refused".into()));
         q[2] = 5 << 3;
         assert_eq!(verdict(&q), Err("Refused".into()));
-        assert_eq!(verdict(&query(NAME, 1, 1, &opt(1232, 1, 0, &[]))), Err("BadVers".into()));
+        assert_eq!(
+            verdict(&query(NAME, 1, 1, &opt(1232, 1, 0, &[]))),
+            Err("BadVers".into())
+        );
     }
 
     #[test]

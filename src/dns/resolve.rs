@@ -123,7 +123,12 @@ pub enum Proto {
 }
 
 /// Runs the block's handlers in order; `None` when none of them claims the name.
-pub fn resolve<'r>(block: &'r Block, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Option<Resolution<'r>> {
+pub fn resolve<'r>(
+    block: &'r Block,
+    q: &'r Question<'_>,
+    proto: Proto,
+    dnssec_ok: bool,
+) -> Option<Resolution<'r>> {
     for h in &block.handlers {
         let r = match h {
             Handler::Hosts(h) => hosts(h, q, proto),
@@ -136,18 +141,34 @@ pub fn resolve<'r>(block: &'r Block, q: &'r Question<'_>, proto: Proto, dnssec_o
     None
 }
 
-fn file<'r>(f: &'r FileHandler, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Option<Resolution<'r>> {
+fn file<'r>(
+    f: &'r FileHandler,
+    q: &'r Question<'_>,
+    proto: Proto,
+    dnssec_ok: bool,
+) -> Option<Resolution<'r>> {
     let zone = f.zone_for(q.key.as_slice())?;
     Some(in_zone(zone, q, proto, dnssec_ok))
 }
 
 /// RFC 1034 §4.3.2 step 3 inside one zone, following CNAMEs that stay in it.
-pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Resolution<'r> {
+pub fn in_zone<'r>(
+    zone: &'r Zone,
+    q: &'r Question<'_>,
+    proto: Proto,
+    dnssec_ok: bool,
+) -> Resolution<'r> {
     let mut res = Resolution::new(Rcode::NOERROR, true);
     res.glue_from = Some(zone);
     let mut key = q.key;
     let mut owner = Owner::Query;
-    let sigs_of = |n: &'r Node| if dnssec_ok { n.rrset(Rtype::RRSIG) } else { None };
+    let sigs_of = |n: &'r Node| {
+        if dnssec_ok {
+            n.rrset(Rtype::RRSIG)
+        } else {
+            None
+        }
+    };
     for hop in 0..=MAX_CNAME_CHAIN {
         let node = match zone.find(key.as_slice(), q.qtype) {
             Found::Name(node) | Found::Wildcard(node) => node,
@@ -193,8 +214,12 @@ pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok:
                     sigs: sigs_of(node),
                     ttl: cname.ttl(),
                 });
-                let Some(target) = cname.rdatas().next() else { return res };
-                let Ok(target_name) = domain::base::Name::from_slice(target) else { return res };
+                let Some(target) = cname.rdatas().next() else {
+                    return res;
+                };
+                let Ok(target_name) = domain::base::Name::from_slice(target) else {
+                    return res;
+                };
                 let target_key = NameKey::of(target_name);
                 if !is_in_zone(target_key.as_slice(), zone.apex()) {
                     return res;
@@ -245,7 +270,11 @@ fn push_soa<'r>(res: &mut Resolution<'r>, zone: &'r Zone, dnssec_ok: bool) {
         res.authority.push(Part {
             owner: Owner::Name(zone.apex()),
             set: soa,
-            sigs: if dnssec_ok { apex.rrset(Rtype::RRSIG) } else { None },
+            sigs: if dnssec_ok {
+                apex.rrset(Rtype::RRSIG)
+            } else {
+                None
+            },
             ttl: zone.negative_ttl(),
         });
     }

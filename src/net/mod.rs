@@ -20,11 +20,23 @@ pub(crate) struct QueryLogger {
 
 impl QueryLogger {
     pub(crate) fn new(ctx: &Rc<ShardCtx>, proto: &'static str) -> Self {
-        QueryLogger { ctx: ctx.clone(), proto }
+        QueryLogger {
+            ctx: ctx.clone(),
+            proto,
+        }
     }
 
     #[allow(clippy::too_many_arguments)] // each argument is a distinct fact about one query
-    pub(crate) fn log(&self, route: &Route, block: usize, peer: SocketAddr, query: &[u8], reply: &[u8], rcode: u16, started: Instant) {
+    pub(crate) fn log(
+        &self,
+        route: &Route,
+        block: usize,
+        peer: SocketAddr,
+        query: &[u8],
+        reply: &[u8],
+        rcode: u16,
+        started: Instant,
+    ) {
         let Some(b) = route.block(block) else { return };
         if b.log.is_empty() {
             return;

@@ -160,7 +160,12 @@ impl Drop for ConnGuard {
 }
 
 /// Accepts connections on `listener` until `stop` fires.
-pub async fn serve(listener: TcpListener, key: ListenerKey, ctx: Rc<ShardCtx>, mut stop: oneshot::Receiver<()>) {
+pub async fn serve(
+    listener: TcpListener,
+    key: ListenerKey,
+    ctx: Rc<ShardCtx>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut last_err_log = None;
     tracing::debug!(listener = %key, "tcp listener started");
     loop {
@@ -181,7 +186,15 @@ pub async fn serve(listener: TcpListener, key: ListenerKey, ctx: Rc<ShardCtx>, m
                 monoio::spawn(connection(stream, peer, key, ctx.clone(), guard));
             }
             Err(e) => {
-                let scarce = matches!(e.raw_os_error(), Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOBUFS | libc_errno::ENOMEM));
+                let scarce = matches!(
+                    e.raw_os_error(),
+                    Some(
+                        libc_errno::EMFILE
+                            | libc_errno::ENFILE
+                            | libc_errno::ENOBUFS
+                            | libc_errno::ENOMEM
+                    )
+                );
                 if rate_ok(&mut last_err_log) {
                     tracing::warn!(listener = %key, error = %e, "tcp accept failed");
                 }
@@ -211,7 +224,13 @@ enum End {
     Io,
 }
 
-async fn connection(mut stream: TcpStream, peer: SocketAddr, key: ListenerKey, ctx: Rc<ShardCtx>, guard: ConnGuard) {
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    key: ListenerKey,
+    ctx: Rc<ShardCtx>,
+    guard: ConnGuard,
+) {
     let end = serve_connection(&mut stream, peer, key, &ctx, &guard).await;
     if matches!(end, End::Timeout) {
         ctx.stats().tcp_timeouts.incr();
@@ -220,7 +239,13 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, key: ListenerKey, c
     drop(guard);
 }
 
-async fn serve_connection(stream: &mut TcpStream, peer: SocketAddr, key: ListenerKey, ctx: &Rc<ShardCtx>, guard: &ConnGuard) -> End {
+async fn serve_connection(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    key: ListenerKey,
+    ctx: &Rc<ShardCtx>,
+    guard: &ConnGuard,
+) -> End {
     let mut snapshots = arc_swap::Cache::new(&ctx.shared.snapshot);
     let mut route_of = RouteCache::default();
     let logger = QueryLogger::new(ctx, "tcp");
@@ -283,7 +308,11 @@ async fn serve_connection(stream: &mut TcpStream, peer: SocketAddr, key: Listene
         if input.capacity() < need.max(INITIAL_READ_BUFFER) {
             input.reserve(need.max(INITIAL_READ_BUFFER) - input.len());
         }
-        let wait = if input.is_empty() { guard.conns.idle_timeout() } else { limits.message };
+        let wait = if input.is_empty() {
+            guard.conns.idle_timeout()
+        } else {
+            limits.message
+        };
         let len = input.len();
         let cap = input.capacity();
         let read = stream.read(input.slice_mut(len..cap));
@@ -302,7 +331,11 @@ fn frame_len(buf: &[u8]) -> Option<usize> {
 }
 
 /// Writes all pending replies within `timeout`.
-async fn flush(stream: &mut TcpStream, pending: &mut Vec<u8>, timeout: Duration) -> Result<(), End> {
+async fn flush(
+    stream: &mut TcpStream,
+    pending: &mut Vec<u8>,
+    timeout: Duration,
+) -> Result<(), End> {
     if pending.is_empty() {
         return Ok(());
     }

@@ -36,7 +36,11 @@ impl std::fmt::Display for Driver {
 /// The driver `auto` picks here: io_uring when the kernel allows it and offers the
 /// operations monoio uses, else the legacy driver.
 pub fn detect() -> Driver {
-    if monoio::utils::detect_uring() { Driver::IoUring } else { Driver::Legacy }
+    if monoio::utils::detect_uring() {
+        Driver::IoUring
+    } else {
+        Driver::Legacy
+    }
 }
 
 /// State shared by the control thread and all shards.
@@ -93,8 +97,17 @@ impl ShardHandle {
 }
 
 /// Starts `count` shards on `driver`, pinned to cores round-robin when `pin` is set.
-pub fn launch(count: usize, driver: Driver, pin: bool, shared: Arc<Shared>) -> std::io::Result<Vec<ShardHandle>> {
-    let cores = if pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+pub fn launch(
+    count: usize,
+    driver: Driver,
+    pin: bool,
+    shared: Arc<Shared>,
+) -> std::io::Result<Vec<ShardHandle>> {
+    let cores = if pin {
+        core_affinity::get_core_ids().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let mut handles = Vec::with_capacity(count);
     for id in 0..count {
         let (tx, rx) = mpsc::unbounded();
@@ -119,16 +132,25 @@ pub fn launch(count: usize, driver: Driver, pin: bool, shared: Arc<Shared>) -> s
     Ok(handles)
 }
 
-fn run(id: usize, driver: Driver, shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Command>) -> std::io::Result<()> {
+fn run(
+    id: usize,
+    driver: Driver,
+    shared: Arc<Shared>,
+    rx: mpsc::UnboundedReceiver<Command>,
+) -> std::io::Result<()> {
     let span = tracing::info_span!("shard", id);
     let _enter = span.enter();
     match driver {
         Driver::IoUring => {
-            let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer().build()?;
+            let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .enable_timer()
+                .build()?;
             rt.block_on(shard_main(id, shared, rx));
         }
         Driver::Legacy => {
-            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build()?;
+            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                .enable_timer()
+                .build()?;
             rt.block_on(shard_main(id, shared, rx));
         }
     }
@@ -169,14 +191,28 @@ async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
                 for (key, sock) in sockets {
                     let (tx, stop) = oneshot::channel();
                     let started = match sock {
-                        Socket::Udp(s) => monoio::net::udp::UdpSocket::from_std(s)
-                            .map(|s| drop(monoio::spawn(crate::net::udp::serve(s, key, ctx.clone(), stop)))),
-                        Socket::Tcp(l) => monoio::net::TcpListener::from_std(l)
-                            .map(|l| drop(monoio::spawn(crate::net::tcp::serve(l, key, ctx.clone(), stop)))),
+                        Socket::Udp(s) => monoio::net::udp::UdpSocket::from_std(s).map(|s| {
+                            drop(monoio::spawn(crate::net::udp::serve(
+                                s,
+                                key,
+                                ctx.clone(),
+                                stop,
+                            )))
+                        }),
+                        Socket::Tcp(l) => monoio::net::TcpListener::from_std(l).map(|l| {
+                            drop(monoio::spawn(crate::net::tcp::serve(
+                                l,
+                                key,
+                                ctx.clone(),
+                                stop,
+                            )))
+                        }),
                     };
                     match started {
                         Ok(()) => stops.entry(key).or_default().push(tx),
-                        Err(e) => tracing::error!(listener = %key, error = %e, "cannot serve socket"),
+                        Err(e) => {
+                            tracing::error!(listener = %key, error = %e, "cannot serve socket")
+                        }
                     }
                 }
             }

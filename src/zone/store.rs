@@ -131,15 +131,24 @@ pub enum ZoneError {
     #[error("an RRset at {0} has more than {MAX_RRSET_RECORDS} records")]
     TooBig(String),
     /// Delegations whose name servers are only reachable through each other.
-    #[error("cyclic NS dependency: the delegations {0} name servers only inside each other, without glue")]
+    #[error(
+        "cyclic NS dependency: the delegations {0} name servers only inside each other, without glue"
+    )]
     NsCycle(String),
+}
+
+/// An RRset being collected.
+struct PendingSet {
+    rtype: Rtype,
+    ttl: u32,
+    rdatas: Vec<Box<[u8]>>,
 }
 
 /// Collects records, then checks and freezes them into a [`Zone`].
 pub struct ZoneBuilder {
     apex: Box<[u8]>,
-    /// Per name: per type: (ttl, rdatas).
-    names: HashMap<Box<[u8]>, Vec<(Rtype, u32, Vec<Box<[u8]>>)>>,
+    /// Per name, the RRsets collected so far.
+    names: HashMap<Box<[u8]>, Vec<PendingSet>>,
     /// Records outside the zone, skipped.
     pub out_of_zone: usize,
     /// RRsets whose records had different TTLs (RFC 2181 §5.2: the lowest is used).
@@ -164,17 +173,21 @@ impl ZoneBuilder {
             return;
         }
         let sets = self.names.entry(owner.into()).or_default();
-        match sets.iter_mut().find(|(t, _, _)| *t == rtype) {
-            Some((_, set_ttl, rdatas)) => {
-                if *set_ttl != ttl {
+        match sets.iter_mut().find(|s| s.rtype == rtype) {
+            Some(set) => {
+                if set.ttl != ttl {
                     self.ttl_mismatches += 1;
-                    *set_ttl = (*set_ttl).min(ttl);
+                    set.ttl = set.ttl.min(ttl);
                 }
-                if !rdatas.iter().any(|r| **r == *rdata) {
-                    rdatas.push(rdata.into());
+                if !set.rdatas.iter().any(|r| **r == *rdata) {
+                    set.rdatas.push(rdata.into());
                 }
             }
-            None => sets.push((rtype, ttl, vec![rdata.into()])),
+            None => sets.push(PendingSet {
+                rtype,
+                ttl,
+                rdatas: vec![rdata.into()],
+            }),
         }
     }
 
@@ -184,36 +197,41 @@ impl ZoneBuilder {
         let soa = self
             .names
             .get(&*self.apex)
-            .and_then(|sets| sets.iter().find(|(t, _, _)| *t == Rtype::SOA))
+            .and_then(|sets| sets.iter().find(|s| s.rtype == Rtype::SOA))
             .ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
-        if soa.2.len() > 1 {
+        if soa.rdatas.len() > 1 {
             return Err(ZoneError::ManySoa(apex_text));
         }
-        let (serial, minimum) = soa_fields(&soa.2[0]).ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
-        let negative_ttl = soa.1.min(minimum);
+        let (serial, minimum) =
+            soa_fields(&soa.rdatas[0]).ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
+        let negative_ttl = soa.ttl.min(minimum);
 
         let mut nodes: NameMap<Node> = NameMap::default();
         let mut records = 0;
         for (owner, sets) in &self.names {
-            let has_cname = sets.iter().any(|(t, _, _)| *t == Rtype::CNAME);
+            let has_cname = sets.iter().any(|s| s.rtype == Rtype::CNAME);
             let other = sets
                 .iter()
-                .any(|(t, _, _)| !matches!(*t, Rtype::CNAME | Rtype::RRSIG | Rtype::NSEC));
+                .any(|s| !matches!(s.rtype, Rtype::CNAME | Rtype::RRSIG | Rtype::NSEC));
             if has_cname && other {
                 return Err(ZoneError::CnameAndOther(display(owner)));
             }
             let mut rrsets = Vec::with_capacity(sets.len());
-            for (rtype, ttl, rdatas) in sets {
-                if *rtype == Rtype::CNAME && rdatas.len() > 1 {
+            for set in sets {
+                if set.rtype == Rtype::CNAME && set.rdatas.len() > 1 {
                     return Err(ZoneError::ManyCname(display(owner)));
                 }
-                if rdatas.len() > MAX_RRSET_RECORDS {
+                if set.rdatas.len() > MAX_RRSET_RECORDS {
                     return Err(ZoneError::TooBig(display(owner)));
                 }
-                records += rdatas.len();
-                rrsets.push(Rrset::new(*rtype, *ttl, rdatas.iter().map(|r| &**r)));
+                records += set.rdatas.len();
+                rrsets.push(Rrset::new(
+                    set.rtype,
+                    set.ttl,
+                    set.rdatas.iter().map(|r| &**r),
+                ));
             }
-            let delegation = **owner != *self.apex && sets.iter().any(|(t, _, _)| *t == Rtype::NS);
+            let delegation = **owner != *self.apex && sets.iter().any(|s| s.rtype == Rtype::NS);
             nodes.insert(
                 owner.clone(),
                 Node {
@@ -249,7 +267,8 @@ pub fn soa_fields(rdata: &[u8]) -> Option<(u32, u32)> {
         }
     }
     let fields = rdata.get(pos..pos + 20)?;
-    let word = |i: usize| u32::from_be_bytes([fields[i], fields[i + 1], fields[i + 2], fields[i + 3]]);
+    let word =
+        |i: usize| u32::from_be_bytes([fields[i], fields[i + 1], fields[i + 2], fields[i + 3]]);
     Some((word(0), word(16)))
 }
 
@@ -272,8 +291,11 @@ fn add_empty_non_terminals(nodes: &mut NameMap<Node>, apex: &[u8]) {
 
 /// Records for each node the nearest delegation point strictly above it.
 fn mark_below_cuts(nodes: &mut NameMap<Node>, apex: &[u8]) {
-    let cuts: std::collections::HashSet<Box<[u8]>> =
-        nodes.iter().filter(|(_, n)| n.delegation).map(|(k, _)| k.clone()).collect();
+    let cuts: std::collections::HashSet<Box<[u8]>> = nodes
+        .iter()
+        .filter(|(_, n)| n.delegation)
+        .map(|(k, _)| k.clone())
+        .collect();
     if cuts.is_empty() {
         return;
     }
@@ -297,7 +319,11 @@ fn mark_below_cuts(nodes: &mut NameMap<Node>, apex: &[u8]) {
 /// Rejects delegations that can only be reached through each other: delegation A names a
 /// server below delegation B without glue, and B names one below A without glue.
 fn check_ns_cycles(nodes: &NameMap<Node>) -> Result<(), ZoneError> {
-    let cuts: Vec<&[u8]> = nodes.iter().filter(|(_, n)| n.delegation).map(|(k, _)| &**k).collect();
+    let cuts: Vec<&[u8]> = nodes
+        .iter()
+        .filter(|(_, n)| n.delegation)
+        .map(|(k, _)| &**k)
+        .collect();
     if cuts.len() < 2 {
         return Ok(());
     }
@@ -305,7 +331,9 @@ fn check_ns_cycles(nodes: &NameMap<Node>) -> Result<(), ZoneError> {
     // Edges: cut index → cut indices whose subtree holds a glue-less server of it.
     let mut edges: Vec<Vec<usize>> = vec![Vec::new(); cuts.len()];
     for (i, cut) in cuts.iter().enumerate() {
-        let Some(ns) = nodes.get(*cut).and_then(|n| n.rrset(Rtype::NS)) else { continue };
+        let Some(ns) = nodes.get(*cut).and_then(|n| n.rrset(Rtype::NS)) else {
+            continue;
+        };
         for target in ns.rdatas() {
             let target = super::name::NameKey::of(&match domain::base::Name::from_slice(target) {
                 Ok(n) => n,
@@ -330,7 +358,12 @@ fn check_ns_cycles(nodes: &NameMap<Node>) -> Result<(), ZoneError> {
         }
     }
     // Depth-first search for a cycle.
-    fn visit(i: usize, edges: &[Vec<usize>], state: &mut [u8], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+    fn visit(
+        i: usize,
+        edges: &[Vec<usize>],
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
         state[i] = 1;
         path.push(i);
         for &j in &edges[i] {

@@ -86,7 +86,11 @@ impl Query {
         self.edns_flags(f | 0x8000)
     }
     pub fn option(mut self, code: u16, data: &[u8]) -> Self {
-        self.edns.as_mut().expect("edns first").options.push((code, data.to_vec()));
+        self.edns
+            .as_mut()
+            .expect("edns first")
+            .options
+            .push((code, data.to_vec()));
         self
     }
     /// Sets bits in header byte 2 (QR/opcode/AA/TC/RD) and byte 3 (RA/Z/AD/CD/rcode).
@@ -138,6 +142,11 @@ pub fn name_wire(name: &str) -> Vec<u8> {
     n.as_slice().to_vec()
 }
 
+/// EDNS options as (code, data).
+pub type EdnsOptions = Vec<(u16, Vec<u8>)>;
+/// (payload, version, DO, options) of an OPT record.
+pub type OptSummary = (u16, u8, bool, EdnsOptions);
+
 /// A parsed reply.
 pub struct Reply {
     pub wire: Vec<u8>,
@@ -166,7 +175,7 @@ impl Reply {
     }
     /// Header rcode combined with the OPT extended rcode.
     pub fn rcode(&self) -> u16 {
-        u16::from(self.msg.opt_rcode().to_int())
+        self.msg.opt_rcode().to_int()
     }
     pub fn aa(&self) -> bool {
         self.msg.header().aa()
@@ -209,9 +218,14 @@ impl Reply {
         self.section(2)
     }
     /// (payload, version, DO, options) of the OPT record.
-    pub fn opt(&self) -> Option<(u16, u8, bool, Vec<(u16, Vec<u8>)>)> {
+    pub fn opt(&self) -> Option<OptSummary> {
         let (class, ttl, rdata) = self.raw_opt()?;
-        Some((class, (ttl >> 16) as u8, ttl & 0x8000 != 0, raw_options(&rdata)))
+        Some((
+            class,
+            (ttl >> 16) as u8,
+            ttl & 0x8000 != 0,
+            raw_options(&rdata),
+        ))
     }
     /// The raw OPT TTL flags field (16 bits).
     pub fn opt_flags_raw(&self) -> Option<u16> {
@@ -221,7 +235,9 @@ impl Reply {
     fn raw_opt(&self) -> Option<(u16, u32, Vec<u8>)> {
         use domain::dep::octseq::Parser;
         let w = &self.wire;
-        let counts: Vec<u16> = (0..4).map(|i| u16::from_be_bytes([w[4 + 2 * i], w[5 + 2 * i]])).collect();
+        let counts: Vec<u16> = (0..4)
+            .map(|i| u16::from_be_bytes([w[4 + 2 * i], w[5 + 2 * i]]))
+            .collect();
         let mut p = Parser::from_ref(w.as_slice());
         p.advance(12).ok()?;
         for _ in 0..counts[0] {
@@ -260,7 +276,7 @@ impl Reply {
     }
 }
 
-fn raw_options(rdata: &[u8]) -> Vec<(u16, Vec<u8>)> {
+fn raw_options(rdata: &[u8]) -> EdnsOptions {
     let mut out = Vec::new();
     let mut rest = rdata;
     while rest.len() >= 4 {
@@ -274,5 +290,7 @@ fn raw_options(rdata: &[u8]) -> Vec<(u16, Vec<u8>)> {
 
 /// Path of a file in tests/data.
 pub fn data(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }

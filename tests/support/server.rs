@@ -135,7 +135,10 @@ impl Server {
     pub fn spawn(opts: Options<'_>) -> Server {
         let dir = TempDir::new("srv");
         let port = free_port();
-        let subst = |t: &str| t.replace("{PORT}", &port.to_string()).replace("{DIR}", &dir.path().display().to_string());
+        let subst = |t: &str| {
+            t.replace("{PORT}", &port.to_string())
+                .replace("{DIR}", &dir.path().display().to_string())
+        };
         for (name, text) in &opts.files {
             dir.write(name, &subst(text));
         }
@@ -158,7 +161,8 @@ impl Server {
             Some(prefix) => {
                 let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
                 let mut c = Command::new("sh");
-                c.arg("-c").arg(format!("{prefix} exec '{}' {}", binary(), quoted.join(" ")));
+                c.arg("-c")
+                    .arg(format!("{prefix} exec '{}' {}", binary(), quoted.join(" ")));
                 c
             }
             None => {
@@ -190,9 +194,15 @@ impl Server {
         let probe = super::q("ready.probe.invalid", domain::base::iana::Rtype::A);
         while Instant::now() < deadline {
             if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("ringdns exited ({st}) before answering; log:\n{}", self.log());
+                panic!(
+                    "ringdns exited ({st}) before answering; log:\n{}",
+                    self.log()
+                );
             }
-            if self.udp_timeout(&probe.wire(), Duration::from_millis(100)).is_some() {
+            if self
+                .udp_timeout(&probe.wire(), Duration::from_millis(100))
+                .is_some()
+            {
                 return;
             }
         }
@@ -221,7 +231,11 @@ impl Server {
 
     /// Sends a signal by name (`HUP`, `TERM`).
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().unwrap();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -239,7 +253,9 @@ impl Server {
 
     /// A query over UDP; panics without a reply within 2 s.
     pub fn udp(&self, q: &Query) -> Reply {
-        let raw = self.udp_timeout(&q.wire(), Duration::from_secs(2)).unwrap_or_else(|| panic!("no UDP reply to {q:?}"));
+        let raw = self
+            .udp_timeout(&q.wire(), Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("no UDP reply to {q:?}"));
         Reply::parse(&raw)
     }
 
@@ -301,13 +317,16 @@ pub fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
 /// True once the peer has closed (EOF or reset) within `within`; data is discarded.
 pub fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     let deadline = Instant::now() + within;
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let mut buf = [0u8; 65536];
     while Instant::now() < deadline {
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => return true,
         }
     }

@@ -1,0 +1,132 @@
+//! The answer function per query class, and zone lookups at 1k, 100k and 1M names.
+//! No sockets: this is the CPU cost of parse + lookup + reply.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use domain::base::Name;
+use domain::base::iana::Rtype;
+use ringdns::dns::answer::REPLY_CAPACITY;
+use ringdns::dns::pipeline::{Block, FileHandler, Handler, Route};
+use ringdns::dns::reply::Transport;
+use ringdns::dns::resolve::Proto;
+use ringdns::dns::{Ctx, answer};
+use ringdns::zone::name::{NameKey, parse_abs};
+use ringdns::zone::store::{Zone, ZoneBuilder};
+use ringdns::zone::zonefile;
+
+fn query(name: &str, qtype: Rtype, edns: bool) -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];
+    let n = Name::<Vec<u8>>::from_str(name).unwrap();
+    m.extend_from_slice(n.as_slice());
+    m.extend_from_slice(&qtype.to_int().to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    if edns {
+        m.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    }
+    m
+}
+
+fn route_for(zone: Zone) -> Route {
+    let apex: Box<[u8]> = zone.apex().into();
+    let block = Arc::new(Block {
+        index: 0,
+        label: "bench".into(),
+        handlers: vec![Handler::File(FileHandler {
+            zones: vec![Arc::new(zone)],
+        })],
+        log: Vec::new(),
+        errors: false,
+    });
+    Route::new(vec![(apex, block)])
+}
+
+fn classes(c: &mut Criterion) {
+    let origin = parse_abs("example.test").unwrap();
+    let text =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/example.test.zone"))
+            .unwrap();
+    let zone = zonefile::load_bytes(&text, Path::new("example.test.zone"), &origin).unwrap();
+    let route = route_for(zone);
+    let ctx = Ctx {
+        route: Some(&route),
+        transport: Transport {
+            proto: Proto::Udp,
+            keepalive: None,
+        },
+    };
+    let mut out = Vec::with_capacity(REPLY_CAPACITY);
+    let mut g = c.benchmark_group("answer");
+    for (label, q) in [
+        ("hit", query("www.example.test", Rtype::A, true)),
+        ("nxdomain", query("nope.example.test", Rtype::A, true)),
+        ("nodata", query("www.example.test", Rtype::TXT, true)),
+        ("cname", query("chain1.example.test", Rtype::A, true)),
+        ("wildcard", query("x.wild.example.test", Rtype::A, true)),
+        ("referral", query("host.sub.example.test", Rtype::A, true)),
+        ("truncated", query("big.example.test", Rtype::TXT, false)),
+        ("refused", query("www.other.org", Rtype::A, false)),
+    ] {
+        g.bench_function(label, |b| b.iter(|| answer(&ctx, black_box(&q), &mut out)));
+    }
+    g.finish();
+}
+
+/// A zone of `n` names `hN.bench.test` with one A each.
+fn synthetic(n: usize) -> Zone {
+    let origin = parse_abs("bench.test").unwrap();
+    let apex = NameKey::of(&origin);
+    let mut b = ZoneBuilder::new(apex.as_slice());
+    let soa = {
+        let mut rd = Vec::new();
+        rd.extend_from_slice(b"\x02ns\x05bench\x04test\x00\x0ahostmaster\x05bench\x04test\x00");
+        for v in [1u32, 7200, 3600, 1209600, 300] {
+            rd.extend_from_slice(&v.to_be_bytes());
+        }
+        rd
+    };
+    b.add(apex.as_slice(), Rtype::SOA, 3600, &soa);
+    for i in 0..n {
+        let name = parse_abs(&format!("h{i}.bench.test")).unwrap();
+        b.add(
+            NameKey::of(&name).as_slice(),
+            Rtype::A,
+            3600,
+            &(i as u32).to_be_bytes(),
+        );
+    }
+    b.build().unwrap()
+}
+
+fn lookups(c: &mut Criterion) {
+    let mut g = c.benchmark_group("lookup");
+    g.sample_size(20);
+    for n in [1_000usize, 100_000, 1_000_000] {
+        let route = route_for(synthetic(n));
+        let ctx = Ctx {
+            route: Some(&route),
+            transport: Transport {
+                proto: Proto::Udp,
+                keepalive: None,
+            },
+        };
+        let queries: Vec<Vec<u8>> = (0..1024)
+            .map(|i| query(&format!("h{}.bench.test", (i * 7919) % n), Rtype::A, true))
+            .collect();
+        let mut out = Vec::with_capacity(REPLY_CAPACITY);
+        let mut i = 0;
+        g.bench_function(format!("hit/{n}"), |b| {
+            b.iter(|| {
+                i = (i + 1) & 1023;
+                answer(&ctx, black_box(&queries[i]), &mut out)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, classes, lookups);
+criterion_main!(benches);

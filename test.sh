@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every check and test of ringdns. On a fresh Debian machine it first installs the
+# tools the tests use (kdig, dig) with apt-get.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+missing=()
+command -v kdig >/dev/null || missing+=(knot-dnsutils)
+command -v dig >/dev/null || missing+=(bind9-dnsutils)
+if ((${#missing[@]})); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "test.sh: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+    # Black-box tests mostly wait on timeouts: run many at once.
+    cargo nextest run --no-fail-fast --test-threads 8
+    cargo test --doc
+else
+    cargo test --no-fail-fast -- --test-threads 8
+fi
