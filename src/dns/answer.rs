@@ -33,6 +33,8 @@ pub enum Outcome {
         truncated: bool,
         /// Index (in the Corefile) of the block that answered.
         block: Option<usize>,
+        /// What went wrong, for the block's `errors` log.
+        error: Option<&'static str>,
     },
 }
 
@@ -63,9 +65,13 @@ pub fn answer(ctx: &Ctx<'_>, query: &[u8], out: &mut Vec<u8>) -> Outcome {
     let proto = ctx.transport.proto;
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     match resolve::resolve(block, &q, proto, dnssec_ok) {
-        Some(res) => written(write(&req, &q, &res, ctx, out), Some(block.index)),
+        Some(res) => written(write(&req, &q, &res, ctx, out), Some(block.index), None),
         // No handler of the block claims the name: we are not authoritative for it.
-        None => error(&req, OptRcode::REFUSED, ctx, out, Some(block.index)),
+        None => written(
+            reply::write_error(&req, OptRcode::REFUSED, ctx.transport, out),
+            Some(block.index),
+            Some("no plugin of the server block serves this name (REFUSED)"),
+        ),
     }
 }
 
@@ -86,14 +92,19 @@ fn error(
     out: &mut Vec<u8>,
     block: Option<usize>,
 ) -> Outcome {
-    written(reply::write_error(req, rcode, ctx.transport, out), block)
+    written(
+        reply::write_error(req, rcode, ctx.transport, out),
+        block,
+        None,
+    )
 }
 
-fn written(w: Written, block: Option<usize>) -> Outcome {
+fn written(w: Written, block: Option<usize>, error: Option<&'static str>) -> Outcome {
     Outcome::Reply {
         rcode: w.rcode,
         truncated: w.truncated,
         block,
+        error,
     }
 }
 

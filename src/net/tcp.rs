@@ -23,8 +23,8 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 
-use super::QueryLogger;
 use super::udp::{RouteCache, rate_ok};
+use super::{Answered, Reporter};
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
 use crate::dns::reply::Transport;
@@ -248,7 +248,7 @@ async fn serve_connection(
 ) -> End {
     let mut snapshots = arc_swap::Cache::new(&ctx.shared.snapshot);
     let mut route_of = RouteCache::default();
-    let logger = QueryLogger::new(ctx, "tcp");
+    let reporter = Reporter::new(ctx, "tcp");
     let limits = guard.conns.limits;
     let keepalive = u16::try_from(limits.idle.as_millis() / 100).ok();
     let mut input: Vec<u8> = Vec::with_capacity(INITIAL_READ_BUFFER);
@@ -279,14 +279,31 @@ async fn serve_connection(
                     keepalive,
                 },
             };
-            if let Outcome::Reply { rcode, block, .. } = answer(&c, query, &mut out) {
+            if let Outcome::Reply {
+                rcode,
+                block,
+                error,
+                ..
+            } = answer(&c, query, &mut out)
+            {
                 // `answer` never writes more than 65535 octets over a stream.
                 let n = out.len().min(u16::MAX as usize);
                 pending.extend_from_slice(&(n as u16).to_be_bytes());
                 pending.extend_from_slice(&out[..n]);
                 ctx.stats().tcp_answered.incr();
-                if let (Some(t0), Some(route), Some(b)) = (started, route, block) {
-                    logger.log(route, b, peer, query, &out, rcode, t0);
+                if let (Some(route), Some(block)) = (route, block) {
+                    if started.is_some() || error.is_some() {
+                        let a = Answered {
+                            peer,
+                            query,
+                            reply: &out,
+                            rcode,
+                            block,
+                            error,
+                            started,
+                        };
+                        reporter.report(route, &a);
+                    }
                 }
             }
             used += 2 + len;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use monoio::net::udp::UdpSocket;
 
-use super::QueryLogger;
+use super::{Answered, Reporter};
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::reply::Transport;
@@ -33,7 +33,7 @@ pub async fn serve(
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
     let mut last_drop_log: Option<Instant> = None;
     let mut last_err_log: Option<Instant> = None;
-    let logger = QueryLogger::new(&ctx, "udp");
+    let reporter = Reporter::new(&ctx, "udp");
     tracing::debug!(listener = %key, "udp listener started");
     loop {
         let recv = sock.recv_from(buf);
@@ -68,9 +68,25 @@ pub async fn serve(
                     tracing::info!(listener = %key, ?reason, total = ctx.stats().udp_dropped.get(), "dropping malformed datagrams (short, or a response)");
                 }
             }
-            Outcome::Reply { rcode, block, .. } => {
-                if let (Some(t0), Some(route), Some(b)) = (started, route, block) {
-                    logger.log(route, b, peer, &buf[..n], &out, rcode, t0);
+            Outcome::Reply {
+                rcode,
+                block,
+                error,
+                ..
+            } => {
+                if let (Some(route), Some(block)) = (route, block) {
+                    if started.is_some() || error.is_some() {
+                        let a = Answered {
+                            peer,
+                            query: &buf[..n],
+                            reply: &out,
+                            rcode,
+                            block,
+                            error,
+                            started,
+                        };
+                        reporter.report(route, &a);
+                    }
                 }
                 let (res, o) = sock.send_to(out, peer).await;
                 out = o;

@@ -98,6 +98,15 @@ fn parse_question(q: &[u8]) -> Parsed<'_> {
     }
 }
 
+/// `NAME TYPE CLASS` of a query, for error lines.
+pub fn describe_question(query: &[u8]) -> String {
+    let p = parse_question(query);
+    match p.name {
+        Some(n) => format!("{n}. {} {}", p.qtype, p.qclass),
+        None => "(no question)".into(),
+    }
+}
+
 /// Whether `rule` wants this entry.
 fn wanted(rule: &LogRule, name: &[u8], reply: &[u8], rcode: u16) -> bool {
     if !rule
