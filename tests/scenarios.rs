@@ -20,12 +20,15 @@ struct World {
 }
 
 fn world() -> World {
-    let corefile = format!(
+    world_from(&format!(
         "example.test:1053 hosts.test:1053 2.0.192.in-addr.arpa:1053 {{\n bind 127.0.0.1\n file {zone} example.test\n hosts {none} hosts.test 2.0.192.in-addr.arpa {{\n  192.0.2.77 h1.hosts.test\n  2001:db8::77 h1.hosts.test\n  192.0.2.78 h2.hosts.test\n  ttl 120\n }}\n}}\nft.test:1053 {{\n bind 127.0.0.1\n hosts {none} {{\n  192.0.2.90 known.ft.test\n  fallthrough\n }}\n}}\n",
         zone = data("example.test.zone").display(),
         none = data("no-such-hosts-file").display(),
-    );
-    let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
+    ))
+}
+
+fn world_from(corefile: &str) -> World {
+    let cfg = config::parse(corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
     let data = DataSet::load(&cfg, None).unwrap();
     let snap = build::snapshot(&cfg, &data, 1);
     let key = snap.listeners[0].0;
@@ -443,4 +446,28 @@ fn caa_for_names_is_noerror() {
     assert_eq!((r.rcode(), r.answer().len()), (NOERROR, 1));
     let r = w.udp(q("www.example.test", Rtype::CAA));
     assert_eq!((r.rcode(), r.answer().len()), (NOERROR, 0));
+}
+
+#[test]
+fn signatures_only_with_do() {
+    let w = world_from(&format!(
+        "signed.test:1053 {{\n bind 127.0.0.1\n file {}\n}}\n",
+        data("signed.test.zone").display()
+    ));
+    let r = w.udp(q("www.signed.test", Rtype::A));
+    assert_eq!(r.answer().len(), 1, "no RRSIG without DO");
+    let r = w.udp(q("www.signed.test", Rtype::A).edns(1232).dnssec_ok());
+    let types: Vec<_> = r.answer().iter().map(|a| a.rtype).collect();
+    assert_eq!(types, vec![Rtype::A, Rtype::RRSIG]);
+    assert!(
+        r.answer()[1].data.starts_with("A 13 3 3600"),
+        "only the RRSIG covering A: {:?}",
+        r.answer()
+    );
+    // Negative answers carry the SOA's signature with DO.
+    let r = w.udp(q("www.signed.test", Rtype::TXT).edns(1232).dnssec_ok());
+    let types: Vec<_> = r.authority().iter().map(|a| (a.rtype, a.ttl)).collect();
+    assert_eq!(types, vec![(Rtype::SOA, 300), (Rtype::RRSIG, 300)]);
+    let r = w.udp(q("www.signed.test", Rtype::TXT).edns(1232));
+    assert_eq!(r.authority().len(), 1);
 }

@@ -272,3 +272,39 @@ both_drivers!(fd_exhaustion_backs_off, |driver| {
     }
     assert_eq!(s.udp(&q("www.example.test", Rtype::A)).rcode(), 0);
 });
+
+both_drivers!(idle_timeout_shrinks_under_pressure, |driver| {
+    let s = server(driver, &["--shards", "1", "--tcp-conns-per-shard", "8"]);
+    // Six of eight slots busy: at or above three quarters, idle connections get 1 s.
+    let _busy: Vec<TcpStream> = (0..5).map(|_| s.connect()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut idle = s.connect();
+    let t0 = Instant::now();
+    assert!(closed_within(&mut idle, Duration::from_secs(5)));
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "closed after {:?}",
+        t0.elapsed()
+    );
+});
+
+both_drivers!(ipv6_listener, |driver| {
+    let corefile =
+        "example.test:{PORT} {\n    bind 127.0.0.1 ::1\n    file {DIR}/example.test.zone\n}\n";
+    let s = Server::start(Options::new(driver, corefile).file("example.test.zone", zone()));
+    let v6: SocketAddr = format!("[::1]:{}", s.port).parse().unwrap();
+    let u = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    u.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    u.send_to(&q("www.example.test", Rtype::AAAA).wire(), v6)
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = u.recv(&mut buf).expect("UDP over IPv6");
+    assert_eq!(Reply::parse(&buf[..n]).answer()[0].data, "2001:db8::10");
+    let mut c = TcpStream::connect(v6).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    write_frame(&mut c, &q("www.example.test", Rtype::A).wire());
+    assert_eq!(
+        Reply::parse(&read_frame(&mut c).unwrap()).answer()[0].data,
+        "192.0.2.10"
+    );
+});

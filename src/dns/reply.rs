@@ -301,7 +301,7 @@ fn push_sigs<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<()
         .records()
         .filter(|d| d.data.get(..2) == Some(&covered[..]))
     {
-        push_record(s, p.owner, q, sigs.ttl(), data)?;
+        push_record(s, p.owner, q, p.ttl.min(sigs.ttl()), data)?;
     }
     Ok(())
 }
