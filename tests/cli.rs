@@ -254,3 +254,40 @@ fn auto_uses_io_uring_where_allowed() {
         s.log()
     );
 }
+
+/// The CPUs a thread of `pid` named `name` may run on (Cpus_allowed_list).
+fn thread_cpus(pid: u32, name: &str) -> Option<String> {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let dir = t.ok()?.path();
+        if std::fs::read_to_string(dir.join("comm")).ok()?.trim() == name {
+            let status = std::fs::read_to_string(dir.join("status")).ok()?;
+            return status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_string());
+        }
+    }
+    None
+}
+
+#[test]
+fn shards_are_threads_pinned_to_cores() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let s = Server::start(Options::new("auto", COREFILE).file("zone", example_zone()));
+    for i in 0..2 {
+        assert_eq!(
+            thread_cpus(s.pid(), &format!("shard-{i}")).as_deref(),
+            Some((i % cpus).to_string().as_str())
+        );
+    }
+    let s = Server::start(
+        Options::new("auto", COREFILE)
+            .file("zone", example_zone())
+            .arg("--no-pin"),
+    );
+    let all = thread_cpus(s.pid(), "shard-0").unwrap();
+    assert!(
+        cpus == 1 || all.contains('-') || all.contains(','),
+        "not pinned: {all}"
+    );
+}

@@ -184,6 +184,20 @@ both_drivers!(sighup_reloads_corefile_and_keeps_old_on_error, |driver| {
     );
     assert_eq!(www(&s).as_deref(), Some("192.0.2.10"));
     assert_eq!(s.udp(&q("x.other.test", Rtype::A)).answer().len(), 1);
+    // Dropping the second port closes its listener; the first keeps serving.
+    let back = format!(
+        "example.test:{p} {{\n    bind 127.0.0.1\n    file {d}/zone\n}}\n",
+        p = s.port,
+        d = s.dir.path().display()
+    );
+    std::fs::write(&s.corefile, back).unwrap();
+    s.signal("HUP");
+    eventually("the listener to close", &s, || {
+        raw.send_to(&q("x.other.test", Rtype::A).wire(), ("127.0.0.1", port2))
+            .unwrap();
+        raw.recv(&mut buf).is_err()
+    });
+    assert_eq!(www(&s).as_deref(), Some("192.0.2.10"));
 });
 
 both_drivers!(reload_directive_watches_the_corefile, |driver| {
