@@ -23,8 +23,8 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 
+use super::Reporter;
 use super::udp::{RouteCache, rate_ok};
-use super::{Answered, Reporter};
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
 use crate::dns::reply::Transport;
@@ -279,32 +279,14 @@ async fn serve_connection(
                     keepalive,
                 },
             };
-            if let Outcome::Reply {
-                rcode,
-                block,
-                error,
-                ..
-            } = answer(&c, query, &mut out)
-            {
+            let outcome = answer(&c, query, &mut out);
+            if let Outcome::Reply { .. } = outcome {
                 // `answer` never writes more than 65535 octets over a stream.
                 let n = out.len().min(u16::MAX as usize);
                 pending.extend_from_slice(&(n as u16).to_be_bytes());
                 pending.extend_from_slice(&out[..n]);
                 ctx.stats().tcp_answered.incr();
-                if let (Some(route), Some(block)) = (route, block) {
-                    if started.is_some() || error.is_some() {
-                        let a = Answered {
-                            peer,
-                            query,
-                            reply: &out,
-                            rcode,
-                            block,
-                            error,
-                            started,
-                        };
-                        reporter.report(route, &a);
-                    }
-                }
+                reporter.after(route, &outcome, (peer, query, &out), started);
             }
             used += 2 + len;
             if pending.len() >= MAX_PENDING_REPLIES {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use monoio::net::udp::UdpSocket;
 
-use super::{Answered, Reporter};
+use super::Reporter;
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::reply::Transport;
@@ -61,33 +61,16 @@ pub async fn serve(
                 keepalive: None,
             },
         };
-        match answer(&c, &buf[..n], &mut out) {
+        let outcome = answer(&c, &buf[..n], &mut out);
+        match outcome {
             Outcome::Drop(reason) => {
                 ctx.stats().udp_dropped.incr();
                 if rate_ok(&mut last_drop_log) {
                     tracing::info!(listener = %key, ?reason, total = ctx.stats().udp_dropped.get(), "dropping malformed datagrams (short, or a response)");
                 }
             }
-            Outcome::Reply {
-                rcode,
-                block,
-                error,
-                ..
-            } => {
-                if let (Some(route), Some(block)) = (route, block) {
-                    if started.is_some() || error.is_some() {
-                        let a = Answered {
-                            peer,
-                            query: &buf[..n],
-                            reply: &out,
-                            rcode,
-                            block,
-                            error,
-                            started,
-                        };
-                        reporter.report(route, &a);
-                    }
-                }
+            Outcome::Reply { .. } => {
+                reporter.after(route, &outcome, (peer, &buf[..n], &out), started);
                 let (res, o) = sock.send_to(out, peer).await;
                 out = o;
                 match res {
