@@ -96,7 +96,9 @@ impl ShardHandle {
     }
 }
 
-/// Starts `count` shards on `driver`, pinned to cores round-robin when `pin` is set.
+/// Starts `count` shards on `driver`, pinned to cores round-robin when `pin` is set, and
+/// waits until each has its runtime; fails if any shard cannot build one (io_uring can be
+/// detected yet refused later, for example by RLIMIT_MEMLOCK).
 pub fn launch(
     count: usize,
     driver: Driver,
@@ -109,52 +111,89 @@ pub fn launch(
         Vec::new()
     };
     let mut handles = Vec::with_capacity(count);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
     for id in 0..count {
         let (tx, rx) = mpsc::unbounded();
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
         let shared = shared.clone();
-        let thread = std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
-            if let Some(core) = core {
-                if !core_affinity::set_for_current(core) {
-                    tracing::warn!(shard = id, core = core.id, "could not pin shard to its core");
+        let started = started_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("shard-{id}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    if !core_affinity::set_for_current(core) {
+                        tracing::warn!(
+                            shard = id,
+                            core = core.id,
+                            "could not pin shard to its core"
+                        );
+                    }
                 }
-            }
-            if let Err(e) = run(id, driver, shared, rx) {
-                tracing::error!(shard = id, %driver, error = %e, "shard runtime failed to start");
-            }
-        })?;
+                run(id, driver, shared, rx, started);
+            })?;
         handles.push(ShardHandle {
             id,
             commands: tx,
             thread,
         });
     }
+    drop(started_tx);
+    for _ in 0..count {
+        match started_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("a shard could not start its {driver} runtime: {e}"),
+                ));
+            }
+            Err(_) => {
+                return Err(std::io::Error::other(
+                    "a shard thread ended before starting",
+                ));
+            }
+        }
+    }
     Ok(handles)
 }
+
+type Started = std::sync::mpsc::Sender<std::io::Result<()>>;
 
 fn run(
     id: usize,
     driver: Driver,
     shared: Arc<Shared>,
     rx: mpsc::UnboundedReceiver<Command>,
-) -> std::io::Result<()> {
+    started: Started,
+) {
     let span = tracing::info_span!("shard", id);
     let _enter = span.enter();
     match driver {
-        Driver::IoUring => {
-            let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-                .enable_timer()
-                .build()?;
-            rt.block_on(shard_main(id, shared, rx));
-        }
-        Driver::Legacy => {
-            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-                .enable_timer()
-                .build()?;
-            rt.block_on(shard_main(id, shared, rx));
-        }
+        Driver::IoUring => match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .enable_timer()
+            .build()
+        {
+            Ok(mut rt) => {
+                let _ = started.send(Ok(()));
+                rt.block_on(shard_main(id, shared, rx));
+            }
+            Err(e) => {
+                let _ = started.send(Err(e));
+            }
+        },
+        Driver::Legacy => match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+        {
+            Ok(mut rt) => {
+                let _ = started.send(Ok(()));
+                rt.block_on(shard_main(id, shared, rx));
+            }
+            Err(e) => {
+                let _ = started.send(Err(e));
+            }
+        },
     }
-    Ok(())
 }
 
 /// Per-shard context handed to every task of the shard.
