@@ -169,30 +169,41 @@ fn run(
     let span = tracing::info_span!("shard", id);
     let _enter = span.enter();
     match driver {
-        Driver::IoUring => match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .enable_timer()
-            .build()
-        {
-            Ok(mut rt) => {
-                let _ = started.send(Ok(()));
-                rt.block_on(shard_main(id, shared, rx));
-            }
-            Err(e) => {
-                let _ = started.send(Err(e));
-            }
-        },
-        Driver::Legacy => match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-        {
-            Ok(mut rt) => {
-                let _ = started.send(Ok(()));
-                rt.block_on(shard_main(id, shared, rx));
-            }
-            Err(e) => {
-                let _ = started.send(Err(e));
-            }
-        },
+        Driver::IoUring => drive(
+            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer(),
+            id,
+            shared,
+            rx,
+            started,
+        ),
+        Driver::Legacy => drive(
+            monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer(),
+            id,
+            shared,
+            rx,
+            started,
+        ),
+    }
+}
+
+/// Builds the runtime, reports whether that worked, and runs the shard on it.
+fn drive<D>(
+    builder: monoio::RuntimeBuilder<D>,
+    id: usize,
+    shared: Arc<Shared>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    started: Started,
+) where
+    D: monoio::Buildable + monoio::Driver,
+{
+    match monoio::Buildable::build(builder) {
+        Ok(mut rt) => {
+            let _ = started.send(Ok(()));
+            rt.block_on(shard_main(id, shared, rx));
+        }
+        Err(e) => {
+            let _ = started.send(Err(e));
+        }
     }
 }
 
