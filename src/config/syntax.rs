@@ -219,6 +219,12 @@ fn blocks(tokens: &[Token]) -> Result<Vec<RawBlock>, ConfigError> {
                 break;
             }
         }
+        if keys.is_empty() {
+            return Err(ConfigError::at(
+                &first.pos,
+                "a server block needs at least one key, such as \"example.com:53\"",
+            ));
+        }
         match tokens.get(i) {
             Some(open) if open.is_open() => {
                 let end = matching_close(tokens, i)?;
@@ -331,6 +337,16 @@ mod tests {
     fn keys_continue_after_trailing_comma() {
         let b = parse("a.com,\nb.com {\n}\n").unwrap();
         assert_eq!(texts(&b[0].keys), vec!["a.com", "b.com"]);
+    }
+
+    #[test]
+    fn keys_of_commas_only_are_an_error() {
+        let err = parse(",,").unwrap_err().to_string();
+        assert!(
+            err.starts_with("Corefile:1:1:") && err.contains("at least one key"),
+            "{err}"
+        );
+        assert!(parse(", {\n}\n").is_err());
     }
 
     #[test]
