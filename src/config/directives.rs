@@ -512,9 +512,9 @@ fn reload(line: &Line) -> Result<Reload, ConfigError> {
 }
 
 fn tls(line: &Line) -> Result<TlsConfig, ConfigError> {
-    match line.args.first().map(|t| t.text.as_str()) {
-        Some("acme") => {
-            if let Some(extra) = line.args.get(1) {
+    let (cert, key, ca) = match line.args.as_slice() {
+        [first, rest @ ..] if first.text == "acme" => {
+            if let Some(extra) = rest.first() {
                 return Err(err(extra, "tls acme takes its options in a { } block"));
             }
             let opts = line.block.as_deref().ok_or_else(|| {
@@ -523,40 +523,33 @@ fn tls(line: &Line) -> Result<TlsConfig, ConfigError> {
                     "tls acme needs a { } block with at least one domain",
                 )
             })?;
-            acme(line, opts, AcmeSyntax::Tlsplus)
+            return acme(line, opts, AcmeSyntax::Tlsplus);
         }
-        Some(_) => {
-            let (cert, key, ca) = match line.args.as_slice() {
-                [c, k] => (c, k, None),
-                [c, k, ca] => (c, k, Some(ca)),
-                [c] => return Err(err(c, "tls needs CERT and KEY files: tls CERT KEY [CA]")),
-                [.., extra] => return Err(err(extra, "tls takes at most CERT KEY CA")),
-                [] => unreachable!("args is not empty in this arm"),
-            };
-            if let Some(b) = &line.block {
-                if let Some(o) = b.first() {
-                    return Err(err(
-                        &o.name,
-                        "tls CERT KEY takes no options in this version",
-                    ));
-                }
-            }
-            Ok(TlsConfig::Files {
-                cert: PathBuf::from(&cert.text),
-                key: PathBuf::from(&key.text),
-                ca: ca.map(|t| PathBuf::from(&t.text)),
-            })
-        }
-        None => {
+        [] => {
             let opts = line.block.as_deref().ok_or_else(|| {
                 err(
                     &line.name,
                     "tls needs CERT KEY [CA], acme { ... }, or a { acme ... } block",
                 )
             })?;
-            acme(line, opts, AcmeSyntax::CoreDns)
+            return acme(line, opts, AcmeSyntax::CoreDns);
         }
+        [c] => return Err(err(c, "tls needs CERT and KEY files: tls CERT KEY [CA]")),
+        [c, k] => (c, k, None),
+        [c, k, ca] => (c, k, Some(ca)),
+        [.., extra] => return Err(err(extra, "tls takes at most CERT KEY CA")),
+    };
+    if let Some(o) = line.block.as_deref().and_then(<[Line]>::first) {
+        return Err(err(
+            &o.name,
+            "tls CERT KEY takes no options in this version",
+        ));
     }
+    Ok(TlsConfig::Files {
+        cert: PathBuf::from(&cert.text),
+        key: PathBuf::from(&key.text),
+        ca: ca.map(|t| PathBuf::from(&t.text)),
+    })
 }
 
 #[derive(PartialEq)]
