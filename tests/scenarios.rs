@@ -471,3 +471,21 @@ fn signatures_only_with_do() {
     let r = w.udp(q("www.signed.test", Rtype::TXT).edns(1232));
     assert_eq!(r.authority().len(), 1);
 }
+
+#[test]
+fn hosts_fallthrough_reaches_the_zone_file_and_no_reverse() {
+    let w = world_from(&format!(
+        "example.test:1053 {{\n bind 127.0.0.1\n file {zone}\n hosts {none} {{\n  192.0.2.99 override.example.test\n  192.0.2.98 www.example.test\n  no_reverse\n  fallthrough\n }}\n}}\n",
+        zone = data("example.test.zone").display(),
+        none = data("no-such-hosts-file").display(),
+    ));
+    // hosts runs first (CoreDNS plugin order) and wins where it has the name.
+    assert_eq!(datas(&w.udp(q("www.example.test", Rtype::A)).answer()), vec!["192.0.2.98"]);
+    assert_eq!(datas(&w.udp(q("override.example.test", Rtype::A)).answer()), vec!["192.0.2.99"]);
+    // Names hosts lacks fall through to the zone file.
+    assert_eq!(datas(&w.udp(q("mail.example.test", Rtype::A)).answer()), vec!["192.0.2.20"]);
+    let r = w.udp(q("nope.example.test", Rtype::A));
+    assert_eq!((r.rcode(), r.authority()[0].ttl), (NXDOMAIN, 300), "the zone's own NXDOMAIN");
+    // no_reverse: no PTR was synthesised, so nothing claims the reverse name.
+    assert_eq!(w.udp(q("99.2.0.192.in-addr.arpa", Rtype::PTR)).rcode(), REFUSED);
+}
