@@ -78,6 +78,22 @@ pub fn answer_bytes(data: &[u8]) {
     }
 }
 
+/// The UDP reply to `query`, if one is sent.
+pub fn answer_udp(query: &[u8]) -> Option<Vec<u8>> {
+    let ctx = Ctx {
+        route: Some(route()),
+        transport: Transport {
+            proto: Proto::Udp,
+            keepalive: None,
+        },
+    };
+    let mut out = Vec::new();
+    match answer(&ctx, query, &mut out) {
+        crate::dns::Outcome::Reply { .. } => Some(out),
+        crate::dns::Outcome::Drop(_) => None,
+    }
+}
+
 /// Parses arbitrary bytes as a Corefile (no file is read unless it imports one).
 pub fn corefile_bytes(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {

@@ -480,12 +480,28 @@ fn hosts_fallthrough_reaches_the_zone_file_and_no_reverse() {
         none = data("no-such-hosts-file").display(),
     ));
     // hosts runs first (CoreDNS plugin order) and wins where it has the name.
-    assert_eq!(datas(&w.udp(q("www.example.test", Rtype::A)).answer()), vec!["192.0.2.98"]);
-    assert_eq!(datas(&w.udp(q("override.example.test", Rtype::A)).answer()), vec!["192.0.2.99"]);
+    assert_eq!(
+        datas(&w.udp(q("www.example.test", Rtype::A)).answer()),
+        vec!["192.0.2.98"]
+    );
+    assert_eq!(
+        datas(&w.udp(q("override.example.test", Rtype::A)).answer()),
+        vec!["192.0.2.99"]
+    );
     // Names hosts lacks fall through to the zone file.
-    assert_eq!(datas(&w.udp(q("mail.example.test", Rtype::A)).answer()), vec!["192.0.2.20"]);
+    assert_eq!(
+        datas(&w.udp(q("mail.example.test", Rtype::A)).answer()),
+        vec!["192.0.2.20"]
+    );
     let r = w.udp(q("nope.example.test", Rtype::A));
-    assert_eq!((r.rcode(), r.authority()[0].ttl), (NXDOMAIN, 300), "the zone's own NXDOMAIN");
+    assert_eq!(
+        (r.rcode(), r.authority()[0].ttl),
+        (NXDOMAIN, 300),
+        "the zone's own NXDOMAIN"
+    );
     // no_reverse: no PTR was synthesised, so nothing claims the reverse name.
-    assert_eq!(w.udp(q("99.2.0.192.in-addr.arpa", Rtype::PTR)).rcode(), REFUSED);
+    assert_eq!(
+        w.udp(q("99.2.0.192.in-addr.arpa", Rtype::PTR)).rcode(),
+        REFUSED
+    );
 }
