@@ -26,7 +26,7 @@ proptest! {
         if !name.is_empty() {
             name.push('.');
         }
-        name.push_str(&zone);
+        name.push_str(zone);
         let wire = support::q(&name, qtype).id(id).wire();
         let reply = ringdns::fuzzing::answer_udp(&wire).expect("a reply");
         let r = support::Reply::parse(&reply);
