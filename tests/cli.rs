@@ -121,8 +121,16 @@ const COREFILE: &str = "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR
 both_drivers!(sigterm_is_a_clean_exit, |driver| {
     let s = Server::start(Options::new(driver, COREFILE).file("zone", example_zone()));
     assert_eq!(s.udp(&q("www.example.test", Rtype::A)).rcode(), 0);
-    let st = s.stop();
+    s.tcp(&q("www.example.test", Rtype::A));
+    let (st, log) = s.stop();
     assert!(st.success(), "{st}");
+    // The per-shard counters, summed, are reported on the way out.
+    assert!(
+        log.contains("udp_answered=2")
+            && log.contains("tcp_answered=1")
+            && log.contains("ringdns stopped"),
+        "{log}"
+    );
 });
 
 /// Installs a seccomp filter that makes io_uring_setup (x86_64 syscall 425) fail with EPERM,

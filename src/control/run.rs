@@ -123,6 +123,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let shared = state.shared.clone();
     let result = rt.block_on(control_loop(state, &shards));
     for s in &shards {
         s.send(Command::Shutdown {
@@ -132,7 +133,16 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     for s in shards {
         s.join();
     }
-    tracing::info!("ringdns stopped");
+    let t = crate::telemetry::stats::totals(&shared.stats);
+    tracing::info!(
+        udp_answered = t.udp_answered,
+        udp_dropped = t.udp_dropped,
+        tcp_answered = t.tcp_answered,
+        tcp_connections = t.tcp_accepted,
+        tcp_refused = t.tcp_refused,
+        tcp_timeouts = t.tcp_timeouts,
+        "ringdns stopped"
+    );
     result
 }
 

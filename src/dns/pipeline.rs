@@ -83,11 +83,6 @@ impl Route {
             .find(|(z, _)| is_in_zone(key, z))
             .map(|(_, b)| &**b)
     }
-
-    /// The blocks (for listings).
-    pub fn entries(&self) -> impl Iterator<Item = (&[u8], &Block)> {
-        self.zones.iter().map(|(z, b)| (&**z, &**b))
-    }
 }
 
 /// One server block at run time.

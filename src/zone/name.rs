@@ -82,17 +82,6 @@ pub fn is_in_zone(name: &[u8], zone: &[u8]) -> bool {
     pos == cut
 }
 
-/// Number of labels of a wire name, not counting the root.
-pub fn label_count(wire: &[u8]) -> usize {
-    let mut n = 0;
-    let mut pos = 0;
-    while pos < wire.len() && wire[pos] != 0 {
-        pos += 1 + usize::from(wire[pos]);
-        n += 1;
-    }
-    n
-}
-
 /// Parses a presentation-format name as absolute (a missing final dot is added) and
 /// lowercases it.
 pub fn parse_abs(text: &str) -> Result<Name<Bytes>, String> {
@@ -120,11 +109,6 @@ pub fn from_wire(wire: &[u8]) -> Name<Bytes> {
     // The bytes come from NameKey or another Name, so they are a valid name; the root is
     // the fallback that keeps this total.
     Name::from_octets(Bytes::copy_from_slice(wire)).unwrap_or_else(|_| Name::root_bytes())
-}
-
-/// Owned lowercase wire key for hash maps.
-pub fn owned_key<N: ToName + ?Sized>(name: &N) -> Box<[u8]> {
-    NameKey::of(name).as_slice().into()
 }
 
 /// The presentation form of a wire name (for logs and `check`).
@@ -159,9 +143,8 @@ mod tests {
     }
 
     #[test]
-    fn labels_counted_and_located() {
+    fn label_starts_located() {
         let k = NameKey::of(&parse_abs("a.bc.d").unwrap());
-        assert_eq!(label_count(k.as_slice()), 3);
         let mut starts = [0u8; 128];
         let n = label_starts(k.as_slice(), &mut starts);
         assert_eq!(&starts[..n], &[0, 2, 5, 7]);

@@ -65,11 +65,6 @@ impl Rrset {
         let rtype = self.rtype;
         self.rdatas().map(move |data| WireData { rtype, data })
     }
-
-    /// Bytes held on the heap (for memory reports).
-    pub fn heap_size(&self) -> usize {
-        self.data.len()
-    }
 }
 
 /// Iterator over the rdata of an RRset.

@@ -105,11 +105,6 @@ impl Zone {
     pub fn record_count(&self) -> usize {
         self.records
     }
-
-    /// The nodes, for listing and tests.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.nodes.iter().map(|(k, n)| (&**k, n))
-    }
 }
 
 /// Why a zone cannot be loaded.

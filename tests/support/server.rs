@@ -273,10 +273,12 @@ impl Server {
         s
     }
 
-    /// Stops the server with SIGTERM and returns its exit status.
-    pub fn stop(mut self) -> std::process::ExitStatus {
+    /// Stops the server with SIGTERM; returns its exit status and its log.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         self.signal("TERM");
-        wait_exit(&mut self.child, Duration::from_secs(10)).expect("ringdns exits after SIGTERM")
+        let st = wait_exit(&mut self.child, Duration::from_secs(10))
+            .expect("ringdns exits after SIGTERM");
+        (st, self.log())
     }
 }
 
