@@ -1,7 +1,7 @@
 //! `answer`: one query in, one reply (or nothing) out. Synchronous, no I/O, no allocation
 //! once `out` has its 64 KiB capacity.
 
-use domain::base::iana::{Class, OptRcode, Rcode, Rtype};
+use domain::base::iana::{Class, OptRcode, Rtype};
 
 use super::pipeline::Route;
 use super::reply::{self, Transport, Written};
@@ -127,9 +127,4 @@ fn refuse_question(q: &Question<'_>) -> Option<OptRcode> {
         Rtype::AXFR | Rtype::IXFR => Some(OptRcode::REFUSED),
         _ => None,
     }
-}
-
-/// The rcode of a reply in `out` (low four bits; for logs and tests).
-pub fn header_rcode(reply: &[u8]) -> Rcode {
-    Rcode::masked_from_int(reply.get(3).copied().unwrap_or(0) & 0x0F)
 }

@@ -106,11 +106,6 @@ impl<'r> Resolution<'r> {
             glue_required: false,
         }
     }
-
-    /// A bare rcode with nothing in any section.
-    pub fn bare(rcode: Rcode) -> Self {
-        Self::new(rcode, false)
-    }
 }
 
 /// How the answer will travel; ANY over UDP gets the RFC 8482 minimal answer.
