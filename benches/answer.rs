@@ -11,7 +11,7 @@ use domain::base::Name;
 use domain::base::iana::Rtype;
 use ringdns::dns::answer::REPLY_CAPACITY;
 use ringdns::dns::pipeline::{Block, FileHandler, Handler, Route};
-use ringdns::dns::reply::Transport;
+use ringdns::dns::reply::Delivery;
 use ringdns::dns::resolve::Proto;
 use ringdns::dns::{Ctx, answer};
 use ringdns::zone::name::{NameKey, parse_abs};
@@ -41,7 +41,7 @@ fn route_for(zone: Zone) -> Route {
         log: Vec::new(),
         errors: false,
     });
-    Route::new(vec![(apex, block)])
+    Route::new(vec![(apex, block)], None)
 }
 
 fn classes(c: &mut Criterion) {
@@ -53,7 +53,7 @@ fn classes(c: &mut Criterion) {
     let route = route_for(zone);
     let ctx = Ctx {
         route: Some(&route),
-        transport: Transport {
+        transport: Delivery {
             proto: Proto::Udp,
             keepalive: None,
         },
@@ -108,7 +108,7 @@ fn lookups(c: &mut Criterion) {
         let route = route_for(synthetic(n));
         let ctx = Ctx {
             route: Some(&route),
-            transport: Transport {
+            transport: Delivery {
                 proto: Proto::Udp,
                 keepalive: None,
             },

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::config::{self, LoadOptions};
 use crate::dns::pipeline::{Block, FileHandler, Handler, HostsHandler, Route};
-use crate::dns::reply::Transport;
+use crate::dns::reply::Delivery;
 use crate::dns::resolve::Proto;
 use crate::dns::{Ctx, answer};
 use crate::zone::hosts::HostsBuilder;
@@ -46,10 +46,13 @@ fn route() -> &'static Route {
             log: Vec::new(),
             errors: false,
         });
-        Route::new(vec![
-            (NameKey::of(&origin).as_slice().into(), block.clone()),
-            (NameKey::of(&hosts_origin).as_slice().into(), block),
-        ])
+        Route::new(
+            vec![
+                (NameKey::of(&origin).as_slice().into(), block.clone()),
+                (NameKey::of(&hosts_origin).as_slice().into(), block),
+            ],
+            None,
+        )
     })
 }
 
@@ -59,7 +62,7 @@ pub fn answer_bytes(data: &[u8]) {
     for (proto, limit) in [(Proto::Udp, 1232), (Proto::Tcp, 65535)] {
         let ctx = Ctx {
             route: Some(route()),
-            transport: Transport {
+            transport: Delivery {
                 proto,
                 keepalive: Some(100),
             },
@@ -82,7 +85,7 @@ pub fn answer_bytes(data: &[u8]) {
 pub fn answer_udp(query: &[u8]) -> Option<Vec<u8>> {
     let ctx = Ctx {
         route: Some(route()),
-        transport: Transport {
+        transport: Delivery {
             proto: Proto::Udp,
             keepalive: None,
         },

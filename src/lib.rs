@@ -21,4 +21,5 @@ pub mod fuzzing;
 pub mod net;
 pub mod shard;
 pub mod telemetry;
+pub mod tls;
 pub mod zone;

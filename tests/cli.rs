@@ -102,7 +102,7 @@ fn address_in_use_is_a_clear_startup_error() {
 }
 
 #[test]
-fn encrypted_blocks_are_checked_but_not_served_yet() {
+fn acme_and_https_blocks_are_checked_but_not_served_yet() {
     let d = TempDir::new("tls");
     let cf = d.write(
         "Corefile",
@@ -113,7 +113,21 @@ fn encrypted_blocks_are_checked_but_not_served_yet() {
     assert!(out.contains("tls acme for ns1.example.test"), "{out}");
     let (code, _, err) = run(&["--conf", cf.to_str().unwrap()]);
     assert_ne!(code, 0);
-    assert!(err.contains("serves dns:// only"), "{err}");
+    assert!(
+        err.contains("Corefile:1:1: server block")
+            && err.contains("tls acme is parsed and checked but not served"),
+        "{err}"
+    );
+    let cf = d.write(
+        "Corefile2",
+        "https://example.test:8443 {\n    tls c.pem k.pem\n}\n",
+    );
+    let (code, _, err) = run(&["--conf", cf.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("https:// (DoH) is parsed and checked but not served"),
+        "{err}"
+    );
 }
 
 const COREFILE: &str = "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n";

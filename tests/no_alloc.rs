@@ -12,7 +12,7 @@ use domain::base::iana::Rtype;
 use ringdns::config::{self, LoadOptions};
 use ringdns::control::{build, data::DataSet};
 use ringdns::dns::answer::REPLY_CAPACITY;
-use ringdns::dns::reply::Transport;
+use ringdns::dns::reply::Delivery;
 use ringdns::dns::resolve::Proto;
 use ringdns::dns::{Ctx, Outcome, answer};
 use support::{data, q};
@@ -60,10 +60,10 @@ fn answer_allocates_nothing() {
     );
     let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
     let data = DataSet::load(&cfg, None).unwrap();
-    let snap = build::snapshot(&cfg, &data, 1);
+    let snap = build::snapshot(&cfg, &data, &Default::default(), 1);
     let ctx = Ctx {
         route: snap.route(&snap.listeners[0].0),
-        transport: Transport {
+        transport: Delivery {
             proto: Proto::Udp,
             keepalive: None,
         },

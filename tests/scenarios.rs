@@ -9,7 +9,7 @@ use domain::base::iana::Rtype;
 use ringdns::config::{self, LoadOptions};
 use ringdns::control::{build, data::DataSet};
 use ringdns::dns::pipeline::{ListenerKey, Snapshot};
-use ringdns::dns::reply::Transport;
+use ringdns::dns::reply::Delivery;
 use ringdns::dns::resolve::Proto;
 use ringdns::dns::{Ctx, Outcome, answer};
 use support::{Query, Reply, data, q};
@@ -30,7 +30,7 @@ fn world() -> World {
 fn world_from(corefile: &str) -> World {
     let cfg = config::parse(corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
     let data = DataSet::load(&cfg, None).unwrap();
-    let snap = build::snapshot(&cfg, &data, 1);
+    let snap = build::snapshot(&cfg, &data, &Default::default(), 1);
     let key = snap.listeners[0].0;
     World { snap, key }
 }
@@ -47,7 +47,7 @@ impl World {
     fn ask_raw(&self, wire: &[u8], proto: Proto) -> Option<Reply> {
         let ctx = Ctx {
             route: self.snap.route(&self.key),
-            transport: Transport {
+            transport: Delivery {
                 proto,
                 keepalive: Some(100),
             },

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use super::data::DataSet;
+use super::tls::TlsListeners;
 use crate::config::{ANY_ADDRS, Config, ServerBlock};
 use crate::dns::pipeline::{
     Block, FileHandler, Handler, HostsHandler, ListenerKey, Route, RouteEntry, Snapshot,
@@ -41,8 +42,8 @@ fn block_listeners(b: &ServerBlock) -> Vec<ListenerKey> {
     out
 }
 
-/// The snapshot for `cfg` with `data`.
-pub fn snapshot(cfg: &Config, data: &DataSet, generation: u64) -> Snapshot {
+/// The snapshot for `cfg` with `data` and the TLS configurations of its listeners.
+pub fn snapshot(cfg: &Config, data: &DataSet, tls: &TlsListeners, generation: u64) -> Snapshot {
     let blocks: Vec<Arc<Block>> = cfg
         .blocks
         .iter()
@@ -89,7 +90,7 @@ pub fn snapshot(cfg: &Config, data: &DataSet, generation: u64) -> Snapshot {
         generation,
         listeners: routes
             .into_iter()
-            .map(|(k, v)| (k, Route::new(v)))
+            .map(|(k, v)| (k, Route::new(v, tls.config(&k))))
             .collect(),
     }
 }

@@ -13,7 +13,12 @@ pub fn describe(cfg: &Config, data: &DataSet) -> String {
     let _ = writeln!(s, "Corefile {} is valid.", cfg.path.display());
     let _ = writeln!(s, "Listeners:");
     for l in build::listeners(cfg) {
-        let _ = writeln!(s, "  {l} (udp+tcp)");
+        let carriers = match l.transport {
+            crate::config::Transport::Dns => "udp+tcp",
+            crate::config::Transport::Tls => "DNS over TLS",
+            crate::config::Transport::Https => "DNS over HTTPS",
+        };
+        let _ = writeln!(s, "  {l} ({carriers})");
     }
     for (i, b) in cfg.blocks.iter().enumerate() {
         let _ = writeln!(s, "Server block {} at {}:", b.label(), b.pos);
@@ -74,8 +79,14 @@ pub fn describe(cfg: &Config, data: &DataSet) -> String {
             let _ = writeln!(s, "  errors");
         }
         match &b.tls {
-            Some(TlsConfig::Files { cert, .. }) => {
-                let _ = writeln!(s, "  tls {} (not served by this version)", cert.display());
+            Some(TlsConfig::Files { cert, key, .. }) => {
+                let chain = data.cert(cert, key).map_or(0, |c| c.cert.len());
+                let _ = writeln!(
+                    s,
+                    "  tls {} with {}: {chain} certificate(s) in the chain",
+                    cert.display(),
+                    key.display()
+                );
             }
             Some(TlsConfig::Acme(a)) => {
                 let _ = writeln!(

@@ -12,11 +12,13 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use domain::base::Name;
 
-use crate::config::{Config, ConfigError, HostsConfig};
+use crate::config::{Config, ConfigError, HostsConfig, TlsConfig};
+use crate::tls::certs::{CertError, load_pair};
 use crate::zone::hosts::Hosts;
 use crate::zone::name::NameKey;
 use crate::zone::store::Zone;
 use crate::zone::zonefile::{self, LoadError};
+use rustls::sign::CertifiedKey;
 
 /// A zone file loaded for one origin.
 pub struct FileEntry {
@@ -53,6 +55,17 @@ fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
+/// A certificate and key pair from files (`tls CERT KEY`).
+pub struct CertEntry {
+    /// The pair, checked to match.
+    pub pair: Arc<CertifiedKey>,
+    stamps: (Option<Stamp>, Option<Stamp>),
+    next_check: Instant,
+}
+
+/// How often certificate files are checked for a change.
+pub const CERT_CHECK: Duration = Duration::from_secs(5);
+
 /// Identifies a zone file entry: the file and the origin it is loaded as.
 pub type FileId = (PathBuf, Box<[u8]>);
 
@@ -63,6 +76,17 @@ pub struct DataSet {
     pub files: HashMap<FileId, FileEntry>,
     /// Hosts tables by server block index.
     pub hosts: HashMap<usize, HostsEntry>,
+    /// Certificate pairs by (certificate file, key file).
+    pub certs: HashMap<(PathBuf, PathBuf), CertEntry>,
+}
+
+/// What a refresh changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refreshed {
+    /// Zone or hosts data (a new snapshot is needed).
+    pub data: bool,
+    /// Certificates (the TLS resolvers need the new pairs).
+    pub certs: bool,
 }
 
 /// A load failure of anything the Corefile names.
@@ -80,6 +104,15 @@ pub enum DataError {
     /// A hosts file or entry.
     #[error(transparent)]
     Hosts(#[from] ConfigError),
+    /// A certificate or key file.
+    #[error("{where_}: tls: {source}")]
+    Cert {
+        /// The `tls` directive.
+        where_: crate::config::Pos,
+        /// Why.
+        #[source]
+        source: Box<CertError>,
+    },
 }
 
 impl DataSet {
@@ -121,6 +154,21 @@ impl DataSet {
                     );
                 }
             }
+            if let Some(TlsConfig::Files { cert, key, .. }) = &block.tls {
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    set.certs.entry((cert.clone(), key.clone()))
+                {
+                    let pair = load_pair(cert, key).map_err(|e| DataError::Cert {
+                        where_: block.pos.clone(),
+                        source: Box::new(e),
+                    })?;
+                    slot.insert(CertEntry {
+                        pair,
+                        stamps: (stamp(cert), stamp(key)),
+                        next_check: now + CERT_CHECK,
+                    });
+                }
+            }
             if let Some(h) = &block.hosts {
                 let st = stamp(&h.file);
                 let hosts = Arc::new(Hosts::load(h)?);
@@ -138,10 +186,34 @@ impl DataSet {
         Ok(set)
     }
 
-    /// Re-reads files whose reload interval has passed and that changed on disk. Returns
-    /// true when anything new was loaded. Problems are logged; old data keeps serving.
-    pub fn refresh(&mut self, now: Instant) -> bool {
+    /// Re-reads files whose reload interval has passed and that changed on disk. Problems
+    /// are logged; old data keeps serving.
+    pub fn refresh(&mut self, now: Instant) -> Refreshed {
         let mut changed = false;
+        let mut certs = false;
+        for ((cert, key), entry) in self.certs.iter_mut() {
+            if now < entry.next_check {
+                continue;
+            }
+            entry.next_check = now + CERT_CHECK;
+            let stamps = (stamp(cert), stamp(key));
+            if stamps == entry.stamps {
+                continue;
+            }
+            match load_pair(cert, key) {
+                Ok(pair) => {
+                    tracing::info!(cert = %cert.display(), "certificate reloaded");
+                    entry.pair = pair;
+                    entry.stamps = stamps;
+                    certs = true;
+                }
+                // A new certificate with the old key (mid-copy) fails here and is retried at
+                // the next check.
+                Err(e) => {
+                    tracing::warn!(error = %e, "certificate reload failed; serving the previous one")
+                }
+            }
+        }
         for entry in self.files.values_mut() {
             if entry.reload.is_zero() || now < entry.next_check {
                 continue;
@@ -170,7 +242,10 @@ impl DataSet {
                 }
             }
         }
-        changed
+        Refreshed {
+            data: changed,
+            certs,
+        }
     }
 
     /// When the next file check is due.
@@ -180,12 +255,20 @@ impl DataSet {
             .values()
             .filter(|e| !e.reload.is_zero())
             .map(|e| e.next_check);
+        let certs = self.certs.values().map(|e| e.next_check);
         let hosts = self
             .hosts
             .values()
             .filter(|e| !e.cfg.reload.is_zero())
             .map(|e| e.next_check);
-        files.chain(hosts).min()
+        files.chain(hosts).chain(certs).min()
+    }
+
+    /// The certificate pair loaded from `cert` and `key`.
+    pub fn cert(&self, cert: &Path, key: &Path) -> Option<Arc<CertifiedKey>> {
+        self.certs
+            .get(&(cert.to_path_buf(), key.to_path_buf()))
+            .map(|e| e.pair.clone())
     }
 
     /// The zone loaded from `path` for `origin`.

@@ -6,3 +6,4 @@ pub mod run;
 
 pub use run::{DriverChoice, RunError, RunOptions, run};
 pub mod check;
+pub mod tls;

@@ -10,7 +10,8 @@ use arc_swap::ArcSwap;
 
 use super::build;
 use super::data::{DataError, DataSet};
-use crate::config::{self, Config, ConfigError, LoadOptions, Transport};
+use super::tls::TlsListeners;
+use crate::config::{self, Config, ConfigError, LoadOptions, TlsConfig, Transport};
 use crate::dns::pipeline::ListenerKey;
 use crate::net::socket;
 use crate::net::tcp::ConnLimits;
@@ -73,6 +74,9 @@ pub enum RunError {
         "--driver io-uring: io_uring is not available on this kernel or is blocked (seccomp, sysctl kernel.io_uring_disabled); use --driver auto or legacy"
     )]
     NoIoUring,
+    /// The TLS configuration.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
     /// Threads or the control runtime.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -81,6 +85,7 @@ pub enum RunError {
 /// Reads, loads and binds everything, then serves until SIGTERM or SIGINT.
 pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let cfg = config::load(&opts.conf, opts.load)?;
+    check_served(&cfg)?;
     let data = DataSet::load(&cfg, None)?;
     let driver = match opts.driver {
         DriverChoice::Legacy => Driver::Legacy,
@@ -97,9 +102,11 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         }
     };
     let listeners = build::listeners(&cfg);
+    let mut tls = TlsListeners::default();
+    tls.sync(&cfg, &data, &listeners)?;
     let sockets = bind_all(&listeners, opts.shards)?;
     let shared = Arc::new(Shared {
-        snapshot: ArcSwap::from_pointee(build::snapshot(&cfg, &data, 1)),
+        snapshot: ArcSwap::from_pointee(build::snapshot(&cfg, &data, &tls, 1)),
         stats: (0..opts.shards).map(|_| Default::default()).collect(),
         conn_limits: opts.conn_limits,
     });
@@ -115,6 +122,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         opts,
         cfg,
         data,
+        tls,
         listeners: listeners.into_iter().collect(),
         generation: 1,
         fingerprint,
@@ -141,6 +149,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         tcp_connections = t.tcp_accepted,
         tcp_refused = t.tcp_refused,
         tcp_timeouts = t.tcp_timeouts,
+        tls_handshake_failures = t.tls_handshake_failures,
         "ringdns stopped"
     );
     result
@@ -151,6 +160,7 @@ struct State {
     opts: RunOptions,
     cfg: Config,
     data: DataSet,
+    tls: TlsListeners,
     listeners: BTreeSet<ListenerKey>,
     generation: u64,
     fingerprint: Option<u64>,
@@ -160,7 +170,7 @@ struct State {
 impl State {
     fn publish(&mut self) {
         self.generation += 1;
-        let snap = build::snapshot(&self.cfg, &self.data, self.generation);
+        let snap = build::snapshot(&self.cfg, &self.data, &self.tls, self.generation);
         self.shared.snapshot.store(Arc::new(snap));
     }
 }
@@ -192,7 +202,14 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
             }
             _ = tokio::time::sleep_until(data_at.into()) => {
                 let (s, ()) = blocking(state, |s| {
-                    if s.data.refresh(Instant::now()) {
+                    let r = s.data.refresh(Instant::now());
+                    if r.certs {
+                        let listeners: Vec<ListenerKey> = s.listeners.iter().copied().collect();
+                        if let Err(e) = s.tls.sync(&s.cfg, &s.data, &listeners) {
+                            tracing::error!(error = %e, "TLS configuration failed; keeping the previous one");
+                        }
+                    }
+                    if r.data {
                         s.publish();
                     }
                 })
@@ -271,10 +288,13 @@ impl State {
         shards: &[ShardHandle],
         why: &str,
     ) -> Result<(), RunError> {
-        let wanted: BTreeSet<ListenerKey> = build::listeners(&p.cfg).into_iter().collect();
+        check_served(&p.cfg)?;
+        let wanted_list = build::listeners(&p.cfg);
+        let wanted: BTreeSet<ListenerKey> = wanted_list.iter().copied().collect();
         let added: Vec<ListenerKey> = wanted.difference(&self.listeners).copied().collect();
         let removed: Vec<ListenerKey> = self.listeners.difference(&wanted).copied().collect();
         let sockets = bind_all(&added, shards.len())?;
+        self.tls.sync(&p.cfg, &p.data, &wanted_list)?;
         self.cfg = p.cfg;
         self.data = p.data;
         self.listeners = wanted;
@@ -311,6 +331,28 @@ fn with_jitter(interval: Duration, jitter: Duration) -> Duration {
     interval + jitter.mul_f64(f64::from(nanos) / 1e9)
 }
 
+/// Refuses what this version parses but does not serve yet.
+fn check_served(cfg: &Config) -> Result<(), RunError> {
+    for b in &cfg.blocks {
+        let https = b.keys.iter().any(|k| k.transport == Transport::Https);
+        if https {
+            return Err(RunError::Unsupported(format!(
+                "{}: server block {:?}: https:// (DoH) is parsed and checked but not served by this version yet",
+                b.pos,
+                b.label()
+            )));
+        }
+        if let Some(TlsConfig::Acme(_)) = &b.tls {
+            return Err(RunError::Unsupported(format!(
+                "{}: server block {:?}: tls acme is parsed and checked but not served by this version yet; use tls CERT KEY",
+                b.pos,
+                b.label()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Binds one UDP socket or TCP listener per shard for each listener: per shard, the list of
 /// (listener, socket) pairs.
 fn bind_all(
@@ -319,17 +361,18 @@ fn bind_all(
 ) -> Result<Vec<Vec<(ListenerKey, Socket)>>, RunError> {
     let mut per_shard: Vec<Vec<(ListenerKey, Socket)>> = (0..shards).map(|_| Vec::new()).collect();
     for key in keys {
-        if key.transport != Transport::Dns {
-            return Err(RunError::Unsupported(format!(
-                "{key}: this version serves dns:// only; tls:// and https:// blocks are parsed and checked, and are served once DoT/DoH lands"
-            )));
-        }
         for socks in per_shard.iter_mut() {
-            let udp = socket::udp(key.addr);
-            let tcp = udp.and_then(|u| socket::tcp(key.addr).map(|t| (u, t)));
-            match tcp {
+            // Plain DNS listens on UDP and TCP; DoT and DoH on TCP only.
+            let udp = match key.transport {
+                Transport::Dns => socket::udp(key.addr).map(Some),
+                Transport::Tls | Transport::Https => Ok(None),
+            };
+            let both = udp.and_then(|u| socket::tcp(key.addr).map(|t| (u, t)));
+            match both {
                 Ok((u, t)) => {
-                    socks.push((*key, Socket::Udp(u)));
+                    if let Some(u) = u {
+                        socks.push((*key, Socket::Udp(u)));
+                    }
                     socks.push((*key, Socket::Tcp(t)));
                 }
                 // A default `::` listener on a host without IPv6 is skipped, not fatal.

@@ -4,7 +4,7 @@
 use domain::base::iana::{Class, OptRcode, Rtype};
 
 use super::pipeline::Route;
-use super::reply::{self, Transport, Written};
+use super::reply::{self, Delivery, Written};
 use super::request::{self, DropReason, EarlyError, Parsed, Question, Request};
 use super::resolve::{self, Resolution};
 
@@ -17,7 +17,7 @@ pub struct Ctx<'a> {
     /// The listener's route (`None` while the snapshot lacks it: everything is REFUSED).
     pub route: Option<&'a Route>,
     /// Transport details.
-    pub transport: Transport,
+    pub transport: Delivery,
 }
 
 /// What happened to a query.

@@ -53,14 +53,21 @@ pub struct Route {
     zones: Vec<RouteEntry>,
     /// Some block behind this listener has `log` rules.
     logs: bool,
+    /// TLS configuration of a `tls://` listener.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Route {
-    /// A route over `entries` (zone key, block).
-    pub fn new(mut zones: Vec<RouteEntry>) -> Self {
+    /// A route over `entries` (zone key, block), with the listener's TLS configuration.
+    pub fn new(mut zones: Vec<RouteEntry>, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         zones.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         let logs = zones.iter().any(|(_, b)| !b.log.is_empty());
-        Route { zones, logs }
+        Route { zones, logs, tls }
+    }
+
+    /// The TLS configuration of a `tls://` listener.
+    pub fn tls(&self) -> Option<&Arc<rustls::ServerConfig>> {
+        self.tls.as_ref()
     }
 
     /// Whether any block of this listener logs queries (checked before any log work).

@@ -34,7 +34,7 @@ const KEEPALIVE: u16 = 11;
 
 /// What the writer needs to know about the transport.
 #[derive(Clone, Copy, Debug)]
-pub struct Transport {
+pub struct Delivery {
     /// UDP or a stream.
     pub proto: Proto,
     /// Our idle timeout in 100 ms units, sent back over streams to clients that send
@@ -52,7 +52,7 @@ pub struct Written {
 }
 
 /// The largest reply for this request on this transport.
-fn size_limit(req: &Request<'_>, t: Transport) -> usize {
+fn size_limit(req: &Request<'_>, t: Delivery) -> usize {
     match (t.proto, req.edns) {
         (Proto::Tcp, _) => MAX_STREAM_MESSAGE,
         (Proto::Udp, None) => usize::from(PLAIN_UDP_PAYLOAD),
@@ -60,7 +60,7 @@ fn size_limit(req: &Request<'_>, t: Transport) -> usize {
     }
 }
 
-fn opt_space(req: &Request<'_>, t: Transport) -> usize {
+fn opt_space(req: &Request<'_>, t: Delivery) -> usize {
     match req.edns {
         None => 0,
         Some(e) if e.keepalive && t.proto == Proto::Tcp && t.keepalive.is_some() => {
@@ -76,7 +76,7 @@ pub fn write(
     req: &Request<'_>,
     q: &Question<'_>,
     res: &Resolution<'_>,
-    t: Transport,
+    t: Delivery,
     out: &mut Vec<u8>,
 ) -> Written {
     let limit = size_limit(req, t);
@@ -119,7 +119,7 @@ pub fn write(
 }
 
 /// Writes an error reply: header, the question if it parsed, and OPT if EDNS was valid.
-pub fn write_error(req: &Request<'_>, rcode: OptRcode, t: Transport, out: &mut Vec<u8>) -> Written {
+pub fn write_error(req: &Request<'_>, rcode: OptRcode, t: Delivery, out: &mut Vec<u8>) -> Written {
     let limit = size_limit(req, t);
     let body_limit = limit - opt_space(req, t);
     let q = req.question;
@@ -195,7 +195,7 @@ impl From<Target> for StartBuf {
 fn finish(
     mut add: AdditionalBuilder<Target>,
     req: &Request<'_>,
-    t: Transport,
+    t: Delivery,
     rcode: OptRcode,
     truncated: bool,
     limit: usize,

@@ -10,7 +10,8 @@
 //! - a length prefix of 0 closes the connection;
 //! - beyond the per-shard cap, or the per-prefix cap (/24 for IPv4, /56 for IPv6), a new
 //!   connection is accepted and closed at once; existing ones are not disturbed;
-//! - out of file descriptors (EMFILE/ENFILE): accept backs off 100 ms instead of spinning.
+//! - out of file descriptors (EMFILE/ENFILE): accept backs off 100 ms instead of spinning;
+//! - DNS over TLS: the handshake must finish within 5 s; after it, the rules above apply.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -20,14 +21,15 @@ use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 
 use super::Reporter;
 use super::udp::{RouteCache, rate_ok};
+use crate::config::Transport;
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
-use crate::dns::reply::Transport;
+use crate::dns::reply::Delivery;
 use crate::dns::resolve::Proto;
 use crate::dns::{Ctx, Outcome, answer};
 use crate::shard::ShardCtx;
@@ -47,6 +49,8 @@ pub struct ConnLimits {
     pub message: Duration,
     /// Time to write a batch of replies.
     pub write: Duration,
+    /// Time for a TLS handshake.
+    pub handshake: Duration,
 }
 
 impl Default for ConnLimits {
@@ -58,6 +62,7 @@ impl Default for ConnLimits {
             idle_under_pressure: Duration::from_secs(1),
             message: Duration::from_secs(1),
             write: Duration::from_secs(5),
+            handshake: Duration::from_secs(5),
         }
     }
 }
@@ -222,33 +227,79 @@ enum End {
     ZeroLength,
     Timeout,
     Io,
+    /// The TLS handshake failed (or no certificate exists yet).
+    Handshake,
 }
 
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     key: ListenerKey,
     ctx: Rc<ShardCtx>,
     guard: ConnGuard,
 ) {
-    let end = serve_connection(&mut stream, peer, key, &ctx, &guard).await;
-    if matches!(end, End::Timeout) {
-        ctx.stats().tcp_timeouts.incr();
+    let end = match key.transport {
+        Transport::Tls => tls_connection(stream, peer, key, &ctx, &guard).await,
+        Transport::Dns | Transport::Https => {
+            let mut stream = stream;
+            serve_connection(&mut stream, peer, key, &ctx, &guard, "tcp").await
+        }
+    };
+    match end {
+        End::Timeout => ctx.stats().tcp_timeouts.incr(),
+        End::Handshake => ctx.stats().tls_handshake_failures.incr(),
+        _ => {}
     }
-    tracing::trace!(%peer, ?end, "tcp connection closed");
+    tracing::trace!(%peer, ?end, "connection closed");
     drop(guard);
 }
 
-async fn serve_connection(
-    stream: &mut TcpStream,
+/// DNS over TLS (RFC 7858): the handshake within [`ConnLimits::handshake`], then the same
+/// framing as TCP. Without a certificate the handshake fails: a TLS port never answers in
+/// plaintext.
+async fn tls_connection(
+    stream: TcpStream,
     peer: SocketAddr,
     key: ListenerKey,
     ctx: &Rc<ShardCtx>,
     guard: &ConnGuard,
 ) -> End {
+    let config = ctx
+        .shared
+        .snapshot
+        .load()
+        .route(&key)
+        .and_then(|r| r.tls().cloned());
+    let Some(config) = config else {
+        return End::Handshake;
+    };
+    let acceptor = monoio_rustls::TlsAcceptor::from(config);
+    let mut tls =
+        match monoio::time::timeout(guard.conns.limits.handshake, acceptor.accept(stream)).await {
+            Err(_) => return End::Timeout,
+            Ok(Err(e)) => {
+                tracing::trace!(%peer, error = %e, "TLS handshake failed");
+                return End::Handshake;
+            }
+            Ok(Ok(tls)) => tls,
+        };
+    let end = serve_connection(&mut tls, peer, key, ctx, guard, "tls").await;
+    // close_notify, best effort.
+    let _ = monoio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+    end
+}
+
+async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(
+    stream: &mut S,
+    peer: SocketAddr,
+    key: ListenerKey,
+    ctx: &Rc<ShardCtx>,
+    guard: &ConnGuard,
+    proto: &'static str,
+) -> End {
     let mut snapshots = arc_swap::Cache::new(&ctx.shared.snapshot);
     let mut route_of = RouteCache::default();
-    let reporter = Reporter::new(ctx, "tcp");
+    let reporter = Reporter::new(ctx, proto);
     let limits = guard.conns.limits;
     let keepalive = u16::try_from(limits.idle.as_millis() / 100).ok();
     let mut input: Vec<u8> = Vec::with_capacity(INITIAL_READ_BUFFER);
@@ -274,7 +325,7 @@ async fn serve_connection(
             let started = route.is_some_and(|r| r.logs()).then(Instant::now);
             let c = Ctx {
                 route,
-                transport: Transport {
+                transport: Delivery {
                     proto: Proto::Tcp,
                     keepalive,
                 },
@@ -330,8 +381,8 @@ fn frame_len(buf: &[u8]) -> Option<usize> {
 }
 
 /// Writes all pending replies within `timeout`.
-async fn flush(
-    stream: &mut TcpStream,
+async fn flush<S: AsyncWriteRent>(
+    stream: &mut S,
     pending: &mut Vec<u8>,
     timeout: Duration,
 ) -> Result<(), End> {

@@ -10,7 +10,7 @@ use monoio::net::udp::UdpSocket;
 use super::Reporter;
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
-use crate::dns::reply::Transport;
+use crate::dns::reply::Delivery;
 use crate::dns::resolve::Proto;
 use crate::dns::{Ctx, Outcome, answer};
 use crate::shard::ShardCtx;
@@ -56,7 +56,7 @@ pub async fn serve(
         let started = route.is_some_and(Route::logs).then(Instant::now);
         let c = Ctx {
             route,
-            transport: Transport {
+            transport: Delivery {
                 proto: Proto::Udp,
                 keepalive: None,
             },

@@ -46,6 +46,8 @@ pub struct ShardStats {
     pub tcp_refused: Counter,
     /// TCP connections closed for a timeout.
     pub tcp_timeouts: Counter,
+    /// TLS handshakes that failed (bad client, no certificate yet, protocol mismatch).
+    pub tls_handshake_failures: Counter,
 }
 
 /// Sums of all shards.
@@ -63,6 +65,8 @@ pub struct Totals {
     pub tcp_refused: u64,
     /// See [`ShardStats::tcp_timeouts`].
     pub tcp_timeouts: u64,
+    /// See [`ShardStats::tls_handshake_failures`].
+    pub tls_handshake_failures: u64,
 }
 
 /// Sums the counters of every shard.
@@ -75,6 +79,7 @@ pub fn totals(shards: &[ShardStats]) -> Totals {
         t.tcp_accepted += s.tcp_accepted.get();
         t.tcp_refused += s.tcp_refused.get();
         t.tcp_timeouts += s.tcp_timeouts.get();
+        t.tls_handshake_failures += s.tls_handshake_failures.get();
     }
     t
 }

@@ -76,6 +76,8 @@ pub fn binary() -> &'static str {
 pub struct Server {
     pub child: Child,
     pub port: u16,
+    /// A second free port, for `{PORT2}` in the Corefile.
+    pub port2: u16,
     pub addr: SocketAddr,
     pub dir: TempDir,
     pub corefile: PathBuf,
@@ -135,8 +137,15 @@ impl Server {
     pub fn spawn(opts: Options<'_>) -> Server {
         let dir = TempDir::new("srv");
         let port = free_port();
+        let port2 = loop {
+            let p = free_port();
+            if p != port {
+                break p;
+            }
+        };
         let subst = |t: &str| {
-            t.replace("{PORT}", &port.to_string())
+            t.replace("{PORT2}", &port2.to_string())
+                .replace("{PORT}", &port.to_string())
                 .replace("{DIR}", &dir.path().display().to_string())
         };
         for (name, text) in &opts.files {
@@ -181,6 +190,7 @@ impl Server {
         Server {
             child,
             port,
+            port2,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             dir,
             corefile,

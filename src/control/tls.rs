@@ -1,0 +1,96 @@
+//! The TLS side of each `tls://` listener: a certificate resolver that outlives reloads (so
+//! session state and the swap point stay put) and the rustls configuration built on it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+
+use super::data::DataSet;
+use crate::config::{ANY_ADDRS, Config, TlsConfig, Transport};
+use crate::dns::pipeline::ListenerKey;
+use crate::tls::resolver::{CertResolver, CertSet};
+use crate::tls::server;
+
+/// One TLS listener's resolver and configuration.
+pub struct TlsListener {
+    /// Swapped on every certificate change.
+    pub resolver: Arc<CertResolver>,
+    /// Handed to the shards through the snapshot.
+    pub config: Arc<ServerConfig>,
+}
+
+/// The TLS listeners of the running configuration.
+#[derive(Default)]
+pub struct TlsListeners {
+    map: HashMap<ListenerKey, TlsListener>,
+}
+
+impl TlsListeners {
+    /// The configuration of a listener, if it is a TLS one.
+    pub fn config(&self, key: &ListenerKey) -> Option<Arc<ServerConfig>> {
+        self.map.get(key).map(|l| l.config.clone())
+    }
+
+    /// Makes the listeners match `cfg` and gives each the current certificates of the blocks
+    /// it serves (in Corefile order: the first is the default for clients without SNI).
+    pub fn sync(
+        &mut self,
+        cfg: &Config,
+        data: &DataSet,
+        listeners: &[ListenerKey],
+    ) -> Result<(), rustls::Error> {
+        let mut next = HashMap::new();
+        for key in listeners.iter().filter(|k| k.transport == Transport::Tls) {
+            let listener = match self.map.remove(key) {
+                Some(l) => l,
+                None => {
+                    let resolver = Arc::new(CertResolver::default());
+                    let config = server::dot(resolver.clone())?;
+                    TlsListener { resolver, config }
+                }
+            };
+            listener
+                .resolver
+                .store(CertSet::new(certs_for(cfg, data, key)));
+            next.insert(*key, listener);
+        }
+        self.map = next;
+        Ok(())
+    }
+}
+
+/// The certificates of the blocks that a listener serves.
+fn certs_for(
+    cfg: &Config,
+    data: &DataSet,
+    key: &ListenerKey,
+) -> Vec<Arc<rustls::sign::CertifiedKey>> {
+    let mut out = Vec::new();
+    for b in &cfg.blocks {
+        let on_port = b
+            .keys
+            .iter()
+            .any(|k| k.transport == key.transport && k.port == key.addr.port());
+        let addrs: &[IpAddr] = if b.bind.is_empty() {
+            &ANY_ADDRS
+        } else {
+            &b.bind
+        };
+        let on_addr = addrs.iter().any(|a| {
+            *a == key.addr.ip() || (a.is_unspecified() && a.is_ipv4() == key.addr.is_ipv4())
+        });
+        if !(on_port && on_addr) {
+            continue;
+        }
+        if let Some(TlsConfig::Files { cert, key: k, .. }) = &b.tls {
+            if let Some(pair) = data.cert(cert, k) {
+                if !out.iter().any(|p| Arc::ptr_eq(p, &pair)) {
+                    out.push(pair);
+                }
+            }
+        }
+    }
+    out
+}

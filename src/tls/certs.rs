@@ -1,0 +1,109 @@
+//! Certificate chains and keys from PEM, checked to match, ready for rustls.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// Why a certificate could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The PEM did not hold what was expected.
+    #[error("{path}: {what}")]
+    Pem {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// rustls refused the pair (unsupported key, or a key that does not match the certificate).
+    #[error("{cert} with {key}: {source}")]
+    Pair {
+        /// Certificate file.
+        cert: String,
+        /// Key file.
+        key: String,
+        /// Why.
+        source: rustls::Error,
+    },
+}
+
+/// The crypto provider of the whole process (aws-lc-rs).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Reads a PEM chain (leaf first) and a PEM private key and checks they belong together.
+pub fn load_pair(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, CertError> {
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    pair_from_pem(
+        &cert_pem,
+        &key_pem,
+        &cert.display().to_string(),
+        &key.display().to_string(),
+    )
+}
+
+/// As [`load_pair`], from PEM bytes; the names are for messages.
+pub fn pair_from_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    cert_name: &str,
+    key_name: &str,
+) -> Result<Arc<CertifiedKey>, CertError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| CertError::Pem {
+            path: cert_name.into(),
+            what: format!("not a PEM certificate chain: {e}"),
+        })?;
+    if chain.is_empty() {
+        return Err(CertError::Pem {
+            path: cert_name.into(),
+            what: "no CERTIFICATE block".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| CertError::Pem {
+        path: key_name.into(),
+        what: format!("no usable private key: {e}"),
+    })?;
+    CertifiedKey::from_der(chain, key, &provider())
+        .map(Arc::new)
+        .map_err(|source| CertError::Pair {
+            cert: cert_name.into(),
+            key: key_name.into(),
+            source,
+        })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CertError> {
+    std::fs::read(path).map_err(|source| CertError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Whether the leaf certificate is valid for the host name `sni`.
+pub fn covers(ck: &CertifiedKey, sni: &str) -> bool {
+    let Some(leaf) = ck.cert.first() else {
+        return false;
+    };
+    let Ok(cert) = webpki::EndEntityCert::try_from(leaf) else {
+        return false;
+    };
+    let Ok(name) = ServerName::try_from(sni) else {
+        return false;
+    };
+    cert.verify_is_valid_for_subject_name(&name).is_ok()
+}

@@ -1,0 +1,22 @@
+//! rustls server configurations: TLS 1.2 and 1.3 only (rustls has neither older versions nor
+//! renegotiation), certificates from a [`CertResolver`].
+
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+
+use super::certs::provider;
+use super::resolver::CertResolver;
+
+/// ALPN of DNS over TLS (RFC 7858 §3.2 and the IANA registry); `h2` is never offered on DoT.
+pub const ALPN_DOT: &[u8] = b"dot";
+
+/// The configuration of a DoT listener.
+pub fn dot(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    cfg.alpn_protocols = vec![ALPN_DOT.to_vec()];
+    Ok(Arc::new(cfg))
+}
