@@ -102,7 +102,7 @@ fn address_in_use_is_a_clear_startup_error() {
 }
 
 #[test]
-fn acme_and_https_blocks_are_checked_but_not_served_yet() {
+fn acme_blocks_are_checked_but_not_served_yet() {
     let d = TempDir::new("tls");
     let cf = d.write(
         "Corefile",

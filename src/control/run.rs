@@ -150,6 +150,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         tcp_refused = t.tcp_refused,
         tcp_timeouts = t.tcp_timeouts,
         tls_handshake_failures = t.tls_handshake_failures,
+        doh_answered = t.doh_answered,
         "ringdns stopped"
     );
     result
@@ -334,14 +335,6 @@ fn with_jitter(interval: Duration, jitter: Duration) -> Duration {
 /// Refuses what this version parses but does not serve yet.
 fn check_served(cfg: &Config) -> Result<(), RunError> {
     for b in &cfg.blocks {
-        let https = b.keys.iter().any(|k| k.transport == Transport::Https);
-        if https {
-            return Err(RunError::Unsupported(format!(
-                "{}: server block {:?}: https:// (DoH) is parsed and checked but not served by this version yet",
-                b.pos,
-                b.label()
-            )));
-        }
         if let Some(TlsConfig::Acme(_)) = &b.tls {
             return Err(RunError::Unsupported(format!(
                 "{}: server block {:?}: tls acme is parsed and checked but not served by this version yet; use tls CERT KEY",

@@ -1,4 +1,4 @@
-//! The TLS side of each `tls://` listener: a certificate resolver that outlives reloads (so
+//! The TLS side of each `tls://` and `https://` listener: a certificate resolver that outlives reloads (so
 //! session state and the swap point stay put) and the rustls configuration built on it.
 
 use std::collections::HashMap;
@@ -42,12 +42,15 @@ impl TlsListeners {
         listeners: &[ListenerKey],
     ) -> Result<(), rustls::Error> {
         let mut next = HashMap::new();
-        for key in listeners.iter().filter(|k| k.transport == Transport::Tls) {
+        for key in listeners.iter().filter(|k| k.transport != Transport::Dns) {
             let listener = match self.map.remove(key) {
                 Some(l) => l,
                 None => {
                     let resolver = Arc::new(CertResolver::default());
-                    let config = server::dot(resolver.clone())?;
+                    let config = match key.transport {
+                        Transport::Https => server::doh(resolver.clone())?,
+                        _ => server::dot(resolver.clone())?,
+                    };
                     TlsListener { resolver, config }
                 }
             };

@@ -345,3 +345,30 @@ fn push_glue(
     }
     Ok(())
 }
+
+/// The smallest TTL of the answer and authority records of a reply: the freshness lifetime
+/// of a DoH response (RFC 8484 §5.1). `None` when there are no such records.
+pub fn min_ttl(reply: &[u8]) -> Option<u32> {
+    use domain::base::name::ParsedName;
+    use domain::dep::octseq::Parser;
+    if reply.len() < 12 {
+        return None;
+    }
+    let count = |i: usize| u16::from_be_bytes([reply[4 + 2 * i], reply[5 + 2 * i]]);
+    let mut p = Parser::from_ref(reply);
+    p.advance(12).ok()?;
+    for _ in 0..count(0) {
+        ParsedName::skip(&mut p).ok()?;
+        p.advance(4).ok()?;
+    }
+    let mut min: Option<u32> = None;
+    for _ in 0..u32::from(count(1)) + u32::from(count(2)) {
+        ParsedName::skip(&mut p).ok()?;
+        p.advance(4).ok()?;
+        let ttl = p.parse_u32_be().ok()?;
+        let rdlen = usize::from(p.parse_u16_be().ok()?);
+        p.advance(rdlen).ok()?;
+        min = Some(min.map_or(ttl, |m| m.min(ttl)));
+    }
+    min
+}

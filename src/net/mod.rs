@@ -1,5 +1,6 @@
 //! Sockets and the per-shard serving loops for UDP and TCP.
 
+pub mod doh;
 pub mod socket;
 mod sys;
 pub mod tcp;

@@ -240,7 +240,20 @@ async fn connection(
 ) {
     let end = match key.transport {
         Transport::Tls => tls_connection(stream, peer, key, &ctx, &guard).await,
-        Transport::Dns | Transport::Https => {
+        Transport::Https => match super::doh::connection(
+            stream,
+            peer,
+            key,
+            ctx.clone(),
+            guard.conns.limits.handshake,
+        )
+        .await
+        {
+            super::doh::DohEnd::HandshakeTimeout => End::Timeout,
+            super::doh::DohEnd::HandshakeFailed => End::Handshake,
+            super::doh::DohEnd::Done => End::Eof,
+        },
+        Transport::Dns => {
             let mut stream = stream;
             serve_connection(&mut stream, peer, key, &ctx, &guard, "tcp").await
         }

@@ -48,6 +48,8 @@ pub struct ShardStats {
     pub tcp_timeouts: Counter,
     /// TLS handshakes that failed (bad client, no certificate yet, protocol mismatch).
     pub tls_handshake_failures: Counter,
+    /// Queries answered over DNS over HTTPS.
+    pub doh_answered: Counter,
 }
 
 /// Sums of all shards.
@@ -67,6 +69,8 @@ pub struct Totals {
     pub tcp_timeouts: u64,
     /// See [`ShardStats::tls_handshake_failures`].
     pub tls_handshake_failures: u64,
+    /// See [`ShardStats::doh_answered`].
+    pub doh_answered: u64,
 }
 
 /// Sums the counters of every shard.
@@ -80,6 +84,7 @@ pub fn totals(shards: &[ShardStats]) -> Totals {
         t.tcp_refused += s.tcp_refused.get();
         t.tcp_timeouts += s.tcp_timeouts.get();
         t.tls_handshake_failures += s.tls_handshake_failures.get();
+        t.doh_answered += s.doh_answered.get();
     }
     t
 }

@@ -20,3 +20,16 @@ pub fn dot(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, rustls::Err
     cfg.alpn_protocols = vec![ALPN_DOT.to_vec()];
     Ok(Arc::new(cfg))
 }
+
+/// ALPN of DNS over HTTPS listeners, HTTP/2 preferred (RFC 8484 §5.2 recommends HTTP/2).
+pub const ALPN_DOH: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// The configuration of a DoH listener.
+pub fn doh(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    cfg.alpn_protocols = ALPN_DOH.iter().map(|a| a.to_vec()).collect();
+    Ok(Arc::new(cfg))
+}

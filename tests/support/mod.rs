@@ -2,6 +2,7 @@
 //! replies with domain's parser.
 #![allow(dead_code)]
 
+pub mod doh;
 pub mod server;
 pub mod tls;
 

@@ -1,0 +1,308 @@
+//! DNS over HTTPS (RFC 8484) on a shard: TLS (ALPN `h2`, `http/1.1`), then HTTP/2 or
+//! HTTP/1.1 through hyper, GET `?dns=` and POST `application/dns-message` on `/dns-query`.
+//!
+//! Limits (also in the README): 100 concurrent streams per HTTP/2 connection, 16 KiB of
+//! decoded headers, at most 20 pending reset streams and 200 locally reset streams before
+//! the connection is closed (rapid reset, MadeYouReset), 64 KiB of request body, and an
+//! idle timeout of 30 s after which the connection is told to go away (GOAWAY) and is
+//! closed at the latest 5 s later.
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use monoio::io::IntoPollIo;
+use monoio::net::TcpStream;
+use monoio_compat::hyper::{MonoioExecutor, MonoioIo, MonoioTimer};
+
+use super::Reporter;
+use crate::dns::answer::REPLY_CAPACITY;
+use crate::dns::pipeline::ListenerKey;
+use crate::dns::reply::{Delivery, min_ttl};
+use crate::dns::request::{self, Parsed};
+use crate::dns::resolve::Proto;
+use crate::dns::{Ctx, Outcome, answer};
+use crate::shard::ShardCtx;
+
+/// The DoH path (CoreDNS and RFC 8484 examples use it).
+pub const PATH: &str = "/dns-query";
+/// The media type of DNS messages (RFC 8484 §6).
+pub const DNS_MESSAGE: &str = "application/dns-message";
+/// Largest DNS message in a request body.
+const MAX_BODY: usize = 65535;
+/// Concurrent HTTP/2 streams per connection.
+const MAX_STREAMS: u32 = 100;
+/// Decoded header bytes per request.
+const MAX_HEADER_LIST: u32 = 16 * 1024;
+/// Idle time before GOAWAY.
+pub const IDLE: Duration = Duration::from_secs(30);
+/// Time given to in-flight requests after GOAWAY.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Why a DoH connection ended.
+pub enum DohEnd {
+    /// The handshake did not finish in time.
+    HandshakeTimeout,
+    /// The handshake failed, or no certificate exists yet.
+    HandshakeFailed,
+    /// HTTP ended (closed by either side, idle, or a protocol error).
+    Done,
+}
+
+/// Serves one DoH connection.
+pub async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    key: ListenerKey,
+    ctx: Rc<ShardCtx>,
+    handshake: Duration,
+) -> DohEnd {
+    let config = ctx
+        .shared
+        .snapshot
+        .load()
+        .route(&key)
+        .and_then(|r| r.tls().cloned());
+    let Some(config) = config else {
+        return DohEnd::HandshakeFailed;
+    };
+    let Ok(poll) = stream.into_poll_io() else {
+        return DohEnd::HandshakeFailed;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let tls = match monoio::time::timeout(handshake, acceptor.accept(poll)).await {
+        Err(_) => return DohEnd::HandshakeTimeout,
+        Ok(Err(e)) => {
+            tracing::trace!(%peer, error = %e, "TLS handshake failed");
+            return DohEnd::HandshakeFailed;
+        }
+        Ok(Ok(tls)) => tls,
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = MonoioIo::new(tls);
+    let last_active = Rc::new(Cell::new(Instant::now()));
+    let service = {
+        let (ctx, last_active) = (ctx.clone(), last_active.clone());
+        hyper::service::service_fn(move |req| {
+            last_active.set(Instant::now());
+            handle(req, ctx.clone(), key, peer)
+        })
+    };
+    if h2 {
+        let conn = hyper::server::conn::http2::Builder::new(MonoioExecutor)
+            .timer(MonoioTimer)
+            .max_concurrent_streams(MAX_STREAMS)
+            .max_header_list_size(MAX_HEADER_LIST)
+            .max_pending_accept_reset_streams(20)
+            .max_local_error_reset_streams(200)
+            .max_send_buf_size(256 * 1024)
+            .serve_connection(io, service);
+        drive(conn, &last_active, |c| c.graceful_shutdown()).await;
+    } else {
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(MonoioTimer)
+            .header_read_timeout(Duration::from_secs(5))
+            .max_buf_size(64 * 1024)
+            .keep_alive(true)
+            .serve_connection(io, service);
+        drive(conn, &last_active, |c| c.graceful_shutdown()).await;
+    }
+    DohEnd::Done
+}
+
+/// Runs a connection until it ends, sending it away once idle and dropping it if it does
+/// not finish after that.
+async fn drive<C, E>(conn: C, last_active: &Cell<Instant>, shutdown: impl Fn(std::pin::Pin<&mut C>))
+where
+    C: std::future::Future<Output = Result<(), E>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    loop {
+        let idle_at = last_active.get() + IDLE;
+        let wait = idle_at.saturating_duration_since(Instant::now());
+        match monoio::time::timeout(wait, conn.as_mut()).await {
+            Ok(_) => return,
+            Err(_) if Instant::now() >= last_active.get() + IDLE => {
+                shutdown(conn.as_mut());
+                let _ = monoio::time::timeout(DRAIN, conn.as_mut()).await;
+                return;
+            }
+            // Activity since the timer was set: wait again.
+            Err(_) => {}
+        }
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
+    r
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    ctx: Rc<ShardCtx>,
+    key: ListenerKey,
+    peer: SocketAddr,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() != PATH {
+        return Ok(plain(
+            StatusCode::NOT_FOUND,
+            "not found: DNS queries go to /dns-query\n",
+        ));
+    }
+    let query = match *req.method() {
+        Method::GET => match get_query(req.uri().query()) {
+            Ok(q) => q,
+            Err(why) => return Ok(plain(StatusCode::BAD_REQUEST, why)),
+        },
+        Method::POST => match post_query(req).await {
+            Ok(q) => q,
+            Err(resp) => return Ok(resp),
+        },
+        _ => {
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST\n");
+            r.headers_mut()
+                .insert(ALLOW, hyper::header::HeaderValue::from_static("GET, POST"));
+            return Ok(r);
+        }
+    };
+    Ok(resolve(&query, &ctx, key, peer))
+}
+
+/// `dns=` of a GET: base64url without padding (RFC 8484 §4.1, §6).
+fn get_query(query: Option<&str>) -> Result<Vec<u8>, &'static str> {
+    let value = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("dns="))
+        .ok_or("missing dns parameter\n")?;
+    if value.contains('=') || value.contains('%') {
+        return Err("dns must be base64url without padding\n");
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(value)
+        .map_err(|_| "dns is not base64url\n")?;
+    if bytes.len() > MAX_BODY {
+        return Err("DNS message too large\n");
+    }
+    Ok(bytes)
+}
+
+async fn post_query(req: Request<Incoming>) -> Result<Vec<u8>, Response<Full<Bytes>>> {
+    let ctype = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ctype.eq_ignore_ascii_case(DNS_MESSAGE) {
+        return Err(plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content-type must be application/dns-message\n",
+        ));
+    }
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "DNS message too large\n",
+        ));
+    }
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(body) => Ok(body.to_bytes().to_vec()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "DNS message too large\n",
+            ))
+        }
+        // A body shorter or longer than its Content-Length, or a reset stream.
+        Err(_) => Err(plain(StatusCode::BAD_REQUEST, "bad request body\n")),
+    }
+}
+
+/// Answers a DNS message; 400 when it is not one (RFC 8484 §4.2.1: DNS errors are 200).
+fn resolve(
+    query: &[u8],
+    ctx: &Rc<ShardCtx>,
+    key: ListenerKey,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    // A message whose header and question parse is DNS (and earns a DNS answer, FORMERR
+    // included); anything else is a bad HTTP request.
+    let is_dns = match request::parse(query) {
+        Parsed::Query(r) | Parsed::Error(r, _) => r.question.is_some(),
+        Parsed::Drop(_) => false,
+    };
+    if !is_dns {
+        return plain(StatusCode::BAD_REQUEST, "not a DNS query\n");
+    }
+    let snapshot = ctx.shared.snapshot.load();
+    let route = snapshot.route(&key);
+    let started = route.is_some_and(|r| r.logs()).then(Instant::now);
+    let c = Ctx {
+        route,
+        transport: Delivery {
+            proto: Proto::Tcp,
+            keepalive: None,
+        },
+    };
+    let mut out = Vec::with_capacity(REPLY_CAPACITY.min(4096));
+    let outcome = answer(&c, query, &mut out);
+    if !matches!(outcome, Outcome::Reply { .. }) {
+        return plain(StatusCode::BAD_REQUEST, "not a DNS query\n");
+    }
+    ctx.stats().doh_answered.incr();
+    Reporter::new(ctx, "https").after(route, &outcome, (peer, query, &out), started);
+    let max_age = min_ttl(&out).unwrap_or(0);
+    let len = out.len();
+    let mut r = Response::new(Full::new(Bytes::from(out)));
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(DNS_MESSAGE),
+    );
+    h.insert(CONTENT_LENGTH, hyper::header::HeaderValue::from(len));
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("max-age={max_age}")) {
+        h.insert(CACHE_CONTROL, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_parameter_rules() {
+        assert_eq!(get_query(Some("dns=AAABAAABAAAAAAAA")).unwrap().len(), 12);
+        assert_eq!(
+            get_query(Some("x=1&dns=AAABAAABAAAAAAAA")).unwrap().len(),
+            12
+        );
+        assert!(get_query(Some("dns=AAABAAABAAAAAAA=")).is_err(), "padding");
+        assert!(get_query(Some("dns=%%%")).is_err());
+        assert!(get_query(Some("dns=AA+/")).is_err(), "standard alphabet");
+        assert!(get_query(Some("other=1")).is_err());
+        assert!(get_query(None).is_err());
+    }
+}
