@@ -118,14 +118,15 @@ fn acme_blocks_are_checked_but_not_served_yet() {
             && err.contains("tls acme is parsed and checked but not served"),
         "{err}"
     );
+    // Missing certificate files are named with the block that uses them.
     let cf = d.write(
         "Corefile2",
-        "https://example.test:8443 {\n    tls c.pem k.pem\n}\n",
+        "https://example.test:8443 {\n    tls /nonexistent/c.pem k.pem\n}\n",
     );
     let (code, _, err) = run(&["--conf", cf.to_str().unwrap()]);
     assert_ne!(code, 0);
     assert!(
-        err.contains("https:// (DoH) is parsed and checked but not served"),
+        err.contains("Corefile2:1:1: tls: /nonexistent/c.pem: No such file"),
         "{err}"
     );
 }
