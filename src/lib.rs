@@ -20,6 +20,7 @@ pub mod dns;
 pub mod fuzzing;
 pub mod net;
 pub mod shard;
+pub mod storage;
 pub mod telemetry;
 pub mod tls;
 pub mod zone;
