@@ -57,6 +57,7 @@ fn classes(c: &mut Criterion) {
             proto: Proto::Udp,
             keepalive: None,
         },
+        challenges: None,
     };
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
     let mut g = c.benchmark_group("answer");
@@ -112,6 +113,7 @@ fn lookups(c: &mut Criterion) {
                 proto: Proto::Udp,
                 keepalive: None,
             },
+            challenges: None,
         };
         let queries: Vec<Vec<u8>> = (0..1024)
             .map(|i| query(&format!("h{}.bench.test", (i * 7919) % n), Rtype::A, true))

@@ -66,6 +66,7 @@ pub fn answer_bytes(data: &[u8]) {
                 proto,
                 keepalive: Some(100),
             },
+            challenges: None,
         };
         if let crate::dns::Outcome::Reply { .. } = answer(&ctx, data, &mut out) {
             assert!(
@@ -89,6 +90,7 @@ pub fn answer_udp(query: &[u8]) -> Option<Vec<u8>> {
             proto: Proto::Udp,
             keepalive: None,
         },
+        challenges: None,
     };
     let mut out = Vec::new();
     match answer(&ctx, query, &mut out) {

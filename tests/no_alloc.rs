@@ -61,15 +61,23 @@ fn answer_allocates_nothing() {
     let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
     let data = DataSet::load(&cfg, None).unwrap();
     let snap = build::snapshot(&cfg, &data, &Default::default(), 1);
+    let challenge = ringdns::zone::challenge::challenge_name("example.test").unwrap();
+    let values = ["LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0".to_string()];
+    let challenges = ringdns::zone::challenge::ChallengeSet::new(1, [(&challenge, &values[..])]);
     let ctx = Ctx {
         route: snap.route(&snap.listeners[0].0),
         transport: Delivery {
             proto: Proto::Udp,
             keepalive: None,
         },
+        challenges: None,
     };
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("hit", q("www.example.test", Rtype::A).wire()),
+        (
+            "acme challenge",
+            q("_acme-challenge.example.test", Rtype::TXT).wire(),
+        ),
         (
             "hit with EDNS and DO",
             q("www.example.test", Rtype::AAAA)

@@ -12,11 +12,13 @@ use ringdns::dns::pipeline::{ListenerKey, Snapshot};
 use ringdns::dns::reply::Delivery;
 use ringdns::dns::resolve::Proto;
 use ringdns::dns::{Ctx, Outcome, answer};
+use ringdns::zone::challenge::{ChallengeSet, challenge_name};
 use support::{Query, Reply, data, q};
 
 struct World {
     snap: Snapshot,
     key: ListenerKey,
+    challenges: Option<ChallengeSet>,
 }
 
 fn world() -> World {
@@ -32,7 +34,11 @@ fn world_from(corefile: &str) -> World {
     let data = DataSet::load(&cfg, None).unwrap();
     let snap = build::snapshot(&cfg, &data, &Default::default(), 1);
     let key = snap.listeners[0].0;
-    World { snap, key }
+    World {
+        snap,
+        key,
+        challenges: None,
+    }
 }
 
 impl World {
@@ -51,6 +57,7 @@ impl World {
                 proto,
                 keepalive: Some(100),
             },
+            challenges: self.challenges.as_ref(),
         };
         let mut out = Vec::new();
         match answer(&ctx, wire, &mut out) {
@@ -502,6 +509,39 @@ fn hosts_fallthrough_reaches_the_zone_file_and_no_reverse() {
     // no_reverse: no PTR was synthesised, so nothing claims the reverse name.
     assert_eq!(
         w.udp(q("99.2.0.192.in-addr.arpa", Rtype::PTR)).rcode(),
+        REFUSED
+    );
+}
+
+#[test]
+fn challenge_values_come_first() {
+    let mut w = world();
+    let name = challenge_name("*.example.test").unwrap();
+    let values = [
+        "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0".to_string(),
+        "9ihDbjxTlg6-tFYUTVzQDe2ZNTxAx-UYNTF0q3ZmfJA".to_string(),
+    ];
+    w.challenges = Some(ChallengeSet::new(1, [(&name, &values[..])]));
+    // Without EDNS, as the test CA asks: both values, AA, TTL 0, under 512 octets.
+    let r = w.udp(q("_ACME-challenge.example.test", Rtype::TXT));
+    assert_eq!((r.rcode(), r.aa(), r.tc()), (NOERROR, true, false));
+    let mut got = datas(&r.answer());
+    got.sort();
+    assert_eq!(
+        got,
+        vec![format!("\"{}\"", values[1]), format!("\"{}\"", values[0])]
+    );
+    assert!(r.answer().iter().all(|a| a.ttl == 0));
+    assert!(r.wire.len() < 512);
+    // Other types at that name, and names outside the listener's zones, are not overlaid.
+    assert_eq!(
+        w.udp(q("_acme-challenge.example.test", Rtype::A)).rcode(),
+        NXDOMAIN
+    );
+    let other = challenge_name("other.org").unwrap();
+    w.challenges = Some(ChallengeSet::new(2, [(&other, &values[..1])]));
+    assert_eq!(
+        w.udp(q("_acme-challenge.other.org", Rtype::TXT)).rcode(),
         REFUSED
     );
 }

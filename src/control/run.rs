@@ -107,6 +107,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let sockets = bind_all(&listeners, opts.shards)?;
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(build::snapshot(&cfg, &data, &tls, 1)),
+        challenges: ArcSwap::from_pointee(Default::default()),
         stats: (0..opts.shards).map(|_| Default::default()).collect(),
         conn_limits: opts.conn_limits,
     });

@@ -7,6 +7,7 @@ use super::pipeline::Route;
 use super::reply::{self, Delivery, Written};
 use super::request::{self, DropReason, EarlyError, Parsed, Question, Request};
 use super::resolve::{self, Resolution};
+use crate::zone::challenge::ChallengeSet;
 
 /// Capacity to give reply buffers up front so replies never reallocate.
 pub const REPLY_CAPACITY: usize = reply::MAX_STREAM_MESSAGE + 2;
@@ -18,6 +19,8 @@ pub struct Ctx<'a> {
     pub route: Option<&'a Route>,
     /// Transport details.
     pub transport: Delivery,
+    /// Published ACME challenge values, answered before zone data.
+    pub challenges: Option<&'a ChallengeSet>,
 }
 
 /// What happened to a query.
@@ -62,6 +65,13 @@ pub fn answer(ctx: &Ctx<'_>, query: &[u8], out: &mut Vec<u8>) -> Outcome {
     let Some(block) = ctx.route.and_then(|r| r.block_for(q.key.as_slice())) else {
         return error(&req, OptRcode::REFUSED, ctx, out, None);
     };
+    // DNS-01 values (RFC 8555 §8.4) go first, on listeners whose zones hold the name.
+    if let Some(set) = ctx.challenges.and_then(|c| c.lookup(q.key.as_slice())) {
+        if matches!(q.qtype, Rtype::TXT | Rtype::ANY) {
+            let res = resolve::challenge(set);
+            return written(write(&req, &q, &res, ctx, out), Some(block.index), None);
+        }
+    }
     let proto = ctx.transport.proto;
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     match resolve::resolve(block, &q, proto, dnssec_ok) {

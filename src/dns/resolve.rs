@@ -108,6 +108,18 @@ impl<'r> Resolution<'r> {
     }
 }
 
+/// The answer with the challenge values at the query name (AA set).
+pub fn challenge(set: &Rrset) -> Resolution<'_> {
+    let mut res = Resolution::new(Rcode::NOERROR, true);
+    res.answer.push(Part {
+        owner: Owner::Query,
+        set,
+        sigs: None,
+        ttl: set.ttl(),
+    });
+    res
+}
+
 /// How the answer will travel; ANY over UDP gets the RFC 8482 minimal answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proto {

@@ -257,6 +257,7 @@ fn resolve(
         return plain(StatusCode::BAD_REQUEST, "not a DNS query\n");
     }
     let snapshot = ctx.shared.snapshot.load();
+    let challenges = ctx.shared.challenges.load();
     let route = snapshot.route(&key);
     let started = route.is_some_and(|r| r.logs()).then(Instant::now);
     let c = Ctx {
@@ -265,6 +266,7 @@ fn resolve(
             proto: Proto::Tcp,
             keepalive: None,
         },
+        challenges: Some(&challenges),
     };
     let mut out = Vec::with_capacity(REPLY_CAPACITY.min(4096));
     let outcome = answer(&c, query, &mut out);

@@ -311,6 +311,7 @@ async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(
     proto: &'static str,
 ) -> End {
     let mut snapshots = arc_swap::Cache::new(&ctx.shared.snapshot);
+    let mut challenges = arc_swap::Cache::new(&ctx.shared.challenges);
     let mut route_of = RouteCache::default();
     let reporter = Reporter::new(ctx, proto);
     let limits = guard.conns.limits;
@@ -342,6 +343,7 @@ async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(
                     proto: Proto::Tcp,
                     keepalive,
                 },
+                challenges: Some(challenges.load()),
             };
             let outcome = answer(&c, query, &mut out);
             if let Outcome::Reply { .. } = outcome {

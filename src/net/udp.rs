@@ -28,6 +28,7 @@ pub async fn serve(
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut snapshots = arc_swap::Cache::new(&ctx.shared.snapshot);
+    let mut challenges = arc_swap::Cache::new(&ctx.shared.challenges);
     let mut route_of = RouteCache::default();
     let mut buf = Vec::with_capacity(RECV_BUFFER);
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
@@ -60,6 +61,7 @@ pub async fn serve(
                 proto: Proto::Udp,
                 keepalive: None,
             },
+            challenges: Some(challenges.load()),
         };
         let outcome = answer(&c, &buf[..n], &mut out);
         match outcome {

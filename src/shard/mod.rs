@@ -47,6 +47,8 @@ pub fn detect() -> Driver {
 pub struct Shared {
     /// The current pipeline and zone data.
     pub snapshot: ArcSwap<Snapshot>,
+    /// Published ACME challenge values.
+    pub challenges: ArcSwap<crate::zone::challenge::ChallengeSet>,
     /// One set of counters per shard.
     pub stats: Box<[ShardStats]>,
     /// TCP limits.
@@ -67,6 +69,9 @@ pub enum Command {
     Listen(Vec<(ListenerKey, Socket)>),
     /// Stop serving these listeners (open TCP connections finish on their own).
     Close(Vec<ListenerKey>),
+    /// Reply with the challenge generation this shard now sees (an acknowledgement that
+    /// values published before the command are being served).
+    Sync(oneshot::Sender<u64>),
     /// Stop every listener, give open connections `grace` to finish, then end the thread.
     Shutdown {
         /// How long open connections may take.
@@ -272,6 +277,9 @@ async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
                         let _ = tx.send(());
                     }
                 }
+            }
+            Command::Sync(reply) => {
+                let _ = reply.send(ctx.shared.challenges.load().generation);
             }
             Command::Shutdown { grace } => {
                 for (_, txs) in stops.drain() {
