@@ -46,9 +46,7 @@ fn route_for(zone: Zone) -> Route {
 
 fn classes(c: &mut Criterion) {
     let origin = parse_abs("example.test").unwrap();
-    let text =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/example.test.zone"))
-            .unwrap();
+    let text = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/example.test.zone")).unwrap();
     let zone = zonefile::load_bytes(&text, Path::new("example.test.zone"), &origin).unwrap();
     let route = route_for(zone);
     let ctx = Ctx {
@@ -92,12 +90,7 @@ fn synthetic(n: usize) -> Zone {
     b.add(apex.as_slice(), Rtype::SOA, 3600, &soa);
     for i in 0..n {
         let name = parse_abs(&format!("h{i}.bench.test")).unwrap();
-        b.add(
-            NameKey::of(&name).as_slice(),
-            Rtype::A,
-            3600,
-            &(i as u32).to_be_bytes(),
-        );
+        b.add(NameKey::of(&name).as_slice(), Rtype::A, 3600, &(i as u32).to_be_bytes());
     }
     b.build().unwrap()
 }

@@ -26,27 +26,15 @@ fn zone_text(n: usize) -> String {
 fn loads(c: &mut Criterion) {
     let mut g = c.benchmark_group("load");
     g.sample_size(10);
-    let corefile =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/Corefile"))
-            .unwrap();
+    let corefile = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/Corefile")).unwrap();
     g.bench_function("corefile/example", |b| {
-        b.iter(|| {
-            config::parse(
-                black_box(&corefile),
-                Path::new("Corefile"),
-                LoadOptions::default(),
-            )
-            .unwrap()
-        })
+        b.iter(|| config::parse(black_box(&corefile), Path::new("Corefile"), LoadOptions::default()).unwrap())
     });
     let origin = parse_abs("bench.test").unwrap();
     for n in [1_000usize, 100_000] {
         let text = zone_text(n);
         g.bench_function(format!("zonefile/{n}"), |b| {
-            b.iter(|| {
-                zonefile::load_bytes(black_box(text.as_bytes()), Path::new("bench.zone"), &origin)
-                    .unwrap()
-            })
+            b.iter(|| zonefile::load_bytes(black_box(text.as_bytes()), Path::new("bench.zone"), &origin).unwrap())
         });
     }
     g.finish();

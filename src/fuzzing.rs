@@ -22,13 +22,9 @@ fn route() -> &'static Route {
         let origin = parse_abs("example.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
         let zone = zonefile::load_bytes(ZONE.as_bytes(), Path::new("example.test.zone"), &origin)
             .unwrap_or_else(|e| panic!("the built-in fuzz zone loads: {e}"));
-        let hosts_origin =
-            parse_abs("hosts.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
+        let hosts_origin = parse_abs("hosts.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
         let mut hb = HostsBuilder::default();
-        hb.add_text(
-            "192.0.2.77 h1.hosts.test\n2001:db8::77 h1.hosts.test\n",
-            true,
-        );
+        hb.add_text("192.0.2.77 h1.hosts.test\n2001:db8::77 h1.hosts.test\n", true);
         let hosts = hb.build(std::slice::from_ref(&hosts_origin), 60);
         let block = Arc::new(Block {
             index: 0,
@@ -102,10 +98,6 @@ pub fn answer_udp(query: &[u8]) -> Option<Vec<u8>> {
 /// Parses arbitrary bytes as a Corefile (no file is read unless it imports one).
 pub fn corefile_bytes(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = config::parse(
-            text,
-            Path::new("/nonexistent/fuzz/Corefile"),
-            LoadOptions::default(),
-        );
+        let _ = config::parse(text, Path::new("/nonexistent/fuzz/Corefile"), LoadOptions::default());
     }
 }

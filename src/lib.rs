@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acme;
 pub mod config;
 pub mod control;
 pub mod dns;

@@ -87,11 +87,10 @@ fn main() -> ExitCode {
         None => {
             let opts = RunOptions {
                 conf: cli.common.conf,
-                shards: cli.shards.filter(|n| *n > 0).unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(1)
-                }),
+                shards: cli
+                    .shards
+                    .filter(|n| *n > 0)
+                    .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
                 driver: match cli.driver {
                     DriverArg::Auto => DriverChoice::Auto,
                     DriverArg::IoUring => DriverChoice::IoUring,

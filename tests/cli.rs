@@ -53,10 +53,7 @@ fn config_errors_name_file_line_and_directive() {
             "{err}"
         );
     }
-    let zone = d.write(
-        "db",
-        "$ORIGIN example.test.\n@ SOA ns h 1 2 3 4 5\n\nwww A 300.1.1.1\n",
-    );
+    let zone = d.write("db", "$ORIGIN example.test.\n@ SOA ns h 1 2 3 4 5\n\nwww A 300.1.1.1\n");
     let cf = d.write(
         "Corefile2",
         &format!("example.test:1053 {{\n  file {}\n}}\n", zone.display()),
@@ -114,8 +111,7 @@ fn acme_blocks_are_checked_but_not_served_yet() {
     let (code, _, err) = run(&["--conf", cf.to_str().unwrap()]);
     assert_ne!(code, 0);
     assert!(
-        err.contains("Corefile:1:1: server block")
-            && err.contains("tls acme is parsed and checked but not served"),
+        err.contains("Corefile:1:1: server block") && err.contains("tls acme is parsed and checked but not served"),
         "{err}"
     );
     // Missing certificate files are named with the block that uses them.
@@ -141,9 +137,7 @@ both_drivers!(sigterm_is_a_clean_exit, |driver| {
     assert!(st.success(), "{st}");
     // The per-shard counters, summed, are reported on the way out.
     assert!(
-        log.contains("udp_answered=2")
-            && log.contains("tcp_answered=1")
-            && log.contains("ringdns stopped"),
+        log.contains("udp_answered=2") && log.contains("tcp_answered=1") && log.contains("ringdns stopped"),
         "{log}"
     );
 });
@@ -216,22 +210,14 @@ fn auto_falls_back_to_legacy_when_io_uring_is_blocked() {
     );
     let log = d.path().join("log");
     let mut cmd = Command::new(binary());
-    cmd.args([
-        "--conf",
-        cf.to_str().unwrap(),
-        "--driver",
-        "auto",
-        "--shards",
-        "2",
-    ])
-    .env_remove("RUST_LOG")
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(&log).unwrap());
+    cmd.args(["--conf", cf.to_str().unwrap(), "--driver", "auto", "--shards", "2"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
     block_io_uring(&mut cmd);
     let mut child = cmd.spawn().unwrap();
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let mut answered = false;
     for _ in 0..50 {
         sock.send_to(&q("www.example.test", Rtype::A).wire(), ("127.0.0.1", port))
@@ -309,8 +295,5 @@ fn shards_are_threads_pinned_to_cores() {
             .arg("--no-pin"),
     );
     let all = thread_cpus(s.pid(), "shard-0").unwrap();
-    assert!(
-        cpus == 1 || all.contains('-') || all.contains(','),
-        "not pinned: {all}"
-    );
+    assert!(cpus == 1 || all.contains('-') || all.contains(','), "not pinned: {all}");
 }

@@ -65,19 +65,13 @@ both_drivers!(get_and_post_over_h2_and_http11, |driver| {
         let r = Reply::parse(&g.body);
         assert_eq!((r.id(), r.answer()[0].data.as_str()), (0, "192.0.2.10"));
         let p = c
-            .post(
-                "application/dns-message",
-                q("mail.example.test", Rtype::A).id(0).wire(),
-            )
+            .post("application/dns-message", q("mail.example.test", Rtype::A).id(0).wire())
             .unwrap();
         assert_eq!(p.status, 200);
         assert_eq!(Reply::parse(&p.body).answer()[0].data, "192.0.2.20");
         // DNS errors are HTTP 200 with the DNS rcode (RFC 8484 §4.2.1); max-age from the SOA.
         let n = c.get(&query_path("nope.example.test", Rtype::A)).unwrap();
-        assert_eq!(
-            (n.status, Reply::parse(&n.body).rcode()),
-            (hyper::StatusCode::OK, 3)
-        );
+        assert_eq!((n.status, Reply::parse(&n.body).rcode()), (hyper::StatusCode::OK, 3));
         assert_eq!(n.cache_control.as_deref(), Some("max-age=300"));
         let refused = c.get(&query_path("www.other.org", Rtype::A)).unwrap();
         assert_eq!(
@@ -98,43 +92,23 @@ both_drivers!(http_errors, |driver| {
     assert_eq!(status(c.get("/dns-query")), 400, "missing dns");
     assert_eq!(status(c.get("/dns-query?other=1")), 400);
     assert_eq!(status(c.post("text/plain", wire.clone())), 415);
+    assert_eq!(status(c.post("application/dns-message", vec![0u8; 70_000])), 413);
     assert_eq!(
-        status(c.post("application/dns-message", vec![0u8; 70_000])),
-        413
-    );
-    assert_eq!(
-        status(c.post(
-            "application/dns-message",
-            b"not a dns message at all".to_vec()
-        )),
+        status(c.post("application/dns-message", b"not a dns message at all".to_vec())),
         400
     );
-    assert_eq!(
-        status(c.post("application/dns-message", vec![1, 2, 3])),
-        400
-    );
+    assert_eq!(status(c.post("application/dns-message", vec![1, 2, 3])), 400);
     assert_eq!(
         status(c.get(&query_path("www.example.test", Rtype::A).replace("/dns-query", "/resolve"))),
         404
     );
     assert_eq!(
-        status(c.request(
-            "PUT",
-            "/dns-query",
-            Some("application/dns-message"),
-            wire.clone()
-        )),
+        status(c.request("PUT", "/dns-query", Some("application/dns-message"), wire.clone())),
         405
     );
-    assert_eq!(
-        status(c.request("DELETE", "/dns-query", None, Vec::new())),
-        405
-    );
+    assert_eq!(status(c.request("DELETE", "/dns-query", None, Vec::new())), 405);
     // After all of that the connection still answers.
-    assert_eq!(
-        status(c.get(&query_path("www.example.test", Rtype::A))),
-        200
-    );
+    assert_eq!(status(c.get(&query_path("www.example.test", Rtype::A))), 200);
 });
 
 both_drivers!(dot_alpn_is_not_spoken_here, |driver| {
@@ -174,12 +148,7 @@ both_drivers!(rapid_reset_is_cut_off, |driver| {
     assert!(answered < 1000, "{answered}");
     // Other connections are unaffected.
     let mut c = f.client(b"h2");
-    assert_eq!(
-        c.get(&query_path("www.example.test", Rtype::A))
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(c.get(&query_path("www.example.test", Rtype::A)).unwrap().status, 200);
 });
 
 both_drivers!(oversized_and_continuation_headers_are_rejected, |driver| {
@@ -204,11 +173,7 @@ both_drivers!(oversized_and_continuation_headers_are_rejected, |driver| {
         } else {
             (frame::CONTINUATION, 0)
         };
-        let last = if i + 1 == chunks.len() {
-            frame::END_HEADERS
-        } else {
-            0
-        };
+        let last = if i + 1 == chunks.len() { frame::END_HEADERS } else { 0 };
         let _ = raw.send(&h2_frame(ty, flags | last, 1, chunk));
     }
     let end = raw.until(|ty, _, stream, _| {
@@ -236,10 +201,7 @@ both_drivers!(oversized_and_continuation_headers_are_rejected, |driver| {
         .collect::<Vec<u8>>();
     let mut sent_all = true;
     for _ in 0..2000 {
-        if raw
-            .send(&h2_frame(frame::CONTINUATION, 0, 1, &junk))
-            .is_err()
-        {
+        if raw.send(&h2_frame(frame::CONTINUATION, 0, 1, &junk)).is_err() {
             sent_all = false;
             break;
         }
@@ -250,12 +212,7 @@ both_drivers!(oversized_and_continuation_headers_are_rejected, |driver| {
         "the flood was stopped (connection closed or GOAWAY)"
     );
     let mut c = f.client(b"h2");
-    assert_eq!(
-        c.get(&query_path("www.example.test", Rtype::A))
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(c.get(&query_path("www.example.test", Rtype::A)).unwrap().status, 200);
 });
 
 both_drivers!(more_than_100_streams_are_refused, |driver| {
@@ -271,17 +228,11 @@ both_drivers!(more_than_100_streams_are_refused, |driver| {
     post.extend_from_slice(b"application/dns-message");
     let mut burst = Vec::new();
     for i in 0..101u32 {
-        burst.extend(h2_frame(
-            frame::HEADERS,
-            frame::END_HEADERS,
-            1 + 2 * i,
-            &post,
-        ));
+        burst.extend(h2_frame(frame::HEADERS, frame::END_HEADERS, 1 + 2 * i, &post));
     }
     raw.send(&burst).unwrap();
-    let refused = raw.until(|ty, _, stream, payload| {
-        ty == frame::RST_STREAM && stream == 201 && payload == 7u32.to_be_bytes()
-    });
+    let refused =
+        raw.until(|ty, _, stream, payload| ty == frame::RST_STREAM && stream == 201 && payload == 7u32.to_be_bytes());
     assert!(
         refused.is_some(),
         "stream 201 (the 101st) gets RST_STREAM REFUSED_STREAM"
@@ -306,17 +257,9 @@ both_drivers!(ping_flood_without_reading, |driver| {
     let f = fixture(driver);
     let before = rss_kib(f.s.pid());
     let mut raw = f.raw(&[]);
-    raw.tls
-        .sock
-        .set_write_timeout(Some(Duration::from_secs(45)))
-        .unwrap();
+    raw.tls.sock.set_write_timeout(Some(Duration::from_secs(45))).unwrap();
     let ping = h2_frame(frame::PING, 0, 0, &[1, 2, 3, 4, 5, 6, 7, 8]);
-    let burst: Vec<u8> = ping
-        .iter()
-        .copied()
-        .cycle()
-        .take(ping.len() * 5000)
-        .collect();
+    let burst: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 5000).collect();
     let t0 = Instant::now();
     let mut stopped = false;
     while t0.elapsed() < Duration::from_secs(45) {
@@ -331,17 +274,9 @@ both_drivers!(ping_flood_without_reading, |driver| {
     assert!(stopped, "closed");
     assert!(t0.elapsed() < Duration::from_secs(40), "{:?}", t0.elapsed());
     let growth = rss_kib(f.s.pid()).saturating_sub(before);
-    assert!(
-        growth < 64 * 1024,
-        "output queue bounded: RSS grew {growth} KiB"
-    );
+    assert!(growth < 64 * 1024, "output queue bounded: RSS grew {growth} KiB");
     let mut c = f.client(b"h2");
-    assert_eq!(
-        c.get(&query_path("www.example.test", Rtype::A))
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(c.get(&query_path("www.example.test", Rtype::A)).unwrap().status, 200);
 });
 
 both_drivers!(idle_and_stalled_connections_are_closed, |driver| {
@@ -359,10 +294,7 @@ both_drivers!(idle_and_stalled_connections_are_closed, |driver| {
             &get,
         ))
         .unwrap();
-    idle.tls
-        .sock
-        .set_read_timeout(Some(Duration::from_secs(45)))
-        .unwrap();
+    idle.tls.sock.set_read_timeout(Some(Duration::from_secs(45))).unwrap();
     stalled
         .tls
         .sock
@@ -379,18 +311,12 @@ both_drivers!(idle_and_stalled_connections_are_closed, |driver| {
     // Then closed: at once when the client acknowledges, else after the 5 s drain.
     let closing = Instant::now();
     while idle.read_frame().is_some() {
-        assert!(
-            closing.elapsed() < Duration::from_secs(8),
-            "still open after GOAWAY"
-        );
+        assert!(closing.elapsed() < Duration::from_secs(8), "still open after GOAWAY");
     }
     // The stalled one is gone within the drain time after its GOAWAY.
     let deadline = Instant::now() + Duration::from_secs(10);
     while stalled.read_frame().is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "the stalled connection was not closed"
-        );
+        assert!(Instant::now() < deadline, "the stalled connection was not closed");
     }
 });
 

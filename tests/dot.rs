@@ -45,12 +45,7 @@ impl Fixture {
 
     fn connect(&self, sni: &str) -> tls::Tls {
         let cfg = tls::client_config(&self.ca.der(), &[b"dot"]);
-        tls::connect(
-            self.dot_addr(),
-            cfg,
-            ServerName::try_from(sni.to_string()).unwrap(),
-        )
-        .expect("DoT handshake")
+        tls::connect(self.dot_addr(), cfg, ServerName::try_from(sni.to_string()).unwrap()).expect("DoT handshake")
     }
 
     /// The leaf served for `sni` (None: no SNI at all).
@@ -95,30 +90,22 @@ both_drivers!(answers_over_tls_with_the_right_certificate, |driver| {
     assert_eq!(got, vec![(1, 0), (2, 0), (3, 3)]);
     // A client without ALPN is served too.
     let cfg = tls::client_config(&f.ca.der(), &[]);
-    let mut c = tls::connect(
-        f.dot_addr(),
-        cfg,
-        ServerName::try_from("dns.example.test").unwrap(),
-    )
-    .unwrap();
+    let mut c = tls::connect(f.dot_addr(), cfg, ServerName::try_from("dns.example.test").unwrap()).unwrap();
     tls::write_frame(&mut c, &q("www.example.test", Rtype::A).wire());
     assert!(tls::read_frame(&mut c).is_some());
 });
 
-both_drivers!(
-    sni_picks_the_certificate_and_defaults_to_the_first,
-    |driver| {
-        let f = fixture(driver);
-        assert_eq!(f.served_leaf(Some("other.test")), f.other.der);
-        assert_eq!(f.served_leaf(Some("dns.example.test")), f.dns.der);
-        assert_eq!(
-            f.served_leaf(Some("unknown.example")),
-            f.dns.der,
-            "unknown SNI: the default"
-        );
-        assert_eq!(f.served_leaf(None), f.dns.der, "no SNI: the default");
-    }
-);
+both_drivers!(sni_picks_the_certificate_and_defaults_to_the_first, |driver| {
+    let f = fixture(driver);
+    assert_eq!(f.served_leaf(Some("other.test")), f.other.der);
+    assert_eq!(f.served_leaf(Some("dns.example.test")), f.dns.der);
+    assert_eq!(
+        f.served_leaf(Some("unknown.example")),
+        f.dns.der,
+        "unknown SNI: the default"
+    );
+    assert_eq!(f.served_leaf(None), f.dns.der, "no SNI: the default");
+});
 
 both_drivers!(no_plaintext_and_no_h2_on_the_dot_port, |driver| {
     let f = fixture(driver);
@@ -136,14 +123,7 @@ both_drivers!(no_plaintext_and_no_h2_on_the_dot_port, |driver| {
     assert!(t0.elapsed() < Duration::from_secs(6));
     // Only h2 offered: no common protocol, the handshake fails (RFC 7301 §3.2).
     let cfg = tls::client_config(&f.ca.der(), &[b"h2"]);
-    assert!(
-        tls::connect(
-            f.dot_addr(),
-            cfg,
-            ServerName::try_from("dns.example.test").unwrap()
-        )
-        .is_err()
-    );
+    assert!(tls::connect(f.dot_addr(), cfg, ServerName::try_from("dns.example.test").unwrap()).is_err());
 });
 
 both_drivers!(trickled_client_hello_times_out, |driver| {
@@ -167,11 +147,7 @@ both_drivers!(trickled_client_hello_times_out, |driver| {
         }
     }
     assert!(closed, "the handshake timeout closed the connection");
-    assert!(
-        t0.elapsed() <= Duration::from_secs(10),
-        "{:?}",
-        t0.elapsed()
-    );
+    assert!(t0.elapsed() <= Duration::from_secs(10), "{:?}", t0.elapsed());
 });
 
 /// A TLS ClientHello that offers only `version` (no supported_versions extension).
@@ -190,11 +166,7 @@ fn legacy_hello(version: [u8; 2]) -> Vec<u8> {
 
 both_drivers!(old_protocol_versions_are_refused, |driver| {
     let f = fixture(driver);
-    for (name, version) in [
-        ("SSLv3", [3u8, 0]),
-        ("TLS 1.0", [3, 1]),
-        ("TLS 1.1", [3, 2]),
-    ] {
+    for (name, version) in [("SSLv3", [3u8, 0]), ("TLS 1.0", [3, 1]), ("TLS 1.1", [3, 2])] {
         let mut c = TcpStream::connect(f.dot_addr()).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         c.write_all(&legacy_hello(version)).unwrap();
@@ -206,12 +178,7 @@ both_drivers!(old_protocol_versions_are_refused, |driver| {
     }
     // TLS 1.2 itself works.
     let (cfg, _) = tls::recording_config(&[&rustls::version::TLS12]);
-    let mut c = tls::connect(
-        f.dot_addr(),
-        cfg,
-        ServerName::try_from("dns.example.test").unwrap(),
-    )
-    .unwrap();
+    let mut c = tls::connect(f.dot_addr(), cfg, ServerName::try_from("dns.example.test").unwrap()).unwrap();
     tls::write_frame(&mut c, &q("www.example.test", Rtype::A).wire());
     assert!(tls::read_frame(&mut c).is_some());
 });

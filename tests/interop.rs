@@ -44,9 +44,7 @@ both_drivers!(kdig_over_udp_and_tcp, |driver| {
     let s = Server::start(Options::new(driver, COREFILE).file("zone", example_zone()));
     let out = kdig(&s, &["www.example.test", "A"]);
     assert!(
-        out.contains("status: NOERROR")
-            && out.contains("Flags: qr aa rd")
-            && out.contains("192.0.2.10"),
+        out.contains("status: NOERROR") && out.contains("Flags: qr aa rd") && out.contains("192.0.2.10"),
         "{out}"
     );
     let out = kdig(&s, &["+tcp", "chain1.example.test", "A"]);
@@ -55,10 +53,7 @@ both_drivers!(kdig_over_udp_and_tcp, |driver| {
         "{out}"
     );
     let out = kdig(&s, &["nope.example.test", "A"]);
-    assert!(
-        out.contains("status: NXDOMAIN") && out.contains("SOA"),
-        "{out}"
-    );
+    assert!(out.contains("status: NXDOMAIN") && out.contains("SOA"), "{out}");
     let out = kdig(&s, &["+dnssec", "+nsid", "www.example.test", "AAAA"]);
     assert!(
         out.contains("flags: do") && out.contains("2001:db8::10") && !out.contains("NSID"),
@@ -66,38 +61,24 @@ both_drivers!(kdig_over_udp_and_tcp, |driver| {
     );
     let out = kdig(
         &s,
-        &[
-            "+keepopen",
-            "+tcp",
-            "www.example.test",
-            "A",
-            "mail.example.test",
-            "A",
-        ],
+        &["+keepopen", "+tcp", "www.example.test", "A", "mail.example.test", "A"],
     );
     assert_eq!(out.matches("status: NOERROR").count(), 2, "{out}");
     // The big RRset: truncated over UDP (kdig retries over TCP and gets all of it).
     let out = kdig(&s, &["big.example.test", "TXT"]);
-    assert!(
-        out.contains("TCP") && out.matches("record-").count() == 30,
-        "{out}"
-    );
+    assert!(out.contains("TCP") && out.matches("record-").count() == 30, "{out}");
 });
 
 both_drivers!(dig_queries, |driver| {
     let s = Server::start(Options::new(driver, COREFILE).file("zone", example_zone()));
     let out = dig(&s, &["+norec", "x.wild.example.test", "A"]);
     assert!(
-        out.contains("status: NOERROR")
-            && out.contains("x.wild.example.test.")
-            && out.contains("192.0.2.30"),
+        out.contains("status: NOERROR") && out.contains("x.wild.example.test.") && out.contains("192.0.2.30"),
         "{out}"
     );
     let out = dig(&s, &["+tcp", "host.sub.example.test", "A"]);
     assert!(
-        out.contains("AUTHORITY: 2")
-            && out.contains("ns.sub.example.test.")
-            && !out.contains(" aa"),
+        out.contains("AUTHORITY: 2") && out.contains("ns.sub.example.test.") && !out.contains(" aa"),
         "{out}"
     );
     let out = dig(&s, &["+short", "example.test", "MX"]);

@@ -74,16 +74,10 @@ fn answer_allocates_nothing() {
     };
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("hit", q("www.example.test", Rtype::A).wire()),
-        (
-            "acme challenge",
-            q("_acme-challenge.example.test", Rtype::TXT).wire(),
-        ),
+        ("acme challenge", q("_acme-challenge.example.test", Rtype::TXT).wire()),
         (
             "hit with EDNS and DO",
-            q("www.example.test", Rtype::AAAA)
-                .edns(1232)
-                .dnssec_ok()
-                .wire(),
+            q("www.example.test", Rtype::AAAA).edns(1232).dnssec_ok().wire(),
         ),
         ("nxdomain", q("nope.example.test", Rtype::A).wire()),
         ("nodata", q("www.example.test", Rtype::TXT).wire()),
@@ -91,10 +85,7 @@ fn answer_allocates_nothing() {
         ("referral", q("host.sub.example.test", Rtype::A).wire()),
         ("cname chain", q("chain1.example.test", Rtype::A).wire()),
         ("wildcard", q("x.wild.example.test", Rtype::A).wire()),
-        (
-            "truncated",
-            q("big.example.test", Rtype::TXT).edns(4096).wire(),
-        ),
+        ("truncated", q("big.example.test", Rtype::TXT).edns(4096).wire()),
         ("any", q("example.test", Rtype::ANY).wire()),
         ("mx with additional", q("example.test", Rtype::MX).wire()),
         ("hosts", q("h1.hosts.test", Rtype::A).wire()),
@@ -102,19 +93,10 @@ fn answer_allocates_nothing() {
         ("refused", q("www.other.org", Rtype::A).wire()),
         (
             "badvers",
-            q("www.example.test", Rtype::A)
-                .edns(1232)
-                .edns_version(1)
-                .wire(),
+            q("www.example.test", Rtype::A).edns(1232).edns_version(1).wire(),
         ),
-        (
-            "notimp opcode",
-            q("www.example.test", Rtype::A).opcode(2).wire(),
-        ),
-        (
-            "formerr",
-            vec![0, 1, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1],
-        ),
+        ("notimp opcode", q("www.example.test", Rtype::A).opcode(2).wire()),
+        ("formerr", vec![0, 1, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1]),
         ("short", vec![1, 2, 3]),
     ];
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
@@ -125,16 +107,7 @@ fn answer_allocates_nothing() {
             assert_eq!(out[7], 1, "the challenge TXT is answered");
         }
         if *name == "truncated" {
-            assert!(
-                matches!(
-                    o,
-                    Outcome::Reply {
-                        truncated: true,
-                        ..
-                    }
-                ),
-                "{name}: {o:?}"
-            );
+            assert!(matches!(o, Outcome::Reply { truncated: true, .. }), "{name}: {o:?}");
         }
         if *name == "short" {
             assert!(matches!(o, Outcome::Drop(_)));

@@ -16,13 +16,11 @@ fn zone(serial: u32, www: &str) -> String {
     )
 }
 
-const COREFILE: &str = "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone {\n        reload 200ms\n    }\n}\n";
+const COREFILE: &str =
+    "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone {\n        reload 200ms\n    }\n}\n";
 
 fn www(s: &Server) -> Option<String> {
-    let raw = s.udp_timeout(
-        &q("www.example.test", Rtype::A).wire(),
-        Duration::from_secs(2),
-    )?;
+    let raw = s.udp_timeout(&q("www.example.test", Rtype::A).wire(), Duration::from_secs(2))?;
     Reply::parse(&raw).answer().first().map(|r| r.data.clone())
 }
 
@@ -49,10 +47,7 @@ both_drivers!(zone_rewritten_under_load_never_fails_a_query, |driver| {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     asked.fetch_add(1, Ordering::Relaxed);
-                    let ok = match s.udp_timeout(
-                        &q("www.example.test", Rtype::A).wire(),
-                        Duration::from_secs(2),
-                    ) {
+                    let ok = match s.udp_timeout(&q("www.example.test", Rtype::A).wire(), Duration::from_secs(2)) {
                         Some(raw) => {
                             let r = Reply::parse(&raw);
                             r.rcode() == 0 && r.answer().len() == 1
@@ -73,19 +68,13 @@ both_drivers!(zone_rewritten_under_load_never_fails_a_query, |driver| {
         std::fs::write(s.dir.path().join("zone"), zone(serial, &addr)).unwrap();
         std::thread::sleep(Duration::from_millis(120));
     }
-    eventually("the new zone", &s, || {
-        www(&s).as_deref() == Some("192.0.2.30")
-    });
+    eventually("the new zone", &s, || www(&s).as_deref() == Some("192.0.2.30"));
     stop.store(true, Ordering::Relaxed);
     for l in loops {
         l.join().unwrap();
     }
     assert!(asked.load(Ordering::Relaxed) > 200, "the loop ran");
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "no query failed during reloads"
-    );
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no query failed during reloads");
     assert!(s.log().contains("zone reloaded"));
 });
 
@@ -104,11 +93,7 @@ both_drivers!(broken_or_unchanged_serial_keeps_old_data, |driver| {
         "$ORIGIN example.test.\n@ SOA ns1 hostmaster 6 1 1 1 1\nwww A not-an-ip\n",
     )
     .unwrap();
-    assert!(
-        s.wait_log("zone reload failed", Duration::from_secs(10)),
-        "{}",
-        s.log()
-    );
+    assert!(s.wait_log("zone reload failed", Duration::from_secs(10)), "{}", s.log());
     assert!(
         s.log().contains("zone:3: "),
         "the error names file and line: {}",
@@ -116,13 +101,12 @@ both_drivers!(broken_or_unchanged_serial_keeps_old_data, |driver| {
     );
     assert_eq!(www(&s).as_deref(), Some("192.0.2.10"));
     std::fs::write(&path, zone(7, "192.0.2.77")).unwrap();
-    eventually("the fixed zone", &s, || {
-        www(&s).as_deref() == Some("192.0.2.77")
-    });
+    eventually("the fixed zone", &s, || www(&s).as_deref() == Some("192.0.2.77"));
 });
 
 both_drivers!(hosts_file_reload, |driver| {
-    let corefile = "hosts.test:{PORT} {\n    bind 127.0.0.1\n    hosts {DIR}/hosts hosts.test {\n        reload 200ms\n    }\n}\n";
+    let corefile =
+        "hosts.test:{PORT} {\n    bind 127.0.0.1\n    hosts {DIR}/hosts hosts.test {\n        reload 200ms\n    }\n}\n";
     let s = Server::start(Options::new(driver, corefile).file("hosts", "192.0.2.1 a.hosts.test\n"));
     let a = |s: &Server| {
         s.udp(&q("a.hosts.test", Rtype::A))
@@ -138,9 +122,7 @@ both_drivers!(hosts_file_reload, |driver| {
         "192.0.2.2 a.hosts.test\n192.0.2.3 b.hosts.test\n",
     )
     .unwrap();
-    eventually("the new hosts entry", &s, || {
-        a(&s).as_deref() == Some("192.0.2.2")
-    });
+    eventually("the new hosts entry", &s, || a(&s).as_deref() == Some("192.0.2.2"));
 });
 
 both_drivers!(sighup_reloads_corefile_and_keeps_old_on_error, |driver| {
@@ -165,18 +147,12 @@ both_drivers!(sighup_reloads_corefile_and_keeps_old_on_error, |driver| {
     raw.send_to(&q("x.other.test", Rtype::A).wire(), ("127.0.0.1", port2))
         .unwrap();
     let mut buf = [0u8; 512];
-    let n = raw
-        .recv(&mut buf)
-        .expect("the listener added by reload answers");
+    let n = raw.recv(&mut buf).expect("the listener added by reload answers");
     assert_eq!(Reply::parse(&buf[..n]).answer().len(), 1);
     // A broken Corefile: the error is logged with its place, everything keeps serving.
     std::fs::write(&s.corefile, "example.test:1 {\n    hots\n}\n").unwrap();
     s.signal("HUP");
-    assert!(
-        s.wait_log("reload failed", Duration::from_secs(10)),
-        "{}",
-        s.log()
-    );
+    assert!(s.wait_log("reload failed", Duration::from_secs(10)), "{}", s.log());
     assert!(
         s.log().contains("Corefile:2:5: unknown directive \"hots\""),
         "{}",
@@ -201,8 +177,7 @@ both_drivers!(sighup_reloads_corefile_and_keeps_old_on_error, |driver| {
 });
 
 both_drivers!(reload_directive_watches_the_corefile, |driver| {
-    let corefile =
-        "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n    reload 2s 0s\n}\n";
+    let corefile = "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n    reload 2s 0s\n}\n";
     let s = Server::start(Options::new(driver, corefile).file("zone", zone(1, "192.0.2.10")));
     assert_eq!(s.udp(&q("y.more.test", Rtype::A)).rcode(), 5);
     let new = format!(

@@ -181,10 +181,7 @@ fn wildcards_synthesise_the_query_name() {
         let r = w.udp(q(name, Rtype::A));
         assert_eq!(r.rcode(), NOERROR);
         let a = r.answer();
-        assert_eq!(
-            (a[0].owner.as_str(), a[0].data.as_str()),
-            (name, "192.0.2.30")
-        );
+        assert_eq!((a[0].owner.as_str(), a[0].data.as_str()), (name, "192.0.2.30"));
         assert!(r.aa());
     }
     // Wildcard NODATA.
@@ -201,11 +198,7 @@ fn wildcards_synthesise_the_query_name() {
 #[test]
 fn referral_below_a_delegation() {
     let w = world();
-    for name in [
-        "sub.example.test",
-        "host.sub.example.test",
-        "ns.sub.example.test",
-    ] {
+    for name in ["sub.example.test", "host.sub.example.test", "ns.sub.example.test"] {
         let r = w.udp(q(name, Rtype::A));
         assert_eq!(r.rcode(), NOERROR, "{name}");
         assert!(!r.aa(), "{name}: referrals are not authoritative");
@@ -316,11 +309,7 @@ fn tcp_keepalive_only_over_streams() {
     let r = w.udp(ask());
     assert!(r.opt().unwrap().3.is_empty());
     // A value in a query's keepalive option is a FORMERR (RFC 7828 §3.2.1).
-    let r = w.tcp(
-        q("www.example.test", Rtype::A)
-            .edns(1232)
-            .option(11, &[0, 5]),
-    );
+    let r = w.tcp(q("www.example.test", Rtype::A).edns(1232).option(11, &[0, 5]));
     assert_eq!(r.rcode(), FORMERR);
 }
 
@@ -338,24 +327,14 @@ fn any_is_minimal_over_udp() {
 #[test]
 fn fixed_rcodes_for_classes_types_and_opcodes() {
     let w = world();
-    assert_eq!(
-        w.udp(q("www.example.test", Rtype::A).class(3)).rcode(),
-        REFUSED,
-        "CH"
-    );
-    assert_eq!(
-        w.udp(q("version.bind", Rtype::TXT).class(3)).rcode(),
-        REFUSED
-    );
+    assert_eq!(w.udp(q("www.example.test", Rtype::A).class(3)).rcode(), REFUSED, "CH");
+    assert_eq!(w.udp(q("version.bind", Rtype::TXT).class(3)).rcode(), REFUSED);
     assert_eq!(
         w.udp(q("www.example.test", Rtype::A).class(255)).rcode(),
         NOTIMP,
         "class ANY"
     );
-    assert_eq!(
-        w.udp(q("www.example.test", Rtype::A).qtype_raw(0)).rcode(),
-        FORMERR
-    );
+    assert_eq!(w.udp(q("www.example.test", Rtype::A).qtype_raw(0)).rcode(), FORMERR);
     assert_eq!(w.udp(q("www.example.test", Rtype::OPT)).rcode(), FORMERR);
     assert_eq!(w.udp(q("www.example.test", Rtype::MAILA)).rcode(), NOTIMP);
     assert_eq!(w.udp(q("www.example.test", Rtype::MAILB)).rcode(), NOTIMP);
@@ -400,11 +379,7 @@ fn malformed_queries() {
     let r = w.ask_raw(&two, Proto::Udp).unwrap();
     assert_eq!((r.rcode(), r.qdcount()), (FORMERR, 0));
     // A 4000-byte query (padding in an unknown EDNS option) is answered.
-    let r = w.udp(
-        q("www.example.test", Rtype::A)
-            .edns(1232)
-            .option(65002, &[0u8; 3900]),
-    );
+    let r = w.udp(q("www.example.test", Rtype::A).edns(1232).option(65002, &[0u8; 3900]));
     assert_eq!(r.rcode(), NOERROR);
     // FORMERR keeps the ID and, when the question parsed, the question.
     let mut trailing = q("www.example.test", Rtype::A).id(7).wire();
@@ -507,10 +482,7 @@ fn hosts_fallthrough_reaches_the_zone_file_and_no_reverse() {
         "the zone's own NXDOMAIN"
     );
     // no_reverse: no PTR was synthesised, so nothing claims the reverse name.
-    assert_eq!(
-        w.udp(q("99.2.0.192.in-addr.arpa", Rtype::PTR)).rcode(),
-        REFUSED
-    );
+    assert_eq!(w.udp(q("99.2.0.192.in-addr.arpa", Rtype::PTR)).rcode(), REFUSED);
 }
 
 #[test]
@@ -527,21 +499,12 @@ fn challenge_values_come_first() {
     assert_eq!((r.rcode(), r.aa(), r.tc()), (NOERROR, true, false));
     let mut got = datas(&r.answer());
     got.sort();
-    assert_eq!(
-        got,
-        vec![format!("\"{}\"", values[1]), format!("\"{}\"", values[0])]
-    );
+    assert_eq!(got, vec![format!("\"{}\"", values[1]), format!("\"{}\"", values[0])]);
     assert!(r.answer().iter().all(|a| a.ttl == 0));
     assert!(r.wire.len() < 512);
     // Other types at that name, and names outside the listener's zones, are not overlaid.
-    assert_eq!(
-        w.udp(q("_acme-challenge.example.test", Rtype::A)).rcode(),
-        NXDOMAIN
-    );
+    assert_eq!(w.udp(q("_acme-challenge.example.test", Rtype::A)).rcode(), NXDOMAIN);
     let other = challenge_name("other.org").unwrap();
     w.challenges = Some(ChallengeSet::new(2, [(&other, &values[..1])]));
-    assert_eq!(
-        w.udp(q("_acme-challenge.other.org", Rtype::TXT)).rcode(),
-        REFUSED
-    );
+    assert_eq!(w.udp(q("_acme-challenge.other.org", Rtype::TXT)).rcode(), REFUSED);
 }

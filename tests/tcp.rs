@@ -11,8 +11,7 @@ use domain::base::iana::Rtype;
 use support::server::{Options, Server, closed_within, example_zone, read_frame, write_frame};
 use support::{Reply, q};
 
-const COREFILE: &str =
-    "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/example.test.zone\n}\n";
+const COREFILE: &str = "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/example.test.zone\n}\n";
 
 /// The test zone plus a ~64 KB RRset (`huge`) and one that cannot fit 65535 octets.
 fn zone() -> String {
@@ -119,10 +118,7 @@ both_drivers!(silent_connection_closed_by_idle_timeout, |driver| {
     let t0 = Instant::now();
     assert!(closed_within(&mut c, Duration::from_secs(13)));
     let waited = t0.elapsed();
-    assert!(
-        waited >= Duration::from_secs(9),
-        "closed too early: {waited:?}"
-    );
+    assert!(waited >= Duration::from_secs(9), "closed too early: {waited:?}");
 });
 
 both_drivers!(stalled_messages_closed_within_io_timeout, |driver| {
@@ -132,11 +128,7 @@ both_drivers!(stalled_messages_closed_within_io_timeout, |driver| {
         c.write_all(partial).unwrap();
         let t0 = Instant::now();
         assert!(closed_within(&mut c, Duration::from_secs(4)), "{partial:?}");
-        assert!(
-            t0.elapsed() < Duration::from_secs(3),
-            "{partial:?}: {:?}",
-            t0.elapsed()
-        );
+        assert!(t0.elapsed() < Duration::from_secs(3), "{partial:?}: {:?}", t0.elapsed());
     }
 });
 
@@ -186,17 +178,12 @@ both_drivers!(connection_cap_refuses_newcomers_only, |driver| {
     }
     drop(open.pop());
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        s.tcp(&q("www.example.test", Rtype::A)).rcode(),
-        0,
-        "a slot freed up"
-    );
+    assert_eq!(s.tcp(&q("www.example.test", Rtype::A)).rcode(), 0, "a slot freed up");
 });
 
 fn connect_from(src: &str, dst: SocketAddr) -> TcpStream {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&src.parse::<SocketAddr>().unwrap().into())
-        .unwrap();
+    sock.bind(&src.parse::<SocketAddr>().unwrap().into()).unwrap();
     sock.connect(&dst.into()).unwrap();
     let s: TcpStream = sock.into();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -205,18 +192,13 @@ fn connect_from(src: &str, dst: SocketAddr) -> TcpStream {
 
 both_drivers!(per_prefix_cap_leaves_other_prefixes_alone, |driver| {
     let s = server(driver, &["--shards", "1", "--tcp-conns-per-prefix", "2"]);
-    let mut same: Vec<TcpStream> = (0..2)
-        .map(|_| connect_from("127.0.0.1:0", s.addr))
-        .collect();
+    let mut same: Vec<TcpStream> = (0..2).map(|_| connect_from("127.0.0.1:0", s.addr)).collect();
     for c in same.iter_mut() {
         write_frame(c, &q("www.example.test", Rtype::A).wire());
         assert!(read_frame(c).is_some());
     }
     let mut third = connect_from("127.0.0.9:0", s.addr);
-    assert!(
-        closed_within(&mut third, Duration::from_secs(2)),
-        "same /24: refused"
-    );
+    assert!(closed_within(&mut third, Duration::from_secs(2)), "same /24: refused");
     let mut other = connect_from("127.0.1.1:0", s.addr);
     write_frame(&mut other, &q("www.example.test", Rtype::A).wire());
     assert!(read_frame(&mut other).is_some(), "another /24 is served");
@@ -238,17 +220,12 @@ both_drivers!(fd_exhaustion_backs_off, |driver| {
             .arg("1")
             .shell("ulimit -n 48;"),
     );
-    let conns: Vec<TcpStream> = (0..80)
-        .filter_map(|_| TcpStream::connect(s.addr).ok())
-        .collect();
+    let conns: Vec<TcpStream> = (0..80).filter_map(|_| TcpStream::connect(s.addr).ok()).collect();
     std::thread::sleep(Duration::from_millis(300));
     let before = cpu_ticks(s.pid());
     std::thread::sleep(Duration::from_secs(2));
     let used = cpu_ticks(s.pid()) - before;
-    assert!(
-        used < 50,
-        "no busy loop while out of descriptors: {used} ticks in 2 s"
-    );
+    assert!(used < 50, "no busy loop while out of descriptors: {used} ticks in 2 s");
     assert!(
         s.log().contains("tcp accept failed"),
         "descriptors ran out: {}",
@@ -258,16 +235,11 @@ both_drivers!(fd_exhaustion_backs_off, |driver| {
     // Recovered: idle connections time out or close, and new ones are served.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let ok = std::panic::catch_unwind(|| s.tcp(&q("www.example.test", Rtype::A)).rcode() == 0)
-            .unwrap_or(false);
+        let ok = std::panic::catch_unwind(|| s.tcp(&q("www.example.test", Rtype::A)).rcode() == 0).unwrap_or(false);
         if ok {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "TCP did not recover; log:\n{}",
-            s.log()
-        );
+        assert!(Instant::now() < deadline, "TCP did not recover; log:\n{}", s.log());
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(s.udp(&q("www.example.test", Rtype::A)).rcode(), 0);
@@ -281,22 +253,16 @@ both_drivers!(idle_timeout_shrinks_under_pressure, |driver| {
     let mut idle = s.connect();
     let t0 = Instant::now();
     assert!(closed_within(&mut idle, Duration::from_secs(5)));
-    assert!(
-        t0.elapsed() < Duration::from_secs(3),
-        "closed after {:?}",
-        t0.elapsed()
-    );
+    assert!(t0.elapsed() < Duration::from_secs(3), "closed after {:?}", t0.elapsed());
 });
 
 both_drivers!(ipv6_listener, |driver| {
-    let corefile =
-        "example.test:{PORT} {\n    bind 127.0.0.1 ::1\n    file {DIR}/example.test.zone\n}\n";
+    let corefile = "example.test:{PORT} {\n    bind 127.0.0.1 ::1\n    file {DIR}/example.test.zone\n}\n";
     let s = Server::start(Options::new(driver, corefile).file("example.test.zone", zone()));
     let v6: SocketAddr = format!("[::1]:{}", s.port).parse().unwrap();
     let u = std::net::UdpSocket::bind("[::1]:0").unwrap();
     u.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    u.send_to(&q("www.example.test", Rtype::AAAA).wire(), v6)
-        .unwrap();
+    u.send_to(&q("www.example.test", Rtype::AAAA).wire(), v6).unwrap();
     let mut buf = [0u8; 512];
     let n = u.recv(&mut buf).expect("UDP over IPv6");
     assert_eq!(Reply::parse(&buf[..n]).answer()[0].data, "2001:db8::10");

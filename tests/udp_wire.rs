@@ -24,10 +24,7 @@ fn no_reply(s: &Server, wire: &[u8]) -> bool {
 }
 
 fn raw(s: &Server, wire: &[u8]) -> Reply {
-    Reply::parse(
-        &s.udp_timeout(wire, Duration::from_secs(2))
-            .expect("a reply"),
-    )
+    Reply::parse(&s.udp_timeout(wire, Duration::from_secs(2)).expect("a reply"))
 }
 
 both_drivers!(answers_with_question_echoed, |driver| {
@@ -46,24 +43,21 @@ both_drivers!(answers_with_question_echoed, |driver| {
     assert_eq!(r.rcode(), 5);
 });
 
-both_drivers!(
-    short_and_response_datagrams_are_dropped_and_counted,
-    |driver| {
-        let s = server(driver);
-        assert!(no_reply(&s, &[]));
-        assert!(no_reply(&s, &[0u8; 11]));
-        let mut resp = q("www.example.test", Rtype::A).wire();
-        resp[2] |= 0x80;
-        assert!(no_reply(&s, &resp));
-        assert!(
-            s.wait_log("dropping malformed datagrams", Duration::from_secs(5)),
-            "{}",
-            s.log()
-        );
-        // Still serving.
-        assert_eq!(s.udp(&q("www.example.test", Rtype::A)).rcode(), 0);
-    }
-);
+both_drivers!(short_and_response_datagrams_are_dropped_and_counted, |driver| {
+    let s = server(driver);
+    assert!(no_reply(&s, &[]));
+    assert!(no_reply(&s, &[0u8; 11]));
+    let mut resp = q("www.example.test", Rtype::A).wire();
+    resp[2] |= 0x80;
+    assert!(no_reply(&s, &resp));
+    assert!(
+        s.wait_log("dropping malformed datagrams", Duration::from_secs(5)),
+        "{}",
+        s.log()
+    );
+    // Still serving.
+    assert_eq!(s.udp(&q("www.example.test", Rtype::A)).rcode(), 0);
+});
 
 both_drivers!(malformed_queries_get_formerr, |driver| {
     let s = server(driver);
@@ -113,11 +107,7 @@ both_drivers!(malformed_queries_get_formerr, |driver| {
 
 both_drivers!(large_query_is_answered, |driver| {
     let s = server(driver);
-    let r = s.udp(
-        &q("www.example.test", Rtype::A)
-            .edns(1232)
-            .option(65001, &[7u8; 3940]),
-    );
+    let r = s.udp(&q("www.example.test", Rtype::A).edns(1232).option(65001, &[7u8; 3940]));
     assert_eq!(r.rcode(), 0);
     assert_eq!(r.answer().len(), 1);
 });
@@ -126,35 +116,17 @@ both_drivers!(opcodes_classes_and_meta_types, |driver| {
     let s = server(driver);
     for op in [1u8, 2, 3, 6, 15] {
         let r = s.udp(&q("www.example.test", Rtype::A).opcode(op).id(0xabcd));
-        assert_eq!(
-            (r.rcode(), r.id(), r.qdcount()),
-            (4, 0xabcd, 1),
-            "opcode {op}"
-        );
+        assert_eq!((r.rcode(), r.id(), r.qdcount()), (4, 0xabcd, 1), "opcode {op}");
     }
-    assert_eq!(
-        s.udp(&q("example.test", Rtype::SOA).opcode(4)).rcode(),
-        5,
-        "NOTIFY"
-    );
-    assert_eq!(
-        s.udp(&q("example.test", Rtype::SOA).opcode(5)).rcode(),
-        5,
-        "UPDATE"
-    );
+    assert_eq!(s.udp(&q("example.test", Rtype::SOA).opcode(4)).rcode(), 5, "NOTIFY");
+    assert_eq!(s.udp(&q("example.test", Rtype::SOA).opcode(5)).rcode(), 5, "UPDATE");
     assert_eq!(s.udp(&q("example.test", Rtype::AXFR)).rcode(), 5);
     assert_eq!(s.udp(&q("example.test", Rtype::IXFR)).rcode(), 5);
     assert_eq!(s.udp(&q("version.bind", Rtype::TXT).class(3)).rcode(), 5);
     assert_eq!(s.udp(&q("id.server", Rtype::TXT).class(3)).rcode(), 5);
     assert_eq!(s.udp(&q("www.example.test", Rtype::A).class(3)).rcode(), 5);
-    assert_eq!(
-        s.udp(&q("www.example.test", Rtype::A).class(255)).rcode(),
-        4
-    );
-    assert_eq!(
-        s.udp(&q("www.example.test", Rtype::A).qtype_raw(0)).rcode(),
-        1
-    );
+    assert_eq!(s.udp(&q("www.example.test", Rtype::A).class(255)).rcode(), 4);
+    assert_eq!(s.udp(&q("www.example.test", Rtype::A).qtype_raw(0)).rcode(), 1);
     assert_eq!(s.udp(&q("www.example.test", Rtype::OPT)).rcode(), 1);
     assert_eq!(s.udp(&q("www.example.test", Rtype::MAILB)).rcode(), 4);
     // TC, Z, AD in a query: a normal answer with Z and AD clear.
@@ -180,21 +152,11 @@ both_drivers!(edns_rules, |driver| {
         options.is_empty(),
         "NSID not configured, unknown options not echoed: {options:?}"
     );
-    assert_eq!(
-        s.udp(&q("www.example.test", Rtype::A).edns(200))
-            .opt()
-            .unwrap()
-            .0,
-        512
-    );
+    assert_eq!(s.udp(&q("www.example.test", Rtype::A).edns(200)).opt().unwrap().0, 512);
     let r = s.udp(&q("www.example.test", Rtype::A).edns(1232).edns_version(1));
     assert_eq!((r.rcode(), r.opt().unwrap().1), (16, 0));
     // Unknown flags cleared.
-    let r = s.udp(
-        &q("www.example.test", Rtype::A)
-            .edns(1232)
-            .edns_flags(0x7fff),
-    );
+    let r = s.udp(&q("www.example.test", Rtype::A).edns(1232).edns_flags(0x7fff));
     assert_eq!(r.opt_flags_raw(), Some(0));
     // Keepalive over UDP is not answered with one.
     let r = s.udp(&q("www.example.test", Rtype::A).edns(1232).option(11, b""));

@@ -84,10 +84,7 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
             "bind" => bind(block, line)?,
             "hosts" => {
                 if block.hosts.is_some() {
-                    return Err(err(
-                        &line.name,
-                        "hosts may be used only once per server block",
-                    ));
+                    return Err(err(&line.name, "hosts may be used only once per server block"));
                 }
                 block.hosts = Some(hosts(block, line)?);
             }
@@ -103,19 +100,13 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
             }
             "reload" => {
                 if extras.reload.is_some() {
-                    return Err(err(
-                        &line.name,
-                        "reload may be used only once per server block",
-                    ));
+                    return Err(err(&line.name, "reload may be used only once per server block"));
                 }
                 extras.reload = Some(reload(line)?);
             }
             "tls" => {
                 if block.tls.is_some() {
-                    return Err(err(
-                        &line.name,
-                        "tls may be used only once per server block",
-                    ));
+                    return Err(err(&line.name, "tls may be used only once per server block"));
                 }
                 block.tls = Some(tls(line)?);
             }
@@ -183,10 +174,7 @@ fn no_args(line: &Line) -> Result<(), ConfigError> {
 
 fn no_block(line: &Line) -> Result<(), ConfigError> {
     if line.block.is_some() {
-        return Err(err(
-            &line.name,
-            format!("{} takes no {{ }} block", line.name.text),
-        ));
+        return Err(err(&line.name, format!("{} takes no {{ }} block", line.name.text)));
     }
     Ok(())
 }
@@ -213,11 +201,7 @@ fn zone_list(tokens: &[Token]) -> Result<Vec<Name<Bytes>>, ConfigError> {
 }
 
 /// Zones named by a plugin must lie inside one of the block's zones.
-fn check_inside_block(
-    block: &ServerBlock,
-    tokens: &[Token],
-    zones: &[Name<Bytes>],
-) -> Result<(), ConfigError> {
+fn check_inside_block(block: &ServerBlock, tokens: &[Token], zones: &[Name<Bytes>]) -> Result<(), ConfigError> {
     for (t, z) in tokens.iter().zip(zones) {
         let ok = block.keys.iter().any(|k| z.ends_with(&k.zone));
         if !ok {
@@ -236,10 +220,7 @@ fn check_inside_block(
 
 fn bind(block: &mut ServerBlock, line: &Line) -> Result<(), ConfigError> {
     if line.args.is_empty() {
-        return Err(err(
-            &line.name,
-            "bind needs at least one address or interface name",
-        ));
+        return Err(err(&line.name, "bind needs at least one address or interface name"));
     }
     let mut except = Vec::new();
     if let Some(opts) = &line.block {
@@ -268,10 +249,7 @@ fn bind(block: &mut ServerBlock, line: &Line) -> Result<(), ConfigError> {
         }
     }
     if block.bind.is_empty() {
-        return Err(err(
-            &line.name,
-            "bind leaves no address to listen on after except",
-        ));
+        return Err(err(&line.name, "bind leaves no address to listen on after except"));
     }
     Ok(())
 }
@@ -281,13 +259,8 @@ fn resolve_bind(tok: &Token) -> Result<Vec<IpAddr>, ConfigError> {
     if let Ok(ip) = tok.text.parse::<IpAddr>() {
         return Ok(vec![ip]);
     }
-    let ifaces = if_addrs::get_if_addrs()
-        .map_err(|e| err(tok, format!("cannot list network interfaces: {e}")))?;
-    let ips: Vec<IpAddr> = ifaces
-        .iter()
-        .filter(|i| i.name == tok.text)
-        .map(|i| i.ip())
-        .collect();
+    let ifaces = if_addrs::get_if_addrs().map_err(|e| err(tok, format!("cannot list network interfaces: {e}")))?;
+    let ips: Vec<IpAddr> = ifaces.iter().filter(|i| i.name == tok.text).map(|i| i.ip()).collect();
     if ips.is_empty() {
         let mut names: Vec<_> = ifaces.iter().map(|i| i.name.clone()).collect();
         names.sort();
@@ -341,10 +314,7 @@ fn hosts(block: &ServerBlock, line: &Line) -> Result<HostsConfig, ConfigError> {
                     .ok_or_else(|| {
                         err(
                             t,
-                            format!(
-                                "ttl {:?} is not a number of seconds from 1 to 2147483647",
-                                t.text
-                            ),
+                            format!("ttl {:?} is not a number of seconds from 1 to 2147483647", t.text),
                         )
                     })?;
             }
@@ -362,10 +332,7 @@ fn hosts(block: &ServerBlock, line: &Line) -> Result<HostsConfig, ConfigError> {
                     return Err(err(&o.name, "a hosts entry takes no { } block"));
                 }
                 if o.args.is_empty() {
-                    return Err(err(
-                        &o.name,
-                        "a hosts entry needs at least one name after the address",
-                    ));
+                    return Err(err(&o.name, "a hosts entry needs at least one name after the address"));
                 }
                 let mut toks = vec![o.name.text.clone()];
                 toks.extend(o.args.iter().map(|t| t.text.clone()));
@@ -385,12 +352,10 @@ fn hosts(block: &ServerBlock, line: &Line) -> Result<HostsConfig, ConfigError> {
 }
 
 fn file(block: &ServerBlock, line: &Line) -> Result<FileConfig, ConfigError> {
-    let path = line.args.first().ok_or_else(|| {
-        err(
-            &line.name,
-            "file needs a zone file path: file DBFILE [ZONES...]",
-        )
-    })?;
+    let path = line
+        .args
+        .first()
+        .ok_or_else(|| err(&line.name, "file needs a zone file path: file DBFILE [ZONES...]"))?;
     let zone_toks = &line.args[1..];
     let zones = if zone_toks.is_empty() {
         block.zones()
@@ -454,33 +419,21 @@ fn log(line: &Line) -> Result<LogRule, ConfigError> {
                         other => {
                             return Err(err(
                                 c,
-                                format!(
-                                    "unknown log class {other:?} (accepted: all, success, denial, error)"
-                                ),
+                                format!("unknown log class {other:?} (accepted: all, success, denial, error)"),
                             ));
                         }
                     }
                 }
             }
             "class" => {
-                return Err(err(
-                    &o.name,
-                    "class needs at least one of: all, success, denial, error",
-                ));
+                return Err(err(&o.name, "class needs at least one of: all, success, denial, error"));
             }
             other => {
-                return Err(err(
-                    &o.name,
-                    format!("unknown log option {other:?} (accepted: class)"),
-                ));
+                return Err(err(&o.name, format!("unknown log option {other:?} (accepted: class)")));
             }
         }
     }
-    Ok(LogRule {
-        names,
-        format,
-        classes,
-    })
+    Ok(LogRule { names, format, classes })
 }
 
 fn reload(line: &Line) -> Result<Reload, ConfigError> {
@@ -517,12 +470,10 @@ fn tls(line: &Line) -> Result<TlsConfig, ConfigError> {
             if let Some(extra) = rest.first() {
                 return Err(err(extra, "tls acme takes its options in a { } block"));
             }
-            let opts = line.block.as_deref().ok_or_else(|| {
-                err(
-                    &line.name,
-                    "tls acme needs a { } block with at least one domain",
-                )
-            })?;
+            let opts = line
+                .block
+                .as_deref()
+                .ok_or_else(|| err(&line.name, "tls acme needs a { } block with at least one domain"))?;
             return acme(line, opts, AcmeSyntax::Tlsplus);
         }
         [] => {
@@ -540,10 +491,7 @@ fn tls(line: &Line) -> Result<TlsConfig, ConfigError> {
         [.., extra] => return Err(err(extra, "tls takes at most CERT KEY CA")),
     };
     if let Some(o) = line.block.as_deref().and_then(<[Line]>::first) {
-        return Err(err(
-            &o.name,
-            "tls CERT KEY takes no options in this version",
-        ));
+        return Err(err(&o.name, "tls CERT KEY takes no options in this version"));
     }
     Ok(TlsConfig::Files {
         cert: PathBuf::from(&cert.text),
@@ -599,8 +547,7 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
                         return Err(err(t, "only a leading \"*.\" wildcard label is allowed"));
                     }
                     parse_abs(bare).map_err(|e| err(t, e))?;
-                    c.domains
-                        .push(t.text.trim_end_matches('.').to_ascii_lowercase());
+                    c.domains.push(t.text.trim_end_matches('.').to_ascii_lowercase());
                 }
             }
             "email" => c.email = Some(one_arg(o, "an address")?.text.clone()),
@@ -619,12 +566,10 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
             }
             "port" => {
                 let t = one_arg(o, "a port number")?;
-                c.port = t.text.parse().map_err(|_| {
-                    err(
-                        t,
-                        format!("port {:?} is not a number from 0 to 65535", t.text),
-                    )
-                })?;
+                c.port = t
+                    .text
+                    .parse()
+                    .map_err(|_| err(t, format!("port {:?} is not a number from 0 to 65535", t.text)))?;
             }
             "checkinterval" => {
                 let t = one_arg(o, "a number of minutes")?;
@@ -648,9 +593,7 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
                     other => {
                         return Err(err(
                             t,
-                            format!(
-                                "unknown key_type {other:?} (accepted: ecdsa256, ecdsa384, rsa2048)"
-                            ),
+                            format!("unknown key_type {other:?} (accepted: ecdsa256, ecdsa384, rsa2048)"),
                         ));
                     }
                 };
@@ -667,12 +610,7 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
                         .parse()
                         .ok()
                         .filter(|v: &f64| *v > 0.0 && *v < 1.0)
-                        .ok_or_else(|| {
-                            err(
-                                r,
-                                "renew ratio must be a fraction between 0 and 1, e.g. 0.33",
-                            )
-                        })?;
+                        .ok_or_else(|| err(r, "renew ratio must be a fraction between 0 and 1, e.g. 0.33"))?;
                     c.renew = RenewPolicy::Ratio(v);
                 }
                 _ => return Err(err(&o.name, "renew needs \"ari\" or \"ratio R\"")),

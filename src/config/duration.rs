@@ -14,9 +14,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = text;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(err)?;
         if num_len == 0 {
             return Err(err());
         }

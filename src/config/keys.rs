@@ -14,9 +14,7 @@ pub fn parse_key(tok: &Token, dns_port: u16) -> Result<Key, ConfigError> {
     let bad = |why: String| {
         ConfigError::at(
             &tok.pos,
-            format!(
-                "bad server block key {text:?}: {why} (accepted: [dns://|tls://|https://]ZONE[:PORT])"
-            ),
+            format!("bad server block key {text:?}: {why} (accepted: [dns://|tls://|https://]ZONE[:PORT])"),
         )
     };
     let (transport, rest) = match text.split_once("://") {
@@ -25,9 +23,7 @@ pub fn parse_key(tok: &Token, dns_port: u16) -> Result<Key, ConfigError> {
         Some(("tls", r)) => (Transport::Tls, r),
         Some(("https", r)) => (Transport::Https, r),
         Some((s, _)) => {
-            return Err(bad(format!(
-                "unknown scheme {s:?} (grpc and quic are not supported)"
-            )));
+            return Err(bad(format!("unknown scheme {s:?} (grpc and quic are not supported)")));
         }
     };
     // An IPv6 CIDR contains ':' itself, so there the port can only follow the '/'.
@@ -67,33 +63,24 @@ pub fn parse_key(tok: &Token, dns_port: u16) -> Result<Key, ConfigError> {
 /// The reverse zone of an octet-aligned (IPv4) or nibble-aligned (IPv6) prefix.
 fn reverse_zone(cidr: &str) -> Result<domain::base::Name<bytes::Bytes>, String> {
     let (addr, len) = cidr.split_once('/').ok_or("not a CIDR")?;
-    let addr: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("{addr:?} is not an IP address"))?;
+    let addr: IpAddr = addr.parse().map_err(|_| format!("{addr:?} is not an IP address"))?;
     let len: u32 = len
         .parse()
         .map_err(|_| format!("prefix length {len:?} is not a number"))?;
     let text = match addr {
         IpAddr::V4(a) => {
             if len > 32 || len % 8 != 0 {
-                return Err(format!(
-                    "IPv4 prefix /{len} is not a multiple of 8 up to 32"
-                ));
+                return Err(format!("IPv4 prefix /{len} is not a multiple of 8 up to 32"));
             }
             let octets = a.octets();
-            let mut labels: Vec<String> = octets[..(len / 8) as usize]
-                .iter()
-                .map(|o| o.to_string())
-                .collect();
+            let mut labels: Vec<String> = octets[..(len / 8) as usize].iter().map(|o| o.to_string()).collect();
             labels.reverse();
             labels.push("in-addr.arpa".into());
             labels.join(".")
         }
         IpAddr::V6(a) => {
             if len > 128 || len % 4 != 0 {
-                return Err(format!(
-                    "IPv6 prefix /{len} is not a multiple of 4 up to 128"
-                ));
+                return Err(format!("IPv6 prefix /{len} is not a multiple of 4 up to 128"));
             }
             let nibbles: Vec<String> = a
                 .octets()
@@ -142,10 +129,7 @@ mod tests {
         let k = key("tls://Example.com").unwrap();
         assert_eq!((k.transport, k.port), (Transport::Tls, 853));
         let k = key("https://.").unwrap();
-        assert_eq!(
-            (k.transport, k.port, k.zone.is_root()),
-            (Transport::Https, 443, true)
-        );
+        assert_eq!((k.transport, k.port, k.zone.is_root()), (Transport::Https, 443, true));
         let k = key("dns://.:1053").unwrap();
         assert_eq!((k.port, k.zone.is_root()), (1053, true));
         let k = key(":1053").unwrap();
@@ -154,10 +138,7 @@ mod tests {
 
     #[test]
     fn reverse_cidrs() {
-        assert_eq!(
-            key("10.0.0.0/8").unwrap().zone.to_string(),
-            "10.in-addr.arpa"
-        );
+        assert_eq!(key("10.0.0.0/8").unwrap().zone.to_string(), "10.in-addr.arpa");
         assert_eq!(key("192.168.1.0/24:1053").unwrap().port, 1053);
         assert_eq!(
             key("dns://2001:db8::/32").unwrap().zone.to_string(),
@@ -169,10 +150,7 @@ mod tests {
     #[test]
     fn errors_name_position_and_form() {
         let e = key("quic://x.org").unwrap_err().to_string();
-        assert!(
-            e.starts_with("Corefile:1:1:") && e.contains("accepted"),
-            "{e}"
-        );
+        assert!(e.starts_with("Corefile:1:1:") && e.contains("accepted"), "{e}");
         assert!(key("x.org:99999").is_err());
         assert!(key("x.org:0").is_err());
         assert!(key("x..org").is_err());

@@ -79,11 +79,7 @@ pub fn fingerprint(path: &Path) -> Result<u64, ConfigError> {
     Ok(h.finish())
 }
 
-fn build(
-    path: &Path,
-    raw: Vec<syntax::RawBlock>,
-    opts: LoadOptions,
-) -> Result<Config, ConfigError> {
+fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<Config, ConfigError> {
     let mut cfg = Config {
         path: path.to_path_buf(),
         blocks: Vec::new(),
@@ -109,11 +105,7 @@ fn build(
             tls: None,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
-        let addrs: &[std::net::IpAddr] = if block.bind.is_empty() {
-            &ANY_ADDRS
-        } else {
-            &block.bind
-        };
+        let addrs: &[std::net::IpAddr] = if block.bind.is_empty() { &ANY_ADDRS } else { &block.bind };
         for key in &block.keys {
             for ip in addrs {
                 let id = (
@@ -195,10 +187,7 @@ mod tests {
         assert_eq!(b.files[0].zones[0].to_string(), "example.com");
         assert_eq!(b.log[0].format, COMMON_LOG_FORMAT);
         assert!(b.errors);
-        assert_eq!(
-            c.reload.unwrap().interval,
-            std::time::Duration::from_secs(10)
-        );
+        assert_eq!(c.reload.unwrap().interval, std::time::Duration::from_secs(10));
     }
 
     #[test]
@@ -224,10 +213,7 @@ mod tests {
         assert!(parse_err("a.test {\n hosts {\n  ttl x\n }\n}\n").starts_with("Corefile:3:7:"));
         assert!(parse_err("a.test {\n file\n}\n").starts_with("Corefile:2:2:"));
         assert!(parse_err("a.test {\n file db other.test\n}\n").contains("not inside any zone"));
-        assert!(
-            parse_err("a.test {\n bind nosuchif0\n}\n")
-                .contains("neither an IP address nor an interface")
-        );
+        assert!(parse_err("a.test {\n bind nosuchif0\n}\n").contains("neither an IP address nor an interface"));
         assert!(parse_err("a.test {\n reload 1s\n}\n").contains("at least 2s"));
         assert!(parse_err("a.test {\n errors loud\n}\n").starts_with("Corefile:2:9:"));
     }

@@ -46,8 +46,7 @@ pub struct Key {
 
 impl std::fmt::Display for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let zone =
-            crate::zone::name::display(crate::zone::name::NameKey::of(&self.zone).as_slice());
+        let zone = crate::zone::name::display(crate::zone::name::NameKey::of(&self.zone).as_slice());
         write!(f, "{}://{}:{}", self.transport.scheme(), zone, self.port)
     }
 }
@@ -96,11 +95,7 @@ pub struct ServerBlock {
 impl ServerBlock {
     /// The block's name for messages: its keys as written.
     pub fn label(&self) -> String {
-        self.keys
-            .iter()
-            .map(|k| k.to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" ")
     }
 
     /// The block's zones.
@@ -195,7 +190,7 @@ pub enum TlsConfig {
 }
 
 /// Key algorithms for ACME certificates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub enum KeyType {
     /// ECDSA P-256 (the default).
     #[default]
@@ -216,7 +211,7 @@ pub enum RenewPolicy {
 }
 
 /// Options of `tls acme`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AcmeConfig {
     /// Names to certify (may include `*.zone`).
     pub domains: Vec<String>,

@@ -48,9 +48,7 @@ pub fn parse_str(src: &str, path: &Path) -> Result<Vec<RawBlock>, ConfigError> {
 
 /// True when `tokens[i]` starts a line.
 fn starts_line(tokens: &[Token], i: usize) -> bool {
-    i == 0
-        || tokens[i - 1].end_line() != tokens[i].pos.line
-        || tokens[i - 1].pos.file != tokens[i].pos.file
+    i == 0 || tokens[i - 1].end_line() != tokens[i].pos.line || tokens[i - 1].pos.file != tokens[i].pos.file
 }
 
 /// Splices imports and removes snippet definitions, recursively.
@@ -84,19 +82,13 @@ fn expand(
                 .get(i + 1)
                 .filter(|a| a.pos.line == t.end_line() && a.pos.file == t.pos.file)
                 .ok_or_else(|| {
-                    ConfigError::at(
-                        &t.pos,
-                        "import needs one argument: a snippet name or a file path/glob",
-                    )
+                    ConfigError::at(&t.pos, "import needs one argument: a snippet name or a file path/glob")
                 })?;
             if tokens
                 .get(i + 2)
                 .is_some_and(|x| x.pos.line == arg.end_line() && x.pos.file == arg.pos.file)
             {
-                return Err(ConfigError::at(
-                    &tokens[i + 2].pos,
-                    "import takes exactly one argument",
-                ));
+                return Err(ConfigError::at(&tokens[i + 2].pos, "import takes exactly one argument"));
             }
             if depth >= MAX_IMPORT_DEPTH {
                 return Err(ConfigError::at(
@@ -135,9 +127,7 @@ fn import_files(arg: &Token) -> Result<Vec<Token>, ConfigError> {
     let mut paths: Vec<PathBuf> = if has_glob {
         let pat = pattern.to_string_lossy();
         glob::glob(&pat)
-            .map_err(|e| {
-                ConfigError::at(&arg.pos, format!("bad import pattern {:?}: {e}", arg.text))
-            })?
+            .map_err(|e| ConfigError::at(&arg.pos, format!("bad import pattern {:?}: {e}", arg.text)))?
             .filter_map(Result::ok)
             .collect()
     } else {
@@ -179,10 +169,7 @@ fn matching_close(tokens: &[Token], open: usize) -> Result<usize, ConfigError> {
         }
     }
     let innermost = stack.last().copied().unwrap_or(open);
-    Err(ConfigError::at(
-        &tokens[innermost].pos,
-        "this '{' is never closed",
-    ))
+    Err(ConfigError::at(&tokens[innermost].pos, "this '{' is never closed"))
 }
 
 /// Groups the expanded tokens into server blocks.
@@ -239,17 +226,11 @@ fn blocks(tokens: &[Token]) -> Result<Vec<RawBlock>, ConfigError> {
                 i = tokens.len();
             }
             Some(t) => {
-                return Err(ConfigError::at(
-                    &t.pos,
-                    "expected '{' after the server block keys",
-                ));
+                return Err(ConfigError::at(&t.pos, "expected '{' after the server block keys"));
             }
             None => {
                 let last = &keys[keys.len() - 1];
-                return Err(ConfigError::at(
-                    &last.pos,
-                    "expected '{' after the server block keys",
-                ));
+                return Err(ConfigError::at(&last.pos, "expected '{' after the server block keys"));
             }
         }
     }
@@ -263,10 +244,7 @@ fn lines(tokens: &[Token]) -> Result<Vec<Line>, ConfigError> {
     while i < tokens.len() {
         let name = &tokens[i];
         if name.is_open() || name.is_close() {
-            return Err(ConfigError::at(
-                &name.pos,
-                format!("unexpected '{}'", name.text),
-            ));
+            return Err(ConfigError::at(&name.pos, format!("unexpected '{}'", name.text)));
         }
         let mut args = Vec::new();
         let mut block = None;
@@ -358,8 +336,7 @@ mod tests {
 
     #[test]
     fn snippets_are_spliced() {
-        let b = parse("(common) {\n log\n errors\n}\nexample.com {\n import common\n hosts\n}\n")
-            .unwrap();
+        let b = parse("(common) {\n log\n errors\n}\nexample.com {\n import common\n hosts\n}\n").unwrap();
         assert_eq!(b.len(), 1);
         let names: Vec<_> = b[0].lines.iter().map(|l| l.name.text.as_str()).collect();
         assert_eq!(names, vec!["log", "errors", "hosts"]);

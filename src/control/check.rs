@@ -23,16 +23,8 @@ pub fn describe(cfg: &Config, data: &DataSet) -> String {
     for (i, b) in cfg.blocks.iter().enumerate() {
         let _ = writeln!(s, "Server block {} at {}:", b.label(), b.pos);
         if let Some(h) = &b.hosts {
-            let entries = data
-                .hosts
-                .get(&i)
-                .map(|e| e.hosts.entry_count())
-                .unwrap_or(0);
-            let zones: Vec<String> = h
-                .zones
-                .iter()
-                .map(|z| display(NameKey::of(z).as_slice()))
-                .collect();
+            let entries = data.hosts.get(&i).map(|e| e.hosts.entry_count()).unwrap_or(0);
+            let zones: Vec<String> = h.zones.iter().map(|z| display(NameKey::of(z).as_slice())).collect();
             let _ = writeln!(
                 s,
                 "  hosts {} for {}: {entries} entries, ttl {}{}{}",
@@ -40,11 +32,7 @@ pub fn describe(cfg: &Config, data: &DataSet) -> String {
                 zones.join(" "),
                 h.ttl,
                 if h.no_reverse { ", no PTR" } else { "" },
-                if h.fallthrough.is_some() {
-                    ", fallthrough"
-                } else {
-                    ""
-                },
+                if h.fallthrough.is_some() { ", fallthrough" } else { "" },
             );
         }
         for f in &b.files {
@@ -100,11 +88,7 @@ pub fn describe(cfg: &Config, data: &DataSet) -> String {
         }
     }
     if let Some(r) = cfg.reload {
-        let _ = writeln!(
-            s,
-            "Corefile reload every {:?} (+ up to {:?})",
-            r.interval, r.jitter
-        );
+        let _ = writeln!(s, "Corefile reload every {:?} (+ up to {:?})", r.interval, r.jitter);
     }
     s
 }

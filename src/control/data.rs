@@ -134,11 +134,9 @@ impl DataSet {
                         .filter(|old| old.stamp.is_some() && old.stamp == current);
                     let zone = match reused {
                         Some(old) => old.zone.clone(),
-                        None => Arc::new(zonefile::load(&f.path, origin).map_err(|source| {
-                            DataError::Zone {
-                                where_: f.pos.clone(),
-                                source,
-                            }
+                        None => Arc::new(zonefile::load(&f.path, origin).map_err(|source| DataError::Zone {
+                            where_: f.pos.clone(),
+                            source,
                         })?),
                     };
                     set.files.insert(
@@ -155,9 +153,7 @@ impl DataSet {
                 }
             }
             if let Some(TlsConfig::Files { cert, key, .. }) = &block.tls {
-                if let std::collections::hash_map::Entry::Vacant(slot) =
-                    set.certs.entry((cert.clone(), key.clone()))
-                {
+                if let std::collections::hash_map::Entry::Vacant(slot) = set.certs.entry((cert.clone(), key.clone())) {
                     let pair = load_pair(cert, key).map_err(|e| DataError::Cert {
                         where_: block.pos.clone(),
                         source: Box::new(e),
@@ -242,10 +238,7 @@ impl DataSet {
                 }
             }
         }
-        Refreshed {
-            data: changed,
-            certs,
-        }
+        Refreshed { data: changed, certs }
     }
 
     /// When the next file check is due.

@@ -10,8 +10,9 @@ use arc_swap::ArcSwap;
 
 use super::build;
 use super::data::{DataError, DataSet};
-use super::tls::TlsListeners;
-use crate::config::{self, Config, ConfigError, LoadOptions, TlsConfig, Transport};
+use super::tls::{AcmeCerts, TlsListeners};
+use crate::acme;
+use crate::config::{self, Config, ConfigError, LoadOptions, Transport};
 use crate::dns::pipeline::ListenerKey;
 use crate::net::socket;
 use crate::net::tcp::ConnLimits;
@@ -66,9 +67,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-    /// A transport this version does not serve.
-    #[error("{0}")]
-    Unsupported(String),
+    /// The ACME manager.
+    #[error("ACME: {0}")]
+    Acme(String),
     /// io_uring was required but is not available.
     #[error(
         "--driver io-uring: io_uring is not available on this kernel or is blocked (seccomp, sysctl kernel.io_uring_disabled); use --driver auto or legacy"
@@ -85,8 +86,9 @@ pub enum RunError {
 /// Reads, loads and binds everything, then serves until SIGTERM or SIGINT.
 pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let cfg = config::load(&opts.conf, opts.load)?;
-    check_served(&cfg)?;
     let data = DataSet::load(&cfg, None)?;
+    let units = acme::units(&cfg);
+    let acme_certs = acme::preload(&units);
     let driver = match opts.driver {
         DriverChoice::Legacy => Driver::Legacy,
         DriverChoice::IoUring if shard::detect() == Driver::IoUring => Driver::IoUring,
@@ -103,7 +105,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     };
     let listeners = build::listeners(&cfg);
     let mut tls = TlsListeners::default();
-    tls.sync(&cfg, &data, &listeners)?;
+    tls.sync(&cfg, &data, &acme_certs, &listeners)?;
     let sockets = bind_all(&listeners, opts.shards)?;
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(build::snapshot(&cfg, &data, &tls, 1)),
@@ -128,16 +130,15 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         generation: 1,
         fingerprint,
         shared,
+        units,
+        acme: None,
+        acme_certs,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let shared = state.shared.clone();
     let result = rt.block_on(control_loop(state, &shards));
     for s in &shards {
-        s.send(Command::Shutdown {
-            grace: SHUTDOWN_GRACE,
-        });
+        s.send(Command::Shutdown { grace: SHUTDOWN_GRACE });
     }
     for s in shards {
         s.join();
@@ -167,9 +168,23 @@ struct State {
     generation: u64,
     fingerprint: Option<u64>,
     shared: Arc<Shared>,
+    /// Certificates kept by ACME.
+    units: Vec<acme::UnitSpec>,
+    /// Their tasks (created inside the control runtime).
+    acme: Option<acme::Manager>,
+    /// The certificates they have delivered.
+    acme_certs: AcmeCerts,
 }
 
 impl State {
+    /// Hands the current certificates to the TLS listeners' resolvers.
+    fn sync_tls(&mut self) {
+        let listeners: Vec<ListenerKey> = self.listeners.iter().copied().collect();
+        if let Err(e) = self.tls.sync(&self.cfg, &self.data, &self.acme_certs, &listeners) {
+            tracing::error!(error = %e, "TLS configuration failed; keeping the previous one");
+        }
+    }
+
     fn publish(&mut self) {
         self.generation += 1;
         let snap = build::snapshot(&self.cfg, &self.data, &self.tls, self.generation);
@@ -186,11 +201,29 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
         .cfg
         .reload
         .map(|r| Instant::now() + with_jitter(r.interval, r.jitter));
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let mut manager = acme::Manager::new(
+        state.shared.clone(),
+        shards.iter().map(ShardHandle::sender).collect(),
+        events_tx,
+    );
+    if let Err(e) = manager.sync(&state.units) {
+        tracing::error!(error = %e, "ACME cannot start; TLS listeners that need its certificates stay without one");
+    }
+    state.acme = Some(manager);
     loop {
         let far = Instant::now() + Duration::from_secs(3600);
         let data_at = state.data.next_check().unwrap_or(far);
         let conf_at = next_conf_check.unwrap_or(far);
         tokio::select! {
+            Some(event) = events.recv() => {
+                match event {
+                    acme::Event::Certificate { unit, key } => {
+                        state.acme_certs.insert(unit, key);
+                        state.sync_tls();
+                    }
+                }
+            }
             _ = hup.recv() => {
                 state = reload_blocking(state, shards, "SIGHUP").await;
             }
@@ -206,10 +239,7 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
                 let (s, ()) = blocking(state, |s| {
                     let r = s.data.refresh(Instant::now());
                     if r.certs {
-                        let listeners: Vec<ListenerKey> = s.listeners.iter().copied().collect();
-                        if let Err(e) = s.tls.sync(&s.cfg, &s.data, &listeners) {
-                            tracing::error!(error = %e, "TLS configuration failed; keeping the previous one");
-                        }
+                        s.sync_tls();
                     }
                     if r.data {
                         s.publish();
@@ -238,10 +268,7 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
 
 /// Runs `f` on a blocking thread (zone parsing can take seconds), handing the state there and
 /// back.
-async fn blocking<T: Send + 'static>(
-    state: State,
-    f: impl FnOnce(&mut State) -> T + Send + 'static,
-) -> (State, T) {
+async fn blocking<T: Send + 'static>(state: State, f: impl FnOnce(&mut State) -> T + Send + 'static) -> (State, T) {
     let task = tokio::task::spawn_blocking(move || {
         let mut s = state;
         let r = f(&mut s);
@@ -284,19 +311,22 @@ fn prepare_reload(s: &State) -> Result<Prepared, RunError> {
 }
 
 impl State {
-    fn apply_reload(
-        &mut self,
-        p: Prepared,
-        shards: &[ShardHandle],
-        why: &str,
-    ) -> Result<(), RunError> {
-        check_served(&p.cfg)?;
+    fn apply_reload(&mut self, p: Prepared, shards: &[ShardHandle], why: &str) -> Result<(), RunError> {
+        let units = acme::units(&p.cfg);
+        if let Some(m) = self.acme.as_mut() {
+            m.sync(&units).map_err(|e| RunError::Acme(e.to_string()))?;
+        }
+        self.acme_certs.retain(|id, _| units.iter().any(|u| u.id == *id));
+        for (id, key) in acme::preload(&units) {
+            self.acme_certs.entry(id).or_insert(key);
+        }
+        self.units = units;
         let wanted_list = build::listeners(&p.cfg);
         let wanted: BTreeSet<ListenerKey> = wanted_list.iter().copied().collect();
         let added: Vec<ListenerKey> = wanted.difference(&self.listeners).copied().collect();
         let removed: Vec<ListenerKey> = self.listeners.difference(&wanted).copied().collect();
         let sockets = bind_all(&added, shards.len())?;
-        self.tls.sync(&p.cfg, &p.data, &wanted_list)?;
+        self.tls.sync(&p.cfg, &p.data, &self.acme_certs, &wanted_list)?;
         self.cfg = p.cfg;
         self.data = p.data;
         self.listeners = wanted;
@@ -333,26 +363,9 @@ fn with_jitter(interval: Duration, jitter: Duration) -> Duration {
     interval + jitter.mul_f64(f64::from(nanos) / 1e9)
 }
 
-/// Refuses what this version parses but does not serve yet.
-fn check_served(cfg: &Config) -> Result<(), RunError> {
-    for b in &cfg.blocks {
-        if let Some(TlsConfig::Acme(_)) = &b.tls {
-            return Err(RunError::Unsupported(format!(
-                "{}: server block {:?}: tls acme is parsed and checked but not served by this version yet; use tls CERT KEY",
-                b.pos,
-                b.label()
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Binds one UDP socket or TCP listener per shard for each listener: per shard, the list of
 /// (listener, socket) pairs.
-fn bind_all(
-    keys: &[ListenerKey],
-    shards: usize,
-) -> Result<Vec<Vec<(ListenerKey, Socket)>>, RunError> {
+fn bind_all(keys: &[ListenerKey], shards: usize) -> Result<Vec<Vec<(ListenerKey, Socket)>>, RunError> {
     let mut per_shard: Vec<Vec<(ListenerKey, Socket)>> = (0..shards).map(|_| Vec::new()).collect();
     for key in keys {
         for socks in per_shard.iter_mut() {
@@ -370,19 +383,12 @@ fn bind_all(
                     socks.push((*key, Socket::Tcp(t)));
                 }
                 // A default `::` listener on a host without IPv6 is skipped, not fatal.
-                Err(e)
-                    if key.addr.ip().is_unspecified()
-                        && key.addr.is_ipv6()
-                        && e.raw_os_error() == Some(97) =>
-                {
+                Err(e) if key.addr.ip().is_unspecified() && key.addr.is_ipv6() && e.raw_os_error() == Some(97) => {
                     tracing::warn!(listener = %key, "IPv6 is not available; not listening on ::");
                     break;
                 }
                 Err(source) => {
-                    return Err(RunError::Bind {
-                        listener: *key,
-                        source,
-                    });
+                    return Err(RunError::Bind { listener: *key, source });
                 }
             }
         }

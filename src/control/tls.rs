@@ -13,6 +13,9 @@ use crate::dns::pipeline::ListenerKey;
 use crate::tls::resolver::{CertResolver, CertSet};
 use crate::tls::server;
 
+/// ACME certificates being served, by unit id.
+pub type AcmeCerts = HashMap<String, Arc<rustls::sign::CertifiedKey>>;
+
 /// One TLS listener's resolver and configuration.
 pub struct TlsListener {
     /// Swapped on every certificate change.
@@ -39,6 +42,7 @@ impl TlsListeners {
         &mut self,
         cfg: &Config,
         data: &DataSet,
+        acme: &AcmeCerts,
         listeners: &[ListenerKey],
     ) -> Result<(), rustls::Error> {
         let mut next = HashMap::new();
@@ -54,9 +58,7 @@ impl TlsListeners {
                     TlsListener { resolver, config }
                 }
             };
-            listener
-                .resolver
-                .store(CertSet::new(certs_for(cfg, data, key)));
+            listener.resolver.store(CertSet::new(certs_for(cfg, data, acme, key)));
             next.insert(*key, listener);
         }
         self.map = next;
@@ -68,6 +70,7 @@ impl TlsListeners {
 fn certs_for(
     cfg: &Config,
     data: &DataSet,
+    acme: &AcmeCerts,
     key: &ListenerKey,
 ) -> Vec<Arc<rustls::sign::CertifiedKey>> {
     let mut out = Vec::new();
@@ -76,22 +79,21 @@ fn certs_for(
             .keys
             .iter()
             .any(|k| k.transport == key.transport && k.port == key.addr.port());
-        let addrs: &[IpAddr] = if b.bind.is_empty() {
-            &ANY_ADDRS
-        } else {
-            &b.bind
-        };
-        let on_addr = addrs.iter().any(|a| {
-            *a == key.addr.ip() || (a.is_unspecified() && a.is_ipv4() == key.addr.is_ipv4())
-        });
+        let addrs: &[IpAddr] = if b.bind.is_empty() { &ANY_ADDRS } else { &b.bind };
+        let on_addr = addrs
+            .iter()
+            .any(|a| *a == key.addr.ip() || (a.is_unspecified() && a.is_ipv4() == key.addr.is_ipv4()));
         if !(on_port && on_addr) {
             continue;
         }
-        if let Some(TlsConfig::Files { cert, key: k, .. }) = &b.tls {
-            if let Some(pair) = data.cert(cert, k) {
-                if !out.iter().any(|p| Arc::ptr_eq(p, &pair)) {
-                    out.push(pair);
-                }
+        let pair = match &b.tls {
+            Some(TlsConfig::Files { cert, key: k, .. }) => data.cert(cert, k),
+            Some(TlsConfig::Acme(a)) => acme.get(&crate::acme::unit_of(a).id).cloned(),
+            None => None,
+        };
+        if let Some(pair) = pair {
+            if !out.iter().any(|p| Arc::ptr_eq(p, &pair)) {
+                out.push(pair);
             }
         }
     }

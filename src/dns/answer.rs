@@ -85,28 +85,12 @@ pub fn answer(ctx: &Ctx<'_>, query: &[u8], out: &mut Vec<u8>) -> Outcome {
     }
 }
 
-fn write(
-    req: &Request<'_>,
-    q: &Question<'_>,
-    res: &Resolution<'_>,
-    ctx: &Ctx<'_>,
-    out: &mut Vec<u8>,
-) -> Written {
+fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Written {
     reply::write(req, q, res, ctx.transport, out)
 }
 
-fn error(
-    req: &Request<'_>,
-    rcode: OptRcode,
-    ctx: &Ctx<'_>,
-    out: &mut Vec<u8>,
-    block: Option<usize>,
-) -> Outcome {
-    written(
-        reply::write_error(req, rcode, ctx.transport, out),
-        block,
-        None,
-    )
+fn error(req: &Request<'_>, rcode: OptRcode, ctx: &Ctx<'_>, out: &mut Vec<u8>, block: Option<usize>) -> Outcome {
+    written(reply::write_error(req, rcode, ctx.transport, out), block, None)
 }
 
 fn written(w: Written, block: Option<usize>, error: Option<&'static str>) -> Outcome {

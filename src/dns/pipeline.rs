@@ -77,18 +77,12 @@ impl Route {
 
     /// The block with Corefile index `index`.
     pub fn block(&self, index: usize) -> Option<&Block> {
-        self.zones
-            .iter()
-            .find(|(_, b)| b.index == index)
-            .map(|(_, b)| &**b)
+        self.zones.iter().find(|(_, b)| b.index == index).map(|(_, b)| &**b)
     }
 
     /// The block with the longest zone containing `key`.
     pub fn block_for(&self, key: &[u8]) -> Option<&Block> {
-        self.zones
-            .iter()
-            .find(|(z, _)| is_in_zone(key, z))
-            .map(|(_, b)| &**b)
+        self.zones.iter().find(|(z, _)| is_in_zone(key, z)).map(|(_, b)| &**b)
     }
 }
 

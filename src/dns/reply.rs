@@ -63,28 +63,19 @@ fn size_limit(req: &Request<'_>, t: Delivery) -> usize {
 fn opt_space(req: &Request<'_>, t: Delivery) -> usize {
     match req.edns {
         None => 0,
-        Some(e) if e.keepalive && t.proto == Proto::Tcp && t.keepalive.is_some() => {
-            OPT_LEN + KEEPALIVE_OPT_LEN
-        }
+        Some(e) if e.keepalive && t.proto == Proto::Tcp && t.keepalive.is_some() => OPT_LEN + KEEPALIVE_OPT_LEN,
         Some(_) => OPT_LEN,
     }
 }
 
 /// Writes the reply for `res` into `out`. Falls back to an empty TC=1 reply when the
 /// answer or authority (or required glue) does not fit.
-pub fn write(
-    req: &Request<'_>,
-    q: &Question<'_>,
-    res: &Resolution<'_>,
-    t: Delivery,
-    out: &mut Vec<u8>,
-) -> Written {
+pub fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Delivery, out: &mut Vec<u8>) -> Written {
     let limit = size_limit(req, t);
     let body_limit = limit - opt_space(req, t);
     let ext = OptRcode::from_rcode(res.rcode);
     let attempt = (|| -> Result<AdditionalBuilder<Target>, (PushError, Target)> {
-        let mut ans = start(req, Some(q), std::mem::take(out), body_limit)
-            .map_err(|(e, m)| (e, m.finish()))?;
+        let mut ans = start(req, Some(q), std::mem::take(out), body_limit).map_err(|(e, m)| (e, m.finish()))?;
         ans.header_mut().set_aa(res.aa);
         ans.header_mut().set_rcode(res.rcode);
         if let Err(e) = push_parts(&mut ans, &res.answer, q, req) {
@@ -130,15 +121,7 @@ pub fn write_error(req: &Request<'_>, rcode: OptRcode, t: Delivery, out: &mut Ve
     };
     let mut msg = msg;
     msg.header_mut().set_rcode(rcode.rcode());
-    finish(
-        msg.authority().additional(),
-        req,
-        t,
-        rcode,
-        false,
-        limit,
-        out,
-    )
+    finish(msg.authority().additional(), req, t, rcode, false, limit, out)
 }
 
 type Started = AnswerBuilder<Target>;
@@ -270,12 +253,7 @@ fn push_record<S: Section>(
     }
 }
 
-fn push_parts<S: Section>(
-    s: &mut S,
-    parts: &Parts<'_>,
-    q: &Question<'_>,
-    req: &Request<'_>,
-) -> Result<(), PushError> {
+fn push_parts<S: Section>(s: &mut S, parts: &Parts<'_>, q: &Question<'_>, req: &Request<'_>) -> Result<(), PushError> {
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     for p in parts.iter() {
         push_set(s, p, q)?;
@@ -297,10 +275,7 @@ fn push_set<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<(),
 fn push_sigs<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<(), PushError> {
     let Some(sigs) = p.sigs else { return Ok(()) };
     let covered = p.set.rtype().to_int().to_be_bytes();
-    for data in sigs
-        .records()
-        .filter(|d| d.data.get(..2) == Some(&covered[..]))
-    {
+    for data in sigs.records().filter(|d| d.data.get(..2) == Some(&covered[..])) {
         push_record(s, p.owner, q, p.ttl.min(sigs.ttl()), data)?;
     }
     Ok(())
@@ -308,11 +283,7 @@ fn push_sigs<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<()
 
 /// Additional-section processing (RFC 1034 §4.3.2 step 6): A/AAAA for the names in NS, MX
 /// and SRV records of the answer and authority, when the zone holds them.
-fn push_glue(
-    add: &mut AdditionalBuilder<Target>,
-    res: &Resolution<'_>,
-    req: &Request<'_>,
-) -> Result<(), PushError> {
+fn push_glue(add: &mut AdditionalBuilder<Target>, res: &Resolution<'_>, req: &Request<'_>) -> Result<(), PushError> {
     let Some(zone) = res.glue_from else {
         return Ok(());
     };

@@ -300,9 +300,7 @@ mod tests {
     #[test]
     fn plain_and_edns_queries() {
         assert_eq!(verdict(&query(NAME, 1, 0, &[])), Ok(None));
-        let e = verdict(&query(NAME, 1, 1, &opt(100, 0, 0x8000, &[])))
-            .unwrap()
-            .unwrap();
+        let e = verdict(&query(NAME, 1, 1, &opt(100, 0, 0x8000, &[]))).unwrap().unwrap();
         assert_eq!((e.udp_size, e.dnssec_ok), (512, true));
         let e = verdict(&query(
             NAME,
@@ -346,10 +344,7 @@ mod tests {
         owned.extend_from_slice(&opt(1232, 0, 0, &[])[1..]);
         assert_eq!(verdict(&query(NAME, 1, 1, &owned)), form);
         // Truncated option.
-        assert_eq!(
-            verdict(&query(NAME, 1, 1, &opt(1232, 0, 0, &[0, 10, 0, 8, 1]))),
-            form
-        );
+        assert_eq!(verdict(&query(NAME, 1, 1, &opt(1232, 0, 0, &[0, 10, 0, 8, 1]))), form);
         // Keepalive with a value in a query.
         assert_eq!(
             verdict(&query(NAME, 1, 1, &opt(1232, 0, 0, &[0, 11, 0, 2, 0, 1]))),

@@ -130,12 +130,7 @@ pub enum Proto {
 }
 
 /// Runs the block's handlers in order; `None` when none of them claims the name.
-pub fn resolve<'r>(
-    block: &'r Block,
-    q: &'r Question<'_>,
-    proto: Proto,
-    dnssec_ok: bool,
-) -> Option<Resolution<'r>> {
+pub fn resolve<'r>(block: &'r Block, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Option<Resolution<'r>> {
     for h in &block.handlers {
         let r = match h {
             Handler::Hosts(h) => hosts(h, q, proto),
@@ -148,33 +143,19 @@ pub fn resolve<'r>(
     None
 }
 
-fn file<'r>(
-    f: &'r FileHandler,
-    q: &'r Question<'_>,
-    proto: Proto,
-    dnssec_ok: bool,
-) -> Option<Resolution<'r>> {
+fn file<'r>(f: &'r FileHandler, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Option<Resolution<'r>> {
     let zone = f.zone_for(q.key.as_slice())?;
     Some(in_zone(zone, q, proto, dnssec_ok))
 }
 
 /// RFC 1034 §4.3.2 step 3 inside one zone, following CNAMEs that stay in it.
-pub fn in_zone<'r>(
-    zone: &'r Zone,
-    q: &'r Question<'_>,
-    proto: Proto,
-    dnssec_ok: bool,
-) -> Resolution<'r> {
+pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Resolution<'r> {
     let mut res = Resolution::new(Rcode::NOERROR, true);
     res.glue_from = Some(zone);
     let mut key = q.key;
     let mut owner = Owner::Query;
     let sigs_of = |n: &'r Node| {
-        if dnssec_ok {
-            n.rrset(Rtype::RRSIG)
-        } else {
-            None
-        }
+        if dnssec_ok { n.rrset(Rtype::RRSIG) } else { None }
     };
     for hop in 0..=MAX_CNAME_CHAIN {
         let node = match zone.find(key.as_slice(), q.qtype) {
@@ -277,11 +258,7 @@ fn push_soa<'r>(res: &mut Resolution<'r>, zone: &'r Zone, dnssec_ok: bool) {
         res.authority.push(Part {
             owner: Owner::Name(zone.apex()),
             set: soa,
-            sigs: if dnssec_ok {
-                apex.rrset(Rtype::RRSIG)
-            } else {
-                None
-            },
+            sigs: if dnssec_ok { apex.rrset(Rtype::RRSIG) } else { None },
             ttl: zone.negative_ttl(),
         });
     }

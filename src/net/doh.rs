@@ -65,12 +65,7 @@ pub async fn connection(
     ctx: Rc<ShardCtx>,
     handshake: Duration,
 ) -> DohEnd {
-    let config = ctx
-        .shared
-        .snapshot
-        .load()
-        .route(&key)
-        .and_then(|r| r.tls().cloned());
+    let config = ctx.shared.snapshot.load().route(&key).and_then(|r| r.tls().cloned());
     let Some(config) = config else {
         return DohEnd::HandshakeFailed;
     };
@@ -144,10 +139,8 @@ where
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain"),
-    );
+    r.headers_mut()
+        .insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain"));
     r
 }
 
@@ -219,21 +212,12 @@ async fn post_query(req: Request<Incoming>) -> Result<Vec<u8>, Response<Full<Byt
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(plain(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "DNS message too large\n",
-        ));
+        return Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "DNS message too large\n"));
     }
     match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(body) => Ok(body.to_bytes().to_vec()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "DNS message too large\n",
-            ))
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "DNS message too large\n"))
         }
         // A body shorter or longer than its Content-Length, or a reset stream.
         Err(_) => Err(plain(StatusCode::BAD_REQUEST, "bad request body\n")),
@@ -241,12 +225,7 @@ async fn post_query(req: Request<Incoming>) -> Result<Vec<u8>, Response<Full<Byt
 }
 
 /// Answers a DNS message; 400 when it is not one (RFC 8484 §4.2.1: DNS errors are 200).
-fn resolve(
-    query: &[u8],
-    ctx: &Rc<ShardCtx>,
-    key: ListenerKey,
-    peer: SocketAddr,
-) -> Response<Full<Bytes>> {
+fn resolve(query: &[u8], ctx: &Rc<ShardCtx>, key: ListenerKey, peer: SocketAddr) -> Response<Full<Bytes>> {
     // A message whose header and question parse is DNS (and earns a DNS answer, FORMERR
     // included); anything else is a bad HTTP request.
     let is_dns = match request::parse(query) {
@@ -279,10 +258,7 @@ fn resolve(
     let len = out.len();
     let mut r = Response::new(Full::new(Bytes::from(out)));
     let h = r.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(DNS_MESSAGE),
-    );
+    h.insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static(DNS_MESSAGE));
     h.insert(CONTENT_LENGTH, hyper::header::HeaderValue::from(len));
     if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("max-age={max_age}")) {
         h.insert(CACHE_CONTROL, v);
@@ -297,10 +273,7 @@ mod tests {
     #[test]
     fn get_parameter_rules() {
         assert_eq!(get_query(Some("dns=AAABAAABAAAAAAAA")).unwrap().len(), 12);
-        assert_eq!(
-            get_query(Some("x=1&dns=AAABAAABAAAAAAAA")).unwrap().len(),
-            12
-        );
+        assert_eq!(get_query(Some("x=1&dns=AAABAAABAAAAAAAA")).unwrap().len(), 12);
         assert!(get_query(Some("dns=AAABAAABAAAAAAA=")).is_err(), "padding");
         assert!(get_query(Some("dns=%%%")).is_err());
         assert!(get_query(Some("dns=AA+/")).is_err(), "standard alphabet");

@@ -53,19 +53,13 @@ mod tests {
             getsockopt_int(&v4, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER).unwrap(),
             libc::IP_PMTUDISC_INTERFACE
         );
-        assert_eq!(
-            getsockopt_int(&v4, libc::SOL_SOCKET, libc::SO_REUSEPORT).unwrap(),
-            1
-        );
+        assert_eq!(getsockopt_int(&v4, libc::SOL_SOCKET, libc::SO_REUSEPORT).unwrap(), 1);
         let v6 = udp("[::1]:0".parse().unwrap()).unwrap();
         assert_eq!(
             getsockopt_int(&v6, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER).unwrap(),
             libc::IPV6_PMTUDISC_INTERFACE
         );
-        assert_eq!(
-            getsockopt_int(&v6, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY).unwrap(),
-            1
-        );
+        assert_eq!(getsockopt_int(&v6, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY).unwrap(), 1);
     }
 
     #[test]
@@ -73,9 +67,6 @@ mod tests {
         let a = tcp("127.0.0.1:0".parse().unwrap()).unwrap();
         let port = a.local_addr().unwrap().port();
         let b = tcp(SocketAddr::from(([127, 0, 0, 1], port)));
-        assert!(
-            b.is_ok(),
-            "SO_REUSEPORT lets every shard bind the same address"
-        );
+        assert!(b.is_ok(), "SO_REUSEPORT lets every shard bind the same address");
     }
 }

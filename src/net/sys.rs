@@ -16,21 +16,12 @@ pub fn set_dont_fragment(sock: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
             libc::IPV6_PMTUDISC_INTERFACE,
         )
     } else {
-        (
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            libc::IP_PMTUDISC_INTERFACE,
-        )
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_INTERFACE)
     };
     setsockopt_int(sock, level, name, value)
 }
 
-fn setsockopt_int(
-    sock: &impl AsRawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
+fn setsockopt_int(sock: &impl AsRawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: `value` lives across the call and its size is passed; the descriptor is owned
     // by `sock`, which the caller keeps alive.
     let rc = unsafe {
@@ -51,11 +42,7 @@ fn setsockopt_int(
 
 /// Reads an integer socket option (for tests of the options above).
 #[cfg(test)]
-pub fn getsockopt_int(
-    sock: &impl AsRawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-) -> io::Result<libc::c_int> {
+pub fn getsockopt_int(sock: &impl AsRawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `value` and `len` are valid for writes of the sizes given.

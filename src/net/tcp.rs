@@ -165,12 +165,7 @@ impl Drop for ConnGuard {
 }
 
 /// Accepts connections on `listener` until `stop` fires.
-pub async fn serve(
-    listener: TcpListener,
-    key: ListenerKey,
-    ctx: Rc<ShardCtx>,
-    mut stop: oneshot::Receiver<()>,
-) {
+pub async fn serve(listener: TcpListener, key: ListenerKey, ctx: Rc<ShardCtx>, mut stop: oneshot::Receiver<()>) {
     let mut last_err_log = None;
     tracing::debug!(listener = %key, "tcp listener started");
     loop {
@@ -193,12 +188,7 @@ pub async fn serve(
             Err(e) => {
                 let scarce = matches!(
                     e.raw_os_error(),
-                    Some(
-                        libc_errno::EMFILE
-                            | libc_errno::ENFILE
-                            | libc_errno::ENOBUFS
-                            | libc_errno::ENOMEM
-                    )
+                    Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOBUFS | libc_errno::ENOMEM)
                 );
                 if rate_ok(&mut last_err_log) {
                     tracing::warn!(listener = %key, error = %e, "tcp accept failed");
@@ -231,28 +221,16 @@ enum End {
     Handshake,
 }
 
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    key: ListenerKey,
-    ctx: Rc<ShardCtx>,
-    guard: ConnGuard,
-) {
+async fn connection(stream: TcpStream, peer: SocketAddr, key: ListenerKey, ctx: Rc<ShardCtx>, guard: ConnGuard) {
     let end = match key.transport {
         Transport::Tls => tls_connection(stream, peer, key, &ctx, &guard).await,
-        Transport::Https => match super::doh::connection(
-            stream,
-            peer,
-            key,
-            ctx.clone(),
-            guard.conns.limits.handshake,
-        )
-        .await
-        {
-            super::doh::DohEnd::HandshakeTimeout => End::Timeout,
-            super::doh::DohEnd::HandshakeFailed => End::Handshake,
-            super::doh::DohEnd::Done => End::Eof,
-        },
+        Transport::Https => {
+            match super::doh::connection(stream, peer, key, ctx.clone(), guard.conns.limits.handshake).await {
+                super::doh::DohEnd::HandshakeTimeout => End::Timeout,
+                super::doh::DohEnd::HandshakeFailed => End::Handshake,
+                super::doh::DohEnd::Done => End::Eof,
+            }
+        }
         Transport::Dns => {
             let mut stream = stream;
             serve_connection(&mut stream, peer, key, &ctx, &guard, "tcp").await
@@ -277,25 +255,19 @@ async fn tls_connection(
     ctx: &Rc<ShardCtx>,
     guard: &ConnGuard,
 ) -> End {
-    let config = ctx
-        .shared
-        .snapshot
-        .load()
-        .route(&key)
-        .and_then(|r| r.tls().cloned());
+    let config = ctx.shared.snapshot.load().route(&key).and_then(|r| r.tls().cloned());
     let Some(config) = config else {
         return End::Handshake;
     };
     let acceptor = monoio_rustls::TlsAcceptor::from(config);
-    let mut tls =
-        match monoio::time::timeout(guard.conns.limits.handshake, acceptor.accept(stream)).await {
-            Err(_) => return End::Timeout,
-            Ok(Err(e)) => {
-                tracing::trace!(%peer, error = %e, "TLS handshake failed");
-                return End::Handshake;
-            }
-            Ok(Ok(tls)) => tls,
-        };
+    let mut tls = match monoio::time::timeout(guard.conns.limits.handshake, acceptor.accept(stream)).await {
+        Err(_) => return End::Timeout,
+        Ok(Err(e)) => {
+            tracing::trace!(%peer, error = %e, "TLS handshake failed");
+            return End::Handshake;
+        }
+        Ok(Ok(tls)) => tls,
+    };
     let end = serve_connection(&mut tls, peer, key, ctx, guard, "tls").await;
     // close_notify, best effort.
     let _ = monoio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
@@ -396,11 +368,7 @@ fn frame_len(buf: &[u8]) -> Option<usize> {
 }
 
 /// Writes all pending replies within `timeout`.
-async fn flush<S: AsyncWriteRent>(
-    stream: &mut S,
-    pending: &mut Vec<u8>,
-    timeout: Duration,
-) -> Result<(), End> {
+async fn flush<S: AsyncWriteRent>(stream: &mut S, pending: &mut Vec<u8>, timeout: Duration) -> Result<(), End> {
     if pending.is_empty() {
         return Ok(());
     }

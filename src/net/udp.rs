@@ -21,12 +21,7 @@ const RECV_BUFFER: usize = 65535;
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves `sock` until `stop` fires.
-pub async fn serve(
-    sock: UdpSocket,
-    key: ListenerKey,
-    ctx: Rc<ShardCtx>,
-    mut stop: oneshot::Receiver<()>,
-) {
+pub async fn serve(sock: UdpSocket, key: ListenerKey, ctx: Rc<ShardCtx>, mut stop: oneshot::Receiver<()>) {
     let mut snapshots = arc_swap::Cache::new(&ctx.shared.snapshot);
     let mut challenges = arc_swap::Cache::new(&ctx.shared.challenges);
     let mut route_of = RouteCache::default();
@@ -118,17 +113,11 @@ impl Default for RouteCache {
 }
 
 impl RouteCache {
-    pub(crate) fn get<'s>(
-        &mut self,
-        snap: &'s Arc<Snapshot>,
-        key: &ListenerKey,
-    ) -> Option<&'s Route> {
+    pub(crate) fn get<'s>(&mut self, snap: &'s Arc<Snapshot>, key: &ListenerKey) -> Option<&'s Route> {
         if snap.generation != self.generation {
             self.generation = snap.generation;
             self.index = snap.listeners.iter().position(|(k, _)| k == key);
         }
-        self.index
-            .and_then(|i| snap.listeners.get(i))
-            .map(|(_, r)| r)
+        self.index.and_then(|i| snap.listeners.get(i)).map(|(_, r)| r)
     }
 }

@@ -93,6 +93,11 @@ impl ShardHandle {
         self.commands.unbounded_send(cmd).is_ok()
     }
 
+    /// A sender of commands to this shard (for tasks that outlive a borrow of the handle).
+    pub fn sender(&self) -> mpsc::UnboundedSender<Command> {
+        self.commands.clone()
+    }
+
     /// Waits for the thread to end.
     pub fn join(self) {
         if self.thread.join().is_err() {
@@ -104,12 +109,7 @@ impl ShardHandle {
 /// Starts `count` shards on `driver`, pinned to cores round-robin when `pin` is set, and
 /// waits until each has its runtime; fails if any shard cannot build one (io_uring can be
 /// detected yet refused later, for example by RLIMIT_MEMLOCK).
-pub fn launch(
-    count: usize,
-    driver: Driver,
-    pin: bool,
-    shared: Arc<Shared>,
-) -> std::io::Result<Vec<ShardHandle>> {
+pub fn launch(count: usize, driver: Driver, pin: bool, shared: Arc<Shared>) -> std::io::Result<Vec<ShardHandle>> {
     let cores = if pin {
         core_affinity::get_core_ids().unwrap_or_default()
     } else {
@@ -122,20 +122,14 @@ pub fn launch(
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
         let shared = shared.clone();
         let started = started_tx.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("shard-{id}"))
-            .spawn(move || {
-                if let Some(core) = core {
-                    if !core_affinity::set_for_current(core) {
-                        tracing::warn!(
-                            shard = id,
-                            core = core.id,
-                            "could not pin shard to its core"
-                        );
-                    }
+        let thread = std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
+            if let Some(core) = core {
+                if !core_affinity::set_for_current(core) {
+                    tracing::warn!(shard = id, core = core.id, "could not pin shard to its core");
                 }
-                run(id, driver, shared, rx, started);
-            })?;
+            }
+            run(id, driver, shared, rx, started);
+        })?;
         handles.push(ShardHandle {
             id,
             commands: tx,
@@ -153,9 +147,7 @@ pub fn launch(
                 ));
             }
             Err(_) => {
-                return Err(std::io::Error::other(
-                    "a shard thread ended before starting",
-                ));
+                return Err(std::io::Error::other("a shard thread ended before starting"));
             }
         }
     }
@@ -164,13 +156,7 @@ pub fn launch(
 
 type Started = std::sync::mpsc::Sender<std::io::Result<()>>;
 
-fn run(
-    id: usize,
-    driver: Driver,
-    shared: Arc<Shared>,
-    rx: mpsc::UnboundedReceiver<Command>,
-    started: Started,
-) {
+fn run(id: usize, driver: Driver, shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Command>, started: Started) {
     let span = tracing::info_span!("shard", id);
     let _enter = span.enter();
     match driver {
@@ -246,22 +232,10 @@ async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
                 for (key, sock) in sockets {
                     let (tx, stop) = oneshot::channel();
                     let started = match sock {
-                        Socket::Udp(s) => monoio::net::udp::UdpSocket::from_std(s).map(|s| {
-                            drop(monoio::spawn(crate::net::udp::serve(
-                                s,
-                                key,
-                                ctx.clone(),
-                                stop,
-                            )))
-                        }),
-                        Socket::Tcp(l) => monoio::net::TcpListener::from_std(l).map(|l| {
-                            drop(monoio::spawn(crate::net::tcp::serve(
-                                l,
-                                key,
-                                ctx.clone(),
-                                stop,
-                            )))
-                        }),
+                        Socket::Udp(s) => monoio::net::udp::UdpSocket::from_std(s)
+                            .map(|s| drop(monoio::spawn(crate::net::udp::serve(s, key, ctx.clone(), stop)))),
+                        Socket::Tcp(l) => monoio::net::TcpListener::from_std(l)
+                            .map(|l| drop(monoio::spawn(crate::net::tcp::serve(l, key, ctx.clone(), stop)))),
                     };
                     match started {
                         Ok(()) => stops.entry(key).or_default().push(tx),

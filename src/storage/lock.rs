@@ -35,20 +35,14 @@ pub fn holder_id() -> String {
 
 impl Lock {
     /// Takes the lock at `path` if it is free or stale (`stale_after` old).
-    pub fn try_acquire(
-        path: &Path,
-        holder: &str,
-        stale_after: Duration,
-    ) -> io::Result<Option<Lock>> {
+    pub fn try_acquire(path: &Path, holder: &str, stale_after: Duration) -> io::Result<Option<Lock>> {
         match Self::create(path, holder) {
             Ok(l) => return Ok(Some(l)),
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
             Err(_) => {}
         }
         let age = match fs::metadata(path).and_then(|m| m.modified()) {
-            Ok(mtime) => SystemTime::now()
-                .duration_since(mtime)
-                .unwrap_or(Duration::ZERO),
+            Ok(mtime) => SystemTime::now().duration_since(mtime).unwrap_or(Duration::ZERO),
             // Released in between: try once more.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Self::create(path, holder).map(Some).or(Ok(None));
@@ -86,14 +80,9 @@ impl Lock {
     pub fn heartbeat(&self) -> io::Result<()> {
         let content = fs::read_to_string(&self.path)?;
         if content.lines().next() != Some(self.holder.as_str()) {
-            return Err(io::Error::other(
-                "the lock was taken over by another instance",
-            ));
+            return Err(io::Error::other("the lock was taken over by another instance"));
         }
-        let mut f = OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&self.path)?;
+        let mut f = OpenOptions::new().write(true).truncate(true).open(&self.path)?;
         writeln!(f, "{}", self.holder)?;
         f.sync_all()
     }
@@ -101,9 +90,7 @@ impl Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        if fs::read_to_string(&self.path)
-            .is_ok_and(|c| c.lines().next() == Some(self.holder.as_str()))
-        {
+        if fs::read_to_string(&self.path).is_ok_and(|c| c.lines().next() == Some(self.holder.as_str())) {
             let _ = fs::remove_file(&self.path);
         }
     }
@@ -118,18 +105,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ringdns-lock-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let p = dir.join("lock");
-        let a = Lock::try_acquire(&p, "a", STALE_AFTER)
-            .unwrap()
-            .expect("free");
-        assert!(
-            Lock::try_acquire(&p, "b", STALE_AFTER).unwrap().is_none(),
-            "held"
-        );
+        let a = Lock::try_acquire(&p, "a", STALE_AFTER).unwrap().expect("free");
+        assert!(Lock::try_acquire(&p, "b", STALE_AFTER).unwrap().is_none(), "held");
         a.heartbeat().unwrap();
         drop(a);
-        let b = Lock::try_acquire(&p, "b", STALE_AFTER)
-            .unwrap()
-            .expect("released");
+        let b = Lock::try_acquire(&p, "b", STALE_AFTER).unwrap().expect("released");
         // A stale lock (no heartbeat for longer than the limit) is taken over...
         std::thread::sleep(Duration::from_millis(30));
         let c = Lock::try_acquire(&p, "c", Duration::from_millis(10))

@@ -90,6 +90,13 @@ impl Store {
         })
     }
 
+    /// A store at `root` without touching the disk (for computing paths).
+    pub fn at(root: &Path) -> Store {
+        Store {
+            root: root.to_path_buf(),
+        }
+    }
+
     /// The root folder.
     pub fn root(&self) -> &Path {
         &self.root
@@ -97,9 +104,7 @@ impl Store {
 
     /// The folder of a CA (by the host and path of its directory URL).
     pub fn ca_dir(&self, directory_url: &str) -> PathBuf {
-        let rest = directory_url
-            .split_once("://")
-            .map_or(directory_url, |(_, r)| r);
+        let rest = directory_url.split_once("://").map_or(directory_url, |(_, r)| r);
         self.root.join(folder_name(rest.trim_end_matches('/')))
     }
 
@@ -130,17 +135,10 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(err(&current)(e)),
         };
-        let Some(version) = text
-            .trim()
-            .strip_prefix('v')
-            .and_then(|v| v.parse::<u64>().ok())
-        else {
+        let Some(version) = text.trim().strip_prefix('v').and_then(|v| v.parse::<u64>().ok()) else {
             return Err(StorageError {
                 path: current.display().to_string(),
-                source: io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("not a version: {text:?}"),
-                ),
+                source: io::Error::new(io::ErrorKind::InvalidData, format!("not a version: {text:?}")),
             });
         };
         let dir = unit.join(format!("v{version}"));
@@ -159,13 +157,7 @@ impl Store {
     }
 
     /// Writes a new version and makes it current. Returns the version number.
-    pub fn save(
-        &self,
-        unit: &Path,
-        chain_pem: &str,
-        key_pem: &str,
-        meta: &str,
-    ) -> Result<u64, StorageError> {
+    pub fn save(&self, unit: &Path, chain_pem: &str, key_pem: &str, meta: &str) -> Result<u64, StorageError> {
         ensure_private_dir(unit).map_err(err(unit))?;
         let version = self.next_version(unit)?;
         let dir = unit.join(format!("v{version}"));
@@ -175,12 +167,7 @@ impl Store {
         write_atomic(&dir.join("meta.json"), meta.as_bytes(), 0o644).map_err(err(&dir))?;
         files::sync_dir(&dir).map_err(err(&dir))?;
         // The switch: one rename.
-        write_atomic(
-            &unit.join("current"),
-            format!("v{version}\n").as_bytes(),
-            0o644,
-        )
-        .map_err(err(unit))?;
+        write_atomic(&unit.join("current"), format!("v{version}\n").as_bytes(), 0o644).map_err(err(unit))?;
         self.prune(unit, version);
         Ok(version)
     }
@@ -279,10 +266,7 @@ mod tests {
         let root = tmp("save");
         let store = Store::open(&root).unwrap();
         assert_eq!(mode(&root), 0o700);
-        let unit = store.unit_dir(
-            "https://127.0.0.1:14000/dir",
-            &["b.test".into(), "*.a.test".into()],
-        );
+        let unit = store.unit_dir("https://127.0.0.1:14000/dir", &["b.test".into(), "*.a.test".into()]);
         assert!(
             unit.ends_with("127.0.0.1_14000_dir/wildcard.a.test+b.test"),
             "{}",
@@ -322,10 +306,7 @@ mod tests {
         fs::create_dir_all(&v2).unwrap();
         fs::write(v2.join("key.pem"), "key2").unwrap();
         let s = store.load(&unit).unwrap().unwrap();
-        assert_eq!(
-            (s.chain_pem.as_str(), s.key_pem.as_str()),
-            ("chain1", "key1")
-        );
+        assert_eq!((s.chain_pem.as_str(), s.key_pem.as_str()), ("chain1", "key1"));
         // The next save does not reuse the broken folder's number.
         assert_eq!(store.save(&unit, "chain3", "key3", "{}").unwrap(), 3);
         assert_eq!(store.load(&unit).unwrap().unwrap().key_pem, "key3");
@@ -337,18 +318,13 @@ mod tests {
         let root = tmp("acct");
         let store = Store::open(&root).unwrap();
         assert_eq!(store.load_account("https://ca.one/dir").unwrap(), None);
-        store
-            .save_account("https://ca.one/dir", "{\"id\":1}")
-            .unwrap();
+        store.save_account("https://ca.one/dir", "{\"id\":1}").unwrap();
         assert_eq!(
             store.load_account("https://ca.one/dir").unwrap().as_deref(),
             Some("{\"id\":1}")
         );
         assert_eq!(store.load_account("https://ca.two/dir").unwrap(), None);
-        assert_eq!(
-            mode(&store.ca_dir("https://ca.one/dir").join("account.json")),
-            0o600
-        );
+        assert_eq!(mode(&store.ca_dir("https://ca.one/dir").join("account.json")), 0o600);
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -16,8 +16,7 @@ pub fn init(default_level: &str) -> LogGuard {
         .lossy(true)
         .buffered_lines_limit(64 * 1024)
         .finish(std::io::stderr());
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

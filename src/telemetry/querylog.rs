@@ -41,9 +41,7 @@ impl Limiter {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * LINES_PER_SECOND).min(LINES_PER_SECOND);
-        if now.saturating_duration_since(self.last_report) >= Duration::from_secs(10)
-            && self.suppressed > 0
-        {
+        if now.saturating_duration_since(self.last_report) >= Duration::from_secs(10) && self.suppressed > 0 {
             tracing::warn!(
                 suppressed = self.suppressed,
                 "query log sampled: lines over {LINES_PER_SECOND}/s per shard were not written"
@@ -109,17 +107,10 @@ pub fn describe_question(query: &[u8]) -> String {
 
 /// Whether `rule` wants this entry.
 fn wanted(rule: &LogRule, name: &[u8], reply: &[u8], rcode: u16) -> bool {
-    if !rule
-        .names
-        .iter()
-        .any(|n| is_in_zone(name, NameKey::of(n).as_slice()))
-    {
+    if !rule.names.iter().any(|n| is_in_zone(name, NameKey::of(n).as_slice())) {
         return false;
     }
-    let answers = reply
-        .get(6..8)
-        .map(|b| u16::from_be_bytes([b[0], b[1]]))
-        .unwrap_or(0);
+    let answers = reply.get(6..8).map(|b| u16::from_be_bytes([b[0], b[1]])).unwrap_or(0);
     let c = rule.classes;
     match Rcode::masked_from_int(rcode as u8) {
         _ if rcode > 15 => c.error,
@@ -134,10 +125,7 @@ pub fn log(rules: &[LogRule], e: &Entry<'_>, limiter: &mut Limiter) {
     let p = parse_question(e.query);
     let key = p.name.as_ref().map(NameKey::of);
     let key_slice: &[u8] = key.as_ref().map(|k| k.as_slice()).unwrap_or(&[0]);
-    for rule in rules
-        .iter()
-        .filter(|r| wanted(r, key_slice, e.reply, e.rcode))
-    {
+    for rule in rules.iter().filter(|r| wanted(r, key_slice, e.reply, e.rcode)) {
         if !limiter.admit(Instant::now()) {
             return;
         }
@@ -196,10 +184,7 @@ fn rcode_name(rcode: u16) -> String {
 }
 
 fn flags(reply: &[u8]) -> String {
-    let (b2, b3) = (
-        reply.get(2).copied().unwrap_or(0),
-        reply.get(3).copied().unwrap_or(0),
-    );
+    let (b2, b3) = (reply.get(2).copied().unwrap_or(0), reply.get(3).copied().unwrap_or(0));
     let names = [
         (b2 & 0x80, "qr"),
         (b2 & 0x04, "aa"),

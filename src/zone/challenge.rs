@@ -24,10 +24,7 @@ pub struct ChallengeSet {
 impl ChallengeSet {
     /// A set from (challenge name, values) pairs; several values may share a name (an apex
     /// and its wildcard are validated at `_acme-challenge.<apex>` together).
-    pub fn new<'a>(
-        generation: u64,
-        entries: impl IntoIterator<Item = (&'a NameKey, &'a [String])>,
-    ) -> Self {
+    pub fn new<'a>(generation: u64, entries: impl IntoIterator<Item = (&'a NameKey, &'a [String])>) -> Self {
         let mut names: NameMap<Vec<Vec<u8>>> = NameMap::default();
         for (name, values) in entries {
             let slot = names.entry(name.as_slice().into()).or_default();
@@ -96,10 +93,8 @@ mod tests {
         assert_eq!(rrset.len(), 2);
         assert_eq!(rrset.ttl(), 0);
         assert!(
-            set.lookup(
-                NameKey::of(&super::super::name::parse_abs("example.test").unwrap()).as_slice()
-            )
-            .is_none()
+            set.lookup(NameKey::of(&super::super::name::parse_abs("example.test").unwrap()).as_slice())
+                .is_none()
         );
     }
 }

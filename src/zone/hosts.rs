@@ -111,12 +111,10 @@ impl HostsBuilder {
     pub fn build(self, origins: &[Name<Bytes>], ttl: u32) -> Hosts {
         let mut forward: NameMap<HostNode> = NameMap::default();
         for (k, addrs) in self.v4 {
-            forward.entry(k).or_default().a =
-                Some(Rrset::new(Rtype::A, ttl, addrs.iter().map(|a| &a[..])));
+            forward.entry(k).or_default().a = Some(Rrset::new(Rtype::A, ttl, addrs.iter().map(|a| &a[..])));
         }
         for (k, addrs) in self.v6 {
-            forward.entry(k).or_default().aaaa =
-                Some(Rrset::new(Rtype::AAAA, ttl, addrs.iter().map(|a| &a[..])));
+            forward.entry(k).or_default().aaaa = Some(Rrset::new(Rtype::AAAA, ttl, addrs.iter().map(|a| &a[..])));
         }
         let mut reverse: NameMap<Rrset> = NameMap::default();
         for (k, names) in self.ptr {
@@ -192,9 +190,8 @@ impl Hosts {
         let mut b = HostsBuilder::default();
         for (pos, fields) in &cfg.inline {
             let f: Vec<&str> = fields.iter().map(String::as_str).collect();
-            b.add_entry(&f, !cfg.no_reverse).map_err(|e| {
-                crate::config::ConfigError::at(pos, format!("bad hosts entry: {e}"))
-            })?;
+            b.add_entry(&f, !cfg.no_reverse)
+                .map_err(|e| crate::config::ConfigError::at(pos, format!("bad hosts entry: {e}")))?;
         }
         match std::fs::read_to_string(&cfg.file) {
             Ok(text) => b.add_text(&text, !cfg.no_reverse),
@@ -253,10 +250,7 @@ mod tests {
         let h = b.build(&[parse_abs("example.test").unwrap()], 60);
         let k = NameKey::of(&parse_abs("host.example.test").unwrap());
         let node = h.forward(k.as_slice()).unwrap();
-        assert_eq!(
-            node.a.as_ref().unwrap().rdatas().next().unwrap(),
-            &[192, 0, 2, 10]
-        );
+        assert_eq!(node.a.as_ref().unwrap().rdatas().next().unwrap(), &[192, 0, 2, 10]);
         assert_eq!(node.aaaa.as_ref().unwrap().len(), 1);
         let rev = NameKey::of(&reverse_name("192.0.2.10".parse().unwrap()));
         assert_eq!(h.reverse(rev.as_slice()).unwrap().len(), 2);
@@ -266,14 +260,9 @@ mod tests {
             "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
         );
         let (origin, soa) = h.origin_of(k.as_slice()).unwrap();
+        assert_eq!(origin, NameKey::of(&parse_abs("example.test").unwrap()).as_slice());
         assert_eq!(
-            origin,
-            NameKey::of(&parse_abs("example.test").unwrap()).as_slice()
-        );
-        assert_eq!(
-            crate::zone::store::soa_fields(soa.rdatas().next().unwrap())
-                .unwrap()
-                .1,
+            crate::zone::store::soa_fields(soa.rdatas().next().unwrap()).unwrap().1,
             60
         );
     }
@@ -287,12 +276,7 @@ mod tests {
                 .0
                 .contains("not an IP")
         );
-        assert!(
-            b.add_entry(&["192.0.2.1"], true)
-                .unwrap_err()
-                .0
-                .contains("no names")
-        );
+        assert!(b.add_entry(&["192.0.2.1"], true).unwrap_err().0.contains("no names"));
         assert!(b.add_entry(&["fe80::1%eth0", "ll.test"], false).is_ok());
     }
 }

@@ -52,10 +52,7 @@ impl Zone {
                 return self.referral(&suffix[off..]);
             }
             if enc.is_delegation() {
-                return Found::Referral {
-                    cut: stored,
-                    node: enc,
-                };
+                return Found::Referral { cut: stored, node: enc };
             }
             return match self.wildcard_below(suffix) {
                 Some(w) => Found::Wildcard(w),
@@ -85,10 +82,7 @@ impl Zone {
     }
 
     /// A and AAAA at `key`, for glue and additional-section processing.
-    pub fn addresses(
-        &self,
-        key: &[u8],
-    ) -> (Option<&super::rrset::Rrset>, Option<&super::rrset::Rrset>) {
+    pub fn addresses(&self, key: &[u8]) -> (Option<&super::rrset::Rrset>, Option<&super::rrset::Rrset>) {
         match self.node(key) {
             Some(n) => (n.rrset(Rtype::A), n.rrset(Rtype::AAAA)),
             None => (None, None),

@@ -33,10 +33,7 @@ impl NameKey {
                 break;
             }
             key.buf[len] = bytes.len() as u8;
-            for (dst, src) in key.buf[len + 1..len + 1 + bytes.len()]
-                .iter_mut()
-                .zip(bytes)
-            {
+            for (dst, src) in key.buf[len + 1..len + 1 + bytes.len()].iter_mut().zip(bytes) {
                 *dst = src.to_ascii_lowercase();
             }
             len += 1 + bytes.len();
@@ -93,8 +90,7 @@ pub fn parse_abs(text: &str) -> Result<Name<Bytes>, String> {
     } else {
         format!("{text}.")
     };
-    let name = Name::<Vec<u8>>::from_str(&abs)
-        .map_err(|e| format!("{text:?} is not a valid domain name: {e}"))?;
+    let name = Name::<Vec<u8>>::from_str(&abs).map_err(|e| format!("{text:?} is not a valid domain name: {e}"))?;
     Ok(lowercase(&name))
 }
 

@@ -124,10 +124,7 @@ impl ComposeRecordData for WireData<'_> {
         }
     }
 
-    fn compose_rdata<Target: Composer + ?Sized>(
-        &self,
-        target: &mut Target,
-    ) -> Result<(), Target::AppendError> {
+    fn compose_rdata<Target: Composer + ?Sized>(&self, target: &mut Target) -> Result<(), Target::AppendError> {
         let Some((start, count)) = self.names() else {
             return target.append_slice(self.data);
         };

@@ -126,9 +126,7 @@ pub enum ZoneError {
     #[error("an RRset at {0} has more than {MAX_RRSET_RECORDS} records")]
     TooBig(String),
     /// Delegations whose name servers are only reachable through each other.
-    #[error(
-        "cyclic NS dependency: the delegations {0} name servers only inside each other, without glue"
-    )]
+    #[error("cyclic NS dependency: the delegations {0} name servers only inside each other, without glue")]
     NsCycle(String),
 }
 
@@ -197,8 +195,7 @@ impl ZoneBuilder {
         if soa.rdatas.len() > 1 {
             return Err(ZoneError::ManySoa(apex_text));
         }
-        let (serial, minimum) =
-            soa_fields(&soa.rdatas[0]).ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
+        let (serial, minimum) = soa_fields(&soa.rdatas[0]).ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
         let negative_ttl = soa.ttl.min(minimum);
 
         let mut nodes: NameMap<Node> = NameMap::default();
@@ -220,11 +217,7 @@ impl ZoneBuilder {
                     return Err(ZoneError::TooBig(display(owner)));
                 }
                 records += set.rdatas.len();
-                rrsets.push(Rrset::new(
-                    set.rtype,
-                    set.ttl,
-                    set.rdatas.iter().map(|r| &**r),
-                ));
+                rrsets.push(Rrset::new(set.rtype, set.ttl, set.rdatas.iter().map(|r| &**r)));
             }
             let delegation = **owner != *self.apex && sets.iter().any(|s| s.rtype == Rtype::NS);
             nodes.insert(
@@ -262,8 +255,7 @@ pub fn soa_fields(rdata: &[u8]) -> Option<(u32, u32)> {
         }
     }
     let fields = rdata.get(pos..pos + 20)?;
-    let word =
-        |i: usize| u32::from_be_bytes([fields[i], fields[i + 1], fields[i + 2], fields[i + 3]]);
+    let word = |i: usize| u32::from_be_bytes([fields[i], fields[i + 1], fields[i + 2], fields[i + 3]]);
     Some((word(0), word(16)))
 }
 
@@ -314,11 +306,7 @@ fn mark_below_cuts(nodes: &mut NameMap<Node>, apex: &[u8]) {
 /// Rejects delegations that can only be reached through each other: delegation A names a
 /// server below delegation B without glue, and B names one below A without glue.
 fn check_ns_cycles(nodes: &NameMap<Node>) -> Result<(), ZoneError> {
-    let cuts: Vec<&[u8]> = nodes
-        .iter()
-        .filter(|(_, n)| n.delegation)
-        .map(|(k, _)| &**k)
-        .collect();
+    let cuts: Vec<&[u8]> = nodes.iter().filter(|(_, n)| n.delegation).map(|(k, _)| &**k).collect();
     if cuts.len() < 2 {
         return Ok(());
     }
@@ -353,12 +341,7 @@ fn check_ns_cycles(nodes: &NameMap<Node>) -> Result<(), ZoneError> {
         }
     }
     // Depth-first search for a cycle.
-    fn visit(
-        i: usize,
-        edges: &[Vec<usize>],
-        state: &mut [u8],
-        path: &mut Vec<usize>,
-    ) -> Option<Vec<usize>> {
+    fn visit(i: usize, edges: &[Vec<usize>], state: &mut [u8], path: &mut Vec<usize>) -> Option<Vec<usize>> {
         state[i] = 1;
         path.push(i);
         for &j in &edges[i] {

@@ -91,12 +91,7 @@ pub fn load_bytes(bytes: &[u8], path: &Path, origin: &Name<Bytes>) -> Result<Zon
     })
 }
 
-fn read_into(
-    path: &Path,
-    origin: Name<Bytes>,
-    builder: &mut ZoneBuilder,
-    depth: usize,
-) -> Result<(), LoadError> {
+fn read_into(path: &Path, origin: Name<Bytes>, builder: &mut ZoneBuilder, depth: usize) -> Result<(), LoadError> {
     if depth > MAX_INCLUDE_DEPTH {
         return Err(LoadError::IncludeDepth {
             path: path.to_path_buf(),
@@ -178,9 +173,7 @@ fn locate(src: &[u8], err: &str) -> String {
     let entries = entry_spans(src);
     // The entry whose span holds the position; at column 1 of an entry's first line the
     // scanner had just finished the entry before.
-    let idx = entries
-        .iter()
-        .position(|&(start, end)| start <= line && line <= end);
+    let idx = entries.iter().position(|&(start, end)| start <= line && line <= end);
     let start = match idx {
         Some(i) if col == 1 && entries[i].0 == line && i > 0 => entries[i - 1].0,
         Some(i) => entries[i].0,
@@ -299,9 +292,7 @@ mod tests {
         assert_eq!(node.rrset(Rtype::A).unwrap().ttl(), 600);
         // The empty non-terminal sub.example.test and _udp.example.test exist without data.
         let ent = key("_udp.example.test");
-        assert!(
-            matches!(z.find(ent.as_slice(), Rtype::A), Found::Name(n) if n.rrsets().is_empty())
-        );
+        assert!(matches!(z.find(ent.as_slice(), Rtype::A), Found::Name(n) if n.rrsets().is_empty()));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -309,10 +300,7 @@ mod tests {
     fn error_lines_point_at_the_entry() {
         let src = b"$ORIGIN x.\n; comment\n\n@ SOA ns h ( 1\n 2 3 4 5 )\nwww A bad\nmail MX x\n";
         assert_eq!(entry_spans(src), vec![(1, 1), (4, 5), (6, 6), (7, 7)]);
-        assert_eq!(
-            locate(src, "7:1: expected IPv4 address"),
-            "6: expected IPv4 address"
-        );
+        assert_eq!(locate(src, "7:1: expected IPv4 address"), "6: expected IPv4 address");
         assert_eq!(locate(src, "7:9: bad"), "7: bad");
         assert_eq!(locate(src, "5:3: bad"), "4: bad");
     }
@@ -321,9 +309,7 @@ mod tests {
     fn syntax_errors_name_file_and_line() {
         let d = tmpdir("syntax");
         let p = write(&d, "db", &format!("{SOA}www A not-an-address\n"));
-        let e = load(&p, &parse_abs("example.test").unwrap())
-            .unwrap_err()
-            .to_string();
+        let e = load(&p, &parse_abs("example.test").unwrap()).unwrap_err().to_string();
         assert!(e.contains("/db:4: expected IPv4 address"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
@@ -333,12 +319,7 @@ mod tests {
         let d = tmpdir("bad");
         let origin = parse_abs("example.test").unwrap();
         let p = write(&d, "nosoa", "www A 192.0.2.1\n");
-        assert!(
-            load(&p, &origin)
-                .unwrap_err()
-                .to_string()
-                .contains("no SOA")
-        );
+        assert!(load(&p, &origin).unwrap_err().to_string().contains("no SOA"));
         let p = write(&d, "cname", &format!("{SOA}www CNAME x\nwww A 192.0.2.1\n"));
         assert!(
             load(&p, &origin)
@@ -354,12 +335,7 @@ mod tests {
                 .contains("cyclic NS dependency")
         );
         let p = write(&d, "loop", "$INCLUDE loop\n");
-        assert!(
-            load(&p, &origin)
-                .unwrap_err()
-                .to_string()
-                .contains("nested more than")
-        );
+        assert!(load(&p, &origin).unwrap_err().to_string().contains("nested more than"));
         let p = write(&d, "chaos", &format!("{SOA}x CH TXT \"a\"\n"));
         assert!(load(&p, &origin).is_err());
         let mut big = SOA.to_string();
@@ -367,12 +343,7 @@ mod tests {
             big.push_str(&format!("big TXT \"{i}\"\n"));
         }
         let p = write(&d, "big", &big);
-        assert!(
-            load(&p, &origin)
-                .unwrap_err()
-                .to_string()
-                .contains("more than")
-        );
+        assert!(load(&p, &origin).unwrap_err().to_string().contains("more than"));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -382,42 +353,23 @@ mod tests {
         let p = write(
             &d,
             "db",
-            &format!(
-                "{SOA}sub NS ns.sub\nsub DS 1 8 2 0123456789abcdef\nns.sub A 192.0.2.5\n*.wild TXT \"w\"\n"
-            ),
+            &format!("{SOA}sub NS ns.sub\nsub DS 1 8 2 0123456789abcdef\nns.sub A 192.0.2.5\n*.wild TXT \"w\"\n"),
         );
         let z = load(&p, &parse_abs("example.test").unwrap()).unwrap();
         let key = |n: &str| NameKey::of(&parse_abs(n).unwrap());
         let below = key("a.b.sub.example.test");
-        assert!(matches!(
-            z.find(below.as_slice(), Rtype::A),
-            Found::Referral { .. }
-        ));
+        assert!(matches!(z.find(below.as_slice(), Rtype::A), Found::Referral { .. }));
         let glue = key("ns.sub.example.test");
-        assert!(matches!(
-            z.find(glue.as_slice(), Rtype::A),
-            Found::Referral { .. }
-        ));
+        assert!(matches!(z.find(glue.as_slice(), Rtype::A), Found::Referral { .. }));
         let cut = key("sub.example.test");
-        assert!(matches!(
-            z.find(cut.as_slice(), Rtype::A),
-            Found::Referral { .. }
-        ));
+        assert!(matches!(z.find(cut.as_slice(), Rtype::A), Found::Referral { .. }));
         assert!(matches!(z.find(cut.as_slice(), Rtype::DS), Found::Name(_)));
         let w = key("x.wild.example.test");
-        assert!(matches!(
-            z.find(w.as_slice(), Rtype::TXT),
-            Found::Wildcard(_)
-        ));
+        assert!(matches!(z.find(w.as_slice(), Rtype::TXT), Found::Wildcard(_)));
         let deeper = key("y.x.wild.example.test");
-        assert!(matches!(
-            z.find(deeper.as_slice(), Rtype::TXT),
-            Found::Wildcard(_)
-        ));
+        assert!(matches!(z.find(deeper.as_slice(), Rtype::TXT), Found::Wildcard(_)));
         let wild_itself = key("wild.example.test");
-        assert!(
-            matches!(z.find(wild_itself.as_slice(), Rtype::TXT), Found::Name(n) if n.rrsets().is_empty())
-        );
+        assert!(matches!(z.find(wild_itself.as_slice(), Rtype::TXT), Found::Name(n) if n.rrsets().is_empty()));
         let nx = key("nope.example.test");
         assert!(matches!(z.find(nx.as_slice(), Rtype::A), Found::NxDomain));
         std::fs::remove_dir_all(&d).unwrap();

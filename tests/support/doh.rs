@@ -33,15 +33,11 @@ pub struct Client {
 impl Client {
     /// Connects with ALPN `alpn` (e.g. `[b"h2"]` or `[b"http/1.1"]`).
     pub fn connect(addr: SocketAddr, cfg: Arc<ClientConfig>, sni: &str) -> std::io::Result<Client> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let sni = ServerName::try_from(sni.to_string()).map_err(std::io::Error::other)?;
         let (h2, h1, alpn) = rt.block_on(async move {
             let tcp = tokio::net::TcpStream::connect(addr).await?;
-            let tls = tokio_rustls::TlsConnector::from(cfg)
-                .connect(sni, tcp)
-                .await?;
+            let tls = tokio_rustls::TlsConnector::from(cfg).connect(sni, tcp).await?;
             let alpn = tls.get_ref().1.alpn_protocol().map(|a| a.to_vec());
             let io = TokioIo::new(tls);
             if alpn.as_deref() == Some(b"h2") {
@@ -61,13 +57,7 @@ impl Client {
         Ok(Client { rt, h2, h1, alpn })
     }
 
-    pub fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        ctype: Option<&str>,
-        body: Vec<u8>,
-    ) -> Result<Got, String> {
+    pub fn request(&mut self, method: &str, path: &str, ctype: Option<&str>, body: Vec<u8>) -> Result<Got, String> {
         let mut b = Request::builder()
             .method(method)
             .uri(format!("https://dns.example.test{path}"));
@@ -77,9 +67,7 @@ impl Client {
         if let Some(c) = ctype {
             b = b.header("content-type", c);
         }
-        let req = b
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+        let req = b.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
         let (h2, h1) = (&mut self.h2, &mut self.h1);
         self.rt.block_on(async move {
             let fut = async {
@@ -90,14 +78,8 @@ impl Client {
                 }
                 .map_err(|e| e.to_string())?;
                 let status = resp.status();
-                let header = |n: &str| {
-                    resp.headers()
-                        .get(n)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                };
-                let (content_type, cache_control) =
-                    (header("content-type"), header("cache-control"));
+                let header = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let (content_type, cache_control) = (header("content-type"), header("cache-control"));
                 let body = resp
                     .into_body()
                     .collect()
@@ -173,18 +155,12 @@ pub struct Raw {
 }
 
 impl Raw {
-    pub fn connect(
-        addr: SocketAddr,
-        ca: &rustls::pki_types::CertificateDer<'static>,
-        settings: &[u8],
-    ) -> Raw {
+    pub fn connect(addr: SocketAddr, ca: &rustls::pki_types::CertificateDer<'static>, settings: &[u8]) -> Raw {
         let cfg = super::tls::client_config(ca, &[b"h2"]);
         let mut tls =
-            super::tls::connect(addr, cfg, ServerName::try_from("dns.example.test").unwrap())
-                .expect("handshake");
+            super::tls::connect(addr, cfg, ServerName::try_from("dns.example.test").unwrap()).expect("handshake");
         tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
-        tls.write_all(&h2_frame(frame::SETTINGS, 0, 0, settings))
-            .unwrap();
+        tls.write_all(&h2_frame(frame::SETTINGS, 0, 0, settings)).unwrap();
         tls.flush().unwrap();
         Raw { tls }
     }
@@ -206,10 +182,7 @@ impl Raw {
     }
 
     /// Reads frames until `pred` matches one (returned) or the connection ends (None).
-    pub fn until(
-        &mut self,
-        mut pred: impl FnMut(u8, u8, u32, &[u8]) -> bool,
-    ) -> Option<(u8, u8, u32, Vec<u8>)> {
+    pub fn until(&mut self, mut pred: impl FnMut(u8, u8, u32, &[u8]) -> bool) -> Option<(u8, u8, u32, Vec<u8>)> {
         while let Some(f) = self.read_frame() {
             if pred(f.0, f.1, f.2, &f.3) {
                 return Some(f);

@@ -222,12 +222,7 @@ impl Reply {
     /// (payload, version, DO, options) of the OPT record.
     pub fn opt(&self) -> Option<OptSummary> {
         let (class, ttl, rdata) = self.raw_opt()?;
-        Some((
-            class,
-            (ttl >> 16) as u8,
-            ttl & 0x8000 != 0,
-            raw_options(&rdata),
-        ))
+        Some((class, (ttl >> 16) as u8, ttl & 0x8000 != 0, raw_options(&rdata)))
     }
     /// The raw OPT TTL flags field (16 bits).
     pub fn opt_flags_raw(&self) -> Option<u16> {

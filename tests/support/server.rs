@@ -204,15 +204,9 @@ impl Server {
         let probe = super::q("ready.probe.invalid", domain::base::iana::Rtype::A);
         while Instant::now() < deadline {
             if let Ok(Some(st)) = self.child.try_wait() {
-                panic!(
-                    "ringdns exited ({st}) before answering; log:\n{}",
-                    self.log()
-                );
+                panic!("ringdns exited ({st}) before answering; log:\n{}", self.log());
             }
-            if self
-                .udp_timeout(&probe.wire(), Duration::from_millis(100))
-                .is_some()
-            {
+            if self.udp_timeout(&probe.wire(), Duration::from_millis(100)).is_some() {
                 return;
             }
         }
@@ -286,8 +280,7 @@ impl Server {
     /// Stops the server with SIGTERM; returns its exit status and its log.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         self.signal("TERM");
-        let st = wait_exit(&mut self.child, Duration::from_secs(10))
-            .expect("ringdns exits after SIGTERM");
+        let st = wait_exit(&mut self.child, Duration::from_secs(10)).expect("ringdns exits after SIGTERM");
         (st, self.log())
     }
 }
@@ -329,16 +322,13 @@ pub fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
 /// True once the peer has closed (EOF or reset) within `within`; data is discarded.
 pub fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     let deadline = Instant::now() + within;
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let mut buf = [0u8; 65536];
     while Instant::now() < deadline {
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => {}
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => return true,
         }
     }

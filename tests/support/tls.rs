@@ -8,10 +8,7 @@ use std::time::Duration;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
-    StreamOwned,
-};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned};
 
 /// A test CA.
 pub struct Ca {
@@ -46,9 +43,7 @@ impl Ca {
 
     /// A leaf for `names`, chain = leaf + CA.
     pub fn leaf(&self, names: &[&str]) -> Leaf {
-        let params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
+        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Leaf {
@@ -111,16 +106,12 @@ impl ServerCertVerifier for Recorder {
         Ok(HandshakeSignatureValid::assertion())
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
+        provider().signature_verification_algorithms.supported_schemes()
     }
 }
 
 /// A client that records the served leaf instead of verifying it.
-pub fn recording_config(
-    versions: &[&'static rustls::SupportedProtocolVersion],
-) -> (Arc<ClientConfig>, Arc<Recorder>) {
+pub fn recording_config(versions: &[&'static rustls::SupportedProtocolVersion]) -> (Arc<ClientConfig>, Arc<Recorder>) {
     let rec = Arc::new(Recorder::default());
     let cfg = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
@@ -134,11 +125,7 @@ pub fn recording_config(
 pub type Tls = StreamOwned<ClientConnection, TcpStream>;
 
 /// Connects and completes the handshake.
-pub fn connect(
-    addr: SocketAddr,
-    cfg: Arc<ClientConfig>,
-    sni: ServerName<'static>,
-) -> std::io::Result<Tls> {
+pub fn connect(addr: SocketAddr, cfg: Arc<ClientConfig>, sni: ServerName<'static>) -> std::io::Result<Tls> {
     let tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
     let conn = ClientConnection::new(cfg, sni).map_err(std::io::Error::other)?;

@@ -1,0 +1,471 @@
+//! One certificate (a `tls acme` configuration): load it from storage, renew it on time,
+//! order it with DNS-01 answered by our own shards, store it, and hand it to the TLS
+//! listeners. Runs as a task on the control thread's Tokio runtime.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, CertificateIdentifier, ChallengeType, ExternalAccountKey,
+    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+};
+use rustls::sign::CertifiedKey;
+use tokio::sync::mpsc;
+
+use super::board::Board;
+use super::cert::{self, CertInfo};
+use super::http::{RetryAfter, Watched};
+use super::schedule::{self, Backoff};
+use super::{AcmeError, Event, UnitSpec};
+use crate::config::RenewPolicy;
+use crate::storage::{Lock, Store, lock};
+use crate::tls::certs::pair_from_pem;
+use crate::zone::challenge::challenge_name;
+
+/// How long to wait for another instance that holds the ordering lock.
+const WAIT_FOR_OTHER: Duration = Duration::from_secs(600);
+/// How long an order may take from challenge to certificate.
+const ORDER_TIMEOUT: Duration = Duration::from_secs(180);
+/// How often ARI is asked again when the CA gives no hint.
+const ARI_REFRESH: Duration = Duration::from_secs(6 * 3600);
+
+/// What is being served.
+struct Current {
+    version: u64,
+    info: CertInfo,
+    leaf: Vec<u8>,
+}
+
+/// The ARI state of the certificate being served.
+enum Ari {
+    /// Not asked yet (or the certificate changed).
+    Unknown,
+    /// The CA's directory has no renewalInfo: use the lifetime ratio.
+    Unsupported,
+    /// Renew at `at`; ask again at `refetch`.
+    Window { at: SystemTime, refetch: SystemTime },
+}
+
+/// The task state of one certificate.
+pub struct Task {
+    spec: UnitSpec,
+    board: Arc<Board>,
+    events: mpsc::UnboundedSender<Event>,
+    store: Store,
+    retry_after: RetryAfter,
+    http: Watched,
+    account: Option<Account>,
+    current: Option<Current>,
+    backoff: Backoff,
+    ari: Ari,
+    holder: String,
+    /// The CA refused `replaces` once: order renewals without it.
+    no_replaces: bool,
+}
+
+impl Task {
+    /// Prepares the task; fails on configuration problems (unreadable cacert, storage).
+    pub fn new(spec: UnitSpec, board: Arc<Board>, events: mpsc::UnboundedSender<Event>) -> Result<Task, AcmeError> {
+        let store = Store::open(&spec.root)?;
+        let retry_after = RetryAfter::default();
+        let http = Watched::new(spec.cfg.cacert.as_deref(), retry_after.clone())?;
+        Ok(Task {
+            spec,
+            board,
+            events,
+            store,
+            retry_after,
+            http,
+            account: None,
+            current: None,
+            backoff: Backoff::default(),
+            ari: Ari::Unknown,
+            holder: lock::holder_id(),
+            no_replaces: false,
+        })
+    }
+
+    /// Runs forever (until the task is aborted on reload or shutdown).
+    pub async fn run(mut self) {
+        loop {
+            self.pick_up_stored();
+            let now = SystemTime::now();
+            let due = self.due(now).await;
+            let earliest = [Some(due), self.backoff.not_before(), self.retry_after.until()]
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(now);
+            if earliest <= now {
+                match self.renew().await {
+                    Ok(()) => self.backoff.succeed(),
+                    Err(e) => {
+                        self.backoff.fail(SystemTime::now(), self.retry_after.until());
+                        let retry = self
+                            .backoff
+                            .not_before()
+                            .and_then(|t| t.duration_since(SystemTime::now()).ok())
+                            .unwrap_or_default();
+                        tracing::error!(names = %self.spec.names.join(","), error = %e, failures = self.backoff.failures(), retry_in_s = retry.as_secs(), "certificate order failed; the current certificate (if any) keeps serving");
+                        self.board.clear(&self.spec.id);
+                    }
+                }
+                continue;
+            }
+            let wake = earliest.min(now + self.spec.cfg.checkinterval);
+            tokio::time::sleep(wake.duration_since(now).unwrap_or_default()).await;
+        }
+    }
+
+    /// Loads the stored certificate if it is newer than the one served, and serves it.
+    fn pick_up_stored(&mut self) {
+        let stored = match self.store.load(&self.spec.dir) {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read stored certificate");
+                return;
+            }
+        };
+        if self.current.as_ref().is_some_and(|c| c.version == stored.version) {
+            return;
+        }
+        match usable(&stored.chain_pem, &stored.key_pem, &self.spec.names) {
+            Ok((key, info, leaf)) => {
+                tracing::info!(names = %self.spec.names.join(","), version = stored.version, serial = %info.serial, "certificate loaded from storage");
+                self.serve(stored.version, key, info, leaf);
+            }
+            Err(e) => tracing::warn!(dir = %self.spec.dir.display(), error = %e, "stored certificate not usable"),
+        }
+    }
+
+    fn serve(&mut self, version: u64, key: Arc<CertifiedKey>, info: CertInfo, leaf: Vec<u8>) {
+        if info.not_before > SystemTime::now() + Duration::from_secs(60) {
+            tracing::warn!(names = %self.spec.names.join(","), "the certificate starts in the future: is this machine's clock behind?");
+        }
+        self.current = Some(Current { version, info, leaf });
+        self.ari = Ari::Unknown;
+        let _ = self.events.send(Event::Certificate {
+            unit: self.spec.id.clone(),
+            key,
+        });
+    }
+
+    /// When the served certificate should be renewed (now if there is none).
+    async fn due(&mut self, now: SystemTime) -> SystemTime {
+        let Some(cur) = &self.current else { return now };
+        if cur.info.not_after <= now {
+            return now;
+        }
+        let ratio_point = |r: f64| schedule::renew_at(&cur.info, r);
+        match self.spec.cfg.renew {
+            RenewPolicy::Ratio(r) => ratio_point(r),
+            RenewPolicy::Ari => {
+                if let Ari::Window { at, refetch } = self.ari {
+                    if now < refetch {
+                        return at;
+                    }
+                }
+                if matches!(self.ari, Ari::Unsupported) {
+                    return ratio_point(schedule::DEFAULT_RATIO);
+                }
+                let fallback = ratio_point(schedule::DEFAULT_RATIO);
+                match self.ask_ari().await {
+                    Ok(Some((at, refetch))) => {
+                        self.ari = Ari::Window { at, refetch };
+                        at
+                    }
+                    Ok(None) => {
+                        self.ari = Ari::Unsupported;
+                        fallback
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ACME renewal information (ARI) unavailable; using a third of the lifetime for now");
+                        self.ari = Ari::Window {
+                            at: fallback,
+                            refetch: now + Duration::from_secs(3600),
+                        };
+                        fallback
+                    }
+                }
+            }
+        }
+    }
+
+    /// The ARI point for the served certificate: `None` when the CA has no ARI.
+    async fn ask_ari(&mut self) -> Result<Option<(SystemTime, SystemTime)>, AcmeError> {
+        let leaf = match &self.current {
+            Some(c) => rustls_pki_types::CertificateDer::from(c.leaf.clone()),
+            None => return Ok(None),
+        };
+        let id = CertificateIdentifier::try_from(&leaf).map_err(AcmeError::Cert)?;
+        let account = self.account().await?;
+        match account.renewal_info(&id).await {
+            Ok((info, hint)) => {
+                let jitter = f64::from(
+                    SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map(|d| d.subsec_nanos())
+                        .unwrap_or(0),
+                ) / 1e9;
+                let start = SystemTime::from(info.suggested_window.start);
+                let end = SystemTime::from(info.suggested_window.end);
+                let at = schedule::ari_point(start, end, jitter);
+                let refetch = SystemTime::now()
+                    + if hint.is_zero() {
+                        ARI_REFRESH
+                    } else {
+                        hint.min(ARI_REFRESH)
+                    };
+                tracing::info!(names = %self.spec.names.join(","), "ARI suggests renewing between {} and {}", httpdate::fmt_http_date(start), httpdate::fmt_http_date(end));
+                Ok(Some((at, refetch)))
+            }
+            Err(instant_acme::Error::Unsupported(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The ACME account: loaded from storage, or created once and stored.
+    async fn account(&mut self) -> Result<Account, AcmeError> {
+        if let Some(a) = &self.account {
+            return Ok(a.clone());
+        }
+        let ca = self.spec.cfg.ca.clone();
+        if let Some(json) = self.store.load_account(&ca)? {
+            match serde_json::from_str::<AccountCredentials>(&json) {
+                Ok(creds) => {
+                    let a = Account::builder_with_http(Box::new(self.http.clone()))
+                        .from_credentials(creds)
+                        .await?;
+                    self.account = Some(a.clone());
+                    return Ok(a);
+                }
+                Err(e) => tracing::warn!(ca = %ca, error = %e, "stored ACME account is corrupt; creating a new one"),
+            }
+        }
+        self.create_account().await
+    }
+
+    async fn create_account(&mut self) -> Result<Account, AcmeError> {
+        let ca = self.spec.cfg.ca.clone();
+        let contact: Vec<String> = self.spec.cfg.email.iter().map(|e| format!("mailto:{e}")).collect();
+        let contact_refs: Vec<&str> = contact.iter().map(String::as_str).collect();
+        let eab = match &self.spec.cfg.eab {
+            Some((kid, hmac)) => {
+                use base64::Engine;
+                let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(hmac.trim_end_matches('='))
+                    .map_err(|e| AcmeError::Setup(format!("eab HMAC is not base64url: {e}")))?;
+                Some(ExternalAccountKey::new(kid.clone(), &key))
+            }
+            None => None,
+        };
+        let (account, creds) = Account::builder_with_http(Box::new(self.http.clone()))
+            .create(
+                &NewAccount {
+                    contact: &contact_refs,
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
+                ca.clone(),
+                eab.as_ref(),
+            )
+            .await?;
+        let json = serde_json::to_string(&creds).map_err(|e| AcmeError::Setup(e.to_string()))?;
+        self.store.save_account(&ca, &json)?;
+        tracing::info!(ca = %ca, "ACME account created");
+        self.account = Some(account.clone());
+        Ok(account)
+    }
+
+    /// Orders a new certificate under the storage lock, or waits for the instance that holds
+    /// it and takes its result.
+    async fn renew(&mut self) -> Result<(), AcmeError> {
+        let lock_path = self.spec.dir.join("lock");
+        crate::storage::ensure_private_dir(&self.spec.dir)
+            .map_err(|e| AcmeError::Setup(format!("{}: {e}", self.spec.dir.display())))?;
+        let lock = match Lock::try_acquire(&lock_path, &self.holder, lock::STALE_AFTER)
+            .map_err(|e| AcmeError::Lock(e.to_string()))?
+        {
+            Some(l) => l,
+            None => return self.wait_for_other().await,
+        };
+        // Another instance may have finished just before we took the lock.
+        self.pick_up_stored();
+        let now = SystemTime::now();
+        if self.due(now).await > now {
+            return Ok(());
+        }
+        tracing::info!(names = %self.spec.names.join(","), ca = %self.spec.cfg.ca, "ordering a certificate");
+        let result = tokio::select! {
+            r = self.order_with_account() => r,
+            e = heartbeat(&lock) => Err(e),
+        };
+        self.board.clear(&self.spec.id);
+        let (chain, key_pem) = result?;
+        let (key, info, leaf) = usable(&chain, &key_pem, &self.spec.names).map_err(AcmeError::Cert)?;
+        let meta = serde_json::json!({
+            "names": self.spec.names,
+            "ca": self.spec.cfg.ca,
+            "serial": info.serial,
+            "not_before": info.not_before.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            "not_after": info.not_after.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        })
+        .to_string();
+        let version = self.store.save(&self.spec.dir, &chain, &key_pem, &meta)?;
+        drop(lock);
+        tracing::info!(names = %self.spec.names.join(","), serial = %info.serial, version, not_after = %httpdate::fmt_http_date(info.not_after), "certificate obtained");
+        self.serve(version, key, info, leaf);
+        Ok(())
+    }
+
+    /// Waits while another instance orders; takes its certificate when it appears.
+    async fn wait_for_other(&mut self) -> Result<(), AcmeError> {
+        tracing::info!(names = %self.spec.names.join(","), "another instance is ordering this certificate; waiting for it");
+        let before = self.current.as_ref().map(|c| c.version);
+        let lock_path = self.spec.dir.join("lock");
+        let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            self.pick_up_stored();
+            if self.current.as_ref().map(|c| c.version) != before {
+                return Ok(());
+            }
+            if !lock_path.exists() {
+                // It gave up (or failed): our own attempt comes next.
+                return Ok(());
+            }
+        }
+        Err(AcmeError::Lock("the instance holding the lock did not finish".into()))
+    }
+
+    /// One order, creating a new account once if the CA no longer knows ours.
+    async fn order_with_account(&mut self) -> Result<(String, String), AcmeError> {
+        let account = self.account().await?;
+        match self.order(&account).await {
+            Err(AcmeError::Acme(instant_acme::Error::Api(p)))
+                if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
+            {
+                tracing::warn!(ca = %self.spec.cfg.ca, "the CA does not know our account any more; creating a new one");
+                self.account = None;
+                let account = self.create_account().await?;
+                self.order(&account).await
+            }
+            other => other,
+        }
+    }
+
+    /// RFC 8555 §7.4: new order, DNS-01 for every authorization, finalize with a fresh key.
+    async fn order(&mut self, account: &Account) -> Result<(String, String), AcmeError> {
+        let ids: Vec<Identifier> = self.spec.names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+        let replaces = match (&self.current, self.ari_available(), self.no_replaces) {
+            (Some(c), true, false) => {
+                CertificateIdentifier::try_from(&rustls_pki_types::CertificateDer::from(c.leaf.clone()))
+                    .ok()
+                    .map(|i| i.into_owned())
+            }
+            _ => None,
+        };
+        let mut order = match replaces {
+            Some(id) => match account.new_order(&NewOrder::new(&ids).replaces(id)).await {
+                Ok(o) => o,
+                Err(instant_acme::Error::Api(p)) => return Err(instant_acme::Error::Api(p).into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the CA did not take the ARI replaces field; ordering without it");
+                    self.no_replaces = true;
+                    account.new_order(&NewOrder::new(&ids)).await?
+                }
+            },
+            None => account.new_order(&NewOrder::new(&ids)).await?,
+        };
+        // Publish every value first (apex and wildcard share a name), then tell the CA.
+        let mut values = Vec::new();
+        {
+            let mut authzs = order.authorizations();
+            while let Some(a) = authzs.next().await {
+                let mut a = a?;
+                match a.status {
+                    AuthorizationStatus::Valid => continue,
+                    AuthorizationStatus::Pending => {}
+                    other => {
+                        return Err(AcmeError::Invalid(format!(
+                            "authorization for {} is {other:?}",
+                            a.identifier()
+                        )));
+                    }
+                }
+                let ident = a.identifier().to_string();
+                let ch = a
+                    .challenge(ChallengeType::Dns01)
+                    .ok_or_else(|| AcmeError::Invalid(format!("no dns-01 challenge offered for {ident}")))?;
+                let name = challenge_name(&ident).map_err(AcmeError::Invalid)?;
+                values.push((name, ch.key_authorization().dns_value()));
+            }
+        }
+        if !values.is_empty() {
+            self.board
+                .publish(&self.spec.id, &values)
+                .await
+                .map_err(AcmeError::Board)?;
+            let mut authzs = order.authorizations();
+            while let Some(a) = authzs.next().await {
+                let mut a = a?;
+                if a.status != AuthorizationStatus::Pending {
+                    continue;
+                }
+                if let Some(mut ch) = a.challenge(ChallengeType::Dns01) {
+                    ch.set_ready().await?;
+                }
+            }
+        }
+        let retry = RetryPolicy::new()
+            .initial_delay(Duration::from_millis(250))
+            .backoff(1.5)
+            .timeout(ORDER_TIMEOUT);
+        match order.poll_ready(&retry).await? {
+            OrderStatus::Ready => {}
+            status => {
+                let detail = order.state().error.as_ref().map(|p| p.to_string()).unwrap_or_default();
+                return Err(AcmeError::Invalid(format!("order is {status:?} {detail}")));
+            }
+        }
+        let key = cert::new_key(self.spec.cfg.key_type).map_err(|e| AcmeError::Cert(e.to_string()))?;
+        let csr = cert::csr_der(&self.spec.names, &key).map_err(|e| AcmeError::Cert(e.to_string()))?;
+        order.finalize_csr(&csr).await?;
+        let chain = order.poll_certificate(&retry).await?;
+        Ok((chain, key.serialize_pem()))
+    }
+
+    fn ari_available(&self) -> bool {
+        matches!(self.ari, Ari::Window { .. })
+    }
+}
+
+/// Proves we still hold the lock every [`lock::HEARTBEAT`]; returns when we lost it.
+async fn heartbeat(lock: &Lock) -> AcmeError {
+    loop {
+        tokio::time::sleep(lock::HEARTBEAT).await;
+        if let Err(e) = lock.heartbeat() {
+            return AcmeError::Lock(e.to_string());
+        }
+    }
+}
+
+/// A stored or new pair, checked: key matches, names match, not expired.
+pub fn usable(
+    chain_pem: &str,
+    key_pem: &str,
+    names: &[String],
+) -> Result<(Arc<CertifiedKey>, CertInfo, Vec<u8>), String> {
+    let key =
+        pair_from_pem(chain_pem.as_bytes(), key_pem.as_bytes(), "chain.pem", "key.pem").map_err(|e| e.to_string())?;
+    let leaf = key.cert.first().ok_or("empty chain")?.to_vec();
+    let info = cert::info(&leaf)?;
+    if !info.covers(names) {
+        return Err(format!("certificate is for {:?}, not {:?}", info.names, names));
+    }
+    if info.not_after <= SystemTime::now() {
+        return Err("certificate has expired".into());
+    }
+    Ok((key, info, leaf))
+}
