@@ -77,11 +77,18 @@ pub fn describe(cfg: &Config, data: &DataSet) -> String {
                 );
             }
             Some(TlsConfig::Acme(a)) => {
+                let unit = crate::acme::unit_of(a);
+                let stored = match crate::storage::Store::at(&unit.root).load(&unit.dir) {
+                    Ok(Some(st)) => format!("stored version {}", st.version),
+                    Ok(None) => "none stored yet".into(),
+                    Err(e) => format!("storage unreadable: {e}"),
+                };
                 let _ = writeln!(
                     s,
-                    "  tls acme for {} via {} (not served by this version)",
+                    "  tls acme for {} via {}: {} ({stored})",
                     a.domains.join(" "),
-                    a.ca
+                    a.ca,
+                    unit.dir.display()
                 );
             }
             None => {}
