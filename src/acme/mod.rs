@@ -6,6 +6,7 @@
 mod board;
 pub mod cert;
 pub mod http;
+mod peers;
 pub mod schedule;
 mod unit;
 

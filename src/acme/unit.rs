@@ -15,12 +15,14 @@ use tokio::sync::mpsc;
 use super::board::Board;
 use super::cert::{self, CertInfo};
 use super::http::{RetryAfter, Watched};
+use super::peers::{MEMBER_HEARTBEAT, Peers, Posted};
 use super::schedule::{self, Backoff};
 use super::{AcmeError, Event, UnitSpec};
 use crate::config::RenewPolicy;
 use crate::storage::{Lock, Store, lock};
 use crate::tls::certs::pair_from_pem;
 use crate::zone::challenge::challenge_name;
+use crate::zone::name::{NameKey, display};
 
 /// How long to wait for another instance that holds the ordering lock.
 const WAIT_FOR_OTHER: Duration = Duration::from_secs(600);
@@ -28,6 +30,10 @@ const WAIT_FOR_OTHER: Duration = Duration::from_secs(600);
 const ORDER_TIMEOUT: Duration = Duration::from_secs(180);
 /// How often ARI is asked again when the CA gives no hint.
 const ARI_REFRESH: Duration = Duration::from_secs(6 * 3600);
+/// How long every instance sharing the storage gets to serve a new challenge.
+const PEER_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often an instance looks for a challenge posted by the one that orders.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
 /// What is being served.
 struct Current {
@@ -53,7 +59,9 @@ pub struct Task {
     events: mpsc::UnboundedSender<Event>,
     store: Store,
     retry_after: RetryAfter,
-    http: Watched,
+    /// Built on first use, so a CA root file that appears later is picked up.
+    http: Option<Watched>,
+    peers: Peers,
     account: Option<Account>,
     current: Option<Current>,
     backoff: Backoff,
@@ -64,29 +72,48 @@ pub struct Task {
 }
 
 impl Task {
-    /// Prepares the task; fails on configuration problems (unreadable cacert, storage).
+    /// Prepares the task; fails if the storage folder cannot be made.
     pub fn new(spec: UnitSpec, board: Arc<Board>, events: mpsc::UnboundedSender<Event>) -> Result<Task, AcmeError> {
         let store = Store::open(&spec.root)?;
-        let retry_after = RetryAfter::default();
-        let http = Watched::new(spec.cfg.cacert.as_deref(), retry_after.clone())?;
+        let holder = lock::holder_id();
+        let peers = Peers::new(&spec.dir, &holder);
         Ok(Task {
             spec,
             board,
             events,
             store,
-            retry_after,
-            http,
+            retry_after: RetryAfter::default(),
+            http: None,
+            peers,
             account: None,
             current: None,
             backoff: Backoff::default(),
             ari: Ari::Unknown,
-            holder: lock::holder_id(),
+            holder,
             no_replaces: false,
         })
     }
 
-    /// Runs forever (until the task is aborted on reload or shutdown).
+    fn http(&mut self) -> Result<Watched, AcmeError> {
+        if let Some(h) = &self.http {
+            return Ok(h.clone());
+        }
+        let h = Watched::new(self.spec.cfg.cacert.as_deref(), self.retry_after.clone())?;
+        self.http = Some(h.clone());
+        Ok(h)
+    }
+
+    /// Runs forever (until the task is aborted on reload or shutdown), serving the challenges
+    /// that any instance sharing the storage posts.
     pub async fn run(mut self) {
+        let follower = follow(self.peers.clone(), self.board.clone(), self.spec.id.clone());
+        tokio::select! {
+            () = self.keep() => {}
+            () = follower => {}
+        }
+    }
+
+    async fn keep(&mut self) {
         loop {
             self.pick_up_stored();
             let now = SystemTime::now();
@@ -107,7 +134,6 @@ impl Task {
                             .and_then(|t| t.duration_since(SystemTime::now()).ok())
                             .unwrap_or_default();
                         tracing::error!(names = %self.spec.names.join(","), error = %e, failures = self.backoff.failures(), retry_in_s = retry.as_secs(), "certificate order failed; the current certificate (if any) keeps serving");
-                        self.board.clear(&self.spec.id);
                     }
                 }
                 continue;
@@ -234,7 +260,7 @@ impl Task {
         if let Some(json) = self.store.load_account(&ca)? {
             match serde_json::from_str::<AccountCredentials>(&json) {
                 Ok(creds) => {
-                    let a = Account::builder_with_http(Box::new(self.http.clone()))
+                    let a = Account::builder_with_http(Box::new(self.http()?))
                         .from_credentials(creds)
                         .await?;
                     self.account = Some(a.clone());
@@ -260,7 +286,7 @@ impl Task {
             }
             None => None,
         };
-        let (account, creds) = Account::builder_with_http(Box::new(self.http.clone()))
+        let (account, creds) = Account::builder_with_http(Box::new(self.http()?))
             .create(
                 &NewAccount {
                     contact: &contact_refs,
@@ -301,7 +327,6 @@ impl Task {
             r = self.order_with_account() => r,
             e = heartbeat(&lock) => Err(e),
         };
-        self.board.clear(&self.spec.id);
         let (chain, key_pem) = result?;
         let (key, info, leaf) = usable(&chain, &key_pem, &self.spec.names).map_err(AcmeError::Cert)?;
         let meta = serde_json::json!({
@@ -402,11 +427,13 @@ impl Task {
                 values.push((name, ch.key_authorization().dns_value()));
             }
         }
+        let generation = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        let _withdraw = Withdraw(self.peers.clone(), generation);
         if !values.is_empty() {
-            self.board
-                .publish(&self.spec.id, &values)
-                .await
-                .map_err(AcmeError::Board)?;
+            self.post_and_wait(generation, &values).await?;
             let mut authzs = order.authorizations();
             while let Some(a) = authzs.next().await {
                 let mut a = a?;
@@ -436,9 +463,102 @@ impl Task {
         Ok((chain, key.serialize_pem()))
     }
 
+    /// Posts the values for every instance sharing the storage and waits until each live one
+    /// (this one included) serves them (ROBUSTNESS: a challenge is not triggered before every
+    /// authoritative node serves it).
+    async fn post_and_wait(&self, generation: u64, values: &[(NameKey, String)]) -> Result<(), AcmeError> {
+        let posted = Posted {
+            generation,
+            values: values.iter().map(|(k, v)| (display(k.as_slice()), v.clone())).collect(),
+        };
+        self.peers.register().map_err(|e| AcmeError::Board(e.to_string()))?;
+        self.peers
+            .post(&posted)
+            .map_err(|e| AcmeError::Board(format!("{}: {e}", self.spec.dir.display())))?;
+        let deadline = tokio::time::Instant::now() + PEER_ACK_TIMEOUT;
+        loop {
+            let missing = self.peers.missing_acks(generation);
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(AcmeError::Board(format!(
+                    "not served within {PEER_ACK_TIMEOUT:?} by {}",
+                    missing.join(", ")
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     fn ari_available(&self) -> bool {
         matches!(self.ari, Ari::Window { .. })
     }
+}
+
+/// Removes the posted challenge when an order attempt ends, however it ends.
+struct Withdraw(Peers, u64);
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        self.0.withdraw(self.1);
+    }
+}
+
+/// Keeps this instance registered with the others sharing the storage and serves whatever
+/// challenge is posted there, acknowledging each one once the shards serve it.
+async fn follow(peers: Peers, board: Arc<Board>, unit: String) {
+    struct Leave(Peers);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            self.0.leave();
+        }
+    }
+    let _leave = Leave(peers.clone());
+    let mut last_register = None::<tokio::time::Instant>;
+    let mut served: Option<u64> = None;
+    let mut stamp = None;
+    loop {
+        if last_register.is_none_or(|t| t.elapsed() >= MEMBER_HEARTBEAT) {
+            if let Err(e) = peers.register() {
+                tracing::warn!(error = %e, "cannot register in the certificate storage");
+            }
+            last_register = Some(tokio::time::Instant::now());
+        }
+        let now_stamp = peers.stamp();
+        if now_stamp != stamp {
+            stamp = now_stamp;
+            match peers.read() {
+                Some(posted) if served != Some(posted.generation) => {
+                    let values: Vec<(NameKey, String)> = posted
+                        .values
+                        .iter()
+                        .filter_map(|(n, v)| Some((challenge_key(n)?, v.clone())))
+                        .collect();
+                    match board.publish(&unit, &values).await {
+                        Ok(()) => {
+                            served = Some(posted.generation);
+                            if let Err(e) = peers.ack(posted.generation) {
+                                tracing::warn!(error = %e, "cannot acknowledge the challenge in storage");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot serve the posted challenge"),
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if served.take().is_some() {
+                        board.clear(&unit);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    }
+}
+
+fn challenge_key(presentation: &str) -> Option<NameKey> {
+    crate::zone::name::parse_abs(presentation).ok().map(|n| NameKey::of(&n))
 }
 
 /// Proves we still hold the lock every [`lock::HEARTBEAT`]; returns when we lost it.
