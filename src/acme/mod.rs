@@ -50,6 +50,13 @@ pub enum AcmeError {
     Board(String),
 }
 
+impl AcmeError {
+    /// The CA rejected the anti-replay nonce (RFC 8555 §6.5).
+    pub fn is_bad_nonce(&self) -> bool {
+        matches!(self, AcmeError::Acme(instant_acme::Error::Api(p)) if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce"))
+    }
+}
+
 /// One certificate to keep: its names, its ACME settings and where it is stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnitSpec {
@@ -135,6 +142,8 @@ pub struct Manager {
     board: Arc<Board>,
     events: mpsc::UnboundedSender<Event>,
     tasks: HashMap<String, (UnitSpec, tokio::task::JoinHandle<()>)>,
+    /// One account per CA folder, shared by its certificates.
+    accounts: HashMap<PathBuf, unit::AccountSlot>,
 }
 
 impl Manager {
@@ -148,6 +157,7 @@ impl Manager {
             board: Arc::new(Board::new(shared, shards)),
             events,
             tasks: HashMap::new(),
+            accounts: HashMap::new(),
         }
     }
 
@@ -163,7 +173,12 @@ impl Manager {
                     if let Some((_, h)) = old {
                         h.abort();
                     }
-                    let task = unit::Task::new(u.clone(), self.board.clone(), self.events.clone())?;
+                    let slot = self
+                        .accounts
+                        .entry(Store::at(&u.root).ca_dir(&u.cfg.ca))
+                        .or_default()
+                        .clone();
+                    let task = unit::Task::new(u.clone(), self.board.clone(), self.events.clone(), slot)?;
                     let handle = tokio::spawn(task.run());
                     next.insert(u.id.clone(), (u.clone(), handle));
                 }

@@ -32,8 +32,13 @@ const ORDER_TIMEOUT: Duration = Duration::from_secs(180);
 const ARI_REFRESH: Duration = Duration::from_secs(6 * 3600);
 /// How long every instance sharing the storage gets to serve a new challenge.
 const PEER_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Immediate restarts of an order after the CA rejected a nonce, before it counts as failed.
+const MAX_BAD_NONCE_RESTARTS: u32 = 20;
 /// How often an instance looks for a challenge posted by the one that orders.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
+/// One ACME account per CA (and storage) for the whole process.
+pub type AccountSlot = Arc<tokio::sync::Mutex<Option<Account>>>;
 
 /// What is being served.
 struct Current {
@@ -62,7 +67,8 @@ pub struct Task {
     /// Built on first use, so a CA root file that appears later is picked up.
     http: Option<Watched>,
     peers: Peers,
-    account: Option<Account>,
+    /// The account of this CA, shared with every task of the process using it.
+    account: AccountSlot,
     current: Option<Current>,
     backoff: Backoff,
     ari: Ari,
@@ -73,7 +79,12 @@ pub struct Task {
 
 impl Task {
     /// Prepares the task; fails if the storage folder cannot be made.
-    pub fn new(spec: UnitSpec, board: Arc<Board>, events: mpsc::UnboundedSender<Event>) -> Result<Task, AcmeError> {
+    pub fn new(
+        spec: UnitSpec,
+        board: Arc<Board>,
+        events: mpsc::UnboundedSender<Event>,
+        account: AccountSlot,
+    ) -> Result<Task, AcmeError> {
         let store = Store::open(&spec.root)?;
         let holder = lock::holder_id();
         let peers = Peers::new(&spec.dir, &holder);
@@ -85,7 +96,7 @@ impl Task {
             retry_after: RetryAfter::default(),
             http: None,
             peers,
-            account: None,
+            account,
             current: None,
             backoff: Backoff::default(),
             ari: Ari::Unknown,
@@ -114,6 +125,7 @@ impl Task {
     }
 
     async fn keep(&mut self) {
+        let mut bad_nonces = 0;
         loop {
             self.pick_up_stored();
             let now = SystemTime::now();
@@ -125,8 +137,18 @@ impl Task {
                 .unwrap_or(now);
             if earliest <= now {
                 match self.renew().await {
-                    Ok(()) => self.backoff.succeed(),
+                    Ok(()) => {
+                        self.backoff.succeed();
+                        bad_nonces = 0;
+                    }
+                    // RFC 8555 §6.5: a rejected nonce is not a failure of the order; instant-acme
+                    // already retried the request, so start over at once (bounded).
+                    Err(e) if e.is_bad_nonce() && bad_nonces < MAX_BAD_NONCE_RESTARTS => {
+                        bad_nonces += 1;
+                        tracing::info!(names = %self.spec.names.join(","), "the CA rejected our nonces; retrying at once");
+                    }
                     Err(e) => {
+                        bad_nonces = 0;
                         self.backoff.fail(SystemTime::now(), self.retry_after.until());
                         let retry = self
                             .backoff
@@ -251,25 +273,80 @@ impl Task {
         }
     }
 
-    /// The ACME account: loaded from storage, or created once and stored.
+    /// The ACME account of this CA, shared by every certificate of the process: loaded from
+    /// storage, or created once (under a storage lock, so instances sharing the folder do
+    /// not create one each) and stored.
     async fn account(&mut self) -> Result<Account, AcmeError> {
-        if let Some(a) = &self.account {
+        let slot = self.account.clone();
+        let mut guard = slot.lock().await;
+        if let Some(a) = &*guard {
             return Ok(a.clone());
         }
-        let ca = self.spec.cfg.ca.clone();
-        if let Some(json) = self.store.load_account(&ca)? {
-            match serde_json::from_str::<AccountCredentials>(&json) {
-                Ok(creds) => {
-                    let a = Account::builder_with_http(Box::new(self.http()?))
-                        .from_credentials(creds)
-                        .await?;
-                    self.account = Some(a.clone());
-                    return Ok(a);
-                }
-                Err(e) => tracing::warn!(ca = %ca, error = %e, "stored ACME account is corrupt; creating a new one"),
+        let a = self.load_or_create_account(None).await?;
+        *guard = Some(a.clone());
+        Ok(a)
+    }
+
+    /// Replaces an account the CA no longer knows (`stale` is its id), once for everyone.
+    async fn replace_account(&mut self, stale: &str) -> Result<Account, AcmeError> {
+        let slot = self.account.clone();
+        let mut guard = slot.lock().await;
+        if let Some(a) = &*guard {
+            if a.id() != stale {
+                return Ok(a.clone());
             }
         }
-        self.create_account().await
+        tracing::warn!(ca = %self.spec.cfg.ca, "the CA does not know our account any more; creating a new one");
+        let a = self.load_or_create_account(Some(stale)).await?;
+        *guard = Some(a.clone());
+        Ok(a)
+    }
+
+    async fn load_or_create_account(&mut self, stale: Option<&str>) -> Result<Account, AcmeError> {
+        let ca = self.spec.cfg.ca.clone();
+        let lock_path = self.store.ca_dir(&ca).join("account.lock");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(a) = self.stored_account(stale).await? {
+                return Ok(a);
+            }
+            crate::storage::ensure_private_dir(&self.store.ca_dir(&ca)).map_err(|e| AcmeError::Setup(e.to_string()))?;
+            match Lock::try_acquire(&lock_path, &self.holder, lock::STALE_AFTER)
+                .map_err(|e| AcmeError::Lock(e.to_string()))?
+            {
+                Some(_lock) => {
+                    // Created by another instance while we looked?
+                    if let Some(a) = self.stored_account(stale).await? {
+                        return Ok(a);
+                    }
+                    return self.create_account().await;
+                }
+                None if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(500)).await,
+                None => return Err(AcmeError::Lock("another instance is creating the ACME account".into())),
+            }
+        }
+    }
+
+    /// The stored account, unless missing, corrupt or the `stale` one.
+    async fn stored_account(&mut self, stale: Option<&str>) -> Result<Option<Account>, AcmeError> {
+        let ca = self.spec.cfg.ca.clone();
+        let Some(json) = self.store.load_account(&ca)? else {
+            return Ok(None);
+        };
+        let creds = match serde_json::from_str::<AccountCredentials>(&json) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(ca = %ca, error = %e, "stored ACME account is corrupt; creating a new one");
+                return Ok(None);
+            }
+        };
+        let a = Account::builder_with_http(Box::new(self.http()?))
+            .from_credentials(creds)
+            .await?;
+        if stale.is_some_and(|s| a.id() == s) {
+            return Ok(None);
+        }
+        Ok(Some(a))
     }
 
     async fn create_account(&mut self) -> Result<Account, AcmeError> {
@@ -300,7 +377,6 @@ impl Task {
         let json = serde_json::to_string(&creds).map_err(|e| AcmeError::Setup(e.to_string()))?;
         self.store.save_account(&ca, &json)?;
         tracing::info!(ca = %ca, "ACME account created");
-        self.account = Some(account.clone());
         Ok(account)
     }
 
@@ -356,8 +432,8 @@ impl Task {
             if self.current.as_ref().map(|c| c.version) != before {
                 return Ok(());
             }
-            if !lock_path.exists() {
-                // It gave up (or failed): our own attempt comes next.
+            if !lock_path.exists() || lock::is_abandoned(&lock_path, lock::STALE_AFTER) {
+                // It gave up, failed or died: our own attempt (taking the lock over) comes next.
                 return Ok(());
             }
         }
@@ -371,9 +447,7 @@ impl Task {
             Err(AcmeError::Acme(instant_acme::Error::Api(p)))
                 if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
             {
-                tracing::warn!(ca = %self.spec.cfg.ca, "the CA does not know our account any more; creating a new one");
-                self.account = None;
-                let account = self.create_account().await?;
+                let account = self.replace_account(account.id()).await?;
                 self.order(&account).await
             }
             other => other,

@@ -23,6 +23,35 @@ pub struct Lock {
     holder: String,
 }
 
+/// A holder on this host whose process is gone can be taken over at once.
+fn holder_is_dead(holder: &str) -> bool {
+    let mut parts = holder.split('/');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let here = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    host == here.trim()
+        && pid
+            .parse::<u32>()
+            .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists())
+}
+
+/// Whether the lock at `path` would be taken over now (stale or its holder gone).
+pub fn is_abandoned(path: &Path, stale_after: Duration) -> bool {
+    let Ok(mtime) = fs::metadata(path).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let age = SystemTime::now().duration_since(mtime).unwrap_or(Duration::ZERO);
+    age >= stale_after
+        || holder_is_dead(
+            fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or(""),
+        )
+}
+
 /// This process's holder id: host, pid and a random part.
 pub fn holder_id() -> String {
     let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -49,10 +78,10 @@ impl Lock {
             }
             Err(e) => return Err(e),
         };
-        if age < stale_after {
+        let previous = fs::read_to_string(path).unwrap_or_default();
+        if age < stale_after && !holder_is_dead(previous.lines().next().unwrap_or("")) {
             return Ok(None);
         }
-        let previous = fs::read_to_string(path).unwrap_or_default();
         tracing::warn!(lock = %path.display(), holder = previous.lines().next().unwrap_or("?"), age_s = age.as_secs(), "taking over a stale certificate lock");
         let aside = path.with_extension(format!("stale.{}", holder.replace('/', "_")));
         match fs::rename(path, &aside) {
@@ -116,6 +145,7 @@ mod tests {
             .unwrap()
             .expect("stale");
         // ...and its old holder learns it on the next heartbeat, and does not remove it.
+        assert!(!is_abandoned(&p, STALE_AFTER));
         assert!(b.heartbeat().is_err());
         drop(b);
         assert!(p.exists());

@@ -163,6 +163,7 @@ impl Store {
         let dir = unit.join(format!("v{version}"));
         ensure_private_dir(&dir).map_err(err(&dir))?;
         write_atomic(&dir.join("key.pem"), key_pem.as_bytes(), 0o600).map_err(err(&dir))?;
+        failpoint("storage-after-key");
         write_atomic(&dir.join("chain.pem"), chain_pem.as_bytes(), 0o644).map_err(err(&dir))?;
         write_atomic(&dir.join("meta.json"), meta.as_bytes(), 0o644).map_err(err(&dir))?;
         files::sync_dir(&dir).map_err(err(&dir))?;
@@ -224,6 +225,15 @@ impl Store {
         ensure_private_dir(&dir).map_err(err(&dir))?;
         let p = dir.join("account.json");
         write_atomic(&p, json.as_bytes(), 0o600).map_err(err(&p))
+    }
+}
+
+/// Fault injection for crash tests: when `RINGDNS_FAILPOINT` names this point, the process
+/// aborts here, as a power cut would stop it.
+fn failpoint(name: &str) {
+    if std::env::var("RINGDNS_FAILPOINT").is_ok_and(|v| v == name) {
+        tracing::error!(failpoint = name, "RINGDNS_FAILPOINT: aborting");
+        std::process::abort();
     }
 }
 

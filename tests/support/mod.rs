@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod doh;
+pub mod pebble;
 pub mod server;
 pub mod tls;
 

@@ -78,6 +78,8 @@ pub struct Server {
     pub port: u16,
     /// A second free port, for `{PORT2}` in the Corefile.
     pub port2: u16,
+    /// A third, for `{PORT3}`.
+    pub port3: u16,
     pub addr: SocketAddr,
     pub dir: TempDir,
     pub corefile: PathBuf,
@@ -94,6 +96,10 @@ pub struct Options<'a> {
     pub files: Vec<(&'a str, String)>,
     /// A shell prefix such as `ulimit -n 64;`.
     pub shell_prefix: Option<&'a str>,
+    /// `{PORT}` when it must be a given one (pebble's DNS port).
+    pub port: Option<u16>,
+    /// Environment of the server process.
+    pub env: Vec<(String, String)>,
 }
 
 impl<'a> Options<'a> {
@@ -104,7 +110,17 @@ impl<'a> Options<'a> {
             args: Vec::new(),
             files: Vec::new(),
             shell_prefix: None,
+            port: None,
+            env: Vec::new(),
         }
+    }
+    pub fn port(mut self, p: u16) -> Self {
+        self.port = Some(p);
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
     }
     pub fn arg(mut self, a: &str) -> Self {
         self.args.push(a.to_string());
@@ -136,15 +152,22 @@ impl Server {
     /// Starts ringdns without waiting.
     pub fn spawn(opts: Options<'_>) -> Server {
         let dir = TempDir::new("srv");
-        let port = free_port();
+        let port = opts.port.unwrap_or_else(free_port);
         let port2 = loop {
             let p = free_port();
             if p != port {
                 break p;
             }
         };
+        let port3 = loop {
+            let p = free_port();
+            if p != port && p != port2 {
+                break p;
+            }
+        };
         let subst = |t: &str| {
-            t.replace("{PORT2}", &port2.to_string())
+            t.replace("{PORT3}", &port3.to_string())
+                .replace("{PORT2}", &port2.to_string())
                 .replace("{PORT}", &port.to_string())
                 .replace("{DIR}", &dir.path().display().to_string())
         };
@@ -182,6 +205,7 @@ impl Server {
         };
         let child = cmd
             .env_remove("RUST_LOG")
+            .envs(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(logf)
@@ -191,6 +215,7 @@ impl Server {
             child,
             port,
             port2,
+            port3,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             dir,
             corefile,

@@ -1,0 +1,352 @@
+//! Black-box ACME: ringdns gets its certificates from a real ACME CA (pebble, started per
+//! test on its own ports) by answering DNS-01 itself, serves DoT and DoH with them, reuses
+//! stored ones, renews without restarting, and shares storage between instances.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use domain::base::iana::Rtype;
+use rustls::pki_types::{CertificateDer, ServerName};
+use support::doh::{Client, b64};
+use support::pebble::Pebble;
+use support::server::{Options, Server, TempDir};
+use support::tls;
+use support::{Reply, q};
+
+const HOSTS: &str = "    hosts {\n        192.0.2.10 mydomain.test\n        192.0.2.11 ns1.mydomain.test\n    }\n";
+
+/// The first example of COREFILE.md on loopback: DoT for `*.mydomain.test`, DoH for
+/// `ns1.mydomain.test`, plain DNS for the zone on pebble's DNS port.
+fn coredns_example(p: &Pebble, certpath: &Path) -> String {
+    let acme = p.acme_options(certpath);
+    format!(
+        "tls://mydomain.test:{{PORT2}} {{\n    bind 127.0.0.1\n    tls acme {{\n        domain *.mydomain.test\n{acme}    }}\n{HOSTS}}}\n\nhttps://mydomain.test:{{PORT3}} {{\n    bind 127.0.0.1\n    tls acme {{\n        domain ns1.mydomain.test\n{acme}    }}\n{HOSTS}}}\n\nmydomain.test:{{PORT}} {{\n    bind 127.0.0.1\n{HOSTS}}}\n"
+    )
+}
+
+fn start(driver: &str, p: &Pebble, corefile: &str) -> Server {
+    Server::start(Options::new(driver, corefile).port(p.dns_port))
+}
+
+/// Completes a verified handshake (trusting only `root`) and returns the served chain.
+fn handshake(addr: SocketAddr, root: &CertificateDer<'static>, sni: &str, alpn: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let cfg = tls::client_config(root, &[alpn]);
+    let c = tls::connect(addr, cfg, ServerName::try_from(sni.to_string()).unwrap()).ok()?;
+    Some(c.conn.peer_certificates()?.iter().map(|c| c.to_vec()).collect())
+}
+
+/// Waits until the listener serves a certificate that verifies.
+fn wait_cert(
+    addr: SocketAddr,
+    root: &CertificateDer<'static>,
+    sni: &str,
+    alpn: &[u8],
+    within: Duration,
+    s: &Server,
+) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(chain) = handshake(addr, root, sni, alpn) {
+            return chain;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no valid certificate on {addr} for {sni}; log:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn dot(s: &Server) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], s.port2))
+}
+
+fn doh(s: &Server) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], s.port3))
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn unit_dir(certpath: &Path, p: &Pebble, name: &str) -> PathBuf {
+    certpath.join(format!("127.0.0.1_{}_dir", p.acme_port)).join(name)
+}
+
+both_drivers!(coredns_example_gets_serves_and_reuses_certificates, |driver| {
+    let p = Pebble::start(None);
+    let state = TempDir::new("acme-example");
+    let certpath = state.path().join("certs");
+    let corefile = coredns_example(&p, &certpath);
+    let s = start(driver, &p, &corefile);
+    let root = p.issuer_root();
+    // Plain DNS answers at once, before any certificate exists.
+    assert_eq!(s.udp(&q("ns1.mydomain.test", Rtype::A)).answer()[0].data, "192.0.2.11");
+    // DoT: a wildcard certificate, valid for x.mydomain.test under pebble's root.
+    let chain = wait_cert(dot(&s), &root, "x.mydomain.test", b"dot", Duration::from_secs(60), &s);
+    let intermediate = std::fs::read_to_string(p.env.get("ACME_ISSUER_INTERMEDIATE_PEM").unwrap()).unwrap();
+    let intermediate =
+        <CertificateDer as rustls::pki_types::pem::PemObject>::from_pem_slice(intermediate.as_bytes()).unwrap();
+    assert_eq!(chain.len(), 2, "leaf and the intermediate the CA sent");
+    assert_eq!(chain[1], intermediate.to_vec());
+    let mut c = tls::connect(
+        dot(&s),
+        tls::client_config(&root, &[b"dot"]),
+        ServerName::try_from("x.mydomain.test").unwrap(),
+    )
+    .unwrap();
+    tls::write_frame(&mut c, &q("ns1.mydomain.test", Rtype::A).wire());
+    assert_eq!(
+        Reply::parse(&tls::read_frame(&mut c).unwrap()).answer()[0].data,
+        "192.0.2.11"
+    );
+    // DoH: ns1.mydomain.test.
+    wait_cert(doh(&s), &root, "ns1.mydomain.test", b"h2", Duration::from_secs(60), &s);
+    let mut h = Client::connect(doh(&s), tls::client_config(&root, &[b"h2"]), "ns1.mydomain.test").unwrap();
+    let g = h
+        .get(&format!(
+            "/dns-query?dns={}",
+            b64(&q("mydomain.test", Rtype::A).id(0).wire())
+        ))
+        .unwrap();
+    assert_eq!(
+        (g.status.as_u16(), Reply::parse(&g.body).answer()[0].data.as_str()),
+        (200, "192.0.2.10")
+    );
+    // Storage: private folders and keys.
+    let unit = unit_dir(&certpath, &p, "wildcard.mydomain.test");
+    assert_eq!(mode(&certpath), 0o700);
+    assert_eq!(mode(&unit), 0o700);
+    assert_eq!(mode(&unit.join("v1/key.pem")), 0o600);
+    assert_eq!(
+        mode(&certpath.join(format!("127.0.0.1_{}_dir/account.json", p.acme_port))),
+        0o600
+    );
+    let first_log = s.log();
+    assert_eq!(
+        first_log.matches("ACME account created").count(),
+        1,
+        "one account per CA: {first_log}"
+    );
+    let pid = s.pid();
+    let (st, _) = s.stop();
+    assert!(st.success());
+    // A restart uses the stored certificates at once, with no new order.
+    let s = start(driver, &p, &corefile);
+    assert_ne!(s.pid(), pid);
+    let again = handshake(dot(&s), &root, "x.mydomain.test", b"dot").expect("served right away");
+    assert_eq!(again[0], chain[0], "the same certificate");
+    assert!(handshake(doh(&s), &root, "ns1.mydomain.test", b"h2").is_some());
+    let log = s.log();
+    assert_eq!(log.matches("using the stored certificate").count(), 2, "{log}");
+    assert!(!log.contains("ordering a certificate"), "{log}");
+});
+
+/// The serial of the leaf a new handshake gets.
+fn leaf(addr: SocketAddr, root: &CertificateDer<'static>, sni: &str, alpn: &[u8]) -> Option<Vec<u8>> {
+    handshake(addr, root, sni, alpn).map(|mut c| c.remove(0))
+}
+
+both_drivers!(renewal_by_hot_swap_under_load, |driver| {
+    let p = Pebble::start(Some(60));
+    let state = TempDir::new("acme-renew");
+    let certpath = state.path().join("certs");
+    let s = start(driver, &p, &coredns_example(&p, &certpath));
+    let root = p.issuer_root();
+    let pid = s.pid();
+    wait_cert(dot(&s), &root, "x.mydomain.test", b"dot", Duration::from_secs(60), &s);
+    wait_cert(doh(&s), &root, "ns1.mydomain.test", b"h2", Duration::from_secs(60), &s);
+    let mut persistent = tls::connect(
+        dot(&s),
+        tls::client_config(&root, &[b"dot"]),
+        ServerName::try_from("x.mydomain.test").unwrap(),
+    )
+    .unwrap();
+    let mut seen_dot: Vec<Vec<u8>> = Vec::new();
+    let mut seen_doh: Vec<Vec<u8>> = Vec::new();
+    let mut queries = 0;
+    let deadline = Instant::now() + Duration::from_secs(170);
+    while (seen_dot.len() < 3 || seen_doh.len() < 3) && Instant::now() < deadline {
+        // A query on the connection opened before any renewal, and new handshakes.
+        tls::write_frame(&mut persistent, &q("ns1.mydomain.test", Rtype::A).id(queries).wire());
+        let r = Reply::parse(&tls::read_frame(&mut persistent).expect("the old DoT connection keeps answering"));
+        assert_eq!(r.answer().len(), 1);
+        let l = leaf(dot(&s), &root, "x.mydomain.test", b"dot").expect("every DoT handshake verifies");
+        if !seen_dot.contains(&l) {
+            seen_dot.push(l);
+        }
+        let mut h = Client::connect(doh(&s), tls::client_config(&root, &[b"h2"]), "ns1.mydomain.test")
+            .expect("every DoH handshake verifies");
+        let g = h
+            .get(&format!(
+                "/dns-query?dns={}",
+                b64(&q("mydomain.test", Rtype::A).id(0).wire())
+            ))
+            .expect("DoH answers");
+        assert_eq!(g.status.as_u16(), 200);
+        let l = leaf(doh(&s), &root, "ns1.mydomain.test", b"h2").unwrap();
+        if !seen_doh.contains(&l) {
+            seen_doh.push(l);
+        }
+        queries += 1;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        seen_dot.len() >= 3 && seen_doh.len() >= 3,
+        "two renewals each: DoT {} DoH {}; log:\n{}",
+        seen_dot.len(),
+        seen_doh.len(),
+        s.log()
+    );
+    assert_eq!(s.pid(), pid, "no restart");
+    assert!(queries > 100);
+});
+
+both_drivers!(ca_unreachable_at_start, |driver| {
+    let mut p = Pebble::prepare(None);
+    // Create pebble's HTTPS CA, then stop it: the CA is down when ringdns starts.
+    p.run();
+    p.halt();
+    let state = TempDir::new("acme-down");
+    let certpath = state.path().join("certs");
+    let s = start(driver, &p, &coredns_example(&p, &certpath));
+    assert_eq!(
+        s.udp(&q("ns1.mydomain.test", Rtype::A)).answer()[0].data,
+        "192.0.2.11",
+        "plain DNS answers at once"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    // The TLS ports accept connections but never complete a handshake, and never answer plaintext.
+    let cfg = tls::recording_config(&[&rustls::version::TLS13]).0;
+    assert!(tls::connect(dot(&s), cfg.clone(), ServerName::try_from("x.mydomain.test").unwrap()).is_err());
+    assert!(tls::connect(doh(&s), cfg, ServerName::try_from("ns1.mydomain.test").unwrap()).is_err());
+    assert!(s.log().contains("certificate order failed"), "{}", s.log());
+    // The CA comes back; the next attempt (one minute after the first) gets the certificates.
+    p.run();
+    let root = p.issuer_root();
+    wait_cert(dot(&s), &root, "x.mydomain.test", b"dot", Duration::from_secs(100), &s);
+    wait_cert(doh(&s), &root, "ns1.mydomain.test", b"h2", Duration::from_secs(30), &s);
+});
+
+both_drivers!(two_instances_share_one_certpath, |driver| {
+    let p = Pebble::start(None);
+    let state = TempDir::new("acme-shared");
+    let certpath = state.path().join("certs");
+    let acme = p.acme_options(&certpath);
+    // Instance A answers pebble's DNS queries; B serves the zone on another port. Either may
+    // win the lock and order: the other serves the posted challenge.
+    let corefile = format!(
+        "tls://mydomain.test:{{PORT2}} {{\n    bind 127.0.0.1\n    tls acme {{\n        domain ns1.mydomain.test\n{acme}    }}\n{HOSTS}}}\nmydomain.test:{{PORT}} {{\n    bind 127.0.0.1\n{HOSTS}}}\n"
+    );
+    let mut a = Server::spawn(Options::new(driver, &corefile).port(p.dns_port));
+    let mut b = Server::spawn(Options::new(driver, &corefile));
+    a.wait_ready();
+    b.wait_ready();
+    let root = p.issuer_root();
+    let la = wait_cert(dot(&a), &root, "ns1.mydomain.test", b"dot", Duration::from_secs(90), &a);
+    let lb = wait_cert(dot(&b), &root, "ns1.mydomain.test", b"dot", Duration::from_secs(90), &b);
+    assert_eq!(la[0], lb[0], "both serve the one certificate");
+    let logs = format!("{}{}", a.log(), b.log());
+    assert_eq!(
+        logs.matches("certificate obtained").count(),
+        1,
+        "exactly one order:\n{logs}"
+    );
+    assert_eq!(p.log().matches("Issued certificate serial").count(), 1, "{}", p.log());
+});
+
+both_drivers!(process_killed_while_storing_leaves_a_matching_pair, |driver| {
+    let p = Pebble::start(None);
+    let state = TempDir::new("acme-crash");
+    let certpath = state.path().join("certs");
+    let corefile = coredns_example(&p, &certpath);
+    let mut s = Server::spawn(
+        Options::new(driver, &corefile)
+            .port(p.dns_port)
+            .env("RINGDNS_FAILPOINT", "storage-after-key"),
+    );
+    let st =
+        support::server::wait_exit(&mut s.child, Duration::from_secs(60)).expect("the failpoint stops the process");
+    assert!(!st.success());
+    // The new key was written, the rest was not: nothing is current, no mixed pair.
+    let ca_dir = certpath.join(format!("127.0.0.1_{}_dir", p.acme_port));
+    let unit = std::fs::read_dir(&ca_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| d.join("v1").exists())
+        .expect("the crashed certificate's folder");
+    assert!(!unit.join("current").exists(), "{}", unit.display());
+    assert!(unit.join("v1/key.pem").exists() && !unit.join("v1/chain.pem").exists());
+    // A restart orders again and serves a certificate whose key matches.
+    // The dead process's lock is taken over at once (same host, process gone).
+    let s = start(driver, &p, &corefile);
+    let root = p.issuer_root();
+    wait_cert(dot(&s), &root, "x.mydomain.test", b"dot", Duration::from_secs(60), &s);
+    wait_cert(doh(&s), &root, "ns1.mydomain.test", b"h2", Duration::from_secs(60), &s);
+    let current = std::fs::read_to_string(unit.join("current")).unwrap();
+    assert_eq!(current.trim(), "v2");
+    assert!(s.log().contains("taking over a stale certificate lock"), "{}", s.log());
+});
+
+both_drivers!(bad_nonces_are_retried, |driver| {
+    let p = Pebble::prepare(None).with_env("PEBBLE_WFE_NONCEREJECT", "40");
+    let mut p = p;
+    p.run();
+    let state = TempDir::new("acme-nonce");
+    let s = start(driver, &p, &coredns_example(&p, &state.path().join("certs")));
+    let root = p.issuer_root();
+    wait_cert(dot(&s), &root, "x.mydomain.test", b"dot", Duration::from_secs(120), &s);
+    assert!(
+        p.log().contains("badNonce") || p.log().contains("bad nonce") || p.log().to_lowercase().contains("nonce"),
+        "pebble rejected some nonces"
+    );
+});
+
+both_drivers!(corrupt_account_is_replaced_once, |driver| {
+    let p = Pebble::start(None);
+    let state = TempDir::new("acme-account");
+    let certpath = state.path().join("certs");
+    let ca_dir = certpath.join(format!("127.0.0.1_{}_dir", p.acme_port));
+    std::fs::create_dir_all(&ca_dir).unwrap();
+    std::fs::write(ca_dir.join("account.json"), "{ this is not json").unwrap();
+    let s = start(driver, &p, &coredns_example(&p, &certpath));
+    let root = p.issuer_root();
+    wait_cert(dot(&s), &root, "x.mydomain.test", b"dot", Duration::from_secs(60), &s);
+    wait_cert(doh(&s), &root, "ns1.mydomain.test", b"h2", Duration::from_secs(60), &s);
+    let log = s.log();
+    assert!(log.contains("stored ACME account is corrupt"), "{log}");
+    assert_eq!(
+        log.matches("ACME account created").count(),
+        1,
+        "one new account, no loop: {log}"
+    );
+});
+
+both_drivers!(own_responder_without_a_dns_block, |driver| {
+    let p = Pebble::start(None);
+    let state = TempDir::new("acme-responder");
+    let acme = p.acme_options(&state.path().join("certs"));
+    // No dns:// block: ringdns answers the challenge on the tls acme port itself. The readiness
+    // probe needs a UDP answer on {PORT}: that is the responder (REFUSED for other names).
+    let corefile = format!(
+        "tls://mydomain.test:{{PORT2}} {{\n    bind 127.0.0.1\n    tls acme {{\n        domain ns1.mydomain.test\n{acme}    }}\n{HOSTS}}}\n"
+    );
+    let s = start(driver, &p, &corefile);
+    let root = p.issuer_root();
+    wait_cert(dot(&s), &root, "ns1.mydomain.test", b"dot", Duration::from_secs(60), &s);
+    assert_eq!(
+        s.udp(&q("ns1.mydomain.test", Rtype::A)).rcode(),
+        5,
+        "the responder serves challenges only"
+    );
+    assert!(
+        s.log().contains(&format!("dns://127.0.0.1:{}", p.dns_port)),
+        "{}",
+        s.log()
+    );
+});
