@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Runs every check and test of ringdns. On a fresh Debian machine it first installs the
-# tools the tests use (kdig, dig) with apt-get.
+# tools the tests use (kdig, dig, openssl, and pebble, the test ACME CA of
+# ../shared/acme-testbed, which each ACME test starts on its own ports) with apt-get.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 missing=()
 command -v kdig >/dev/null || missing+=(knot-dnsutils)
 command -v dig >/dev/null || missing+=(bind9-dnsutils)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
+command -v jq >/dev/null || missing+=(jq)
+[ -x /usr/bin/pebble ] || missing+=(pebble)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

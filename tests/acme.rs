@@ -350,3 +350,79 @@ both_drivers!(own_responder_without_a_dns_block, |driver| {
         s.log()
     );
 });
+
+fn stub_corefile(stub: &support::acme_stub::Stub, p: &Pebble, certpath: &Path) -> String {
+    format!(
+        "tls://mydomain.test:{{PORT2}} {{\n    bind 127.0.0.1\n    tls acme {{\n        domain ns1.mydomain.test\n        ca {}\n        cacert {}\n        certpath {}\n        port {}\n    }}\n{HOSTS}}}\nmydomain.test:{{PORT}} {{\n    bind 127.0.0.1\n{HOSTS}}}\n",
+        stub.directory(),
+        stub.bundle.display(),
+        certpath.display(),
+        p.dns_port
+    )
+}
+
+both_drivers!(ari_window_drives_an_early_renewal, |driver| {
+    let p = Pebble::start(None);
+    let state = TempDir::new("acme-ari");
+    let stub = support::acme_stub::Stub::start(
+        support::acme_stub::Mode::Ari,
+        &p.directory(),
+        &p.https_ca(),
+        state.path(),
+    );
+    let s = start(driver, &p, &stub_corefile(&stub, &p, &state.path().join("certs")));
+    let root = p.issuer_root();
+    let first = wait_cert(dot(&s), &root, "ns1.mydomain.test", b"dot", Duration::from_secs(60), &s).remove(0);
+    // The CA's ARI window for the first (90-day) certificate has begun: it is renewed at once,
+    // long before a third of its lifetime is left; the second gets a window in two months.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let l = leaf(dot(&s), &root, "ns1.mydomain.test", b"dot").unwrap();
+        if l != first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ARI renewal; log:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let log = s.log();
+    assert!(log.contains("ARI suggests renewing"), "{log}");
+    assert_eq!(
+        log.matches("certificate obtained").count(),
+        2,
+        "one renewal, no loop: {log}"
+    );
+    assert!(
+        stub.ari_ids.lock().unwrap().len() >= 2,
+        "ARI was asked about both certificates"
+    );
+});
+
+both_drivers!(rate_limit_retry_after_is_honoured, |driver| {
+    let p = Pebble::start(None);
+    let state = TempDir::new("acme-429");
+    let stub = support::acme_stub::Stub::start(
+        support::acme_stub::Mode::RateLimited,
+        &p.directory(),
+        &p.https_ca(),
+        state.path(),
+    );
+    let s = start(driver, &p, &stub_corefile(&stub, &p, &state.path().join("certs")));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stub.new_orders.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no order attempt; log:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Retry-After: 3600 outweighs the 1-minute back-off: nothing more for longer than that.
+    std::thread::sleep(Duration::from_secs(70));
+    assert_eq!(
+        stub.new_orders.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "log:\n{}",
+        s.log()
+    );
+    let log = s.log();
+    assert!(log.contains("retry_in_s=359"), "{log}");
+    // Plain DNS is unaffected.
+    assert_eq!(s.udp(&q("ns1.mydomain.test", Rtype::A)).answer()[0].data, "192.0.2.11");
+});

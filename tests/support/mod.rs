@@ -2,6 +2,7 @@
 //! replies with domain's parser.
 #![allow(dead_code)]
 
+pub mod acme_stub;
 pub mod doh;
 pub mod pebble;
 pub mod server;
