@@ -76,3 +76,17 @@ fn readme_quick_start_answers_dig() {
     let _ = std::fs::remove_file(&log);
     assert_eq!(answer, "192.0.2.80", "log:\n{text}");
 }
+
+#[test]
+fn acme_demo_script_runs_offline() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash")
+        .arg(root.join("examples/acme-demo.sh"))
+        .current_dir(root)
+        .env("RINGDNS_BIN", support::server::binary())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("certificate obtained") && text.contains("TLS session") && text.contains("192.0.2.53"), "{text}");
+}
