@@ -86,7 +86,14 @@ fn acme_demo_script_runs_offline() {
         .env("RINGDNS_BIN", support::server::binary())
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("certificate obtained") && text.contains("TLS session") && text.contains("192.0.2.53"), "{text}");
+    assert!(
+        text.contains("certificate obtained") && text.contains("TLS session") && text.contains("192.0.2.53"),
+        "{text}"
+    );
 }
