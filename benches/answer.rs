@@ -54,6 +54,7 @@ fn classes(c: &mut Criterion) {
         transport: Delivery {
             proto: Proto::Udp,
             keepalive: None,
+            encrypted: false,
         },
         challenges: None,
     };
@@ -105,6 +106,7 @@ fn lookups(c: &mut Criterion) {
             transport: Delivery {
                 proto: Proto::Udp,
                 keepalive: None,
+                encrypted: false,
             },
             challenges: None,
         };

@@ -61,6 +61,7 @@ pub fn answer_bytes(data: &[u8]) {
             transport: Delivery {
                 proto,
                 keepalive: Some(100),
+                encrypted: false,
             },
             challenges: None,
         };
@@ -85,6 +86,7 @@ pub fn answer_udp(query: &[u8]) -> Option<Vec<u8>> {
         transport: Delivery {
             proto: Proto::Udp,
             keepalive: None,
+            encrypted: false,
         },
         challenges: None,
     };

@@ -344,3 +344,17 @@ both_drivers!(kdig_over_https, |driver| {
         );
     }
 });
+
+both_drivers!(padding_over_https, |driver| {
+    let f = fixture(driver);
+    let mut c = f.client(b"h2");
+    let p = c
+        .post(
+            "application/dns-message",
+            q("www.example.test", Rtype::A).id(0).edns(1232).option(12, &[]).wire(),
+        )
+        .unwrap();
+    assert_eq!(p.body.len() % 468, 0, "{}", p.body.len());
+    let g = c.get(&query_path("www.example.test", Rtype::A)).unwrap();
+    assert_ne!(g.body.len() % 468, 0, "no Padding option asked: no padding");
+});

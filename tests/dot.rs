@@ -277,3 +277,15 @@ both_drivers!(kdig_over_tls, |driver| {
         String::from_utf8_lossy(&out.stderr)
     );
 });
+
+both_drivers!(padding_over_tls, |driver| {
+    let f = fixture(driver);
+    let mut c = f.connect("dns.example.test");
+    tls::write_frame(
+        &mut c,
+        &q("www.example.test", Rtype::A).edns(1232).option(12, &[]).wire(),
+    );
+    let reply = tls::read_frame(&mut c).unwrap();
+    assert_eq!(reply.len() % 468, 0, "RFC 8467 block padding: {}", reply.len());
+    assert_eq!(Reply::parse(&reply).answer().len(), 1);
+});

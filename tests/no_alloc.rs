@@ -69,6 +69,7 @@ fn answer_allocates_nothing() {
         transport: Delivery {
             proto: Proto::Udp,
             keepalive: None,
+            encrypted: false,
         },
         challenges: Some(&challenges),
     };

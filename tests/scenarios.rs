@@ -19,6 +19,7 @@ struct World {
     snap: Snapshot,
     key: ListenerKey,
     challenges: Option<ChallengeSet>,
+    encrypted: bool,
 }
 
 fn world() -> World {
@@ -38,6 +39,7 @@ fn world_from(corefile: &str) -> World {
         snap,
         key,
         challenges: None,
+        encrypted: false,
     }
 }
 
@@ -56,6 +58,7 @@ impl World {
             transport: Delivery {
                 proto,
                 keepalive: Some(100),
+                encrypted: self.encrypted,
             },
             challenges: self.challenges.as_ref(),
         };
@@ -507,4 +510,36 @@ fn challenge_values_come_first() {
     let other = challenge_name("other.org").unwrap();
     w.challenges = Some(ChallengeSet::new(2, [(&other, &values[..1])]));
     assert_eq!(w.udp(q("_acme-challenge.other.org", Rtype::TXT)).rcode(), REFUSED);
+}
+
+#[test]
+fn padding_only_over_encrypted_transports() {
+    let mut w = world();
+    let padded = || q("www.example.test", Rtype::A).edns(1232).option(12, &[]);
+    // Plain TCP and UDP: never padded (RFC 8467 §4).
+    assert!(w.tcp(padded()).opt().unwrap().3.is_empty());
+    assert!(w.udp(padded()).opt().unwrap().3.is_empty());
+    w.encrypted = true;
+    for query in [
+        padded(),
+        q("big.example.test", Rtype::TXT).edns(1232).option(12, &[0; 8]),
+    ] {
+        let r = w.tcp(query);
+        assert_eq!(r.wire.len() % 468, 0, "padded to a 468-octet block: {}", r.wire.len());
+        assert!(
+            r.opt()
+                .unwrap()
+                .3
+                .iter()
+                .any(|(code, data)| *code == 12 && data.iter().all(|b| *b == 0))
+        );
+    }
+    // No Padding option in the query: none in the reply.
+    assert!(
+        w.tcp(q("www.example.test", Rtype::A).edns(1232))
+            .opt()
+            .unwrap()
+            .3
+            .is_empty()
+    );
 }

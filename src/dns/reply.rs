@@ -31,6 +31,10 @@ const OPT_LEN: usize = 11;
 const KEEPALIVE_OPT_LEN: usize = 6;
 /// The edns-tcp-keepalive option code (RFC 7828).
 const KEEPALIVE: u16 = 11;
+/// The Padding option code (RFC 7830).
+const PADDING: u16 = 12;
+/// Responses are padded to a multiple of this (RFC 8467 §4.1, the recommended policy).
+pub const PADDING_BLOCK: usize = 468;
 
 /// What the writer needs to know about the transport.
 #[derive(Clone, Copy, Debug)]
@@ -40,6 +44,8 @@ pub struct Delivery {
     /// Our idle timeout in 100 ms units, sent back over streams to clients that send
     /// edns-tcp-keepalive (RFC 7828 §3.3.2).
     pub keepalive: Option<u16>,
+    /// DoT or DoH: replies to queries with a Padding option are padded (RFC 8467).
+    pub encrypted: bool,
 }
 
 /// What was written.
@@ -192,6 +198,15 @@ fn finish(
             None
         };
         let payload = e.udp_size.clamp(PLAIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD);
+        // RFC 8467 block-length padding, only over encrypted transports and only when asked;
+        // never beyond the size limit.
+        let pad = if e.padding && t.encrypted {
+            let fixed = add.as_slice().len() + OPT_LEN + keepalive.map_or(0, |_| KEEPALIVE_OPT_LEN) + 4;
+            let want = (PADDING_BLOCK - fixed % PADDING_BLOCK) % PADDING_BLOCK;
+            Some(want.min(limit.saturating_sub(fixed)))
+        } else {
+            None
+        };
         // The space was reserved by the push limit, so this fits.
         let _ = add.opt(|opt| {
             opt.set_udp_payload_size(payload);
@@ -201,6 +216,12 @@ fn finish(
             if let Some(timeout) = keepalive {
                 opt.push_raw_option(OptionCode::from_int(KEEPALIVE), 2, |tgt| {
                     tgt.append_slice(&timeout.to_be_bytes())
+                })?;
+            }
+            if let Some(n) = pad {
+                const ZEROS: [u8; PADDING_BLOCK] = [0; PADDING_BLOCK];
+                opt.push_raw_option(OptionCode::from_int(PADDING), n as u16, |tgt| {
+                    tgt.append_slice(&ZEROS[..n])
                 })?;
             }
             Ok(())

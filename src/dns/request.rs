@@ -20,6 +20,7 @@ mod opt_code {
     pub const NSID: u16 = 3;
     pub const CLIENT_SUBNET: u16 = 8;
     pub const TCP_KEEPALIVE: u16 = 11;
+    pub const PADDING: u16 = 12;
 }
 
 /// Why a datagram is dropped without a reply.
@@ -70,6 +71,8 @@ pub struct Edns {
     pub keepalive: bool,
     /// The client asked for NSID (RFC 5001).
     pub nsid: bool,
+    /// The client sent a Padding option (RFC 7830): pad the reply over encrypted transports.
+    pub padding: bool,
 }
 
 /// A parsed request, or as much of it as an error reply needs.
@@ -209,6 +212,7 @@ fn parse_opt(rr: &[u8]) -> Option<Edns> {
         dnssec_ok,
         keepalive: false,
         nsid: false,
+        padding: false,
     };
     let mut opts = rr.get(11..)?;
     while !opts.is_empty() {
@@ -224,6 +228,7 @@ fn parse_opt(rr: &[u8]) -> Option<Edns> {
             opt_code::TCP_KEEPALIVE if len != 0 => return None,
             opt_code::TCP_KEEPALIVE => edns.keepalive = true,
             opt_code::CLIENT_SUBNET => check_client_subnet(data)?,
+            opt_code::PADDING => edns.padding = true,
             // Unknown options are ignored (RFC 6891 §6.1.2) and never echoed.
             _ => {}
         }

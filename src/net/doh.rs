@@ -244,6 +244,7 @@ fn resolve(query: &[u8], ctx: &Rc<ShardCtx>, key: ListenerKey, peer: SocketAddr)
         transport: Delivery {
             proto: Proto::Tcp,
             keepalive: None,
+            encrypted: true,
         },
         challenges: Some(&challenges),
     };

@@ -314,6 +314,7 @@ async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(
                 transport: Delivery {
                     proto: Proto::Tcp,
                     keepalive,
+                    encrypted: proto == "tls",
                 },
                 challenges: Some(challenges.load()),
             };

@@ -55,6 +55,7 @@ pub async fn serve(sock: UdpSocket, key: ListenerKey, ctx: Rc<ShardCtx>, mut sto
             transport: Delivery {
                 proto: Proto::Udp,
                 keepalive: None,
+                encrypted: false,
             },
             challenges: Some(challenges.load()),
         };
