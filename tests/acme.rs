@@ -426,3 +426,170 @@ both_drivers!(rate_limit_retry_after_is_honoured, |driver| {
     // Plain DNS is unaffected.
     assert_eq!(s.udp(&q("ns1.mydomain.test", Rtype::A)).answer()[0].data, "192.0.2.11");
 });
+
+/// Writes a certificate for `names` that expired yesterday into storage as version 1.
+fn store_expired(unit: &Path, names: &[&str]) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::create_dir_all(unit.join("v1")).unwrap();
+    std::fs::write(unit.join("v1/chain.pem"), cert.pem()).unwrap();
+    std::fs::write(unit.join("v1/key.pem"), key.serialize_pem()).unwrap();
+    std::fs::write(unit.join("current"), "v1\n").unwrap();
+}
+
+both_drivers!(expired_certificate_and_ca_down_at_start, |driver| {
+    let mut p = Pebble::prepare(None);
+    p.run();
+    p.halt();
+    let state = TempDir::new("acme-expired");
+    let certpath = state.path().join("certs");
+    let acme = p.acme_options(&certpath);
+    let corefile = format!(
+        "tls://mydomain.test:{{PORT2}} {{\n    bind 127.0.0.1\n    tls acme {{\n        domain ns1.mydomain.test\n{acme}    }}\n{HOSTS}}}\nmydomain.test:{{PORT}} {{\n    bind 127.0.0.1\n{HOSTS}}}\n"
+    );
+    store_expired(&unit_dir(&certpath, &p, "ns1.mydomain.test"), &["ns1.mydomain.test"]);
+    let s = start(driver, &p, &corefile);
+    assert_eq!(s.udp(&q("ns1.mydomain.test", Rtype::A)).answer()[0].data, "192.0.2.11");
+    // The expired certificate is not served: no handshake completes, none is answered in plaintext.
+    let cfg = tls::recording_config(&[&rustls::version::TLS13]).0;
+    assert!(tls::connect(dot(&s), cfg, ServerName::try_from("ns1.mydomain.test").unwrap()).is_err());
+    assert!(s.log().contains("certificate has expired"), "{}", s.log());
+    p.run();
+    wait_cert(
+        dot(&s),
+        &p.issuer_root(),
+        "ns1.mydomain.test",
+        b"dot",
+        Duration::from_secs(100),
+        &s,
+    );
+});
+
+both_drivers!(ca_down_at_renewal_keeps_the_old_certificate, |driver| {
+    let p = Pebble::start(Some(60));
+    let state = TempDir::new("acme-down-renew");
+    let s = start(driver, &p, &coredns_example(&p, &state.path().join("certs")));
+    let root = p.issuer_root();
+    let first = wait_cert(dot(&s), &root, "x.mydomain.test", b"dot", Duration::from_secs(60), &s).remove(0);
+    p.halt();
+    // The renewal point (a third of 60 s before expiry) passes with the CA down.
+    let deadline = Instant::now() + Duration::from_secs(50);
+    while !s.log().contains("certificate order failed") {
+        assert!(Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        leaf(dot(&s), &root, "x.mydomain.test", b"dot").expect("still served"),
+        first
+    );
+});
+
+both_drivers!(invalid_challenge_backs_off, |driver| {
+    let p = Pebble::start(None);
+    let state = TempDir::new("acme-invalid");
+    let acme = p.acme_options(&state.path().join("certs"));
+    // The zone is served on another port than the one the CA asks: validation fails.
+    let corefile = format!("tls://mydomain.test:{{PORT2}} {{\n    bind 127.0.0.1\n    tls acme {{\n        domain ns1.mydomain.test\n{acme}    }}\n{HOSTS}}}\nmydomain.test:{{PORT}} {{\n    bind 127.0.0.1\n{HOSTS}}}\n").replace(&format!("port {}", p.dns_port), "port 1");
+    let s = Server::start(Options::new(driver, &corefile));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s.log().contains("certificate order failed") {
+        assert!(Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = s.log();
+    assert!(
+        log.contains("unauthorized") || log.contains("invalid"),
+        "the CA refused the challenge: {log}"
+    );
+    assert!(
+        log.contains("retry_in_s=59") || log.contains("retry_in_s=60"),
+        "one minute first: {log}"
+    );
+    std::thread::sleep(Duration::from_secs(30));
+    assert_eq!(
+        s.log().matches("ordering a certificate").count(),
+        1,
+        "no new order before the back-off: {}",
+        s.log()
+    );
+});
+
+both_drivers!(disk_full_while_storing_keeps_the_old_pair, |driver| {
+    let p = Pebble::start(Some(60));
+    let state = TempDir::new("acme-enospc");
+    let certpath = state.path().join("certs");
+    let corefile = coredns_example(&p, &certpath);
+    let s = start(driver, &p, &corefile);
+    let root = p.issuer_root();
+    let first = wait_cert(dot(&s), &root, "x.mydomain.test", b"dot", Duration::from_secs(60), &s).remove(0);
+    drop(s);
+    // The next run cannot store what it orders: the renewal fails, the old pair stays current.
+    let s = Server::start(
+        Options::new(driver, &corefile)
+            .port(p.dns_port)
+            .env("RINGDNS_FAILPOINT", "storage-enospc"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(50);
+    while !s.log().contains("os error 28") {
+        assert!(Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let unit = unit_dir(&certpath, &p, "wildcard.mydomain.test");
+    assert_eq!(std::fs::read_to_string(unit.join("current")).unwrap().trim(), "v1");
+    let chain = std::fs::read_to_string(unit.join("v1/chain.pem")).unwrap();
+    let key = std::fs::read_to_string(unit.join("v1/key.pem")).unwrap();
+    ringdns::tls::certs::pair_from_pem(chain.as_bytes(), key.as_bytes(), "chain", "key").expect("a matching pair");
+    assert_eq!(leaf(dot(&s), &root, "x.mydomain.test", b"dot"), Some(first));
+});
+
+both_drivers!(coredns_syntax_key_types_and_storage_pickup, |driver| {
+    let p = Pebble::start(None);
+    let state = TempDir::new("acme-syntax");
+    let storage = state.path().join("certs");
+    // CoreDNS' own syntax (acme NAMES, ca_root, storage) with RSA keys, and ECDSA P-384.
+    let corefile = format!(
+        "tls://mydomain.test:{{PORT2}} {{\n    bind 127.0.0.1\n    tls {{\n        acme ns1.mydomain.test\n        email hostmaster@mydomain.test\n        ca {ca}\n        ca_root {root}\n        storage {st}\n        port {dns}\n        key_type rsa2048\n        checkinterval 1\n    }}\n{HOSTS}}}\nhttps://mydomain.test:{{PORT3}} {{\n    bind 127.0.0.1\n    tls acme {{\n        domain mydomain.test\n        ca {ca}\n        cacert {root}\n        certpath {st}\n        key_type ecdsa384\n    }}\n{HOSTS}}}\nmydomain.test:{{PORT}} {{\n    bind 127.0.0.1\n{HOSTS}}}\n",
+        ca = p.directory(),
+        root = p.https_ca().display(),
+        st = storage.display(),
+        dns = p.dns_port
+    );
+    let s = start(driver, &p, &corefile);
+    let issuer = p.issuer_root();
+    let rsa = wait_cert(
+        dot(&s),
+        &issuer,
+        "ns1.mydomain.test",
+        b"dot",
+        Duration::from_secs(60),
+        &s,
+    )
+    .remove(0);
+    let ec = wait_cert(doh(&s), &issuer, "mydomain.test", b"h2", Duration::from_secs(60), &s).remove(0);
+    let alg = |der: &[u8]| {
+        let (_, c) = x509_parser::parse_x509_certificate(der).unwrap();
+        c.public_key().algorithm.algorithm.to_id_string()
+    };
+    assert_eq!(alg(&rsa), "1.2.840.113549.1.1.1", "rsaEncryption");
+    assert_eq!(alg(&ec), "1.2.840.10045.2.1", "id-ecPublicKey");
+    let (_, c) = x509_parser::parse_x509_certificate(&ec).unwrap();
+    assert!(c.public_key().parsed().is_ok_and(|k| k.key_size() == 384), "P-384");
+    // CAA for a certified name is answered NOERROR.
+    assert_eq!(s.udp(&q("ns1.mydomain.test", Rtype::CAA)).rcode(), 0);
+    // A newer certificate appearing in storage (another instance renewed) is picked up within
+    // checkinterval (1 minute here).
+    let unit = unit_dir(&storage, &p, "ns1.mydomain.test");
+    let copy = |f: &str| std::fs::copy(unit.join("v1").join(f), unit.join("v2").join(f)).unwrap();
+    std::fs::create_dir_all(unit.join("v2")).unwrap();
+    copy("chain.pem");
+    copy("key.pem");
+    std::fs::write(unit.join("current"), "v2\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(75);
+    while !s.log().contains("version=2") {
+        assert!(Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+});

@@ -164,6 +164,9 @@ impl Store {
         ensure_private_dir(&dir).map_err(err(&dir))?;
         write_atomic(&dir.join("key.pem"), key_pem.as_bytes(), 0o600).map_err(err(&dir))?;
         failpoint("storage-after-key");
+        if failpoint_is("storage-enospc") {
+            return Err(err(&dir)(io::Error::from_raw_os_error(28)));
+        }
         write_atomic(&dir.join("chain.pem"), chain_pem.as_bytes(), 0o644).map_err(err(&dir))?;
         write_atomic(&dir.join("meta.json"), meta.as_bytes(), 0o644).map_err(err(&dir))?;
         files::sync_dir(&dir).map_err(err(&dir))?;
@@ -231,10 +234,16 @@ impl Store {
 /// Fault injection for crash tests: when `RINGDNS_FAILPOINT` names this point, the process
 /// aborts here, as a power cut would stop it.
 fn failpoint(name: &str) {
-    if std::env::var("RINGDNS_FAILPOINT").is_ok_and(|v| v == name) {
+    if failpoint_is(name) {
         tracing::error!(failpoint = name, "RINGDNS_FAILPOINT: aborting");
         std::process::abort();
     }
+}
+
+/// Whether `RINGDNS_FAILPOINT` names `name` (fault injection for tests: `storage-after-key`
+/// aborts after a new key is written, `storage-enospc` fails the rest as a full disk would).
+fn failpoint_is(name: &str) -> bool {
+    std::env::var("RINGDNS_FAILPOINT").is_ok_and(|v| v == name)
 }
 
 /// The default storage folder: `$RINGDNS_CERTPATH`, else `/var/lib/ringdns/certs` for root,
