@@ -12,6 +12,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
 [ -x /usr/bin/pebble ] || missing+=(pebble)
+command -v faketime >/dev/null || missing+=(faketime)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -593,3 +593,35 @@ both_drivers!(coredns_syntax_key_types_and_storage_pickup, |driver| {
         std::thread::sleep(Duration::from_millis(500));
     }
 });
+
+both_drivers!(clock_two_days_ahead_warns_without_thrash, |driver| {
+    let p = Pebble::start(None);
+    let state = TempDir::new("acme-skew");
+    let acme = p.acme_options(&state.path().join("certs"));
+    let corefile = format!(
+        "tls://mydomain.test:{{PORT2}} {{\n    bind 127.0.0.1\n    tls acme {{\n        domain ns1.mydomain.test\n{acme}    }}\n{HOSTS}}}\nmydomain.test:{{PORT}} {{\n    bind 127.0.0.1\n{HOSTS}}}\n"
+    );
+    // libfaketime moves the wall clock two days ahead (timers stay on the real monotonic clock).
+    let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(Path::new(lib).exists(), "faketime is installed by test.sh");
+    let s = Server::start(
+        Options::new(driver, &corefile)
+            .port(p.dns_port)
+            .env("LD_PRELOAD", lib)
+            .env("FAKETIME", "+2d")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s.log().contains("certificate obtained") {
+        assert!(Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    let log = s.log();
+    assert!(log.contains("clock is ahead of the ACME CA's"), "{log}");
+    assert_eq!(
+        log.matches("ordering a certificate").count(),
+        1,
+        "no renewal thrash: {log}"
+    );
+});

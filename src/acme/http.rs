@@ -97,6 +97,15 @@ impl HttpClient for Watched {
         let retry_after = self.retry_after.clone();
         Box::pin(async move {
             let rsp = fut.await?;
+            if let Some(date) = rsp
+                .parts
+                .headers
+                .get(hyper::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| httpdate::parse_http_date(v).ok())
+            {
+                warn_skew(date, SystemTime::now());
+            }
             let status = rsp.parts.status.as_u16();
             if status == 429 || status == 503 {
                 if let Some(t) = rsp
@@ -112,6 +121,32 @@ impl HttpClient for Watched {
             Ok(rsp)
         })
     }
+}
+
+/// Clock difference with the CA beyond which a warning is logged.
+pub const SKEW_WARNING: Duration = Duration::from_secs(300);
+
+/// Logs (once per process) when our clock and the CA's `Date` disagree by more than
+/// [`SKEW_WARNING`]: certificate lifetimes and renewal times would look shifted. Renewal
+/// times stay derived from the certificate's own NotBefore/NotAfter, so nothing thrashes.
+fn warn_skew(ca_date: SystemTime, now: SystemTime) -> bool {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let (ahead, by) = match now.duration_since(ca_date) {
+        Ok(d) => (true, d),
+        Err(e) => (false, e.duration()),
+    };
+    if by <= SKEW_WARNING {
+        return false;
+    }
+    WARNED.call_once(|| {
+        tracing::warn!(
+            skew_s = by.as_secs(),
+            "this machine's clock is {} the ACME CA's by {} s: check NTP",
+            if ahead { "ahead of" } else { "behind" },
+            by.as_secs()
+        );
+    });
+    true
 }
 
 /// `Retry-After`: delta-seconds or an HTTP date (RFC 9110 §10.2.3).

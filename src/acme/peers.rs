@@ -82,10 +82,13 @@ impl Peers {
 
     /// Members seen within [`MEMBER_GONE`].
     pub fn live_members(&self) -> Vec<String> {
-        let Ok(rd) = fs::read_dir(self.dir.join("members")) else {
+        let members = self.dir.join("members");
+        let Ok(rd) = fs::read_dir(&members) else {
             return Vec::new();
         };
-        let now = SystemTime::now();
+        let Ok(now) = crate::storage::fs_now(&members) else {
+            return Vec::new();
+        };
         rd.filter_map(|e| e.ok())
             .filter(|e| {
                 e.metadata()

@@ -46,6 +46,18 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// The current time as the file system of `dir` sees it (the mtime of a file written now).
+/// Ages of lock and member files are measured against it, not against this machine's
+/// clock: a skewed local clock, or an NFS server with another clock, cannot make a live
+/// holder look dead or a dead one look alive.
+pub fn fs_now(dir: &Path) -> io::Result<std::time::SystemTime> {
+    let probe = dir.join(format!(".clock.{}", std::process::id()));
+    fs::write(&probe, b"")?;
+    let t = fs::metadata(&probe)?.modified();
+    let _ = fs::remove_file(&probe);
+    t
+}
+
 /// Key files must not be readable by others: fix a group/other-readable mode to 0600.
 pub fn fix_private_mode(path: &Path) -> io::Result<()> {
     let meta = fs::metadata(path)?;

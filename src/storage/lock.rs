@@ -41,7 +41,10 @@ pub fn is_abandoned(path: &Path, stale_after: Duration) -> bool {
     let Ok(mtime) = fs::metadata(path).and_then(|m| m.modified()) else {
         return false;
     };
-    let age = SystemTime::now().duration_since(mtime).unwrap_or(Duration::ZERO);
+    let Ok(now) = super::fs_now(path.parent().unwrap_or(Path::new("."))) else {
+        return false;
+    };
+    let age = now.duration_since(mtime).unwrap_or(Duration::ZERO);
     age >= stale_after
         || holder_is_dead(
             fs::read_to_string(path)
@@ -70,8 +73,9 @@ impl Lock {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
             Err(_) => {}
         }
+        let now = super::fs_now(path.parent().unwrap_or(Path::new(".")))?;
         let age = match fs::metadata(path).and_then(|m| m.modified()) {
-            Ok(mtime) => SystemTime::now().duration_since(mtime).unwrap_or(Duration::ZERO),
+            Ok(mtime) => now.duration_since(mtime).unwrap_or(Duration::ZERO),
             // Released in between: try once more.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Self::create(path, holder).map(Some).or(Ok(None));
