@@ -358,3 +358,93 @@ both_drivers!(padding_over_https, |driver| {
     let g = c.get(&query_path("www.example.test", Rtype::A)).unwrap();
     assert_ne!(g.body.len() % 468, 0, "no Padding option asked: no padding");
 });
+
+/// HPACK for `POST /dns-query` with content-type application/dns-message and a
+/// content-length of `len` (literals without indexing).
+fn hpack_post(len: usize) -> Vec<u8> {
+    let mut h = vec![0x83, 0x87, 0x04, 10];
+    h.extend_from_slice(b"/dns-query");
+    h.extend_from_slice(&[0x01, 16]);
+    h.extend_from_slice(b"dns.example.test");
+    h.extend_from_slice(&[0x0f, 0x10, 23]);
+    h.extend_from_slice(b"application/dns-message");
+    let l = len.to_string();
+    h.extend_from_slice(&[0x0f, 0x0d, l.len() as u8]); // content-length (static index 28)
+    h.extend_from_slice(l.as_bytes());
+    h
+}
+
+both_drivers!(lying_content_length_is_a_bad_request, |driver| {
+    let f = fixture(driver);
+    let mut raw = f.raw(&[]);
+    let body = q("www.example.test", Rtype::A).id(0).wire();
+    // Announces 100 octets, sends fewer and ends the stream.
+    raw.send(&h2_frame(frame::HEADERS, frame::END_HEADERS, 1, &hpack_post(100)))
+        .unwrap();
+    raw.send(&h2_frame(frame::DATA, frame::END_STREAM, 1, &body)).unwrap();
+    let end = raw.until(|ty, _, stream, _| {
+        stream == 1 && (ty == frame::HEADERS || ty == frame::RST_STREAM) || ty == frame::GOAWAY
+    });
+    let (ty, _, _, payload) = end.expect("the stream is answered or reset");
+    // `:status 400` is 0x48 0x82 0x64 0x02 (Huffman "400"); or a reset of the stream.
+    assert!(
+        ty == frame::RST_STREAM || payload.starts_with(&[0x48]) && payload != [0x88],
+        "{ty} {payload:?}"
+    );
+    assert_ne!(payload.first(), Some(&0x88), "never 200");
+    // Announces more than 65535 octets: 413 before any body is read.
+    raw.send(&h2_frame(frame::HEADERS, frame::END_HEADERS, 3, &hpack_post(1_000_000)))
+        .unwrap();
+    let end = raw.until(|ty, _, stream, _| stream == 3 && (ty == frame::HEADERS || ty == frame::RST_STREAM));
+    let (ty, _, _, payload) = end.expect("answered");
+    assert!(ty == frame::RST_STREAM || payload.first() != Some(&0x88));
+    // The connection still serves.
+    let mut c = f.client(b"h2");
+    assert_eq!(c.get(&query_path("www.example.test", Rtype::A)).unwrap().status, 200);
+});
+
+both_drivers!(made_you_reset_trips_goaway, |driver| {
+    let f = fixture(driver);
+    // A zero WINDOW_UPDATE on a stream: h2 closes the whole connection at once.
+    let mut raw = f.raw(&[]);
+    let mut burst = h2_frame(frame::HEADERS, frame::END_HEADERS, 1, &hpack_post(12));
+    burst.extend(h2_frame(8, 0, 1, &0u32.to_be_bytes()));
+    let _ = raw.send(&burst);
+    let (_, _, _, payload) = raw.until(|ty, _, _, _| ty == frame::GOAWAY).expect("GOAWAY");
+    assert_eq!(
+        u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]),
+        1,
+        "PROTOCOL_ERROR"
+    );
+    // DATA on streams the client already ended: each is a stream error the server answers
+    // with RST_STREAM (RFC 9113 §5.1); the local-reset counter then trips GOAWAY.
+    let mut raw = f.raw(&[]);
+    let get = hpack_get(&query_path("www.example.test", Rtype::A));
+    let mut burst = Vec::new();
+    for i in 0..400u32 {
+        let id = 1 + 2 * i;
+        burst.extend(h2_frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            id,
+            &get,
+        ));
+        burst.extend(h2_frame(frame::DATA, 0, id, b"x"));
+    }
+    let _ = raw.send(&burst);
+    let mut resets = 0;
+    let goaway = raw.until(|ty, _, _, _| {
+        if ty == frame::RST_STREAM {
+            resets += 1;
+        }
+        ty == frame::GOAWAY
+    });
+    let (_, _, _, payload) = goaway.expect("GOAWAY after too many locally reset streams");
+    let code = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
+    assert!(
+        code == 0xb || code == 1,
+        "ENHANCE_YOUR_CALM or PROTOCOL_ERROR, got {code} after {resets} resets"
+    );
+    let mut c = f.client(b"h2");
+    assert_eq!(c.get(&query_path("www.example.test", Rtype::A)).unwrap().status, 200);
+});
