@@ -15,7 +15,9 @@ use super::syntax::Line;
 use crate::zone::name::parse_abs;
 
 /// Directives this version implements.
-pub const SUPPORTED: &[&str] = &["bind", "errors", "file", "hosts", "log", "reload", "tls"];
+pub const SUPPORTED: &[&str] = &[
+    "bind", "cache", "errors", "file", "forward", "hosts", "log", "reload", "tls",
+];
 
 /// CoreDNS directives that ringdns knows of but does not implement yet.
 const NOT_YET: &[&str] = &[
@@ -23,14 +25,12 @@ const NOT_YET: &[&str] = &[
     "any",
     "auto",
     "bufsize",
-    "cache",
     "cancel",
     "chaos",
     "debug",
     "dns64",
     "dnssec",
     "dnstap",
-    "forward",
     "grpc",
     "header",
     "health",
@@ -104,6 +104,18 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
                 }
                 extras.reload = Some(reload(line)?);
             }
+            "forward" => {
+                if block.forward.is_some() {
+                    return Err(err(&line.name, "forward may be used only once per server block"));
+                }
+                block.forward = Some(super::forward::forward(block, line)?);
+            }
+            "cache" => {
+                if block.cache.is_some() {
+                    return Err(err(&line.name, "cache may be used only once per server block"));
+                }
+                block.cache = Some(super::forward::cache(block, line)?);
+            }
             "tls" => {
                 if block.tls.is_some() {
                     return Err(err(&line.name, "tls may be used only once per server block"));
@@ -136,7 +148,7 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
     Ok(extras)
 }
 
-fn err(tok: &Token, msg: impl Into<String>) -> ConfigError {
+pub(super) fn err(tok: &Token, msg: impl Into<String>) -> ConfigError {
     ConfigError::at(&tok.pos, msg)
 }
 
@@ -165,7 +177,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-fn no_args(line: &Line) -> Result<(), ConfigError> {
+pub(super) fn no_args(line: &Line) -> Result<(), ConfigError> {
     match line.args.first() {
         Some(a) => Err(err(a, format!("{} takes no arguments", line.name.text))),
         None => Ok(()),
@@ -179,7 +191,7 @@ fn no_block(line: &Line) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn one_arg<'a>(line: &'a Line, what: &str) -> Result<&'a Token, ConfigError> {
+pub(super) fn one_arg<'a>(line: &'a Line, what: &str) -> Result<&'a Token, ConfigError> {
     match line.args.as_slice() {
         [a] => Ok(a),
         [] => Err(err(&line.name, format!("{} needs {what}", line.name.text))),
@@ -187,7 +199,7 @@ fn one_arg<'a>(line: &'a Line, what: &str) -> Result<&'a Token, ConfigError> {
     }
 }
 
-fn zone_list(tokens: &[Token]) -> Result<Vec<Name<Bytes>>, ConfigError> {
+pub(super) fn zone_list(tokens: &[Token]) -> Result<Vec<Name<Bytes>>, ConfigError> {
     tokens
         .iter()
         .map(|t| {
@@ -201,7 +213,11 @@ fn zone_list(tokens: &[Token]) -> Result<Vec<Name<Bytes>>, ConfigError> {
 }
 
 /// Zones named by a plugin must lie inside one of the block's zones.
-fn check_inside_block(block: &ServerBlock, tokens: &[Token], zones: &[Name<Bytes>]) -> Result<(), ConfigError> {
+pub(super) fn check_inside_block(
+    block: &ServerBlock,
+    tokens: &[Token],
+    zones: &[Name<Bytes>],
+) -> Result<(), ConfigError> {
     for (t, z) in tokens.iter().zip(zones) {
         let ok = block.keys.iter().any(|k| z.ends_with(&k.zone));
         if !ok {

@@ -88,8 +88,108 @@ pub struct ServerBlock {
     pub log: Vec<LogRule>,
     /// `errors`.
     pub errors: bool,
-    /// `tls` (parsed and validated; served by the certificates work).
+    /// `tls`: the certificate of `tls://` and `https://` listeners.
     pub tls: Option<TlsConfig>,
+    /// `forward`.
+    pub forward: Option<ForwardConfig>,
+    /// `cache`.
+    pub cache: Option<CacheConfig>,
+}
+
+/// How a `forward` reaches one upstream.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UpstreamAddr {
+    /// Plain DNS (UDP, TCP on truncation or `force_tcp`).
+    Dns(std::net::SocketAddr),
+    /// DNS over TLS.
+    Tls(std::net::SocketAddr),
+    /// DNS over HTTPS: the connect address, the host for SNI and `:authority`, the path.
+    Https {
+        /// Where to connect.
+        addr: std::net::SocketAddr,
+        /// Host name (or IP literal) of the URL.
+        host: String,
+        /// Path of the URL.
+        path: String,
+    },
+}
+
+/// Upstream selection order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Random order each query (CoreDNS' default).
+    #[default]
+    Random,
+    /// Rotating start.
+    RoundRobin,
+    /// In the order written.
+    Sequential,
+}
+
+/// `forward FROM TO... { ... }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForwardConfig {
+    /// Where the directive is.
+    pub pos: Pos,
+    /// The zone forwarded.
+    pub from: Name<Bytes>,
+    /// Upstreams in order.
+    pub to: Vec<UpstreamAddr>,
+    /// Names under FROM not forwarded.
+    pub except: Vec<Name<Bytes>>,
+    /// Plain-DNS upstreams over TCP always.
+    pub force_tcp: bool,
+    /// Plain-DNS upstreams over UDP even when the client came over TCP.
+    pub prefer_udp: bool,
+    /// Idle time after which a pooled connection is closed.
+    pub expire: Duration,
+    /// Consecutive failures after which an upstream is down until a health check passes.
+    pub max_fails: u32,
+    /// Client certificate and key, and the CA to verify upstreams with (None: system roots).
+    pub tls_client: Option<(PathBuf, PathBuf)>,
+    /// CA file for upstream certificates.
+    pub tls_ca: Option<PathBuf>,
+    /// Name to verify the upstream certificate against (and SNI).
+    pub tls_servername: Option<String>,
+    /// Selection policy.
+    pub policy: Policy,
+    /// Health-check interval of down upstreams (0: off).
+    pub health_check: Duration,
+    /// Health checks without RD.
+    pub health_no_rec: bool,
+    /// Name asked by health checks.
+    pub health_domain: Name<Bytes>,
+    /// Queries in flight per shard beyond which new ones are refused (0: unlimited).
+    pub max_concurrent: usize,
+}
+
+/// `cache` capacities and TTL bounds for one kind of answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheBucket {
+    /// Entries.
+    pub capacity: usize,
+    /// Longest TTL kept.
+    pub max_ttl: Duration,
+    /// Shortest TTL kept.
+    pub min_ttl: Duration,
+}
+
+/// `cache [TTL] [ZONES...] { ... }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CacheConfig {
+    /// Zones cached (default: the block's).
+    pub zones: Vec<Name<Bytes>>,
+    /// Positive answers.
+    pub success: CacheBucket,
+    /// NXDOMAIN and NODATA (RFC 2308).
+    pub denial: CacheBucket,
+    /// `prefetch AMOUNT DURATION PERCENTAGE`: refresh entries asked AMOUNT times within
+    /// DURATION once PERCENTAGE of their TTL is left.
+    pub prefetch: Option<(u32, Duration, u8)>,
+    /// How long expired entries may still be served (RFC 8767).
+    pub serve_stale: Option<Duration>,
+    /// How long an upstream failure is remembered (RFC 9520).
+    pub servfail: Duration,
 }
 
 impl ServerBlock {
