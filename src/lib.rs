@@ -18,6 +18,7 @@ pub mod acme;
 pub mod config;
 pub mod control;
 pub mod dns;
+pub mod forward;
 pub mod fuzzing;
 pub mod net;
 pub mod shard;

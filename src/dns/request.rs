@@ -429,3 +429,19 @@ mod tests {
         assert!(check_client_subnet(&[0, 1, 0, 0]).is_some());
     }
 }
+
+/// Query builders shared by unit tests of other modules.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// A query for wire `name`, type `qtype`, with an empty OPT when `edns`.
+    pub(crate) fn query(name: &[u8], qtype: u16, edns: bool) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];
+        m.extend_from_slice(name);
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&1u16.to_be_bytes());
+        if edns {
+            m.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
+        }
+        m
+    }
+}

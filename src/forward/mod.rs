@@ -1,0 +1,4 @@
+//! Forwarding to upstream resolvers, per shard.
+
+pub mod rng;
+pub mod template;

@@ -1,0 +1,497 @@
+//! Upstream replies, checked and scrubbed into a reply template that the cache stores and
+//! every client reply is rendered from: the client's ID, question case, EDNS and size limit
+//! are applied at render time, TTLs counted down, all without allocating.
+//!
+//! Scrubbing keeps only what belongs to the question (the rules of resolvers' "scrubbers"):
+//! answer records on the CNAME chain from the query name (at most [`MAX_CHAIN`] links, no
+//! loops), authority records (SOA, NS, DS, NSEC*, RRSIG) owned by an ancestor of the chain's
+//! last name, and additional A/AAAA for names that kept NS, MX or SRV records point to.
+//! Everything else (out-of-bailiwick NS, glue, stray additional data) is dropped, so it is
+//! neither cached nor passed on.
+
+use domain::base::iana::{Class, Rcode, Rtype};
+use domain::base::message_builder::{MessageBuilder, StaticCompressor};
+use domain::base::name::ParsedName;
+use domain::base::Message;
+use domain::dep::octseq::Parser;
+use domain::rdata::AllRecordData;
+
+use crate::zone::name::{NameKey, is_in_zone};
+
+/// Longest CNAME chain accepted from an upstream (ROBUSTNESS: longer → SERVFAIL).
+pub const MAX_CHAIN: usize = 11;
+/// Most records accepted in one upstream reply (a bound on parsing work).
+pub const MAX_RECORDS: usize = 1000;
+/// The TTL of stale answers (RFC 8767 §4).
+pub const STALE_TTL: u32 = 30;
+
+/// What kind of answer a template holds, for caching (RFC 2308).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Data.
+    Success,
+    /// NXDOMAIN or NODATA.
+    Denial,
+    /// A failure (SERVFAIL, or no upstream answered).
+    Failure,
+}
+
+/// A reply without ID, client question case, OPT or truncation.
+#[derive(Clone, Debug)]
+pub struct Template {
+    /// The message: header (ID 0), lowercase question, records. No OPT.
+    pub bytes: Box<[u8]>,
+    /// Offsets of every record's TTL field and its original value.
+    pub ttls: Box<[(u16, u32)]>,
+    /// Smallest TTL (or the negative TTL of RFC 2308 §5 for denials).
+    pub ttl: u32,
+    /// Kind.
+    pub kind: Kind,
+    /// Extended rcode bits for the OPT, if the upstream set some.
+    pub ext_rcode: u8,
+    /// Extended DNS Error INFO-CODE to attach (RFC 8914).
+    pub ede: Option<u16>,
+}
+
+/// Why an upstream reply is not used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    /// Not a well-formed reply.
+    Malformed,
+    /// More than [`MAX_RECORDS`] records.
+    TooBig,
+    /// A CNAME chain too long or looping.
+    Chain,
+}
+
+/// Builds the template of an upstream reply to the question (`qname` lowercase wire).
+pub fn scrub(reply: &[u8], qname: &NameKey, qtype: Rtype, dnssec_ok: bool) -> Result<Template, Reject> {
+    let msg = Message::from_octets(reply).map_err(|_| Reject::Malformed)?;
+    let h = msg.header();
+    let counts = msg.header_counts();
+    let total = usize::from(counts.ancount()) + usize::from(counts.nscount()) + usize::from(counts.arcount());
+    if total > MAX_RECORDS {
+        return Err(Reject::TooBig);
+    }
+    let rcode = msg.opt_rcode();
+    // The chain of names the answer may hold.
+    let mut chain: Vec<NameKey> = vec![*qname];
+    let answer = msg.answer().map_err(|_| Reject::Malformed)?;
+    let mut records = Vec::new();
+    for r in answer {
+        let r = r.map_err(|_| Reject::Malformed)?;
+        records.push(r);
+    }
+    loop {
+        let Some(last) = chain.last().copied() else { break };
+        let next = records.iter().find_map(|r| {
+            if r.rtype() != Rtype::CNAME || NameKey::of(&r.owner()).as_slice() != last.as_slice() {
+                return None;
+            }
+            let rec = r.to_record::<domain::rdata::Cname<ParsedName<&[u8]>>>().ok()??;
+            Some(NameKey::of(rec.data().cname()))
+        });
+        let Some(next) = next else { break };
+        if qtype == Rtype::CNAME {
+            break;
+        }
+        if chain.iter().any(|k| k.as_slice() == next.as_slice()) || chain.len() > MAX_CHAIN {
+            return Err(Reject::Chain);
+        }
+        chain.push(next);
+    }
+    let end = chain.last().copied().unwrap_or(*qname);
+
+    let mut b = MessageBuilder::from_target(StaticCompressor::new(Vec::with_capacity(reply.len() + 64))).map_err(|_| Reject::Malformed)?;
+    {
+        let hd = b.header_mut();
+        hd.set_qr(true);
+        hd.set_opcode(h.opcode());
+        hd.set_ra(h.ra());
+        hd.set_ad(h.ad() && dnssec_ok);
+        hd.set_rcode(rcode.rcode());
+    }
+    let mut qb = b.question();
+    let qn = domain::base::Name::from_slice(qname.as_slice()).map_err(|_| Reject::Malformed)?;
+    qb.push((qn, qtype, Class::IN)).map_err(|_| Reject::Malformed)?;
+    let mut ans = qb.answer();
+    let mut min_ttl = u32::MAX;
+    let mut targets: Vec<NameKey> = Vec::new();
+    // NODATA unless the last name of the chain has data of the asked type.
+    let mut answered = false;
+    for r in &records {
+        let owner = NameKey::of(&r.owner());
+        if !chain.iter().any(|k| k.as_slice() == owner.as_slice()) {
+            continue;
+        }
+        let t = r.rtype();
+        let keep = t == Rtype::CNAME || t == qtype || qtype == Rtype::ANY || (t == Rtype::RRSIG && dnssec_ok);
+        if !keep {
+            continue;
+        }
+        if (t == qtype || qtype == Rtype::ANY) && owner.as_slice() == end.as_slice() {
+            answered = true;
+        }
+        let rec = r.to_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>().map_err(|_| Reject::Malformed)?.ok_or(Reject::Malformed)?;
+        collect_targets(rec.data(), &mut targets);
+        min_ttl = min_ttl.min(rec.ttl().as_secs());
+        ans.push(rec).map_err(|_| Reject::Malformed)?;
+    }
+    let mut auth = ans.authority();
+    let mut negative_ttl = None;
+    let authority = msg.authority().map_err(|_| Reject::Malformed)?;
+    for r in authority {
+        let r = r.map_err(|_| Reject::Malformed)?;
+        let owner = NameKey::of(&r.owner());
+        let t = r.rtype();
+        let ancestor = is_in_zone(end.as_slice(), owner.as_slice());
+        let nsec3_of_ancestor = t == Rtype::NSEC3 && parent_is_ancestor(owner.as_slice(), end.as_slice());
+        let allowed = matches!(t, Rtype::SOA | Rtype::NS | Rtype::DS) && ancestor
+            || matches!(t, Rtype::NSEC | Rtype::RRSIG) && dnssec_ok && (ancestor || is_in_zone(owner.as_slice(), apex_of(&chain)))
+            || nsec3_of_ancestor && dnssec_ok;
+        if !allowed {
+            continue;
+        }
+        let rec = r.to_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>().map_err(|_| Reject::Malformed)?.ok_or(Reject::Malformed)?;
+        if let AllRecordData::Soa(soa) = rec.data() {
+            // RFC 2308 §5: negative answers live min(SOA TTL, SOA MINIMUM).
+            negative_ttl = Some(rec.ttl().as_secs().min(soa.minimum().as_secs()));
+        }
+        collect_targets(rec.data(), &mut targets);
+        min_ttl = min_ttl.min(rec.ttl().as_secs());
+        auth.push(rec).map_err(|_| Reject::Malformed)?;
+    }
+    let mut add = auth.additional();
+    let additional = msg.additional().map_err(|_| Reject::Malformed)?;
+    for r in additional {
+        let r = r.map_err(|_| Reject::Malformed)?;
+        if !matches!(r.rtype(), Rtype::A | Rtype::AAAA) {
+            continue;
+        }
+        let owner = NameKey::of(&r.owner());
+        if !targets.iter().any(|t| t.as_slice() == owner.as_slice()) {
+            continue;
+        }
+        let rec = r.to_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>().map_err(|_| Reject::Malformed)?.ok_or(Reject::Malformed)?;
+        min_ttl = min_ttl.min(rec.ttl().as_secs());
+        add.push(rec).map_err(|_| Reject::Malformed)?;
+    }
+    let bytes = add.finish().into_target();
+    let kind = match rcode.rcode() {
+        Rcode::NXDOMAIN => Kind::Denial,
+        Rcode::NOERROR if !answered => Kind::Denial,
+        Rcode::NOERROR => Kind::Success,
+        _ => Kind::Failure,
+    };
+    let ttl = match kind {
+        Kind::Denial => negative_ttl.unwrap_or(0),
+        _ if min_ttl == u32::MAX => 0,
+        _ => min_ttl,
+    };
+    let ttls = ttl_offsets(&bytes).ok_or(Reject::Malformed)?;
+    Ok(Template {
+        bytes: bytes.into_boxed_slice(),
+        ttls: ttls.into_boxed_slice(),
+        ttl,
+        kind,
+        ext_rcode: rcode.ext(),
+        ede: None,
+    })
+}
+
+/// The closest name of the chain's zone we can tell: the owner of the last chain link.
+fn apex_of(chain: &[NameKey]) -> &[u8] {
+    chain.last().map(|k| k.as_slice()).unwrap_or(&[0])
+}
+
+fn parent_is_ancestor(owner: &[u8], name: &[u8]) -> bool {
+    let Some(&len) = owner.first() else { return false };
+    let parent = owner.get(1 + usize::from(len)..).unwrap_or(&[0]);
+    is_in_zone(name, parent)
+}
+
+/// Names whose addresses may follow in the additional section.
+fn collect_targets(data: &AllRecordData<&[u8], ParsedName<&[u8]>>, out: &mut Vec<NameKey>) {
+    let name = match data {
+        AllRecordData::Ns(ns) => NameKey::of(ns.nsdname()),
+        AllRecordData::Mx(mx) => NameKey::of(mx.exchange()),
+        AllRecordData::Srv(srv) => NameKey::of(srv.target()),
+        _ => return,
+    };
+    if !out.iter().any(|n| n.as_slice() == name.as_slice()) {
+        out.push(name);
+    }
+}
+
+/// Offsets and values of the TTL field of every record after the question.
+fn ttl_offsets(msg: &[u8]) -> Option<Vec<(u16, u32)>> {
+    let count = |i: usize| u16::from_be_bytes([msg[4 + 2 * i], msg[5 + 2 * i]]);
+    let mut p = Parser::from_ref(msg);
+    p.advance(12).ok()?;
+    for _ in 0..count(0) {
+        ParsedName::skip(&mut p).ok()?;
+        p.advance(4).ok()?;
+    }
+    let mut out = Vec::new();
+    for _ in 0..u32::from(count(1)) + u32::from(count(2)) + u32::from(count(3)) {
+        ParsedName::skip(&mut p).ok()?;
+        p.advance(4).ok()?;
+        let at = u16::try_from(p.pos()).ok()?;
+        let ttl = p.parse_u32_be().ok()?;
+        let rdlen = usize::from(p.parse_u16_be().ok()?);
+        p.advance(rdlen).ok()?;
+        out.push((at, ttl));
+    }
+    Some(out)
+}
+
+/// A template that only says SERVFAIL, with an Extended DNS Error (RFC 8914) for clients
+/// that speak EDNS.
+pub fn failure(qname: &NameKey, qtype: Rtype, ede: u16) -> Template {
+    let mut bytes = vec![0u8, 0, 0x80, 0x82, 0, 1, 0, 0, 0, 0, 0, 0];
+    bytes.extend_from_slice(qname.as_slice());
+    bytes.extend_from_slice(&qtype.to_int().to_be_bytes());
+    bytes.extend_from_slice(&[0, 1]);
+    Template {
+        bytes: bytes.into_boxed_slice(),
+        ttls: Box::new([]),
+        ttl: 0,
+        kind: Kind::Failure,
+        ext_rcode: 0,
+        ede: Some(ede),
+    }
+}
+
+/// EDE INFO-CODEs used (RFC 8914 §4).
+pub mod ede {
+    /// 3: Stale Answer.
+    pub const STALE_ANSWER: u16 = 3;
+    /// 22: No Reachable Authority.
+    pub const NO_REACHABLE_AUTHORITY: u16 = 22;
+    /// 23: Network Error.
+    pub const NETWORK_ERROR: u16 = 23;
+    /// 13: Cached Error.
+    pub const CACHED_ERROR: u16 = 13;
+}
+
+/// The client side of a render.
+#[derive(Clone, Copy, Debug)]
+pub struct Client<'a> {
+    /// The client's query message.
+    pub query: &'a [u8],
+    /// Its EDNS payload and DO bit, if it sent OPT.
+    pub edns: Option<(u16, bool)>,
+    /// Reply size limit.
+    pub limit: usize,
+}
+
+/// How old the template is.
+#[derive(Clone, Copy, Debug)]
+pub enum Age {
+    /// Fresh, this many seconds since it was stored.
+    Fresh(u32),
+    /// Expired and served stale (RFC 8767).
+    Stale,
+}
+
+/// Renders `t` for a client into `out` (no allocation once `out` has its capacity).
+pub fn render(t: &Template, c: &Client<'_>, age: Age, extra_ede: Option<u16>, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&t.bytes);
+    // Client ID, RD and CD; the question exactly as the client wrote it (same length: the
+    // same name, uncompressed).
+    out[0] = c.query[0];
+    out[1] = c.query[1];
+    out[2] = (out[2] & !0x01) | (c.query[2] & 0x01);
+    out[3] = (out[3] & !0x10) | (c.query[3] & 0x10);
+    let qlen = question_len(&t.bytes);
+    if c.query.len() >= 12 + qlen && qlen > 0 {
+        out[12..12 + qlen].copy_from_slice(&c.query[12..12 + qlen]);
+    }
+    for &(off, orig) in t.ttls.iter() {
+        let ttl = match age {
+            Age::Fresh(a) => orig.saturating_sub(a),
+            Age::Stale => STALE_TTL,
+        };
+        let o = usize::from(off);
+        out[o..o + 4].copy_from_slice(&ttl.to_be_bytes());
+    }
+    let ede = extra_ede.or(t.ede);
+    let opt_len = c.edns.map_or(0, |_| 11 + ede.map_or(0, |_| 6));
+    if out.len() + opt_len > c.limit {
+        // Does not fit: TC=1 and empty sections (RFC 2181 §9).
+        out.truncate(12 + qlen);
+        out[2] |= 0x02;
+        out[6..12].fill(0);
+    }
+    if let Some((payload, dnssec_ok)) = c.edns {
+        out.push(0);
+        out.extend_from_slice(&41u16.to_be_bytes());
+        out.extend_from_slice(&payload.clamp(512, 1232).to_be_bytes());
+        out.push(t.ext_rcode);
+        out.push(0);
+        out.extend_from_slice(&(if dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
+        match ede {
+            Some(code) => {
+                out.extend_from_slice(&6u16.to_be_bytes());
+                out.extend_from_slice(&15u16.to_be_bytes());
+                out.extend_from_slice(&2u16.to_be_bytes());
+                out.extend_from_slice(&code.to_be_bytes());
+            }
+            None => out.extend_from_slice(&0u16.to_be_bytes()),
+        }
+        let ar = u16::from_be_bytes([out[10], out[11]]).saturating_add(1);
+        out[10..12].copy_from_slice(&ar.to_be_bytes());
+    }
+}
+
+/// Length of the (single, uncompressed) question of a template.
+fn question_len(msg: &[u8]) -> usize {
+    let mut pos = 12;
+    while let Some(&l) = msg.get(pos) {
+        pos += 1 + usize::from(l);
+        if l == 0 {
+            break;
+        }
+    }
+    (pos + 4).saturating_sub(12).min(msg.len().saturating_sub(12))
+}
+
+/// Whether a reply from an upstream answers our question: QR set, same ID, same question
+/// (name case-insensitive, type, class). Others are ignored while we keep waiting.
+pub fn matches(reply: &[u8], id: u16, qname: &NameKey, qtype: Rtype) -> bool {
+    if reply.len() < 12 || reply[2] & 0x80 == 0 || u16::from_be_bytes([reply[0], reply[1]]) != id {
+        return false;
+    }
+    if u16::from_be_bytes([reply[4], reply[5]]) != 1 {
+        return false;
+    }
+    let mut p = Parser::from_ref(reply);
+    if p.advance(12).is_err() {
+        return false;
+    }
+    let Ok(name) = ParsedName::parse_ref(&mut p) else { return false };
+    let (Ok(t), Ok(c)) = (p.parse_u16_be(), p.parse_u16_be()) else { return false };
+    NameKey::of(&name).as_slice() == qname.as_slice() && t == qtype.to_int() && c == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::name::parse_abs;
+    use domain::base::MessageBuilder;
+
+    fn key(n: &str) -> NameKey {
+        NameKey::of(&parse_abs(n).unwrap())
+    }
+
+    fn reply(records: &[(&str, Rtype, u32, &str)], authority: &[(&str, Rtype, u32, &str)], additional: &[(&str, Rtype, u32, &str)], rcode: Rcode) -> Vec<u8> {
+        use std::str::FromStr;
+        let text = |rs: &[(&str, Rtype, u32, &str)]| -> Vec<domain::zonefile::inplace::ScannedRecord> {
+            rs.iter()
+                .map(|(o, t, ttl, d)| {
+                    let zone = format!("{o}. {ttl} IN {t} {d}\n");
+                    let mut zf = domain::zonefile::inplace::Zonefile::from(zone.as_str());
+                    zf.set_origin(domain::base::Name::root_bytes());
+                    match zf.next_entry().unwrap().unwrap() {
+                        domain::zonefile::inplace::Entry::Record(r) => r,
+                        _ => unreachable!(),
+                    }
+                })
+                .collect()
+        };
+        let mut b = MessageBuilder::new_vec();
+        b.header_mut().set_id(7);
+        b.header_mut().set_qr(true);
+        b.header_mut().set_rcode(rcode);
+        let mut q = b.question();
+        q.push((domain::base::Name::<Vec<u8>>::from_str("www.example.test").unwrap(), Rtype::A)).unwrap();
+        let mut a = q.answer();
+        for r in text(records) {
+            a.push(r).unwrap();
+        }
+        let mut au = a.authority();
+        for r in text(authority) {
+            au.push(r).unwrap();
+        }
+        let mut ad = au.additional();
+        for r in text(additional) {
+            ad.push(r).unwrap();
+        }
+        ad.finish()
+    }
+
+    #[test]
+    fn keeps_the_chain_drops_the_rest() {
+        let r = reply(
+            &[
+                ("www.example.test", Rtype::CNAME, 300, "web.example.test."),
+                ("web.example.test", Rtype::A, 60, "192.0.2.1"),
+                ("evil.example.org", Rtype::A, 9999, "203.0.113.66"),
+            ],
+            &[("example.test", Rtype::NS, 3600, "ns1.example.test."), ("org", Rtype::NS, 3600, "ns.evil.org.")],
+            &[("ns1.example.test", Rtype::A, 3600, "192.0.2.53"), ("ns.evil.org", Rtype::A, 3600, "203.0.113.1")],
+            Rcode::NOERROR,
+        );
+        let t = scrub(&r, &key("www.example.test"), Rtype::A, false).unwrap();
+        assert_eq!(t.kind, Kind::Success);
+        assert_eq!(t.ttl, 60);
+        let m = Message::from_octets(&t.bytes[..]).unwrap();
+        let c = m.header_counts();
+        assert_eq!((c.ancount(), c.nscount(), c.arcount()), (2, 1, 1), "no evil answer, no out-of-bailiwick NS or glue");
+        // Render for a client with case in its name and EDNS: TTLs counted down, OPT added.
+        let client = crate::dns::request::tests_support::query(b"\x03WwW\x07example\x04test\x00", 1, true);
+        let mut out = Vec::with_capacity(1024);
+        render(&t, &Client { query: &client, edns: Some((4096, false)), limit: 1232 }, Age::Fresh(10), None, &mut out);
+        assert_eq!(&out[12..16], b"\x03WwW");
+        let m = Message::from_octets(&out[..]).unwrap();
+        assert_eq!(m.header().id(), 0x1234);
+        let ttls: Vec<u32> = m.answer().unwrap().map(|r| r.unwrap().ttl().as_secs()).collect();
+        assert_eq!(ttls, vec![290, 50]);
+        assert_eq!(m.opt().unwrap().udp_payload_size(), 1232);
+    }
+
+    #[test]
+    fn negative_ttl_and_limits() {
+        let r = reply(&[], &[("example.test", Rtype::SOA, 3600, "ns1.example.test. h.example.test. 1 2 3 4 120")], &[], Rcode::NXDOMAIN);
+        let t = scrub(&r, &key("www.example.test"), Rtype::A, false).unwrap();
+        assert_eq!((t.kind, t.ttl), (Kind::Denial, 120));
+        // A chain of 13 CNAMEs is refused.
+        let mut chain = Vec::new();
+        let names: Vec<String> = (0..14).map(|i| if i == 0 { "www.example.test".to_string() } else { format!("c{i}.example.test") }).collect();
+        for i in 0..13 {
+            chain.push((names[i].as_str(), Rtype::CNAME, 60, format!("{}.", names[i + 1])));
+        }
+        let recs: Vec<(&str, Rtype, u32, &str)> = chain.iter().map(|(o, t, ttl, d)| (*o, *t, *ttl, d.as_str())).collect();
+        assert_eq!(scrub(&reply(&recs, &[], &[], Rcode::NOERROR), &key("www.example.test"), Rtype::A, false).unwrap_err(), Reject::Chain);
+        // A loop too.
+        let looped = [("www.example.test", Rtype::CNAME, 60, "a.example.test."), ("a.example.test", Rtype::CNAME, 60, "www.example.test.")];
+        assert_eq!(scrub(&reply(&looped, &[], &[], Rcode::NOERROR), &key("www.example.test"), Rtype::A, false).unwrap_err(), Reject::Chain);
+    }
+
+    #[test]
+    fn matching_replies_only() {
+        let r = reply(&[("www.example.test", Rtype::A, 60, "192.0.2.1")], &[], &[], Rcode::NOERROR);
+        assert!(matches(&r, 7, &key("www.example.test"), Rtype::A));
+        assert!(!matches(&r, 8, &key("www.example.test"), Rtype::A), "ID");
+        assert!(!matches(&r, 7, &key("other.example.test"), Rtype::A), "question");
+        assert!(!matches(&r, 7, &key("www.example.test"), Rtype::AAAA), "type");
+        assert!(!matches(&r[..10], 7, &key("www.example.test"), Rtype::A), "garbage");
+    }
+
+    #[test]
+    fn truncates_to_the_client_limit() {
+        let many: Vec<(&str, Rtype, u32, String)> = (0..60).map(|i| ("www.example.test", Rtype::A, 60, format!("192.0.2.{i}"))).collect();
+        let recs: Vec<(&str, Rtype, u32, &str)> = many.iter().map(|(o, t, ttl, d)| (*o, *t, *ttl, d.as_str())).collect();
+        let t = scrub(&reply(&recs, &[], &[], Rcode::NOERROR), &key("www.example.test"), Rtype::A, false).unwrap();
+        let client = crate::dns::request::tests_support::query(b"\x03www\x07example\x04test\x00", 1, false);
+        let mut out = Vec::new();
+        render(&t, &Client { query: &client, edns: None, limit: 512 }, Age::Fresh(0), None, &mut out);
+        assert!(out.len() <= 512 && out[2] & 0x02 != 0);
+        assert_eq!(&out[6..12], &[0; 6]);
+        render(&t, &Client { query: &client, edns: None, limit: 65535 }, Age::Stale, Some(ede::STALE_ANSWER), &mut out);
+        let m = Message::from_octets(&out[..]).unwrap();
+        assert_eq!(m.answer().unwrap().count(), 60);
+        assert!(m.answer().unwrap().all(|r| r.unwrap().ttl().as_secs() == STALE_TTL));
+    }
+}
