@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod acme;
+pub mod cache;
 pub mod config;
 pub mod control;
 pub mod dns;
