@@ -82,8 +82,7 @@ pub fn scrub(reply: &[u8], qname: &NameKey, qtype: Rtype, dnssec_ok: bool) -> Re
         let r = r.map_err(|_| Reject::Malformed)?;
         records.push(r);
     }
-    loop {
-        let Some(last) = chain.last().copied() else { break };
+    while let Some(last) = chain.last().copied() {
         let next = records.iter().find_map(|r| {
             if r.rtype() != Rtype::CNAME || NameKey::of(&r.owner()).as_slice() != last.as_slice() {
                 return None;
