@@ -93,7 +93,7 @@ pub fn answer_udp(query: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     match answer(&ctx, query, &mut out) {
         crate::dns::Outcome::Reply { .. } => Some(out),
-        crate::dns::Outcome::Drop(_) => None,
+        crate::dns::Outcome::Drop(_) | crate::dns::Outcome::Forward { .. } => None,
     }
 }
 

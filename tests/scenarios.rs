@@ -65,6 +65,7 @@ impl World {
         let mut out = Vec::new();
         match answer(&ctx, wire, &mut out) {
             Outcome::Drop(_) => None,
+            Outcome::Forward { .. } => panic!("scenarios have no forward"),
             Outcome::Reply { .. } => Some(Reply::parse(&out)),
         }
     }

@@ -165,7 +165,10 @@ impl Cache {
                     }
                     e.hits += 1;
                     let left = e.ttl - age;
-                    if e.hits >= amount && !e.refreshing && left.as_secs_f64() <= e.ttl.as_secs_f64() * f64::from(pct) / 100.0 {
+                    if e.hits >= amount
+                        && !e.refreshing
+                        && left.as_secs_f64() <= e.ttl.as_secs_f64() * f64::from(pct) / 100.0
+                    {
                         e.refreshing = true;
                         prefetch = true;
                     }
@@ -284,20 +287,44 @@ mod tests {
         let t0 = Instant::now();
         c.put(k.as_slice(), template(Kind::Success, 1000), t0);
         // Clamped to the 100 s maximum.
-        assert!(matches!(c.get(k.as_slice(), t0 + Duration::from_secs(99)), Lookup::Fresh { age: 99, .. }));
+        assert!(matches!(
+            c.get(k.as_slice(), t0 + Duration::from_secs(99)),
+            Lookup::Fresh { age: 99, .. }
+        ));
         // Second hit within the window with half the TTL left: prefetch once.
-        assert!(matches!(c.get(k.as_slice(), t0 + Duration::from_secs(99)), Lookup::Fresh { prefetch: true, .. }));
-        assert!(matches!(c.get(k.as_slice(), t0 + Duration::from_secs(99)), Lookup::Fresh { prefetch: false, .. }));
+        assert!(matches!(
+            c.get(k.as_slice(), t0 + Duration::from_secs(99)),
+            Lookup::Fresh { prefetch: true, .. }
+        ));
+        assert!(matches!(
+            c.get(k.as_slice(), t0 + Duration::from_secs(99)),
+            Lookup::Fresh { prefetch: false, .. }
+        ));
         c.refresh_done(k.as_slice());
         // Stale within 30 s after expiry; gone after.
-        assert!(matches!(c.get(k.as_slice(), t0 + Duration::from_secs(110)), Lookup::Stale { refresh: true, .. }));
-        assert!(matches!(c.get(k.as_slice(), t0 + Duration::from_secs(111)), Lookup::Stale { refresh: false, .. }));
-        assert!(matches!(c.get(k.as_slice(), t0 + Duration::from_secs(131)), Lookup::Miss));
+        assert!(matches!(
+            c.get(k.as_slice(), t0 + Duration::from_secs(110)),
+            Lookup::Stale { refresh: true, .. }
+        ));
+        assert!(matches!(
+            c.get(k.as_slice(), t0 + Duration::from_secs(111)),
+            Lookup::Stale { refresh: false, .. }
+        ));
+        assert!(matches!(
+            c.get(k.as_slice(), t0 + Duration::from_secs(131)),
+            Lookup::Miss
+        ));
         // Short TTLs are raised to the minimum; failures last `servfail` and never go stale.
         c.put(k.as_slice(), template(Kind::Denial, 1), t0);
-        assert!(matches!(c.get(k.as_slice(), t0 + Duration::from_secs(4)), Lookup::Fresh { .. }));
+        assert!(matches!(
+            c.get(k.as_slice(), t0 + Duration::from_secs(4)),
+            Lookup::Fresh { .. }
+        ));
         c.put(k.as_slice(), template(Kind::Failure, 0), t0);
-        assert!(matches!(c.get(k.as_slice(), t0 + Duration::from_secs(4)), Lookup::Fresh { .. }));
+        assert!(matches!(
+            c.get(k.as_slice(), t0 + Duration::from_secs(4)),
+            Lookup::Fresh { .. }
+        ));
         assert!(matches!(c.get(k.as_slice(), t0 + Duration::from_secs(6)), Lookup::Miss));
     }
 
@@ -311,8 +338,14 @@ mod tests {
         }
         assert_eq!(c.len(), 2);
         let name = NameKey::of(&parse_abs("a.test").unwrap());
-        assert_ne!(Key::new(&name, Rtype::A, true, false).as_slice(), Key::new(&name, Rtype::A, false, false).as_slice());
-        assert_ne!(Key::new(&name, Rtype::A, false, true).as_slice(), Key::new(&name, Rtype::A, false, false).as_slice());
+        assert_ne!(
+            Key::new(&name, Rtype::A, true, false).as_slice(),
+            Key::new(&name, Rtype::A, false, false).as_slice()
+        );
+        assert_ne!(
+            Key::new(&name, Rtype::A, false, true).as_slice(),
+            Key::new(&name, Rtype::A, false, false).as_slice()
+        );
         assert!(Cache::failures_only().is_empty());
     }
 }

@@ -158,6 +158,10 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
     if !zones.is_empty() {
         handlers.push(Handler::File(FileHandler { zones }));
     }
+    // forward comes last in CoreDNS' plugin order.
+    if let Some(plan) = data.plans.get(&index) {
+        handlers.push(Handler::Forward(plan.clone()));
+    }
     Block {
         index,
         label: b.label(),

@@ -78,6 +78,8 @@ pub struct DataSet {
     pub hosts: HashMap<usize, HostsEntry>,
     /// Certificate pairs by (certificate file, key file).
     pub certs: HashMap<(PathBuf, PathBuf), CertEntry>,
+    /// Forwarding plans by server block index.
+    pub plans: HashMap<usize, Arc<crate::forward::Plan>>,
 }
 
 /// What a refresh changed.
@@ -164,6 +166,13 @@ impl DataSet {
                         next_check: now + CERT_CHECK,
                     });
                 }
+            }
+            if let Some(f) = &block.forward {
+                let plan = crate::forward::Plan::build(f, block.cache.as_ref()).map_err(|e| DataError::Cert {
+                    where_: f.pos.clone(),
+                    source: Box::new(e),
+                })?;
+                set.plans.insert(bi, Arc::new(plan));
             }
             if let Some(h) = &block.hosts {
                 let st = stamp(&h.file);

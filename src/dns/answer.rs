@@ -28,6 +28,11 @@ pub struct Ctx<'a> {
 pub enum Outcome {
     /// Nothing to send.
     Drop(DropReason),
+    /// The block forwards this query: the network layer asks its upstreams.
+    Forward {
+        /// Index (in the Corefile) of the block.
+        block: usize,
+    },
     /// `out` holds a reply.
     Reply {
         /// Full response code.
@@ -75,7 +80,8 @@ pub fn answer(ctx: &Ctx<'_>, query: &[u8], out: &mut Vec<u8>) -> Outcome {
     let proto = ctx.transport.proto;
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     match resolve::resolve(block, &q, proto, dnssec_ok) {
-        Some(res) => written(write(&req, &q, &res, ctx, out), Some(block.index), None),
+        Some(resolve::Step::Answer(res)) => written(write(&req, &q, &res, ctx, out), Some(block.index), None),
+        Some(resolve::Step::Forward) => Outcome::Forward { block: block.index },
         // No handler of the block claims the name: we are not authoritative for it.
         None => written(
             reply::write_error(&req, OptRcode::REFUSED, ctx.transport, out),

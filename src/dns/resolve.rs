@@ -130,17 +130,28 @@ pub enum Proto {
 }
 
 /// Runs the block's handlers in order; `None` when none of them claims the name.
-pub fn resolve<'r>(block: &'r Block, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Option<Resolution<'r>> {
+pub fn resolve<'r>(block: &'r Block, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Option<Step<'r>> {
     for h in &block.handlers {
         let r = match h {
-            Handler::Hosts(h) => hosts(h, q, proto),
-            Handler::File(f) => file(f, q, proto, dnssec_ok),
+            Handler::Hosts(h) => hosts(h, q, proto).map(Step::Answer),
+            Handler::File(f) => file(f, q, proto, dnssec_ok).map(Step::Answer),
+            Handler::Forward(p) => p.forwards(q.key.as_slice()).then_some(Step::Forward),
         };
         if r.is_some() {
             return r;
         }
     }
     None
+}
+
+/// What a block does with a query.
+// Boxing the resolution would allocate on the query path; Step lives on the stack briefly.
+#[allow(clippy::large_enum_variant)]
+pub enum Step<'r> {
+    /// Answer from local data.
+    Answer(Resolution<'r>),
+    /// Ask the block's upstreams (asynchronous: the network layer takes over).
+    Forward,
 }
 
 fn file<'r>(f: &'r FileHandler, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Option<Resolution<'r>> {

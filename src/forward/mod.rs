@@ -1,4 +1,563 @@
-//! Forwarding to upstream resolvers, per shard.
+//! Forwarding to upstream resolvers, on the shard that received the query: per-shard
+//! upstream state (connections, failure counts), a per-shard cache, coalescing of identical
+//! queries into one upstream query, and SERVFAIL with an Extended DNS Error (RFC 8914) when
+//! no upstream answers within the client's budget.
 
 pub mod rng;
 pub mod template;
+pub mod transport;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use domain::base::iana::Rtype;
+use futures_channel::oneshot;
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+
+use crate::cache::{Cache, Key, Lookup};
+use crate::config::{CacheConfig, ForwardConfig, Policy, UpstreamAddr};
+use crate::dns::request::{self, Parsed};
+use crate::tls::certs::CertError;
+use crate::zone::name::{NameKey, is_in_zone};
+use template::{Age, Client, Kind, Template, ede};
+use transport::{Asked, DohConn, Fail, StreamConn};
+
+/// The client's whole wait (ROBUSTNESS: SERVFAIL with EDE within 3 s).
+pub const BUDGET: Duration = Duration::from_millis(2500);
+/// One try over UDP.
+const UDP_TRY: Duration = Duration::from_millis(1000);
+/// One try over a stream (connection set-up included).
+const STREAM_TRY: Duration = Duration::from_millis(1500);
+/// Clients waiting on one upstream query; more get SERVFAIL (DNSBomb).
+pub const MAX_WAITERS: usize = 64;
+
+static PLAN_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// A `forward` ready to run: its settings, TLS client configurations and cache settings.
+#[derive(Debug)]
+pub struct Plan {
+    /// Unique per build (per-shard state is keyed by it).
+    pub id: u64,
+    /// Settings.
+    pub cfg: ForwardConfig,
+    /// For DoT upstreams (ALPN `dot`).
+    pub dot: Option<Arc<ClientConfig>>,
+    /// For DoH upstreams (ALPN `h2`).
+    pub doh: Option<Arc<ClientConfig>>,
+    /// The block's `cache`, if any.
+    pub cache: Option<CacheConfig>,
+    from: Box<[u8]>,
+    except: Vec<Box<[u8]>>,
+}
+
+impl Plan {
+    /// Builds TLS client configurations (reading CA and client certificate files).
+    pub fn build(cfg: &ForwardConfig, cache: Option<&CacheConfig>) -> Result<Plan, CertError> {
+        let ca = cfg.tls_ca.as_deref();
+        let client = cfg.tls_client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        let dot = cfg
+            .to
+            .iter()
+            .any(|u| matches!(u, UpstreamAddr::Tls(_)))
+            .then(|| crate::tls::client::config(ca, client, &[b"dot"]))
+            .transpose()?;
+        let doh = cfg
+            .to
+            .iter()
+            .any(|u| matches!(u, UpstreamAddr::Https { .. }))
+            .then(|| crate::tls::client::config(ca, client, &[b"h2"]))
+            .transpose()?;
+        Ok(Plan {
+            id: PLAN_IDS.fetch_add(1, Ordering::Relaxed),
+            from: NameKey::of(&cfg.from).as_slice().into(),
+            except: cfg.except.iter().map(|n| NameKey::of(n).as_slice().into()).collect(),
+            cfg: cfg.clone(),
+            dot,
+            doh,
+            cache: cache.cloned(),
+        })
+    }
+
+    /// Whether queries for `key` go upstream (under FROM, not under an `except` name).
+    pub fn forwards(&self, key: &[u8]) -> bool {
+        is_in_zone(key, &self.from) && !self.except.iter().any(|e| is_in_zone(key, e))
+    }
+
+    fn sni(&self, u: &UpstreamAddr) -> Option<ServerName<'static>> {
+        let name = match (&self.cfg.tls_servername, u) {
+            (Some(n), _) => n.clone(),
+            (None, UpstreamAddr::Https { host, .. }) => host.clone(),
+            _ => return None,
+        };
+        ServerName::try_from(name).ok()
+    }
+}
+
+/// The state of one upstream on one shard.
+#[derive(Default)]
+struct Upstream {
+    fails: Cell<u32>,
+    down: Cell<bool>,
+    probing: Cell<bool>,
+    stream: RefCell<Option<Rc<StreamConn>>>,
+    doh: RefCell<Option<Rc<DohConn>>>,
+}
+
+type Waiters = Rc<RefCell<Vec<oneshot::Sender<Rc<Template>>>>>;
+/// A plan and a cache key: the identity of an upstream query for coalescing.
+type InflightKey = (u64, Box<[u8]>);
+
+/// Everything forwarding keeps on one shard.
+#[derive(Default)]
+pub struct ShardForward {
+    rng: rng::Rng,
+    upstreams: RefCell<HashMap<(u64, usize), Rc<Upstream>>>,
+    caches: RefCell<HashMap<u64, Cache>>,
+    inflight: RefCell<HashMap<InflightKey, Waiters>>,
+    in_flight: Cell<usize>,
+    rotation: Cell<usize>,
+    /// Queries sent to upstreams (for statistics and tests).
+    pub upstream_queries: Cell<u64>,
+    /// Answers served from the cache.
+    pub cache_hits: Cell<u64>,
+}
+
+/// The largest reply a client gets: 65535 octets over streams; over UDP its EDNS payload
+/// size within 512..=1232 (the DNS flag day 2020 default), or 512 without EDNS
+/// (RFC 1035 §4.2.1).
+fn client_limit(edns: Option<(u16, bool)>, stream: bool) -> usize {
+    match (stream, edns) {
+        (true, _) => 65535,
+        (false, None) => 512,
+        (false, Some((size, _))) => usize::from(size.clamp(512, 1232)),
+    }
+}
+
+/// The cache outcome of a forwarded query.
+pub enum Cached {
+    /// The reply is in `out`; refresh the entry in the background when `refresh`.
+    Hit {
+        /// Start a background refresh.
+        refresh: bool,
+    },
+    /// Go upstream.
+    Miss,
+}
+
+struct Question {
+    key: NameKey,
+    qtype: Rtype,
+    cache_key: Key,
+    edns: Option<(u16, bool)>,
+}
+
+fn question(query: &[u8]) -> Option<Question> {
+    let req = match request::parse(query) {
+        Parsed::Query(r) => r,
+        _ => return None,
+    };
+    let q = req.question?;
+    let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+    Some(Question {
+        key: q.key,
+        qtype: q.qtype,
+        cache_key: Key::new(&q.key, q.qtype, dnssec_ok, req.cd),
+        edns: req.edns.map(|e| (e.udp_size, e.dnssec_ok)),
+    })
+}
+
+impl ShardForward {
+    fn cache<R>(&self, plan: &Plan, f: impl FnOnce(&mut Cache) -> R) -> R {
+        let mut caches = self.caches.borrow_mut();
+        if !caches.contains_key(&plan.id) && caches.len() >= 16 {
+            // Plans of older configurations: drop their caches.
+            caches.clear();
+        }
+        let c = caches
+            .entry(plan.id)
+            .or_insert_with(|| plan.cache.as_ref().map_or_else(Cache::failures_only, Cache::new));
+        f(c)
+    }
+
+    /// Serves the query from the cache into `out` if it can.
+    /// `stream`: the client came over TCP, DoT or DoH.
+    pub fn cached(&self, plan: &Plan, query: &[u8], stream: bool, out: &mut Vec<u8>) -> Cached {
+        let Some(q) = question(query) else { return Cached::Miss };
+        let found = self.cache(plan, |c| c.get(q.cache_key.as_slice(), Instant::now()));
+        let client = Client {
+            query,
+            edns: q.edns,
+            limit: client_limit(q.edns, stream),
+        };
+        match found {
+            Lookup::Fresh {
+                template,
+                age,
+                prefetch,
+            } => {
+                let extra = (template.kind == Kind::Failure).then_some(ede::CACHED_ERROR);
+                template::render(&template, &client, Age::Fresh(age), extra, out);
+                self.cache_hits.set(self.cache_hits.get() + 1);
+                Cached::Hit { refresh: prefetch }
+            }
+            Lookup::Stale { template, refresh } => {
+                template::render(&template, &client, Age::Stale, Some(ede::STALE_ANSWER), out);
+                self.cache_hits.set(self.cache_hits.get() + 1);
+                Cached::Hit { refresh }
+            }
+            Lookup::Miss => Cached::Miss,
+        }
+    }
+
+    fn upstream(&self, plan: &Plan, i: usize) -> Rc<Upstream> {
+        let mut ups = self.upstreams.borrow_mut();
+        if !ups.contains_key(&(plan.id, i)) && ups.len() >= 256 {
+            // Mostly upstreams of older configurations: close their connections.
+            ups.clear();
+        }
+        ups.entry((plan.id, i)).or_default().clone()
+    }
+
+    /// Upstream indices in the order to try: the policy's, with upstreams that are down
+    /// last (tried only when the others fail).
+    fn order(&self, plan: &Plan) -> Vec<usize> {
+        let n = plan.cfg.to.len();
+        let mut idx: Vec<usize> = (0..n).collect();
+        match plan.cfg.policy {
+            Policy::Random => {
+                for i in (1..n).rev() {
+                    idx.swap(i, self.rng.below(i + 1));
+                }
+            }
+            Policy::RoundRobin => {
+                let start = self.rotation.get();
+                self.rotation.set(start.wrapping_add(1));
+                idx.rotate_left(start % n.max(1));
+            }
+            Policy::Sequential => {}
+        }
+        idx.sort_by_key(|&i| self.upstream(plan, i).down.get());
+        idx
+    }
+}
+
+/// Resolves a query through the block's upstreams (coalescing identical queries) and
+/// renders the client's reply. `None`: nothing to send. `stream`: the client came over TCP,
+/// DoT or DoH (upstream TCP is then used unless `prefer_udp`).
+pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>, stream: bool) -> Option<Vec<u8>> {
+    let q = question(&ask_query)?;
+    let client = Client {
+        query: &ask_query,
+        edns: q.edns,
+        limit: client_limit(q.edns, stream),
+    };
+    let mut out = Vec::with_capacity(512);
+    let inflight_key = (plan.id, Box::<[u8]>::from(q.cache_key.as_slice()));
+    let existing = fwd.inflight.borrow().get(&inflight_key).cloned();
+    if let Some(waiters) = existing {
+        // Someone asks upstream already: wait for that answer (within our own budget).
+        if waiters.borrow().len() >= MAX_WAITERS {
+            template::render(
+                &template::failure(&q.key, q.qtype, ede::NOT_READY),
+                &client,
+                Age::Fresh(0),
+                None,
+                &mut out,
+            );
+            return Some(out);
+        }
+        let (tx, rx) = oneshot::channel();
+        waiters.borrow_mut().push(tx);
+        let t = match monoio::time::timeout(BUDGET, rx).await {
+            Ok(Ok(t)) => t,
+            _ => Rc::new(template::failure(&q.key, q.qtype, ede::NO_REACHABLE_AUTHORITY)),
+        };
+        template::render(&t, &client, Age::Fresh(0), None, &mut out);
+        return Some(out);
+    }
+    let max = plan.cfg.max_concurrent;
+    if max > 0 && fwd.in_flight.get() >= max {
+        template::render(
+            &template::refused(&q.key, q.qtype),
+            &client,
+            Age::Fresh(0),
+            None,
+            &mut out,
+        );
+        return Some(out);
+    }
+    let waiters: Waiters = Rc::default();
+    fwd.inflight.borrow_mut().insert(inflight_key.clone(), waiters.clone());
+    let t = Rc::new(upstream(&fwd, &plan, &ask_query, &q, stream).await);
+    fwd.inflight.borrow_mut().remove(&inflight_key);
+    fwd.cache(&plan, |c| c.put(q.cache_key.as_slice(), (*t).clone(), Instant::now()));
+    // Late waiters have already given up (their receivers are gone): nothing is sent to them.
+    for w in waiters.borrow_mut().drain(..) {
+        let _ = w.send(t.clone());
+    }
+    template::render(&t, &client, Age::Fresh(0), None, &mut out);
+    Some(out)
+}
+
+/// Renders SERVFAIL (EDE Not Ready) for `query` into `out` (empty when it has no question).
+pub fn servfail(query: &[u8], stream: bool, out: &mut Vec<u8>) {
+    out.clear();
+    if let Some(q) = question(query) {
+        let client = Client {
+            query,
+            edns: q.edns,
+            limit: client_limit(q.edns, stream),
+        };
+        template::render(
+            &template::failure(&q.key, q.qtype, ede::NOT_READY),
+            &client,
+            Age::Fresh(0),
+            None,
+            out,
+        );
+    }
+}
+
+/// Refreshes a cache entry in the background (prefetch, serve-stale).
+pub async fn refresh(fwd: Rc<ShardForward>, plan: Arc<Plan>, query: Vec<u8>) {
+    let Some(q) = question(&query) else { return };
+    let t = upstream(&fwd, &plan, &query, &q, false).await;
+    fwd.cache(&plan, |c| {
+        if t.kind == Kind::Failure {
+            c.refresh_done(q.cache_key.as_slice());
+        } else {
+            c.put(q.cache_key.as_slice(), t, Instant::now());
+        }
+    });
+}
+
+/// Counts a query in flight for `max_concurrent`.
+struct InFlight(Rc<ShardForward>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get().saturating_sub(1));
+    }
+}
+
+/// Tries upstreams in order within [`BUDGET`]; SERVFAIL with EDE when none answers usefully.
+async fn upstream(
+    fwd: &Rc<ShardForward>,
+    plan: &Arc<Plan>,
+    query: &[u8],
+    q: &Question,
+    client_stream: bool,
+) -> Template {
+    fwd.in_flight.set(fwd.in_flight.get() + 1);
+    let _guard = InFlight(fwd.clone());
+    let deadline = Instant::now() + BUDGET;
+    let mut msg = query.to_vec();
+    let mut last_failure: Option<Template> = None;
+    let mut network_error = false;
+    for i in fwd.order(plan) {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let up = fwd.upstream(plan, i);
+        let addr = &plan.cfg.to[i];
+        let id = if matches!(addr, UpstreamAddr::Https { .. }) {
+            0
+        } else {
+            fwd.rng.u16()
+        };
+        msg[0..2].copy_from_slice(&id.to_be_bytes());
+        let asked = Asked {
+            msg: &msg,
+            id,
+            qname: &q.key,
+            qtype: q.qtype,
+        };
+        fwd.upstream_queries.set(fwd.upstream_queries.get() + 1);
+        let result = exchange(plan, &up, addr, asked, client_stream, deadline).await;
+        match result {
+            Ok(reply) => match template::scrub(&reply, &q.key, q.qtype, q.edns.is_some_and(|e| e.1)) {
+                Ok(t) if t.kind == Kind::Failure => {
+                    // SERVFAIL, REFUSED...: the next upstream may do better.
+                    up.fails.set(0);
+                    last_failure = Some(t);
+                }
+                Ok(t) => {
+                    up.fails.set(0);
+                    up.down.set(false);
+                    return t;
+                }
+                Err(template::Reject::Chain) => return template::failure(&q.key, q.qtype, ede::NO_REACHABLE_AUTHORITY),
+                Err(_) => failed(fwd, plan, i, &up),
+            },
+            Err(e) => {
+                tracing::debug!(upstream = ?addr, error = ?e, "upstream exchange failed");
+                network_error |= matches!(e, Fail::Net(_));
+                failed(fwd, plan, i, &up);
+            }
+        }
+    }
+    match last_failure {
+        Some(mut t) => {
+            t.ede.get_or_insert(ede::NO_REACHABLE_AUTHORITY);
+            t.kind = Kind::Failure;
+            t
+        }
+        None => template::failure(
+            &q.key,
+            q.qtype,
+            if network_error {
+                ede::NETWORK_ERROR
+            } else {
+                ede::NO_REACHABLE_AUTHORITY
+            },
+        ),
+    }
+}
+
+/// Records a failure; an upstream failing `max_fails` times in a row is down until a health
+/// check gets an answer.
+fn failed(fwd: &Rc<ShardForward>, plan: &Arc<Plan>, i: usize, up: &Rc<Upstream>) {
+    up.fails.set(up.fails.get() + 1);
+    let max = plan.cfg.max_fails;
+    if max == 0 || up.fails.get() < max || up.down.get() {
+        return;
+    }
+    up.down.set(true);
+    tracing::warn!(upstream = ?plan.cfg.to[i], "upstream down after {max} failures");
+    if plan.cfg.health_check.is_zero() || up.probing.get() {
+        return;
+    }
+    up.probing.set(true);
+    monoio::spawn(probe(fwd.clone(), plan.clone(), i, up.clone()));
+}
+
+/// Asks a down upstream every `health_check` until it answers.
+async fn probe(fwd: Rc<ShardForward>, plan: Arc<Plan>, i: usize, up: Rc<Upstream>) {
+    let name = NameKey::of(&plan.cfg.health_domain);
+    let mut msg = vec![
+        0,
+        0,
+        if plan.cfg.health_no_rec { 0 } else { 1 },
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
+    msg.extend_from_slice(name.as_slice());
+    msg.extend_from_slice(&[0, 2, 0, 1]);
+    loop {
+        monoio::time::sleep(plan.cfg.health_check).await;
+        let addr = &plan.cfg.to[i];
+        let id = if matches!(addr, UpstreamAddr::Https { .. }) {
+            0
+        } else {
+            fwd.rng.u16()
+        };
+        msg[0..2].copy_from_slice(&id.to_be_bytes());
+        let asked = Asked {
+            msg: &msg,
+            id,
+            qname: &name,
+            qtype: Rtype::NS,
+        };
+        if exchange(&plan, &up, addr, asked, false, Instant::now() + Duration::from_secs(1))
+            .await
+            .is_ok()
+        {
+            up.down.set(false);
+            up.fails.set(0);
+            up.probing.set(false);
+            tracing::info!(upstream = ?addr, "upstream back up");
+            return;
+        }
+        if Rc::strong_count(&up) == 1 {
+            // The configuration dropped this upstream.
+            return;
+        }
+    }
+}
+
+/// One exchange with one upstream over the transport its address and options call for.
+async fn exchange(
+    plan: &Plan,
+    up: &Upstream,
+    addr: &UpstreamAddr,
+    q: Asked<'_>,
+    client_stream: bool,
+    deadline: Instant,
+) -> Result<Vec<u8>, Fail> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match addr {
+        UpstreamAddr::Dns(a) => {
+            let tcp = plan.cfg.force_tcp || (client_stream && !plan.cfg.prefer_udp);
+            if !tcp {
+                match transport::udp(*a, q, left.min(UDP_TRY)).await {
+                    Err(Fail::Truncated) => {}
+                    other => return other,
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            stream(plan, up, *a, None, q, left.min(STREAM_TRY)).await
+        }
+        UpstreamAddr::Tls(a) => {
+            let tls = match (&plan.dot, plan.sni(addr)) {
+                (Some(c), Some(n)) => Some((c.clone(), n)),
+                _ => {
+                    return Err(Fail::Net(std::io::Error::other(
+                        "no TLS configuration for a tls:// upstream",
+                    )));
+                }
+            };
+            stream(plan, up, *a, tls, q, left.min(STREAM_TRY)).await
+        }
+        UpstreamAddr::Https { addr: a, host, path } => {
+            let (Some(cfg), Some(name)) = (&plan.doh, plan.sni(addr)) else {
+                return Err(Fail::Net(std::io::Error::other(
+                    "no TLS configuration for an https:// upstream",
+                )));
+            };
+            let existing = up.doh.borrow().clone().filter(|c| c.alive());
+            let conn = match existing {
+                Some(c) => c,
+                None => {
+                    let c = DohConn::connect(*a, cfg.clone(), name, left.min(STREAM_TRY)).await?;
+                    *up.doh.borrow_mut() = Some(c.clone());
+                    c
+                }
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            conn.exchange(host, path, q, left.min(STREAM_TRY)).await
+        }
+    }
+}
+
+async fn stream(
+    plan: &Plan,
+    up: &Upstream,
+    a: std::net::SocketAddr,
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    q: Asked<'_>,
+    timeout: Duration,
+) -> Result<Vec<u8>, Fail> {
+    let existing = up.stream.borrow().clone().filter(|c| c.alive() && !c.id_taken(q.id));
+    let conn = match existing {
+        Some(c) => c,
+        None => {
+            let c = StreamConn::connect(a, tls, plan.cfg.expire, timeout).await?;
+            *up.stream.borrow_mut() = Some(c.clone());
+            c
+        }
+    };
+    conn.exchange(q, timeout).await
+}

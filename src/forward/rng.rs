@@ -26,7 +26,10 @@ impl Rng {
             // getrandom only fails when the OS has no entropy source at all; fall back to the
             // clock rather than stop answering.
             if getrandom::fill(&mut b.0).is_err() {
-                let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+                let n = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
                 for (i, x) in b.0.iter_mut().enumerate() {
                     *x = (n >> ((i % 16) * 8)) as u8 ^ i as u8;
                 }

@@ -9,10 +9,10 @@
 //! Everything else (out-of-bailiwick NS, glue, stray additional data) is dropped, so it is
 //! neither cached nor passed on.
 
+use domain::base::Message;
 use domain::base::iana::{Class, Rcode, Rtype};
 use domain::base::message_builder::{MessageBuilder, StaticCompressor};
 use domain::base::name::ParsedName;
-use domain::base::Message;
 use domain::dep::octseq::Parser;
 use domain::rdata::AllRecordData;
 
@@ -101,7 +101,8 @@ pub fn scrub(reply: &[u8], qname: &NameKey, qtype: Rtype, dnssec_ok: bool) -> Re
     }
     let end = chain.last().copied().unwrap_or(*qname);
 
-    let mut b = MessageBuilder::from_target(StaticCompressor::new(Vec::with_capacity(reply.len() + 64))).map_err(|_| Reject::Malformed)?;
+    let mut b = MessageBuilder::from_target(StaticCompressor::new(Vec::with_capacity(reply.len() + 64)))
+        .map_err(|_| Reject::Malformed)?;
     {
         let hd = b.header_mut();
         hd.set_qr(true);
@@ -131,7 +132,10 @@ pub fn scrub(reply: &[u8], qname: &NameKey, qtype: Rtype, dnssec_ok: bool) -> Re
         if (t == qtype || qtype == Rtype::ANY) && owner.as_slice() == end.as_slice() {
             answered = true;
         }
-        let rec = r.to_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>().map_err(|_| Reject::Malformed)?.ok_or(Reject::Malformed)?;
+        let rec = r
+            .to_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>()
+            .map_err(|_| Reject::Malformed)?
+            .ok_or(Reject::Malformed)?;
         collect_targets(rec.data(), &mut targets);
         min_ttl = min_ttl.min(rec.ttl().as_secs());
         ans.push(rec).map_err(|_| Reject::Malformed)?;
@@ -146,12 +150,17 @@ pub fn scrub(reply: &[u8], qname: &NameKey, qtype: Rtype, dnssec_ok: bool) -> Re
         let ancestor = is_in_zone(end.as_slice(), owner.as_slice());
         let nsec3_of_ancestor = t == Rtype::NSEC3 && parent_is_ancestor(owner.as_slice(), end.as_slice());
         let allowed = matches!(t, Rtype::SOA | Rtype::NS | Rtype::DS) && ancestor
-            || matches!(t, Rtype::NSEC | Rtype::RRSIG) && dnssec_ok && (ancestor || is_in_zone(owner.as_slice(), apex_of(&chain)))
+            || matches!(t, Rtype::NSEC | Rtype::RRSIG)
+                && dnssec_ok
+                && (ancestor || is_in_zone(owner.as_slice(), apex_of(&chain)))
             || nsec3_of_ancestor && dnssec_ok;
         if !allowed {
             continue;
         }
-        let rec = r.to_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>().map_err(|_| Reject::Malformed)?.ok_or(Reject::Malformed)?;
+        let rec = r
+            .to_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>()
+            .map_err(|_| Reject::Malformed)?
+            .ok_or(Reject::Malformed)?;
         if let AllRecordData::Soa(soa) = rec.data() {
             // RFC 2308 §5: negative answers live min(SOA TTL, SOA MINIMUM).
             negative_ttl = Some(rec.ttl().as_secs().min(soa.minimum().as_secs()));
@@ -171,7 +180,10 @@ pub fn scrub(reply: &[u8], qname: &NameKey, qtype: Rtype, dnssec_ok: bool) -> Re
         if !targets.iter().any(|t| t.as_slice() == owner.as_slice()) {
             continue;
         }
-        let rec = r.to_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>().map_err(|_| Reject::Malformed)?.ok_or(Reject::Malformed)?;
+        let rec = r
+            .to_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>()
+            .map_err(|_| Reject::Malformed)?
+            .ok_or(Reject::Malformed)?;
         min_ttl = min_ttl.min(rec.ttl().as_secs());
         add.push(rec).map_err(|_| Reject::Malformed)?;
     }
@@ -261,8 +273,18 @@ pub fn failure(qname: &NameKey, qtype: Rtype, ede: u16) -> Template {
     }
 }
 
+/// A template that says REFUSED (too many queries in flight).
+pub fn refused(qname: &NameKey, qtype: Rtype) -> Template {
+    let mut t = failure(qname, qtype, ede::NOT_READY);
+    t.bytes[3] = 0x85;
+    t.ede = None;
+    t
+}
+
 /// EDE INFO-CODEs used (RFC 8914 §4).
 pub mod ede {
+    /// 14: Not Ready.
+    pub const NOT_READY: u16 = 14;
     /// 3: Stale Answer.
     pub const STALE_ANSWER: u16 = 3;
     /// 22: No Reachable Authority.
@@ -369,8 +391,12 @@ pub fn matches(reply: &[u8], id: u16, qname: &NameKey, qtype: Rtype) -> bool {
     if p.advance(12).is_err() {
         return false;
     }
-    let Ok(name) = ParsedName::parse_ref(&mut p) else { return false };
-    let (Ok(t), Ok(c)) = (p.parse_u16_be(), p.parse_u16_be()) else { return false };
+    let Ok(name) = ParsedName::parse_ref(&mut p) else {
+        return false;
+    };
+    let (Ok(t), Ok(c)) = (p.parse_u16_be(), p.parse_u16_be()) else {
+        return false;
+    };
     NameKey::of(&name).as_slice() == qname.as_slice() && t == qtype.to_int() && c == 1
 }
 
@@ -384,7 +410,12 @@ mod tests {
         NameKey::of(&parse_abs(n).unwrap())
     }
 
-    fn reply(records: &[(&str, Rtype, u32, &str)], authority: &[(&str, Rtype, u32, &str)], additional: &[(&str, Rtype, u32, &str)], rcode: Rcode) -> Vec<u8> {
+    fn reply(
+        records: &[(&str, Rtype, u32, &str)],
+        authority: &[(&str, Rtype, u32, &str)],
+        additional: &[(&str, Rtype, u32, &str)],
+        rcode: Rcode,
+    ) -> Vec<u8> {
         use std::str::FromStr;
         let text = |rs: &[(&str, Rtype, u32, &str)]| -> Vec<domain::zonefile::inplace::ScannedRecord> {
             rs.iter()
@@ -404,7 +435,11 @@ mod tests {
         b.header_mut().set_qr(true);
         b.header_mut().set_rcode(rcode);
         let mut q = b.question();
-        q.push((domain::base::Name::<Vec<u8>>::from_str("www.example.test").unwrap(), Rtype::A)).unwrap();
+        q.push((
+            domain::base::Name::<Vec<u8>>::from_str("www.example.test").unwrap(),
+            Rtype::A,
+        ))
+        .unwrap();
         let mut a = q.answer();
         for r in text(records) {
             a.push(r).unwrap();
@@ -428,8 +463,14 @@ mod tests {
                 ("web.example.test", Rtype::A, 60, "192.0.2.1"),
                 ("evil.example.org", Rtype::A, 9999, "203.0.113.66"),
             ],
-            &[("example.test", Rtype::NS, 3600, "ns1.example.test."), ("org", Rtype::NS, 3600, "ns.evil.org.")],
-            &[("ns1.example.test", Rtype::A, 3600, "192.0.2.53"), ("ns.evil.org", Rtype::A, 3600, "203.0.113.1")],
+            &[
+                ("example.test", Rtype::NS, 3600, "ns1.example.test."),
+                ("org", Rtype::NS, 3600, "ns.evil.org."),
+            ],
+            &[
+                ("ns1.example.test", Rtype::A, 3600, "192.0.2.53"),
+                ("ns.evil.org", Rtype::A, 3600, "203.0.113.1"),
+            ],
             Rcode::NOERROR,
         );
         let t = scrub(&r, &key("www.example.test"), Rtype::A, false).unwrap();
@@ -437,11 +478,25 @@ mod tests {
         assert_eq!(t.ttl, 60);
         let m = Message::from_octets(&t.bytes[..]).unwrap();
         let c = m.header_counts();
-        assert_eq!((c.ancount(), c.nscount(), c.arcount()), (2, 1, 1), "no evil answer, no out-of-bailiwick NS or glue");
+        assert_eq!(
+            (c.ancount(), c.nscount(), c.arcount()),
+            (2, 1, 1),
+            "no evil answer, no out-of-bailiwick NS or glue"
+        );
         // Render for a client with case in its name and EDNS: TTLs counted down, OPT added.
         let client = crate::dns::request::tests_support::query(b"\x03WwW\x07example\x04test\x00", 1, true);
         let mut out = Vec::with_capacity(1024);
-        render(&t, &Client { query: &client, edns: Some((4096, false)), limit: 1232 }, Age::Fresh(10), None, &mut out);
+        render(
+            &t,
+            &Client {
+                query: &client,
+                edns: Some((4096, false)),
+                limit: 1232,
+            },
+            Age::Fresh(10),
+            None,
+            &mut out,
+        );
         assert_eq!(&out[12..16], b"\x03WwW");
         let m = Message::from_octets(&out[..]).unwrap();
         assert_eq!(m.header().id(), 0x1234);
@@ -452,25 +507,70 @@ mod tests {
 
     #[test]
     fn negative_ttl_and_limits() {
-        let r = reply(&[], &[("example.test", Rtype::SOA, 3600, "ns1.example.test. h.example.test. 1 2 3 4 120")], &[], Rcode::NXDOMAIN);
+        let r = reply(
+            &[],
+            &[(
+                "example.test",
+                Rtype::SOA,
+                3600,
+                "ns1.example.test. h.example.test. 1 2 3 4 120",
+            )],
+            &[],
+            Rcode::NXDOMAIN,
+        );
         let t = scrub(&r, &key("www.example.test"), Rtype::A, false).unwrap();
         assert_eq!((t.kind, t.ttl), (Kind::Denial, 120));
         // A chain of 13 CNAMEs is refused.
         let mut chain = Vec::new();
-        let names: Vec<String> = (0..14).map(|i| if i == 0 { "www.example.test".to_string() } else { format!("c{i}.example.test") }).collect();
+        let names: Vec<String> = (0..14)
+            .map(|i| {
+                if i == 0 {
+                    "www.example.test".to_string()
+                } else {
+                    format!("c{i}.example.test")
+                }
+            })
+            .collect();
         for i in 0..13 {
             chain.push((names[i].as_str(), Rtype::CNAME, 60, format!("{}.", names[i + 1])));
         }
-        let recs: Vec<(&str, Rtype, u32, &str)> = chain.iter().map(|(o, t, ttl, d)| (*o, *t, *ttl, d.as_str())).collect();
-        assert_eq!(scrub(&reply(&recs, &[], &[], Rcode::NOERROR), &key("www.example.test"), Rtype::A, false).unwrap_err(), Reject::Chain);
+        let recs: Vec<(&str, Rtype, u32, &str)> =
+            chain.iter().map(|(o, t, ttl, d)| (*o, *t, *ttl, d.as_str())).collect();
+        assert_eq!(
+            scrub(
+                &reply(&recs, &[], &[], Rcode::NOERROR),
+                &key("www.example.test"),
+                Rtype::A,
+                false
+            )
+            .unwrap_err(),
+            Reject::Chain
+        );
         // A loop too.
-        let looped = [("www.example.test", Rtype::CNAME, 60, "a.example.test."), ("a.example.test", Rtype::CNAME, 60, "www.example.test.")];
-        assert_eq!(scrub(&reply(&looped, &[], &[], Rcode::NOERROR), &key("www.example.test"), Rtype::A, false).unwrap_err(), Reject::Chain);
+        let looped = [
+            ("www.example.test", Rtype::CNAME, 60, "a.example.test."),
+            ("a.example.test", Rtype::CNAME, 60, "www.example.test."),
+        ];
+        assert_eq!(
+            scrub(
+                &reply(&looped, &[], &[], Rcode::NOERROR),
+                &key("www.example.test"),
+                Rtype::A,
+                false
+            )
+            .unwrap_err(),
+            Reject::Chain
+        );
     }
 
     #[test]
     fn matching_replies_only() {
-        let r = reply(&[("www.example.test", Rtype::A, 60, "192.0.2.1")], &[], &[], Rcode::NOERROR);
+        let r = reply(
+            &[("www.example.test", Rtype::A, 60, "192.0.2.1")],
+            &[],
+            &[],
+            Rcode::NOERROR,
+        );
         assert!(matches(&r, 7, &key("www.example.test"), Rtype::A));
         assert!(!matches(&r, 8, &key("www.example.test"), Rtype::A), "ID");
         assert!(!matches(&r, 7, &key("other.example.test"), Rtype::A), "question");
@@ -480,15 +580,44 @@ mod tests {
 
     #[test]
     fn truncates_to_the_client_limit() {
-        let many: Vec<(&str, Rtype, u32, String)> = (0..60).map(|i| ("www.example.test", Rtype::A, 60, format!("192.0.2.{i}"))).collect();
-        let recs: Vec<(&str, Rtype, u32, &str)> = many.iter().map(|(o, t, ttl, d)| (*o, *t, *ttl, d.as_str())).collect();
-        let t = scrub(&reply(&recs, &[], &[], Rcode::NOERROR), &key("www.example.test"), Rtype::A, false).unwrap();
+        let many: Vec<(&str, Rtype, u32, String)> = (0..60)
+            .map(|i| ("www.example.test", Rtype::A, 60, format!("192.0.2.{i}")))
+            .collect();
+        let recs: Vec<(&str, Rtype, u32, &str)> =
+            many.iter().map(|(o, t, ttl, d)| (*o, *t, *ttl, d.as_str())).collect();
+        let t = scrub(
+            &reply(&recs, &[], &[], Rcode::NOERROR),
+            &key("www.example.test"),
+            Rtype::A,
+            false,
+        )
+        .unwrap();
         let client = crate::dns::request::tests_support::query(b"\x03www\x07example\x04test\x00", 1, false);
         let mut out = Vec::new();
-        render(&t, &Client { query: &client, edns: None, limit: 512 }, Age::Fresh(0), None, &mut out);
+        render(
+            &t,
+            &Client {
+                query: &client,
+                edns: None,
+                limit: 512,
+            },
+            Age::Fresh(0),
+            None,
+            &mut out,
+        );
         assert!(out.len() <= 512 && out[2] & 0x02 != 0);
         assert_eq!(&out[6..12], &[0; 6]);
-        render(&t, &Client { query: &client, edns: None, limit: 65535 }, Age::Stale, Some(ede::STALE_ANSWER), &mut out);
+        render(
+            &t,
+            &Client {
+                query: &client,
+                edns: None,
+                limit: 65535,
+            },
+            Age::Stale,
+            Some(ede::STALE_ANSWER),
+            &mut out,
+        );
         let m = Message::from_octets(&out[..]).unwrap();
         assert_eq!(m.answer().unwrap().count(), 60);
         assert!(m.answer().unwrap().all(|r| r.unwrap().ttl().as_secs() == STALE_TTL));

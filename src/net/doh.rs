@@ -24,6 +24,7 @@ use monoio::net::TcpStream;
 use monoio_compat::hyper::{MonoioExecutor, MonoioIo, MonoioTimer};
 
 use super::Reporter;
+use super::forwarded::{self, Now};
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
 use crate::dns::reply::{Delivery, min_ttl};
@@ -172,7 +173,7 @@ async fn handle(
             return Ok(r);
         }
     };
-    Ok(resolve(&query, &ctx, key, peer))
+    Ok(resolve(&query, &ctx, key, peer).await)
 }
 
 /// `dns=` of a GET: base64url without padding (RFC 8484 §4.1, §6).
@@ -225,7 +226,7 @@ async fn post_query(req: Request<Incoming>) -> Result<Vec<u8>, Response<Full<Byt
 }
 
 /// Answers a DNS message; 400 when it is not one (RFC 8484 §4.2.1: DNS errors are 200).
-fn resolve(query: &[u8], ctx: &Rc<ShardCtx>, key: ListenerKey, peer: SocketAddr) -> Response<Full<Bytes>> {
+async fn resolve(query: &[u8], ctx: &Rc<ShardCtx>, key: ListenerKey, peer: SocketAddr) -> Response<Full<Bytes>> {
     // A message whose header and question parse is DNS (and earns a DNS answer, FORMERR
     // included); anything else is a bad HTTP request.
     let is_dns = match request::parse(query) {
@@ -249,12 +250,33 @@ fn resolve(query: &[u8], ctx: &Rc<ShardCtx>, key: ListenerKey, peer: SocketAddr)
         challenges: Some(&challenges),
     };
     let mut out = Vec::with_capacity(REPLY_CAPACITY.min(4096));
-    let outcome = answer(&c, query, &mut out);
+    let mut outcome = answer(&c, query, &mut out);
+    let reporter = Reporter::new(ctx, "https");
+    if let Outcome::Forward { block } = outcome {
+        match forwarded::start(ctx, &snapshot, key, block, query, true, started, &mut out) {
+            Now::Reply(o) => outcome = o,
+            Now::Later(pending) => {
+                // The challenge set and snapshot guards must not live across the wait.
+                drop(challenges);
+                drop(snapshot);
+                out = match pending.run(&reporter, peer).await {
+                    Some(reply) => reply,
+                    None => return plain(StatusCode::BAD_REQUEST, "not a DNS query\n"),
+                };
+                return dns_response(ctx, out);
+            }
+        }
+    }
     if !matches!(outcome, Outcome::Reply { .. }) {
         return plain(StatusCode::BAD_REQUEST, "not a DNS query\n");
     }
+    reporter.after(route, &outcome, (peer, query, &out), started);
+    dns_response(ctx, out)
+}
+
+/// A 200 response carrying a DNS reply, cacheable for its smallest TTL (RFC 8484 §5.1).
+fn dns_response(ctx: &ShardCtx, out: Vec<u8>) -> Response<Full<Bytes>> {
     ctx.stats().doh_answered.incr();
-    Reporter::new(ctx, "https").after(route, &outcome, (peer, query, &out), started);
     let max_age = min_ttl(&out).unwrap_or(0);
     let len = out.len();
     let mut r = Response::new(Full::new(Bytes::from(out)));

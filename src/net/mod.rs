@@ -1,6 +1,8 @@
 //! Sockets and the per-shard serving loops for UDP and TCP.
 
 pub mod doh;
+mod forwarded;
+mod outbox;
 pub mod socket;
 mod sys;
 pub mod tcp;

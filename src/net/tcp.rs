@@ -21,10 +21,12 @@ use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, Split, Splitable};
 use monoio::net::{TcpListener, TcpStream};
 
 use super::Reporter;
+use super::forwarded::{self, Now};
+use super::outbox::Outbox;
 use super::udp::{RouteCache, rate_ok};
 use crate::config::Transport;
 use crate::dns::answer::REPLY_CAPACITY;
@@ -67,8 +69,6 @@ impl Default for ConnLimits {
     }
 }
 
-/// Replies queued per connection before we flush and wait for the client.
-const MAX_PENDING_REPLIES: usize = 128 * 1024;
 /// Initial read buffer per connection; grows for large messages.
 const INITIAL_READ_BUFFER: usize = 4096;
 /// Back-off after accept fails for lack of resources.
@@ -231,10 +231,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, key: ListenerKey, ctx: 
                 super::doh::DohEnd::Done => End::Eof,
             }
         }
-        Transport::Dns => {
-            let mut stream = stream;
-            serve_connection(&mut stream, peer, key, &ctx, &guard, "tcp").await
-        }
+        Transport::Dns => serve_connection(stream, peer, key, &ctx, &guard, "tcp").await,
     };
     match end {
         End::Timeout => ctx.stats().tcp_timeouts.incr(),
@@ -260,7 +257,7 @@ async fn tls_connection(
         return End::Handshake;
     };
     let acceptor = monoio_rustls::TlsAcceptor::from(config);
-    let mut tls = match monoio::time::timeout(guard.conns.limits.handshake, acceptor.accept(stream)).await {
+    let tls = match monoio::time::timeout(guard.conns.limits.handshake, acceptor.accept(stream)).await {
         Err(_) => return End::Timeout,
         Ok(Err(e)) => {
             tracing::trace!(%peer, error = %e, "TLS handshake failed");
@@ -268,35 +265,66 @@ async fn tls_connection(
         }
         Ok(Ok(tls)) => tls,
     };
-    let end = serve_connection(&mut tls, peer, key, ctx, guard, "tls").await;
-    // close_notify, best effort.
-    let _ = monoio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
-    end
+    serve_connection(tls, peer, key, ctx, guard, "tls").await
 }
 
-async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(
-    stream: &mut S,
+/// Serves one connection: a reader answering as it reads, and a writer, joined by an
+/// [`Outbox`].
+async fn serve_connection<S>(
+    stream: S,
     peer: SocketAddr,
     key: ListenerKey,
     ctx: &Rc<ShardCtx>,
     guard: &ConnGuard,
     proto: &'static str,
+) -> End
+where
+    S: Split + AsyncReadRent + AsyncWriteRent,
+{
+    let (mut r, mut w) = stream.into_split();
+    let outbox = Rc::new(Outbox::default());
+    let reader = async {
+        let end = read_queries(&mut r, peer, key, ctx, guard, proto, &outbox).await;
+        outbox.reader_done();
+        end
+    };
+    let writer = async {
+        let result = outbox.drain(&mut w, guard.conns.limits.write).await;
+        // FIN (and close_notify over TLS), best effort.
+        let _ = monoio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
+        result
+    };
+    let (end, written) = monoio::join!(reader, writer);
+    match written {
+        Err(true) => End::Timeout,
+        Err(false) => End::Io,
+        Ok(()) => end,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_queries<R: AsyncReadRent>(
+    stream: &mut R,
+    peer: SocketAddr,
+    key: ListenerKey,
+    ctx: &Rc<ShardCtx>,
+    guard: &ConnGuard,
+    proto: &'static str,
+    outbox: &Rc<Outbox>,
 ) -> End {
     let mut snapshots = arc_swap::Cache::new(&ctx.shared.snapshot);
     let mut challenges = arc_swap::Cache::new(&ctx.shared.challenges);
     let mut route_of = RouteCache::default();
-    let reporter = Reporter::new(ctx, proto);
+    let reporter = Rc::new(Reporter::new(ctx, proto));
     let limits = guard.conns.limits;
     let keepalive = u16::try_from(limits.idle.as_millis() / 100).ok();
     let mut input: Vec<u8> = Vec::with_capacity(INITIAL_READ_BUFFER);
-    let mut pending: Vec<u8> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
     loop {
         // Answer every complete message we hold.
         let mut used = 0;
         while let Some(len) = frame_len(&input[used..]) {
             if len == 0 {
-                flush(stream, &mut pending, limits.write).await.ok();
                 return End::ZeroLength;
             }
             if input.len() - used < 2 + len {
@@ -318,26 +346,35 @@ async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(
                 },
                 challenges: Some(challenges.load()),
             };
-            let outcome = answer(&c, query, &mut out);
+            let mut outcome = answer(&c, query, &mut out);
+            if let Outcome::Forward { block } = outcome {
+                match forwarded::start(ctx, snapshot, key, block, query, true, started, &mut out) {
+                    Now::Reply(o) => outcome = o,
+                    Now::Later(pending) => {
+                        let open = outbox.forward_opened();
+                        let (outbox, reporter, ctx) = (outbox.clone(), reporter.clone(), ctx.clone());
+                        monoio::spawn(async move {
+                            if let Some(reply) = pending.run(&reporter, peer).await {
+                                outbox.push(&reply);
+                                ctx.stats().tcp_answered.incr();
+                            }
+                            drop(open);
+                        });
+                    }
+                }
+            }
             if let Outcome::Reply { .. } = outcome {
                 // `answer` never writes more than 65535 octets over a stream.
-                let n = out.len().min(u16::MAX as usize);
-                pending.extend_from_slice(&(n as u16).to_be_bytes());
-                pending.extend_from_slice(&out[..n]);
+                outbox.push(&out);
                 ctx.stats().tcp_answered.incr();
                 reporter.after(route, &outcome, (peer, query, &out), started);
             }
             used += 2 + len;
-            if pending.len() >= MAX_PENDING_REPLIES {
-                if let Err(e) = flush(stream, &mut pending, limits.write).await {
-                    return e;
-                }
+            if !outbox.room().await {
+                return End::Io;
             }
         }
         input.drain(..used);
-        if let Err(e) = flush(stream, &mut pending, limits.write).await {
-            return e;
-        }
         // Room for the rest of the current message.
         let need = match frame_len(&input) {
             Some(len) => 2 + len,
@@ -353,8 +390,12 @@ async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(
         };
         let len = input.len();
         let cap = input.capacity();
-        let read = stream.read(input.slice_mut(len..cap));
-        match monoio::time::timeout(wait, read).await {
+        let read = monoio::time::timeout(wait, stream.read(input.slice_mut(len..cap)));
+        let read = monoio::select! {
+            r = read => r,
+            _ = outbox.writer_failed() => return End::Io,
+        };
+        match read {
             Err(_) => return End::Timeout,
             Ok((Ok(0), _)) => return End::Eof,
             Ok((Ok(_), buf)) => input = buf.into_inner(),
@@ -366,21 +407,4 @@ async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(
 /// The length announced by the 2-byte prefix, once it is complete.
 fn frame_len(buf: &[u8]) -> Option<usize> {
     (buf.len() >= 2).then(|| usize::from(u16::from_be_bytes([buf[0], buf[1]])))
-}
-
-/// Writes all pending replies within `timeout`.
-async fn flush<S: AsyncWriteRent>(stream: &mut S, pending: &mut Vec<u8>, timeout: Duration) -> Result<(), End> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let buf = std::mem::take(pending);
-    match monoio::time::timeout(timeout, stream.write_all(buf)).await {
-        Err(_) => Err(End::Timeout),
-        Ok((Err(_), _)) => Err(End::Io),
-        Ok((Ok(_), mut buf)) => {
-            buf.clear();
-            *pending = buf;
-            Ok(())
-        }
-    }
 }

@@ -1,5 +1,7 @@
-//! The UDP loop of one shard and one address: receive, answer inline, send.
+//! The UDP loop of one shard and one address: receive, answer inline, send. Forwarded
+//! queries that miss the cache are answered by a task of their own.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,6 +10,7 @@ use futures_channel::oneshot;
 use monoio::net::udp::UdpSocket;
 
 use super::Reporter;
+use super::forwarded::{self, Now};
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::reply::Delivery;
@@ -21,7 +24,7 @@ const RECV_BUFFER: usize = 65535;
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves `sock` until `stop` fires.
-pub async fn serve(sock: UdpSocket, key: ListenerKey, ctx: Rc<ShardCtx>, mut stop: oneshot::Receiver<()>) {
+pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut stop: oneshot::Receiver<()>) {
     let mut snapshots = arc_swap::Cache::new(&ctx.shared.snapshot);
     let mut challenges = arc_swap::Cache::new(&ctx.shared.challenges);
     let mut route_of = RouteCache::default();
@@ -29,7 +32,7 @@ pub async fn serve(sock: UdpSocket, key: ListenerKey, ctx: Rc<ShardCtx>, mut sto
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
     let mut last_drop_log: Option<Instant> = None;
     let mut last_err_log: Option<Instant> = None;
-    let reporter = Reporter::new(&ctx, "udp");
+    let reporter = Rc::new(Reporter::new(&ctx, "udp"));
     tracing::debug!(listener = %key, "udp listener started");
     loop {
         let recv = sock.recv_from(buf);
@@ -59,7 +62,16 @@ pub async fn serve(sock: UdpSocket, key: ListenerKey, ctx: Rc<ShardCtx>, mut sto
             },
             challenges: Some(challenges.load()),
         };
-        let outcome = answer(&c, &buf[..n], &mut out);
+        let mut outcome = answer(&c, &buf[..n], &mut out);
+        if let Outcome::Forward { block } = outcome {
+            match forwarded::start(&ctx, snapshot, key, block, &buf[..n], false, started, &mut out) {
+                Now::Reply(o) => outcome = o,
+                Now::Later(pending) => {
+                    monoio::spawn(send_later(pending, sock.clone(), reporter.clone(), peer, ctx.clone()));
+                    continue;
+                }
+            }
+        }
         match outcome {
             Outcome::Drop(reason) => {
                 ctx.stats().udp_dropped.incr();
@@ -67,6 +79,7 @@ pub async fn serve(sock: UdpSocket, key: ListenerKey, ctx: Rc<ShardCtx>, mut sto
                     tracing::info!(listener = %key, ?reason, total = ctx.stats().udp_dropped.get(), "dropping malformed datagrams (short, or a response)");
                 }
             }
+            Outcome::Forward { .. } => {}
             Outcome::Reply { .. } => {
                 reporter.after(route, &outcome, (peer, &buf[..n], &out), started);
                 let (res, o) = sock.send_to(out, peer).await;
@@ -83,6 +96,22 @@ pub async fn serve(sock: UdpSocket, key: ListenerKey, ctx: Rc<ShardCtx>, mut sto
         }
     }
     tracing::debug!(listener = %key, "udp listener stopped");
+}
+
+/// Sends the reply of a forwarded query once its upstreams answer.
+async fn send_later(
+    pending: forwarded::Pending,
+    sock: Rc<UdpSocket>,
+    reporter: Rc<Reporter>,
+    peer: SocketAddr,
+    ctx: Rc<ShardCtx>,
+) {
+    let Some(reply) = pending.run(&reporter, peer).await else {
+        return;
+    };
+    if sock.send_to(reply, peer).await.0.is_ok() {
+        ctx.stats().udp_answered.incr();
+    }
 }
 
 /// True at most once per [`LOG_EVERY`].

@@ -208,6 +208,8 @@ pub struct ShardCtx {
     pub conns: Rc<Conns>,
     /// Query log sampling of this shard.
     pub querylog: RefCell<crate::telemetry::querylog::Limiter>,
+    /// Upstream connections, cache and in-flight queries of forwarding blocks.
+    pub forward: Rc<crate::forward::ShardForward>,
 }
 
 impl ShardCtx {
@@ -224,6 +226,7 @@ async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
         conns: Rc::new(Conns::new(shared.conn_limits)),
         shared,
         querylog: RefCell::new(Default::default()),
+        forward: Rc::default(),
     });
     let mut stops: HashMap<ListenerKey, Vec<oneshot::Sender<()>>> = HashMap::new();
     while let Some(cmd) = next(&mut rx).await {
@@ -232,8 +235,14 @@ async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
                 for (key, sock) in sockets {
                     let (tx, stop) = oneshot::channel();
                     let started = match sock {
-                        Socket::Udp(s) => monoio::net::udp::UdpSocket::from_std(s)
-                            .map(|s| drop(monoio::spawn(crate::net::udp::serve(s, key, ctx.clone(), stop)))),
+                        Socket::Udp(s) => monoio::net::udp::UdpSocket::from_std(s).map(|s| {
+                            drop(monoio::spawn(crate::net::udp::serve(
+                                Rc::new(s),
+                                key,
+                                ctx.clone(),
+                                stop,
+                            )))
+                        }),
                         Socket::Tcp(l) => monoio::net::TcpListener::from_std(l)
                             .map(|l| drop(monoio::spawn(crate::net::tcp::serve(l, key, ctx.clone(), stop)))),
                     };
@@ -270,6 +279,8 @@ async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
         }
     }
 }
+
+pub use futures_util_lite::next;
 
 /// Minimal stream helpers, to avoid pulling in all of futures-util.
 mod futures_util_lite {

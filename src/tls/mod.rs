@@ -2,5 +2,6 @@
 //! renewal a pointer swap, and the rustls server configurations.
 
 pub mod certs;
+pub mod client;
 pub mod resolver;
 pub mod server;
