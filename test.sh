@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of ringdns. On a fresh Debian machine it first installs the
-# tools the tests use (kdig, dig, openssl, and pebble, the test ACME CA of
-# ../shared/acme-testbed, which each ACME test starts on its own ports) with apt-get.
+# tools the tests use (kdig, dig, openssl, unbound as a DoT upstream, and pebble, the test ACME
+# CA of ../shared/acme-testbed, which each ACME test starts on its own ports) with apt-get.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -13,6 +13,7 @@ command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
 [ -x /usr/bin/pebble ] || missing+=(pebble)
 command -v faketime >/dev/null || missing+=(faketime)
+[ -x /usr/sbin/unbound ] || missing+=(unbound)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -153,6 +153,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         tcp_timeouts = t.tcp_timeouts,
         tls_handshake_failures = t.tls_handshake_failures,
         doh_answered = t.doh_answered,
+        upstream_queries = t.upstream_queries,
+        cache_hits = t.cache_hits,
+        coalesced = t.coalesced,
         "ringdns stopped"
     );
     result

@@ -22,6 +22,7 @@ use rustls_pki_types::ServerName;
 use crate::cache::{Cache, Key, Lookup};
 use crate::config::{CacheConfig, ForwardConfig, Policy, UpstreamAddr};
 use crate::dns::request::{self, Parsed};
+use crate::telemetry::stats::ShardStatsRef;
 use crate::tls::certs::CertError;
 use crate::zone::name::{NameKey, is_in_zone};
 use template::{Age, Client, Kind, Template, ede};
@@ -121,10 +122,7 @@ pub struct ShardForward {
     inflight: RefCell<HashMap<InflightKey, Waiters>>,
     in_flight: Cell<usize>,
     rotation: Cell<usize>,
-    /// Queries sent to upstreams (for statistics and tests).
-    pub upstream_queries: Cell<u64>,
-    /// Answers served from the cache.
-    pub cache_hits: Cell<u64>,
+    stats: ShardStatsRef,
 }
 
 /// The largest reply a client gets: 65535 octets over streams; over UDP its EDNS payload
@@ -172,6 +170,14 @@ fn question(query: &[u8]) -> Option<Question> {
 }
 
 impl ShardForward {
+    /// Forwarding state of the shard counting into `stats`.
+    pub fn new(stats: ShardStatsRef) -> Self {
+        ShardForward {
+            stats,
+            ..Default::default()
+        }
+    }
+
     fn cache<R>(&self, plan: &Plan, f: impl FnOnce(&mut Cache) -> R) -> R {
         let mut caches = self.caches.borrow_mut();
         if !caches.contains_key(&plan.id) && caches.len() >= 16 {
@@ -202,12 +208,12 @@ impl ShardForward {
             } => {
                 let extra = (template.kind == Kind::Failure).then_some(ede::CACHED_ERROR);
                 template::render(&template, &client, Age::Fresh(age), extra, out);
-                self.cache_hits.set(self.cache_hits.get() + 1);
+                self.stats.cache_hits.incr();
                 Cached::Hit { refresh: prefetch }
             }
             Lookup::Stale { template, refresh } => {
                 template::render(&template, &client, Age::Stale, Some(ede::STALE_ANSWER), out);
-                self.cache_hits.set(self.cache_hits.get() + 1);
+                self.stats.cache_hits.incr();
                 Cached::Hit { refresh }
             }
             Lookup::Miss => Cached::Miss,
@@ -273,6 +279,7 @@ pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>,
         }
         let (tx, rx) = oneshot::channel();
         waiters.borrow_mut().push(tx);
+        fwd.stats.coalesced.incr();
         let t = match monoio::time::timeout(BUDGET, rx).await {
             Ok(Ok(t)) => t,
             _ => Rc::new(template::failure(&q.key, q.qtype, ede::NO_REACHABLE_AUTHORITY)),
@@ -378,7 +385,7 @@ async fn upstream(
             qname: &q.key,
             qtype: q.qtype,
         };
-        fwd.upstream_queries.set(fwd.upstream_queries.get() + 1);
+        fwd.stats.upstream_queries.incr();
         let result = exchange(plan, &up, addr, asked, client_stream, deadline).await;
         match result {
             Ok(reply) => match template::scrub(&reply, &q.key, q.qtype, q.edns.is_some_and(|e| e.1)) {
@@ -402,22 +409,14 @@ async fn upstream(
             }
         }
     }
-    match last_failure {
-        Some(mut t) => {
-            t.ede.get_or_insert(ede::NO_REACHABLE_AUTHORITY);
-            t.kind = Kind::Failure;
-            t
-        }
-        None => template::failure(
-            &q.key,
-            q.qtype,
-            if network_error {
-                ede::NETWORK_ERROR
-            } else {
-                ede::NO_REACHABLE_AUTHORITY
-            },
-        ),
-    }
+    // Every upstream refused, failed or stayed silent: SERVFAIL (an upstream's REFUSED is
+    // about us as its client, not an answer for ours), with the upstream's EDE if it gave one.
+    let code = match last_failure.and_then(|t| t.ede) {
+        Some(code) => code,
+        None if network_error => ede::NETWORK_ERROR,
+        None => ede::NO_REACHABLE_AUTHORITY,
+    };
+    template::failure(&q.key, q.qtype, code)
 }
 
 /// Records a failure; an upstream failing `max_fails` times in a row is down until a health

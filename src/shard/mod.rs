@@ -13,7 +13,7 @@ use futures_channel::{mpsc, oneshot};
 
 use crate::dns::pipeline::{ListenerKey, Snapshot};
 use crate::net::tcp::{ConnLimits, Conns};
-use crate::telemetry::stats::ShardStats;
+use crate::telemetry::stats::{ShardStats, ShardStatsRef};
 
 /// Which io driver the shards run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub struct Shared {
     /// Published ACME challenge values.
     pub challenges: ArcSwap<crate::zone::challenge::ChallengeSet>,
     /// One set of counters per shard.
-    pub stats: Box<[ShardStats]>,
+    pub stats: std::sync::Arc<[ShardStats]>,
     /// TCP limits.
     pub conn_limits: ConnLimits,
 }
@@ -221,12 +221,13 @@ impl ShardCtx {
 
 async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
     use futures_util_lite::next;
+    let stats = ShardStatsRef::new(shared.stats.clone(), id);
     let ctx = Rc::new(ShardCtx {
         id,
         conns: Rc::new(Conns::new(shared.conn_limits)),
         shared,
         querylog: RefCell::new(Default::default()),
-        forward: Rc::default(),
+        forward: Rc::new(crate::forward::ShardForward::new(stats)),
     });
     let mut stops: HashMap<ListenerKey, Vec<oneshot::Sender<()>>> = HashMap::new();
     while let Some(cmd) = next(&mut rx).await {

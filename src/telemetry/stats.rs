@@ -48,6 +48,41 @@ pub struct ShardStats {
     pub tls_handshake_failures: Counter,
     /// Queries answered over DNS over HTTPS.
     pub doh_answered: Counter,
+    /// Queries sent to upstreams (retries and failovers count once each).
+    pub upstream_queries: Counter,
+    /// Forwarded queries answered from the cache.
+    pub cache_hits: Counter,
+    /// Forwarded queries that waited for an identical query already upstream.
+    pub coalesced: Counter,
+}
+
+/// One shard's counters, held by state that lives on the shard.
+#[derive(Clone, Debug)]
+pub struct ShardStatsRef {
+    all: std::sync::Arc<[ShardStats]>,
+    id: usize,
+}
+
+impl ShardStatsRef {
+    /// Shard `id` of `all`.
+    pub fn new(all: std::sync::Arc<[ShardStats]>, id: usize) -> Self {
+        assert!(id < all.len());
+        ShardStatsRef { all, id }
+    }
+}
+
+impl Default for ShardStatsRef {
+    /// Counters of their own (for state used outside a running server).
+    fn default() -> Self {
+        ShardStatsRef::new(std::sync::Arc::from(vec![ShardStats::default()]), 0)
+    }
+}
+
+impl std::ops::Deref for ShardStatsRef {
+    type Target = ShardStats;
+    fn deref(&self) -> &ShardStats {
+        &self.all[self.id]
+    }
 }
 
 /// Sums of all shards.
@@ -69,6 +104,12 @@ pub struct Totals {
     pub tls_handshake_failures: u64,
     /// See [`ShardStats::doh_answered`].
     pub doh_answered: u64,
+    /// See [`ShardStats::upstream_queries`].
+    pub upstream_queries: u64,
+    /// See [`ShardStats::cache_hits`].
+    pub cache_hits: u64,
+    /// See [`ShardStats::coalesced`].
+    pub coalesced: u64,
 }
 
 /// Sums the counters of every shard.
@@ -83,6 +124,9 @@ pub fn totals(shards: &[ShardStats]) -> Totals {
         t.tcp_timeouts += s.tcp_timeouts.get();
         t.tls_handshake_failures += s.tls_handshake_failures.get();
         t.doh_answered += s.doh_answered.get();
+        t.upstream_queries += s.upstream_queries.get();
+        t.cache_hits += s.cache_hits.get();
+        t.coalesced += s.coalesced.get();
     }
     t
 }

@@ -7,6 +7,7 @@ pub mod doh;
 pub mod pebble;
 pub mod server;
 pub mod tls;
+pub mod upstream;
 
 use std::str::FromStr;
 
