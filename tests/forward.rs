@@ -47,6 +47,41 @@ fn udp_to(addr: SocketAddr, wire: &[u8], t: Duration) -> Option<Vec<u8>> {
     sock.recv_from(&mut buf).ok().map(|(n, _)| buf[..n].to_vec())
 }
 
+/// A client socket kept across queries: the kernel sends all of them to the same shard
+/// (SO_REUSEPORT hashes the address pair), whose cache and coalescing the tests observe.
+struct Client {
+    sock: UdpSocket,
+    to: SocketAddr,
+}
+
+impl Client {
+    fn new(s: &Server) -> Client {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Client { sock, to: s.addr }
+    }
+
+    fn ask_raw(&self, wire: &[u8], t: Duration) -> Option<Vec<u8>> {
+        self.sock.set_read_timeout(Some(t)).unwrap();
+        self.sock.send_to(wire, self.to).unwrap();
+        let mut buf = vec![0u8; 65535];
+        let id = [wire[0], wire[1]];
+        loop {
+            let (n, _) = self.sock.recv_from(&mut buf).ok()?;
+            if n >= 2 && buf[..2] == id {
+                return Some(buf[..n].to_vec());
+            }
+        }
+    }
+
+    fn ask(&self, q: &support::Query) -> Reply {
+        Reply::parse(
+            &self
+                .ask_raw(&q.wire(), Duration::from_secs(4))
+                .unwrap_or_else(|| panic!("no reply to {q:?}")),
+        )
+    }
+}
+
 fn a_records(r: &Reply) -> Vec<String> {
     r.answer()
         .iter()
@@ -256,4 +291,444 @@ both_drivers!(unbound_as_dot_upstream, |driver: &str| {
         .collect();
     ids.sort();
     assert_eq!(ids, (1000..1020).collect::<Vec<_>>());
+});
+
+/// A forwarder on `{PORT}` to `ups` with forward options `opts` and extra block lines `extra`.
+fn forward_to(driver: &str, ups: &[&Upstream], opts: &str, extra: &str) -> Server {
+    let to: Vec<String> = ups.iter().map(|u| u.addr.to_string()).collect();
+    let corefile = format!(
+        ".:{{PORT}} {{\n    bind 127.0.0.1\n    forward . {} {{\n{opts}    }}\n{extra}}}\n",
+        to.join(" ")
+    );
+    forwarder(driver, &corefile, None)
+}
+
+/// An upstream answering every A query with `ip` (TTL 300) over UDP and TCP.
+fn answering(ip: [u8; 4]) -> Upstream {
+    Upstream::start(move |query, _| {
+        let n = qname(query);
+        vec![Act::Send(reply(query, 0, &[Rec(&n, 1, 300, a(ip))], &[], &[]))]
+    })
+}
+
+fn silent() -> Upstream {
+    Upstream::start(|_, _| vec![])
+}
+
+both_drivers!(silent_upstream_fails_over_then_servfail_with_ede, |driver: &str| {
+    let dead = silent();
+    let dead2 = silent();
+    let good = answering([192, 0, 2, 1]);
+    let fw = forward_to(driver, &[&dead, &good], "        policy sequential\n", "");
+    let t0 = Instant::now();
+    let r = fw.udp(&q("a.failover.test", Rtype::A).edns(1232));
+    assert_eq!((r.rcode(), a_records(&r)), (0, vec!["192.0.2.1".to_string()]));
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "failover inside the budget: {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(dead.count("a.failover.test"), 1);
+    drop(fw);
+    let fw = forward_to(driver, &[&dead, &dead2], "", "    cache\n");
+    let c = Client::new(&fw);
+    let t0 = Instant::now();
+    let raw = c
+        .ask_raw(
+            &q("b.failover.test", Rtype::A).edns(1232).wire(),
+            Duration::from_secs(5),
+        )
+        .expect("an answer inside the budget");
+    let took = t0.elapsed();
+    let r = Reply::parse(&raw);
+    assert_eq!(r.rcode(), 2, "SERVFAIL");
+    assert!(took < Duration::from_secs(3), "within 3 s: {took:?}");
+    assert!(!ede_codes(&r).is_empty(), "with an EDE");
+    let asked = dead.count("b.failover.test") + dead2.count("b.failover.test");
+    // The failure is cached (RFC 9520): at once, with EDE 13 (Cached Error), no new upstream query.
+    let t0 = Instant::now();
+    let r = c.ask(&q("b.failover.test", Rtype::A).edns(1232));
+    assert!(t0.elapsed() < Duration::from_millis(500));
+    assert_eq!(r.rcode(), 2);
+    assert!(ede_codes(&r).contains(&13), "{:?}", ede_codes(&r));
+    assert_eq!(dead.count("b.failover.test") + dead2.count("b.failover.test"), asked);
+});
+
+both_drivers!(servfail_and_refused_upstreams_are_skipped, |driver: &str| {
+    let failing = Upstream::start(|query, _| vec![Act::Send(reply(query, 2, &[], &[], &[]))]);
+    let refusing = Upstream::start(|query, _| vec![Act::Send(reply(query, 5, &[], &[], &[]))]);
+    let good = answering([192, 0, 2, 2]);
+    let fw = forward_to(driver, &[&failing, &refusing, &good], "        policy sequential\n", "");
+    let r = fw.udp(&q("x.skip.test", Rtype::A));
+    assert_eq!((r.rcode(), a_records(&r)), (0, vec!["192.0.2.2".to_string()]));
+    assert_eq!((failing.count("x.skip.test"), refusing.count("x.skip.test")), (1, 1));
+    drop(fw);
+    let fw = forward_to(driver, &[&failing, &refusing], "        policy sequential\n", "");
+    let r = fw.udp(&q("y.skip.test", Rtype::A).edns(1232));
+    assert_eq!(r.rcode(), 2, "SERVFAIL, not the upstream's REFUSED");
+    assert!(!ede_codes(&r).is_empty());
+});
+
+both_drivers!(forged_and_garbage_replies_are_ignored, |driver: &str| {
+    let up = Upstream::start(|query, tcp| {
+        let n = qname(query);
+        let forged = reply(query, 0, &[Rec(&n, 1, 300, a([6, 6, 6, 6]))], &[], &[]);
+        let mut wrong_id = forged.clone();
+        wrong_id[1] ^= 0x5a;
+        let other_q = reply(
+            &support::q("other.forged.test", Rtype::A)
+                .id(u16::from_be_bytes([query[0], query[1]]))
+                .wire(),
+            0,
+            &[Rec("other.forged.test", 1, 300, a([6, 6, 6, 6]))],
+            &[],
+            &[],
+        );
+        let real = reply(query, 0, &[Rec(&n, 1, 300, a([192, 0, 2, 3]))], &[], &[]);
+        let mut acts = vec![
+            Act::Send(b"\x00\x01garbage".to_vec()),
+            Act::Send(wrong_id),
+            Act::Send(other_q),
+        ];
+        if !tcp {
+            acts.push(Act::SendFromOtherPort(forged.clone()));
+            acts.push(Act::SendFromOtherAddr(forged));
+        }
+        acts.push(Act::Sleep(Duration::from_millis(50)));
+        acts.push(Act::Send(real));
+        acts
+    });
+    let fw = forward_to(driver, &[&up], "", "");
+    let r = fw.udp(&q("www.forged.test", Rtype::A).edns(1232));
+    assert_eq!((r.rcode(), a_records(&r)), (0, vec!["192.0.2.3".to_string()]));
+    assert_eq!(
+        up.count("www.forged.test"),
+        1,
+        "the real reply was accepted after the forged ones"
+    );
+    drop(fw);
+    let fw = forward_to(driver, &[&up], "        force_tcp\n", "");
+    let r = fw.udp(&q("tcp.forged.test", Rtype::A).edns(1232));
+    assert_eq!((r.rcode(), a_records(&r)), (0, vec!["192.0.2.3".to_string()]));
+});
+
+both_drivers!(truncated_upstream_reply_is_retried_over_tcp, |driver: &str| {
+    let up = Upstream::start(|query, tcp| {
+        let n = qname(query);
+        let mut r = reply(query, 0, &[Rec(&n, 1, 300, a([192, 0, 2, 4]))], &[], &[]);
+        if !tcp {
+            r = reply(query, 0, &[], &[], &[]);
+            r[2] |= 0x02;
+        }
+        vec![Act::Send(r)]
+    });
+    let fw = forward_to(driver, &[&up], "", "");
+    let r = fw.udp(&q("tc.test", Rtype::A).edns(1232));
+    assert_eq!((r.rcode(), a_records(&r)), (0, vec!["192.0.2.4".to_string()]));
+    let seen = up.seen_for("tc.test");
+    assert_eq!(seen.iter().map(|s| s.tcp).collect::<Vec<_>>(), vec![false, true]);
+});
+
+both_drivers!(out_of_bailiwick_records_are_dropped, |driver: &str| {
+    let up = Upstream::start(|query, _| {
+        vec![Act::Send(reply(
+            query,
+            0,
+            &[
+                Rec("www.example.test", 1, 300, a([192, 0, 2, 10])),
+                Rec("evil.other.test", 1, 300, a([6, 6, 6, 6])),
+            ],
+            &[
+                Rec("example.test", 2, 300, name("ns1.example.test")),
+                Rec("other.test", 2, 300, name("ns.evil.test")),
+                Rec("test", 2, 300, name("ns.evil.test")),
+            ],
+            &[
+                Rec("ns1.example.test", 1, 300, a([192, 0, 2, 1])),
+                Rec("ns.evil.test", 1, 300, a([6, 6, 6, 6])),
+                Rec("www.google.test", 1, 300, a([6, 6, 6, 6])),
+            ],
+        ))]
+    });
+    // Bailiwick is the forward's FROM: `test.` NS is above it, other.test beside it.
+    let corefile = format!(
+        ".:{{PORT}} {{\n    bind 127.0.0.1\n    forward example.test {}\n    cache\n}}\n",
+        up.addr
+    );
+    let fw = forwarder(driver, &corefile, None);
+    let c = Client::new(&fw);
+    for round in 0..2 {
+        let r = c.ask(&q("www.example.test", Rtype::A).edns(1232));
+        assert_eq!(r.rcode(), 0);
+        let all: Vec<_> = [r.answer(), r.authority(), r.additional()].concat();
+        assert!(
+            all.iter()
+                .all(|rr| !rr.data.contains("6.6.6.6") && !rr.data.contains("evil")),
+            "round {round}: {all:?}"
+        );
+        assert_eq!(a_records(&r), vec!["192.0.2.10"]);
+        assert_eq!(r.authority().len(), 1, "only example.test NS: {:?}", r.authority());
+        assert_eq!(r.additional().iter().filter(|rr| rr.rtype == Rtype::A).count(), 1);
+    }
+    assert_eq!(up.count("www.example.test"), 1, "the second answer came from the cache");
+});
+
+/// An upstream answering `cN.chain.test` with a chain of `links` CNAMEs ending in an A record
+/// (or looping back to the start when `links` is 0).
+fn chain_upstream() -> Upstream {
+    Upstream::start(|query, _| {
+        let n = qname(query);
+        let links: usize = n
+            .split('.')
+            .next()
+            .unwrap()
+            .trim_start_matches('l')
+            .parse()
+            .unwrap_or(0);
+        let names: Vec<String> = (0..=links.max(2))
+            .map(|i| if i == 0 { n.clone() } else { format!("x{i}.{n}") })
+            .collect();
+        let mut recs = Vec::new();
+        if links == 0 {
+            recs.push(Rec(&names[0], 5, 300, name(&names[1])));
+            recs.push(Rec(&names[1], 5, 300, name(&names[0])));
+        } else {
+            for i in 0..links {
+                recs.push(Rec(&names[i], 5, 300, name(&names[i + 1])));
+            }
+            recs.push(Rec(&names[links], 1, 300, a([192, 0, 2, 5])));
+        }
+        vec![Act::Send(reply(query, 0, &recs, &[], &[]))]
+    })
+}
+
+both_drivers!(long_or_looping_cname_chains_are_servfail, |driver: &str| {
+    let up = chain_upstream();
+    let fw = forward_to(driver, &[&up], "", "");
+    let ok = fw.udp(&q("l11.chain.test", Rtype::A).edns(1232));
+    assert_eq!(ok.rcode(), 0);
+    assert_eq!(ok.answer().len(), 12, "11 CNAMEs and the address");
+    assert_eq!(fw.udp(&q("l12.chain.test", Rtype::A).edns(1232)).rcode(), 2);
+    assert_eq!(fw.udp(&q("l0.chain.test", Rtype::A).edns(1232)).rcode(), 2, "a loop");
+});
+
+/// Sends `n` queries for `name` (IDs 0..n) from one socket and collects the replies that
+/// arrive within `window`, with their arrival times.
+fn burst(fw: &Server, name: &str, n: u16, window: Duration) -> Vec<(Duration, Reply)> {
+    let c = Client::new(fw);
+    let rx = c.sock.try_clone().unwrap();
+    let t0 = Instant::now();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65535];
+        while t0.elapsed() < window {
+            rx.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            if let Ok((len, _)) = rx.recv_from(&mut buf) {
+                got.push((t0.elapsed(), Reply::parse(&buf[..len])));
+            }
+        }
+        got
+    });
+    for id in 0..n {
+        c.sock
+            .send_to(&q(name, Rtype::A).id(id).edns(1232).wire(), c.to)
+            .unwrap();
+        if id % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    reader.join().unwrap()
+}
+
+both_drivers!(identical_queries_are_coalesced_and_waiters_capped, |driver: &str| {
+    // hot.*: answered after 600 ms; late.*: after 4 s, past the client budget.
+    let up = Upstream::start(|query, _| {
+        let n = qname(query);
+        let wait = if n.starts_with("late.") { 4000 } else { 600 };
+        vec![
+            Act::Sleep(Duration::from_millis(wait)),
+            Act::Send(reply(query, 0, &[Rec(&n, 1, 300, a([192, 0, 2, 6]))], &[], &[])),
+        ]
+    });
+    let fw = forward_to(driver, &[&up], "", "    cache\n");
+    let got = burst(&fw, "hot.coalesce.test", 1000, Duration::from_secs(3));
+    assert_eq!(
+        up.count("hot.coalesce.test"),
+        1,
+        "one upstream query for 1000 identical client queries"
+    );
+    let answered = got
+        .iter()
+        .filter(|(_, r)| r.rcode() == 0 && a_records(r) == ["192.0.2.6"])
+        .count();
+    let refused_waiting = got.iter().filter(|(_, r)| r.rcode() == 2).count();
+    // The asking query plus at most 64 waiters get the answer; the rest SERVFAIL at once.
+    assert!((2..=65).contains(&answered), "answered {answered}");
+    assert!(answered + refused_waiting >= 900, "replies: {} of 1000", got.len());
+    assert!(
+        got.iter()
+            .filter(|(_, r)| r.rcode() == 2)
+            .all(|(t, _)| *t < Duration::from_millis(500)),
+        "over-cap waiters are not kept waiting"
+    );
+    // Late upstream reply: every waiter gets SERVFAIL inside the budget, and nothing after.
+    let got = burst(&fw, "late.coalesce.test", 50, Duration::from_secs(5));
+    assert_eq!(got.len(), 50);
+    assert!(
+        got.iter().all(|(t, r)| r.rcode() == 2 && *t < Duration::from_secs(3)),
+        "{:?}",
+        got.iter().map(|(t, r)| (*t, r.rcode())).collect::<Vec<_>>()
+    );
+    let (_, log) = fw.stop();
+    assert!(counter(&log, "coalesced") >= 1, "{log}");
+});
+
+both_drivers!(cache_counts_hits_and_ages_ttls, |driver: &str| {
+    let up = Upstream::start(|query, _| {
+        let n = qname(query);
+        if n.starts_with("nx.") {
+            let soa = [
+                name("ns.cache.test"),
+                name("h.cache.test"),
+                vec![0, 0, 0, 1, 0, 0, 14, 16, 0, 0, 2, 88, 0, 1, 81, 128, 0, 0, 0, 30],
+            ]
+            .concat();
+            return vec![Act::Send(reply(query, 3, &[], &[Rec("cache.test", 6, 60, soa)], &[]))];
+        }
+        vec![Act::Send(reply(
+            query,
+            0,
+            &[Rec(&n, 1, 300, a([192, 0, 2, 7]))],
+            &[],
+            &[],
+        ))]
+    });
+    let fw = forward_to(driver, &[&up], "", "    cache\n");
+    let c = Client::new(&fw);
+    for _ in 0..10 {
+        assert_eq!(a_records(&c.ask(&q("www.cache.test", Rtype::A))), ["192.0.2.7"]);
+    }
+    assert_eq!(up.count("www.cache.test"), 1);
+    std::thread::sleep(Duration::from_millis(2100));
+    let r = c.ask(&q("www.cache.test", Rtype::A));
+    assert!(
+        (290..=298).contains(&r.answer()[0].ttl),
+        "TTL counted down: {}",
+        r.answer()[0].ttl
+    );
+    // NXDOMAIN cached for min(SOA TTL, MINIMUM) = 30 s (RFC 2308 §5).
+    for _ in 0..2 {
+        let r = c.ask(&q("nx.cache.test", Rtype::A));
+        assert_eq!(r.rcode(), 3);
+        assert!(r.authority()[0].ttl <= 30);
+    }
+    assert_eq!(up.count("nx.cache.test"), 1);
+    let (_, log) = fw.stop();
+    assert_eq!(counter(&log, "cache_hits"), 9 + 1 + 1, "{log}");
+});
+
+both_drivers!(stale_answers_are_served_when_upstreams_fail, |driver: &str| {
+    let alive = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = alive.clone();
+    let up = Upstream::start(move |query, _| {
+        if !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            return vec![];
+        }
+        let n = qname(query);
+        vec![Act::Send(reply(
+            query,
+            0,
+            &[Rec(&n, 1, 1, a([192, 0, 2, 8]))],
+            &[],
+            &[],
+        ))]
+    });
+    let fw = forward_to(
+        driver,
+        &[&up],
+        "",
+        "    cache {\n        success 1000 3600 0\n        serve_stale 1h\n    }\n",
+    );
+    let c = Client::new(&fw);
+    assert_eq!(a_records(&c.ask(&q("stale.test", Rtype::A).edns(1232))), ["192.0.2.8"]);
+    alive.store(false, std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(2200));
+    // Expired and the upstream silent: the stale answer at once, TTL 30, EDE 3 (RFC 8767).
+    let t0 = Instant::now();
+    let r = c.ask(&q("stale.test", Rtype::A).edns(1232));
+    assert!(t0.elapsed() < Duration::from_millis(500));
+    assert_eq!(a_records(&r), ["192.0.2.8"]);
+    assert_eq!(r.answer()[0].ttl, 30);
+    assert!(ede_codes(&r).contains(&3), "{:?}", ede_codes(&r));
+});
+
+both_drivers!(upstream_ids_and_ports_are_spread, |driver: &str| {
+    let up = answering([192, 0, 2, 9]);
+    let fw = forward_to(driver, &[&up], "", "");
+    let c = Client::new(&fw);
+    c.sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = vec![0u8; 2048];
+    for batch in 0..100u16 {
+        for i in 0..100u16 {
+            let id = batch * 100 + i;
+            c.sock
+                .send_to(&q(&format!("n{id}.spread.test"), Rtype::A).id(id).wire(), c.to)
+                .unwrap();
+        }
+        for _ in 0..100 {
+            c.sock.recv_from(&mut buf).expect("every query answered");
+        }
+    }
+    let seen: Vec<_> = up
+        .seen()
+        .into_iter()
+        .filter(|s| qname(&s.wire).ends_with(".spread.test.") && qtype(&s.wire) == 1)
+        .collect();
+    assert_eq!(seen.len(), 10_000);
+    let ids: Vec<u16> = seen
+        .iter()
+        .map(|s| u16::from_be_bytes([s.wire[0], s.wire[1]]))
+        .collect();
+    let ports: Vec<u16> = seen.iter().map(|s| s.peer.port()).collect();
+    let distinct = |v: &[u16]| v.iter().collect::<std::collections::HashSet<_>>().len();
+    // Uniform 16-bit IDs: about 65536·(1 − e^(−10000/65536)) ≈ 9270 distinct.
+    assert!(distinct(&ids) > 9000, "distinct IDs {}", distinct(&ids));
+    let steps = |v: &[u16]| {
+        v.windows(2)
+            .filter(|w| w[1].wrapping_sub(w[0]) < 4 || w[0].wrapping_sub(w[1]) < 4)
+            .count()
+    };
+    assert!(steps(&ids) < 20, "ID sequences: {}", steps(&ids));
+    let mut bins = [0usize; 16];
+    for id in &ids {
+        bins[usize::from(id >> 12)] += 1;
+    }
+    assert!(bins.iter().all(|&b| (450..=800).contains(&b)), "ID bins {bins:?}");
+    // A fresh ephemeral port per query, over a wide range.
+    assert!(distinct(&ports) > 5000, "distinct ports {}", distinct(&ports));
+    let (lo, hi) = (ports.iter().min().unwrap(), ports.iter().max().unwrap());
+    assert!(hi - lo > 20_000, "port range {lo}..{hi}");
+    assert!(steps(&ports) < 100, "port sequences: {}", steps(&ports));
+});
+
+both_drivers!(a_64k_upstream_tcp_reply_is_relayed, |driver: &str| {
+    let txt: Vec<u8> = std::iter::once(250u8).chain(std::iter::repeat_n(b'x', 250)).collect();
+    let up = Upstream::start(move |query, tcp| {
+        if !tcp {
+            let mut r = reply(query, 0, &[], &[], &[]);
+            r[2] |= 0x02;
+            return vec![Act::Send(r)];
+        }
+        let recs: Vec<Rec> = (0..240).map(|_| Rec("big.test", 16, 300, txt.clone())).collect();
+        vec![Act::Send(reply(query, 0, &recs, &[], &[]))]
+    });
+    let fw = forward_to(driver, &[&up], "", "");
+    let r = fw.tcp(&q("big.test", Rtype::TXT).edns(1232));
+    assert_eq!(r.rcode(), 0);
+    assert_eq!(r.answer().len(), 240);
+    assert!(r.wire.len() > 60_000, "{} octets", r.wire.len());
+    // Over UDP the client gets TC and retries over TCP itself.
+    let u = fw.udp(&q("big.test", Rtype::TXT).edns(1232));
+    assert!(u.tc() && u.answer().is_empty());
+    assert!(u.wire.len() <= 1232);
 });

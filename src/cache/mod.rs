@@ -62,6 +62,8 @@ pub enum Lookup {
         template: Rc<Template>,
         /// Seconds since it was stored.
         age: u32,
+        /// Seconds it is cached for.
+        lifetime: u32,
         /// Refresh it now in the background.
         prefetch: bool,
     },
@@ -176,6 +178,7 @@ impl Cache {
                 return Lookup::Fresh {
                     template: e.template.clone(),
                     age: age.as_secs() as u32,
+                    lifetime: e.ttl.as_secs() as u32,
                     prefetch,
                 };
             }
@@ -195,8 +198,8 @@ impl Cache {
         Lookup::Miss
     }
 
-    /// Stores a reply under `key`.
-    pub fn put(&mut self, key: &[u8], template: Template, now: Instant) {
+    /// Stores a reply under `key`; returns the seconds it is cached for (0: not cached).
+    pub fn put(&mut self, key: &[u8], template: Template, now: Instant) -> u32 {
         let (bucket, ttl) = match template.kind {
             Kind::Success => (&mut self.success, Duration::from_secs(u64::from(template.ttl))),
             Kind::Denial => (&mut self.denial, Duration::from_secs(u64::from(template.ttl))),
@@ -204,7 +207,7 @@ impl Cache {
         };
         let ttl = ttl.clamp(bucket.limits.min_ttl, bucket.limits.max_ttl.max(bucket.limits.min_ttl));
         if ttl.is_zero() {
-            return;
+            return 0;
         }
         // A refreshed entry replaces the stale one in whichever bucket it was.
         for b in [&mut self.success, &mut self.denial, &mut self.failure] {
@@ -226,6 +229,7 @@ impl Cache {
                 refreshing: false,
             },
         );
+        ttl.as_secs() as u32
     }
 
     /// Lets the next stale or prefetch hit start a refresh again (after a failed one).

@@ -34,6 +34,8 @@ pub const BUDGET: Duration = Duration::from_millis(2500);
 const UDP_TRY: Duration = Duration::from_millis(1000);
 /// One try over a stream (connection set-up included).
 const STREAM_TRY: Duration = Duration::from_millis(1500);
+/// Rounds over the upstreams while they stay silent.
+const MAX_ROUNDS: usize = 3;
 /// Clients waiting on one upstream query; more get SERVFAIL (DNSBomb).
 pub const MAX_WAITERS: usize = 64;
 
@@ -109,7 +111,9 @@ struct Upstream {
     doh: RefCell<Option<Rc<DohConn>>>,
 }
 
-type Waiters = Rc<RefCell<Vec<oneshot::Sender<Rc<Template>>>>>;
+type Waiters = Rc<RefCell<Vec<oneshot::Sender<(Rc<Template>, Age)>>>>;
+/// Renders TTLs as the upstream sent them.
+const NOT_CACHED: Age = Age::Fresh { age: 0, lifetime: 0 };
 /// A plan and a cache key: the identity of an upstream query for coalescing.
 type InflightKey = (u64, Box<[u8]>);
 
@@ -204,10 +208,11 @@ impl ShardForward {
             Lookup::Fresh {
                 template,
                 age,
+                lifetime,
                 prefetch,
             } => {
                 let extra = (template.kind == Kind::Failure).then_some(ede::CACHED_ERROR);
-                template::render(&template, &client, Age::Fresh(age), extra, out);
+                template::render(&template, &client, Age::Fresh { age, lifetime }, extra, out);
                 self.stats.cache_hits.incr();
                 Cached::Hit { refresh: prefetch }
             }
@@ -271,7 +276,7 @@ pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>,
             template::render(
                 &template::failure(&q.key, q.qtype, ede::NOT_READY),
                 &client,
-                Age::Fresh(0),
+                NOT_CACHED,
                 None,
                 &mut out,
             );
@@ -280,34 +285,32 @@ pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>,
         let (tx, rx) = oneshot::channel();
         waiters.borrow_mut().push(tx);
         fwd.stats.coalesced.incr();
-        let t = match monoio::time::timeout(BUDGET, rx).await {
-            Ok(Ok(t)) => t,
-            _ => Rc::new(template::failure(&q.key, q.qtype, ede::NO_REACHABLE_AUTHORITY)),
+        let (t, age) = match monoio::time::timeout(BUDGET, rx).await {
+            Ok(Ok(answer)) => answer,
+            _ => (
+                Rc::new(template::failure(&q.key, q.qtype, ede::NO_REACHABLE_AUTHORITY)),
+                NOT_CACHED,
+            ),
         };
-        template::render(&t, &client, Age::Fresh(0), None, &mut out);
+        template::render(&t, &client, age, None, &mut out);
         return Some(out);
     }
     let max = plan.cfg.max_concurrent;
     if max > 0 && fwd.in_flight.get() >= max {
-        template::render(
-            &template::refused(&q.key, q.qtype),
-            &client,
-            Age::Fresh(0),
-            None,
-            &mut out,
-        );
+        template::render(&template::refused(&q.key, q.qtype), &client, NOT_CACHED, None, &mut out);
         return Some(out);
     }
     let waiters: Waiters = Rc::default();
     fwd.inflight.borrow_mut().insert(inflight_key.clone(), waiters.clone());
     let t = Rc::new(upstream(&fwd, &plan, &ask_query, &q, stream).await);
     fwd.inflight.borrow_mut().remove(&inflight_key);
-    fwd.cache(&plan, |c| c.put(q.cache_key.as_slice(), (*t).clone(), Instant::now()));
+    let lifetime = fwd.cache(&plan, |c| c.put(q.cache_key.as_slice(), (*t).clone(), Instant::now()));
+    let age = Age::Fresh { age: 0, lifetime };
     // Late waiters have already given up (their receivers are gone): nothing is sent to them.
     for w in waiters.borrow_mut().drain(..) {
-        let _ = w.send(t.clone());
+        let _ = w.send((t.clone(), age));
     }
-    template::render(&t, &client, Age::Fresh(0), None, &mut out);
+    template::render(&t, &client, age, None, &mut out);
     Some(out)
 }
 
@@ -323,7 +326,7 @@ pub fn servfail(query: &[u8], stream: bool, out: &mut Vec<u8>) {
         template::render(
             &template::failure(&q.key, q.qtype, ede::NOT_READY),
             &client,
-            Age::Fresh(0),
+            NOT_CACHED,
             None,
             out,
         );
@@ -366,47 +369,58 @@ async fn upstream(
     let mut msg = query.to_vec();
     let mut last_failure: Option<Template> = None;
     let mut network_error = false;
-    for i in fwd.order(plan) {
-        let now = Instant::now();
-        if now >= deadline {
-            break;
-        }
-        let up = fwd.upstream(plan, i);
-        let addr = &plan.cfg.to[i];
-        let id = if matches!(addr, UpstreamAddr::Https { .. }) {
-            0
-        } else {
-            fwd.rng.u16()
-        };
-        msg[0..2].copy_from_slice(&id.to_be_bytes());
-        let asked = Asked {
-            msg: &msg,
-            id,
-            qname: &q.key,
-            qtype: q.qtype,
-        };
-        fwd.stats.upstream_queries.incr();
-        let result = exchange(plan, &up, addr, asked, client_stream, deadline).await;
-        match result {
-            Ok(reply) => match template::scrub(&reply, &q.key, q.qtype, q.edns.is_some_and(|e| e.1)) {
-                Ok(t) if t.kind == Kind::Failure => {
-                    // SERVFAIL, REFUSED...: the next upstream may do better.
-                    up.fails.set(0);
-                    last_failure = Some(t);
-                }
-                Ok(t) => {
-                    up.fails.set(0);
-                    up.down.set(false);
-                    return t;
-                }
-                Err(template::Reject::Chain) => return template::failure(&q.key, q.qtype, ede::NO_REACHABLE_AUTHORITY),
-                Err(_) => failed(fwd, plan, i, &up),
-            },
-            Err(e) => {
-                tracing::debug!(upstream = ?addr, error = ?e, "upstream exchange failed");
-                network_error |= matches!(e, Fail::Net(_));
-                failed(fwd, plan, i, &up);
+    let order = fwd.order(plan);
+    // Upstreams that stay silent are asked again while the budget lasts (a lost datagram is
+    // not a failure); one that answers SERVFAIL or REFUSED is not.
+    for _round in 0..MAX_ROUNDS {
+        let mut silent = false;
+        for &i in &order {
+            if Instant::now() >= deadline {
+                break;
             }
+            let up = fwd.upstream(plan, i);
+            let addr = &plan.cfg.to[i];
+            let id = if matches!(addr, UpstreamAddr::Https { .. }) {
+                0
+            } else {
+                fwd.rng.u16()
+            };
+            msg[0..2].copy_from_slice(&id.to_be_bytes());
+            let asked = Asked {
+                msg: &msg,
+                id,
+                qname: &q.key,
+                qtype: q.qtype,
+            };
+            fwd.stats.upstream_queries.incr();
+            let result = exchange(plan, &up, addr, asked, client_stream, deadline).await;
+            match result {
+                Ok(reply) => match template::scrub(&reply, &q.key, q.qtype, q.edns.is_some_and(|e| e.1), &plan.from) {
+                    Ok(t) if t.kind == Kind::Failure => {
+                        // SERVFAIL, REFUSED...: the next upstream may do better.
+                        up.fails.set(0);
+                        last_failure = Some(t);
+                    }
+                    Ok(t) => {
+                        up.fails.set(0);
+                        up.down.set(false);
+                        return t;
+                    }
+                    Err(template::Reject::Chain) => {
+                        return template::failure(&q.key, q.qtype, ede::NO_REACHABLE_AUTHORITY);
+                    }
+                    Err(_) => failed(fwd, plan, i, &up),
+                },
+                Err(e) => {
+                    tracing::debug!(upstream = ?addr, error = ?e, "upstream exchange failed");
+                    network_error |= matches!(e, Fail::Net(_));
+                    silent |= matches!(e, Fail::Timeout);
+                    failed(fwd, plan, i, &up);
+                }
+            }
+        }
+        if !silent || Instant::now() >= deadline {
+            break;
         }
     }
     // Every upstream refused, failed or stayed silent: SERVFAIL (an upstream's REFUSED is

@@ -65,7 +65,14 @@ pub enum Reject {
 }
 
 /// Builds the template of an upstream reply to the question (`qname` lowercase wire).
-pub fn scrub(reply: &[u8], qname: &NameKey, qtype: Rtype, dnssec_ok: bool) -> Result<Template, Reject> {
+/// `bailiwick`: the `forward` FROM zone; authority records above it are dropped.
+pub fn scrub(
+    reply: &[u8],
+    qname: &NameKey,
+    qtype: Rtype,
+    dnssec_ok: bool,
+    bailiwick: &[u8],
+) -> Result<Template, Reject> {
     let msg = Message::from_octets(reply).map_err(|_| Reject::Malformed)?;
     let h = msg.header();
     let counts = msg.header_counts();
@@ -147,7 +154,7 @@ pub fn scrub(reply: &[u8], qname: &NameKey, qtype: Rtype, dnssec_ok: bool) -> Re
         let r = r.map_err(|_| Reject::Malformed)?;
         let owner = NameKey::of(&r.owner());
         let t = r.rtype();
-        let ancestor = is_in_zone(end.as_slice(), owner.as_slice());
+        let ancestor = is_in_zone(end.as_slice(), owner.as_slice()) && is_in_zone(owner.as_slice(), bailiwick);
         let nsec3_of_ancestor = t == Rtype::NSEC3 && parent_is_ancestor(owner.as_slice(), end.as_slice());
         let allowed = matches!(t, Rtype::SOA | Rtype::NS | Rtype::DS) && ancestor
             || matches!(t, Rtype::NSEC | Rtype::RRSIG)
@@ -199,7 +206,13 @@ pub fn scrub(reply: &[u8], qname: &NameKey, qtype: Rtype, dnssec_ok: bool) -> Re
         _ if min_ttl == u32::MAX => 0,
         _ => min_ttl,
     };
-    let ttls = ttl_offsets(&bytes).ok_or(Reject::Malformed)?;
+    let mut ttls = ttl_offsets(&bytes).ok_or(Reject::Malformed)?;
+    if kind == Kind::Denial {
+        // RFC 2308 §3, §5: the SOA (and proofs) of a negative answer live as long as it.
+        for (_, t) in ttls.iter_mut() {
+            *t = (*t).min(ttl);
+        }
+    }
     Ok(Template {
         bytes: bytes.into_boxed_slice(),
         ttls: ttls.into_boxed_slice(),
@@ -309,8 +322,15 @@ pub struct Client<'a> {
 /// How old the template is.
 #[derive(Clone, Copy, Debug)]
 pub enum Age {
-    /// Fresh, this many seconds since it was stored.
-    Fresh(u32),
+    /// Fresh: `age` seconds since it was stored for `lifetime` seconds (the TTL after the
+    /// cache's bounds; 0 when not cached). Each record shows max(its TTL, lifetime) − age, so
+    /// no record expires before the cached reply does.
+    Fresh {
+        /// Seconds since it was stored.
+        age: u32,
+        /// Seconds it is cached for.
+        lifetime: u32,
+    },
     /// Expired and served stale (RFC 8767).
     Stale,
 }
@@ -331,7 +351,7 @@ pub fn render(t: &Template, c: &Client<'_>, age: Age, extra_ede: Option<u16>, ou
     }
     for &(off, orig) in t.ttls.iter() {
         let ttl = match age {
-            Age::Fresh(a) => orig.saturating_sub(a),
+            Age::Fresh { age, lifetime } => orig.max(lifetime).saturating_sub(age),
             Age::Stale => STALE_TTL,
         };
         let o = usize::from(off);
@@ -473,7 +493,7 @@ mod tests {
             ],
             Rcode::NOERROR,
         );
-        let t = scrub(&r, &key("www.example.test"), Rtype::A, false).unwrap();
+        let t = scrub(&r, &key("www.example.test"), Rtype::A, false, &[0]).unwrap();
         assert_eq!(t.kind, Kind::Success);
         assert_eq!(t.ttl, 60);
         let m = Message::from_octets(&t.bytes[..]).unwrap();
@@ -493,7 +513,7 @@ mod tests {
                 edns: Some((4096, false)),
                 limit: 1232,
             },
-            Age::Fresh(10),
+            Age::Fresh { age: 10, lifetime: 60 },
             None,
             &mut out,
         );
@@ -518,7 +538,7 @@ mod tests {
             &[],
             Rcode::NXDOMAIN,
         );
-        let t = scrub(&r, &key("www.example.test"), Rtype::A, false).unwrap();
+        let t = scrub(&r, &key("www.example.test"), Rtype::A, false, &[0]).unwrap();
         assert_eq!((t.kind, t.ttl), (Kind::Denial, 120));
         // A chain of 13 CNAMEs is refused.
         let mut chain = Vec::new();
@@ -541,7 +561,8 @@ mod tests {
                 &reply(&recs, &[], &[], Rcode::NOERROR),
                 &key("www.example.test"),
                 Rtype::A,
-                false
+                false,
+                &[0]
             )
             .unwrap_err(),
             Reject::Chain
@@ -556,7 +577,8 @@ mod tests {
                 &reply(&looped, &[], &[], Rcode::NOERROR),
                 &key("www.example.test"),
                 Rtype::A,
-                false
+                false,
+                &[0]
             )
             .unwrap_err(),
             Reject::Chain
@@ -590,6 +612,7 @@ mod tests {
             &key("www.example.test"),
             Rtype::A,
             false,
+            &[0],
         )
         .unwrap();
         let client = crate::dns::request::tests_support::query(b"\x03www\x07example\x04test\x00", 1, false);
@@ -601,7 +624,7 @@ mod tests {
                 edns: None,
                 limit: 512,
             },
-            Age::Fresh(0),
+            Age::Fresh { age: 0, lifetime: 0 },
             None,
             &mut out,
         );

@@ -149,7 +149,8 @@ impl StreamConn {
 
     /// Sends a query and waits for the reply with its ID and question.
     pub async fn exchange(&self, q: Asked<'_>, timeout: Duration) -> Result<Vec<u8>, Fail> {
-        let (tx, rx) = oneshot::channel();
+        let deadline = monoio::time::Instant::now() + timeout;
+        let (tx, mut rx) = oneshot::channel();
         self.pending.borrow_mut().insert(q.id, tx);
         let mut frame = Vec::with_capacity(q.msg.len() + 2);
         frame.extend_from_slice(&(q.msg.len() as u16).to_be_bytes());
@@ -159,14 +160,22 @@ impl StreamConn {
             self.alive.set(false);
             return Err(Fail::Net(io::Error::other("connection closed")));
         }
-        let reply = monoio::time::timeout(timeout, rx).await;
-        self.pending.borrow_mut().remove(&q.id);
-        match reply {
-            Err(_) => Err(Fail::Timeout),
-            Ok(Err(_)) => Err(Fail::Net(io::Error::other("connection closed"))),
-            Ok(Ok(r)) if matches(&r, q.id, q.qname, q.qtype) => Ok(r),
-            // Same ID, other question: not ours (RFC 7766 §7).
-            Ok(Ok(_)) => Err(Fail::Net(io::Error::other("reply to another question"))),
+        loop {
+            let reply = monoio::time::timeout_at(deadline, rx).await;
+            match reply {
+                Err(_) => {
+                    self.pending.borrow_mut().remove(&q.id);
+                    return Err(Fail::Timeout);
+                }
+                Ok(Err(_)) => return Err(Fail::Net(io::Error::other("connection closed"))),
+                Ok(Ok(r)) if matches(&r, q.id, q.qname, q.qtype) => return Ok(r),
+                Ok(Ok(_)) => {
+                    // Our ID, another question: not ours (RFC 7766 §7); keep waiting.
+                    let (tx, next) = oneshot::channel();
+                    self.pending.borrow_mut().insert(q.id, tx);
+                    rx = next;
+                }
+            }
         }
     }
 }
@@ -219,10 +228,14 @@ fn start<R, W>(
                     Ok((res, m)) => (res, m.into_inner()),
                     Err(_) => break,
                 };
-            if res.is_err() || n < 12 {
+            if res.is_err() {
                 break;
             }
             last = Instant::now();
+            if n < 12 {
+                // Not a DNS message, but the framing holds: skip it.
+                continue;
+            }
             let id = u16::from_be_bytes([msg[0], msg[1]]);
             if let Some(tx) = pending.borrow_mut().remove(&id) {
                 let _ = tx.send(msg);

@@ -75,8 +75,14 @@ impl Upstream {
         self.seen.lock().unwrap().clone()
     }
 
-    pub fn count(&self) -> usize {
-        self.seen.lock().unwrap().len()
+    /// Queries received for `name` (the readiness probe of the harness is forwarded too).
+    pub fn seen_for(&self, name: &str) -> Vec<Seen> {
+        let name = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
+        self.seen().into_iter().filter(|s| qname(&s.wire) == name).collect()
+    }
+
+    pub fn count(&self, name: &str) -> usize {
+        self.seen_for(name).len()
     }
 }
 
