@@ -732,3 +732,122 @@ both_drivers!(a_64k_upstream_tcp_reply_is_relayed, |driver: &str| {
     assert!(u.tc() && u.answer().is_empty());
     assert!(u.wire.len() <= 1232);
 });
+
+both_drivers!(policies_spread_or_order_upstream_choice, |driver: &str| {
+    let one = answering([192, 0, 2, 11]);
+    let two = answering([192, 0, 2, 12]);
+    let names = |tag: &str| (0..20).map(|i| format!("p{i}.{tag}.test")).collect::<Vec<_>>();
+    let count = |u: &Upstream, tag: &str| u.seen().iter().filter(|s| qname(&s.wire).ends_with(&format!(".{tag}.test."))).count();
+    for (policy, tag) in [("sequential", "seq"), ("round_robin", "rr"), ("random", "rnd")] {
+        let fw = forward_to(driver, &[&one, &two], &format!("        policy {policy}\n"), "");
+        let c = Client::new(&fw);
+        for n in names(tag) {
+            assert_eq!(c.ask(&q(&n, Rtype::A)).rcode(), 0);
+        }
+        let (a1, a2) = (count(&one, tag), count(&two, tag));
+        assert_eq!(a1 + a2, 20, "{policy}");
+        match policy {
+            "sequential" => assert_eq!((a1, a2), (20, 0)),
+            // One shard serves one client socket: it alternates exactly.
+            "round_robin" => assert_eq!((a1, a2), (10, 10)),
+            _ => assert!(a1 > 0 && a2 > 0, "random used both: {a1}/{a2}"),
+        }
+    }
+});
+
+both_drivers!(except_names_are_not_forwarded, |driver: &str| {
+    let up = answering([192, 0, 2, 13]);
+    let fw = forward_to(driver, &[&up], "        except internal.test\n", "");
+    assert_eq!(fw.udp(&q("host.internal.test", Rtype::A)).rcode(), 5, "REFUSED: no plugin serves it");
+    assert_eq!(up.count("host.internal.test"), 0);
+    assert_eq!(a_records(&fw.udp(&q("host.public.test", Rtype::A))), ["192.0.2.13"]);
+});
+
+both_drivers!(max_concurrent_refuses_beyond_the_limit, |driver: &str| {
+    let up = Upstream::start(|query, _| {
+        let n = qname(query);
+        vec![Act::Sleep(Duration::from_millis(800)), Act::Send(reply(query, 0, &[Rec(&n, 1, 300, a([192, 0, 2, 14]))], &[], &[]))]
+    });
+    let fw = forward_to(driver, &[&up], "        max_concurrent 3\n", "");
+    // The harness's readiness probes are forwarded too: let them finish.
+    std::thread::sleep(Duration::from_millis(1200));
+    let c = Client::new(&fw);
+    for i in 0..10u16 {
+        c.sock.send_to(&q(&format!("m{i}.slow.test"), Rtype::A).id(i).wire(), c.to).unwrap();
+    }
+    let mut rcodes = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    c.sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    for _ in 0..10 {
+        let (n, _) = c.sock.recv_from(&mut buf).expect("every query answered");
+        rcodes.push(Reply::parse(&buf[..n]).rcode());
+    }
+    rcodes.sort();
+    assert_eq!(rcodes, [0, 0, 0, 5, 5, 5, 5, 5, 5, 5]);
+});
+
+both_drivers!(transport_choice_follows_the_client_and_options, |driver: &str| {
+    let up = answering([192, 0, 2, 15]);
+    let plain = forward_to(driver, &[&up], "", "");
+    let prefer = forward_to(driver, &[&up], "        prefer_udp\n", "");
+    let force = forward_to(driver, &[&up], "        force_tcp\n", "");
+    let over_tcp = |name: &str| up.seen_for(name).iter().map(|s| s.tcp).collect::<Vec<_>>();
+    plain.udp(&q("u.plain.test", Rtype::A));
+    plain.tcp(&q("t.plain.test", Rtype::A));
+    prefer.tcp(&q("t.prefer.test", Rtype::A));
+    force.udp(&q("u.force.test", Rtype::A));
+    assert_eq!(over_tcp("u.plain.test"), [false]);
+    assert_eq!(over_tcp("t.plain.test"), [true], "a TCP client is forwarded over TCP");
+    assert_eq!(over_tcp("t.prefer.test"), [false]);
+    assert_eq!(over_tcp("u.force.test"), [true]);
+});
+
+both_drivers!(stream_connections_are_reused_until_expire, |driver: &str| {
+    let up = answering([192, 0, 2, 16]);
+    let fw = forward_to(driver, &[&up], "        force_tcp\n        expire 1s\n", "");
+    let c = Client::new(&fw);
+    for i in 0..5 {
+        c.ask(&q(&format!("r{i}.reuse.test"), Rtype::A));
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    c.ask(&q("after.reuse.test", Rtype::A));
+    let peer = |n: &str| up.seen_for(n)[0].peer;
+    let first = peer("r0.reuse.test");
+    assert!((1..5).all(|i| peer(&format!("r{i}.reuse.test")) == first), "one pipelined connection");
+    assert_ne!(peer("after.reuse.test"), first, "a new connection after expire");
+});
+
+both_drivers!(a_failing_upstream_is_marked_down_and_probed_back, |driver: &str| {
+    let alive = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = alive.clone();
+    let flaky = Upstream::start(move |query, _| {
+        if !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            return vec![];
+        }
+        let n = qname(query);
+        vec![Act::Send(reply(query, 0, &[Rec(&n, 1, 300, a([192, 0, 2, 17]))], &[], &[]))]
+    });
+    let good = answering([192, 0, 2, 18]);
+    let fw = forward_to(driver, &[&flaky, &good], "        policy sequential\n        max_fails 2\n        health_check 200ms\n", "");
+    let c = Client::new(&fw);
+    for i in 0..2 {
+        assert_eq!(a_records(&c.ask(&q(&format!("f{i}.health.test"), Rtype::A))), ["192.0.2.18"]);
+    }
+    // Down now: answers come from the next upstream without waiting on the silent one.
+    let t0 = Instant::now();
+    assert_eq!(a_records(&c.ask(&q("down.health.test", Rtype::A))), ["192.0.2.18"]);
+    assert!(t0.elapsed() < Duration::from_millis(500), "{:?}", t0.elapsed());
+    assert_eq!(flaky.count("down.health.test"), 0);
+    // Health checks (NS .) find it back.
+    alive.store(true, std::sync::atomic::Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = c.ask(&q(&format!("back{}.health.test", deadline.elapsed().as_millis()), Rtype::A));
+        if a_records(&r) == ["192.0.2.17"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never back up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(flaky.seen().iter().any(|s| qname(&s.wire) == "." && qtype(&s.wire) == 2), "probed with NS .");
+});

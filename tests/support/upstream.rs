@@ -236,6 +236,9 @@ pub fn qname(query: &[u8]) -> String {
         out.push('.');
         i += 1 + l;
     }
+    if out.is_empty() {
+        out.push('.');
+    }
     out
 }
 
