@@ -83,6 +83,7 @@ fn hit(c: &mut Criterion) {
         query: &query,
         edns: Some((1232, false)),
         limit: 1232,
+        pad: false,
     };
     let mut out = Vec::with_capacity(65536);
     c.bench_function("cache/hit", |b| {

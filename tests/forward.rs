@@ -931,9 +931,19 @@ both_drivers!(corefile_encrypted_forwarder_answers_over_dot_and_doh, |driver: &s
         );
         std::thread::sleep(Duration::from_millis(250));
     };
-    tls::write_frame(&mut c, &q("www.example.test", Rtype::A).edns(1232).wire());
-    let r = Reply::parse(&tls::read_frame(&mut c).expect("a DoT reply"));
-    assert_eq!(a_records(&r), ["192.0.2.10"]);
+    tls::write_frame(
+        &mut c,
+        &q("www.example.test", Rtype::A).edns(1232).option(12, &[]).wire(),
+    );
+    let raw = tls::read_frame(&mut c).expect("a DoT reply");
+    assert_eq!(a_records(&Reply::parse(&raw)), ["192.0.2.10"]);
+    assert_eq!(raw.len() % 468, 0, "padded (RFC 8467): {} octets", raw.len());
+    // Again from the cache, padded too.
+    tls::write_frame(
+        &mut c,
+        &q("www.example.test", Rtype::A).edns(1232).option(12, &[]).wire(),
+    );
+    assert_eq!(tls::read_frame(&mut c).expect("a DoT reply").len() % 468, 0);
     assert!(up.wait_log(" tls ", Duration::from_secs(2)));
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut h = loop {

@@ -21,7 +21,9 @@ use rustls_pki_types::ServerName;
 
 use crate::cache::{Cache, Key, Lookup};
 use crate::config::{CacheConfig, ForwardConfig, Policy, UpstreamAddr};
+use crate::dns::reply::Delivery;
 use crate::dns::request::{self, Parsed};
+use crate::dns::resolve::Proto;
 use crate::telemetry::stats::ShardStatsRef;
 use crate::tls::certs::CertError;
 use crate::zone::name::{NameKey, is_in_zone};
@@ -129,14 +131,20 @@ pub struct ShardForward {
     stats: ShardStatsRef,
 }
 
-/// The largest reply a client gets: 65535 octets over streams; over UDP its EDNS payload
-/// size within 512..=1232 (the DNS flag day 2020 default), or 512 without EDNS
-/// (RFC 1035 §4.2.1).
-fn client_limit(edns: Option<(u16, bool)>, stream: bool) -> usize {
-    match (stream, edns) {
-        (true, _) => 65535,
-        (false, None) => 512,
-        (false, Some((size, _))) => usize::from(size.clamp(512, 1232)),
+/// The client side of a render. The largest reply a client gets: 65535 octets over streams;
+/// over UDP its EDNS payload size within 512..=1232 (the DNS flag day 2020 default), or 512
+/// without EDNS (RFC 1035 §4.2.1). Padded over DoT and DoH when the query was (RFC 8467).
+fn client<'a>(query: &'a [u8], q: &Question, via: Delivery) -> Client<'a> {
+    let limit = match (via.proto, q.edns) {
+        (Proto::Tcp, _) => 65535,
+        (Proto::Udp, None) => 512,
+        (Proto::Udp, Some((size, _))) => usize::from(size.clamp(512, 1232)),
+    };
+    Client {
+        query,
+        edns: q.edns,
+        limit,
+        pad: q.padding && via.encrypted,
     }
 }
 
@@ -156,6 +164,7 @@ struct Question {
     qtype: Rtype,
     cache_key: Key,
     edns: Option<(u16, bool)>,
+    padding: bool,
 }
 
 fn question(query: &[u8]) -> Option<Question> {
@@ -170,6 +179,7 @@ fn question(query: &[u8]) -> Option<Question> {
         qtype: q.qtype,
         cache_key: Key::new(&q.key, q.qtype, dnssec_ok, req.cd),
         edns: req.edns.map(|e| (e.udp_size, e.dnssec_ok)),
+        padding: req.edns.is_some_and(|e| e.padding),
     })
 }
 
@@ -195,15 +205,11 @@ impl ShardForward {
     }
 
     /// Serves the query from the cache into `out` if it can.
-    /// `stream`: the client came over TCP, DoT or DoH.
-    pub fn cached(&self, plan: &Plan, query: &[u8], stream: bool, out: &mut Vec<u8>) -> Cached {
+    /// `via`: how the client's query came.
+    pub fn cached(&self, plan: &Plan, query: &[u8], via: Delivery, out: &mut Vec<u8>) -> Cached {
         let Some(q) = question(query) else { return Cached::Miss };
         let found = self.cache(plan, |c| c.get(q.cache_key.as_slice(), Instant::now()));
-        let client = Client {
-            query,
-            edns: q.edns,
-            limit: client_limit(q.edns, stream),
-        };
+        let client = client(query, &q, via);
         match found {
             Lookup::Fresh {
                 template,
@@ -258,15 +264,11 @@ impl ShardForward {
 }
 
 /// Resolves a query through the block's upstreams (coalescing identical queries) and
-/// renders the client's reply. `None`: nothing to send. `stream`: the client came over TCP,
-/// DoT or DoH (upstream TCP is then used unless `prefer_udp`).
-pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>, stream: bool) -> Option<Vec<u8>> {
+/// renders the client's reply. `None`: nothing to send. A client over TCP, DoT or DoH is
+/// forwarded over TCP unless `prefer_udp`.
+pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>, via: Delivery) -> Option<Vec<u8>> {
     let q = question(&ask_query)?;
-    let client = Client {
-        query: &ask_query,
-        edns: q.edns,
-        limit: client_limit(q.edns, stream),
-    };
+    let client = client(&ask_query, &q, via);
     let mut out = Vec::with_capacity(512);
     let inflight_key = (plan.id, Box::<[u8]>::from(q.cache_key.as_slice()));
     let existing = fwd.inflight.borrow().get(&inflight_key).cloned();
@@ -302,7 +304,7 @@ pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>,
     }
     let waiters: Waiters = Rc::default();
     fwd.inflight.borrow_mut().insert(inflight_key.clone(), waiters.clone());
-    let t = Rc::new(upstream(&fwd, &plan, &ask_query, &q, stream).await);
+    let t = Rc::new(upstream(&fwd, &plan, &ask_query, &q, via.proto == Proto::Tcp).await);
     fwd.inflight.borrow_mut().remove(&inflight_key);
     let lifetime = fwd.cache(&plan, |c| c.put(q.cache_key.as_slice(), (*t).clone(), Instant::now()));
     let age = Age::Fresh { age: 0, lifetime };
@@ -315,14 +317,10 @@ pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>,
 }
 
 /// Renders SERVFAIL (EDE Not Ready) for `query` into `out` (empty when it has no question).
-pub fn servfail(query: &[u8], stream: bool, out: &mut Vec<u8>) {
+pub fn servfail(query: &[u8], via: Delivery, out: &mut Vec<u8>) {
     out.clear();
     if let Some(q) = question(query) {
-        let client = Client {
-            query,
-            edns: q.edns,
-            limit: client_limit(q.edns, stream),
-        };
+        let client = client(query, &q, via);
         template::render(
             &template::failure(&q.key, q.qtype, ede::NOT_READY),
             &client,

@@ -16,6 +16,7 @@ use domain::base::name::ParsedName;
 use domain::dep::octseq::Parser;
 use domain::rdata::AllRecordData;
 
+use crate::dns::reply::PADDING_BLOCK;
 use crate::zone::name::{NameKey, is_in_zone};
 
 /// Longest CNAME chain accepted from an upstream (ROBUSTNESS: longer → SERVFAIL).
@@ -317,6 +318,8 @@ pub struct Client<'a> {
     pub edns: Option<(u16, bool)>,
     /// Reply size limit.
     pub limit: usize,
+    /// Pad the reply (RFC 8467): the query asked for it over DoT or DoH.
+    pub pad: bool,
 }
 
 /// How old the template is.
@@ -372,15 +375,26 @@ pub fn render(t: &Template, c: &Client<'_>, age: Age, extra_ede: Option<u16>, ou
         out.push(t.ext_rcode);
         out.push(0);
         out.extend_from_slice(&(if dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
-        match ede {
-            Some(code) => {
-                out.extend_from_slice(&6u16.to_be_bytes());
-                out.extend_from_slice(&15u16.to_be_bytes());
-                out.extend_from_slice(&2u16.to_be_bytes());
-                out.extend_from_slice(&code.to_be_bytes());
-            }
-            None => out.extend_from_slice(&0u16.to_be_bytes()),
+        let rdlen_at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        if let Some(code) = ede {
+            out.extend_from_slice(&15u16.to_be_bytes());
+            out.extend_from_slice(&2u16.to_be_bytes());
+            out.extend_from_slice(&code.to_be_bytes());
         }
+        if c.pad {
+            // Block-length padding (RFC 8467 §4.1), never beyond the client's limit.
+            let fixed = out.len() + 4;
+            let want = (PADDING_BLOCK - fixed % PADDING_BLOCK) % PADDING_BLOCK;
+            let n = want.min(c.limit.saturating_sub(fixed));
+            if fixed <= c.limit {
+                out.extend_from_slice(&12u16.to_be_bytes());
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+                out.resize(out.len() + n, 0);
+            }
+        }
+        let rdlen = (out.len() - rdlen_at - 2) as u16;
+        out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
         let ar = u16::from_be_bytes([out[10], out[11]]).saturating_add(1);
         out[10..12].copy_from_slice(&ar.to_be_bytes());
     }
@@ -512,6 +526,7 @@ mod tests {
                 query: &client,
                 edns: Some((4096, false)),
                 limit: 1232,
+                pad: false,
             },
             Age::Fresh { age: 10, lifetime: 60 },
             None,
@@ -623,6 +638,7 @@ mod tests {
                 query: &client,
                 edns: None,
                 limit: 512,
+                pad: false,
             },
             Age::Fresh { age: 0, lifetime: 0 },
             None,
@@ -636,6 +652,7 @@ mod tests {
                 query: &client,
                 edns: None,
                 limit: 65535,
+                pad: false,
             },
             Age::Stale,
             Some(ede::STALE_ANSWER),

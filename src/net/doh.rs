@@ -253,7 +253,7 @@ async fn resolve(query: &[u8], ctx: &Rc<ShardCtx>, key: ListenerKey, peer: Socke
     let mut outcome = answer(&c, query, &mut out);
     let reporter = Reporter::new(ctx, "https");
     if let Outcome::Forward { block } = outcome {
-        match forwarded::start(ctx, &snapshot, key, block, query, true, started, &mut out) {
+        match forwarded::start(ctx, &snapshot, key, block, query, c.transport, started, &mut out) {
             Now::Reply(o) => outcome = o,
             Now::Later(pending) => {
                 // The challenge set and snapshot guards must not live across the wait.

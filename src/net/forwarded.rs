@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::Reporter;
 use crate::dns::Outcome;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
+use crate::dns::reply::Delivery;
 use crate::forward::{self, Cached, Plan};
 use crate::shard::ShardCtx;
 
@@ -29,7 +30,7 @@ pub(crate) struct Pending {
     block: usize,
     plan: Arc<Plan>,
     query: Vec<u8>,
-    stream: bool,
+    via: Delivery,
     started: Option<Instant>,
 }
 
@@ -41,16 +42,16 @@ pub(crate) fn start(
     key: ListenerKey,
     block: usize,
     query: &[u8],
-    stream: bool,
+    via: Delivery,
     started: Option<Instant>,
     out: &mut Vec<u8>,
 ) -> Now {
     let Some(plan) = snapshot.route(&key).and_then(|r| r.forward_plan(block)) else {
         // Unreachable with a consistent snapshot; SERVFAIL rather than silence.
-        forward::servfail(query, stream, out);
+        forward::servfail(query, via, out);
         return Now::Reply(outcome(block, out));
     };
-    match ctx.forward.cached(&plan, query, stream, out) {
+    match ctx.forward.cached(&plan, query, via, out) {
         Cached::Hit { refresh } => {
             if refresh {
                 monoio::spawn(forward::refresh(ctx.forward.clone(), plan, query.to_vec()));
@@ -64,7 +65,7 @@ pub(crate) fn start(
             block,
             plan,
             query: query.to_vec(),
-            stream,
+            via,
             started,
         }),
     }
@@ -73,7 +74,7 @@ pub(crate) fn start(
 impl Pending {
     /// Asks upstream and reports the reply; `None`: nothing to send.
     pub(crate) async fn run(self, reporter: &Reporter, peer: SocketAddr) -> Option<Vec<u8>> {
-        let reply = forward::resolve(self.ctx.forward.clone(), self.plan, self.query.clone(), self.stream).await?;
+        let reply = forward::resolve(self.ctx.forward.clone(), self.plan, self.query.clone(), self.via).await?;
         let route: Option<&Route> = self.snapshot.route(&self.key);
         reporter.after(
             route,

@@ -348,7 +348,7 @@ async fn read_queries<R: AsyncReadRent>(
             };
             let mut outcome = answer(&c, query, &mut out);
             if let Outcome::Forward { block } = outcome {
-                match forwarded::start(ctx, snapshot, key, block, query, true, started, &mut out) {
+                match forwarded::start(ctx, snapshot, key, block, query, c.transport, started, &mut out) {
                     Now::Reply(o) => outcome = o,
                     Now::Later(pending) => {
                         let open = outbox.forward_opened();

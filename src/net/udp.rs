@@ -64,7 +64,7 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
         };
         let mut outcome = answer(&c, &buf[..n], &mut out);
         if let Outcome::Forward { block } = outcome {
-            match forwarded::start(&ctx, snapshot, key, block, &buf[..n], false, started, &mut out) {
+            match forwarded::start(&ctx, snapshot, key, block, &buf[..n], c.transport, started, &mut out) {
                 Now::Reply(o) => outcome = o,
                 Now::Later(pending) => {
                     monoio::spawn(send_later(pending, sock.clone(), reporter.clone(), peer, ctx.clone()));
