@@ -130,3 +130,57 @@ fn answer_allocates_nothing() {
     drop(v);
     assert!(ALLOCATIONS.load(Ordering::Relaxed) > 0);
 }
+
+#[test]
+fn forwarded_cache_hit_allocates_nothing() {
+    use ringdns::forward::{self, Cached, ShardForward};
+    use support::upstream::{Act, Rec, Upstream, a, qname, reply};
+    let up = Upstream::start(|query, _| {
+        let n = qname(query);
+        vec![Act::Send(reply(
+            query,
+            0,
+            &[Rec(&n, 1, 300, a([192, 0, 2, 1])), Rec(&n, 1, 300, a([192, 0, 2, 2]))],
+            &[],
+            &[],
+        ))]
+    });
+    let corefile = format!(".:1053 {{\n bind 127.0.0.1\n forward . {}\n cache\n}}\n", up.addr);
+    let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
+    let data = DataSet::load(&cfg, None).unwrap();
+    let snap = build::snapshot(&cfg, &data, &Default::default(), 1);
+    let plan = snap
+        .route(&snap.listeners[0].0)
+        .unwrap()
+        .forward_plan(0)
+        .expect("a forward plan");
+    let fwd = std::rc::Rc::new(ShardForward::new(Default::default()));
+    let via = Delivery {
+        proto: Proto::Udp,
+        keepalive: None,
+        encrypted: false,
+    };
+    let query = q("www.cached.test", Rtype::A).edns(1232).wire();
+    // Fill the cache through a real upstream exchange.
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .unwrap();
+    let first = rt
+        .block_on(forward::resolve(fwd.clone(), plan.clone(), query.clone(), via))
+        .expect("a reply");
+    assert_eq!(support::Reply::parse(&first).answer().len(), 2);
+    let mut out = Vec::with_capacity(REPLY_CAPACITY);
+    assert!(matches!(
+        fwd.cached(&plan, &query, via, &mut out),
+        Cached::Hit { refresh: false }
+    ));
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    for _ in 0..1000 {
+        std::hint::black_box(fwd.cached(&plan, std::hint::black_box(&query), via, &mut out));
+    }
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "a cache hit allocated");
+    assert_eq!(support::Reply::parse(&out).answer().len(), 2);
+}
