@@ -231,6 +231,18 @@ impl ShardForward {
         }
     }
 
+    /// Writes the ID for a query to `addr` into `msg`: random, or 0 for DoH (RFC 8484 §4.1,
+    /// HTTP caches key on the message).
+    fn stamp(&self, addr: &UpstreamAddr, msg: &mut [u8]) -> u16 {
+        let id = if matches!(addr, UpstreamAddr::Https { .. }) {
+            0
+        } else {
+            self.rng.u16()
+        };
+        msg[0..2].copy_from_slice(&id.to_be_bytes());
+        id
+    }
+
     fn upstream(&self, plan: &Plan, i: usize) -> Rc<Upstream> {
         let mut ups = self.upstreams.borrow_mut();
         if !ups.contains_key(&(plan.id, i)) && ups.len() >= 256 {
@@ -378,12 +390,7 @@ async fn upstream(
             }
             let up = fwd.upstream(plan, i);
             let addr = &plan.cfg.to[i];
-            let id = if matches!(addr, UpstreamAddr::Https { .. }) {
-                0
-            } else {
-                fwd.rng.u16()
-            };
-            msg[0..2].copy_from_slice(&id.to_be_bytes());
+            let id = fwd.stamp(addr, &mut msg);
             let asked = Asked {
                 msg: &msg,
                 id,
@@ -470,12 +477,7 @@ async fn probe(fwd: Rc<ShardForward>, plan: Arc<Plan>, i: usize, up: Rc<Upstream
     loop {
         monoio::time::sleep(plan.cfg.health_check).await;
         let addr = &plan.cfg.to[i];
-        let id = if matches!(addr, UpstreamAddr::Https { .. }) {
-            0
-        } else {
-            fwd.rng.u16()
-        };
-        msg[0..2].copy_from_slice(&id.to_be_bytes());
+        let id = fwd.stamp(addr, &mut msg);
         let asked = Asked {
             msg: &msg,
             id,

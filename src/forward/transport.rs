@@ -90,6 +90,16 @@ pub async fn udp(addr: SocketAddr, q: Asked<'_>, timeout: Duration) -> Result<Ve
     }
 }
 
+/// A TCP connection to `addr` within `timeout`, Nagle off (queries are small and urgent).
+async fn tcp_connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Fail> {
+    let tcp = monoio::time::timeout(timeout, TcpStream::connect_addr(addr))
+        .await
+        .map_err(|_| Fail::Timeout)?
+        .map_err(Fail::Net)?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
 /// A pooled TCP or DoT connection with pipelined queries.
 pub struct StreamConn {
     frames: mpsc::UnboundedSender<Vec<u8>>,
@@ -117,11 +127,7 @@ impl StreamConn {
         expire: Duration,
         timeout: Duration,
     ) -> Result<Rc<StreamConn>, Fail> {
-        let tcp = monoio::time::timeout(timeout, TcpStream::connect_addr(addr))
-            .await
-            .map_err(|_| Fail::Timeout)?
-            .map_err(Fail::Net)?;
-        let _ = tcp.set_nodelay(true);
+        let tcp = tcp_connect(addr, timeout).await?;
         let pending: Rc<RefCell<HashMap<u16, oneshot::Sender<Vec<u8>>>>> = Rc::default();
         let alive = Rc::new(Cell::new(true));
         let (tx, rx) = mpsc::unbounded();
@@ -266,11 +272,7 @@ impl DohConn {
         name: ServerName<'static>,
         timeout: Duration,
     ) -> Result<Rc<DohConn>, Fail> {
-        let tcp = monoio::time::timeout(timeout, TcpStream::connect_addr(addr))
-            .await
-            .map_err(|_| Fail::Timeout)?
-            .map_err(Fail::Net)?;
-        let _ = tcp.set_nodelay(true);
+        let tcp = tcp_connect(addr, timeout).await?;
         let poll = tcp.into_poll_io().map_err(Fail::Net)?;
         let tls = monoio::time::timeout(timeout, tokio_rustls::TlsConnector::from(cfg).connect(name, poll))
             .await
