@@ -964,3 +964,15 @@ both_drivers!(corefile_encrypted_forwarder_answers_over_dot_and_doh, |driver: &s
     assert_eq!(a_records(&Reply::parse(&g.body)), ["192.0.2.20"]);
     assert!(up.wait_log(" https ", Duration::from_secs(2)));
 });
+
+both_drivers!(cache_zones_limit_what_is_cached, |driver: &str| {
+    let up = answering([192, 0, 2, 19]);
+    let fw = forward_to(driver, &[&up], "", "    cache 300 kept.test\n");
+    let c = Client::new(&fw);
+    for _ in 0..3 {
+        c.ask(&q("www.kept.test", Rtype::A));
+        c.ask(&q("www.passed.test", Rtype::A));
+    }
+    assert_eq!(up.count("www.kept.test"), 1);
+    assert_eq!(up.count("www.passed.test"), 3);
+});

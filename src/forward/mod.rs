@@ -58,6 +58,8 @@ pub struct Plan {
     pub cache: Option<CacheConfig>,
     from: Box<[u8]>,
     except: Vec<Box<[u8]>>,
+    /// The `cache` ZONES (empty: no cache).
+    cache_zones: Vec<Box<[u8]>>,
 }
 
 impl Plan {
@@ -84,6 +86,9 @@ impl Plan {
             cfg: cfg.clone(),
             dot,
             doh,
+            cache_zones: cache.map_or_else(Vec::new, |c| {
+                c.zones.iter().map(|z| NameKey::of(z).as_slice().into()).collect()
+            }),
             cache: cache.cloned(),
         })
     }
@@ -91,6 +96,11 @@ impl Plan {
     /// Whether queries for `key` go upstream (under FROM, not under an `except` name).
     pub fn forwards(&self, key: &[u8]) -> bool {
         is_in_zone(key, &self.from) && !self.except.iter().any(|e| is_in_zone(key, e))
+    }
+
+    /// Whether answers for `key` are cached (failures are cached for every name, RFC 9520).
+    fn caches(&self, key: &[u8]) -> bool {
+        self.cache_zones.iter().any(|z| is_in_zone(key, z))
     }
 
     fn sni(&self, u: &UpstreamAddr) -> Option<ServerName<'static>> {
@@ -318,7 +328,11 @@ pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>,
     fwd.inflight.borrow_mut().insert(inflight_key.clone(), waiters.clone());
     let t = Rc::new(upstream(&fwd, &plan, &ask_query, &q, via.proto == Proto::Tcp).await);
     fwd.inflight.borrow_mut().remove(&inflight_key);
-    let lifetime = fwd.cache(&plan, |c| c.put(q.cache_key.as_slice(), (*t).clone(), Instant::now()));
+    let lifetime = if t.kind == Kind::Failure || plan.caches(q.key.as_slice()) {
+        fwd.cache(&plan, |c| c.put(q.cache_key.as_slice(), (*t).clone(), Instant::now()))
+    } else {
+        0
+    };
     let age = Age::Fresh { age: 0, lifetime };
     // Late waiters have already given up (their receivers are gone): nothing is sent to them.
     for w in waiters.borrow_mut().drain(..) {
