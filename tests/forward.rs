@@ -177,10 +177,25 @@ both_drivers!(dot_upstream_with_a_bad_certificate_fails_closed, |driver: &str| {
         p = up.port2,
         p2 = up2.port2,
     );
+    let expired = ca.expired_leaf(&["upstream.test"]);
+    let up3 = upstream_ringdns(driver, &expired);
+    let corefile = format!(
+        "{corefile}.:{{PORT3}} {{\n    bind 127.0.0.1\n    forward . tls://127.0.0.1:{p3} {{\n        tls {{DIR}}/ca.pem\n        tls_servername upstream.test\n    }}\n}}\n",
+        p3 = up3.port2
+    );
     let fw = forwarder(driver, &corefile, Some(&ca));
+    // The expired certificate is really served (so the refusal is ours).
+    let (cfg, rec) = tls::recording_config(&[&rustls::version::TLS13]);
+    tls::connect(
+        SocketAddr::from(([127, 0, 0, 1], up3.port2)),
+        cfg,
+        ServerName::try_from("upstream.test").unwrap(),
+    )
+    .expect("handshake");
+    assert_eq!(rec.leaf.lock().unwrap().as_deref(), Some(&expired.der[..]));
     let started = Instant::now();
-    // Wrong name (trusted CA), then the right name from an untrusted CA.
-    for port in [fw.port, fw.port2] {
+    // Wrong name (trusted CA), the right name from an untrusted CA, an expired certificate.
+    for port in [fw.port, fw.port2, fw.port3] {
         let raw = udp_to(
             SocketAddr::from(([127, 0, 0, 1], port)),
             &q("www.example.test", Rtype::A).edns(1232).wire(),
@@ -196,11 +211,12 @@ both_drivers!(dot_upstream_with_a_bad_certificate_fails_closed, |driver: &str| {
             ede_codes(&r)
         );
     }
-    assert!(started.elapsed() < Duration::from_secs(7));
+    assert!(started.elapsed() < Duration::from_secs(10));
     // Never a plaintext fallback: the upstreams saw no query at all.
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!up.log().contains("ringdns::query"), "{}", up.log());
-    assert!(!up2.log().contains("ringdns::query"), "{}", up2.log());
+    for u in [&up, &up2, &up3] {
+        assert!(!u.log().contains("ringdns::query"), "{}", u.log());
+    }
 });
 
 /// EDE codes of a reply's OPT (RFC 8914 option 15).

@@ -44,6 +44,18 @@ impl Ca {
     /// A leaf for `names`, chain = leaf + CA.
     pub fn leaf(&self, names: &[&str]) -> Leaf {
         let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        self.sign(params)
+    }
+
+    /// A leaf for `names` that expired in 2020.
+    pub fn expired_leaf(&self, names: &[&str]) -> Leaf {
+        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        self.sign(params)
+    }
+
+    fn sign(&self, params: CertificateParams) -> Leaf {
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Leaf {
