@@ -992,3 +992,36 @@ both_drivers!(cache_zones_limit_what_is_cached, |driver: &str| {
     assert_eq!(up.count("www.kept.test"), 1);
     assert_eq!(up.count("www.passed.test"), 3);
 });
+
+both_drivers!(a_reload_keeps_the_cache_of_an_unchanged_forward, |driver: &str| {
+    let up = answering([192, 0, 2, 20]);
+    let block = format!(
+        ".:{{PORT}} {{\n    bind 127.0.0.1\n    forward . {}\n    cache\n}}\n",
+        up.addr
+    );
+    let fw = forwarder(driver, &block, None);
+    let c = Client::new(&fw);
+    let reload = |text: String, n: usize| {
+        std::fs::write(&fw.corefile, text.replace("{PORT}", &fw.port.to_string())).unwrap();
+        fw.signal("HUP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fw.log().matches("configuration reloaded").count() < n {
+            assert!(Instant::now() < deadline, "no reload: {}", fw.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    c.ask(&q("www.keep.test", Rtype::A));
+    // Another block added: the forward is the same, its cache stays warm.
+    reload(
+        format!(
+            "{block}other.test:{{PORT}} {{\n    bind 127.0.0.1\n    hosts {{\n        192.0.2.99 a.other.test\n    }}\n}}\n"
+        ),
+        1,
+    );
+    c.ask(&q("www.keep.test", Rtype::A));
+    assert_eq!(up.count("www.keep.test"), 1);
+    // The forward changed: a new plan, a cold cache.
+    reload(block.replace("    cache\n", "    cache 60\n"), 2);
+    c.ask(&q("www.keep.test", Rtype::A));
+    assert_eq!(up.count("www.keep.test"), 2);
+});

@@ -159,7 +159,7 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
         handlers.push(Handler::File(FileHandler { zones }));
     }
     // forward comes last in CoreDNS' plugin order.
-    if let Some(plan) = data.plans.get(&index) {
+    if let Some((plan, _)) = data.plans.get(&index) {
         handlers.push(Handler::Forward(plan.clone()));
     }
     Block {

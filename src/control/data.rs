@@ -42,9 +42,15 @@ pub struct HostsEntry {
 
 /// What identifies a version of a file without reading it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Stamp {
+pub struct Stamp {
     mtime: SystemTime,
     len: u64,
+}
+
+/// Stamps of the TLS files a `forward` reads (CA, client certificate and key).
+fn forward_files(f: &crate::config::ForwardConfig) -> Vec<Option<Stamp>> {
+    let client = f.tls_client.iter().flat_map(|(c, k)| [c, k]);
+    f.tls_ca.iter().chain(client).map(|p| stamp(p)).collect()
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
@@ -78,8 +84,8 @@ pub struct DataSet {
     pub hosts: HashMap<usize, HostsEntry>,
     /// Certificate pairs by (certificate file, key file).
     pub certs: HashMap<(PathBuf, PathBuf), CertEntry>,
-    /// Forwarding plans by server block index.
-    pub plans: HashMap<usize, Arc<crate::forward::Plan>>,
+    /// Forwarding plans by server block index, with the stamps of the TLS files they read.
+    pub plans: HashMap<usize, (Arc<crate::forward::Plan>, Vec<Option<Stamp>>)>,
 }
 
 /// What a refresh changed.
@@ -168,11 +174,24 @@ impl DataSet {
                 }
             }
             if let Some(f) = &block.forward {
-                let plan = crate::forward::Plan::build(f, block.cache.as_ref()).map_err(|e| DataError::Cert {
-                    where_: f.pos.clone(),
-                    source: Box::new(e),
-                })?;
-                set.plans.insert(bi, Arc::new(plan));
+                // An unchanged forward keeps its plan, and so its caches and connections.
+                let files = forward_files(f);
+                let kept = previous
+                    .and_then(|p| p.plans.get(&bi))
+                    .filter(|(p, st)| p.cfg == *f && p.cache.as_ref() == block.cache.as_ref() && *st == files)
+                    .cloned();
+                let plan = match kept {
+                    Some(kept) => kept,
+                    None => {
+                        let plan =
+                            crate::forward::Plan::build(f, block.cache.as_ref()).map_err(|e| DataError::Cert {
+                                where_: f.pos.clone(),
+                                source: Box::new(e),
+                            })?;
+                        (Arc::new(plan), files)
+                    }
+                };
+                set.plans.insert(bi, plan);
             }
             if let Some(h) = &block.hosts {
                 let st = stamp(&h.file);
