@@ -871,7 +871,7 @@ both_drivers!(a_failing_upstream_is_marked_down_and_probed_back, |driver: &str| 
     let fw = forward_to(
         driver,
         &[&flaky, &good],
-        "        policy sequential\n        max_fails 2\n        health_check 200ms\n",
+        "        policy sequential\n        max_fails 2\n        health_check 200ms no_rec domain probe.health.test\n",
         "",
     );
     let c = Client::new(&fw);
@@ -900,12 +900,11 @@ both_drivers!(a_failing_upstream_is_marked_down_and_probed_back, |driver: &str| 
         assert!(Instant::now() < deadline, "never back up");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let probes = flaky.seen_for("probe.health.test");
+    assert!(!probes.is_empty(), "probed");
     assert!(
-        flaky
-            .seen()
-            .iter()
-            .any(|s| qname(&s.wire) == "." && qtype(&s.wire) == 2),
-        "probed with NS ."
+        probes.iter().all(|s| qtype(&s.wire) == 2 && s.wire[2] & 0x01 == 0),
+        "NS with RD clear"
     );
 });
 
