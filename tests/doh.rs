@@ -4,7 +4,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use domain::base::iana::Rtype;
@@ -324,23 +323,16 @@ both_drivers!(kdig_over_https, |driver| {
     let f = fixture(driver);
     let ca = f.s.dir.write("ca.pem", &f.ca.pem());
     for method in ["+https", "+https-get"] {
-        let out = Command::new("kdig")
-            .args([
-                "@127.0.0.1",
-                "-p",
-                &f.s.port2.to_string(),
-                method,
-                "+tls-hostname=dns.example.test",
-            ])
-            .arg(format!("+tls-ca={}", ca.display()))
-            .args(["+time=3", "www.example.test", "AAAA"])
-            .output()
-            .expect("kdig");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let (text, err) = support::kdig_encrypted(
+            f.s.port2,
+            method,
+            &ca,
+            "dns.example.test",
+            &["www.example.test", "AAAA"],
+        );
         assert!(
             text.contains("2001:db8::10") && text.contains("HTTP session (HTTP/2"),
-            "{method}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+            "{method}: {text}\n{err}"
         );
     }
 });

@@ -258,24 +258,14 @@ both_drivers!(certificate_files_swapped_without_restart, |driver| {
 both_drivers!(kdig_over_tls, |driver| {
     let f = fixture(driver);
     let ca = f.s.dir.write("ca.pem", &f.ca.pem());
-    let out = Command::new("kdig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &f.s.port2.to_string(),
-            "+tls",
-            "+tls-hostname=dns.example.test",
-        ])
-        .arg(format!("+tls-ca={}", ca.display()))
-        .args(["+time=3", "www.example.test", "AAAA"])
-        .output()
-        .expect("kdig");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("2001:db8::10") && text.contains("TLS"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (text, err) = support::kdig_encrypted(
+        f.s.port2,
+        "+tls",
+        &ca,
+        "dns.example.test",
+        &["www.example.test", "AAAA"],
     );
+    assert!(text.contains("2001:db8::10") && text.contains("TLS"), "{text}\n{err}");
 });
 
 both_drivers!(padding_over_tls, |driver| {

@@ -15,6 +15,23 @@ use domain::base::iana::{Class, Rtype};
 use domain::base::{Message, Name, ParsedName};
 use domain::rdata::AllRecordData;
 
+/// kdig to 127.0.0.1:`port` over `mode` (`+tls`, `+https`, `+https-get`), checking the
+/// certificate against `ca` and `hostname`; returns stdout and stderr.
+pub fn kdig_encrypted(port: u16, mode: &str, ca: &std::path::Path, hostname: &str, query: &[&str]) -> (String, String) {
+    let out = std::process::Command::new("kdig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), mode])
+        .arg(format!("+tls-hostname={hostname}"))
+        .arg(format!("+tls-ca={}", ca.display()))
+        .arg("+time=3")
+        .args(query)
+        .output()
+        .expect("kdig (test.sh installs knot-dnsutils)");
+    (
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
 /// A query under construction.
 #[derive(Clone, Debug)]
 pub struct Query {
