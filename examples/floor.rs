@@ -38,7 +38,15 @@ fn main() {
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
         // SAFETY: every message points at live buffers and addresses of the sizes given.
-        let n = unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), BATCH as u32, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
         if n <= 0 {
             continue;
         }

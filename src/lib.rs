@@ -6,7 +6,7 @@
 //! Corefile ─► config::load ─► control::Loader builds a Snapshot (routing + zone data)
 //!          ─► shard::launch: one pinned monoio thread per core, each with its own
 //!             SO_REUSEPORT UDP socket and TCP listener per bound address
-//!   net::udp  recv → dns::answer(ctx, query, out) → send   (inline, no allocation)
+//!   net::udp  recvmmsg batch → dns::answer(ctx, query, out) each → sendmmsg (no allocation)
 //!   net::tcp  2-byte framing, pipelining, timeouts → dns::answer
 //! control thread: reloads (Corefile, zone files, hosts), SIGHUP, shutdown; publishes
 //! new snapshots with ArcSwap, never touching a shard socket.

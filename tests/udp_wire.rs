@@ -50,6 +50,14 @@ both_drivers!(short_and_response_datagrams_are_dropped_and_counted, |driver| {
     let mut resp = q("www.example.test", Rtype::A).wire();
     resp[2] |= 0x80;
     assert!(no_reply(&s, &resp));
+    // Over the 4096 octets the UDP loop reads: cut by the kernel, so dropped.
+    assert!(no_reply(
+        &s,
+        &q("www.example.test", Rtype::A)
+            .edns(1232)
+            .option(65001, &[7u8; 4200])
+            .wire()
+    ));
     assert!(
         s.wait_log("dropping malformed datagrams", Duration::from_secs(5)),
         "{}",
@@ -57,6 +65,8 @@ both_drivers!(short_and_response_datagrams_are_dropped_and_counted, |driver| {
     );
     // Still serving.
     assert_eq!(s.udp(&q("www.example.test", Rtype::A)).rcode(), 0);
+    let (_, log) = s.stop();
+    assert!(log.contains("udp_dropped=4"), "{log}");
 });
 
 both_drivers!(malformed_queries_get_formerr, |driver| {

@@ -126,7 +126,8 @@ class Server:
                 capture_output=True,
                 text=True,
             )
-            if r.stdout.strip():
+            # dig prints errors to stdout too: only an address means an answer.
+            if re.search(r"^\d+\.\d+\.\d+\.\d+$", r.stdout, re.M):
                 return time.monotonic() - self.started
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} not ready in {timeout} s")

@@ -30,6 +30,8 @@ pub enum DropReason {
     Short,
     /// QR=1: a response; never answer one.
     Response,
+    /// A datagram longer than the UDP loop accepts (`net::mmsg::MAX_QUERY`).
+    Oversized,
 }
 
 /// The error a request earns before any zone is consulted.

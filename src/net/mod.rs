@@ -2,6 +2,7 @@
 
 pub mod doh;
 mod forwarded;
+pub mod mmsg;
 mod outbox;
 pub mod socket;
 mod sys;

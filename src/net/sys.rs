@@ -1,5 +1,5 @@
-//! The socket options std and socket2 do not offer. The only `unsafe` of the crate lives
-//! here, one `setsockopt`/`getsockopt` call per function.
+//! The socket options std and socket2 do not offer, one `setsockopt`/`getsockopt` call per
+//! function. With `net::mmsg`, the only `unsafe` of the crate.
 #![allow(unsafe_code)]
 
 use std::io;

@@ -1,9 +1,12 @@
-//! The UDP loop of one shard and one address: receive, answer inline, send. Forwarded
-//! queries that miss the cache are answered by a task of their own.
+//! The UDP loop of one shard and one address: receive a batch (recvmmsg), answer each query
+//! inline, send the replies back in one call (sendmmsg). Forwarded queries that miss the
+//! cache are answered by a task of their own.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
@@ -11,15 +14,14 @@ use monoio::net::udp::UdpSocket;
 
 use super::Reporter;
 use super::forwarded::{self, Now};
-use crate::dns::answer::REPLY_CAPACITY;
+use super::mmsg::{BATCH, Batch};
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::reply::Delivery;
+use crate::dns::request::DropReason;
 use crate::dns::resolve::Proto;
 use crate::dns::{Ctx, Outcome, answer};
 use crate::shard::ShardCtx;
 
-/// Largest datagram we read (a UDP payload can be up to 65507 octets over IPv4).
-const RECV_BUFFER: usize = 65535;
 /// How often a degraded state (drops, socket errors) may be logged per socket.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -28,74 +30,120 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
     let mut snapshots = arc_swap::Cache::new(&ctx.shared.snapshot);
     let mut challenges = arc_swap::Cache::new(&ctx.shared.challenges);
     let mut route_of = RouteCache::default();
-    let mut buf = Vec::with_capacity(RECV_BUFFER);
-    let mut out = Vec::with_capacity(REPLY_CAPACITY);
+    let mut batch = Batch::default();
+    let fd = sock.as_raw_fd();
     let mut last_drop_log: Option<Instant> = None;
     let mut last_err_log: Option<Instant> = None;
     let reporter = Rc::new(Reporter::new(&ctx, "udp"));
+    let transport = Delivery {
+        proto: Proto::Udp,
+        keepalive: None,
+        encrypted: false,
+    };
     tracing::debug!(listener = %key, "udp listener started");
     loop {
-        let recv = sock.recv_from(buf);
-        let (res, b) = monoio::select! {
-            _ = &mut stop => break,
-            r = recv => r,
-        };
-        buf = b;
-        let (n, peer) = match res {
-            Ok(x) => x,
+        if !matches!(stop.try_recv(), Ok(None)) {
+            break;
+        }
+        let n = match batch.recv(fd) {
+            Ok(0) => {
+                // Nothing waiting: sleep until the socket is readable (or we are stopped).
+                monoio::select! {
+                    _ = &mut stop => break,
+                    _ = sock.readable(false) => {}
+                }
+                continue;
+            }
+            Ok(n) => n,
             Err(e) => {
                 if rate_ok(&mut last_err_log) {
                     tracing::warn!(listener = %key, error = %e, "udp receive failed");
                 }
+                yield_now().await;
                 continue;
             }
         };
         let snapshot = snapshots.load();
         let route = route_of.get(snapshot, &key);
-        let started = route.is_some_and(Route::logs).then(Instant::now);
+        let logs = route.is_some_and(Route::logs);
         let c = Ctx {
             route,
-            transport: Delivery {
-                proto: Proto::Udp,
-                keepalive: None,
-                encrypted: false,
-            },
+            transport,
             challenges: Some(challenges.load()),
         };
-        let mut outcome = answer(&c, &buf[..n], &mut out);
-        if let Outcome::Forward { block } = outcome {
-            match forwarded::start(&ctx, snapshot, key, block, &buf[..n], c.transport, started, &mut out) {
-                Now::Reply(o) => outcome = o,
-                Now::Later(pending) => {
-                    monoio::spawn(send_later(pending, sock.clone(), reporter.clone(), peer, ctx.clone()));
-                    continue;
-                }
-            }
-        }
-        match outcome {
-            Outcome::Drop(reason) => {
-                ctx.stats().udp_dropped.incr();
-                if rate_ok(&mut last_drop_log) {
-                    tracing::info!(listener = %key, ?reason, total = ctx.stats().udp_dropped.get(), "dropping malformed datagrams (short, or a response)");
-                }
-            }
-            Outcome::Forward { .. } => {}
-            Outcome::Reply { .. } => {
-                reporter.after(route, &outcome, (peer, &buf[..n], &out), started);
-                let (res, o) = sock.send_to(out, peer).await;
-                out = o;
-                match res {
-                    Ok(_) => ctx.stats().udp_answered.incr(),
-                    Err(e) => {
-                        if rate_ok(&mut last_err_log) {
-                            tracing::warn!(listener = %key, %peer, error = %e, "udp send failed");
-                        }
+        for i in 0..n {
+            let peer = batch.peer(i);
+            let (query, out, send) = batch.slot(i);
+            let Some(query) = query else {
+                dropped(&ctx, &key, &mut last_drop_log, DropReason::Oversized);
+                continue;
+            };
+            let started = logs.then(Instant::now);
+            let mut outcome = answer(&c, query, out);
+            if let Outcome::Forward { block } = outcome {
+                match forwarded::start(&ctx, snapshot, key, block, query, transport, started, out) {
+                    Now::Reply(o) => outcome = o,
+                    Now::Later(pending) => {
+                        monoio::spawn(send_later(pending, sock.clone(), reporter.clone(), peer, ctx.clone()));
+                        continue;
                     }
                 }
             }
+            match outcome {
+                Outcome::Drop(reason) => dropped(&ctx, &key, &mut last_drop_log, reason),
+                Outcome::Forward { .. } => {}
+                Outcome::Reply { .. } => {
+                    reporter.after(route, &outcome, (peer, query, out), started);
+                    *send = true;
+                }
+            }
+        }
+        batch.prepare_send(n);
+        let mut failed = 0;
+        let sent = loop {
+            match batch.send(fd, &mut failed) {
+                Ok(sent) => break sent,
+                // The socket buffer is full: wait until it drains (UDP has no other backpressure).
+                Err(_) => {
+                    if sock.writable(false).await.is_err() {
+                        break 0;
+                    }
+                }
+            }
+        };
+        ctx.stats().udp_answered.add((sent - failed) as u64);
+        if failed > 0 && rate_ok(&mut last_err_log) {
+            tracing::warn!(listener = %key, failed, "udp send failed");
+        }
+        if n == BATCH {
+            // More is probably waiting: let the shard's other tasks run first.
+            yield_now().await;
         }
     }
     tracing::debug!(listener = %key, "udp listener stopped");
+}
+
+/// Counts (and now and then logs) a datagram dropped without a reply.
+fn dropped(ctx: &ShardCtx, key: &ListenerKey, last: &mut Option<Instant>, reason: DropReason) {
+    ctx.stats().udp_dropped.incr();
+    if rate_ok(last) {
+        tracing::info!(listener = %key, ?reason, total = ctx.stats().udp_dropped.get(), "dropping malformed datagrams (short, oversized, or a response)");
+    }
+}
+
+/// Returns to the executor once, so other tasks of the shard run.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Sends the reply of a forwarded query once its upstreams answer.
