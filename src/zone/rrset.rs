@@ -7,6 +7,14 @@ use domain::base::rdata::{ComposeRecordData, RecordData};
 use domain::base::wire::Composer;
 use domain::dep::octseq::Parser;
 
+/// Appends one record's rdata to `data` in the [`Rrset`] layout (16-bit length, then the
+/// rdata, cut at 65535 octets).
+fn push_rdata(data: &mut Vec<u8>, rdata: &[u8]) {
+    let len = u16::try_from(rdata.len()).unwrap_or(u16::MAX);
+    data.extend_from_slice(&len.to_be_bytes());
+    data.extend_from_slice(&rdata[..usize::from(len)]);
+}
+
 /// An RRset: one owner (held by the node), one type, one TTL, several rdata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rrset {
@@ -17,14 +25,32 @@ pub struct Rrset {
 }
 
 impl Rrset {
+    /// Adds a record unless the set holds it already (RFC 2181 §5: duplicates are merged);
+    /// true when added. Used while loading: the storage stays an exact-size box.
+    pub fn add(&mut self, rdata: &[u8]) -> bool {
+        if self.rdatas().any(|r| r == rdata) {
+            return false;
+        }
+        let mut data = std::mem::take(&mut self.data).into_vec();
+        push_rdata(&mut data, rdata);
+        self.data = data.into_boxed_slice();
+        self.count = self.count.saturating_add(1);
+        true
+    }
+
+    /// Lowers the TTL to `ttl` if that is lower (RFC 2181 §5.2); true when they differed.
+    pub fn merge_ttl(&mut self, ttl: u32) -> bool {
+        let differed = self.ttl != ttl;
+        self.ttl = self.ttl.min(ttl);
+        differed
+    }
+
     /// Builds an RRset from wire rdata (each uncompressed, at most 65535 octets).
     pub fn new<'a>(rtype: Rtype, ttl: u32, rdatas: impl IntoIterator<Item = &'a [u8]>) -> Self {
         let mut data = Vec::new();
         let mut count = 0u16;
         for rd in rdatas {
-            let len = u16::try_from(rd.len()).unwrap_or(u16::MAX);
-            data.extend_from_slice(&len.to_be_bytes());
-            data.extend_from_slice(&rd[..usize::from(len)]);
+            push_rdata(&mut data, rd);
             count = count.saturating_add(1);
         }
         Rrset {

@@ -130,18 +130,12 @@ pub enum ZoneError {
     NsCycle(String),
 }
 
-/// An RRset being collected.
-struct PendingSet {
-    rtype: Rtype,
-    ttl: u32,
-    rdatas: Vec<Box<[u8]>>,
-}
-
-/// Collects records, then checks and freezes them into a [`Zone`].
+/// Collects records, then checks them and freezes them into a [`Zone`]. Records go straight
+/// into the zone's own name map, so loading holds one copy of the data.
 pub struct ZoneBuilder {
     apex: Box<[u8]>,
-    /// Per name, the RRsets collected so far.
-    names: HashMap<Box<[u8]>, Vec<PendingSet>>,
+    nodes: NameMap<Node>,
+    records: usize,
     /// Records outside the zone, skipped.
     pub out_of_zone: usize,
     /// RRsets whose records had different TTLs (RFC 2181 §5.2: the lowest is used).
@@ -153,7 +147,8 @@ impl ZoneBuilder {
     pub fn new(apex: &[u8]) -> Self {
         ZoneBuilder {
             apex: apex.into(),
-            names: HashMap::new(),
+            nodes: NameMap::default(),
+            records: 0,
             out_of_zone: 0,
             ttl_mismatches: 0,
         }
@@ -165,79 +160,71 @@ impl ZoneBuilder {
             self.out_of_zone += 1;
             return;
         }
-        let sets = self.names.entry(owner.into()).or_default();
-        match sets.iter_mut().find(|s| s.rtype == rtype) {
+        let node = match self.nodes.get_mut(owner) {
+            Some(node) => node,
+            None => self.nodes.entry(owner.into()).or_default(),
+        };
+        match node.rrsets.iter_mut().find(|s| s.rtype() == rtype) {
             Some(set) => {
-                if set.ttl != ttl {
+                if set.merge_ttl(ttl) {
                     self.ttl_mismatches += 1;
-                    set.ttl = set.ttl.min(ttl);
                 }
-                if !set.rdatas.iter().any(|r| **r == *rdata) {
-                    set.rdatas.push(rdata.into());
+                if set.add(rdata) {
+                    self.records += 1;
                 }
             }
-            None => sets.push(PendingSet {
-                rtype,
-                ttl,
-                rdatas: vec![rdata.into()],
-            }),
+            None => {
+                let mut sets = std::mem::take(&mut node.rrsets).into_vec();
+                sets.push(Rrset::new(rtype, ttl, [rdata]));
+                node.rrsets = sets.into_boxed_slice();
+                self.records += 1;
+            }
         }
     }
 
     /// Checks the data and builds the zone.
-    pub fn build(self) -> Result<Zone, ZoneError> {
+    pub fn build(mut self) -> Result<Zone, ZoneError> {
         let apex_text = display(&self.apex);
         let soa = self
-            .names
+            .nodes
             .get(&*self.apex)
-            .and_then(|sets| sets.iter().find(|s| s.rtype == Rtype::SOA))
+            .and_then(|n| n.rrset(Rtype::SOA))
             .ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
-        if soa.rdatas.len() > 1 {
+        if soa.len() > 1 {
             return Err(ZoneError::ManySoa(apex_text));
         }
-        let (serial, minimum) = soa_fields(&soa.rdatas[0]).ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
-        let negative_ttl = soa.ttl.min(minimum);
-
-        let mut nodes: NameMap<Node> = NameMap::default();
-        let mut records = 0;
-        for (owner, sets) in &self.names {
-            let has_cname = sets.iter().any(|s| s.rtype == Rtype::CNAME);
+        let soa_rdata = soa.rdatas().next().unwrap_or_default();
+        let (serial, minimum) = soa_fields(soa_rdata).ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
+        let negative_ttl = soa.ttl().min(minimum);
+        for (owner, node) in self.nodes.iter_mut() {
+            let sets = &node.rrsets;
+            let has_cname = sets.iter().any(|s| s.rtype() == Rtype::CNAME);
             let other = sets
                 .iter()
-                .any(|s| !matches!(s.rtype, Rtype::CNAME | Rtype::RRSIG | Rtype::NSEC));
+                .any(|s| !matches!(s.rtype(), Rtype::CNAME | Rtype::RRSIG | Rtype::NSEC));
             if has_cname && other {
                 return Err(ZoneError::CnameAndOther(display(owner)));
             }
-            let mut rrsets = Vec::with_capacity(sets.len());
-            for set in sets {
-                if set.rtype == Rtype::CNAME && set.rdatas.len() > 1 {
+            for set in sets.iter() {
+                if set.rtype() == Rtype::CNAME && set.len() > 1 {
                     return Err(ZoneError::ManyCname(display(owner)));
                 }
-                if set.rdatas.len() > MAX_RRSET_RECORDS {
+                if set.len() > MAX_RRSET_RECORDS {
                     return Err(ZoneError::TooBig(display(owner)));
                 }
-                records += set.rdatas.len();
-                rrsets.push(Rrset::new(set.rtype, set.ttl, set.rdatas.iter().map(|r| &**r)));
             }
-            let delegation = **owner != *self.apex && sets.iter().any(|s| s.rtype == Rtype::NS);
-            nodes.insert(
-                owner.clone(),
-                Node {
-                    rrsets: rrsets.into_boxed_slice(),
-                    below_cut: None,
-                    delegation,
-                },
-            );
+            node.delegation = **owner != *self.apex && sets.iter().any(|s| s.rtype() == Rtype::NS);
         }
-        add_empty_non_terminals(&mut nodes, &self.apex);
-        mark_below_cuts(&mut nodes, &self.apex);
-        check_ns_cycles(&nodes)?;
+        add_empty_non_terminals(&mut self.nodes, &self.apex);
+        mark_below_cuts(&mut self.nodes, &self.apex);
+        check_ns_cycles(&self.nodes)?;
+        self.nodes.shrink_to_fit();
         Ok(Zone {
             apex: self.apex,
-            nodes,
+            nodes: self.nodes,
             serial,
             negative_ttl,
-            records,
+            records: self.records,
         })
     }
 }
@@ -262,17 +249,20 @@ pub fn soa_fields(rdata: &[u8]) -> Option<(u32, u32)> {
 /// Every ancestor of a name, down from the apex, exists (RFC 4592 §2.2.2: empty non-terminals
 /// are names that own no data but have descendants).
 fn add_empty_non_terminals(nodes: &mut NameMap<Node>, apex: &[u8]) {
-    let keys: Vec<Box<[u8]>> = nodes.keys().cloned().collect();
-    for key in keys {
+    let mut missing: Vec<Box<[u8]>> = Vec::new();
+    for key in nodes.keys() {
         let mut starts = [0u8; 128];
-        let n = label_starts(&key, &mut starts);
+        let n = label_starts(key, &mut starts);
         for &s in &starts[1..n] {
             let suffix = &key[usize::from(s)..];
-            if suffix.len() <= apex.len() {
+            if suffix.len() <= apex.len() || nodes.contains_key(suffix) {
                 break;
             }
-            nodes.entry(suffix.into()).or_default();
+            missing.push(suffix.into());
         }
+    }
+    for key in missing {
+        nodes.entry(key).or_default();
     }
 }
 
