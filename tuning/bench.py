@@ -1,18 +1,28 @@
 #!/usr/bin/env python3
-"""Runs the same bounded dnsperf load against ringdns (io_uring and epoll drivers), Knot DNS,
-NSD and a do-nothing UDP responder (the kernel floor), one at a time, on loopback.
+"""Runs the same bounded load against ringdns and the servers it is measured against, one at a
+time, on loopback:
 
-The server is pinned to CPU 0 and dnsperf to CPU 1. On two cores dnsperf, not the server,
-limits the rate, so the figure that compares servers is the server's CPU time per answered
-query: utime+stime of every process of the server's session, from /proc before and after
-the run, divided by the answers dnsperf counted. Each run is repeated (median and spread
-reported). Latency (mean and p99) is measured in a separate run at a fixed rate, where
-dnsperf prints every answer's latency.
+- UDP and TCP: ringdns (io_uring and epoll drivers), Knot DNS, NSD, and for UDP a do-nothing
+  responder (the kernel floor);
+- DoT (dnsperf -m dot) and DoH (h2load; dnsperf's DoH mode miscounts answers when a server
+  packs several HTTP/2 responses into one write): ringdns, Unbound serving the zone with
+  auth-zone, and dnsdist answering from its packet cache in front of a backend;
+- forwarding with cache hits, UDP and DoT: ringdns `forward` + `cache` against dnsdist's
+  packet cache, both in front of the same backend (a ringdns pinned to the load tool's CPU,
+  which after the warm-up sees no queries).
+
+The server is pinned to CPU 0 and the load tool to CPU 1. On two cores the load tool, not the
+server, limits the rate, so the figure that compares servers is the server's CPU time per
+answered query: utime+stime of every process of the server's session, from /proc before and
+after the run, divided by the answers the load tool counted. Each run is repeated (median and
+spread reported). Latency (mean and p99) is measured in a separate run at a fixed rate, where
+the tool logs every answer's latency.
 
 Writes tuning/results/<date>.md and tuning/results/<date>.svg. Started by tuning/bench.
 """
 
 import argparse
+import base64
 import datetime
 import os
 import random
@@ -20,6 +30,7 @@ import re
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -32,9 +43,43 @@ FLOOR = ROOT / "target" / "release" / "examples" / "floor"
 ZONE = "bench.test"
 TICK = os.sysconf("SC_CLK_TCK")
 SERVER_CPU, CLIENT_CPU = "0", "1"
+NX_POOL = 1000  # NXDOMAIN names come from a fixed pool so that caches can answer them too
+
+
+class Section:
+    def __init__(self, title, load, port, refs):
+        self.title, self.load, self.port, self.refs = title, load, port, refs
+
+
+# Each section is one kind of load; refs are the servers every result is divided by.
+SECTIONS = {
+    "udp": Section("UDP", "udp", "dns", ("floor", "knot")),
+    "tcp": Section("TCP (persistent, pipelined connections)", "tcp", "dns", ("knot",)),
+    "dot": Section("DoT", "dot", "dot", ("unbound", "dnsdist")),
+    "doh": Section("DoH (HTTP/2, GET)", "doh", "doh", ("unbound", "dnsdist")),
+    "fwd-udp": Section("Forwarding with cache hits, UDP", "udp", "dns", ("dnsdist",)),
+    "fwd-dot": Section("Forwarding with cache hits, DoT", "dot", "dot", ("dnsdist",)),
+}
+
+# Issue 5's targets: ringdns CPU per query at most FACTOR x the reference's, in the same run.
+TARGETS = [
+    ("udp", "knot", 0.85),
+    ("udp", "floor", 1.15),
+    ("tcp", "knot", 0.8),
+    ("dot", "unbound", 0.6),
+    ("dot", "dnsdist", 1.0),
+    ("doh", "unbound", 0.6),
+    ("doh", "dnsdist", 1.0),
+    ("fwd-udp", "dnsdist", 1.0),
+    ("fwd-dot", "dnsdist", 1.0),
+]
+
+
+_given = set()
 
 
 def free_port():
+    """A port free for both UDP and TCP now, and not handed out before by this script."""
     import socket
 
     while True:
@@ -44,6 +89,9 @@ def free_port():
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             t.bind(("127.0.0.1", port))
+            if port in _given:
+                continue
+            _given.add(port)
             return port
         except OSError:
             continue
@@ -66,7 +114,8 @@ def write_zone(path, names):
 
 
 def write_queries(path, names, count, seed=1):
-    """About 75% A hits, 20% AAAA (hits for every 4th name, NODATA otherwise), 5% NXDOMAIN."""
+    """About 75% A hits, 20% AAAA (hits for every 4th name, NODATA otherwise), 5% NXDOMAIN
+    (from a pool of NX_POOL names)."""
     rnd = random.Random(seed)
     with open(path, "w") as f:
         for _ in range(count):
@@ -77,22 +126,62 @@ def write_queries(path, names, count, seed=1):
             elif r < 0.95:
                 f.write(f"h{i - i % 4}.{ZONE} AAAA\n")
             else:
-                f.write(f"nx{rnd.randrange(1 << 30)}.{ZONE} A\n")
+                f.write(f"nx{rnd.randrange(NX_POOL)}.{ZONE} A\n")
+
+
+def write_uris(path, queries, limit=50_000):
+    """DoH GET paths (RFC 8484 section 4.1: ID 0, base64url without padding) for h2load."""
+    with open(queries) as src, open(path, "w") as f:
+        for n, line in enumerate(src):
+            if n == limit:
+                break
+            name, qtype = line.split()
+            wire = struct.pack(">HHHHHH", 0, 0x0100, 1, 0, 0, 0)
+            for label in name.rstrip(".").split("."):
+                wire += bytes([len(label)]) + label.encode()
+            wire += b"\0" + struct.pack(">HH", {"A": 1, "AAAA": 28}[qtype], 1)
+            f.write("/dns-query?dns=" + base64.urlsafe_b64encode(wire).decode().rstrip("=") + "\n")
+
+
+def write_certificate(work):
+    """A self-signed P-256 certificate for 127.0.0.1; the load tools do not verify it."""
+    cert, key = work / "cert.pem", work / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={ZONE}",
+         "-addext", f"subjectAltName=DNS:{ZONE},IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return cert, key
 
 
 # ---------------------------------------------------------------- servers
 
 
+class Env:
+    """What every server of one bench shares: the work directory, the certificate, the backend."""
+
+    def __init__(self, work, cert, key):
+        self.work, self.cert, self.key = work, cert, key
+        self.backend_port = None
+
+
 class Server:
-    """A server under test, started in its own session so all its processes are measured."""
+    """A server under test, started in its own session so all its processes are measured.
+    `full` is false for the zone-loading runs, which need plain DNS only."""
 
     name = "?"
-    transports = ("udp", "tcp")
+    sections = ("udp", "tcp")
+    measures_load = False
+    cpu = SERVER_CPU
 
-    def __init__(self, work, zone_path, port):
-        self.work = Path(work)
+    def __init__(self, env, zone_path, full=True):
+        self.env = env
+        self.work = env.work
         self.zone_path = zone_path
-        self.port = port
+        self.full = full
+        self.ports = {"dns": free_port(), "dot": free_port(), "doh": free_port()}
+        self.port = self.ports["dns"]
         self.proc = None
 
     def command(self):
@@ -101,7 +190,7 @@ class Server:
     def start(self):
         log = open(self.work / f"{self.slug()}.log", "w")
         self.proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU] + self.command(),
+            ["taskset", "-c", self.cpu] + self.command(),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -114,7 +203,7 @@ class Server:
     def after_start(self):
         """Re-pin every thread (Knot moves its UDP worker to CPU 0 itself; others may spawn)."""
         for pid in self.pids():
-            subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(["taskset", "-a", "-p", "-c", self.cpu, str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait_ready(self, timeout=600):
         deadline = time.monotonic() + timeout
@@ -153,7 +242,7 @@ class Server:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            total += int(fields[11]) + int(fields[12])  # utime, stime of all its threads
         return total / TICK
 
     def rss_mib(self):
@@ -178,19 +267,64 @@ class Server:
 
 
 class Ringdns(Server):
-    def __init__(self, work, zone_path, port, driver):
-        super().__init__(work, zone_path, port)
+    """Authoritative for the zone over UDP, TCP, DoT and DoH."""
+
+    sections = ("udp", "tcp", "dot", "doh")
+    measures_load = True
+
+    def __init__(self, env, zone_path, driver, full=True):
+        super().__init__(env, zone_path, full)
         self.driver = driver
         self.name = f"ringdns ({driver})"
 
+    def blocks(self):
+        """(server block key, directives) of the Corefile."""
+        file = f"file {self.zone_path} {{\n        reload 0\n    }}"
+        tls = f"tls {self.env.cert} {self.env.key}"
+        out = [(f"{ZONE}:{self.ports['dns']}", [file])]
+        if self.full:
+            out += [(f"tls://{ZONE}:{self.ports['dot']}", [tls, file]), (f"https://{ZONE}:{self.ports['doh']}", [tls, file])]
+        return out
+
     def command(self):
-        conf = self.work / f"Corefile-{self.driver}"
-        conf.write_text(f"{ZONE}:{self.port} {{\n    bind 127.0.0.1\n    file {self.zone_path} {{\n        reload 0\n    }}\n}}\n")
+        conf = self.work / f"Corefile-{self.slug()}"
+        text = ""
+        for key, directives in self.blocks():
+            text += f"{key} {{\n    bind 127.0.0.1\n" + "".join(f"    {d}\n" for d in directives) + "}\n"
+        conf.write_text(text)
         return [str(RINGDNS), "--conf", str(conf), "--shards", "1", "--driver", self.driver, "--log-level", "warn"]
+
+
+class RingdnsBackend(Ringdns):
+    """The authoritative upstream of the forwarders, on the load tool's CPU."""
+
+    cpu = CLIENT_CPU
+
+    def __init__(self, env, zone_path):
+        super().__init__(env, zone_path, "io-uring", full=False)
+        self.name = "backend"
+
+
+class RingdnsForward(Ringdns):
+    """Forwards everything to the backend and caches (large enough to hold every name)."""
+
+    sections = ("fwd-udp", "fwd-dot")
+    measures_load = False
+
+    def __init__(self, env, zone_path, driver, full=True):
+        super().__init__(env, zone_path, driver, full)
+        self.name = f"ringdns forward+cache ({driver})"
+
+    def blocks(self):
+        fwd = f"forward . 127.0.0.1:{self.env.backend_port}"
+        cache = "cache {\n        success 100000\n        denial 100000\n    }"
+        tls = f"tls {self.env.cert} {self.env.key}"
+        return [(f".:{self.ports['dns']}", [fwd, cache]), (f"tls://.:{self.ports['dot']}", [tls, fwd, cache])]
 
 
 class Knot(Server):
     name = "Knot DNS"
+    measures_load = True
 
     def command(self):
         d = self.work / "knot"
@@ -224,6 +358,7 @@ zone:
 
 class Nsd(Server):
     name = "NSD"
+    measures_load = True
 
     def command(self):
         d = self.work / "nsd"
@@ -256,9 +391,74 @@ zone:
         return ["nsd", "-d", "-c", str(conf)]
 
 
+class Unbound(Server):
+    """Serves the zone itself (auth-zone) over UDP, TCP, DoT and DoH; one thread."""
+
+    name = "Unbound"
+    sections = ("dot", "doh")
+
+    def command(self):
+        conf = self.work / "unbound.conf"
+        p = self.ports
+        conf.write_text(
+            f"""server:
+    interface: 127.0.0.1@{p['dns']}
+    interface: 127.0.0.1@{p['dot']}
+    interface: 127.0.0.1@{p['doh']}
+    tls-port: {p['dot']}
+    https-port: {p['doh']}
+    tls-service-key: "{self.env.key}"
+    tls-service-pem: "{self.env.cert}"
+    num-threads: 1
+    do-daemonize: no
+    username: ""
+    chroot: ""
+    directory: "{self.work}"
+    pidfile: ""
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    do-ip6: no
+    module-config: "iterator"
+    auto-trust-anchor-file: ""
+    local-zone: "test." nodefault
+    so-reuseport: no
+    incoming-num-tcp: 100
+auth-zone:
+    name: "{ZONE}"
+    zonefile: "{self.zone_path}"
+    for-downstream: yes
+    for-upstream: no
+    fallback-enabled: no
+"""
+        )
+        return ["unbound", "-d", "-c", str(conf)]
+
+
+class Dnsdist(Server):
+    """Answers from its packet cache in front of the backend, over UDP, DoT and DoH."""
+
+    name = "dnsdist (packet cache)"
+    sections = ("dot", "doh", "fwd-udp", "fwd-dot")
+
+    def command(self):
+        conf = self.work / "dnsdist.conf"
+        p, e = self.ports, self.env
+        conf.write_text(
+            f"""setSecurityPollSuffix("")
+setLocal("127.0.0.1:{p['dns']}")
+addTLSLocal("127.0.0.1:{p['dot']}", "{e.cert}", "{e.key}")
+addDOHLocal("127.0.0.1:{p['doh']}", "{e.cert}", "{e.key}", "/dns-query")
+newServer({{address="127.0.0.1:{e.backend_port}", checkName="{ZONE}.", checkType="SOA"}})
+getPool(""):setCache(newPacketCache(1000000, {{maxTTL=86400, minTTL=0}}))
+"""
+        )
+        return ["dnsdist", "--supervised", "--disable-syslog", "-C", str(conf)]
+
+
 class Floor(Server):
     name = "floor (no DNS work)"
-    transports = ("udp",)
+    sections = ("udp",)
 
     def command(self):
         return [str(FLOOR), f"127.0.0.1:{self.port}"]
@@ -270,17 +470,30 @@ class Floor(Server):
         return 0.0
 
 
+KINDS = {
+    "floor": lambda env, zone, full: Floor(env, zone, full),
+    "ringdns-io-uring": lambda env, zone, full: Ringdns(env, zone, "io-uring", full),
+    "ringdns-legacy": lambda env, zone, full: Ringdns(env, zone, "legacy", full),
+    "knot": lambda env, zone, full: Knot(env, zone, full),
+    "nsd": lambda env, zone, full: Nsd(env, zone, full),
+    "unbound": lambda env, zone, full: Unbound(env, zone, full),
+    "dnsdist": lambda env, zone, full: Dnsdist(env, zone, full),
+    "ringdns-fwd-io-uring": lambda env, zone, full: RingdnsForward(env, zone, "io-uring", full),
+    "ringdns-fwd-legacy": lambda env, zone, full: RingdnsForward(env, zone, "legacy", full),
+}
+
+
 # ---------------------------------------------------------------- load
 
 
-def dnsperf(port, queries, transport, duration, extra=()):
+def dnsperf(port, queries, mode, duration, extra=()):
     cmd = ["taskset", "-c", CLIENT_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(duration)]
-    cmd += ["-c", "4", "-q", "200"] if transport == "udp" else ["-m", "tcp", "-c", "8", "-q", "400"]
+    cmd += ["-c", "4", "-q", "200"] if mode == "udp" else ["-m", mode, "-c", "8", "-q", "400"]
     cmd += list(extra)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=duration * 3 + 60).stdout
 
 
-def parse(out):
+def parse_dnsperf(out):
     def num(pattern, cast=float, default=0):
         m = re.search(pattern, out)
         return cast(m.group(1)) if m else default
@@ -289,22 +502,51 @@ def parse(out):
         "completed": num(r"Queries completed:\s+(\d+)", int),
         "lost": num(r"Queries lost:\s+(\d+)", int),
         "qps": num(r"Queries per second:\s+([\d.]+)"),
-        "mean_ms": num(r"Average Latency \(s\):\s+([\d.]+)") * 1000,
     }
 
 
-def throughput_run(server, queries, transport, duration):
-    dnsperf(server.port, queries, transport, 2)  # warm-up (caches, connections)
+def h2load(port, uris, duration, extra=()):
+    cmd = ["taskset", "-c", CLIENT_CPU, "h2load", "-i", str(uris), "-B", f"https://127.0.0.1:{port}", "-D", str(duration), "-t", "1"]
+    cmd += list(extra) or ["-c", "8", "-m", "32"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=duration * 3 + 60).stdout
+
+
+def parse_h2load(out):
+    m = re.search(r"(\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", out)
+    q = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    return {
+        "completed": int(m.group(1)) if m else 0,
+        "lost": sum(int(x) for x in m.groups()[1:]) if m else 0,
+        "qps": float(q.group(1)) if q else 0.0,
+    }
+
+
+def one_load(server, section, files, duration):
+    port = server.ports[section.port]
+    if section.load == "doh":
+        return parse_h2load(h2load(port, files["uris"], duration))
+    return parse_dnsperf(dnsperf(port, files["queries"], section.load, duration))
+
+
+def throughput_run(server, section, files, duration):
+    one_load(server, section, files, 2)  # warm-up (caches, connections)
     c0 = server.cpu_seconds()
-    r = parse(dnsperf(server.port, queries, transport, duration))
+    r = one_load(server, section, files, duration)
     c1 = server.cpu_seconds()
     r["cpu_us"] = (c1 - c0) * 1e6 / max(r["completed"], 1)
     return r
 
 
-def latency_run(server, queries, transport, rate, seconds=5):
-    out = dnsperf(server.port, queries, transport, seconds, ["-Q", str(rate), "-v"])
-    lat = sorted(float(line.split()[-1]) for line in out.splitlines() if line.startswith("> "))
+def latency_run(server, section, files, rate, seconds=5):
+    """Mean and p99 in ms at a fixed rate, from every answer's latency."""
+    port = server.ports[section.port]
+    if section.load == "doh":
+        log = server.work / "h2load-latency.log"
+        h2load(port, files["uris"], seconds, ["-c", "4", "-m", "8", f"--rps={rate // 4}", f"--log-file={log}"])
+        lat = sorted(int(line.split()[2]) / 1e6 for line in log.read_text().splitlines() if line.count("\t") == 2)
+    else:
+        out = dnsperf(port, files["queries"], section.load, seconds, ["-Q", str(rate), "-v"])
+        lat = sorted(float(line.split()[-1]) for line in out.splitlines() if line.startswith("> "))
     if not lat:
         return None, None
     return statistics.fmean(lat) * 1000, lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
@@ -322,20 +564,21 @@ def spread(values):
 
 
 def svg_chart(rows, path):
-    """Horizontal bars: server CPU µs per query, one group per transport."""
-    bars = [(f"{t.upper()} {name}", cpu) for t, name, cpu in rows]
-    width, left, bar_h, gap = 760, 250, 18, 6
+    """Horizontal bars: server CPU µs per query, one group per section."""
+    bars = [(f"{label}: {name}", cpu, name.startswith("ringdns")) for label, name, cpu in rows]
+    width, left, bar_h, gap = 860, 380, 18, 6
     top = 30
     height = top + len(bars) * (bar_h + gap) + 30
-    peak = max(c for _, c in bars) or 1
+    peak = max((c for _, c, _ in bars), default=1) or 1
     scale = (width - left - 80) / peak
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-        f'<text x="10" y="18" font-size="14">Server CPU per answered query (µs, median; lower is better)</text>',
+        '<rect width="100%" height="100%" fill="white"/>',
+        '<text x="10" y="18" font-size="14">Server CPU per answered query (µs, median; lower is better)</text>',
     ]
-    for i, (label, cpu) in enumerate(bars):
+    for i, (label, cpu, ours) in enumerate(bars):
         y = top + i * (bar_h + gap)
-        colour = "#c0392b" if label.split(" ", 1)[1].startswith("ringdns") else "#7f8c8d"
+        colour = "#c0392b" if ours else "#7f8c8d"
         parts.append(f'<text x="{left - 8}" y="{y + 13}" text-anchor="end">{label}</text>')
         parts.append(f'<rect x="{left}" y="{y}" width="{cpu * scale:.1f}" height="{bar_h}" fill="{colour}"/>')
         parts.append(f'<text x="{left + cpu * scale + 6:.1f}" y="{y + 13}">{cpu:.2f}</text>')
@@ -350,60 +593,67 @@ def main():
     ap.add_argument("--queries", type=int, default=200_000, help="lines in the query file")
     ap.add_argument("--duration", type=int, default=10, help="seconds per throughput run")
     ap.add_argument("--runs", type=int, default=3, help="repeats of each throughput run")
-    ap.add_argument("--rate", type=int, default=20_000, help="queries per second of the latency run")
-    ap.add_argument("--transports", default="udp,tcp")
-    ap.add_argument("--servers", default="floor,ringdns-io-uring,ringdns-legacy,knot,nsd")
+    ap.add_argument("--rate", type=int, default=20_000, help="queries per second of the latency runs")
+    ap.add_argument("--sections", default=",".join(SECTIONS), help=f"any of {','.join(SECTIONS)}")
+    ap.add_argument("--servers", default=",".join(KINDS), help=f"any of {','.join(KINDS)}")
     ap.add_argument("--out", default=str(ROOT / "tuning" / "results"))
     args = ap.parse_args()
     if (os.cpu_count() or 1) < 2:
-        sys.exit("tuning/bench needs two CPUs (server on CPU 0, dnsperf on CPU 1)")
+        sys.exit("tuning/bench needs two CPUs (server on CPU 0, load tool on CPU 1)")
+    kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
+    sections = [t.strip() for t in args.sections.split(",") if t.strip()]
+    for name, known in ((kinds, KINDS), (sections, SECTIONS)):
+        unknown = [x for x in name if x not in known]
+        if unknown:
+            sys.exit(f"tuning/bench: unknown {', '.join(unknown)}; known: {', '.join(known)}")
 
     work = Path(tempfile.mkdtemp(prefix="ringdns-bench-"))
     zone = work / "bench.test.zone"
-    qfile = work / "queries.txt"
+    files = {"queries": work / "queries.txt", "uris": work / "uris.txt"}
     write_zone(zone, args.names)
-    write_queries(qfile, args.names, args.queries)
+    write_queries(files["queries"], args.names, args.queries)
+    write_uris(files["uris"], files["queries"])
+    env = Env(work, *write_certificate(work))
 
-    def make(kind, zone_path):
-        port = free_port()
-        return {
-            "floor": lambda: Floor(work, zone_path, port),
-            "ringdns-io-uring": lambda: Ringdns(work, zone_path, port, "io-uring"),
-            "ringdns-legacy": lambda: Ringdns(work, zone_path, port, "legacy"),
-            "knot": lambda: Knot(work, zone_path, port),
-            "nsd": lambda: Nsd(work, zone_path, port),
-        }[kind]()
-
-    kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
-    transports = [t.strip() for t in args.transports.split(",") if t.strip()]
-    results = {}  # (transport, name) -> dict of lists
-    versions = {}
-    for kind in kinds:
-        s = make(kind, zone)
-        s.start()
-        try:
-            s.wait_ready()
-            s.after_start()
-            for t in transports:
-                if t not in s.transports:
-                    continue
-                runs = [throughput_run(s, qfile, t, args.duration) for _ in range(args.runs)]
-                mean, p99 = latency_run(s, qfile, t, args.rate)
-                results[(t, s.name)] = {"runs": runs, "mean_ms": mean, "p99_ms": p99}
-                cpu = [r["cpu_us"] for r in runs]
-                print(f"{t:4} {s.name:22} cpu/query {med(cpu):6.2f} µs ±{spread(cpu):.2f}  qps {med([r['qps'] for r in runs]):9.0f}  lost {sum(r['lost'] for r in runs)}", flush=True)
-        finally:
-            s.stop()
+    results = {}  # (section, kind) -> {"name", "runs", "mean_ms", "p99_ms"}
+    backend = None
+    try:
+        for kind in kinds:
+            s = KINDS[kind](env, zone, True)
+            wanted = [t for t in sections if t in s.sections]
+            if not wanted:
+                continue
+            if backend is None and any(t.startswith("fwd") or kind == "dnsdist" for t in wanted):
+                backend = RingdnsBackend(env, zone)
+                backend.start()
+                backend.wait_ready()
+                env.backend_port = backend.port
+            s.start()
+            try:
+                s.wait_ready()
+                s.after_start()
+                for t in wanted:
+                    section = SECTIONS[t]
+                    runs = [throughput_run(s, section, files, args.duration) for _ in range(args.runs)]
+                    mean, p99 = latency_run(s, section, files, args.rate)
+                    results[(t, kind)] = {"name": s.name, "runs": runs, "mean_ms": mean, "p99_ms": p99}
+                    cpu = [r["cpu_us"] for r in runs]
+                    print(f"{t:7} {s.name:36} cpu/query {med(cpu):6.2f} µs ±{spread(cpu):.2f}  qps {med([r['qps'] for r in runs]):9.0f}  lost {sum(r['lost'] for r in runs)}", flush=True)
+            finally:
+                s.stop()
+    finally:
+        if backend:
+            backend.stop()
     loads = []
     if args.big:
         big = work / "big.zone"
         write_zone(big, args.big)
         for kind in kinds:
-            if kind == "floor":
+            if not KINDS[kind](env, big, False).measures_load:
                 continue
             times, rss = [], []
             for _ in range(args.runs):
-                s = make(kind, big)
+                s = KINDS[kind](env, big, False)
                 s.start()
                 try:
                     times.append(s.wait_ready())
@@ -411,19 +661,41 @@ def main():
                     rss.append(s.rss_mib())
                 finally:
                     s.stop()
-            loads.append((s.name, med(times), spread(times), med(rss)))
-            print(f"load {s.name:22} {med(times):6.2f} s ±{spread(times):.2f}  RSS {med(rss):7.1f} MiB", flush=True)
-    for tool, cmd in (("knot", ["knotd", "--version"]), ("nsd", ["nsd", "-v"]), ("dnsperf", ["dnsperf", "-h"])):
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            versions[tool] = ((r.stdout + r.stderr).strip().splitlines() or ["?"])[0]
-        except OSError:
-            versions[tool] = "not installed"
-    report(args, results, loads, versions)
+            loads.append((kind, s.name, med(times), spread(times), med(rss)))
+            print(f"load    {s.name:36} {med(times):6.2f} s ±{spread(times):.2f}  RSS {med(rss):7.1f} MiB", flush=True)
+    report(args, sections, results, loads, versions())
     shutil.rmtree(work, ignore_errors=True)
 
 
-def report(args, results, loads, versions):
+def versions():
+    out = {}
+    for tool, cmd in (
+        ("knot", ["knotd", "--version"]),
+        ("nsd", ["nsd", "-v"]),
+        ("unbound", ["unbound", "-V"]),
+        ("dnsdist", ["dnsdist", "--version"]),
+        ("dnsperf", ["dnsperf", "-h"]),
+        ("h2load", ["h2load", "--version"]),
+    ):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            first = ((r.stdout + r.stderr).strip().splitlines() or ["?"])[0]
+            out[tool] = first if tool in first.lower() else f"{tool} {first}"
+        except OSError:
+            out[tool] = "not installed"
+    return out
+
+
+def cpu_of(results, section, kind):
+    v = results.get((section, kind))
+    return med([r["cpu_us"] for r in v["runs"]]) if v else None
+
+
+def short(kind):
+    return {"floor": "floor", "knot": "Knot", "nsd": "NSD", "unbound": "Unbound", "dnsdist": "dnsdist"}.get(kind, kind)
+
+
+def report(args, sections, results, loads, versions):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
@@ -431,35 +703,42 @@ def report(args, results, loads, versions):
     lines = [
         f"# tuning/bench {stamp}",
         "",
-        f"ringdns {commit}; {versions.get('knot')}; {versions.get('nsd')}; {os.cpu_count()} CPUs "
-        f"({platform_cpu()}); kernel {os.uname().release}.",
-        f"Zone of {args.names} names (A for each, AAAA for every 4th); {args.queries} queries, about 75% A,"
-        " 20% AAAA, 5% NXDOMAIN. Server on CPU 0, dnsperf on CPU 1 (UDP `-c 4 -q 200`, TCP `-m tcp -c 8 -q 400`)."
-        f" {args.runs} runs of {args.duration} s each: median, ± half the range. Latency: one {args.rate} QPS run of 5 s.",
+        f"ringdns {commit}; {'; '.join(versions[k] for k in ('knot', 'nsd', 'unbound', 'dnsdist', 'h2load'))}; "
+        f"{os.cpu_count()} CPUs ({platform_cpu()}); kernel {os.uname().release}.",
         "",
-        "Server CPU per query is the figure that compares servers (dnsperf is the limit of QPS here).",
+        f"Zone of {args.names} names (A for each, AAAA for every 4th); {args.queries} queries, about 75% A, 20% AAAA,"
+        f" 5% NXDOMAIN (from {NX_POOL} names). Server on CPU 0, load tool on CPU 1: dnsperf for UDP (`-c 4 -q 200`),"
+        " TCP and DoT (`-c 8 -q 400`), h2load for DoH (`-c 8 -m 32`, GET, the first 50k queries)."
+        f" {args.runs} runs of {args.duration} s each after a 2 s warm-up: median, ± half the range."
+        f" Latency: one {args.rate} QPS run of 5 s.",
+        "",
+        "Server CPU per query is the figure that compares servers (the load tool is the limit of QPS here)."
+        " Unbound serves the zone with `auth-zone`; dnsdist answers from its packet cache in front of a"
+        " backend (a ringdns on CPU 1 that, after the warm-up, sees no queries); the forwarding sections"
+        " put ringdns `forward` + `cache` in front of the same backend.",
         "",
     ]
     chart = []
-    for t in [x.strip() for x in args.transports.split(",")]:
-        rows = [(name, v) for (tt, name), v in results.items() if tt == t]
+    for t in sections:
+        section = SECTIONS[t]
+        rows = [(kind, v) for (tt, kind), v in results.items() if tt == t]
         if not rows:
             continue
-        floor = next((med([r["cpu_us"] for r in v["runs"]]) for n, v in rows if n.startswith("floor")), None)
-        knot = next((med([r["cpu_us"] for r in v["runs"]]) for n, v in rows if n == "Knot DNS"), None)
+        refs = [(r, cpu_of(results, t, r)) for r in section.refs]
         lines += [
-            f"## {t.upper()}",
+            f"## {section.title}",
             "",
-            "| server | CPU µs/query | × floor | × Knot | QPS | lost | mean ms | p99 ms |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| server | CPU µs/query | " + " | ".join(f"× {short(r)}" for r, _ in refs) + " | QPS | lost | mean ms | p99 ms |",
+            "| --- | --- | " + " | ".join("---" for _ in refs) + " | --- | --- | --- | --- |",
         ]
-        for name, v in rows:
+        for kind, v in rows:
             cpu = [r["cpu_us"] for r in v["runs"]]
             m = med(cpu)
-            chart.append((t, name, m))
+            chart.append((section.title, v["name"], m))
             lines.append(
-                f"| {name} | {m:.2f} ± {spread(cpu):.2f} | {fmt_ratio(m, floor)} | {fmt_ratio(m, knot)} | "
-                f"{med([r['qps'] for r in v['runs']]):.0f} | {sum(r['lost'] for r in v['runs'])} | "
+                f"| {v['name']} | {m:.2f} ± {spread(cpu):.2f} | "
+                + " | ".join(fmt_ratio(m, base) for _, base in refs)
+                + f" | {med([r['qps'] for r in v['runs']]):.0f} | {sum(r['lost'] for r in v['runs'])} | "
                 f"{fmt(v['mean_ms'])} | {fmt(v['p99_ms'])} |"
             )
         lines.append("")
@@ -472,15 +751,51 @@ def report(args, results, loads, versions):
             "| server | time to first answer | RSS |",
             "| --- | --- | --- |",
         ]
-        for name, took, dev, rss in loads:
+        for _, name, took, dev, rss in loads:
             lines.append(f"| {name} | {took:.2f} ± {dev:.2f} s | {rss:.0f} MiB |")
         lines.append("")
+    lines += targets(results, loads)
     svg = out / f"{stamp}.svg"
     svg_chart(chart, svg)
     lines.append(f"![CPU per query]({svg.name})")
     md = out / f"{stamp}.md"
     md.write_text("\n".join(lines) + "\n")
     print(f"wrote {md} and {svg}")
+
+
+def targets(results, loads):
+    """Issue 5's targets, each as ratio and verdict for every ringdns variant measured."""
+    ours = sorted({k for (_, k) in results if k.startswith("ringdns")} | {k for k, *_ in loads if k.startswith("ringdns")})
+    if not ours:
+        return []
+    drivers = [d for d in ("io-uring", "legacy") if any(k.endswith(d) for k in ours)]
+    lines = ["## Targets", "", "| target | " + " | ".join(f"ringdns {d}" for d in drivers) + " |", "| --- |" + " --- |" * len(drivers)]
+
+    def variant(section, driver):
+        prefix = "ringdns-fwd-" if section.startswith("fwd") else "ringdns-"
+        return prefix + driver
+
+    for t, ref, factor in TARGETS:
+        base = cpu_of(results, t, ref)
+        if base is None:
+            continue
+        cells = []
+        for d in drivers:
+            m = cpu_of(results, t, variant(t, d))
+            cells.append("–" if m is None else f"{m / base:.2f} {'met' if m <= factor * base else 'NOT met'}")
+        lines.append(f"| {SECTIONS[t].title}: CPU/query ≤ {factor} × {short(ref)} | " + " | ".join(cells) + " |")
+    knot = next((x for x in loads if x[0] == "knot"), None)
+    if knot:
+        for label, i in (("load time", 2), ("RSS", 4)):
+            cells = []
+            for d in drivers:
+                mine = next((x for x in loads if x[0] == f"ringdns-{d}"), None)
+                cells.append("–" if mine is None else f"{mine[i] / knot[i]:.2f} {'met' if mine[i] <= knot[i] else 'NOT met'}")
+            lines.append(f"| 1M-name zone {label} ≤ Knot | " + " | ".join(cells) + " |")
+    lost = [(v["name"], t) for (t, k), v in results.items() if k.startswith("ringdns") and sum(r["lost"] for r in v["runs"])]
+    lines.append(f"| no lost queries at the load tool's maximum rate | {'met' if not lost else 'NOT met: ' + ', '.join(f'{n} {t}' for n, t in lost)} |" + " |" * (len(drivers) - 1))
+    lines.append("")
+    return lines
 
 
 def fmt(x):
