@@ -8,6 +8,7 @@ use super::reply::{self, Delivery, Written};
 use super::request::{self, DropReason, EarlyError, Parsed, Question, Request};
 use super::resolve::{self, Resolution};
 use crate::zone::challenge::ChallengeSet;
+use crate::zone::name::NameKey;
 
 /// Capacity to give reply buffers up front so replies never reallocate.
 pub const REPLY_CAPACITY: usize = reply::MAX_STREAM_MESSAGE + 2;
@@ -48,7 +49,8 @@ pub enum Outcome {
 
 /// Answers `query` into `out`.
 pub fn answer(ctx: &Ctx<'_>, query: &[u8], out: &mut Vec<u8>) -> Outcome {
-    let req = match request::parse(query) {
+    let mut scratch = NameKey::EMPTY;
+    let req = match request::parse(query, &mut scratch) {
         Parsed::Drop(r) => return Outcome::Drop(r),
         Parsed::Error(req, e) => {
             let rcode = match e {
@@ -67,11 +69,11 @@ pub fn answer(ctx: &Ctx<'_>, query: &[u8], out: &mut Vec<u8>) -> Outcome {
     if let Some(rcode) = refuse_question(&q) {
         return error(&req, rcode, ctx, out, None);
     }
-    let Some(block) = ctx.route.and_then(|r| r.block_for(q.key.as_slice())) else {
+    let Some(block) = ctx.route.and_then(|r| r.block_for(q.key)) else {
         return error(&req, OptRcode::REFUSED, ctx, out, None);
     };
     // DNS-01 values (RFC 8555 §8.4) go first, on listeners whose zones hold the name.
-    if let Some(set) = ctx.challenges.and_then(|c| c.lookup(q.key.as_slice())) {
+    if let Some(set) = ctx.challenges.and_then(|c| c.lookup(q.key)) {
         if matches!(q.qtype, Rtype::TXT | Rtype::ANY) {
             let res = resolve::challenge(set);
             return written(write(&req, &q, &res, ctx, out), Some(block.index), None);

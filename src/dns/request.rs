@@ -52,8 +52,9 @@ pub enum EarlyError {
 pub struct Question<'a> {
     /// The name as sent (case kept), parsed in place.
     pub name: ParsedName<&'a [u8]>,
-    /// Lowercase wire form for lookups.
-    pub key: NameKey,
+    /// Lowercase wire form for lookups, in the caller's scratch key (so the request stays
+    /// small to move: no 256-octet copies on the query path).
+    pub key: &'a [u8],
     /// QTYPE.
     pub qtype: Rtype,
     /// QCLASS.
@@ -104,8 +105,8 @@ pub enum Parsed<'a> {
     Error(Request<'a>, EarlyError),
 }
 
-/// Parses `wire` as a query.
-pub fn parse(wire: &[u8]) -> Parsed<'_> {
+/// Parses `wire` as a query; the question's lowercase key is built in `scratch`.
+pub fn parse<'a>(wire: &'a [u8], scratch: &'a mut NameKey) -> Parsed<'a> {
     if wire.len() < HEADER_LEN {
         return Parsed::Drop(DropReason::Short);
     }
@@ -130,7 +131,7 @@ pub fn parse(wire: &[u8]) -> Parsed<'_> {
     // RFC 9619: exactly one question; zero questions is only valid with a COOKIE (a later
     // addition), so both are FORMERR for now.
     if qd == 1 {
-        match parse_question(&mut parser) {
+        match parse_question(&mut parser, scratch) {
             Some(q) => req.question = Some(q),
             None => return Parsed::Error(req, EarlyError::FormErr),
         }
@@ -180,12 +181,14 @@ pub fn parse(wire: &[u8]) -> Parsed<'_> {
     Parsed::Query(req)
 }
 
-fn parse_question<'a>(parser: &mut Parser<'a, [u8]>) -> Option<Question<'a>> {
+fn parse_question<'a>(parser: &mut Parser<'a, [u8]>, scratch: &'a mut NameKey) -> Option<Question<'a>> {
     let name = ParsedName::parse_ref(parser).ok()?;
     let qtype = Rtype::from_int(parser.parse_u16_be().ok()?);
     let qclass = Class::from_int(parser.parse_u16_be().ok()?);
+    scratch.set(&name);
+    let key: &'a NameKey = scratch;
     Some(Question {
-        key: NameKey::of(&name),
+        key: key.as_slice(),
         name,
         qtype,
         qclass,
@@ -295,7 +298,8 @@ mod tests {
     }
 
     fn verdict(wire: &[u8]) -> Result<Option<Edns>, String> {
-        match parse(wire) {
+        let mut scratch = NameKey::EMPTY;
+        match parse(wire, &mut scratch) {
             Parsed::Drop(r) => Err(format!("drop {r:?}")),
             Parsed::Query(r) => Ok(r.edns),
             Parsed::Error(_, e) => Err(format!("{e:?}")),

@@ -135,7 +135,7 @@ pub fn resolve<'r>(block: &'r Block, q: &'r Question<'_>, proto: Proto, dnssec_o
         let r = match h {
             Handler::Hosts(h) => hosts(h, q, proto).map(Step::Answer),
             Handler::File(f) => file(f, q, proto, dnssec_ok).map(Step::Answer),
-            Handler::Forward(p) => p.forwards(q.key.as_slice()).then_some(Step::Forward),
+            Handler::Forward(p) => p.forwards(q.key).then_some(Step::Forward),
         };
         if r.is_some() {
             return r;
@@ -155,7 +155,7 @@ pub enum Step<'r> {
 }
 
 fn file<'r>(f: &'r FileHandler, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Option<Resolution<'r>> {
-    let zone = f.zone_for(q.key.as_slice())?;
+    let zone = f.zone_for(q.key)?;
     Some(in_zone(zone, q, proto, dnssec_ok))
 }
 
@@ -163,13 +163,15 @@ fn file<'r>(f: &'r FileHandler, q: &'r Question<'_>, proto: Proto, dnssec_ok: bo
 pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Resolution<'r> {
     let mut res = Resolution::new(Rcode::NOERROR, true);
     res.glue_from = Some(zone);
-    let mut key = q.key;
+    let mut key: &[u8] = q.key;
+    // A CNAME target's key, built only when a chain is followed.
+    let mut target_key: Option<NameKey> = None;
     let mut owner = Owner::Query;
     let sigs_of = |n: &'r Node| {
         if dnssec_ok { n.rrset(Rtype::RRSIG) } else { None }
     };
     for hop in 0..=MAX_CNAME_CHAIN {
-        let node = match zone.find(key.as_slice(), q.qtype) {
+        let node = match zone.find(key, q.qtype) {
             Found::Name(node) | Found::Wildcard(node) => node,
             Found::Referral { cut, node } if hop == 0 => {
                 // Referral: not authoritative, NS of the child in authority (RFC 1034 §4.3.2 3b).
@@ -219,11 +221,11 @@ pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok:
                 let Ok(target_name) = domain::base::Name::from_slice(target) else {
                     return res;
                 };
-                let target_key = NameKey::of(target_name);
-                if !is_in_zone(target_key.as_slice(), zone.apex()) {
+                let next = target_key.insert(NameKey::of(target_name)).as_slice();
+                if !is_in_zone(next, zone.apex()) {
                     return res;
                 }
-                key = target_key;
+                key = next;
                 owner = Owner::Name(target);
                 continue;
             }
@@ -279,7 +281,7 @@ fn push_soa<'r>(res: &mut Resolution<'r>, zone: &'r Zone, dnssec_ok: bool) {
 /// reverse names; a name without entries is NXDOMAIN unless `fallthrough` covers it; a
 /// PTR query outside the hosts zones is only claimed when the address is known.
 fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, proto: Proto) -> Option<Resolution<'r>> {
-    let key = q.key.as_slice();
+    let key = q.key;
     let in_zones = h.zones.iter().any(|z| is_in_zone(key, z));
     let table = &*h.table;
     if let Some(ptr) = table.reverse(key) {

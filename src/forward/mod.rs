@@ -178,16 +178,18 @@ struct Question {
 }
 
 fn question(query: &[u8]) -> Option<Question> {
-    let req = match request::parse(query) {
+    let mut scratch = NameKey::EMPTY;
+    let req = match request::parse(query, &mut scratch) {
         Parsed::Query(r) => r,
         _ => return None,
     };
     let q = req.question?;
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+    let key = NameKey::from_wire(q.key);
     Some(Question {
-        key: q.key,
+        cache_key: Key::new(&key, q.qtype, dnssec_ok, req.cd),
+        key,
         qtype: q.qtype,
-        cache_key: Key::new(&q.key, q.qtype, dnssec_ok, req.cd),
         edns: req.edns.map(|e| (e.udp_size, e.dnssec_ok)),
         padding: req.edns.is_some_and(|e| e.padding),
     })

@@ -32,6 +32,7 @@ use crate::dns::request::{self, Parsed};
 use crate::dns::resolve::Proto;
 use crate::dns::{Ctx, Outcome, answer};
 use crate::shard::ShardCtx;
+use crate::zone::name::NameKey;
 
 /// The DoH path (CoreDNS and RFC 8484 examples use it).
 pub const PATH: &str = "/dns-query";
@@ -229,7 +230,8 @@ async fn post_query(req: Request<Incoming>) -> Result<Vec<u8>, Response<Full<Byt
 async fn resolve(query: &[u8], ctx: &Rc<ShardCtx>, key: ListenerKey, peer: SocketAddr) -> Response<Full<Bytes>> {
     // A message whose header and question parse is DNS (and earns a DNS answer, FORMERR
     // included); anything else is a bad HTTP request.
-    let is_dns = match request::parse(query) {
+    let mut scratch = NameKey::EMPTY;
+    let is_dns = match request::parse(query, &mut scratch) {
         Parsed::Query(r) | Parsed::Error(r, _) => r.question.is_some(),
         Parsed::Drop(_) => false,
     };

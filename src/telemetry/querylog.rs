@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use domain::base::iana::{Class, Rcode, Rtype};
 use domain::base::name::ParsedName;
+use domain::dep::octseq::Parser;
 
 use crate::config::LogRule;
 use crate::dns::request;
@@ -83,13 +84,20 @@ struct Parsed<'a> {
 }
 
 fn parse_question(q: &[u8]) -> Parsed<'_> {
-    let req = match request::parse(q) {
+    let mut scratch = NameKey::EMPTY;
+    let req = match request::parse(q, &mut scratch) {
         request::Parsed::Query(r) | request::Parsed::Error(r, _) => Some(r),
         request::Parsed::Drop(_) => None,
     };
     let question = req.and_then(|r| r.question);
+    // The request borrows the scratch key; the name is read again straight from the wire.
+    let name = question.and_then(|_| {
+        let mut p = Parser::from_ref(q);
+        p.advance(request::HEADER_LEN).ok()?;
+        ParsedName::parse_ref(&mut p).ok()
+    });
     Parsed {
-        name: question.map(|q| q.name),
+        name,
         qtype: question.map(|q| q.qtype).unwrap_or(Rtype::from_int(0)),
         qclass: question.map(|q| q.qclass).unwrap_or(Class::from_int(0)),
         opt: req.and_then(|r| r.edns).map(|e| (e.udp_size, e.dnssec_ok)),

@@ -19,12 +19,30 @@ pub struct NameKey {
 }
 
 impl NameKey {
+    /// The empty name (no labels, not even the root): scratch space to [`set`](Self::set).
+    pub const EMPTY: NameKey = NameKey {
+        buf: [0; MAX_NAME_LEN],
+        len: 0,
+    };
+
     /// The lowercase wire form of `name`.
     pub fn of<N: ToName + ?Sized>(name: &N) -> Self {
-        let mut key = NameKey {
-            buf: [0; MAX_NAME_LEN],
-            len: 0,
-        };
+        let mut key = NameKey::EMPTY;
+        key.set(name);
+        key
+    }
+
+    /// A copy of `wire`, a lowercase wire name of at most 255 octets (longer is cut).
+    pub fn from_wire(wire: &[u8]) -> Self {
+        let mut key = NameKey::EMPTY;
+        let len = wire.len().min(MAX_NAME_LEN);
+        key.buf[..len].copy_from_slice(&wire[..len]);
+        key.len = len as u8;
+        key
+    }
+
+    /// Makes this the lowercase wire form of `name`, in place.
+    pub fn set<N: ToName + ?Sized>(&mut self, name: &N) {
         let mut len = 0usize;
         for label in name.iter_labels() {
             let bytes = label.as_slice();
@@ -32,14 +50,13 @@ impl NameKey {
             if len + 1 + bytes.len() > MAX_NAME_LEN {
                 break;
             }
-            key.buf[len] = bytes.len() as u8;
-            for (dst, src) in key.buf[len + 1..len + 1 + bytes.len()].iter_mut().zip(bytes) {
+            self.buf[len] = bytes.len() as u8;
+            for (dst, src) in self.buf[len + 1..len + 1 + bytes.len()].iter_mut().zip(bytes) {
                 *dst = src.to_ascii_lowercase();
             }
             len += 1 + bytes.len();
         }
-        key.len = len as u8;
-        key
+        self.len = len as u8;
     }
 
     /// The wire bytes.
