@@ -111,14 +111,15 @@ impl HostsBuilder {
     pub fn build(self, origins: &[Name<Bytes>], ttl: u32) -> Hosts {
         let mut forward: NameMap<HostNode> = NameMap::default();
         for (k, addrs) in self.v4 {
-            forward.entry(k).or_default().a = Some(Rrset::new(Rtype::A, ttl, addrs.iter().map(|a| &a[..])));
+            forward.entry((*k).into()).or_default().a = Some(Rrset::new(Rtype::A, ttl, addrs.iter().map(|a| &a[..])));
         }
         for (k, addrs) in self.v6 {
-            forward.entry(k).or_default().aaaa = Some(Rrset::new(Rtype::AAAA, ttl, addrs.iter().map(|a| &a[..])));
+            forward.entry((*k).into()).or_default().aaaa =
+                Some(Rrset::new(Rtype::AAAA, ttl, addrs.iter().map(|a| &a[..])));
         }
         let mut reverse: NameMap<Rrset> = NameMap::default();
         for (k, names) in self.ptr {
-            reverse.insert(k, Rrset::new(Rtype::PTR, ttl, names.iter().map(|n| &n[..])));
+            reverse.insert((*k).into(), Rrset::new(Rtype::PTR, ttl, names.iter().map(|n| &n[..])));
         }
         let serial = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
