@@ -212,6 +212,11 @@ impl ZoneBuilder {
         }
     }
 
+    /// Makes room for `names` more names.
+    pub fn reserve(&mut self, names: usize) {
+        self.nodes.reserve(names);
+    }
+
     /// Adds one record. `owner` must be lowercase wire. Duplicates are merged (RFC 2181 §5).
     pub fn add(&mut self, owner: &[u8], rtype: Rtype, ttl: u32, rdata: &[u8]) {
         if !is_in_zone(owner, &self.apex) {

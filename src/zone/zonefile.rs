@@ -77,6 +77,10 @@ pub fn load(path: &Path, origin: &Name<Bytes>) -> Result<Zone, LoadError> {
 pub fn load_bytes(bytes: &[u8], path: &Path, origin: &Name<Bytes>) -> Result<Zone, LoadError> {
     let apex = NameKey::of(origin);
     let mut builder = ZoneBuilder::new(apex.as_slice());
+    // One name per line at most: sizing the index up front spares the rehashes of a growing
+    // table and the page faults of each bigger copy (the larger part of loading 1M names).
+    // `build` gives back what a zone with several records per name did not use.
+    builder.reserve(bytes.iter().filter(|&&b| b == b'\n').count());
     parse_into(bytes, path, origin.clone(), &mut builder, 0)?;
     if builder.out_of_zone > 0 {
         tracing::warn!(file = %path.display(), zone = %origin, skipped = builder.out_of_zone, "records outside the zone were skipped");
