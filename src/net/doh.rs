@@ -178,7 +178,7 @@ async fn handle(
 }
 
 /// `dns=` of a GET: base64url without padding (RFC 8484 §4.1, §6).
-fn get_query(query: Option<&str>) -> Result<Vec<u8>, &'static str> {
+pub fn get_query(query: Option<&str>) -> Result<Vec<u8>, &'static str> {
     let value = query
         .unwrap_or("")
         .split('&')
