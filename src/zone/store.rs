@@ -423,3 +423,48 @@ fn check_ns_cycles(nodes: &NameMap<Node>) -> Result<(), ZoneError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::name::{NameKey, parse_abs};
+
+    fn key(n: &str) -> NameKey {
+        NameKey::of(&parse_abs(n).unwrap())
+    }
+
+    /// Names on both sides of the inline limit are found, by their own octets only.
+    #[test]
+    fn inline_and_boxed_names_are_found() {
+        let apex = key("example.test");
+        let soa = [&[1, b'a', 0, 1, b'b', 0][..], &[0; 20][..]].concat();
+        let mut b = ZoneBuilder::new(apex.as_slice());
+        b.add(apex.as_slice(), Rtype::SOA, 60, &soa);
+        // Wire lengths 30 (the most held inline), 31 and 31 (boxed).
+        let names = [
+            "abcdefghijklmno.example.test",
+            "abcdefghijklmnop.example.test",
+            "a.b.c.d.e.f.g.h.example.test",
+        ];
+        for n in names {
+            b.add(key(n).as_slice(), Rtype::A, 60, &[192, 0, 2, 1]);
+        }
+        let z = b.build().unwrap();
+        assert_eq!(key(names[0]).as_slice().len(), INLINE_NAME);
+        assert!(key(names[1]).as_slice().len() > INLINE_NAME);
+        for n in names {
+            let (stored, node) = z.node_entry(key(n).as_slice()).unwrap();
+            assert_eq!(stored, key(n).as_slice());
+            assert!(node.rrset(Rtype::A).is_some());
+        }
+        assert!(z.node(key("abcdefghijklmnq.example.test").as_slice()).is_none());
+        assert!(matches!(
+            StoredName::from(key(names[0]).as_slice()),
+            StoredName::Inline(30, _)
+        ));
+        assert!(matches!(
+            StoredName::from(key(names[1]).as_slice()),
+            StoredName::Boxed(_)
+        ));
+    }
+}
