@@ -77,6 +77,80 @@ fn opt_space(req: &Request<'_>, t: Delivery) -> usize {
 /// Writes the reply for `res` into `out`. Falls back to an empty TC=1 reply when the
 /// answer or authority (or required glue) does not fit.
 pub fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Delivery, out: &mut Vec<u8>) -> Written {
+    if let Some(w) = write_address_answer(req, q, res, t, out) {
+        return w;
+    }
+    write_general(req, q, res, t, out)
+}
+
+/// The most common reply, written directly: NOERROR with one A or AAAA RRset at the query
+/// name and nothing else but an OPT without options. None of it compresses beyond the
+/// owner's pointer to the question, so the general builder's work (about 0.1 µs a query
+/// under perf, 2% of a UDP query's CPU) buys nothing here. `None` for anything else, which
+/// the general writer handles; a test checks that both write the same octets.
+fn write_address_answer(
+    req: &Request<'_>,
+    q: &Question<'_>,
+    res: &Resolution<'_>,
+    t: Delivery,
+    out: &mut Vec<u8>,
+) -> Option<Written> {
+    let part = res.answer.only()?;
+    // Keepalive over streams and padding over encrypted transports add OPT options.
+    let plain_opt = req
+        .edns
+        .is_none_or(|e| !(e.keepalive && t.proto == Proto::Tcp || e.padding && t.encrypted));
+    if res.rcode != domain::base::iana::Rcode::NOERROR
+        || !res.authority.is_empty()
+        || !matches!(part.owner, Owner::Query)
+        || !matches!(part.set.rtype(), Rtype::A | Rtype::AAAA)
+        || part.sigs.is_some() && req.edns.is_some_and(|e| e.dnssec_ok)
+        || !plain_opt
+    {
+        return None;
+    }
+    let name_len: usize = q.name.iter().map(|l| 1 + l.as_slice().len()).sum();
+    let rdata_len: usize = part.set.rdatas().map(|r| 12 + r.len()).sum();
+    let size = 12 + name_len + 4 + rdata_len + req.edns.map_or(0, |_| OPT_LEN);
+    if size > size_limit(req, t) {
+        return None;
+    }
+    out.clear();
+    out.extend_from_slice(&req.id.to_be_bytes());
+    let opcode = req.opcode.to_int() << 3;
+    out.push(0x80 | opcode | if res.aa { 0x04 } else { 0 } | u8::from(req.rd));
+    out.push(if req.cd { 0x10 } else { 0 });
+    let arcount = u16::from(req.edns.is_some());
+    for count in [1, part.set.len() as u16, 0, arcount] {
+        out.extend_from_slice(&count.to_be_bytes());
+    }
+    for label in q.name.iter() {
+        out.push(label.as_slice().len() as u8);
+        out.extend_from_slice(label.as_slice());
+    }
+    out.extend_from_slice(&q.qtype.to_int().to_be_bytes());
+    out.extend_from_slice(&q.qclass.to_int().to_be_bytes());
+    let rtype = part.set.rtype().to_int().to_be_bytes();
+    for rdata in part.set.rdatas() {
+        // Owner: a pointer to the question's name at offset 12 (RFC 1035 §4.1.4).
+        out.extend_from_slice(&[0xC0, 12, rtype[0], rtype[1], 0, 1]);
+        out.extend_from_slice(&part.ttl.to_be_bytes());
+        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        out.extend_from_slice(rdata);
+    }
+    if let Some(e) = req.edns {
+        // OPT: root owner, payload size, extended rcode 0, version 0, DO echoed, no options.
+        let payload = e.udp_size.clamp(PLAIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD).to_be_bytes();
+        let flags = if e.dnssec_ok { 0x80 } else { 0 };
+        out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, flags, 0, 0, 0]);
+    }
+    Some(Written {
+        rcode: 0,
+        truncated: false,
+    })
+}
+
+fn write_general(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Delivery, out: &mut Vec<u8>) -> Written {
     let limit = size_limit(req, t);
     let body_limit = limit - opt_space(req, t);
     let ext = OptRcode::from_rcode(res.rcode);
@@ -363,4 +437,134 @@ pub fn min_ttl(reply: &[u8]) -> Option<u32> {
         min = Some(min.map_or(ttl, |m| m.min(ttl)));
     }
     min
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::dns::request::{self, Parsed};
+    use crate::dns::resolve::in_zone;
+    use crate::zone::name::parse_abs;
+    use crate::zone::store::Zone;
+    use crate::zone::zonefile::load_bytes;
+
+    const ZONE: &str = "$ORIGIN example.test.\n$TTL 300\n\
+        @ SOA ns1 host 1 7200 3600 1209600 60\n@ NS ns1\nns1 A 192.0.2.53\n\
+        a A 192.0.2.1\nv6 AAAA 2001:db8::1\nmulti A 192.0.2.1\nmulti A 192.0.2.2\nmulti A 192.0.2.3\n\
+        *.wild A 192.0.2.9\nsigned A 192.0.2.7\n\
+        signed RRSIG A 13 3 300 20300101000000 20200101000000 12345 example.test. AAAA\n";
+
+    fn zone() -> Zone {
+        let mut text = ZONE.to_string();
+        for i in 0..60 {
+            text.push_str(&format!("big A 10.0.0.{i}\n"));
+        }
+        load_bytes(
+            text.as_bytes(),
+            Path::new("test.zone"),
+            &parse_abs("example.test").unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// An OPT: payload size, DO, and options as (code, length) pairs of zeros.
+    type Opt = Option<(u16, bool, &'static [(u16, u16)])>;
+
+    /// A query for `name` (labels as given, case kept) with an optional OPT.
+    fn query(name: &str, qtype: u16, opt: Opt) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, u8::from(opt.is_some())];
+        for label in name.split('.') {
+            m.push(label.len() as u8);
+            m.extend_from_slice(label.as_bytes());
+        }
+        m.push(0);
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&[0, 1]);
+        if let Some((size, dnssec_ok, options)) = opt {
+            let rdlen: u16 = options.iter().map(|(_, len)| 4 + len).sum();
+            m.extend_from_slice(&[0, 0, 41]);
+            m.extend_from_slice(&size.to_be_bytes());
+            m.extend_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0]);
+            m.extend_from_slice(&rdlen.to_be_bytes());
+            for (code, len) in options {
+                m.extend_from_slice(&code.to_be_bytes());
+                m.extend_from_slice(&len.to_be_bytes());
+                m.extend(std::iter::repeat_n(0, usize::from(*len)));
+            }
+        }
+        m
+    }
+
+    /// The direct writer and the general one write the same octets wherever the direct one
+    /// answers, and it does answer the plain A/AAAA cases (else this test would prove nothing).
+    #[test]
+    fn address_answers_match_the_general_writer() {
+        let z = zone();
+        let transports = [
+            Delivery {
+                proto: Proto::Udp,
+                keepalive: None,
+                encrypted: false,
+            },
+            Delivery {
+                proto: Proto::Tcp,
+                keepalive: Some(100),
+                encrypted: false,
+            },
+            Delivery {
+                proto: Proto::Tcp,
+                keepalive: None,
+                encrypted: true,
+            },
+        ];
+        let opts: [Opt; 6] = [
+            None,
+            Some((512, false, &[])),
+            Some((4096, true, &[])),
+            Some((1232, false, &[(KEEPALIVE, 0)])),
+            Some((1232, false, &[(PADDING, 8)])),
+            Some((100, true, &[])),
+        ];
+        let names = [
+            "a",
+            "A.Example.TEST",
+            "v6",
+            "multi",
+            "x.wild",
+            "signed",
+            "big",
+            "nx",
+            "ns1",
+        ];
+        let mut direct = 0;
+        for t in transports {
+            for opt in opts {
+                for name in names {
+                    for qtype in [1u16, 28, 15] {
+                        let wire = query(&format!("{name}.example.test"), qtype, opt);
+                        let mut scratch = NameKey::EMPTY;
+                        let Parsed::Query(req) = request::parse(&wire, &mut scratch) else {
+                            panic!("query for {name} does not parse");
+                        };
+                        let q = req.question.unwrap();
+                        let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+                        let res = in_zone(&z, &q, t.proto, dnssec_ok);
+                        let (mut fast, mut general) = (Vec::new(), Vec::new());
+                        let written = write_address_answer(&req, &q, &res, t, &mut fast);
+                        let expected = write_general(&req, &q, &res, t, &mut general);
+                        if let Some(w) = written {
+                            direct += 1;
+                            assert_eq!(w, expected, "{name} {qtype} {opt:?} {t:?}");
+                            assert_eq!(fast, general, "{name} {qtype} {opt:?} {t:?}");
+                        }
+                    }
+                }
+            }
+        }
+        // Plain A/AAAA hits (a, A.Example.TEST, v6, multi, x.wild, unsigned or DO=0 signed)
+        // under each transport and OPT that needs no option in the reply.
+        assert!(direct >= 90, "the direct writer answered only {direct} cases");
+    }
 }

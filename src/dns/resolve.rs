@@ -70,6 +70,11 @@ impl<'r> Parts<'r> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The part, when there is exactly one.
+    pub fn only(&self) -> Option<&Part<'r>> {
+        if self.len == 1 { self.items[0].as_ref() } else { None }
+    }
 }
 
 impl Default for Parts<'_> {
