@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Runs the same bounded load against ringdns and the servers it is measured against, one at a
-time, on loopback:
+"""Runs the same bounded load against ringdns and the servers it is measured against, on
+loopback. All servers run at once (idle ones cost nothing) and the runs are interleaved, run
+i of each server before run i+1 of any, so that the drift of a noisy machine hits all alike:
 
 - UDP and TCP: ringdns (io_uring and epoll drivers), Knot DNS, NSD, and for UDP a do-nothing
   responder (the kernel floor);
