@@ -119,18 +119,7 @@ both_drivers!(dot_alpn_is_not_spoken_here, |driver| {
 both_drivers!(rapid_reset_is_cut_off, |driver| {
     let f = fixture(driver);
     let mut raw = f.raw(&[]);
-    let get = hpack_get(&query_path("www.example.test", Rtype::A));
-    let mut burst = Vec::new();
-    for i in 0..1000u32 {
-        let id = 1 + 2 * i;
-        burst.extend(h2_frame(
-            frame::HEADERS,
-            frame::END_HEADERS | frame::END_STREAM,
-            id,
-            &get,
-        ));
-        burst.extend(h2_frame(frame::RST_STREAM, 0, id, &8u32.to_be_bytes()));
-    }
+    let burst = stream_burst(1000, frame::RST_STREAM, &8u32.to_be_bytes());
     let _ = raw.send(&burst);
     // GOAWAY (ENHANCE_YOUR_CALM, 0xb) or a closed connection; never 1000 answers.
     let mut answered = 0;
@@ -411,18 +400,7 @@ both_drivers!(made_you_reset_trips_goaway, |driver| {
     // DATA on streams the client already ended: each is a stream error the server answers
     // with RST_STREAM (RFC 9113 §5.1); the local-reset counter then trips GOAWAY.
     let mut raw = f.raw(&[]);
-    let get = hpack_get(&query_path("www.example.test", Rtype::A));
-    let mut burst = Vec::new();
-    for i in 0..400u32 {
-        let id = 1 + 2 * i;
-        burst.extend(h2_frame(
-            frame::HEADERS,
-            frame::END_HEADERS | frame::END_STREAM,
-            id,
-            &get,
-        ));
-        burst.extend(h2_frame(frame::DATA, 0, id, b"x"));
-    }
+    let burst = stream_burst(400, frame::DATA, b"x");
     let _ = raw.send(&burst);
     let mut resets = 0;
     let goaway = raw.until(|ty, _, _, _| {
@@ -440,3 +418,21 @@ both_drivers!(made_you_reset_trips_goaway, |driver| {
     let mut c = f.client(b"h2");
     assert_eq!(c.get(&query_path("www.example.test", Rtype::A)).unwrap().status, 200);
 });
+
+/// `streams` complete GET requests on streams 1, 3, 5..., each followed on its stream by
+/// one frame of type `then` carrying `payload` (a reset, or DATA after END_STREAM).
+fn stream_burst(streams: u32, then: u8, payload: &[u8]) -> Vec<u8> {
+    let get = hpack_get(&query_path("www.example.test", Rtype::A));
+    let mut burst = Vec::new();
+    for i in 0..streams {
+        let id = 1 + 2 * i;
+        burst.extend(h2_frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            id,
+            &get,
+        ));
+        burst.extend(h2_frame(then, 0, id, payload));
+    }
+    burst
+}
