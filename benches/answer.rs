@@ -93,7 +93,7 @@ fn synthetic(n: usize) -> Zone {
         let name = parse_abs(&format!("h{i}.bench.test")).unwrap();
         b.add(NameKey::of(&name).as_slice(), Rtype::A, 3600, &(i as u32).to_be_bytes());
     }
-    b.build().unwrap()
+    b.build().unwrap().0
 }
 
 fn lookups(c: &mut Criterion) {

@@ -25,9 +25,9 @@ pub struct Part<'r> {
     /// Owner name.
     pub owner: Owner<'r>,
     /// The records.
-    pub set: &'r Rrset,
+    pub set: Rrset<'r>,
     /// The node's RRSIG RRset (records covering `set` are written when DO=1).
-    pub sigs: Option<&'r Rrset>,
+    pub sigs: Option<Rrset<'r>>,
     /// TTL to write.
     pub ttl: u32,
 }
@@ -114,7 +114,7 @@ impl<'r> Resolution<'r> {
 }
 
 /// The answer with the challenge values at the query name (AA set).
-pub fn challenge(set: &Rrset) -> Resolution<'_> {
+pub fn challenge(set: Rrset<'_>) -> Resolution<'_> {
     let mut res = Resolution::new(Rcode::NOERROR, true);
     res.answer.push(Part {
         owner: Owner::Query,
@@ -172,7 +172,7 @@ pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok:
     // A CNAME target's key, built only when a chain is followed.
     let mut target_key: Option<NameKey> = None;
     let mut owner = Owner::Query;
-    let sigs_of = |n: &'r Node| {
+    let sigs_of = |n: Node<'r>| {
         if dnssec_ok { n.rrset(Rtype::RRSIG) } else { None }
     };
     for hop in 0..=MAX_CNAME_CHAIN {
@@ -237,7 +237,7 @@ pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok:
         }
         if q.qtype == Rtype::ANY {
             // RFC 8482 §4.2: over UDP one RRset is enough; TCP gets them all.
-            for set in node.rrsets().iter().filter(|s| s.rtype() != Rtype::RRSIG) {
+            for set in node.rrsets().filter(|s| s.rtype() != Rtype::RRSIG) {
                 res.answer.push(Part {
                     owner,
                     set,
@@ -266,8 +266,8 @@ pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok:
     res
 }
 
-fn answers_type(node: &Node, qtype: Rtype) -> bool {
-    qtype == Rtype::ANY && !node.rrsets().is_empty() || node.rrset(qtype).is_some()
+fn answers_type(node: Node<'_>, qtype: Rtype) -> bool {
+    qtype == Rtype::ANY && node.has_data() || node.rrset(qtype).is_some()
 }
 
 /// The SOA for a negative answer, TTL min(SOA TTL, MINIMUM) (RFC 2308 §3).
@@ -336,7 +336,7 @@ fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, proto: Proto) -> Option<R
         }
     }
     if res.answer.is_empty() && q.qtype == Rtype::ANY {
-        if let Some(set) = node.aaaa.as_ref() {
+        if let Some(set) = node.rrset(Rtype::AAAA) {
             res.answer.push(Part {
                 owner: Owner::Query,
                 set,
@@ -353,7 +353,7 @@ fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, proto: Proto) -> Option<R
     Some(res)
 }
 
-fn soa_part<'r>(origin: &'r [u8], soa: &'r Rrset, ttl: u32) -> Part<'r> {
+fn soa_part<'r>(origin: &'r [u8], soa: Rrset<'r>, ttl: u32) -> Part<'r> {
     Part {
         owner: Owner::Name(origin),
         set: soa,

@@ -4,7 +4,7 @@
 use domain::base::iana::Rtype;
 
 use super::name::NameKey;
-use super::rrset::Rrset;
+use super::rrset::{Rrset, RrsetBuf};
 use super::store::NameMap;
 
 /// The first label of every DNS-01 challenge name (RFC 8555 §8.4), in wire form.
@@ -18,7 +18,7 @@ pub const TTL: u32 = 0;
 pub struct ChallengeSet {
     /// Increases with every published set.
     pub generation: u64,
-    names: NameMap<Rrset>,
+    names: NameMap<RrsetBuf>,
 }
 
 impl ChallengeSet {
@@ -44,18 +44,18 @@ impl ChallengeSet {
             generation,
             names: names
                 .into_iter()
-                .map(|(k, v)| (k, Rrset::new(Rtype::TXT, TTL, v.iter().map(Vec::as_slice))))
+                .map(|(k, v)| (k, RrsetBuf::new(Rtype::TXT, TTL, v.iter().map(Vec::as_slice))))
                 .collect(),
         }
     }
 
     /// The TXT RRset at `key` (lowercase wire), if a challenge is published there.
     #[inline]
-    pub fn lookup(&self, key: &[u8]) -> Option<&Rrset> {
+    pub fn lookup(&self, key: &[u8]) -> Option<Rrset<'_>> {
         if !key.starts_with(LABEL) || self.names.is_empty() {
             return None;
         }
-        self.names.get(key)
+        self.names.get(key).map(RrsetBuf::get)
     }
 
     /// The challenge names being served.

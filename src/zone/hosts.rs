@@ -8,16 +8,16 @@ use domain::base::Name;
 use domain::base::iana::Rtype;
 
 use super::name::{NameKey, is_in_zone, parse_abs};
-use super::rrset::Rrset;
+use super::rrset::{Rrset, RrsetBuf};
 use super::store::NameMap;
 
 /// A hosts table, ready to answer from.
 #[derive(Debug)]
 pub struct Hosts {
     forward: NameMap<HostNode>,
-    reverse: NameMap<Rrset>,
+    reverse: NameMap<RrsetBuf>,
     /// A synthesised SOA per origin, for negative answers (RFC 2308 §3).
-    soas: Vec<(Box<[u8]>, Rrset)>,
+    soas: Vec<(Box<[u8]>, RrsetBuf)>,
     ttl: u32,
     entries: usize,
 }
@@ -26,17 +26,17 @@ pub struct Hosts {
 #[derive(Debug, Default)]
 pub struct HostNode {
     /// IPv4 addresses.
-    pub a: Option<Rrset>,
+    pub a: Option<RrsetBuf>,
     /// IPv6 addresses.
-    pub aaaa: Option<Rrset>,
+    pub aaaa: Option<RrsetBuf>,
 }
 
 impl HostNode {
     /// The RRset of `rtype` (A or AAAA).
-    pub fn rrset(&self, rtype: Rtype) -> Option<&Rrset> {
+    pub fn rrset(&self, rtype: Rtype) -> Option<Rrset<'_>> {
         match rtype {
-            Rtype::A => self.a.as_ref(),
-            Rtype::AAAA => self.aaaa.as_ref(),
+            Rtype::A => self.a.as_ref().map(RrsetBuf::get),
+            Rtype::AAAA => self.aaaa.as_ref().map(RrsetBuf::get),
             _ => None,
         }
     }
@@ -111,15 +111,19 @@ impl HostsBuilder {
     pub fn build(self, origins: &[Name<Bytes>], ttl: u32) -> Hosts {
         let mut forward: NameMap<HostNode> = NameMap::default();
         for (k, addrs) in self.v4 {
-            forward.entry((*k).into()).or_default().a = Some(Rrset::new(Rtype::A, ttl, addrs.iter().map(|a| &a[..])));
+            forward.entry((*k).into()).or_default().a =
+                Some(RrsetBuf::new(Rtype::A, ttl, addrs.iter().map(|a| &a[..])));
         }
         for (k, addrs) in self.v6 {
             forward.entry((*k).into()).or_default().aaaa =
-                Some(Rrset::new(Rtype::AAAA, ttl, addrs.iter().map(|a| &a[..])));
+                Some(RrsetBuf::new(Rtype::AAAA, ttl, addrs.iter().map(|a| &a[..])));
         }
-        let mut reverse: NameMap<Rrset> = NameMap::default();
+        let mut reverse: NameMap<RrsetBuf> = NameMap::default();
         for (k, names) in self.ptr {
-            reverse.insert((*k).into(), Rrset::new(Rtype::PTR, ttl, names.iter().map(|n| &n[..])));
+            reverse.insert(
+                (*k).into(),
+                RrsetBuf::new(Rtype::PTR, ttl, names.iter().map(|n| &n[..])),
+            );
         }
         let serial = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -131,7 +135,7 @@ impl HostsBuilder {
                 let key: Box<[u8]> = NameKey::of(o).as_slice().into();
                 (
                     key.clone(),
-                    Rrset::new(Rtype::SOA, ttl, [&synth_soa_rdata(&key, serial, ttl)[..]]),
+                    RrsetBuf::new(Rtype::SOA, ttl, [&synth_soa_rdata(&key, serial, ttl)[..]]),
                 )
             })
             .collect();
@@ -215,17 +219,17 @@ impl Hosts {
     }
 
     /// The PTR RRset of a reverse name.
-    pub fn reverse(&self, key: &[u8]) -> Option<&Rrset> {
-        self.reverse.get(key)
+    pub fn reverse(&self, key: &[u8]) -> Option<Rrset<'_>> {
+        self.reverse.get(key).map(RrsetBuf::get)
     }
 
     /// The origin containing `key` (longest match) and its synthesised SOA.
-    pub fn origin_of(&self, key: &[u8]) -> Option<(&[u8], &Rrset)> {
+    pub fn origin_of(&self, key: &[u8]) -> Option<(&[u8], Rrset<'_>)> {
         self.soas
             .iter()
             .filter(|(o, _)| is_in_zone(key, o))
             .max_by_key(|(o, _)| o.len())
-            .map(|(o, s)| (&**o, s))
+            .map(|(o, s)| (&**o, s.get()))
     }
 
     /// The TTL of every record and of negative answers.
@@ -251,8 +255,8 @@ mod tests {
         let h = b.build(&[parse_abs("example.test").unwrap()], 60);
         let k = NameKey::of(&parse_abs("host.example.test").unwrap());
         let node = h.forward(k.as_slice()).unwrap();
-        assert_eq!(node.a.as_ref().unwrap().rdatas().next().unwrap(), &[192, 0, 2, 10]);
-        assert_eq!(node.aaaa.as_ref().unwrap().len(), 1);
+        assert_eq!(node.rrset(Rtype::A).unwrap().rdatas().next().unwrap(), &[192, 0, 2, 10]);
+        assert_eq!(node.rrset(Rtype::AAAA).unwrap().len(), 1);
         let rev = NameKey::of(&reverse_name("192.0.2.10".parse().unwrap()));
         assert_eq!(h.reverse(rev.as_slice()).unwrap().len(), 2);
         let rev6 = reverse_name("2001:db8::1".parse().unwrap());

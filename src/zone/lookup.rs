@@ -4,21 +4,22 @@
 use domain::base::iana::Rtype;
 
 use super::name::{MAX_NAME_LEN, label_starts};
+use super::rrset::Rrset;
 use super::store::{Node, Zone};
 
 /// What a zone holds for a name.
 #[derive(Debug)]
 pub enum Found<'z> {
     /// The name exists (possibly as an empty non-terminal).
-    Name(&'z Node),
+    Name(Node<'z>),
     /// The name does not exist but `*.<closest encloser>` does (RFC 4592 §3.3.1).
-    Wildcard(&'z Node),
+    Wildcard(Node<'z>),
     /// The name lies at or below a zone cut: refer to the child (RFC 1034 §4.3.2 step 3b).
     Referral {
         /// The cut's name (lowercase wire, held by the zone).
         cut: &'z [u8],
         /// The cut's node, holding the NS RRset.
-        node: &'z Node,
+        node: Node<'z>,
     },
     /// No such name (RFC 8020: nothing exists below it either).
     NxDomain,
@@ -70,7 +71,7 @@ impl Zone {
     }
 
     /// The node `*.<encloser>`, if it exists.
-    fn wildcard_below(&self, encloser: &[u8]) -> Option<&Node> {
+    fn wildcard_below(&self, encloser: &[u8]) -> Option<Node<'_>> {
         if encloser.len() + 2 > MAX_NAME_LEN {
             return None;
         }
@@ -82,7 +83,7 @@ impl Zone {
     }
 
     /// A and AAAA at `key`, for glue and additional-section processing.
-    pub fn addresses(&self, key: &[u8]) -> (Option<&super::rrset::Rrset>, Option<&super::rrset::Rrset>) {
+    pub fn addresses(&self, key: &[u8]) -> (Option<Rrset<'_>>, Option<Rrset<'_>>) {
         match self.node(key) {
             Some(n) => (n.rrset(Rtype::A), n.rrset(Rtype::AAAA)),
             None => (None, None),

@@ -1,5 +1,5 @@
-//! A resource record set stored compactly: the rdata of every record in uncompressed wire
-//! form, each prefixed by its 16-bit length, in one boxed slice.
+//! Resource record sets in a compact layout: the rdata of every record in uncompressed wire
+//! form, each prefixed by its 16-bit length, in one run of octets.
 
 use domain::base::iana::Rtype;
 use domain::base::name::ParsedName;
@@ -7,57 +7,42 @@ use domain::base::rdata::{ComposeRecordData, RecordData};
 use domain::base::wire::Composer;
 use domain::dep::octseq::Parser;
 
-/// Appends one record's rdata to `data` in the [`Rrset`] layout (16-bit length, then the
+/// Appends one record's rdata to `data` in the RRset layout (16-bit length, then the
 /// rdata, cut at 65535 octets).
-fn push_rdata(data: &mut Vec<u8>, rdata: &[u8]) {
+pub fn push_rdata(data: &mut Vec<u8>, rdata: &[u8]) {
     let len = u16::try_from(rdata.len()).unwrap_or(u16::MAX);
     data.extend_from_slice(&len.to_be_bytes());
     data.extend_from_slice(&rdata[..usize::from(len)]);
 }
 
-/// An RRset: one owner (held by the node), one type, one TTL, several rdata.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rrset {
-    rtype: Rtype,
-    ttl: u32,
-    count: u16,
-    data: Box<[u8]>,
+/// The rdata at `start` of data in the [`push_rdata`] layout (empty past the end).
+pub fn rdata_at(data: &[u8], start: usize) -> &[u8] {
+    let len = match data.get(start..start + 2) {
+        Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
+        _ => return &[],
+    };
+    data.get(start + 2..start + 2 + len).unwrap_or_default()
 }
 
-impl Rrset {
-    /// Adds a record unless the set holds it already (RFC 2181 §5: duplicates are merged);
-    /// true when added. Used while loading: the storage stays an exact-size box.
-    pub fn add(&mut self, rdata: &[u8]) -> bool {
-        if self.rdatas().any(|r| r == rdata) {
-            return false;
-        }
-        let mut data = std::mem::take(&mut self.data).into_vec();
-        push_rdata(&mut data, rdata);
-        self.data = data.into_boxed_slice();
-        self.count = self.count.saturating_add(1);
-        true
-    }
+/// An RRset as answers read it: one owner (held by whoever holds the set), one type, one
+/// TTL, the rdata of every record in uncompressed wire form, each prefixed by its 16-bit
+/// length. It borrows its records from a zone's data or from an [`RrsetBuf`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rrset<'a> {
+    rtype: Rtype,
+    count: u16,
+    ttl: u32,
+    data: &'a [u8],
+}
 
-    /// Lowers the TTL to `ttl` if that is lower (RFC 2181 §5.2); true when they differed.
-    pub fn merge_ttl(&mut self, ttl: u32) -> bool {
-        let differed = self.ttl != ttl;
-        self.ttl = self.ttl.min(ttl);
-        differed
-    }
-
-    /// Builds an RRset from wire rdata (each uncompressed, at most 65535 octets).
-    pub fn new<'a>(rtype: Rtype, ttl: u32, rdatas: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let mut data = Vec::new();
-        let mut count = 0u16;
-        for rd in rdatas {
-            push_rdata(&mut data, rd);
-            count = count.saturating_add(1);
-        }
+impl<'a> Rrset<'a> {
+    /// A set over `data` in the layout of [`push_rdata`], holding `count` records.
+    pub fn from_parts(rtype: Rtype, ttl: u32, count: u16, data: &'a [u8]) -> Self {
         Rrset {
             rtype,
-            ttl,
             count,
-            data: data.into_boxed_slice(),
+            ttl,
+            data,
         }
     }
 
@@ -82,14 +67,47 @@ impl Rrset {
     }
 
     /// The rdata of each record.
-    pub fn rdatas(&self) -> RdataIter<'_> {
-        RdataIter { rest: &self.data }
+    pub fn rdatas(&self) -> RdataIter<'a> {
+        RdataIter { rest: self.data }
     }
 
     /// Each record's data, ready to compose into a message.
-    pub fn records(&self) -> impl Iterator<Item = WireData<'_>> + '_ {
+    pub fn records(&self) -> impl Iterator<Item = WireData<'a>> + 'a {
         let rtype = self.rtype;
         self.rdatas().map(move |data| WireData { rtype, data })
+    }
+}
+
+/// An RRset that owns its records: for data built outside a zone (hosts tables, challenge
+/// values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RrsetBuf {
+    rtype: Rtype,
+    count: u16,
+    ttl: u32,
+    data: Box<[u8]>,
+}
+
+impl RrsetBuf {
+    /// Builds an RRset from wire rdata (each uncompressed, at most 65535 octets).
+    pub fn new<'a>(rtype: Rtype, ttl: u32, rdatas: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut data = Vec::new();
+        let mut count = 0u16;
+        for rd in rdatas {
+            push_rdata(&mut data, rd);
+            count = count.saturating_add(1);
+        }
+        RrsetBuf {
+            rtype,
+            count,
+            ttl,
+            data: data.into_boxed_slice(),
+        }
+    }
+
+    /// The set, to answer from.
+    pub fn get(&self) -> Rrset<'_> {
+        Rrset::from_parts(self.rtype, self.ttl, self.count, &self.data)
     }
 }
 
@@ -185,7 +203,8 @@ mod tests {
 
     #[test]
     fn rdatas_round_trip() {
-        let set = Rrset::new(Rtype::A, 300, [&[192, 0, 2, 1][..], &[192, 0, 2, 2][..]]);
+        let buf = RrsetBuf::new(Rtype::A, 300, [&[192, 0, 2, 1][..], &[192, 0, 2, 2][..]]);
+        let set = buf.get();
         assert_eq!(set.len(), 2);
         let all: Vec<_> = set.rdatas().collect();
         assert_eq!(all, vec![&[192, 0, 2, 1][..], &[192, 0, 2, 2][..]]);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use domain::base::iana::Rtype;
 
 use super::name::{display, is_in_zone, label_starts};
-use super::rrset::Rrset;
+use super::rrset::{Rrset, push_rdata, rdata_at};
 
 /// The hasher of the name index: fast, and the keys are the operator's, not an attacker's.
 pub type NameMap<V> = HashMap<StoredName, V, foldhash::fast::FixedState>;
@@ -74,25 +74,62 @@ pub const MAX_RRSET_RECORDS: usize = 4096;
 /// Longest CNAME chain followed inside a zone.
 pub const MAX_CNAME_CHAIN: usize = 8;
 
-/// The data at one name.
-#[derive(Debug, Default)]
-pub struct Node {
-    rrsets: Box<[Rrset]>,
-    /// Offset within this node's key of the nearest delegation point strictly above it.
-    below_cut: Option<u8>,
-    /// The node has NS records and is not the apex: a zone cut.
+/// A name's place in the index: its RRsets are `sets` entries from `first` in the zone's
+/// set table. Eight octets, so an index slot (name and entry) is 40.
+#[derive(Clone, Copy, Debug, Default)]
+struct NodeEntry {
+    first: u32,
+    sets: u16,
+    /// Offset within the key of the nearest delegation point strictly above the name; 0
+    /// for none (a name is never strictly above itself).
+    below_cut: u8,
+    /// The name has NS records and is not the apex: a zone cut.
     delegation: bool,
 }
 
-impl Node {
+/// One RRset's place in the zone's record data.
+#[derive(Clone, Copy, Debug)]
+struct SetEntry {
+    rtype: Rtype,
+    count: u16,
+    ttl: u32,
+    start: u32,
+    len: u32,
+}
+
+impl SetEntry {
+    fn view<'z>(&self, data: &'z [u8]) -> Rrset<'z> {
+        let start = self.start as usize;
+        let records = data.get(start..start + self.len as usize).unwrap_or_default();
+        Rrset::from_parts(self.rtype, self.ttl, self.count, records)
+    }
+}
+
+/// The data at one name, borrowed from its zone.
+#[derive(Clone, Copy, Debug)]
+pub struct Node<'z> {
+    sets: &'z [SetEntry],
+    data: &'z [u8],
+    below_cut: u8,
+    delegation: bool,
+}
+
+impl<'z> Node<'z> {
     /// The RRset of `rtype`, if any.
-    pub fn rrset(&self, rtype: Rtype) -> Option<&Rrset> {
-        self.rrsets.iter().find(|s| s.rtype() == rtype)
+    pub fn rrset(&self, rtype: Rtype) -> Option<Rrset<'z>> {
+        self.sets.iter().find(|s| s.rtype == rtype).map(|s| s.view(self.data))
     }
 
-    /// All RRsets (empty for an empty non-terminal).
-    pub fn rrsets(&self) -> &[Rrset] {
-        &self.rrsets
+    /// All RRsets, in the order of their first record in the zone file (none for an empty
+    /// non-terminal).
+    pub fn rrsets(&self) -> impl Iterator<Item = Rrset<'z>> + 'z {
+        let data = self.data;
+        self.sets.iter().map(move |s| s.view(data))
+    }
+
+    /// True when the name owns records (it is not an empty non-terminal).
+    pub fn has_data(&self) -> bool {
+        !self.sets.is_empty()
     }
 
     /// True at a zone cut (NS below the apex).
@@ -102,15 +139,20 @@ impl Node {
 
     /// Offset of the delegation point above this node within its key.
     pub fn below_cut(&self) -> Option<usize> {
-        self.below_cut.map(usize::from)
+        (self.below_cut != 0).then_some(usize::from(self.below_cut))
     }
 }
 
-/// An immutable zone.
+/// An immutable zone. Its records sit in two flat tables (RRsets, and their rdata) that the
+/// name index points into: a few large allocations instead of two small ones per name,
+/// which halves the memory a big zone touches while loading (page clearing was the larger
+/// part of loading 1M names).
 #[derive(Debug)]
 pub struct Zone {
     apex: Box<[u8]>,
-    nodes: NameMap<Node>,
+    nodes: NameMap<NodeEntry>,
+    sets: Box<[SetEntry]>,
+    data: Box<[u8]>,
     serial: u32,
     /// TTL of negative answers: min(SOA TTL, SOA minimum) (RFC 2308 §3).
     negative_ttl: u32,
@@ -133,25 +175,35 @@ impl Zone {
         self.negative_ttl
     }
 
+    fn view(&self, e: &NodeEntry) -> Node<'_> {
+        let first = e.first as usize;
+        Node {
+            sets: self.sets.get(first..first + usize::from(e.sets)).unwrap_or_default(),
+            data: &self.data,
+            below_cut: e.below_cut,
+            delegation: e.delegation,
+        }
+    }
+
     /// The apex node.
-    pub fn apex_node(&self) -> Option<&Node> {
-        self.nodes.get(&*self.apex)
+    pub fn apex_node(&self) -> Option<Node<'_>> {
+        self.node(&self.apex)
     }
 
     /// The apex SOA RRset.
-    pub fn soa(&self) -> Option<&Rrset> {
+    pub fn soa(&self) -> Option<Rrset<'_>> {
         self.apex_node().and_then(|n| n.rrset(Rtype::SOA))
     }
 
     /// The node at exactly `key` (lowercase wire), if the name exists (with data or as an
     /// empty non-terminal).
-    pub fn node(&self, key: &[u8]) -> Option<&Node> {
-        self.nodes.get(key)
+    pub fn node(&self, key: &[u8]) -> Option<Node<'_>> {
+        self.nodes.get(key).map(|e| self.view(e))
     }
 
     /// The stored key and node at `key`.
-    pub fn node_entry(&self, key: &[u8]) -> Option<(&[u8], &Node)> {
-        self.nodes.get_key_value(key).map(|(k, n)| (&**k, n))
+    pub fn node_entry(&self, key: &[u8]) -> Option<(&[u8], Node<'_>)> {
+        self.nodes.get_key_value(key).map(|(k, e)| (&**k, self.view(e)))
     }
 
     /// Number of names (including empty non-terminals).
@@ -186,18 +238,47 @@ pub enum ZoneError {
     /// Delegations whose name servers are only reachable through each other.
     #[error("cyclic NS dependency: the delegations {0} name servers only inside each other, without glue")]
     NsCycle(String),
+    /// More RRsets at one name than a node counts.
+    #[error("{0} has more than 65535 record types")]
+    TooManyTypes(String),
+    /// More record data than the zone's 32-bit offsets reach.
+    #[error("zone {0} holds more than 4 GiB of record data")]
+    TooLarge(String),
 }
 
-/// Collects records, then checks them and freezes them into a [`Zone`]. Records go straight
-/// into the zone's own name map, so loading holds one copy of the data.
-pub struct ZoneBuilder {
-    apex: Box<[u8]>,
-    nodes: NameMap<Node>,
-    records: usize,
+/// A record as read, before the records are grouped into RRsets.
+#[derive(Clone, Copy)]
+struct Staged {
+    /// Which name (the order of first appearance).
+    node: u32,
+    rtype: Rtype,
+    ttl: u32,
+    /// Where its rdata (with its length) starts in the builder's data; increases in file
+    /// order.
+    start: u32,
+}
+
+/// What loading skipped or adjusted, for the operator's log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BuildNotes {
     /// Records outside the zone, skipped.
     pub out_of_zone: usize,
     /// RRsets whose records had different TTLs (RFC 2181 §5.2: the lowest is used).
     pub ttl_mismatches: usize,
+}
+
+/// Collects records, then checks them and freezes them into a [`Zone`]. Records are kept in
+/// file order in flat tables and grouped into RRsets once, by `build`.
+pub struct ZoneBuilder {
+    apex: Box<[u8]>,
+    /// While building, a node's `first` is its number in order of first appearance.
+    nodes: NameMap<NodeEntry>,
+    staged: Vec<Staged>,
+    data: Vec<u8>,
+    /// The previous record's owner and node: files list a name's records together.
+    last: Option<(StoredName, u32)>,
+    out_of_zone: usize,
+    too_large: bool,
 }
 
 impl ZoneBuilder {
@@ -206,89 +287,246 @@ impl ZoneBuilder {
         ZoneBuilder {
             apex: apex.into(),
             nodes: NameMap::default(),
-            records: 0,
+            staged: Vec::new(),
+            data: Vec::new(),
+            last: None,
             out_of_zone: 0,
-            ttl_mismatches: 0,
+            too_large: false,
         }
     }
 
     /// Makes room for `names` more names.
     pub fn reserve(&mut self, names: usize) {
         self.nodes.reserve(names);
+        self.staged.reserve(names);
     }
 
-    /// Adds one record. `owner` must be lowercase wire. Duplicates are merged (RFC 2181 §5).
+    /// Adds one record. `owner` must be lowercase wire. Duplicates are merged by `build`
+    /// (RFC 2181 §5).
     pub fn add(&mut self, owner: &[u8], rtype: Rtype, ttl: u32, rdata: &[u8]) {
         if !is_in_zone(owner, &self.apex) {
             self.out_of_zone += 1;
             return;
         }
-        let node = match self.nodes.get_mut(owner) {
-            Some(node) => node,
-            None => self.nodes.entry(owner.into()).or_default(),
+        let Ok(start) = u32::try_from(self.data.len()) else {
+            self.too_large = true;
+            return;
         };
-        match node.rrsets.iter_mut().find(|s| s.rtype() == rtype) {
-            Some(set) => {
-                if set.merge_ttl(ttl) {
-                    self.ttl_mismatches += 1;
-                }
-                if set.add(rdata) {
-                    self.records += 1;
-                }
+        let node = match &self.last {
+            Some((name, node)) if **name == *owner => *node,
+            _ => {
+                let next = self.nodes.len() as u32;
+                let node = match self.nodes.get(owner) {
+                    Some(e) => e.first,
+                    None => {
+                        self.nodes.insert(
+                            owner.into(),
+                            NodeEntry {
+                                first: next,
+                                ..NodeEntry::default()
+                            },
+                        );
+                        next
+                    }
+                };
+                self.last = Some((owner.into(), node));
+                node
             }
-            None => {
-                let mut sets = std::mem::take(&mut node.rrsets).into_vec();
-                sets.push(Rrset::new(rtype, ttl, [rdata]));
-                node.rrsets = sets.into_boxed_slice();
-                self.records += 1;
-            }
-        }
+        };
+        push_rdata(&mut self.data, rdata);
+        self.staged.push(Staged {
+            node,
+            rtype,
+            ttl,
+            start,
+        });
     }
 
-    /// Checks the data and builds the zone.
-    pub fn build(mut self) -> Result<Zone, ZoneError> {
-        let apex_text = display(&self.apex);
-        let soa = self
-            .nodes
-            .get(&*self.apex)
-            .and_then(|n| n.rrset(Rtype::SOA))
-            .ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
+    /// Groups the records into RRsets, checks the data and builds the zone.
+    pub fn build(self) -> Result<(Zone, BuildNotes), ZoneError> {
+        let ZoneBuilder {
+            apex,
+            mut nodes,
+            mut staged,
+            data,
+            out_of_zone,
+            too_large,
+            ..
+        } = self;
+        let apex_text = display(&apex);
+        if too_large || u32::try_from(data.len()).is_err() {
+            return Err(ZoneError::TooLarge(apex_text));
+        }
+        let mut notes = BuildNotes {
+            out_of_zone,
+            ttl_mismatches: 0,
+        };
+        let layout = Layout::of(&mut staged, &data, nodes.len(), &mut notes).map_err(|(node, error)| {
+            let owner = nodes.iter().find(|(_, e)| e.first == node).map(|(k, _)| display(k));
+            error(owner.unwrap_or_default())
+        })?;
+        drop(staged);
+        drop(data);
+        for e in nodes.values_mut() {
+            (e.first, e.sets) = layout.ranges[e.first as usize];
+        }
+        let mut zone = Zone {
+            apex,
+            nodes,
+            sets: layout.sets.into_boxed_slice(),
+            data: layout.data.into_boxed_slice(),
+            serial: 0,
+            negative_ttl: 0,
+            records: layout.records,
+        };
+        let soa = zone.soa().ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
         if soa.len() > 1 {
             return Err(ZoneError::ManySoa(apex_text));
         }
         let soa_rdata = soa.rdatas().next().unwrap_or_default();
         let (serial, minimum) = soa_fields(soa_rdata).ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
         let negative_ttl = soa.ttl().min(minimum);
-        for (owner, node) in self.nodes.iter_mut() {
-            let sets = &node.rrsets;
-            let has_cname = sets.iter().any(|s| s.rtype() == Rtype::CNAME);
-            let other = sets
-                .iter()
+        let mut cuts = Vec::new();
+        for (owner, e) in zone.nodes.iter() {
+            let node = zone.view(e);
+            let has_cname = node.rrset(Rtype::CNAME).is_some();
+            let other = node
+                .rrsets()
                 .any(|s| !matches!(s.rtype(), Rtype::CNAME | Rtype::RRSIG | Rtype::NSEC));
             if has_cname && other {
                 return Err(ZoneError::CnameAndOther(display(owner)));
             }
-            for set in sets.iter() {
-                if set.rtype() == Rtype::CNAME && set.len() > 1 {
-                    return Err(ZoneError::ManyCname(display(owner)));
-                }
-                if set.len() > MAX_RRSET_RECORDS {
-                    return Err(ZoneError::TooBig(display(owner)));
+            if node.rrset(Rtype::CNAME).is_some_and(|s| s.len() > 1) {
+                return Err(ZoneError::ManyCname(display(owner)));
+            }
+            if **owner != *zone.apex && node.rrset(Rtype::NS).is_some() {
+                cuts.push(owner.clone());
+            }
+        }
+        for cut in &cuts {
+            if let Some(e) = zone.nodes.get_mut(&**cut) {
+                e.delegation = true;
+            }
+        }
+        add_empty_non_terminals(&mut zone.nodes, &zone.apex);
+        mark_below_cuts(&mut zone.nodes, &zone.apex, &cuts);
+        check_ns_cycles(&zone, &cuts)?;
+        zone.nodes.shrink_to_fit();
+        zone.serial = serial;
+        zone.negative_ttl = negative_ttl;
+        Ok((zone, notes))
+    }
+}
+
+/// A [`ZoneError`] waiting for the name it is about.
+type NamedError = fn(String) -> ZoneError;
+
+/// The records grouped into RRsets: the zone's set table and record data, and each node's
+/// range of sets (by node number).
+struct Layout {
+    sets: Vec<SetEntry>,
+    data: Vec<u8>,
+    ranges: Vec<(u32, u16)>,
+    records: usize,
+}
+
+impl Layout {
+    /// On error, the node number and the error to name it in.
+    fn of(
+        staged: &mut [Staged],
+        data: &[u8],
+        names: usize,
+        notes: &mut BuildNotes,
+    ) -> Result<Layout, (u32, NamedError)> {
+        // By name, then file order. Files usually list a name's records together, and then
+        // this is one pass that finds nothing to do.
+        if !staged.is_sorted_by_key(|s| s.node) {
+            staged.sort_unstable_by_key(|s| (s.node, s.start));
+        }
+        let mut out = Layout {
+            sets: Vec::with_capacity(staged.len()),
+            data: Vec::with_capacity(data.len()),
+            ranges: vec![(0, 0); names],
+            records: 0,
+        };
+        // (first record's position in the file, start, end) of each type's run at a name.
+        let mut groups: Vec<(u32, usize, usize)> = Vec::new();
+        let mut rest = &mut staged[..];
+        while let Some(first) = rest.first() {
+            let node = first.node;
+            let len = rest.iter().position(|s| s.node != node).unwrap_or(rest.len());
+            let (run, tail) = rest.split_at_mut(len);
+            rest = tail;
+            if !run.is_sorted_by_key(|s| s.rtype.to_int()) {
+                run.sort_unstable_by_key(|s| (s.rtype.to_int(), s.start));
+            }
+            groups.clear();
+            let mut i = 0;
+            while i < run.len() {
+                let n = run[i..]
+                    .iter()
+                    .position(|s| s.rtype != run[i].rtype)
+                    .unwrap_or(run.len() - i);
+                groups.push((run[i].start, i, i + n));
+                i += n;
+            }
+            // A name's RRsets keep the order of the file (ANY over UDP answers the first).
+            groups.sort_unstable_by_key(|g| g.0);
+            let first_set = out.sets.len() as u32;
+            for &(_, lo, hi) in &groups {
+                if !out.push_set(&run[lo..hi], data, notes) {
+                    return Err((node, ZoneError::TooBig));
                 }
             }
-            node.delegation = **owner != *self.apex && sets.iter().any(|s| s.rtype() == Rtype::NS);
+            let count = out.sets.len() as u32 - first_set;
+            let Ok(count) = u16::try_from(count) else {
+                return Err((node, ZoneError::TooManyTypes));
+            };
+            if let Some(r) = out.ranges.get_mut(node as usize) {
+                *r = (first_set, count);
+            }
         }
-        add_empty_non_terminals(&mut self.nodes, &self.apex);
-        mark_below_cuts(&mut self.nodes, &self.apex);
-        check_ns_cycles(&self.nodes)?;
-        self.nodes.shrink_to_fit();
-        Ok(Zone {
-            apex: self.apex,
-            nodes: self.nodes,
-            serial,
-            negative_ttl,
-            records: self.records,
-        })
+        Ok(out)
+    }
+
+    /// One RRset from its records (same name and type, in file order): duplicates merged
+    /// (RFC 2181 §5), the lowest TTL for all (RFC 2181 §5.2). False when it is too big.
+    fn push_set(&mut self, records: &[Staged], data: &[u8], notes: &mut BuildNotes) -> bool {
+        let rdata = |s: &Staged| rdata_at(data, s.start as usize);
+        let start = self.data.len();
+        let mut count = 0usize;
+        let mut seen: Option<std::collections::HashSet<&[u8]>> = None;
+        for (i, s) in records.iter().enumerate() {
+            let rd = rdata(s);
+            let duplicate = match &mut seen {
+                Some(set) => !set.insert(rd),
+                None if records.len() > 16 => {
+                    seen = Some(records[..i].iter().map(rdata).collect());
+                    seen.as_mut().is_some_and(|set| !set.insert(rd))
+                }
+                None => records[..i].iter().any(|p| rdata(p) == rd),
+            };
+            if !duplicate {
+                push_rdata(&mut self.data, rd);
+                count += 1;
+            }
+        }
+        if count > MAX_RRSET_RECORDS {
+            return false;
+        }
+        let ttl = records.iter().map(|s| s.ttl).min().unwrap_or_default();
+        if records.iter().any(|s| s.ttl != ttl) {
+            notes.ttl_mismatches += 1;
+        }
+        self.records += count;
+        self.sets.push(SetEntry {
+            rtype: records[0].rtype,
+            count: count as u16,
+            ttl,
+            start: start as u32,
+            len: (self.data.len() - start) as u32,
+        });
+        true
     }
 }
 
@@ -311,7 +549,7 @@ pub fn soa_fields(rdata: &[u8]) -> Option<(u32, u32)> {
 
 /// Every ancestor of a name, down from the apex, exists (RFC 4592 §2.2.2: empty non-terminals
 /// are names that own no data but have descendants).
-fn add_empty_non_terminals(nodes: &mut NameMap<Node>, apex: &[u8]) {
+fn add_empty_non_terminals(nodes: &mut NameMap<NodeEntry>, apex: &[u8]) {
     let mut missing: Vec<StoredName> = Vec::new();
     for key in nodes.keys() {
         let mut starts = [0u8; 128];
@@ -330,15 +568,11 @@ fn add_empty_non_terminals(nodes: &mut NameMap<Node>, apex: &[u8]) {
 }
 
 /// Records for each node the nearest delegation point strictly above it.
-fn mark_below_cuts(nodes: &mut NameMap<Node>, apex: &[u8]) {
-    let cuts: std::collections::HashSet<StoredName> = nodes
-        .iter()
-        .filter(|(_, n)| n.delegation)
-        .map(|(k, _)| k.clone())
-        .collect();
+fn mark_below_cuts(nodes: &mut NameMap<NodeEntry>, apex: &[u8], cuts: &[StoredName]) {
     if cuts.is_empty() {
         return;
     }
+    let cuts: std::collections::HashSet<&[u8]> = cuts.iter().map(|c| &**c).collect();
     for (key, node) in nodes.iter_mut() {
         let mut starts = [0u8; 128];
         let n = label_starts(key, &mut starts);
@@ -349,7 +583,7 @@ fn mark_below_cuts(nodes: &mut NameMap<Node>, apex: &[u8]) {
                 continue;
             }
             if cuts.contains(suffix) {
-                node.below_cut = Some(s);
+                node.below_cut = s;
                 break;
             }
         }
@@ -358,8 +592,8 @@ fn mark_below_cuts(nodes: &mut NameMap<Node>, apex: &[u8]) {
 
 /// Rejects delegations that can only be reached through each other: delegation A names a
 /// server below delegation B without glue, and B names one below A without glue.
-fn check_ns_cycles(nodes: &NameMap<Node>) -> Result<(), ZoneError> {
-    let cuts: Vec<&[u8]> = nodes.iter().filter(|(_, n)| n.delegation).map(|(k, _)| &**k).collect();
+fn check_ns_cycles(zone: &Zone, cuts: &[StoredName]) -> Result<(), ZoneError> {
+    let cuts: Vec<&[u8]> = cuts.iter().map(|c| &**c).collect();
     if cuts.len() < 2 {
         return Ok(());
     }
@@ -367,7 +601,7 @@ fn check_ns_cycles(nodes: &NameMap<Node>) -> Result<(), ZoneError> {
     // Edges: cut index → cut indices whose subtree holds a glue-less server of it.
     let mut edges: Vec<Vec<usize>> = vec![Vec::new(); cuts.len()];
     for (i, cut) in cuts.iter().enumerate() {
-        let Some(ns) = nodes.get(*cut).and_then(|n| n.rrset(Rtype::NS)) else {
+        let Some(ns) = zone.node(cut).and_then(|n| n.rrset(Rtype::NS)) else {
             continue;
         };
         for target in ns.rdatas() {
@@ -376,8 +610,8 @@ fn check_ns_cycles(nodes: &NameMap<Node>) -> Result<(), ZoneError> {
                 Err(_) => continue,
             });
             let t = target.as_slice();
-            let has_glue = nodes
-                .get(t)
+            let has_glue = zone
+                .node(t)
                 .is_some_and(|n| n.rrset(Rtype::A).is_some() || n.rrset(Rtype::AAAA).is_some());
             if has_glue {
                 continue;
@@ -449,7 +683,7 @@ mod tests {
         for n in names {
             b.add(key(n).as_slice(), Rtype::A, 60, &[192, 0, 2, 1]);
         }
-        let z = b.build().unwrap();
+        let (z, _) = b.build().unwrap();
         assert_eq!(key(names[0]).as_slice().len(), INLINE_NAME);
         assert!(key(names[1]).as_slice().len() > INLINE_NAME);
         for n in names {
@@ -466,5 +700,63 @@ mod tests {
             StoredName::from(key(names[1]).as_slice()),
             StoredName::Boxed(_)
         ));
+    }
+
+    /// Records of a name spread over the file still make one RRset per type, in the order
+    /// each type first appeared; duplicates merge and the lowest TTL wins.
+    #[test]
+    fn scattered_records_group_into_rrsets() {
+        let apex = key("example.test");
+        let soa = [&[1, b'a', 0, 1, b'b', 0][..], &[0; 20][..]].concat();
+        let (a, b, mx) = (key("a.example.test"), key("b.example.test"), key("m.example.test"));
+        let mut bl = ZoneBuilder::new(apex.as_slice());
+        bl.add(a.as_slice(), Rtype::TXT, 60, b"\x01t");
+        bl.add(apex.as_slice(), Rtype::SOA, 60, &soa);
+        bl.add(a.as_slice(), Rtype::A, 60, &[192, 0, 2, 1]);
+        bl.add(b.as_slice(), Rtype::A, 60, &[192, 0, 2, 9]);
+        bl.add(a.as_slice(), Rtype::A, 30, &[192, 0, 2, 2]);
+        bl.add(a.as_slice(), Rtype::TXT, 60, b"\x01t");
+        bl.add(a.as_slice(), Rtype::A, 60, &[192, 0, 2, 1]);
+        // A set past the small-set path, every record twice.
+        for round in 0..2u32 {
+            for i in 0..40u8 {
+                bl.add(mx.as_slice(), Rtype::A, 60 + round, &[10, 0, 0, i]);
+            }
+        }
+        let (z, notes) = bl.build().unwrap();
+        assert_eq!(notes.ttl_mismatches, 2);
+        let node = z.node(a.as_slice()).unwrap();
+        let types: Vec<Rtype> = node.rrsets().map(|s| s.rtype()).collect();
+        assert_eq!(types, [Rtype::TXT, Rtype::A]);
+        let set = node.rrset(Rtype::A).unwrap();
+        assert_eq!(set.ttl(), 30);
+        let rdatas: Vec<&[u8]> = set.rdatas().collect();
+        assert_eq!(rdatas, [&[192, 0, 2, 1][..], &[192, 0, 2, 2][..]]);
+        assert_eq!(node.rrset(Rtype::TXT).unwrap().len(), 1);
+        let b_set = z.node(b.as_slice()).unwrap().rrset(Rtype::A).unwrap();
+        assert_eq!(b_set.rdatas().collect::<Vec<_>>(), [&[192, 0, 2, 9][..]]);
+        let m_set = z.node(mx.as_slice()).unwrap().rrset(Rtype::A).unwrap();
+        assert_eq!(m_set.len(), 40);
+        assert!(m_set.rdatas().enumerate().all(|(i, r)| r == [10, 0, 0, i as u8]));
+        assert_eq!(z.record_count(), 1 + 2 + 1 + 1 + 40);
+    }
+
+    #[test]
+    fn oversized_rrsets_are_named() {
+        let apex = key("example.test");
+        let soa = [&[1, b'a', 0, 1, b'b', 0][..], &[0; 20][..]].concat();
+        let big = key("big.example.test");
+        let mut bl = ZoneBuilder::new(apex.as_slice());
+        bl.add(apex.as_slice(), Rtype::SOA, 60, &soa);
+        for i in 0..=MAX_RRSET_RECORDS as u32 {
+            bl.add(
+                big.as_slice(),
+                Rtype::TXT,
+                60,
+                &[&[4][..], &i.to_be_bytes()[..]].concat(),
+            );
+        }
+        let err = bl.build().unwrap_err();
+        assert_eq!(err, ZoneError::TooBig("big.example.test.".into()));
     }
 }

@@ -3,6 +3,7 @@
 //! `$ORIGIN`, `$TTL` and `$INCLUDE` are handled; `$INCLUDE` paths are relative to the
 //! including file's folder and may nest up to [`MAX_INCLUDE_DEPTH`] deep.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -66,33 +67,72 @@ pub enum LoadError {
 
 /// Loads `path` as the zone `origin`.
 pub fn load(path: &Path, origin: &Name<Bytes>) -> Result<Zone, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    load_bytes(&bytes, path, origin)
+    let (zf, lines) = read(path)?;
+    build(zf, lines, path, origin, &|err| locate_in_file(path, err))
 }
 
 /// Loads zone file text as if read from `path` (`$INCLUDE` resolves relative to it).
 pub fn load_bytes(bytes: &[u8], path: &Path, origin: &Name<Bytes>) -> Result<Zone, LoadError> {
+    build(Zonefile::from(bytes), line_count(bytes), path, origin, &|err| {
+        locate(bytes, err)
+    })
+}
+
+/// Reads a zone file straight into the parser's buffer: going through a `Vec` first would
+/// touch the file's size in fresh memory twice, and on a VM clearing fresh pages is the
+/// larger part of loading a big zone. Also counts the lines, to size the index.
+fn read(path: &Path) -> Result<(Zonefile, usize), LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let mut zf = Zonefile::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut chunk = vec![0; 64 * 1024];
+    let mut lines = 0;
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(0) => return Ok((zf, lines)),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
+        lines += line_count(&chunk[..n]);
+        zf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn line_count(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+fn build(
+    zf: Zonefile,
+    lines: usize,
+    path: &Path,
+    origin: &Name<Bytes>,
+    locate: &dyn Fn(&str) -> String,
+) -> Result<Zone, LoadError> {
     let apex = NameKey::of(origin);
     let mut builder = ZoneBuilder::new(apex.as_slice());
     // One name per line at most: sizing the index up front spares the rehashes of a growing
     // table and the page faults of each bigger copy (the larger part of loading 1M names).
     // `build` gives back what a zone with several records per name did not use.
-    builder.reserve(bytes.iter().filter(|&&b| b == b'\n').count());
-    parse_into(bytes, path, origin.clone(), &mut builder, 0)?;
-    if builder.out_of_zone > 0 {
-        tracing::warn!(file = %path.display(), zone = %origin, skipped = builder.out_of_zone, "records outside the zone were skipped");
-    }
-    if builder.ttl_mismatches > 0 {
-        tracing::warn!(file = %path.display(), zone = %origin, rrsets = builder.ttl_mismatches, "RRsets with differing TTLs use their lowest TTL (RFC 2181 §5.2)");
-    }
-    builder.build().map_err(|source| LoadError::Zone {
+    builder.reserve(lines);
+    parse_into(zf, path, origin.clone(), &mut builder, 0, locate)?;
+    let (zone, notes) = builder.build().map_err(|source| LoadError::Zone {
         path: path.to_path_buf(),
         zone: format!("{origin}."),
         source,
-    })
+    })?;
+    if notes.out_of_zone > 0 {
+        tracing::warn!(file = %path.display(), zone = %origin, skipped = notes.out_of_zone, "records outside the zone were skipped");
+    }
+    if notes.ttl_mismatches > 0 {
+        tracing::warn!(file = %path.display(), zone = %origin, rrsets = notes.ttl_mismatches, "RRsets with differing TTLs use their lowest TTL (RFC 2181 §5.2)");
+    }
+    Ok(zone)
 }
 
 fn read_into(path: &Path, origin: Name<Bytes>, builder: &mut ZoneBuilder, depth: usize) -> Result<(), LoadError> {
@@ -101,28 +141,25 @@ fn read_into(path: &Path, origin: Name<Bytes>, builder: &mut ZoneBuilder, depth:
             path: path.to_path_buf(),
         });
     }
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_into(&bytes, path, origin, builder, depth)
+    let (zf, _) = read(path)?;
+    parse_into(zf, path, origin, builder, depth, &|err| locate_in_file(path, err))
 }
 
 fn parse_into(
-    bytes: &[u8],
+    mut zf: Zonefile,
     path: &Path,
     origin: Name<Bytes>,
     builder: &mut ZoneBuilder,
     depth: usize,
+    locate: &dyn Fn(&str) -> String,
 ) -> Result<(), LoadError> {
-    let mut zf = Zonefile::from(bytes);
     zf.set_origin(origin);
     zf.set_default_class(Class::IN);
     let mut rdata = Vec::with_capacity(512);
     loop {
         let entry = zf.next_entry().map_err(|e| LoadError::Syntax {
             path: path.to_path_buf(),
-            detail: locate(bytes, &e.to_string()),
+            detail: locate(&e.to_string()),
         })?;
         match entry {
             None => return Ok(()),
@@ -160,6 +197,14 @@ fn parse_into(
                 read_into(&full, inc_origin, builder, depth + 1)?;
             }
         }
+    }
+}
+
+/// [`locate`] in the file at `path`, read again: errors are rare, big files are not.
+fn locate_in_file(path: &Path, err: &str) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => locate(&bytes, err),
+        Err(_) => format!(" {err}"),
     }
 }
 
@@ -296,7 +341,7 @@ mod tests {
         assert_eq!(node.rrset(Rtype::A).unwrap().ttl(), 600);
         // The empty non-terminal sub.example.test and _udp.example.test exist without data.
         let ent = key("_udp.example.test");
-        assert!(matches!(z.find(ent.as_slice(), Rtype::A), Found::Name(n) if n.rrsets().is_empty()));
+        assert!(matches!(z.find(ent.as_slice(), Rtype::A), Found::Name(n) if !n.has_data()));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -373,7 +418,7 @@ mod tests {
         let deeper = key("y.x.wild.example.test");
         assert!(matches!(z.find(deeper.as_slice(), Rtype::TXT), Found::Wildcard(_)));
         let wild_itself = key("wild.example.test");
-        assert!(matches!(z.find(wild_itself.as_slice(), Rtype::TXT), Found::Name(n) if n.rrsets().is_empty()));
+        assert!(matches!(z.find(wild_itself.as_slice(), Rtype::TXT), Found::Name(n) if !n.has_data()));
         let nx = key("nope.example.test");
         assert!(matches!(z.find(nx.as_slice(), Rtype::A), Found::NxDomain));
         std::fs::remove_dir_all(&d).unwrap();
