@@ -75,14 +75,16 @@ pub fn answer(ctx: &Ctx<'_>, query: &[u8], out: &mut Vec<u8>) -> Outcome {
     // DNS-01 values (RFC 8555 §8.4) go first, on listeners whose zones hold the name.
     if let Some(set) = ctx.challenges.and_then(|c| c.lookup(q.key)) {
         if matches!(q.qtype, Rtype::TXT | Rtype::ANY) {
-            let res = resolve::challenge(set);
+            let mut res = Resolution::new();
+            resolve::challenge(set, &mut res);
             return written(write(&req, &q, &res, ctx, out), Some(block.index), None);
         }
     }
     let proto = ctx.transport.proto;
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
-    match resolve::resolve(block, &q, proto, dnssec_ok) {
-        Some(resolve::Step::Answer(res)) => written(write(&req, &q, &res, ctx, out), Some(block.index), None),
+    let mut res = Resolution::new();
+    match resolve::resolve(block, &q, proto, dnssec_ok, &mut res) {
+        Some(resolve::Step::Answer) => written(write(&req, &q, &res, ctx, out), Some(block.index), None),
         Some(resolve::Step::Forward) => Outcome::Forward { block: block.index },
         // No handler of the block claims the name: we are not authoritative for it.
         None => written(

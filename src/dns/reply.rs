@@ -550,7 +550,8 @@ mod tests {
                         };
                         let q = req.question.unwrap();
                         let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
-                        let res = in_zone(&z, &q, t.proto, dnssec_ok);
+                        let mut res = Resolution::new();
+                        in_zone(&z, &q, t.proto, dnssec_ok, &mut res);
                         let (mut fast, mut general) = (Vec::new(), Vec::new());
                         let written = write_address_answer(&req, &q, &res, t, &mut fast);
                         let expected = write_general(&req, &q, &res, t, &mut general);

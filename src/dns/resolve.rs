@@ -71,6 +71,11 @@ impl<'r> Parts<'r> {
         self.len == 0
     }
 
+    /// Empties the list (the storage is kept).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
     /// The part, when there is exactly one.
     pub fn only(&self) -> Option<&Part<'r>> {
         if self.len == 1 { self.items[0].as_ref() } else { None }
@@ -83,7 +88,9 @@ impl Default for Parts<'_> {
     }
 }
 
-/// The content of an authoritative reply.
+/// The content of an authoritative reply. The caller owns it and the resolver fills it in
+/// place: it is a few kilobytes, and moving it through return values cost more than the
+/// lookup itself.
 pub struct Resolution<'r> {
     /// Response code.
     pub rcode: Rcode,
@@ -101,28 +108,44 @@ pub struct Resolution<'r> {
 }
 
 impl<'r> Resolution<'r> {
-    fn new(rcode: Rcode, aa: bool) -> Self {
+    /// Empty, to be filled in.
+    pub const fn new() -> Self {
         Resolution {
-            rcode,
-            aa,
+            rcode: Rcode::NOERROR,
+            aa: true,
             answer: Parts::new(),
             authority: Parts::new(),
             glue_from: None,
             glue_required: false,
         }
     }
+
+    /// Starts over with `rcode` and `aa`.
+    fn reset(&mut self, rcode: Rcode, aa: bool) {
+        self.rcode = rcode;
+        self.aa = aa;
+        self.answer.clear();
+        self.authority.clear();
+        self.glue_from = None;
+        self.glue_required = false;
+    }
+}
+
+impl Default for Resolution<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// The answer with the challenge values at the query name (AA set).
-pub fn challenge(set: Rrset<'_>) -> Resolution<'_> {
-    let mut res = Resolution::new(Rcode::NOERROR, true);
+pub fn challenge<'r>(set: Rrset<'r>, res: &mut Resolution<'r>) {
+    res.reset(Rcode::NOERROR, true);
     res.answer.push(Part {
         owner: Owner::Query,
         set,
         sigs: None,
         ttl: set.ttl(),
     });
-    res
 }
 
 /// How the answer will travel; ANY over UDP gets the RFC 8482 minimal answer.
@@ -135,38 +158,51 @@ pub enum Proto {
 }
 
 /// Runs the block's handlers in order; `None` when none of them claims the name.
-pub fn resolve<'r>(block: &'r Block, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Option<Step<'r>> {
+pub fn resolve<'r>(
+    block: &'r Block,
+    q: &'r Question<'_>,
+    proto: Proto,
+    dnssec_ok: bool,
+    res: &mut Resolution<'r>,
+) -> Option<Step> {
     for h in &block.handlers {
-        let r = match h {
-            Handler::Hosts(h) => hosts(h, q, proto).map(Step::Answer),
-            Handler::File(f) => file(f, q, proto, dnssec_ok).map(Step::Answer),
-            Handler::Forward(p) => p.forwards(q.key).then_some(Step::Forward),
+        let claimed = match h {
+            Handler::Hosts(h) => hosts(h, q, proto, res),
+            Handler::File(f) => file(f, q, proto, dnssec_ok, res),
+            Handler::Forward(p) => {
+                if p.forwards(q.key) {
+                    return Some(Step::Forward);
+                }
+                false
+            }
         };
-        if r.is_some() {
-            return r;
+        if claimed {
+            return Some(Step::Answer);
         }
     }
     None
 }
 
 /// What a block does with a query.
-// Boxing the resolution would allocate on the query path; Step lives on the stack briefly.
-#[allow(clippy::large_enum_variant)]
-pub enum Step<'r> {
-    /// Answer from local data.
-    Answer(Resolution<'r>),
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Answer from local data, now in the [`Resolution`].
+    Answer,
     /// Ask the block's upstreams (asynchronous: the network layer takes over).
     Forward,
 }
 
-fn file<'r>(f: &'r FileHandler, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Option<Resolution<'r>> {
-    let zone = f.zone_for(q.key)?;
-    Some(in_zone(zone, q, proto, dnssec_ok))
+fn file<'r>(f: &'r FileHandler, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool, res: &mut Resolution<'r>) -> bool {
+    let Some(zone) = f.zone_for(q.key) else {
+        return false;
+    };
+    in_zone(zone, q, proto, dnssec_ok, res);
+    true
 }
 
 /// RFC 1034 §4.3.2 step 3 inside one zone, following CNAMEs that stay in it.
-pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool) -> Resolution<'r> {
-    let mut res = Resolution::new(Rcode::NOERROR, true);
+pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool, res: &mut Resolution<'r>) {
+    res.reset(Rcode::NOERROR, true);
     res.glue_from = Some(zone);
     let mut key: &[u8] = q.key;
     // A CNAME target's key, built only when a chain is followed.
@@ -200,16 +236,16 @@ pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok:
                     }
                 }
                 res.glue_required = true;
-                return res;
+                return;
             }
             // A CNAME led below a cut: the chain stops; the resolver follows the referral
             // itself.
-            Found::Referral { .. } => return res,
+            Found::Referral { .. } => return,
             Found::NxDomain => {
                 // RFC 6604 §3: the rcode describes the last name of the chain.
                 res.rcode = Rcode::NXDOMAIN;
-                push_soa(&mut res, zone, dnssec_ok);
-                return res;
+                push_soa(res, zone, dnssec_ok);
+                return;
             }
         };
         if let Some(cname) = node.rrset(Rtype::CNAME) {
@@ -221,14 +257,14 @@ pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok:
                     ttl: cname.ttl(),
                 });
                 let Some(target) = cname.rdatas().next() else {
-                    return res;
+                    return;
                 };
                 let Ok(target_name) = domain::base::Name::from_slice(target) else {
-                    return res;
+                    return;
                 };
                 let next = target_key.insert(NameKey::of(target_name)).as_slice();
                 if !is_in_zone(next, zone.apex()) {
-                    return res;
+                    return;
                 }
                 key = next;
                 owner = Owner::Name(target);
@@ -258,12 +294,11 @@ pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok:
         }
         if res.answer.is_empty() || (hop > 0 && !answers_type(node, q.qtype)) {
             // NODATA (RFC 2308 §2.2), also at the end of a CNAME chain.
-            push_soa(&mut res, zone, dnssec_ok);
+            push_soa(res, zone, dnssec_ok);
         }
-        return res;
+        return;
     }
     // The chain is longer than we follow: give what we have (the resolver continues).
-    res
 }
 
 fn answers_type(node: Node<'_>, qtype: Rtype) -> bool {
@@ -285,12 +320,12 @@ fn push_soa<'r>(res: &mut Resolution<'r>, zone: &'r Zone, dnssec_ok: bool) {
 /// CoreDNS' hosts semantics: names in the hosts zones answer A/AAAA; PTR for synthesised
 /// reverse names; a name without entries is NXDOMAIN unless `fallthrough` covers it; a
 /// PTR query outside the hosts zones is only claimed when the address is known.
-fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, proto: Proto) -> Option<Resolution<'r>> {
+fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, proto: Proto, res: &mut Resolution<'r>) -> bool {
     let key = q.key;
     let in_zones = h.zones.iter().any(|z| is_in_zone(key, z));
     let table = &*h.table;
     if let Some(ptr) = table.reverse(key) {
-        let mut res = Resolution::new(Rcode::NOERROR, true);
+        res.reset(Rcode::NOERROR, true);
         if matches!(q.qtype, Rtype::PTR | Rtype::ANY) {
             res.answer.push(Part {
                 owner: Owner::Query,
@@ -301,23 +336,23 @@ fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, proto: Proto) -> Option<R
         } else if let Some((origin, soa)) = table.origin_of(key) {
             res.authority.push(soa_part(origin, soa, table.ttl()));
         }
-        return Some(res);
+        return true;
     }
     if !in_zones {
-        return None;
+        return false;
     }
     let node = table.forward(key);
     let Some(node) = node else {
         if h.falls_through(key) {
-            return None;
+            return false;
         }
-        let mut res = Resolution::new(Rcode::NXDOMAIN, true);
+        res.reset(Rcode::NXDOMAIN, true);
         if let Some((origin, soa)) = table.origin_of(key) {
             res.authority.push(soa_part(origin, soa, table.ttl()));
         }
-        return Some(res);
+        return true;
     };
-    let mut res = Resolution::new(Rcode::NOERROR, true);
+    res.reset(Rcode::NOERROR, true);
     let types: &[Rtype] = match q.qtype {
         Rtype::ANY if proto == Proto::Udp => &[Rtype::A],
         Rtype::ANY => &[Rtype::A, Rtype::AAAA],
@@ -350,7 +385,7 @@ fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, proto: Proto) -> Option<R
             res.authority.push(soa_part(origin, soa, table.ttl()));
         }
     }
-    Some(res)
+    true
 }
 
 fn soa_part<'r>(origin: &'r [u8], soa: Rrset<'r>, ttl: u32) -> Part<'r> {
