@@ -3,7 +3,7 @@
 
 use domain::base::Name;
 use domain::base::iana::OptionCode;
-use domain::base::iana::{Class, OptRcode, Rtype};
+use domain::base::iana::{Class, OptRcode, Rcode, Rtype};
 use domain::base::message_builder::{
     AdditionalBuilder, AnswerBuilder, AuthorityBuilder, MessageBuilder, PushError, StaticCompressor,
 };
@@ -80,7 +80,50 @@ pub fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Deliv
     if let Some(w) = write_address_answer(req, q, res, t, out) {
         return w;
     }
+    if let Some(w) = write_negative(req, q, res, t, out) {
+        return w;
+    }
     write_general(req, q, res, t, out)
+}
+
+/// True when the OPT of the reply carries no option (keepalive over streams and padding
+/// over encrypted transports add one).
+fn plain_opt(req: &Request<'_>, t: Delivery) -> bool {
+    req.edns
+        .is_none_or(|e| !(e.keepalive && t.proto == Proto::Tcp || e.padding && t.encrypted))
+}
+
+/// Header (with the counts) and question of a directly written reply.
+fn write_head(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, counts: [u16; 3], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&req.id.to_be_bytes());
+    let opcode = req.opcode.to_int() << 3;
+    out.push(0x80 | opcode | if res.aa { 0x04 } else { 0 } | u8::from(req.rd));
+    out.push(if req.cd { 0x10 } else { 0 } | res.rcode.to_int());
+    let arcount = u16::from(req.edns.is_some());
+    for count in [1, counts[0], counts[1], counts[2] + arcount] {
+        out.extend_from_slice(&count.to_be_bytes());
+    }
+    for label in q.name.iter() {
+        out.push(label.as_slice().len() as u8);
+        out.extend_from_slice(label.as_slice());
+    }
+    out.extend_from_slice(&q.qtype.to_int().to_be_bytes());
+    out.extend_from_slice(&q.qclass.to_int().to_be_bytes());
+}
+
+/// The OPT of a directly written reply: root owner, payload size, extended rcode 0,
+/// version 0, DO echoed, no options.
+fn write_plain_opt(req: &Request<'_>, out: &mut Vec<u8>) {
+    if let Some(e) = req.edns {
+        let payload = e.udp_size.clamp(PLAIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD).to_be_bytes();
+        let flags = if e.dnssec_ok { 0x80 } else { 0 };
+        out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, flags, 0, 0, 0]);
+    }
+}
+
+fn question_len(q: &Question<'_>) -> usize {
+    q.name.iter().map(|l| 1 + l.as_slice().len()).sum::<usize>() + 4
 }
 
 /// The most common reply, written directly: NOERROR with one A or AAAA RRset at the query
@@ -96,40 +139,21 @@ fn write_address_answer(
     out: &mut Vec<u8>,
 ) -> Option<Written> {
     let part = res.answer.only()?;
-    // Keepalive over streams and padding over encrypted transports add OPT options.
-    let plain_opt = req
-        .edns
-        .is_none_or(|e| !(e.keepalive && t.proto == Proto::Tcp || e.padding && t.encrypted));
-    if res.rcode != domain::base::iana::Rcode::NOERROR
+    if res.rcode != Rcode::NOERROR
         || !res.authority.is_empty()
         || !matches!(part.owner, Owner::Query)
         || !matches!(part.set.rtype(), Rtype::A | Rtype::AAAA)
         || part.sigs.is_some() && req.edns.is_some_and(|e| e.dnssec_ok)
-        || !plain_opt
+        || !plain_opt(req, t)
     {
         return None;
     }
-    let name_len: usize = q.name.iter().map(|l| 1 + l.as_slice().len()).sum();
     let rdata_len: usize = part.set.rdatas().map(|r| 12 + r.len()).sum();
-    let size = 12 + name_len + 4 + rdata_len + req.edns.map_or(0, |_| OPT_LEN);
+    let size = 12 + question_len(q) + rdata_len + req.edns.map_or(0, |_| OPT_LEN);
     if size > size_limit(req, t) {
         return None;
     }
-    out.clear();
-    out.extend_from_slice(&req.id.to_be_bytes());
-    let opcode = req.opcode.to_int() << 3;
-    out.push(0x80 | opcode | if res.aa { 0x04 } else { 0 } | u8::from(req.rd));
-    out.push(if req.cd { 0x10 } else { 0 });
-    let arcount = u16::from(req.edns.is_some());
-    for count in [1, part.set.len() as u16, 0, arcount] {
-        out.extend_from_slice(&count.to_be_bytes());
-    }
-    for label in q.name.iter() {
-        out.push(label.as_slice().len() as u8);
-        out.extend_from_slice(label.as_slice());
-    }
-    out.extend_from_slice(&q.qtype.to_int().to_be_bytes());
-    out.extend_from_slice(&q.qclass.to_int().to_be_bytes());
+    write_head(req, q, res, [part.set.len() as u16, 0, 0], out);
     let rtype = part.set.rtype().to_int().to_be_bytes();
     for rdata in part.set.rdatas() {
         // Owner: a pointer to the question's name at offset 12 (RFC 1035 §4.1.4).
@@ -138,16 +162,126 @@ fn write_address_answer(
         out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         out.extend_from_slice(rdata);
     }
-    if let Some(e) = req.edns {
-        // OPT: root owner, payload size, extended rcode 0, version 0, DO echoed, no options.
-        let payload = e.udp_size.clamp(PLAIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD).to_be_bytes();
-        let flags = if e.dnssec_ok { 0x80 } else { 0 };
-        out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, flags, 0, 0, 0]);
-    }
+    write_plain_opt(req, out);
     Some(Written {
         rcode: 0,
         truncated: false,
     })
+}
+
+/// The other common reply, written directly: NODATA or NXDOMAIN with the zone's SOA in the
+/// authority section (RFC 2308 §2) and an OPT without options. The general builder spent
+/// most of such a reply comparing names for compression; this compresses the same way
+/// (see [`Names`]), so a test checks that both write the same octets.
+fn write_negative(
+    req: &Request<'_>,
+    q: &Question<'_>,
+    res: &Resolution<'_>,
+    t: Delivery,
+    out: &mut Vec<u8>,
+) -> Option<Written> {
+    let part = res.authority.only()?;
+    let Owner::Name(apex) = part.owner else {
+        return None;
+    };
+    if !matches!(res.rcode, Rcode::NOERROR | Rcode::NXDOMAIN)
+        || !res.answer.is_empty()
+        || part.set.rtype() != Rtype::SOA
+        || part.set.len() != 1
+        || part.sigs.is_some() && req.edns.is_some_and(|e| e.dnssec_ok)
+        || !plain_opt(req, t)
+    {
+        return None;
+    }
+    let rdata = part.set.rdatas().next()?;
+    let (mname, rest) = split_name(rdata)?;
+    let (rname, fixed) = split_name(rest)?;
+    // The longest it can be, uncompressed; a reply near the limit takes the general path.
+    let size = 12 + question_len(q) + apex.len() + 10 + rdata.len() + req.edns.map_or(0, |_| OPT_LEN);
+    if size > size_limit(req, t) {
+        return None;
+    }
+    write_head(req, q, res, [0, 1, 0], out);
+    let mut names = Names::default();
+    names.write(out, q.key, true);
+    names.write(out, apex, false);
+    out.extend_from_slice(&[0, 6, 0, 1]);
+    out.extend_from_slice(&part.ttl.to_be_bytes());
+    let rdlen_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    names.write(out, mname, false);
+    names.write(out, rname, false);
+    out.extend_from_slice(fixed);
+    let rdlen = (out.len() - rdlen_at - 2) as u16;
+    out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    write_plain_opt(req, out);
+    Some(Written {
+        rcode: u16::from(res.rcode.to_int()),
+        truncated: false,
+    })
+}
+
+/// An uncompressed wire name at the start of `data`, and what follows it.
+fn split_name(data: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut pos = 0;
+    loop {
+        let len = usize::from(*data.get(pos)?);
+        if len > 63 {
+            return None;
+        }
+        pos += 1 + len;
+        if len == 0 {
+            return data.get(pos..).map(|rest| (&data[..pos], rest));
+        }
+    }
+}
+
+/// Name compression as domain's `StaticCompressor` does it, so the direct writer and the
+/// general one agree octet for octet: every suffix written in full is remembered (at most
+/// 24, at offsets below 0x4000); a name is written label by label until its remainder
+/// equals, ignoring ASCII case (RFC 1035 §2.3.3), a remembered suffix, which a pointer
+/// then replaces (RFC 1035 §4.1.4). Once the list is full the rest goes uncompressed.
+#[derive(Default)]
+struct Names<'a> {
+    known: [(u16, &'a [u8]); 24],
+    len: usize,
+}
+
+impl<'a> Names<'a> {
+    /// Writes `name` (uncompressed wire) at the end of `out`. The question's own octets are
+    /// already there when `written` is true: only its suffixes are remembered.
+    fn write(&mut self, out: &mut Vec<u8>, name: &'a [u8], written: bool) {
+        let mut pos = if written { 12 } else { out.len() };
+        let mut rest = name;
+        while rest.len() > 1 {
+            let found = self.known[..self.len]
+                .iter()
+                .find(|(_, k)| k.len() == rest.len() && k.eq_ignore_ascii_case(rest));
+            if let Some(&(at, _)) = found {
+                if !written {
+                    out.extend_from_slice(&(0xC000 | at).to_be_bytes());
+                }
+                return;
+            }
+            let label = 1 + usize::from(rest[0]);
+            if self.len == self.known.len() || pos >= 0x4000 {
+                if !written {
+                    out.extend_from_slice(rest);
+                }
+                return;
+            }
+            self.known[self.len] = (pos as u16, rest);
+            self.len += 1;
+            if !written {
+                out.extend_from_slice(&rest[..label]);
+            }
+            pos += label;
+            rest = &rest[label..];
+        }
+        if !written {
+            out.push(0);
+        }
+    }
 }
 
 fn write_general(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Delivery, out: &mut Vec<u8>) -> Written {
@@ -457,7 +591,16 @@ mod tests {
         signed RRSIG A 13 3 300 20300101000000 20200101000000 12345 example.test. AAAA\n";
 
     fn zone() -> Zone {
-        let mut text = ZONE.to_string();
+        zone_from(ZONE)
+    }
+
+    /// The zone with its SOA line replaced by `soa`.
+    fn zone_with_soa(soa: &str) -> Zone {
+        zone_from(&ZONE.replace("@ SOA ns1 host 1 7200 3600 1209600 60", soa))
+    }
+
+    fn zone_from(base: &str) -> Zone {
+        let mut text = base.to_string();
         for i in 0..60 {
             text.push_str(&format!("big A 10.0.0.{i}\n"));
         }
@@ -497,11 +640,19 @@ mod tests {
         m
     }
 
-    /// The direct writer and the general one write the same octets wherever the direct one
-    /// answers, and it does answer the plain A/AAAA cases (else this test would prove nothing).
+    /// The direct writers and the general one write the same octets wherever a direct one
+    /// answers, and they do answer the plain cases (else this test would prove nothing): A
+    /// and AAAA hits, and NODATA and NXDOMAIN under SOAs whose names compress against the
+    /// question in different ways, in other case, or not at all, and under question names
+    /// with more suffixes than the compressor remembers.
     #[test]
-    fn address_answers_match_the_general_writer() {
-        let z = zone();
+    fn direct_writers_match_the_general_writer() {
+        let zones = [
+            zone(),
+            zone_with_soa("@ SOA NS1.Example.TEST. Host.Other.Test. 1 7200 3600 1209600 60"),
+            zone_with_soa("@ SOA a.b.example.test. x.b.example.test. 1 7200 3600 1209600 60"),
+            zone_with_soa("@ SOA ns.elsewhere. . 1 7200 3600 1209600 60"),
+        ];
         let transports = [
             Delivery {
                 proto: Proto::Udp,
@@ -536,36 +687,48 @@ mod tests {
             "signed",
             "big",
             "nx",
+            "NX.b",
             "ns1",
+            // The zone's apex is the 24th suffix, the last one remembered; then none is.
+            "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w",
+            "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.nx",
         ];
-        let mut direct = 0;
-        for t in transports {
-            for opt in opts {
-                for name in names {
-                    for qtype in [1u16, 28, 15] {
-                        let wire = query(&format!("{name}.example.test"), qtype, opt);
-                        let mut scratch = NameKey::EMPTY;
-                        let Parsed::Query(req) = request::parse(&wire, &mut scratch) else {
-                            panic!("query for {name} does not parse");
-                        };
-                        let q = req.question.unwrap();
-                        let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
-                        let mut res = Resolution::new();
-                        in_zone(&z, &q, t.proto, dnssec_ok, &mut res);
-                        let (mut fast, mut general) = (Vec::new(), Vec::new());
-                        let written = write_address_answer(&req, &q, &res, t, &mut fast);
-                        let expected = write_general(&req, &q, &res, t, &mut general);
-                        if let Some(w) = written {
-                            direct += 1;
-                            assert_eq!(w, expected, "{name} {qtype} {opt:?} {t:?}");
-                            assert_eq!(fast, general, "{name} {qtype} {opt:?} {t:?}");
+        let (mut addresses, mut negatives) = (0, 0);
+        for z in &zones {
+            for t in transports {
+                for opt in opts {
+                    for name in names {
+                        for qtype in [1u16, 28, 15] {
+                            let wire = query(&format!("{name}.example.test"), qtype, opt);
+                            let mut scratch = NameKey::EMPTY;
+                            let Parsed::Query(req) = request::parse(&wire, &mut scratch) else {
+                                panic!("query for {name} does not parse");
+                            };
+                            let q = req.question.unwrap();
+                            let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+                            let mut res = Resolution::new();
+                            in_zone(z, &q, t.proto, dnssec_ok, &mut res);
+                            let mut general = Vec::new();
+                            let expected = write_general(&req, &q, &res, t, &mut general);
+                            let case = format!("{name} {qtype} {opt:?} {t:?}");
+                            let mut fast = Vec::new();
+                            if let Some(w) = write_address_answer(&req, &q, &res, t, &mut fast) {
+                                addresses += 1;
+                                assert_eq!((w, &fast), (expected, &general), "address: {case}");
+                            }
+                            if let Some(w) = write_negative(&req, &q, &res, t, &mut fast) {
+                                negatives += 1;
+                                assert_eq!((w, &fast), (expected, &general), "negative: {case}");
+                            }
                         }
                     }
                 }
             }
         }
-        // Plain A/AAAA hits (a, A.Example.TEST, v6, multi, x.wild, unsigned or DO=0 signed)
-        // under each transport and OPT that needs no option in the reply.
-        assert!(direct >= 90, "the direct writer answered only {direct} cases");
+        // Per zone, transport and OPT that needs no option in the reply: A/AAAA hits at a,
+        // A.Example.TEST, v6, multi, x.wild and signed (unless DO=1); NODATA and NXDOMAIN
+        // for the rest.
+        assert!(addresses >= 360, "the address writer answered only {addresses} cases");
+        assert!(negatives >= 600, "the negative writer answered only {negatives} cases");
     }
 }
