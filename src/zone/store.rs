@@ -275,8 +275,10 @@ pub struct ZoneBuilder {
     nodes: NameMap<NodeEntry>,
     staged: Vec<Staged>,
     data: Vec<u8>,
-    /// The previous record's owner and node: files list a name's records together.
-    last: Option<(StoredName, u32)>,
+    /// The previous record's owner and node (files list a name's records together), in a
+    /// buffer reused from record to record.
+    last_owner: Vec<u8>,
+    last_node: Option<u32>,
     out_of_zone: usize,
     too_large: bool,
 }
@@ -289,7 +291,8 @@ impl ZoneBuilder {
             nodes: NameMap::default(),
             staged: Vec::new(),
             data: Vec::new(),
-            last: None,
+            last_owner: Vec::new(),
+            last_node: None,
             out_of_zone: 0,
             too_large: false,
         }
@@ -312,8 +315,8 @@ impl ZoneBuilder {
             self.too_large = true;
             return;
         };
-        let node = match &self.last {
-            Some((name, node)) if **name == *owner => *node,
+        let node = match self.last_node {
+            Some(node) if self.last_owner == owner => node,
             _ => {
                 let next = self.nodes.len() as u32;
                 let node = match self.nodes.get(owner) {
@@ -329,7 +332,9 @@ impl ZoneBuilder {
                         next
                     }
                 };
-                self.last = Some((owner.into(), node));
+                self.last_owner.clear();
+                self.last_owner.extend_from_slice(owner);
+                self.last_node = Some(node);
                 node
             }
         };
@@ -375,6 +380,7 @@ impl ZoneBuilder {
             nodes,
             sets: layout.sets.into_boxed_slice(),
             data: layout.data.into_boxed_slice(),
+            // Both from the SOA, read through the zone just below.
             serial: 0,
             negative_ttl: 0,
             records: layout.records,
@@ -385,19 +391,20 @@ impl ZoneBuilder {
         }
         let soa_rdata = soa.rdatas().next().unwrap_or_default();
         let (serial, minimum) = soa_fields(soa_rdata).ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
-        let negative_ttl = soa.ttl().min(minimum);
+        (zone.serial, zone.negative_ttl) = (serial, soa.ttl().min(minimum));
         let mut cuts = Vec::new();
         for (owner, e) in zone.nodes.iter() {
             let node = zone.view(e);
-            let has_cname = node.rrset(Rtype::CNAME).is_some();
-            let other = node
-                .rrsets()
-                .any(|s| !matches!(s.rtype(), Rtype::CNAME | Rtype::RRSIG | Rtype::NSEC));
-            if has_cname && other {
-                return Err(ZoneError::CnameAndOther(display(owner)));
-            }
-            if node.rrset(Rtype::CNAME).is_some_and(|s| s.len() > 1) {
-                return Err(ZoneError::ManyCname(display(owner)));
+            if let Some(cname) = node.rrset(Rtype::CNAME) {
+                if node
+                    .rrsets()
+                    .any(|s| !matches!(s.rtype(), Rtype::CNAME | Rtype::RRSIG | Rtype::NSEC))
+                {
+                    return Err(ZoneError::CnameAndOther(display(owner)));
+                }
+                if cname.len() > 1 {
+                    return Err(ZoneError::ManyCname(display(owner)));
+                }
             }
             if **owner != *zone.apex && node.rrset(Rtype::NS).is_some() {
                 cuts.push(owner.clone());
@@ -412,8 +419,6 @@ impl ZoneBuilder {
         mark_below_cuts(&mut zone.nodes, &zone.apex, &cuts);
         check_ns_cycles(&zone, &cuts)?;
         zone.nodes.shrink_to_fit();
-        zone.serial = serial;
-        zone.negative_ttl = negative_ttl;
         Ok((zone, notes))
     }
 }
