@@ -59,13 +59,21 @@ impl Drop for TempDir {
 
 /// A loopback port free for both UDP and TCP right now.
 pub fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
+    // Drawn below the kernel's ephemeral range (32768-60999 by default): a port from that
+    // range can be handed to another test's outgoing socket between this check and the
+    // server's bind, which once failed a test with "Address already in use".
+    let seed = std::hash::RandomState::new();
+    for attempt in 0u64.. {
+        let draw = std::hash::BuildHasher::hash_one(&seed, (std::process::id(), attempt, Instant::now()));
+        let port = 20_000 + (draw % 12_000) as u16;
+        let Ok(_udp) = UdpSocket::bind(("127.0.0.1", port)) else {
+            continue;
+        };
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
+    unreachable!("the attempts do not end")
 }
 
 pub fn binary() -> &'static str {
