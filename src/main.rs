@@ -85,6 +85,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Cmd::Check) => check(&cli.common.conf, load),
         None => {
+            ringdns::shard::exit_on_panic();
             let opts = RunOptions {
                 conf: cli.common.conf,
                 shards: cli

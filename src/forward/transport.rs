@@ -15,14 +15,14 @@ use bytes::Bytes;
 use domain::base::iana::Rtype;
 use futures_channel::{mpsc, oneshot};
 use http_body_util::{BodyExt, Full, Limited};
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt, IntoPollIo, Splitable};
+use monoio::io::IntoPollIo;
 use monoio::net::TcpStream;
 use monoio_compat::hyper::{MonoioExecutor, MonoioIo};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
 use super::template::matches;
+use crate::net::stream::{self, StreamRead, StreamWrite, frame_len};
 use crate::zone::name::NameKey;
 
 /// Largest reply we read from an upstream (a TCP message is at most this).
@@ -133,16 +133,16 @@ impl StreamConn {
         let (tx, rx) = mpsc::unbounded();
         match tls {
             Some((cfg, name)) => {
-                let connector = monoio_rustls::TlsConnector::from(cfg);
-                let stream = monoio::time::timeout(timeout, connector.connect(name, tcp))
+                let poll = tcp.into_poll_io().map_err(Fail::Net)?;
+                let tls = monoio::time::timeout(timeout, tokio_rustls::TlsConnector::from(cfg).connect(name, poll))
                     .await
                     .map_err(|_| Fail::Timeout)?
-                    .map_err(|e| Fail::Net(io::Error::other(e.to_string())))?;
-                let (r, w) = stream.into_split();
+                    .map_err(Fail::Net)?;
+                let (r, w) = stream::tls(tls);
                 start(r, w, rx, pending.clone(), alive.clone(), expire);
             }
             None => {
-                let (r, w) = tcp.into_split();
+                let (r, w) = stream::tcp(tcp);
                 start(r, w, rx, pending.clone(), alive.clone(), expire);
             }
         }
@@ -186,6 +186,9 @@ impl StreamConn {
     }
 }
 
+/// Runs the writer and the reader of a pooled connection. The writer sends queued frames
+/// and closes the connection after `expire` with no query waiting; the reader hands each
+/// reply to the query waiting for its ID. A read is cancelled only to close.
 fn start<R, W>(
     mut r: R,
     mut w: W,
@@ -194,57 +197,60 @@ fn start<R, W>(
     alive: Rc<Cell<bool>>,
     expire: Duration,
 ) where
-    R: AsyncReadRent + 'static,
-    W: monoio::io::AsyncWriteRent + 'static,
+    R: StreamRead + 'static,
+    W: StreamWrite + 'static,
 {
-    let alive_w = alive.clone();
+    let (closed, mut close) = oneshot::channel::<()>();
+    let last = Rc::new(Cell::new(Instant::now()));
+    let (alive_w, pending_w, last_w) = (alive.clone(), pending.clone(), last.clone());
     monoio::spawn(async move {
-        while let Some(frame) = crate::shard::next(&mut frames).await {
-            let (res, _) = w.write_all(frame).await;
-            if res.is_err() {
-                break;
+        loop {
+            match monoio::time::timeout(expire.max(Duration::from_millis(100)), crate::shard::next(&mut frames)).await {
+                Ok(Some(frame)) => {
+                    last_w.set(Instant::now());
+                    if w.write_all(frame).await.0.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                // Idle past `expire` with nothing waiting: close it.
+                Err(_) if pending_w.borrow().is_empty() && last_w.get().elapsed() >= expire => break,
+                Err(_) => {}
             }
         }
         alive_w.set(false);
-        let _ = w.shutdown().await;
+        let _ = monoio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
+        drop(closed);
     });
     monoio::spawn(async move {
-        let mut last = Instant::now();
+        let mut input: Vec<u8> = Vec::with_capacity(MAX_REPLY.min(4096));
         loop {
-            let mut len = Vec::with_capacity(2);
-            let read = monoio::time::timeout(expire.max(Duration::from_millis(100)), r.read_exact(len)).await;
-            let (res, buf) = match read {
-                Ok(x) => x,
-                Err(_) => {
-                    // Idle past `expire` with nothing waiting: close it.
-                    if pending.borrow().is_empty() && last.elapsed() >= expire {
-                        break;
-                    }
-                    continue;
+            let mut used = 0;
+            while let Some(n) = frame_len(&input[used..]) {
+                if input.len() - used < 2 + n {
+                    break;
                 }
+                let msg = &input[used + 2..used + 2 + n];
+                used += 2 + n;
+                // Shorter than a header: not a DNS message, but the framing holds: skip it.
+                if n >= 12 {
+                    last.set(Instant::now());
+                    let id = u16::from_be_bytes([msg[0], msg[1]]);
+                    if let Some(tx) = pending.borrow_mut().remove(&id) {
+                        let _ = tx.send(msg.to_vec());
+                    }
+                }
+            }
+            input.drain(..used);
+            let need = 2 + frame_len(&input).unwrap_or(0);
+            input.reserve(need.saturating_sub(input.len()));
+            let read = monoio::select! {
+                r = r.read_some(input) => r,
+                _ = &mut close => break,
             };
-            len = buf;
-            if res.is_err() {
-                break;
-            }
-            let n = usize::from(u16::from_be_bytes([len[0], len[1]]));
-            let msg = Vec::with_capacity(n.max(1));
-            let (res, msg) =
-                match monoio::time::timeout(Duration::from_secs(5), r.read_exact(msg.slice_mut(0..n))).await {
-                    Ok((res, m)) => (res, m.into_inner()),
-                    Err(_) => break,
-                };
-            if res.is_err() {
-                break;
-            }
-            last = Instant::now();
-            if n < 12 {
-                // Not a DNS message, but the framing holds: skip it.
-                continue;
-            }
-            let id = u16::from_be_bytes([msg[0], msg[1]]);
-            if let Some(tx) = pending.borrow_mut().remove(&id) {
-                let _ = tx.send(msg);
+            match read {
+                (Ok(n), buf) if n > 0 => input = buf,
+                _ => break,
             }
         }
         alive.set(false);

@@ -19,12 +19,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use monoio::io::IntoPollIo;
 use monoio::net::TcpStream;
 use monoio_compat::hyper::{MonoioExecutor, MonoioIo, MonoioTimer};
 
 use super::Reporter;
 use super::forwarded::{self, Now};
+use super::handshake::{self, Refused};
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
 use crate::dns::reply::{Delivery, min_ttl};
@@ -67,21 +67,10 @@ pub async fn connection(
     ctx: Rc<ShardCtx>,
     handshake: Duration,
 ) -> DohEnd {
-    let config = ctx.shared.snapshot.load().route(&key).and_then(|r| r.tls().cloned());
-    let Some(config) = config else {
-        return DohEnd::HandshakeFailed;
-    };
-    let Ok(poll) = stream.into_poll_io() else {
-        return DohEnd::HandshakeFailed;
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let tls = match monoio::time::timeout(handshake, acceptor.accept(poll)).await {
-        Err(_) => return DohEnd::HandshakeTimeout,
-        Ok(Err(e)) => {
-            tracing::trace!(%peer, error = %e, "TLS handshake failed");
-            return DohEnd::HandshakeFailed;
-        }
-        Ok(Ok(tls)) => tls,
+    let tls = match handshake::accept(stream, peer, &key, &ctx, handshake).await {
+        Err(Refused::Timeout) => return DohEnd::HandshakeTimeout,
+        Err(Refused::Failed) => return DohEnd::HandshakeFailed,
+        Ok(tls) => tls,
     };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let io = MonoioIo::new(tls);

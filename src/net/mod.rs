@@ -2,9 +2,11 @@
 
 pub mod doh;
 mod forwarded;
+mod handshake;
 pub mod mmsg;
 mod outbox;
 pub mod socket;
+pub(crate) mod stream;
 mod sys;
 pub mod tcp;
 pub mod udp;

@@ -8,7 +8,7 @@ use std::future::poll_fn;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
+use super::stream::StreamWrite;
 
 /// Octets of replies queued before the reader waits for the writer.
 pub const MAX_QUEUED: usize = 128 * 1024;
@@ -79,7 +79,7 @@ impl Outbox {
 
     /// Writes queued replies until the reader is done and no forwarded query is open; each
     /// batch must be written within `timeout`. `Err(true)`: timed out; `Err(false)`: I/O error.
-    pub async fn drain<W: AsyncWriteRent>(&self, w: &mut W, timeout: Duration) -> Result<(), bool> {
+    pub async fn drain<W: StreamWrite>(&self, w: &mut W, timeout: Duration) -> Result<(), bool> {
         let mut spare = Vec::new();
         loop {
             let more = poll_fn(|cx| {
@@ -101,7 +101,7 @@ impl Outbox {
             let failure = match monoio::time::timeout(timeout, w.write_all(batch)).await {
                 Err(_) => true,
                 Ok((Err(_), _)) => false,
-                Ok((Ok(_), b)) => {
+                Ok((Ok(()), b)) => {
                     batch = b;
                     batch.clear();
                     spare = batch;

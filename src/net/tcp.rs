@@ -20,13 +20,13 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, Split, Splitable};
 use monoio::net::{TcpListener, TcpStream};
 
 use super::Reporter;
 use super::forwarded::{self, Now};
+use super::handshake::{self, Refused};
 use super::outbox::Outbox;
+use super::stream::{self, StreamRead, StreamWrite, frame_len};
 use super::udp::{RouteCache, rate_ok};
 use crate::config::Transport;
 use crate::dns::answer::REPLY_CAPACITY;
@@ -231,7 +231,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, key: ListenerKey, ctx: 
                 super::doh::DohEnd::Done => End::Eof,
             }
         }
-        Transport::Dns => serve_connection(stream, peer, key, &ctx, &guard, "tcp").await,
+        Transport::Dns => {
+            let (r, w) = stream::tcp(stream);
+            serve_connection(r, w, peer, key, &ctx, &guard, "tcp").await
+        }
     };
     match end {
         End::Timeout => ctx.stats().tcp_timeouts.incr(),
@@ -243,8 +246,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, key: ListenerKey, ctx: 
 }
 
 /// DNS over TLS (RFC 7858): the handshake within [`ConnLimits::handshake`], then the same
-/// framing as TCP. Without a certificate the handshake fails: a TLS port never answers in
-/// plaintext.
+/// framing as TCP.
 async fn tls_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -252,36 +254,27 @@ async fn tls_connection(
     ctx: &Rc<ShardCtx>,
     guard: &ConnGuard,
 ) -> End {
-    let config = ctx.shared.snapshot.load().route(&key).and_then(|r| r.tls().cloned());
-    let Some(config) = config else {
-        return End::Handshake;
-    };
-    let acceptor = monoio_rustls::TlsAcceptor::from(config);
-    let tls = match monoio::time::timeout(guard.conns.limits.handshake, acceptor.accept(stream)).await {
-        Err(_) => return End::Timeout,
-        Ok(Err(e)) => {
-            tracing::trace!(%peer, error = %e, "TLS handshake failed");
-            return End::Handshake;
+    match handshake::accept(stream, peer, &key, ctx, guard.conns.limits.handshake).await {
+        Err(Refused::Timeout) => End::Timeout,
+        Err(Refused::Failed) => End::Handshake,
+        Ok(tls) => {
+            let (r, w) = stream::tls(tls);
+            serve_connection(r, w, peer, key, ctx, guard, "tls").await
         }
-        Ok(Ok(tls)) => tls,
-    };
-    serve_connection(tls, peer, key, ctx, guard, "tls").await
+    }
 }
 
 /// Serves one connection: a reader answering as it reads, and a writer, joined by an
 /// [`Outbox`].
-async fn serve_connection<S>(
-    stream: S,
+async fn serve_connection<R: StreamRead, W: StreamWrite>(
+    mut r: R,
+    mut w: W,
     peer: SocketAddr,
     key: ListenerKey,
     ctx: &Rc<ShardCtx>,
     guard: &ConnGuard,
     proto: &'static str,
-) -> End
-where
-    S: Split + AsyncReadRent + AsyncWriteRent,
-{
-    let (mut r, mut w) = stream.into_split();
+) -> End {
     let outbox = Rc::new(Outbox::default());
     let reader = async {
         let end = read_queries(&mut r, peer, key, ctx, guard, proto, &outbox).await;
@@ -290,8 +283,11 @@ where
     };
     let writer = async {
         let result = outbox.drain(&mut w, guard.conns.limits.write).await;
-        // FIN (and close_notify over TLS), best effort.
-        let _ = monoio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
+        if result.is_ok() {
+            // FIN (and close_notify over TLS), best effort; not after a failed or timed-out
+            // write, whose peer is not reading.
+            let _ = monoio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
+        }
         result
     };
     let (end, written) = monoio::join!(reader, writer);
@@ -303,7 +299,7 @@ where
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn read_queries<R: AsyncReadRent>(
+async fn read_queries<R: StreamRead>(
     stream: &mut R,
     peer: SocketAddr,
     key: ListenerKey,
@@ -388,9 +384,7 @@ async fn read_queries<R: AsyncReadRent>(
         } else {
             limits.message
         };
-        let len = input.len();
-        let cap = input.capacity();
-        let read = monoio::time::timeout(wait, stream.read(input.slice_mut(len..cap)));
+        let read = monoio::time::timeout(wait, stream.read_some(input));
         let read = monoio::select! {
             r = read => r,
             _ = outbox.writer_failed() => return End::Io,
@@ -398,13 +392,8 @@ async fn read_queries<R: AsyncReadRent>(
         match read {
             Err(_) => return End::Timeout,
             Ok((Ok(0), _)) => return End::Eof,
-            Ok((Ok(_), buf)) => input = buf.into_inner(),
+            Ok((Ok(_), buf)) => input = buf,
             Ok((Err(_), _)) => return End::Io,
         }
     }
-}
-
-/// The length announced by the 2-byte prefix, once it is complete.
-fn frame_len(buf: &[u8]) -> Option<usize> {
-    (buf.len() >= 2).then(|| usize::from(u16::from_be_bytes([buf[0], buf[1]])))
 }

@@ -254,6 +254,7 @@ async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
                         }
                     }
                 }
+                fault::panic_if_asked(id);
             }
             Command::Close(keys) => {
                 for k in keys {
@@ -278,6 +279,34 @@ async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
                 break;
             }
         }
+    }
+}
+
+/// Makes a panic on any thread end the whole process at once, after the default hook has
+/// written the panic (thread name, place, message) to stderr. A shard whose thread died
+/// would leave its sockets open in the kernel's SO_REUSEPORT group, so the kernel would go
+/// on handing it queries that nobody answers; a process that exits is restarted by its
+/// supervisor instead. Exit status 101, as a panicking Rust program's.
+pub fn exit_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        eprintln!("ringdns: fatal: a thread panicked; exiting so that a supervisor restarts the server");
+        std::process::exit(101);
+    }));
+}
+
+/// Faults injected on purpose, in debug builds only, for the tests that show what a fault
+/// does to the process.
+mod fault {
+    /// Panics shard `id` when `RINGDNS_FAULT_PANIC_SHARD` names it (debug builds).
+    pub fn panic_if_asked(id: usize) {
+        #[cfg(debug_assertions)]
+        if std::env::var("RINGDNS_FAULT_PANIC_SHARD").is_ok_and(|v| v == id.to_string()) {
+            panic!("fault injected: RINGDNS_FAULT_PANIC_SHARD={id}");
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = id;
     }
 }
 

@@ -35,7 +35,7 @@ impl Client {
     pub fn connect(addr: SocketAddr, cfg: Arc<ClientConfig>, sni: &str) -> std::io::Result<Client> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let sni = ServerName::try_from(sni.to_string()).map_err(std::io::Error::other)?;
-        let (h2, h1, alpn) = rt.block_on(async move {
+        let connect = async move {
             let tcp = tokio::net::TcpStream::connect(addr).await?;
             let tls = tokio_rustls::TlsConnector::from(cfg).connect(sni, tcp).await?;
             let alpn = tls.get_ref().1.alpn_protocol().map(|a| a.to_vec());
@@ -53,6 +53,11 @@ impl Client {
                 tokio::spawn(conn);
                 Ok((None, Some(send), alpn))
             }
+        };
+        let (h2, h1, alpn) = rt.block_on(async move {
+            tokio::time::timeout(Duration::from_secs(5), connect)
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "DoH connect timed out"))?
         })?;
         Ok(Client { rt, h2, h1, alpn })
     }

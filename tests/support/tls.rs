@@ -140,6 +140,7 @@ pub type Tls = StreamOwned<ClientConnection, TcpStream>;
 pub fn connect(addr: SocketAddr, cfg: Arc<ClientConfig>, sni: ServerName<'static>) -> std::io::Result<Tls> {
     let tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    tcp.set_write_timeout(Some(Duration::from_secs(5)))?;
     let conn = ClientConnection::new(cfg, sni).map_err(std::io::Error::other)?;
     let mut s = StreamOwned::new(conn, tcp);
     while s.conn.is_handshaking() {
