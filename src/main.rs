@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use ringdns::config::{self, LoadOptions};
 use ringdns::control::{self, DriverChoice, RunOptions, data::DataSet};
-use ringdns::net::tcp::ConnLimits;
+use ringdns::net::conns::ConnLimits;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -40,6 +40,12 @@ struct Cli {
     /// Open TCP connections allowed per client /24 (IPv4) or /56 (IPv6), per shard.
     #[arg(long, default_value_t = ConnLimits::default().per_prefix, global = true)]
     tcp_conns_per_prefix: usize,
+    /// TLS handshakes (DoT and DoH) in progress allowed per shard.
+    #[arg(long, default_value_t = ConnLimits::default().handshakes_per_shard, global = true)]
+    tls_handshakes_per_shard: usize,
+    /// TLS handshakes in progress allowed per client /24 (IPv4) or /56 (IPv6), per shard.
+    #[arg(long, default_value_t = ConnLimits::default().handshakes_per_prefix, global = true)]
+    tls_handshakes_per_prefix: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -102,6 +108,8 @@ fn main() -> ExitCode {
                 conn_limits: ConnLimits {
                     per_shard: cli.tcp_conns_per_shard.max(1),
                     per_prefix: cli.tcp_conns_per_prefix.max(1),
+                    handshakes_per_shard: cli.tls_handshakes_per_shard.max(1),
+                    handshakes_per_prefix: cli.tls_handshakes_per_prefix.max(1),
                     ..ConnLimits::default()
                 },
             };

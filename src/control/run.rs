@@ -14,8 +14,8 @@ use super::tls::{AcmeCerts, TlsListeners};
 use crate::acme;
 use crate::config::{self, Config, ConfigError, LoadOptions, Transport};
 use crate::dns::pipeline::ListenerKey;
+use crate::net::conns::ConnLimits;
 use crate::net::socket;
-use crate::net::tcp::ConnLimits;
 use crate::shard::{self, Command, Driver, ShardHandle, Shared, Socket};
 
 /// How long open connections get to finish at shutdown.
@@ -151,6 +151,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         tcp_connections = t.tcp_accepted,
         tcp_refused = t.tcp_refused,
         tcp_timeouts = t.tcp_timeouts,
+        connections_evicted = t.conn_evicted,
         tls_handshake_failures = t.tls_handshake_failures,
         doh_answered = t.doh_answered,
         upstream_queries = t.upstream_queries,

@@ -7,7 +7,6 @@
 //! idle timeout of 30 s after which the connection is told to go away (GOAWAY) and is
 //! closed at the latest 5 s later.
 
-use std::cell::Cell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -23,6 +22,7 @@ use monoio::net::TcpStream;
 use monoio_compat::hyper::{MonoioExecutor, MonoioIo, MonoioTimer};
 
 use super::Reporter;
+use super::conns::{ConnGuard, Cut, Phase};
 use super::forwarded::{self, Now};
 use super::handshake::{self, Refused};
 use crate::dns::answer::REPLY_CAPACITY;
@@ -49,36 +49,24 @@ pub const IDLE: Duration = Duration::from_secs(30);
 /// Time given to in-flight requests after GOAWAY.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// Why a DoH connection ended.
-pub enum DohEnd {
-    /// The handshake did not finish in time.
-    HandshakeTimeout,
-    /// The handshake failed, or no certificate exists yet.
-    HandshakeFailed,
-    /// HTTP ended (closed by either side, idle, or a protocol error).
-    Done,
-}
-
-/// Serves one DoH connection.
-pub async fn connection(
+/// Serves one DoH connection: the handshake, then HTTP/2 or HTTP/1.1 until either side
+/// closes, the connection is idle past its limit (GOAWAY, then at most [`DRAIN`] for what is
+/// in flight), or it is evicted for a newcomer.
+pub(crate) async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     key: ListenerKey,
     ctx: Rc<ShardCtx>,
-    handshake: Duration,
-) -> DohEnd {
-    let tls = match handshake::accept(stream, peer, &key, &ctx, handshake).await {
-        Err(Refused::Timeout) => return DohEnd::HandshakeTimeout,
-        Err(Refused::Failed) => return DohEnd::HandshakeFailed,
-        Ok(tls) => tls,
-    };
+    guard: &ConnGuard,
+) -> Result<(), Refused> {
+    let tls = handshake::accept(stream, peer, &key, &ctx, guard).await?;
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let io = MonoioIo::new(tls);
-    let last_active = Rc::new(Cell::new(Instant::now()));
     let service = {
-        let (ctx, last_active) = (ctx.clone(), last_active.clone());
+        let ctx = ctx.clone();
         hyper::service::service_fn(move |req| {
-            last_active.set(Instant::now());
+            // Idle counts from the start of the latest request.
+            guard.set_phase(Phase::Idle(Instant::now()));
             handle(req, ctx.clone(), key, peer)
         })
     };
@@ -91,7 +79,7 @@ pub async fn connection(
             .max_local_error_reset_streams(200)
             .max_send_buf_size(256 * 1024)
             .serve_connection(io, service);
-        drive(conn, &last_active, |c| c.graceful_shutdown()).await;
+        drive(conn, guard, |c| c.graceful_shutdown()).await
     } else {
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(MonoioTimer)
@@ -99,30 +87,24 @@ pub async fn connection(
             .max_buf_size(64 * 1024)
             .keep_alive(true)
             .serve_connection(io, service);
-        drive(conn, &last_active, |c| c.graceful_shutdown()).await;
+        drive(conn, guard, |c| c.graceful_shutdown()).await
     }
-    DohEnd::Done
 }
 
 /// Runs a connection until it ends, sending it away once idle and dropping it if it does
-/// not finish after that.
-async fn drive<C, E>(conn: C, last_active: &Cell<Instant>, shutdown: impl Fn(std::pin::Pin<&mut C>))
+/// not finish after that, or at once when evicted.
+async fn drive<C, E>(conn: C, guard: &ConnGuard, shutdown: impl Fn(std::pin::Pin<&mut C>)) -> Result<(), Refused>
 where
     C: std::future::Future<Output = Result<(), E>>,
 {
     let mut conn = std::pin::pin!(conn);
-    loop {
-        let idle_at = last_active.get() + IDLE;
-        let wait = idle_at.saturating_duration_since(Instant::now());
-        match monoio::time::timeout(wait, conn.as_mut()).await {
-            Ok(_) => return,
-            Err(_) if Instant::now() >= last_active.get() + IDLE => {
-                shutdown(conn.as_mut());
-                let _ = monoio::time::timeout(DRAIN, conn.as_mut()).await;
-                return;
-            }
-            // Activity since the timer was set: wait again.
-            Err(_) => {}
+    match guard.watch(conn.as_mut()).await {
+        Ok(_) => Ok(()),
+        Err(Cut::Evicted) => Err(Refused::Evicted),
+        Err(Cut::Timeout) => {
+            shutdown(conn.as_mut());
+            let _ = monoio::time::timeout(DRAIN, conn.as_mut()).await;
+            Ok(())
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Sockets and the per-shard serving loops for UDP and TCP.
 
+pub mod conns;
 pub mod doh;
 mod forwarded;
 mod handshake;

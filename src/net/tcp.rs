@@ -2,20 +2,18 @@
 //! they are read, timeouts for idle and stalled connections, and caps per shard and per
 //! client prefix.
 //!
-//! Limits (also in the README):
-//! - idle timeout 10 s between messages, 1 s once under pressure (3/4 of the shard's cap);
-//! - a message that has started must arrive whole within 1 s (Knot uses 0.5 s);
+//! Limits (also in the README; caps, eviction and pressure are in [`super::conns`]):
+//! - idle timeout 10 s between messages, 1 s once under pressure;
+//! - a message that has started must arrive whole within 1 s of its first byte (Knot uses
+//!   0.5 s);
 //! - a reply batch must be written within 5 s, and at most 128 KiB of replies are queued per
 //!   connection before we wait for the client to read them;
 //! - a length prefix of 0 closes the connection;
-//! - beyond the per-shard cap, or the per-prefix cap (/24 for IPv4, /56 for IPv6), a new
-//!   connection is accepted and closed at once; existing ones are not disturbed;
 //! - out of file descriptors (EMFILE/ENFILE): accept backs off 100 ms instead of spinning;
-//! - DNS over TLS: the handshake must finish within 5 s; after it, the rules above apply.
+//! - DNS over TLS: the handshake must finish within 5 s (1 s under pressure); after it, the
+//!   rules above apply.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +21,7 @@ use futures_channel::oneshot;
 use monoio::net::{TcpListener, TcpStream};
 
 use super::Reporter;
+use super::conns::{ConnGuard, Cut, Phase};
 use super::forwarded::{self, Now};
 use super::handshake::{self, Refused};
 use super::outbox::Outbox;
@@ -36,133 +35,10 @@ use crate::dns::resolve::Proto;
 use crate::dns::{Ctx, Outcome, answer};
 use crate::shard::ShardCtx;
 
-/// Timeouts and caps of TCP connections.
-#[derive(Clone, Copy, Debug)]
-pub struct ConnLimits {
-    /// Open connections per shard.
-    pub per_shard: usize,
-    /// Open connections per client prefix per shard.
-    pub per_prefix: usize,
-    /// Idle time allowed between messages.
-    pub idle: Duration,
-    /// Idle time allowed when the shard is near its cap.
-    pub idle_under_pressure: Duration,
-    /// Time for the rest of a message once its first byte arrived.
-    pub message: Duration,
-    /// Time to write a batch of replies.
-    pub write: Duration,
-    /// Time for a TLS handshake.
-    pub handshake: Duration,
-}
-
-impl Default for ConnLimits {
-    fn default() -> Self {
-        ConnLimits {
-            per_shard: 1024,
-            per_prefix: 256,
-            idle: Duration::from_secs(10),
-            idle_under_pressure: Duration::from_secs(1),
-            message: Duration::from_secs(1),
-            write: Duration::from_secs(5),
-            handshake: Duration::from_secs(5),
-        }
-    }
-}
-
 /// Initial read buffer per connection; grows for large messages.
 const INITIAL_READ_BUFFER: usize = 4096;
 /// Back-off after accept fails for lack of resources.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// The open connections of one shard.
-pub struct Conns {
-    limits: ConnLimits,
-    open: Cell<usize>,
-    per_prefix: RefCell<HashMap<Prefix, usize>>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum Prefix {
-    V4([u8; 3]),
-    V6([u8; 7]),
-}
-
-fn prefix(ip: IpAddr) -> Prefix {
-    match ip {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            Prefix::V4([o[0], o[1], o[2]])
-        }
-        IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => prefix(IpAddr::V4(v4)),
-            None => {
-                let o = a.octets();
-                Prefix::V6([o[0], o[1], o[2], o[3], o[4], o[5], o[6]])
-            }
-        },
-    }
-}
-
-impl Conns {
-    /// Tracking for one shard.
-    pub fn new(limits: ConnLimits) -> Self {
-        Conns {
-            limits,
-            open: Cell::new(0),
-            per_prefix: RefCell::new(HashMap::new()),
-        }
-    }
-
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.open.get()
-    }
-
-    fn try_open(self: &Rc<Self>, peer: IpAddr) -> Option<ConnGuard> {
-        if self.open.get() >= self.limits.per_shard {
-            return None;
-        }
-        let p = prefix(peer);
-        let mut map = self.per_prefix.borrow_mut();
-        let n = map.entry(p).or_insert(0);
-        if *n >= self.limits.per_prefix {
-            return None;
-        }
-        *n += 1;
-        self.open.set(self.open.get() + 1);
-        Some(ConnGuard {
-            conns: self.clone(),
-            prefix: p,
-        })
-    }
-
-    fn idle_timeout(&self) -> Duration {
-        if self.open.get() * 4 >= self.limits.per_shard * 3 {
-            self.limits.idle_under_pressure
-        } else {
-            self.limits.idle
-        }
-    }
-}
-
-/// Releases a connection's slot when dropped.
-struct ConnGuard {
-    conns: Rc<Conns>,
-    prefix: Prefix,
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        self.conns.open.set(self.conns.open.get().saturating_sub(1));
-        let mut map = self.conns.per_prefix.borrow_mut();
-        if let Some(n) = map.get_mut(&self.prefix) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.prefix);
-            }
-        }
-    }
-}
 
 /// Accepts connections on `listener` until `stop` fires.
 pub async fn serve(listener: TcpListener, key: ListenerKey, ctx: Rc<ShardCtx>, mut stop: oneshot::Receiver<()>) {
@@ -175,11 +51,23 @@ pub async fn serve(listener: TcpListener, key: ListenerKey, ctx: Rc<ShardCtx>, m
         };
         match accepted {
             Ok((stream, peer)) => {
-                let Some(guard) = ctx.conns.try_open(peer.ip()) else {
-                    // Over a cap: accept-and-close keeps the backlog moving.
-                    ctx.stats().tcp_refused.incr();
-                    drop(stream);
-                    continue;
+                let now = Instant::now();
+                let (phase, idle) = match key.transport {
+                    Transport::Dns => (Phase::Idle(now), ctx.conns.limits().idle),
+                    Transport::Tls => (Phase::Handshake(now), ctx.conns.limits().idle),
+                    Transport::Https => (Phase::Handshake(now), super::doh::IDLE),
+                };
+                let guard = match ctx.conns.try_open(peer.ip(), phase, idle) {
+                    Ok((guard, evicted)) => {
+                        ctx.stats().conn_evicted.add(evicted as u64);
+                        guard
+                    }
+                    Err(_) => {
+                        // Over a cap: accept-and-close keeps the backlog moving.
+                        ctx.stats().tcp_refused.incr();
+                        drop(stream);
+                        continue;
+                    }
                 };
                 ctx.stats().tcp_accepted.incr();
                 let _ = stream.set_nodelay(true);
@@ -210,12 +98,24 @@ mod libc_errno {
     pub const ENOBUFS: i32 = 105;
 }
 
+impl From<Refused> for End {
+    fn from(r: Refused) -> End {
+        match r {
+            Refused::Timeout => End::Timeout,
+            Refused::Evicted => End::Evicted,
+            Refused::Failed => End::Handshake,
+        }
+    }
+}
+
 /// Why a connection ended.
 #[derive(Debug)]
 enum End {
     Eof,
     ZeroLength,
     Timeout,
+    /// Closed to make room for a newcomer.
+    Evicted,
     Io,
     /// The TLS handshake failed (or no certificate exists yet).
     Handshake,
@@ -224,13 +124,10 @@ enum End {
 async fn connection(stream: TcpStream, peer: SocketAddr, key: ListenerKey, ctx: Rc<ShardCtx>, guard: ConnGuard) {
     let end = match key.transport {
         Transport::Tls => tls_connection(stream, peer, key, &ctx, &guard).await,
-        Transport::Https => {
-            match super::doh::connection(stream, peer, key, ctx.clone(), guard.conns.limits.handshake).await {
-                super::doh::DohEnd::HandshakeTimeout => End::Timeout,
-                super::doh::DohEnd::HandshakeFailed => End::Handshake,
-                super::doh::DohEnd::Done => End::Eof,
-            }
-        }
+        Transport::Https => match super::doh::connection(stream, peer, key, ctx.clone(), &guard).await {
+            Ok(()) => End::Eof,
+            Err(e) => e.into(),
+        },
         Transport::Dns => {
             let (r, w) = stream::tcp(stream);
             serve_connection(r, w, peer, key, &ctx, &guard, "tcp").await
@@ -238,6 +135,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, key: ListenerKey, ctx: 
     };
     match end {
         End::Timeout => ctx.stats().tcp_timeouts.incr(),
+        End::Evicted => {}
         End::Handshake => ctx.stats().tls_handshake_failures.incr(),
         _ => {}
     }
@@ -245,8 +143,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, key: ListenerKey, ctx: 
     drop(guard);
 }
 
-/// DNS over TLS (RFC 7858): the handshake within [`ConnLimits::handshake`], then the same
-/// framing as TCP.
+/// DNS over TLS (RFC 7858): the handshake, then the same framing as TCP.
 async fn tls_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -254,9 +151,8 @@ async fn tls_connection(
     ctx: &Rc<ShardCtx>,
     guard: &ConnGuard,
 ) -> End {
-    match handshake::accept(stream, peer, &key, ctx, guard.conns.limits.handshake).await {
-        Err(Refused::Timeout) => End::Timeout,
-        Err(Refused::Failed) => End::Handshake,
+    match handshake::accept(stream, peer, &key, ctx, guard).await {
+        Err(e) => e.into(),
         Ok(tls) => {
             let (r, w) = stream::tls(tls);
             serve_connection(r, w, peer, key, ctx, guard, "tls").await
@@ -282,7 +178,7 @@ async fn serve_connection<R: StreamRead, W: StreamWrite>(
         end
     };
     let writer = async {
-        let result = outbox.drain(&mut w, guard.conns.limits.write).await;
+        let result = outbox.drain(&mut w, guard.conns().limits().write).await;
         if result.is_ok() {
             // FIN (and close_notify over TLS), best effort; not after a failed or timed-out
             // write, whose peer is not reading.
@@ -312,10 +208,13 @@ async fn read_queries<R: StreamRead>(
     let mut challenges = arc_swap::Cache::new(&ctx.shared.challenges);
     let mut route_of = RouteCache::default();
     let reporter = Rc::new(Reporter::new(ctx, proto));
-    let limits = guard.conns.limits;
-    let keepalive = u16::try_from(limits.idle.as_millis() / 100).ok();
+    let keepalive = u16::try_from(guard.conns().limits().idle.as_millis() / 100).ok();
     let mut input: Vec<u8> = Vec::with_capacity(INITIAL_READ_BUFFER);
     let mut out: Vec<u8> = Vec::new();
+    // When the last read completed, and when the first byte of the message we hold part of
+    // arrived: the whole message is due within the message limit of that (issue 10.2).
+    let mut read_at = Instant::now();
+    let mut message_since: Option<Instant> = None;
     loop {
         // Answer every complete message we hold.
         let mut used = 0;
@@ -371,29 +270,41 @@ async fn read_queries<R: StreamRead>(
             }
         }
         input.drain(..used);
+        if input.is_empty() {
+            message_since = None;
+            guard.set_phase(Phase::Idle(Instant::now()));
+        } else {
+            // What is left began in the last read, unless it is the rest of a message whose
+            // first part came earlier.
+            let since = match message_since {
+                Some(t) if used == 0 => t,
+                _ => read_at,
+            };
+            message_since = Some(since);
+            guard.set_phase(Phase::Message(since));
+        }
         // Room for the rest of the current message.
-        let need = match frame_len(&input) {
-            Some(len) => 2 + len,
-            None => 2,
-        };
+        let need = 2 + frame_len(&input).unwrap_or(0);
         if input.capacity() < need.max(INITIAL_READ_BUFFER) {
             input.reserve(need.max(INITIAL_READ_BUFFER) - input.len());
         }
-        let wait = if input.is_empty() {
-            guard.conns.idle_timeout()
-        } else {
-            limits.message
-        };
-        let read = monoio::time::timeout(wait, stream.read_some(input));
-        let read = monoio::select! {
-            r = read => r,
-            _ = outbox.writer_failed() => return End::Io,
-        };
+        let read = guard
+            .watch(async {
+                monoio::select! {
+                    r = stream.read_some(input) => Some(r),
+                    _ = outbox.writer_failed() => None,
+                }
+            })
+            .await;
         match read {
-            Err(_) => return End::Timeout,
-            Ok((Ok(0), _)) => return End::Eof,
-            Ok((Ok(_), buf)) => input = buf,
-            Ok((Err(_), _)) => return End::Io,
+            Err(Cut::Timeout) => return End::Timeout,
+            Err(Cut::Evicted) => return End::Evicted,
+            Ok(None) => return End::Io,
+            Ok(Some((Ok(0), _))) => return End::Eof,
+            Ok(Some((Ok(_), buf))) => input = buf,
+            Ok(Some((Err(_), _))) => return End::Io,
         }
+        read_at = Instant::now();
+        guard.set_phase(Phase::Busy);
     }
 }

@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use futures_channel::{mpsc, oneshot};
 
 use crate::dns::pipeline::{ListenerKey, Snapshot};
-use crate::net::tcp::{ConnLimits, Conns};
+use crate::net::conns::{ConnLimits, Conns};
 use crate::telemetry::stats::{ShardStats, ShardStatsRef};
 
 /// Which io driver the shards run.

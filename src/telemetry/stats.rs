@@ -44,6 +44,8 @@ pub struct ShardStats {
     pub tcp_refused: Counter,
     /// TCP connections closed for a timeout.
     pub tcp_timeouts: Counter,
+    /// Waiting connections closed to make room for a newcomer.
+    pub conn_evicted: Counter,
     /// TLS handshakes that failed (bad client, no certificate yet, protocol mismatch).
     pub tls_handshake_failures: Counter,
     /// Queries answered over DNS over HTTPS.
@@ -100,6 +102,8 @@ pub struct Totals {
     pub tcp_refused: u64,
     /// See [`ShardStats::tcp_timeouts`].
     pub tcp_timeouts: u64,
+    /// See [`ShardStats::conn_evicted`].
+    pub conn_evicted: u64,
     /// See [`ShardStats::tls_handshake_failures`].
     pub tls_handshake_failures: u64,
     /// See [`ShardStats::doh_answered`].
@@ -122,6 +126,7 @@ pub fn totals(shards: &[ShardStats]) -> Totals {
         t.tcp_accepted += s.tcp_accepted.get();
         t.tcp_refused += s.tcp_refused.get();
         t.tcp_timeouts += s.tcp_timeouts.get();
+        t.conn_evicted += s.conn_evicted.get();
         t.tls_handshake_failures += s.tls_handshake_failures.get();
         t.doh_answered += s.doh_answered.get();
         t.upstream_queries += s.upstream_queries.get();

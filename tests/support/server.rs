@@ -367,3 +367,20 @@ pub fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     }
     false
 }
+
+/// A TCP connection to `dst` from the address and port `src` (`127.0.9.1:0`: a loopback
+/// address of another /24 stands in for another client network).
+pub fn connect_from(src: &str, dst: SocketAddr) -> TcpStream {
+    try_connect_from(src, dst).expect("connect")
+}
+
+/// [`connect_from`] that returns the error.
+pub fn try_connect_from(src: &str, dst: SocketAddr) -> std::io::Result<TcpStream> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    sock.bind(&src.parse::<SocketAddr>().expect("an address").into())?;
+    sock.connect_timeout(&dst.into(), Duration::from_secs(2))?;
+    let s: TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    Ok(s)
+}
