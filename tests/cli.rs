@@ -296,3 +296,85 @@ fn shards_are_threads_pinned_to_cores() {
     let all = thread_cpus(s.pid(), "shard-0").unwrap();
     assert!(cpus == 1 || all.contains('-') || all.contains(','), "not pinned: {all}");
 }
+
+/// Runs `ringdns check` with a time limit; None when it does not finish.
+fn check_within(cf: &std::path::Path, limit: Duration) -> Option<(i32, String)> {
+    let mut child = Command::new(binary())
+        .args(["check", "--conf", cf.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    match wait_exit(&mut child, limit) {
+        Some(st) => {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            Some((st.code().unwrap_or(-1), err))
+        }
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+    }
+}
+
+// Issue 10.4: `**` walked the whole filesystem through symlink loops, and start-up, `check`
+// and reloads never ended. It means `*` (one path element), as in CoreDNS.
+#[test]
+fn import_with_double_star_and_symlink_loops_ends() {
+    let d = TempDir::new("starstar");
+    std::fs::create_dir_all(d.path().join("conf.d/sub")).unwrap();
+    std::os::unix::fs::symlink(d.path(), d.path().join("conf.d/loop")).unwrap();
+    std::os::unix::fs::symlink(d.path().join("conf.d/b"), d.path().join("conf.d/a")).unwrap();
+    std::os::unix::fs::symlink(d.path().join("conf.d/a"), d.path().join("conf.d/b")).unwrap();
+    d.write("conf.d/sub/x.conf", "log\n");
+    let block = |import: &str| {
+        format!(
+            "example.test:1053 {{\n    bind 127.0.0.1\n    import {import}\n    hosts {{\n        192.0.2.1 a.example.test\n    }}\n}}\n"
+        )
+    };
+    let cf = d.write("Corefile", &block("/**/x.conf"));
+    let (code, err) = check_within(&cf, Duration::from_secs(60)).expect("check ends");
+    assert_eq!(code, 0, "{err}");
+    let cf = d.write("Corefile", &block("conf.d/**/**/**/**/**/**/x.conf"));
+    let (code, err) = check_within(&cf, Duration::from_secs(60)).expect("check ends");
+    assert_eq!(code, 0, "{err}");
+    // `**` is one element: conf.d/**/x.conf finds conf.d/sub/x.conf and nothing deeper.
+    let cf = d.write("Corefile", &block("conf.d/**/x.conf"));
+    let (code, err) = check_within(&cf, Duration::from_secs(60)).expect("check ends");
+    assert_eq!(code, 0, "{err}");
+    // Devices and FIFOs are not Corefile text.
+    let cf = d.write("Corefile", &block("/dev/zero"));
+    let (code, err) = check_within(&cf, Duration::from_secs(60)).expect("check ends");
+    assert!(code != 0 && err.contains("not a regular file"), "{err}");
+    // Too many files for one import: a clear error naming the place.
+    for i in 0..1001 {
+        d.write(&format!("conf.d/sub/{i}.snip"), "");
+    }
+    let cf = d.write("Corefile", &block("conf.d/*/*.snip"));
+    let (code, err) = check_within(&cf, Duration::from_secs(60)).expect("check ends");
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Corefile:3:12: import") && err.contains("more than the 1000"),
+        "{err}"
+    );
+}
+
+both_drivers!(reload_with_a_double_star_import_keeps_the_control_thread, |driver| {
+    let corefile = "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n";
+    let s = Server::start(Options::new(driver, corefile).file("zone", example_zone()));
+    std::os::unix::fs::symlink(s.dir.path(), s.dir.path().join("loop")).unwrap();
+    let new = format!(
+        "example.test:{p} {{\n    bind 127.0.0.1\n    import {d}/**/**/**/**/none.conf\n    import /**/none.conf\n    file {d}/zone\n    log\n}}\n",
+        p = s.port,
+        d = s.dir.path().display()
+    );
+    std::fs::write(&s.corefile, new).unwrap();
+    s.signal("HUP");
+    assert!(s.wait_log("reloaded", Duration::from_secs(30)), "{}", s.log());
+    assert_eq!(s.udp(&q("www.example.test", Rtype::A)).rcode(), 0);
+    let (st, log) = s.stop();
+    assert!(st.success(), "SIGTERM is still heard: {log}");
+});

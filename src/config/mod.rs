@@ -7,6 +7,7 @@ mod directives;
 mod duration;
 mod error;
 mod forward;
+mod import;
 mod keys;
 mod lexer;
 mod model;

@@ -124,13 +124,15 @@ fn import_files(arg: &Token) -> Result<Vec<Token>, ConfigError> {
         base.join(&arg.text)
     };
     let has_glob = arg.text.contains(['*', '?', '[']);
-    let mut paths: Vec<PathBuf> = if has_glob {
-        let pat = pattern.to_string_lossy();
-        glob::glob(&pat)
-            .map_err(|e| ConfigError::at(&arg.pos, format!("bad import pattern {:?}: {e}", arg.text)))?
-            .filter_map(Result::ok)
-            .collect()
+    let paths: Vec<PathBuf> = if has_glob {
+        super::import::expand(&pattern).map_err(|e| ConfigError::at(&arg.pos, format!("import {:?}: {e}", arg.text)))?
     } else {
+        if pattern.exists() && !pattern.is_file() {
+            return Err(ConfigError::at(
+                &arg.pos,
+                format!("import {}: not a regular file", pattern.display()),
+            ));
+        }
         if !pattern.exists() {
             return Err(ConfigError::at(
                 &arg.pos,
@@ -143,10 +145,9 @@ fn import_files(arg: &Token) -> Result<Vec<Token>, ConfigError> {
         }
         vec![pattern]
     };
-    paths.sort();
     let mut tokens = Vec::new();
     for path in paths {
-        let src = std::fs::read_to_string(&path)
+        let src = super::import::read(&path)
             .map_err(|e| ConfigError::at(&arg.pos, format!("import {}: {e}", path.display())))?;
         let file: Arc<Path> = Arc::from(path.as_path());
         tokens.extend(tokenize(&src, &file)?);
