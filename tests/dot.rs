@@ -279,3 +279,39 @@ both_drivers!(padding_over_tls, |driver| {
     assert_eq!(reply.len() % 468, 0, "RFC 8467 block padding: {}", reply.len());
     assert_eq!(Reply::parse(&reply).answer().len(), 1);
 });
+
+// Issue 10.5: a renewed pair of the same sizes copied in with the old timestamps (`cp -p`
+// of files made at the same moment) used to go unnoticed: files are compared by content.
+both_drivers!(certificate_swap_seen_with_same_size_and_timestamps, |driver| {
+    let f = fixture(driver);
+    let (pem, key) = (f.s.dir.path().join("dns.pem"), f.s.dir.path().join("dns.key"));
+    let stamp = |p: &std::path::Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.len(), m.modified().unwrap())
+    };
+    let before = (stamp(&pem), stamp(&key));
+    // Same names, same key type: the same sizes (retry the rare draw that differs).
+    let renewed = (0..20)
+        .map(|_| f.ca.leaf(&["dns.example.test"]))
+        .find(|l| l.cert_pem.len() as u64 == before.0.0 && l.key_pem.len() as u64 == before.1.0)
+        .expect("a leaf of the same size");
+    let times = |p: &std::path::Path, t: std::time::SystemTime| {
+        let file = std::fs::File::options().write(true).open(p).unwrap();
+        file.set_times(std::fs::FileTimes::new().set_modified(t).set_accessed(t))
+            .unwrap();
+    };
+    std::fs::write(&key, &renewed.key_pem).unwrap();
+    times(&key, before.1.1);
+    std::fs::write(&pem, &renewed.cert_pem).unwrap();
+    times(&pem, before.0.1);
+    assert_eq!((stamp(&pem), stamp(&key)), before, "size and mtime as before");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while f.served_leaf(Some("dns.example.test")) != renewed.der {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was not picked up; log:\n{}",
+            f.s.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+});

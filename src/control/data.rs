@@ -13,7 +13,7 @@ use bytes::Bytes;
 use domain::base::Name;
 
 use crate::config::{Config, ConfigError, HostsConfig, TlsConfig};
-use crate::tls::certs::{CertError, load_pair};
+use crate::tls::certs::{CertError, PairPem};
 use crate::zone::hosts::Hosts;
 use crate::zone::name::NameKey;
 use crate::zone::store::Zone;
@@ -47,10 +47,15 @@ pub struct Stamp {
     len: u64,
 }
 
-/// Stamps of the TLS files a `forward` reads (CA, client certificate and key).
-fn forward_files(f: &crate::config::ForwardConfig) -> Vec<Option<Stamp>> {
+/// Digests of the content of the TLS files a `forward` reads (CA, client certificate and
+/// key): a file copied in with its old size and timestamps is still a change.
+fn forward_files(f: &crate::config::ForwardConfig) -> Vec<Option<u64>> {
     let client = f.tls_client.iter().flat_map(|(c, k)| [c, k]);
-    f.tls_ca.iter().chain(client).map(|p| stamp(p)).collect()
+    f.tls_ca
+        .iter()
+        .chain(client)
+        .map(|p| Some(crate::tls::certs::digest(&[&std::fs::read(p).ok()?])))
+        .collect()
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
@@ -65,7 +70,8 @@ fn stamp(path: &Path) -> Option<Stamp> {
 pub struct CertEntry {
     /// The pair, checked to match.
     pub pair: Arc<CertifiedKey>,
-    stamps: (Option<Stamp>, Option<Stamp>),
+    /// [`PairPem::digest`] of the files the pair was made from.
+    digest: u64,
     next_check: Instant,
 }
 
@@ -84,8 +90,8 @@ pub struct DataSet {
     pub hosts: HashMap<usize, HostsEntry>,
     /// Certificate pairs by (certificate file, key file).
     pub certs: HashMap<(PathBuf, PathBuf), CertEntry>,
-    /// Forwarding plans by server block index, with the stamps of the TLS files they read.
-    pub plans: HashMap<usize, (Arc<crate::forward::Plan>, Vec<Option<Stamp>>)>,
+    /// Forwarding plans by server block index, with digests of the TLS files they read.
+    pub plans: HashMap<usize, (Arc<crate::forward::Plan>, Vec<Option<u64>>)>,
 }
 
 /// What a refresh changed.
@@ -162,13 +168,14 @@ impl DataSet {
             }
             if let Some(TlsConfig::Files { cert, key, .. }) = &block.tls {
                 if let std::collections::hash_map::Entry::Vacant(slot) = set.certs.entry((cert.clone(), key.clone())) {
-                    let pair = load_pair(cert, key).map_err(|e| DataError::Cert {
+                    let err = |e| DataError::Cert {
                         where_: block.pos.clone(),
                         source: Box::new(e),
-                    })?;
+                    };
+                    let pem = PairPem::read(cert, key).map_err(err)?;
                     slot.insert(CertEntry {
-                        pair,
-                        stamps: (stamp(cert), stamp(key)),
+                        pair: pem.pair(cert, key).map_err(err)?,
+                        digest: pem.digest(),
                         next_check: now + CERT_CHECK,
                     });
                 }
@@ -220,15 +227,19 @@ impl DataSet {
                 continue;
             }
             entry.next_check = now + CERT_CHECK;
-            let stamps = (stamp(cert), stamp(key));
-            if stamps == entry.stamps {
-                continue;
-            }
-            match load_pair(cert, key) {
-                Ok(pair) => {
+            // Read once: the digest and the pair come from the same bytes.
+            let loaded = PairPem::read(cert, key).and_then(|pem| {
+                if pem.digest() == entry.digest {
+                    return Ok(None);
+                }
+                Ok(Some((pem.pair(cert, key)?, pem.digest())))
+            });
+            match loaded {
+                Ok(None) => {}
+                Ok(Some((pair, digest))) => {
                     tracing::info!(cert = %cert.display(), "certificate reloaded");
                     entry.pair = pair;
-                    entry.stamps = stamps;
+                    entry.digest = digest;
                     certs = true;
                 }
                 // A new certificate with the old key (mid-copy) fails here and is retried at

@@ -43,16 +43,52 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
+/// The PEM text of a certificate pair as read from its two files.
+pub struct PairPem {
+    /// The chain file's content.
+    pub cert: Vec<u8>,
+    /// The key file's content.
+    pub key: Vec<u8>,
+}
+
+impl PairPem {
+    /// Reads both files.
+    pub fn read(cert: &Path, key: &Path) -> Result<PairPem, CertError> {
+        Ok(PairPem {
+            cert: read(cert)?,
+            key: read(key)?,
+        })
+    }
+
+    /// A digest of both contents: a new version of either file changes it, whatever its size
+    /// and timestamps (a pair copied in with `cp -p` keeps both).
+    pub fn digest(&self) -> u64 {
+        digest(&[&self.cert, &self.key])
+    }
+
+    /// The pair, checked to match; the paths are for messages.
+    pub fn pair(&self, cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, CertError> {
+        pair_from_pem(
+            &self.cert,
+            &self.key,
+            &cert.display().to_string(),
+            &key.display().to_string(),
+        )
+    }
+}
+
+/// A digest of file contents, to tell versions of TLS files apart by what they hold (SipHash
+/// with fixed keys: the same content gives the same digest for the whole run).
+pub fn digest(contents: &[&[u8]]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    contents.hash(&mut h);
+    h.finish()
+}
+
 /// Reads a PEM chain (leaf first) and a PEM private key and checks they belong together.
 pub fn load_pair(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, CertError> {
-    let cert_pem = read(cert)?;
-    let key_pem = read(key)?;
-    pair_from_pem(
-        &cert_pem,
-        &key_pem,
-        &cert.display().to_string(),
-        &key.display().to_string(),
-    )
+    PairPem::read(cert, key)?.pair(cert, key)
 }
 
 /// As [`load_pair`], from PEM bytes; the names are for messages.
