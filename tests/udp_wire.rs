@@ -215,3 +215,74 @@ both_drivers!(truncation, |driver| {
     assert!(!r.tc());
     assert_eq!(r.answer().len(), 30);
 });
+
+// Issue 10.6, RFC 8945 §5.2.1: a request signed with a key we do not have is NOTAUTH with
+// TSIG error BADKEY (unsigned), never an unsigned NOERROR; kdig and dig sign real requests.
+both_drivers!(tsig_with_an_unknown_key_is_badkey, |driver| {
+    let s = server(driver);
+    for tcp in [false, true] {
+        let mut kdig = std::process::Command::new("kdig");
+        kdig.args(["@127.0.0.1", "-p", &s.port.to_string(), "+time=2", "+retry=0"])
+            .args(["-y", "hmac-sha256:nobody.key:c2VjcmV0c2VjcmV0c2VjcmV0"])
+            .args(["www.example.test", "A"]);
+        if tcp {
+            kdig.arg("+tcp");
+        }
+        let out = kdig.output().expect("kdig (test.sh installs knot-dnsutils)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("status: BADKEY") && text.contains("ANSWER: 0"),
+            "tcp={tcp}: {text}"
+        );
+        assert!(
+            !text.contains("192.0.2.10"),
+            "no data for an unverified request: {text}"
+        );
+    }
+    let out = std::process::Command::new("dig")
+        .args(["@127.0.0.1", "-p", &s.port.to_string(), "+time=2", "+tries=1"])
+        .args(["-y", "hmac-sha256:nobody.key:c2VjcmV0c2VjcmV0c2VjcmV0"])
+        .args(["www.example.test", "A"])
+        .output()
+        .expect("dig (test.sh installs bind9-dnsutils)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("status: NOTAUTH") && text.contains("BADKEY"), "{text}");
+    // On the wire: OPT then TSIG is NOTAUTH with an OPT and an unsigned TSIG, error BADKEY.
+    let mut tsig = b"\x01k\x00\x00\xfa\x00\xff\x00\x00\x00\x00".to_vec();
+    let rdata: Vec<u8> = [
+        &b"\x0bhmac-sha256\x00"[..],
+        &[0, 0, 0x5f, 0, 0, 0, 1, 44, 0, 0, 0x42, 0x42, 0, 0, 0, 0],
+    ]
+    .concat();
+    tsig.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    tsig.extend_from_slice(&rdata);
+    let opt = [0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0];
+    let mut wire = q("www.example.test", Rtype::A).wire();
+    wire[11] = 2;
+    wire.extend_from_slice(&opt);
+    wire.extend_from_slice(&tsig);
+    let r = raw(&s, &wire);
+    assert_eq!(r.rcode(), 9, "NOTAUTH");
+    assert!(r.opt().is_some() && r.answer().is_empty());
+    assert_eq!(u16::from_be_bytes([r.wire[10], r.wire[11]]), 2, "OPT and TSIG");
+    let n = r.wire.len();
+    assert_eq!(
+        &r.wire[n - 6..],
+        &[0x42, 0x42, 0, 17, 0, 0],
+        "original ID, BADKEY, no other data"
+    );
+    // A TSIG that is not the last record: FORMERR (RFC 8945 §5.1).
+    let mut wire = q("www.example.test", Rtype::A).wire();
+    wire[11] = 2;
+    wire.extend_from_slice(&tsig);
+    wire.extend_from_slice(&opt);
+    assert_eq!(raw(&s, &wire).rcode(), 1, "TSIG before the OPT");
+});

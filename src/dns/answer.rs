@@ -58,6 +58,9 @@ pub fn answer(ctx: &Ctx<'_>, query: &[u8], out: &mut Vec<u8>) -> Outcome {
                 EarlyError::NotImp => OptRcode::NOTIMP,
                 EarlyError::Refused => OptRcode::REFUSED,
                 EarlyError::BadVers => OptRcode::BADVERS,
+                EarlyError::BadKey => {
+                    return written(reply::write_tsig_error(&req, ctx.transport, out), None, None);
+                }
             };
             return error(&req, rcode, ctx, out, None);
         }

@@ -338,6 +338,45 @@ pub fn write_error(req: &Request<'_>, rcode: OptRcode, t: Delivery, out: &mut Ve
     finish(msg.authority().additional(), req, t, rcode, false, limit, out)
 }
 
+/// TSIG error BADKEY (RFC 8945 §5.2.1, IANA "TSIG/TKEY RR Error").
+const TSIG_BADKEY: u16 = 17;
+
+/// The reply to a request signed with a key we do not have (RFC 8945 §5.2.1, §5.3.2):
+/// NOTAUTH, and an unsigned TSIG (same key and algorithm names, the request's Time Signed
+/// and Fudge, no MAC, error BADKEY) after the OPT. Without room for the TSIG within the
+/// size limit the reply goes without it.
+pub fn write_tsig_error(req: &Request<'_>, t: Delivery, out: &mut Vec<u8>) -> Written {
+    let written = write_error(req, OptRcode::NOTAUTH, t, out);
+    let Some(tsig) = req.tsig else {
+        return written;
+    };
+    let name_len = |n: &domain::base::ParsedName<&[u8]>| n.iter().map(|l| 1 + l.as_slice().len()).sum::<usize>();
+    let rdlen = name_len(&tsig.algorithm) + tsig.time_and_fudge.len() + 8;
+    if out.len() + name_len(&tsig.key) + 10 + rdlen > size_limit(req, t) {
+        return written;
+    }
+    let push_name = |out: &mut Vec<u8>, n: &domain::base::ParsedName<&[u8]>| {
+        for label in n.iter() {
+            out.push(label.as_slice().len() as u8);
+            out.extend_from_slice(label.as_slice());
+        }
+    };
+    push_name(out, &tsig.key);
+    out.extend_from_slice(&Rtype::TSIG.to_int().to_be_bytes());
+    out.extend_from_slice(&Class::ANY.to_int().to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&(rdlen as u16).to_be_bytes());
+    push_name(out, &tsig.algorithm);
+    out.extend_from_slice(tsig.time_and_fudge);
+    out.extend_from_slice(&0u16.to_be_bytes()); // MAC size
+    out.extend_from_slice(&req.id.to_be_bytes()); // Original ID
+    out.extend_from_slice(&TSIG_BADKEY.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes()); // Other Len
+    let arcount = u16::from_be_bytes([out[10], out[11]]) + 1;
+    out[10..12].copy_from_slice(&arcount.to_be_bytes());
+    written
+}
+
 type Started = AnswerBuilder<Target>;
 
 /// Header and question, ready for the answer section. On failure (a question too large for

@@ -45,6 +45,20 @@ pub enum EarlyError {
     Refused,
     /// BADVERS: EDNS version above 0 (RFC 6891 §6.1.3).
     BadVers,
+    /// NOTAUTH with TSIG error BADKEY: a TSIG with a key we do not have (RFC 8945 §5.2.1;
+    /// no keys are configured yet, so every key is unknown).
+    BadKey,
+}
+
+/// The TSIG record of a request (RFC 8945 §4.2), as much as an error reply echoes.
+#[derive(Clone, Copy)]
+pub struct Tsig<'a> {
+    /// The key name (the record's owner).
+    pub key: ParsedName<&'a [u8]>,
+    /// The algorithm name.
+    pub algorithm: ParsedName<&'a [u8]>,
+    /// Time Signed (48-bit seconds) and Fudge, raw.
+    pub time_and_fudge: &'a [u8],
 }
 
 /// The question.
@@ -93,6 +107,8 @@ pub struct Request<'a> {
     pub question: Option<Question<'a>>,
     /// EDNS, if a valid OPT was present.
     pub edns: Option<Edns>,
+    /// The TSIG record, if the request is signed.
+    pub tsig: Option<Tsig<'a>>,
 }
 
 /// Result of parsing.
@@ -123,6 +139,7 @@ pub fn parse<'a>(wire: &'a [u8], scratch: &'a mut NameKey) -> Parsed<'a> {
         cd: wire[3] & 0x10 != 0,
         question: None,
         edns: None,
+        tsig: None,
     };
     let mut parser = Parser::from_ref(wire);
     if parser.advance(HEADER_LEN).is_err() {
@@ -153,12 +170,21 @@ pub fn parse<'a>(wire: &'a [u8], scratch: &'a mut NameKey) -> Parsed<'a> {
         }
     }
     let mut edns = None;
-    for _ in 0..ar {
+    for i in 0..ar {
         let start = parser.pos();
         let Some(rtype) = skip_record(&mut parser) else {
             return Parsed::Error(req, EarlyError::FormErr);
         };
-        if rtype == Rtype::OPT {
+        if rtype == Rtype::TSIG {
+            // RFC 8945 §5.1: the TSIG is the last record, or the message is a FORMERR.
+            if i + 1 != ar {
+                return Parsed::Error(req, EarlyError::FormErr);
+            }
+            match parse_tsig(wire, start) {
+                Some(t) => req.tsig = Some(t),
+                None => return Parsed::Error(req, EarlyError::FormErr),
+            }
+        } else if rtype == Rtype::OPT {
             // RFC 6891 §6.1.1: at most one OPT, owner the root.
             if edns.is_some() || wire[start] != 0 {
                 return Parsed::Error(req, EarlyError::FormErr);
@@ -178,7 +204,37 @@ pub fn parse<'a>(wire: &'a [u8], scratch: &'a mut NameKey) -> Parsed<'a> {
             return Parsed::Error(req, EarlyError::BadVers);
         }
     }
+    if req.tsig.is_some() {
+        return Parsed::Error(req, EarlyError::BadKey);
+    }
     Parsed::Query(req)
+}
+
+/// Reads the TSIG record at `start` (already walked by `skip_record`): class ANY, TTL 0
+/// (RFC 8945 §4.2) and RDATA whose fields fill its length exactly.
+fn parse_tsig(wire: &[u8], start: usize) -> Option<Tsig<'_>> {
+    let mut p = Parser::from_ref(wire);
+    p.advance(start).ok()?;
+    let key = ParsedName::parse_ref(&mut p).ok()?;
+    p.advance(2).ok()?;
+    let class = Class::from_int(p.parse_u16_be().ok()?);
+    let ttl = p.parse_u32_be().ok()?;
+    let rdlen = usize::from(p.parse_u16_be().ok()?);
+    let end = p.pos() + rdlen;
+    if class != Class::ANY || ttl != 0 {
+        return None;
+    }
+    let algorithm = ParsedName::parse_ref(&mut p).ok()?;
+    let time_and_fudge = p.parse_octets(8).ok()?;
+    let mac_len = usize::from(p.parse_u16_be().ok()?);
+    p.advance(mac_len + 4).ok()?; // MAC, Original ID, Error
+    let other_len = usize::from(p.parse_u16_be().ok()?);
+    p.advance(other_len).ok()?;
+    (p.pos() == end).then_some(Tsig {
+        key,
+        algorithm,
+        time_and_fudge,
+    })
 }
 
 fn parse_question<'a>(parser: &mut Parser<'a, [u8]>, scratch: &'a mut NameKey) -> Option<Question<'a>> {
@@ -423,6 +479,48 @@ mod tests {
             verdict(&query(NAME, 1, 1, &opt(1232, 1, 0, &[]))),
             Err("BadVers".into())
         );
+    }
+
+    /// A TSIG record: key `k.`, hmac-sha256, a 32-octet MAC (RFC 8945 §4.2).
+    fn tsig(class: u16) -> Vec<u8> {
+        let mut rdata = b"\x0bhmac-sha256\x00".to_vec();
+        rdata.extend_from_slice(&[0, 0, 0x5f, 0, 0, 0, 1, 44]); // time signed, fudge 300
+        rdata.extend_from_slice(&32u16.to_be_bytes());
+        rdata.extend_from_slice(&[7; 32]);
+        rdata.extend_from_slice(&[0x12, 0x34, 0, 0, 0, 0]); // original ID, error, other len
+        let mut rr = b"\x01k\x00".to_vec();
+        rr.extend_from_slice(&250u16.to_be_bytes());
+        rr.extend_from_slice(&class.to_be_bytes());
+        rr.extend_from_slice(&[0, 0, 0, 0]);
+        rr.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        rr.extend_from_slice(&rdata);
+        rr
+    }
+
+    #[test]
+    fn tsig_must_be_last_and_its_key_known() {
+        // RFC 8945 §5.2.1: no key is configured, so a well-formed TSIG is BADKEY.
+        let signed = query(NAME, 1, 2, &[opt(1232, 0, 0, &[]), tsig(255)].concat());
+        assert_eq!(verdict(&signed), Err("BadKey".into()));
+        let mut scratch = NameKey::EMPTY;
+        let Parsed::Error(req, _) = parse(&signed, &mut scratch) else {
+            panic!("an error");
+        };
+        let t = req.tsig.expect("the TSIG is kept for the reply");
+        assert_eq!(t.key.to_string(), "k");
+        assert_eq!(t.algorithm.to_string(), "hmac-sha256");
+        assert_eq!(t.time_and_fudge, &[0, 0, 0x5f, 0, 0, 0, 1, 44]);
+        assert!(req.edns.is_some(), "the reply keeps its OPT");
+        // §5.1: a TSIG that is not the last record is a FORMERR.
+        let early = query(NAME, 1, 2, &[tsig(255), opt(1232, 0, 0, &[])].concat());
+        assert_eq!(verdict(&early), Err("FormErr".into()));
+        // §4.2: class ANY; RDATA fields that do not fill RDLENGTH.
+        assert_eq!(verdict(&query(NAME, 1, 1, &tsig(1))), Err("FormErr".into()));
+        let mut long = tsig(255);
+        long.push(0);
+        let rdlen = u16::from_be_bytes([long[11], long[12]]);
+        long[11..13].copy_from_slice(&(rdlen + 1).to_be_bytes());
+        assert_eq!(verdict(&query(NAME, 1, 1, &long)), Err("FormErr".into()));
     }
 
     #[test]
