@@ -343,12 +343,18 @@ both_drivers!(padding_over_https, |driver| {
 /// HPACK for `POST /dns-query` with content-type application/dns-message and a
 /// content-length of `len` (literals without indexing).
 fn hpack_post(len: usize) -> Vec<u8> {
-    let mut h = vec![0x83, 0x87, 0x04, 10];
-    h.extend_from_slice(b"/dns-query");
+    hpack_request(0x83, "/dns-query", "application/dns-message", len)
+}
+
+/// HPACK for a request: `method` a static-table octet (0x82 GET, 0x83 POST), a path, a
+/// content-type and a content-length.
+fn hpack_request(method: u8, path: &str, ctype: &str, len: usize) -> Vec<u8> {
+    let mut h = vec![method, 0x87, 0x04, path.len() as u8];
+    h.extend_from_slice(path.as_bytes());
     h.extend_from_slice(&[0x01, 16]);
     h.extend_from_slice(b"dns.example.test");
-    h.extend_from_slice(&[0x0f, 0x10, 23]);
-    h.extend_from_slice(b"application/dns-message");
+    h.extend_from_slice(&[0x0f, 0x10, ctype.len() as u8]);
+    h.extend_from_slice(ctype.as_bytes());
     let l = len.to_string();
     h.extend_from_slice(&[0x0f, 0x0d, l.len() as u8]); // content-length (static index 28)
     h.extend_from_slice(l.as_bytes());
@@ -436,3 +442,82 @@ fn stream_burst(streams: u32, then: u8, payload: &[u8]) -> Vec<u8> {
     }
     burst
 }
+
+// Issue 10.7 (h2spec 8.1.2.6): a body that contradicts its content-length is a stream error
+// of type PROTOCOL_ERROR (RFC 9113 §8.1.1) whatever the request would have been answered:
+// the request is read whole before any response, never answered early (415, 404) and then
+// reset under the client's later frames.
+both_drivers!(content_length_mismatch_is_a_stream_error_for_any_request, |driver| {
+    let f = fixture(driver);
+    let mut raw = f.raw(&[]);
+    let cases = [
+        (0x83, "/dns-query", "text/plain", 1),
+        (0x83, "/elsewhere", "application/dns-message", 1),
+        (0x82, "/dns-query", "text/plain", 2),
+    ];
+    for (i, (method, path, ctype, frames)) in cases.into_iter().enumerate() {
+        let id = 1 + 2 * i as u32;
+        raw.send(&h2_frame(
+            frame::HEADERS,
+            frame::END_HEADERS,
+            id,
+            &hpack_request(method, path, ctype, 8),
+        ))
+        .unwrap();
+        // 5 octets in one frame, or 6 + 6 in two: never the 8 announced.
+        if frames == 1 {
+            raw.send(&h2_frame(frame::DATA, frame::END_STREAM, id, b"12345"))
+                .unwrap();
+        } else {
+            raw.send(&h2_frame(frame::DATA, 0, id, b"123456")).unwrap();
+            raw.send(&h2_frame(frame::DATA, frame::END_STREAM, id, b"123456"))
+                .unwrap();
+        }
+        let end = raw.until(|ty, _, stream, _| {
+            stream == id && (ty == frame::HEADERS || ty == frame::RST_STREAM) || ty == frame::GOAWAY
+        });
+        let (ty, _, _, payload) = end.expect("the stream is reset");
+        assert_eq!(
+            ty,
+            frame::RST_STREAM,
+            "{method:x} {path} {ctype}: a reset, not a response"
+        );
+        assert_eq!(
+            u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]),
+            1,
+            "PROTOCOL_ERROR"
+        );
+    }
+    let mut c = f.client(b"h2");
+    assert_eq!(c.get(&query_path("www.example.test", Rtype::A)).unwrap().status, 200);
+});
+
+// Issue 10.7: HEAD gets 405 without a body (curl used to report a protocol error).
+both_drivers!(head_is_405_without_a_body, |driver| {
+    let f = fixture(driver);
+    let mut raw = f.raw(&[]);
+    let mut head = vec![0x02, 4];
+    head.extend_from_slice(b"HEAD");
+    head.extend_from_slice(&hpack_get(&query_path("www.example.test", Rtype::A))[1..]);
+    raw.send(&h2_frame(
+        frame::HEADERS,
+        frame::END_HEADERS | frame::END_STREAM,
+        1,
+        &head,
+    ))
+    .unwrap();
+    let (ty, flags, _, _) = raw
+        .until(|ty, _, stream, _| stream == 1 && (ty == frame::HEADERS || ty == frame::DATA))
+        .expect("a response");
+    assert_eq!(ty, frame::HEADERS);
+    assert_ne!(flags & frame::END_STREAM, 0, "the headers end the stream: no body");
+    for http in ["--http2", "--http1.1"] {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-k", "-I", http, "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("https://127.0.0.1:{}/dns-query", f.s.port2))
+            .output()
+            .expect("curl (test.sh installs it)");
+        assert!(out.status.success(), "{http}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "405", "{http}");
+    }
+});

@@ -121,9 +121,51 @@ both_drivers!(no_plaintext_and_no_h2_on_the_dot_port, |driver| {
     }
     assert!(closed_within(&mut c, Duration::from_secs(6)));
     assert!(t0.elapsed() < Duration::from_secs(6));
-    // Only h2 offered: no common protocol, the handshake fails (RFC 7301 §3.2).
+    // Only h2 offered: no common protocol, the handshake fails with the
+    // no_application_protocol alert (RFC 7301 §3.2), as on the DoH port, not a bare EOF.
     let cfg = tls::client_config(&f.ca.der(), &[b"h2"]);
-    assert!(tls::connect(f.dot_addr(), cfg, ServerName::try_from("dns.example.test").unwrap()).is_err());
+    let err = tls::connect(f.dot_addr(), cfg, ServerName::try_from("dns.example.test").unwrap())
+        .err()
+        .expect("no handshake");
+    assert!(format!("{err:?}").contains("NoApplicationProtocol"), "{err:?}");
+});
+
+// Issue 10.7: the server's cipher suite order wins (testssl flags the client's order): a
+// client that prefers ChaCha20 gets AES-256-GCM when it offers both, over TLS 1.3 and 1.2.
+both_drivers!(server_cipher_order_wins, |driver| {
+    let f = fixture(driver);
+    for (version, suites) in [
+        (
+            "-tls1_3",
+            "-ciphersuites=TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384",
+        ),
+        (
+            "-tls1_2",
+            "-cipher=ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
+        ),
+    ] {
+        let out = Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &f.dot_addr().to_string(),
+                "-servername",
+                "dns.example.test",
+            ])
+            .args([version, suites, "-alpn", "dot"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl (test.sh installs it)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let chosen = text
+            .lines()
+            .find(|l| l.contains("Cipher is") || l.trim_start().starts_with("Cipher    :"));
+        let chosen = chosen.unwrap_or_else(|| panic!("{version}: no cipher in\n{text}"));
+        assert!(
+            chosen.contains("AES_256_GCM") || chosen.contains("AES256-GCM"),
+            "{version}: {chosen}"
+        );
+    }
 });
 
 both_drivers!(trickled_client_hello_times_out, |driver| {

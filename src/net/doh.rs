@@ -123,23 +123,56 @@ async fn handle(
     key: ListenerKey,
     peer: SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    if req.uri().path() != PATH {
+    // The whole request is read before any response, whatever the response will be: a reply
+    // sent while the request stream is open lets the stream be reset under the client's
+    // later frames, and a body that contradicts its content-length must be a stream error
+    // (RFC 9113 §8.1.1), which h2 only sees while reading it.
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "DNS message too large\n"));
+    }
+    let (head, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "DNS message too large\n"));
+        }
+        // A body shorter or longer than its content-length, or a reset stream.
+        Err(_) => return Ok(plain(StatusCode::BAD_REQUEST, "bad request body\n")),
+    };
+    if head.uri.path() != PATH {
         return Ok(plain(
             StatusCode::NOT_FOUND,
             "not found: DNS queries go to /dns-query\n",
         ));
     }
-    let query = match *req.method() {
-        Method::GET => match get_query(req.uri().query()) {
+    let query = match head.method {
+        Method::GET => match get_query(head.uri.query()) {
             Ok(q) => q,
             Err(why) => return Ok(plain(StatusCode::BAD_REQUEST, why)),
         },
-        Method::POST => match post_query(req).await {
-            Ok(q) => q,
-            Err(resp) => return Ok(resp),
-        },
-        _ => {
-            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST\n");
+        Method::POST => {
+            let ctype = head.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            if !ctype.is_some_and(|c| c.eq_ignore_ascii_case(DNS_MESSAGE)) {
+                return Ok(plain(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "content-type must be application/dns-message\n",
+                ));
+            }
+            body.to_vec()
+        }
+        method => {
+            // A response to HEAD has no body (RFC 9110 §9.3.2).
+            let mut r = if method == Method::HEAD {
+                Response::new(Full::new(Bytes::new()))
+            } else {
+                plain(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST\n")
+            };
+            *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
             r.headers_mut()
                 .insert(ALLOW, hyper::header::HeaderValue::from_static("GET, POST"));
             return Ok(r);
@@ -165,36 +198,6 @@ pub fn get_query(query: Option<&str>) -> Result<Vec<u8>, &'static str> {
         return Err("DNS message too large\n");
     }
     Ok(bytes)
-}
-
-async fn post_query(req: Request<Incoming>) -> Result<Vec<u8>, Response<Full<Bytes>>> {
-    let ctype = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ctype.eq_ignore_ascii_case(DNS_MESSAGE) {
-        return Err(plain(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content-type must be application/dns-message\n",
-        ));
-    }
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "DNS message too large\n"));
-    }
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(body) => Ok(body.to_bytes().to_vec()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "DNS message too large\n"))
-        }
-        // A body shorter or longer than its Content-Length, or a reset stream.
-        Err(_) => Err(plain(StatusCode::BAD_REQUEST, "bad request body\n")),
-    }
 }
 
 /// Answers a DNS message; 400 when it is not one (RFC 8484 §4.2.1: DNS errors are 200).

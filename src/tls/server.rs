@@ -1,5 +1,6 @@
 //! rustls server configurations: TLS 1.2 and 1.3 only (rustls has neither older versions nor
-//! renegotiation), certificates from a [`CertResolver`].
+//! renegotiation), certificates from a [`CertResolver`], and the server's cipher suite order
+//! (rustls' default: AES-GCM before ChaCha20, strongest first), not the client's.
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ pub fn dot(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, rustls::Err
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     cfg.alpn_protocols = vec![ALPN_DOT.to_vec()];
+    cfg.ignore_client_order = true;
     Ok(Arc::new(cfg))
 }
 
@@ -31,5 +33,6 @@ pub fn doh(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, rustls::Err
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     cfg.alpn_protocols = ALPN_DOH.iter().map(|a| a.to_vec()).collect();
+    cfg.ignore_client_order = true;
     Ok(Arc::new(cfg))
 }
