@@ -124,9 +124,8 @@ both_drivers!(no_plaintext_and_no_h2_on_the_dot_port, |driver| {
     // Only h2 offered: no common protocol, the handshake fails with the
     // no_application_protocol alert (RFC 7301 §3.2), as on the DoH port, not a bare EOF.
     let cfg = tls::client_config(&f.ca.der(), &[b"h2"]);
-    let err = tls::connect(f.dot_addr(), cfg, ServerName::try_from("dns.example.test").unwrap())
-        .err()
-        .expect("no handshake");
+    let err =
+        tls::connect(f.dot_addr(), cfg, ServerName::try_from("dns.example.test").unwrap()).expect_err("no handshake");
     assert!(format!("{err:?}").contains("NoApplicationProtocol"), "{err:?}");
 });
 
