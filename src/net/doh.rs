@@ -4,7 +4,8 @@
 //! Limits (also in the README): 100 concurrent streams per HTTP/2 connection, 16 KiB of
 //! decoded headers, at most 20 pending reset streams and 200 locally reset streams before
 //! the connection is closed (rapid reset, MadeYouReset), 64 KiB of request body, and an
-//! idle timeout of 30 s after which the connection is told to go away (GOAWAY) and is
+//! idle timeout of 30 s since the latest request (1 s when the shard is under pressure,
+//! see [`super::conns`]) after which the connection is told to go away (GOAWAY) and is
 //! closed at the latest 5 s later.
 
 use std::convert::Infallible;
