@@ -4,9 +4,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
 use domain::base::Name;
 
+use super::args::{check_inside_block, err, no_args, no_block, one_arg, zone_list};
 use super::duration;
 use super::error::ConfigError;
 use super::lexer::Token;
@@ -148,10 +148,6 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
     Ok(extras)
 }
 
-pub(super) fn err(tok: &Token, msg: impl Into<String>) -> ConfigError {
-    ConfigError::at(&tok.pos, msg)
-}
-
 /// The closest supported or known directive, if it is close enough to be a typo.
 fn suggest(name: &str) -> Option<&'static str> {
     SUPPORTED
@@ -175,63 +171,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
-}
-
-pub(super) fn no_args(line: &Line) -> Result<(), ConfigError> {
-    match line.args.first() {
-        Some(a) => Err(err(a, format!("{} takes no arguments", line.name.text))),
-        None => Ok(()),
-    }
-}
-
-fn no_block(line: &Line) -> Result<(), ConfigError> {
-    if line.block.is_some() {
-        return Err(err(&line.name, format!("{} takes no {{ }} block", line.name.text)));
-    }
-    Ok(())
-}
-
-pub(super) fn one_arg<'a>(line: &'a Line, what: &str) -> Result<&'a Token, ConfigError> {
-    match line.args.as_slice() {
-        [a] => Ok(a),
-        [] => Err(err(&line.name, format!("{} needs {what}", line.name.text))),
-        [_, extra, ..] => Err(err(extra, format!("{} takes only {what}", line.name.text))),
-    }
-}
-
-pub(super) fn zone_list(tokens: &[Token]) -> Result<Vec<Name<Bytes>>, ConfigError> {
-    tokens
-        .iter()
-        .map(|t| {
-            if t.text == "." {
-                Ok(Name::root_bytes())
-            } else {
-                parse_abs(&t.text).map_err(|e| err(t, e))
-            }
-        })
-        .collect()
-}
-
-/// Zones named by a plugin must lie inside one of the block's zones.
-pub(super) fn check_inside_block(
-    block: &ServerBlock,
-    tokens: &[Token],
-    zones: &[Name<Bytes>],
-) -> Result<(), ConfigError> {
-    for (t, z) in tokens.iter().zip(zones) {
-        let ok = block.keys.iter().any(|k| z.ends_with(&k.zone));
-        if !ok {
-            return Err(err(
-                t,
-                format!(
-                    "zone {:?} is not inside any zone of server block {:?}",
-                    t.text,
-                    block.label()
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn bind(block: &mut ServerBlock, line: &Line) -> Result<(), ConfigError> {

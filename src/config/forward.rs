@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::directives::{check_inside_block, err, no_args, one_arg, zone_list};
+use super::args::{check_inside_block, err, no_args, one_arg, zone_list};
 use super::duration;
 use super::error::ConfigError;
 use super::lexer::Token;

@@ -3,6 +3,7 @@
 //! The dialect is CoreDNS' (see `shared/COREFILE.md` and the README's reference). Anything
 //! ringdns does not implement is an error naming file, line and column, never ignored.
 
+mod args;
 mod directives;
 mod duration;
 mod error;
@@ -19,12 +20,6 @@ use std::path::Path;
 pub use directives::{COMMON_LOG_FORMAT, SUPPORTED};
 pub use error::{ConfigError, Pos};
 pub use model::*;
-
-/// Addresses a block without `bind` listens on: every IPv4 and every IPv6 address.
-pub const ANY_ADDRS: [std::net::IpAddr; 2] = [
-    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-    std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-];
 
 /// Options from the command line that change how a Corefile reads.
 #[derive(Clone, Copy, Debug)]
@@ -109,7 +104,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             cache: None,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
-        let addrs: &[std::net::IpAddr] = if block.bind.is_empty() { &ANY_ADDRS } else { &block.bind };
+        let addrs = block.addrs();
         for key in &block.keys {
             for ip in addrs {
                 let id = (

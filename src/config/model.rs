@@ -192,7 +192,18 @@ pub struct CacheConfig {
     pub servfail: Duration,
 }
 
+/// Addresses a block without `bind` listens on: every IPv4 and every IPv6 address.
+pub const ANY_ADDRS: [IpAddr; 2] = [
+    IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+];
+
 impl ServerBlock {
+    /// The addresses the block listens on: its `bind` list, or every address.
+    pub fn addrs(&self) -> &[IpAddr] {
+        if self.bind.is_empty() { &ANY_ADDRS } else { &self.bind }
+    }
+
     /// The block's name for messages: its keys as written.
     pub fn label(&self) -> String {
         self.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" ")

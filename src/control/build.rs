@@ -1,12 +1,12 @@
 //! Builds the shard-facing [`Snapshot`] from a configuration and its loaded data.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::data::DataSet;
 use super::tls::TlsListeners;
-use crate::config::{ANY_ADDRS, Config, ServerBlock, TlsConfig, Transport};
+use crate::config::{Config, ServerBlock, TlsConfig, Transport};
 use crate::dns::pipeline::{Block, FileHandler, Handler, HostsHandler, ListenerKey, Route, RouteEntry, Snapshot};
 use crate::zone::challenge::challenge_name;
 use crate::zone::name::NameKey;
@@ -32,7 +32,7 @@ pub fn responders(cfg: &Config) -> Vec<(ListenerKey, Vec<Box<[u8]>>)> {
     let mut out: BTreeMap<ListenerKey, Vec<Box<[u8]>>> = BTreeMap::new();
     for b in &cfg.blocks {
         let Some(TlsConfig::Acme(a)) = &b.tls else { continue };
-        let addrs: &[IpAddr] = if b.bind.is_empty() { &ANY_ADDRS } else { &b.bind };
+        let addrs = b.addrs();
         for d in &a.domains {
             let Ok(name) = challenge_name(d) else { continue };
             let served = cfg.blocks.iter().any(|x| {
@@ -59,7 +59,7 @@ pub fn responders(cfg: &Config) -> Vec<(ListenerKey, Vec<Box<[u8]>>)> {
 }
 
 fn block_listeners(b: &ServerBlock) -> Vec<ListenerKey> {
-    let addrs: &[IpAddr] = if b.bind.is_empty() { &ANY_ADDRS } else { &b.bind };
+    let addrs = b.addrs();
     let mut out = Vec::new();
     for k in &b.keys {
         for ip in addrs {
@@ -102,7 +102,7 @@ pub fn snapshot(cfg: &Config, data: &DataSet, tls: &TlsListeners, generation: u6
         // itself take precedence for a zone they share.
         for exact in [true, false] {
             for (i, b) in cfg.blocks.iter().enumerate() {
-                let addrs: &[IpAddr] = if b.bind.is_empty() { &ANY_ADDRS } else { &b.bind };
+                let addrs = b.addrs();
                 let reaches = addrs.iter().any(|a| {
                     if exact {
                         *a == l.addr.ip()

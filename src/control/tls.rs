@@ -2,13 +2,12 @@
 //! session state and the swap point stay put) and the rustls configuration built on it.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
 
 use super::data::DataSet;
-use crate::config::{ANY_ADDRS, Config, TlsConfig, Transport};
+use crate::config::{Config, TlsConfig, Transport};
 use crate::dns::pipeline::ListenerKey;
 use crate::tls::resolver::{CertResolver, CertSet};
 use crate::tls::server;
@@ -79,7 +78,7 @@ fn certs_for(
             .keys
             .iter()
             .any(|k| k.transport == key.transport && k.port == key.addr.port());
-        let addrs: &[IpAddr] = if b.bind.is_empty() { &ANY_ADDRS } else { &b.bind };
+        let addrs = b.addrs();
         let on_addr = addrs
             .iter()
             .any(|a| *a == key.addr.ip() || (a.is_unspecified() && a.is_ipv4() == key.addr.is_ipv4()));
