@@ -4,8 +4,8 @@
 use domain::base::iana::Rtype;
 
 use super::name::NameKey;
+use super::name::NameMap;
 use super::rrset::{Rrset, RrsetBuf};
-use super::store::NameMap;
 
 /// The first label of every DNS-01 challenge name (RFC 8555 §8.4), in wire form.
 pub const LABEL: &[u8] = b"\x0f_acme-challenge";

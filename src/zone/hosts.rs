@@ -7,9 +7,9 @@ use bytes::Bytes;
 use domain::base::Name;
 use domain::base::iana::Rtype;
 
+use super::name::NameMap;
 use super::name::{NameKey, is_in_zone, parse_abs};
 use super::rrset::{Rrset, RrsetBuf};
-use super::store::NameMap;
 
 /// A hosts table, ready to answer from.
 #[derive(Debug)]

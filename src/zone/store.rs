@@ -5,69 +5,8 @@ use std::collections::HashMap;
 
 use domain::base::iana::Rtype;
 
-use super::name::{display, is_in_zone, label_starts};
+use super::name::{NameMap, StoredName, display, is_in_zone, label_starts};
 use super::rrset::{Rrset, push_rdata, rdata_at};
-
-/// The hasher of the name index: fast, and the keys are the operator's, not an attacker's.
-pub type NameMap<V> = HashMap<StoredName, V, foldhash::fast::FixedState>;
-
-/// Names up to this many wire octets are held inside the index's slot.
-const INLINE_NAME: usize = 30;
-
-/// A name as a key of the index. Most names are short and sit inside the hash table's slot,
-/// so a lookup confirms its match in the cache line it already loaded instead of following
-/// a pointer to a separate allocation (under load, with the kernel evicting our lines between
-/// queries, that miss was the costliest part of a lookup). Longer names are boxed.
-#[derive(Clone, Debug)]
-pub enum StoredName {
-    /// Length and octets.
-    Inline(u8, [u8; INLINE_NAME]),
-    /// A longer name.
-    Boxed(Box<[u8]>),
-}
-
-impl From<&[u8]> for StoredName {
-    fn from(wire: &[u8]) -> Self {
-        if wire.len() <= INLINE_NAME {
-            let mut buf = [0; INLINE_NAME];
-            buf[..wire.len()].copy_from_slice(wire);
-            StoredName::Inline(wire.len() as u8, buf)
-        } else {
-            StoredName::Boxed(wire.into())
-        }
-    }
-}
-
-impl std::ops::Deref for StoredName {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            StoredName::Inline(len, buf) => &buf[..usize::from(*len)],
-            StoredName::Boxed(b) => b,
-        }
-    }
-}
-
-impl std::borrow::Borrow<[u8]> for StoredName {
-    fn borrow(&self) -> &[u8] {
-        self
-    }
-}
-
-impl PartialEq for StoredName {
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl Eq for StoredName {}
-
-impl std::hash::Hash for StoredName {
-    // The same as the octets' own hash, as `Borrow<[u8]>` requires.
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (**self).hash(state)
-    }
-}
 
 /// Largest RRset accepted at load (like other servers' max-records-per-type).
 pub const MAX_RRSET_RECORDS: usize = 4096;
@@ -666,7 +605,7 @@ fn check_ns_cycles(zone: &Zone, cuts: &[StoredName]) -> Result<(), ZoneError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::name::{NameKey, parse_abs};
+    use crate::zone::name::{INLINE_NAME, NameKey, parse_abs};
 
     fn key(n: &str) -> NameKey {
         NameKey::of(&parse_abs(n).unwrap())
