@@ -19,9 +19,10 @@ use domain::base::MessageBuilder;
 use domain::base::Name;
 use domain::base::iana::{Class, Rtype};
 use domain::rdata::A;
+use ringdns::cache::template::{self, Age, Client};
 use ringdns::cache::{Cache, Key, Lookup};
 use ringdns::config::{CacheBucket, CacheConfig};
-use ringdns::forward::template::{self, Age, Client};
+use ringdns::forward::scrub;
 use ringdns::zone::name::NameKey;
 
 const KEYS: usize = 10_000;
@@ -74,7 +75,7 @@ fn key(name: &str) -> (NameKey, Key) {
 fn hit(c: &mut Criterion) {
     let name = "www.example.test";
     let (nk, k) = key(name);
-    let t = template::scrub(&upstream_reply(name), &nk, Rtype::A, false, &[0]).unwrap();
+    let t = scrub::scrub(&upstream_reply(name), &nk, Rtype::A, false, &[0]).unwrap();
     let mut cache = Cache::new(&config());
     let now = Instant::now();
     cache.put(k.as_slice(), t, now);

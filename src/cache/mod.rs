@@ -7,6 +7,8 @@
 //! machine that price is one extra miss per name; the benchmark figures are in the commit
 //! that introduced this module and in `benches/answer.rs` (`cache/hit`).
 
+pub mod template;
+
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -14,8 +16,8 @@ use std::time::{Duration, Instant};
 use domain::base::iana::Rtype;
 
 use crate::config::{CacheBucket, CacheConfig};
-use crate::forward::template::{Kind, Template};
 use crate::zone::name::{MAX_NAME_LEN, NameKey};
+use template::{Kind, Template};
 
 /// Failures are remembered this long at least (RFC 9520 §3.2: at least 1 s).
 pub const MIN_FAILURE_TTL: Duration = Duration::from_secs(1);
@@ -254,8 +256,8 @@ impl Cache {
 
 #[cfg(test)]
 mod tests {
+    use super::template::{Kind, failure};
     use super::*;
-    use crate::forward::template::{Kind, failure};
     use crate::zone::name::parse_abs;
 
     fn cfg() -> CacheConfig {

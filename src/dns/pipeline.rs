@@ -81,7 +81,7 @@ impl Route {
     }
 
     /// The forwarding plan of the block with Corefile index `index`.
-    pub fn forward_plan(&self, index: usize) -> Option<Arc<crate::forward::Plan>> {
+    pub fn forward_plan(&self, index: usize) -> Option<Arc<crate::forward::plan::Plan>> {
         self.block(index)?.handlers.iter().find_map(|h| match h {
             Handler::Forward(p) => Some(p.clone()),
             _ => None,
@@ -115,7 +115,7 @@ pub enum Handler {
     /// `file` (one or more zones).
     File(FileHandler),
     /// `forward` (with the block's `cache`).
-    Forward(Arc<crate::forward::Plan>),
+    Forward(Arc<crate::forward::plan::Plan>),
 }
 
 /// `hosts` at run time.

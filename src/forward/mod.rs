@@ -3,15 +3,15 @@
 //! queries into one upstream query, and SERVFAIL with an Extended DNS Error (RFC 8914) when
 //! no upstream answers within the client's budget.
 
+pub mod plan;
 pub mod rng;
-pub mod template;
+pub mod scrub;
 pub mod transport;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use domain::base::iana::Rtype;
@@ -19,15 +19,16 @@ use futures_channel::oneshot;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
+pub use plan::Plan;
+
+use crate::cache::template::{self, Age, Client, Kind, Template, ede};
 use crate::cache::{Cache, Key, Lookup};
-use crate::config::{CacheConfig, ForwardConfig, Policy, UpstreamAddr};
+use crate::config::{Policy, UpstreamAddr};
 use crate::dns::reply::Delivery;
 use crate::dns::request::{self, Parsed};
 use crate::dns::resolve::Proto;
 use crate::telemetry::stats::ShardStatsRef;
-use crate::tls::certs::CertError;
-use crate::zone::name::{NameKey, is_in_zone};
-use template::{Age, Client, Kind, Template, ede};
+use crate::zone::name::NameKey;
 use transport::{Asked, DohConn, Fail, StreamConn};
 
 /// The client's whole wait (ROBUSTNESS: SERVFAIL with EDE within 3 s).
@@ -40,78 +41,6 @@ const STREAM_TRY: Duration = Duration::from_millis(1500);
 const MAX_ROUNDS: usize = 3;
 /// Clients waiting on one upstream query; more get SERVFAIL (DNSBomb).
 pub const MAX_WAITERS: usize = 64;
-
-static PLAN_IDS: AtomicU64 = AtomicU64::new(1);
-
-/// A `forward` ready to run: its settings, TLS client configurations and cache settings.
-#[derive(Debug)]
-pub struct Plan {
-    /// Unique per build (per-shard state is keyed by it).
-    pub id: u64,
-    /// Settings.
-    pub cfg: ForwardConfig,
-    /// For DoT upstreams (ALPN `dot`).
-    pub dot: Option<Arc<ClientConfig>>,
-    /// For DoH upstreams (ALPN `h2`).
-    pub doh: Option<Arc<ClientConfig>>,
-    /// The block's `cache`, if any.
-    pub cache: Option<CacheConfig>,
-    from: Box<[u8]>,
-    except: Vec<Box<[u8]>>,
-    /// The `cache` ZONES (empty: no cache).
-    cache_zones: Vec<Box<[u8]>>,
-}
-
-impl Plan {
-    /// Builds TLS client configurations (reading CA and client certificate files).
-    pub fn build(cfg: &ForwardConfig, cache: Option<&CacheConfig>) -> Result<Plan, CertError> {
-        let ca = cfg.tls_ca.as_deref();
-        let client = cfg.tls_client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
-        let dot = cfg
-            .to
-            .iter()
-            .any(|u| matches!(u, UpstreamAddr::Tls(_)))
-            .then(|| crate::tls::client::config(ca, client, &[b"dot"]))
-            .transpose()?;
-        let doh = cfg
-            .to
-            .iter()
-            .any(|u| matches!(u, UpstreamAddr::Https { .. }))
-            .then(|| crate::tls::client::config(ca, client, &[b"h2"]))
-            .transpose()?;
-        Ok(Plan {
-            id: PLAN_IDS.fetch_add(1, Ordering::Relaxed),
-            from: NameKey::of(&cfg.from).as_slice().into(),
-            except: cfg.except.iter().map(|n| NameKey::of(n).as_slice().into()).collect(),
-            cfg: cfg.clone(),
-            dot,
-            doh,
-            cache_zones: cache.map_or_else(Vec::new, |c| {
-                c.zones.iter().map(|z| NameKey::of(z).as_slice().into()).collect()
-            }),
-            cache: cache.cloned(),
-        })
-    }
-
-    /// Whether queries for `key` go upstream (under FROM, not under an `except` name).
-    pub fn forwards(&self, key: &[u8]) -> bool {
-        is_in_zone(key, &self.from) && !self.except.iter().any(|e| is_in_zone(key, e))
-    }
-
-    /// Whether answers for `key` are cached (failures are cached for every name, RFC 9520).
-    fn caches(&self, key: &[u8]) -> bool {
-        self.cache_zones.iter().any(|z| is_in_zone(key, z))
-    }
-
-    fn sni(&self, u: &UpstreamAddr) -> Option<ServerName<'static>> {
-        let name = match (&self.cfg.tls_servername, u) {
-            (Some(n), _) => n.clone(),
-            (None, UpstreamAddr::Https { host, .. }) => host.clone(),
-            _ => return None,
-        };
-        ServerName::try_from(name).ok()
-    }
-}
 
 /// The state of one upstream on one shard.
 #[derive(Default)]
@@ -416,7 +345,7 @@ async fn upstream(
             fwd.stats.upstream_queries.incr();
             let result = exchange(plan, &up, addr, asked, client_stream, deadline).await;
             match result {
-                Ok(reply) => match template::scrub(&reply, &q.key, q.qtype, q.edns.is_some_and(|e| e.1), &plan.from) {
+                Ok(reply) => match scrub::scrub(&reply, &q.key, q.qtype, q.edns.is_some_and(|e| e.1), &plan.from) {
                     Ok(t) if t.kind == Kind::Failure => {
                         // SERVFAIL, REFUSED...: the next upstream may do better.
                         up.fails.set(0);
@@ -427,7 +356,7 @@ async fn upstream(
                         up.down.set(false);
                         return t;
                     }
-                    Err(template::Reject::Chain) => {
+                    Err(scrub::Reject::Chain) => {
                         return template::failure(&q.key, q.qtype, ede::NO_REACHABLE_AUTHORITY);
                     }
                     Err(_) => failed(fwd, plan, i, &up),

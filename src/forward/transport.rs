@@ -21,7 +21,7 @@ use monoio_compat::hyper::{MonoioExecutor, MonoioIo};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
-use super::template::matches;
+use super::scrub::matches;
 use crate::net::stream::{self, StreamRead, StreamWrite, frame_len};
 use crate::zone::name::NameKey;
 

@@ -1,0 +1,85 @@
+//! A `forward` ready to run: its settings, TLS client configurations and cache settings,
+//! and which names it takes. Built on the control thread, shared by the shards through the
+//! snapshot; the query path asks it only [`Plan::forwards`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+
+use crate::config::{CacheConfig, ForwardConfig, UpstreamAddr};
+use crate::tls::certs::CertError;
+use crate::zone::name::{NameKey, is_in_zone};
+
+static PLAN_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// A `forward` ready to run: its settings, TLS client configurations and cache settings.
+#[derive(Debug)]
+pub struct Plan {
+    /// Unique per build (per-shard state is keyed by it).
+    pub id: u64,
+    /// Settings.
+    pub cfg: ForwardConfig,
+    /// For DoT upstreams (ALPN `dot`).
+    pub dot: Option<Arc<ClientConfig>>,
+    /// For DoH upstreams (ALPN `h2`).
+    pub doh: Option<Arc<ClientConfig>>,
+    /// The block's `cache`, if any.
+    pub cache: Option<CacheConfig>,
+    pub(crate) from: Box<[u8]>,
+    except: Vec<Box<[u8]>>,
+    /// The `cache` ZONES (empty: no cache).
+    cache_zones: Vec<Box<[u8]>>,
+}
+
+impl Plan {
+    /// Builds TLS client configurations (reading CA and client certificate files).
+    pub fn build(cfg: &ForwardConfig, cache: Option<&CacheConfig>) -> Result<Plan, CertError> {
+        let ca = cfg.tls_ca.as_deref();
+        let client = cfg.tls_client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        let dot = cfg
+            .to
+            .iter()
+            .any(|u| matches!(u, UpstreamAddr::Tls(_)))
+            .then(|| crate::tls::client::config(ca, client, &[b"dot"]))
+            .transpose()?;
+        let doh = cfg
+            .to
+            .iter()
+            .any(|u| matches!(u, UpstreamAddr::Https { .. }))
+            .then(|| crate::tls::client::config(ca, client, &[b"h2"]))
+            .transpose()?;
+        Ok(Plan {
+            id: PLAN_IDS.fetch_add(1, Ordering::Relaxed),
+            from: NameKey::of(&cfg.from).as_slice().into(),
+            except: cfg.except.iter().map(|n| NameKey::of(n).as_slice().into()).collect(),
+            cfg: cfg.clone(),
+            dot,
+            doh,
+            cache_zones: cache.map_or_else(Vec::new, |c| {
+                c.zones.iter().map(|z| NameKey::of(z).as_slice().into()).collect()
+            }),
+            cache: cache.cloned(),
+        })
+    }
+
+    /// Whether queries for `key` go upstream (under FROM, not under an `except` name).
+    pub fn forwards(&self, key: &[u8]) -> bool {
+        is_in_zone(key, &self.from) && !self.except.iter().any(|e| is_in_zone(key, e))
+    }
+
+    /// Whether answers for `key` are cached (failures are cached for every name, RFC 9520).
+    pub(crate) fn caches(&self, key: &[u8]) -> bool {
+        self.cache_zones.iter().any(|z| is_in_zone(key, z))
+    }
+
+    pub(crate) fn sni(&self, u: &UpstreamAddr) -> Option<ServerName<'static>> {
+        let name = match (&self.cfg.tls_servername, u) {
+            (Some(n), _) => n.clone(),
+            (None, UpstreamAddr::Https { host, .. }) => host.clone(),
+            _ => return None,
+        };
+        ServerName::try_from(name).ok()
+    }
+}
