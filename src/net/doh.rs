@@ -22,17 +22,17 @@ use hyper::{Method, Request, Response, StatusCode};
 use monoio::net::TcpStream;
 use monoio_compat::hyper::{MonoioExecutor, MonoioIo, MonoioTimer};
 
-use super::Reporter;
 use super::conns::{ConnGuard, Cut, Phase};
 use super::forwarded::{self, Now};
 use super::handshake::{self, Refused};
+use super::report::Reporter;
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
 use crate::dns::reply::{Delivery, min_ttl};
 use crate::dns::request::{self, Parsed};
 use crate::dns::resolve::Proto;
 use crate::dns::{Ctx, Outcome, answer};
-use crate::shard::ShardCtx;
+use crate::shard::ctx::ShardCtx;
 use crate::zone::name::NameKey;
 
 /// The DoH path (CoreDNS and RFC 8484 examples use it).

@@ -7,12 +7,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::Reporter;
+use super::report::Reporter;
 use crate::dns::Outcome;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::reply::Delivery;
 use crate::forward::{self, Cached, Plan};
-use crate::shard::ShardCtx;
+use crate::shard::ctx::ShardCtx;
 
 /// What became of a forwarded query at once.
 pub(crate) enum Now {

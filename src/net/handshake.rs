@@ -12,7 +12,7 @@ use monoio::net::TcpStream;
 use super::conns::{ConnGuard, Cut, Phase};
 use super::stream::ServerTls;
 use crate::dns::pipeline::ListenerKey;
-use crate::shard::ShardCtx;
+use crate::shard::ctx::ShardCtx;
 
 /// Why a handshake gave no TLS stream.
 #[derive(Debug)]

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use monoio::net::{TcpListener, TcpStream};
 
-use super::Reporter;
 use super::conns::{ConnGuard, Cut, Phase};
 use super::forwarded::{self, Now};
 use super::handshake::{self, Refused};
 use super::outbox::Outbox;
+use super::report::Reporter;
 use super::stream::{self, StreamRead, StreamWrite, frame_len};
 use super::udp::{RouteCache, rate_ok};
 use crate::config::Transport;
@@ -33,7 +33,7 @@ use crate::dns::pipeline::ListenerKey;
 use crate::dns::reply::Delivery;
 use crate::dns::resolve::Proto;
 use crate::dns::{Ctx, Outcome, answer};
-use crate::shard::ShardCtx;
+use crate::shard::ctx::ShardCtx;
 
 /// Initial read buffer per connection; grows for large messages.
 const INITIAL_READ_BUFFER: usize = 4096;

@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use monoio::net::udp::UdpSocket;
 
-use super::Reporter;
 use super::forwarded::{self, Now};
 use super::mmsg::{BATCH, Batch};
+use super::report::Reporter;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::reply::Delivery;
 use crate::dns::request::DropReason;
 use crate::dns::resolve::Proto;
 use crate::dns::{Ctx, Outcome, answer};
-use crate::shard::ShardCtx;
+use crate::shard::ctx::ShardCtx;
 
 /// How often a degraded state (drops, socket errors) may be logged per socket.
 const LOG_EVERY: Duration = Duration::from_secs(10);

@@ -8,12 +8,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use futures_channel::{mpsc, oneshot};
 
-use crate::dns::pipeline::{ListenerKey, Snapshot};
-use crate::net::conns::{ConnLimits, Conns};
-use crate::telemetry::stats::{ShardStats, ShardStatsRef};
+pub mod ctx;
+
+use crate::dns::pipeline::ListenerKey;
+use crate::net::conns::Conns;
+use crate::telemetry::stats::ShardStatsRef;
 
 /// Which io driver the shards run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,18 +42,6 @@ pub fn detect() -> Driver {
     } else {
         Driver::Legacy
     }
-}
-
-/// State shared by the control thread and all shards.
-pub struct Shared {
-    /// The current pipeline and zone data.
-    pub snapshot: ArcSwap<Snapshot>,
-    /// Published ACME challenge values.
-    pub challenges: ArcSwap<crate::zone::challenge::ChallengeSet>,
-    /// One set of counters per shard.
-    pub stats: std::sync::Arc<[ShardStats]>,
-    /// TCP limits.
-    pub conn_limits: ConnLimits,
 }
 
 /// A socket made by the control thread for one shard.
@@ -198,26 +187,7 @@ fn drive<D>(
     }
 }
 
-/// Per-shard context handed to every task of the shard.
-pub struct ShardCtx {
-    /// Shard number.
-    pub id: usize,
-    /// Shared state.
-    pub shared: Arc<Shared>,
-    /// Open TCP connections of this shard.
-    pub conns: Rc<Conns>,
-    /// Query log sampling of this shard.
-    pub querylog: RefCell<crate::telemetry::querylog::Limiter>,
-    /// Upstream connections, cache and in-flight queries of forwarding blocks.
-    pub forward: Rc<crate::forward::ShardForward>,
-}
-
-impl ShardCtx {
-    /// This shard's counters.
-    pub fn stats(&self) -> &ShardStats {
-        &self.shared.stats[self.id]
-    }
-}
+pub use ctx::{ShardCtx, Shared};
 
 async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
     use futures_util_lite::next;

@@ -1,0 +1,46 @@
+//! What every task of a shard shares: the shard's number, the state shared with the control
+//! thread, and the shard's own connection table, query log limiter and forwarding state.
+//! The shard makes it; the serving loops of `net` read it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::dns::pipeline::Snapshot;
+use crate::net::conns::{ConnLimits, Conns};
+use crate::telemetry::stats::ShardStats;
+
+/// State shared by the control thread and all shards.
+pub struct Shared {
+    /// The current pipeline and zone data.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Published ACME challenge values.
+    pub challenges: ArcSwap<crate::zone::challenge::ChallengeSet>,
+    /// One set of counters per shard.
+    pub stats: std::sync::Arc<[ShardStats]>,
+    /// TCP limits.
+    pub conn_limits: ConnLimits,
+}
+
+/// Per-shard context handed to every task of the shard.
+pub struct ShardCtx {
+    /// Shard number.
+    pub id: usize,
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// Open TCP connections of this shard.
+    pub conns: Rc<Conns>,
+    /// Query log sampling of this shard.
+    pub querylog: RefCell<crate::telemetry::querylog::Limiter>,
+    /// Upstream connections, cache and in-flight queries of forwarding blocks.
+    pub forward: Rc<crate::forward::ShardForward>,
+}
+
+impl ShardCtx {
+    /// This shard's counters.
+    pub fn stats(&self) -> &ShardStats {
+        &self.shared.stats[self.id]
+    }
+}
