@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::error::ConfigError;
 use super::lexer::Token;
-use super::model::{Key, Transport};
+use super::model::{Key, Scheme};
 use crate::zone::name::parse_abs;
 
 /// Parses one key. `dns_port` is the default port of `dns://` keys (`--dns.port`).
@@ -17,11 +17,11 @@ pub fn parse_key(tok: &Token, dns_port: u16) -> Result<Key, ConfigError> {
             format!("bad server block key {text:?}: {why} (accepted: [dns://|tls://|https://]ZONE[:PORT])"),
         )
     };
-    let (transport, rest) = match text.split_once("://") {
-        None => (Transport::Dns, text),
-        Some(("dns", r)) => (Transport::Dns, r),
-        Some(("tls", r)) => (Transport::Tls, r),
-        Some(("https", r)) => (Transport::Https, r),
+    let (scheme, rest) = match text.split_once("://") {
+        None => (Scheme::Dns, text),
+        Some(("dns", r)) => (Scheme::Dns, r),
+        Some(("tls", r)) => (Scheme::Tls, r),
+        Some(("https", r)) => (Scheme::Https, r),
         Some((s, _)) => {
             return Err(bad(format!("unknown scheme {s:?} (grpc and quic are not supported)")));
         }
@@ -38,10 +38,10 @@ pub fn parse_key(tok: &Token, dns_port: u16) -> Result<Key, ConfigError> {
             .ok()
             .filter(|p| *p != 0)
             .ok_or_else(|| bad(format!("port {p:?} is not a number from 1 to 65535")))?,
-        None => match transport {
-            Transport::Dns => dns_port,
-            Transport::Tls => 853,
-            Transport::Https => 443,
+        None => match scheme {
+            Scheme::Dns => dns_port,
+            Scheme::Tls => 853,
+            Scheme::Https => 443,
         },
     };
     let zone_text = if zone_text.is_empty() { "." } else { zone_text };
@@ -53,7 +53,7 @@ pub fn parse_key(tok: &Token, dns_port: u16) -> Result<Key, ConfigError> {
         parse_abs(zone_text).map_err(bad)?
     };
     Ok(Key {
-        transport,
+        scheme,
         zone,
         port,
         pos: tok.pos.clone(),
@@ -123,13 +123,13 @@ mod tests {
     fn schemes_and_default_ports() {
         let k = key("example.com").unwrap();
         assert_eq!(
-            (k.transport, k.port, k.zone.to_string()),
-            (Transport::Dns, 53, "example.com".into())
+            (k.scheme, k.port, k.zone.to_string()),
+            (Scheme::Dns, 53, "example.com".into())
         );
         let k = key("tls://Example.com").unwrap();
-        assert_eq!((k.transport, k.port), (Transport::Tls, 853));
+        assert_eq!((k.scheme, k.port), (Scheme::Tls, 853));
         let k = key("https://.").unwrap();
-        assert_eq!((k.transport, k.port, k.zone.is_root()), (Transport::Https, 443, true));
+        assert_eq!((k.scheme, k.port, k.zone.is_root()), (Scheme::Https, 443, true));
         let k = key("dns://.:1053").unwrap();
         assert_eq!((k.port, k.zone.is_root()), (1053, true));
         let k = key(":1053").unwrap();

@@ -82,15 +82,15 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         blocks: Vec::new(),
         reload: None,
     };
-    // Where each (transport, zone, address) was first defined, to reject duplicates; the
+    // Where each (scheme, zone, address) was first defined, to reject duplicates; the
     // same zone and port may be served by several blocks bound to different addresses.
-    let mut seen: HashMap<(Transport, Vec<u8>, std::net::SocketAddr), Pos> = HashMap::new();
+    let mut seen: HashMap<(Scheme, Vec<u8>, std::net::SocketAddr), Pos> = HashMap::new();
     for rb in raw {
         let mut keys = Vec::new();
         for tok in &rb.keys {
             keys.push(keys::parse_key(tok, opts.dns_port)?);
         }
-        let transports: Vec<_> = keys.iter().map(|k| k.transport).collect();
+        let schemes: Vec<_> = keys.iter().map(|k| k.scheme).collect();
         let mut block = ServerBlock {
             pos: rb.keys[0].pos.clone(),
             keys,
@@ -108,7 +108,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         for key in &block.keys {
             for ip in addrs {
                 let id = (
-                    key.transport,
+                    key.scheme,
                     key.zone.as_slice().to_vec(),
                     std::net::SocketAddr::new(*ip, key.port),
                 );
@@ -124,7 +124,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         if let Some(r) = extras.reload {
             cfg.reload = Some(r);
         }
-        let encrypted = transports.iter().any(|t| *t != Transport::Dns);
+        let encrypted = schemes.iter().any(|t| *t != Scheme::Dns);
         if encrypted && block.tls.is_none() {
             return Err(ConfigError::at(
                 &block.pos,
@@ -134,7 +134,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
                 ),
             ));
         }
-        if encrypted && transports.contains(&Transport::Dns) {
+        if encrypted && schemes.contains(&Scheme::Dns) {
             return Err(ConfigError::at(
                 &block.pos,
                 format!(

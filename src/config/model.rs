@@ -9,9 +9,9 @@ use domain::base::Name;
 
 use super::error::Pos;
 
-/// Which protocol a server block speaks.
+/// The scheme of a server block key: which protocols the block is served over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Transport {
+pub enum Scheme {
     /// Plain DNS over UDP and TCP (`dns://`, the default).
     Dns,
     /// DNS over TLS (`tls://`, RFC 7858).
@@ -20,11 +20,64 @@ pub enum Transport {
     Https,
 }
 
-impl Transport {
+impl Scheme {
     /// The scheme as written in a key.
-    pub fn scheme(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
-            Transport::Dns => "dns",
+            Scheme::Dns => "dns",
+            Scheme::Tls => "tls",
+            Scheme::Https => "https",
+        }
+    }
+
+    /// The transports of a block with this scheme: a listening socket for each.
+    pub fn transports(self) -> &'static [Transport] {
+        match self {
+            Scheme::Dns => &[Transport::Udp, Transport::Tcp],
+            Scheme::Tls => &[Transport::Tls],
+            Scheme::Https => &[Transport::Https],
+        }
+    }
+}
+
+/// How a query reaches us and its reply goes back: the protocol of one listening socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// DNS over UDP.
+    Udp,
+    /// DNS over TCP (RFC 7766).
+    Tcp,
+    /// DNS over TLS (RFC 7858).
+    Tls,
+    /// DNS over HTTPS (RFC 8484).
+    Https,
+}
+
+impl Transport {
+    /// The key scheme that serves it.
+    pub fn scheme(self) -> Scheme {
+        match self {
+            Transport::Udp | Transport::Tcp => Scheme::Dns,
+            Transport::Tls => Scheme::Tls,
+            Transport::Https => Scheme::Https,
+        }
+    }
+
+    /// A byte stream (messages up to 65535 octets, RFC 1035 §4.2.2), not datagrams.
+    pub fn is_stream(self) -> bool {
+        self != Transport::Udp
+    }
+
+    /// DoT or DoH: replies are padded when the query asks (RFC 8467).
+    pub fn is_encrypted(self) -> bool {
+        matches!(self, Transport::Tls | Transport::Https)
+    }
+
+    /// Its name in query logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
             Transport::Tls => "tls",
             Transport::Https => "https",
         }
@@ -34,8 +87,8 @@ impl Transport {
 /// One server block key: `[scheme://]zone[:port]`.
 #[derive(Clone, Debug)]
 pub struct Key {
-    /// Transport from the scheme.
-    pub transport: Transport,
+    /// The scheme.
+    pub scheme: Scheme,
     /// The zone, lowercase and absolute.
     pub zone: Name<Bytes>,
     /// The port.
@@ -47,7 +100,7 @@ pub struct Key {
 impl std::fmt::Display for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let zone = crate::zone::name::display(crate::zone::name::NameKey::of(&self.zone).as_slice());
-        write!(f, "{}://{}:{}", self.transport.scheme(), zone, self.port)
+        write!(f, "{}://{}:{}", self.scheme.name(), zone, self.port)
     }
 }
 

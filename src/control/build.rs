@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::data::DataSet;
 use super::tls::TlsListeners;
-use crate::config::{Config, ServerBlock, TlsConfig, Transport};
+use crate::config::{Config, Scheme, ServerBlock, TlsConfig};
 use crate::dns::pipeline::{Block, FileHandler, Handler, HostsHandler, ListenerKey, Route, RouteEntry, Snapshot};
 use crate::zone::challenge::challenge_name;
 use crate::zone::name::NameKey;
@@ -36,21 +36,23 @@ pub fn responders(cfg: &Config) -> Vec<(ListenerKey, Vec<Box<[u8]>>)> {
         for d in &a.domains {
             let Ok(name) = challenge_name(d) else { continue };
             let served = cfg.blocks.iter().any(|x| {
-                x.keys.iter().any(|k| {
-                    k.transport == Transport::Dns && is_in_zone(name.as_slice(), NameKey::of(&k.zone).as_slice())
-                })
+                x.keys
+                    .iter()
+                    .any(|k| k.scheme == Scheme::Dns && is_in_zone(name.as_slice(), NameKey::of(&k.zone).as_slice()))
             });
             if served {
                 continue;
             }
             for ip in addrs {
-                let key = ListenerKey {
-                    transport: Transport::Dns,
-                    addr: SocketAddr::new(*ip, a.port),
-                };
-                let names = out.entry(key).or_default();
-                if !names.iter().any(|n| **n == *name.as_slice()) {
-                    names.push(name.as_slice().into());
+                for &transport in Scheme::Dns.transports() {
+                    let key = ListenerKey {
+                        transport,
+                        addr: SocketAddr::new(*ip, a.port),
+                    };
+                    let names = out.entry(key).or_default();
+                    if !names.iter().any(|n| **n == *name.as_slice()) {
+                        names.push(name.as_slice().into());
+                    }
                 }
             }
         }
@@ -63,10 +65,12 @@ fn block_listeners(b: &ServerBlock) -> Vec<ListenerKey> {
     let mut out = Vec::new();
     for k in &b.keys {
         for ip in addrs {
-            out.push(ListenerKey {
-                transport: k.transport,
-                addr: SocketAddr::new(*ip, k.port),
-            });
+            for &transport in k.scheme.transports() {
+                out.push(ListenerKey {
+                    transport,
+                    addr: SocketAddr::new(*ip, k.port),
+                });
+            }
         }
     }
     out
@@ -116,7 +120,7 @@ pub fn snapshot(cfg: &Config, data: &DataSet, tls: &TlsListeners, generation: u6
                 for k in b
                     .keys
                     .iter()
-                    .filter(|k| k.transport == l.transport && k.port == l.addr.port())
+                    .filter(|k| k.scheme == l.transport.scheme() && k.port == l.addr.port())
                 {
                     let zone: Box<[u8]> = NameKey::of(&k.zone).as_slice().into();
                     if !entry.iter().any(|(z, _)| *z == zone) {

@@ -12,13 +12,20 @@ pub fn describe(cfg: &Config, data: &DataSet) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Corefile {} is valid.", cfg.path.display());
     let _ = writeln!(s, "Listeners:");
+    let mut shown = Vec::new();
     for l in build::listeners(cfg) {
-        let carriers = match l.transport {
-            crate::config::Transport::Dns => "udp+tcp",
-            crate::config::Transport::Tls => "DNS over TLS",
-            crate::config::Transport::Https => "DNS over HTTPS",
+        // Plain DNS's UDP and TCP sockets of an address are one dns:// listener here.
+        let name = l.to_string();
+        if shown.contains(&name) {
+            continue;
+        }
+        let carriers = match l.transport.scheme() {
+            crate::config::Scheme::Dns => "udp+tcp",
+            crate::config::Scheme::Tls => "DNS over TLS",
+            crate::config::Scheme::Https => "DNS over HTTPS",
         };
-        let _ = writeln!(s, "  {l} ({carriers})");
+        let _ = writeln!(s, "  {name} ({carriers})");
+        shown.push(name);
     }
     for (i, b) in cfg.blocks.iter().enumerate() {
         let _ = writeln!(s, "Server block {} at {}:", b.label(), b.pos);

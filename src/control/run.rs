@@ -117,7 +117,14 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     for (shard, socks) in shards.iter().zip(sockets) {
         shard.send(Command::Listen(socks));
     }
-    let names: Vec<String> = listeners.iter().map(|l| l.to_string()).collect();
+    // Plain DNS's UDP and TCP listeners of one address show as one dns:// name.
+    let mut names: Vec<String> = Vec::new();
+    for l in &listeners {
+        let name = l.to_string();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     tracing::info!(shards = opts.shards, %driver, listeners = %names.join(" "), "ringdns ready");
 
     let fingerprint = config::fingerprint(&opts.conf).ok();
@@ -367,25 +374,18 @@ fn with_jitter(interval: Duration, jitter: Duration) -> Duration {
     interval + jitter.mul_f64(f64::from(nanos) / 1e9)
 }
 
-/// Binds one UDP socket or TCP listener per shard for each listener: per shard, the list of
-/// (listener, socket) pairs.
+/// Binds one UDP socket or TCP listener per shard for each listener (plain DNS has one of
+/// each per address): per shard, the list of (listener, socket) pairs.
 fn bind_all(keys: &[ListenerKey], shards: usize) -> Result<Vec<Vec<(ListenerKey, Socket)>>, RunError> {
     let mut per_shard: Vec<Vec<(ListenerKey, Socket)>> = (0..shards).map(|_| Vec::new()).collect();
     for key in keys {
         for socks in per_shard.iter_mut() {
-            // Plain DNS listens on UDP and TCP; DoT and DoH on TCP only.
-            let udp = match key.transport {
-                Transport::Dns => socket::udp(key.addr).map(Some),
-                Transport::Tls | Transport::Https => Ok(None),
+            let sock = match key.transport {
+                Transport::Udp => socket::udp(key.addr).map(Socket::Udp),
+                Transport::Tcp | Transport::Tls | Transport::Https => socket::tcp(key.addr).map(Socket::Tcp),
             };
-            let both = udp.and_then(|u| socket::tcp(key.addr).map(|t| (u, t)));
-            match both {
-                Ok((u, t)) => {
-                    if let Some(u) = u {
-                        socks.push((*key, Socket::Udp(u)));
-                    }
-                    socks.push((*key, Socket::Tcp(t)));
-                }
+            match sock {
+                Ok(sock) => socks.push((*key, sock)),
                 // A default `::` listener on a host without IPv6 is skipped, not fatal.
                 Err(e) if key.addr.ip().is_unspecified() && key.addr.is_ipv6() && e.raw_os_error() == Some(97) => {
                     tracing::warn!(listener = %key, "IPv6 is not available; not listening on ::");

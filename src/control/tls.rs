@@ -45,7 +45,7 @@ impl TlsListeners {
         listeners: &[ListenerKey],
     ) -> Result<(), rustls::Error> {
         let mut next = HashMap::new();
-        for key in listeners.iter().filter(|k| k.transport != Transport::Dns) {
+        for key in listeners.iter().filter(|k| k.transport.is_encrypted()) {
             let listener = match self.map.remove(key) {
                 Some(l) => l,
                 None => {
@@ -77,7 +77,7 @@ fn certs_for(
         let on_port = b
             .keys
             .iter()
-            .any(|k| k.transport == key.transport && k.port == key.addr.port());
+            .any(|k| k.scheme == key.transport.scheme() && k.port == key.addr.port());
         let addrs = b.addrs();
         let on_addr = addrs
             .iter()

@@ -12,7 +12,7 @@ use crate::zone::store::Zone;
 /// Identifies a listening socket across reloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListenerKey {
-    /// Protocol family of the block keys.
+    /// The socket's protocol.
     pub transport: Transport,
     /// Address and port.
     pub addr: SocketAddr,
@@ -20,7 +20,7 @@ pub struct ListenerKey {
 
 impl std::fmt::Display for ListenerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}", self.transport.scheme(), self.addr)
+        write!(f, "{}://{}", self.transport.scheme().name(), self.addr)
     }
 }
 

@@ -53,9 +53,9 @@ pub async fn serve(listener: TcpListener, key: ListenerKey, ctx: Rc<ShardCtx>, m
             Ok((stream, peer)) => {
                 let now = Instant::now();
                 let (phase, idle) = match key.transport {
-                    Transport::Dns => (Phase::Idle(now), ctx.conns.limits().idle),
                     Transport::Tls => (Phase::Handshake(now), ctx.conns.limits().idle),
                     Transport::Https => (Phase::Handshake(now), super::doh::IDLE),
+                    Transport::Udp | Transport::Tcp => (Phase::Idle(now), ctx.conns.limits().idle),
                 };
                 let guard = match ctx.conns.try_open(peer.ip(), phase, idle) {
                     Ok((guard, evicted)) => {
@@ -128,7 +128,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, key: ListenerKey, ctx: 
             Ok(()) => End::Eof,
             Err(e) => e.into(),
         },
-        Transport::Dns => {
+        Transport::Udp | Transport::Tcp => {
             let (r, w) = stream::tcp(stream);
             serve_connection(r, w, peer, key, &ctx, &guard, "tcp").await
         }
