@@ -9,10 +9,9 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use domain::base::Name;
 use domain::base::iana::Rtype;
+use ringdns::config::Transport;
 use ringdns::dns::answer::REPLY_CAPACITY;
 use ringdns::dns::pipeline::{Block, FileHandler, Handler, Route};
-use ringdns::dns::reply::Delivery;
-use ringdns::dns::resolve::Proto;
 use ringdns::dns::{Ctx, answer};
 use ringdns::zone::name::{NameKey, parse_abs};
 use ringdns::zone::store::{Zone, ZoneBuilder};
@@ -51,11 +50,7 @@ fn classes(c: &mut Criterion) {
     let route = route_for(zone);
     let ctx = Ctx {
         route: Some(&route),
-        transport: Delivery {
-            proto: Proto::Udp,
-            keepalive: None,
-            encrypted: false,
-        },
+        transport: Transport::Udp,
         challenges: None,
     };
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
@@ -103,11 +98,7 @@ fn lookups(c: &mut Criterion) {
         let route = route_for(synthetic(n));
         let ctx = Ctx {
             route: Some(&route),
-            transport: Delivery {
-                proto: Proto::Udp,
-                keepalive: None,
-                encrypted: false,
-            },
+            transport: Transport::Udp,
             challenges: None,
         };
         let queries: Vec<Vec<u8>> = (0..1024)

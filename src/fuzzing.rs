@@ -4,10 +4,9 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use crate::config::Transport;
 use crate::config::{self, LoadOptions};
 use crate::dns::pipeline::{Block, FileHandler, Handler, HostsHandler, Route};
-use crate::dns::reply::Delivery;
-use crate::dns::resolve::Proto;
 use crate::dns::{Ctx, answer};
 use crate::zone::hosts::HostsBuilder;
 use crate::zone::name::{NameKey, parse_abs};
@@ -55,14 +54,10 @@ fn route() -> &'static Route {
 /// Answers arbitrary bytes as a UDP and as a TCP query; checks the reply limits hold.
 pub fn answer_bytes(data: &[u8]) {
     let mut out = Vec::new();
-    for (proto, limit) in [(Proto::Udp, 1232), (Proto::Tcp, 65535)] {
+    for (transport, limit) in [(Transport::Udp, 1232), (Transport::Tcp, 65535)] {
         let ctx = Ctx {
             route: Some(route()),
-            transport: Delivery {
-                proto,
-                keepalive: Some(100),
-                encrypted: false,
-            },
+            transport,
             challenges: None,
         };
         if let crate::dns::Outcome::Reply { .. } = answer(&ctx, data, &mut out) {
@@ -83,11 +78,7 @@ pub fn answer_bytes(data: &[u8]) {
 pub fn answer_udp(query: &[u8]) -> Option<Vec<u8>> {
     let ctx = Ctx {
         route: Some(route()),
-        transport: Delivery {
-            proto: Proto::Udp,
-            keepalive: None,
-            encrypted: false,
-        },
+        transport: Transport::Udp,
         challenges: None,
     };
     let mut out = Vec::new();

@@ -9,11 +9,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use domain::base::iana::Rtype;
+use ringdns::config::Transport;
 use ringdns::config::{self, LoadOptions};
 use ringdns::control::{build, data::DataSet};
 use ringdns::dns::answer::REPLY_CAPACITY;
-use ringdns::dns::reply::Delivery;
-use ringdns::dns::resolve::Proto;
 use ringdns::dns::{Ctx, Outcome, answer};
 use support::{data, q};
 
@@ -66,11 +65,7 @@ fn answer_allocates_nothing() {
     let challenges = ringdns::zone::challenge::ChallengeSet::new(1, [(&challenge, &values[..])]);
     let ctx = Ctx {
         route: snap.route(&snap.listeners[0].0),
-        transport: Delivery {
-            proto: Proto::Udp,
-            keepalive: None,
-            encrypted: false,
-        },
+        transport: Transport::Udp,
         challenges: Some(&challenges),
     };
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -164,11 +159,7 @@ fn forwarded_cache_hit_allocates_nothing() {
         .forward_plan(0)
         .expect("a forward plan");
     let fwd = std::rc::Rc::new(ShardForward::new(Default::default()));
-    let via = Delivery {
-        proto: Proto::Udp,
-        keepalive: None,
-        encrypted: false,
-    };
+    let via = Transport::Udp;
     let query = q("www.cached.test", Rtype::A).edns(1232).wire();
     // Fill the cache through a real upstream exchange.
     let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()

@@ -6,11 +6,10 @@ mod support;
 use std::path::Path;
 
 use domain::base::iana::Rtype;
+use ringdns::config::Transport;
 use ringdns::config::{self, LoadOptions};
 use ringdns::control::{build, data::DataSet};
 use ringdns::dns::pipeline::{ListenerKey, Snapshot};
-use ringdns::dns::reply::Delivery;
-use ringdns::dns::resolve::Proto;
 use ringdns::dns::{Ctx, Outcome, answer};
 use ringdns::zone::challenge::{ChallengeSet, challenge_name};
 use support::{Query, Reply, data, q};
@@ -44,21 +43,21 @@ fn world_from(corefile: &str) -> World {
 }
 
 impl World {
-    fn ask(&self, query: &Query, proto: Proto) -> Reply {
+    fn ask(&self, query: &Query, transport: Transport) -> Reply {
         let wire = query.wire();
-        match self.ask_raw(&wire, proto) {
+        match self.ask_raw(&wire, transport) {
             Some(r) => r,
             None => panic!("no reply to {query:?}"),
         }
     }
 
-    fn ask_raw(&self, wire: &[u8], proto: Proto) -> Option<Reply> {
+    fn ask_raw(&self, wire: &[u8], transport: Transport) -> Option<Reply> {
         let ctx = Ctx {
             route: self.snap.route(&self.key),
-            transport: Delivery {
-                proto,
-                keepalive: Some(100),
-                encrypted: self.encrypted,
+            // Streams are DoT in worlds that are `encrypted`.
+            transport: match transport {
+                Transport::Tcp if self.encrypted => Transport::Tls,
+                t => t,
             },
             challenges: self.challenges.as_ref(),
         };
@@ -71,11 +70,11 @@ impl World {
     }
 
     fn udp(&self, query: Query) -> Reply {
-        self.ask(&query, Proto::Udp)
+        self.ask(&query, Transport::Udp)
     }
 
     fn tcp(&self, query: Query) -> Reply {
-        self.ask(&query, Proto::Tcp)
+        self.ask(&query, Transport::Tcp)
     }
 }
 
@@ -373,14 +372,14 @@ fn header_bits_in_queries() {
 #[test]
 fn malformed_queries() {
     let w = world();
-    assert!(w.ask_raw(&[], Proto::Udp).is_none());
-    assert!(w.ask_raw(&[0u8; 11], Proto::Udp).is_none());
+    assert!(w.ask_raw(&[], Transport::Udp).is_none());
+    assert!(w.ask_raw(&[0u8; 11], Transport::Udp).is_none());
     let mut response = q("www.example.test", Rtype::A).wire();
     response[2] |= 0x80;
-    assert!(w.ask_raw(&response, Proto::Udp).is_none());
+    assert!(w.ask_raw(&response, Transport::Udp).is_none());
     let mut two = q("www.example.test", Rtype::A).wire();
     two[5] = 2;
-    let r = w.ask_raw(&two, Proto::Udp).unwrap();
+    let r = w.ask_raw(&two, Transport::Udp).unwrap();
     assert_eq!((r.rcode(), r.qdcount()), (FORMERR, 0));
     // A 4000-byte query (padding in an unknown EDNS option) is answered.
     let r = w.udp(q("www.example.test", Rtype::A).edns(1232).option(65002, &[0u8; 3900]));
@@ -388,7 +387,7 @@ fn malformed_queries() {
     // FORMERR keeps the ID and, when the question parsed, the question.
     let mut trailing = q("www.example.test", Rtype::A).id(7).wire();
     trailing.push(0);
-    let r = w.ask_raw(&trailing, Proto::Udp).unwrap();
+    let r = w.ask_raw(&trailing, Transport::Udp).unwrap();
     assert_eq!((r.rcode(), r.id(), r.qdcount()), (FORMERR, 7, 1));
 }
 

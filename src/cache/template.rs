@@ -7,7 +7,7 @@ use domain::base::iana::Rtype;
 use domain::base::name::ParsedName;
 use domain::dep::octseq::Parser;
 
-use crate::dns::reply::PADDING_BLOCK;
+use crate::dns::wire::PADDING_BLOCK;
 use crate::zone::name::NameKey;
 
 /// The TTL of stale answers (RFC 8767 §4).

@@ -4,22 +4,23 @@
 use domain::base::iana::{Class, OptRcode, Rtype};
 
 use super::pipeline::Route;
-use super::reply::{self, Delivery, Written};
+use super::reply::{self, Written};
 use super::request::{self, DropReason, EarlyError, Parsed, Question, Request};
 use super::resolve::{self, Resolution};
+use crate::config::Transport;
 use crate::zone::challenge::ChallengeSet;
 use crate::zone::name::NameKey;
 
 /// Capacity to give reply buffers up front so replies never reallocate.
-pub const REPLY_CAPACITY: usize = reply::MAX_STREAM_MESSAGE + 2;
+pub const REPLY_CAPACITY: usize = super::wire::MAX_STREAM_MESSAGE + 2;
 
 /// Per-listener context of a query.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     /// The listener's route (`None` while the snapshot lacks it: everything is REFUSED).
     pub route: Option<&'a Route>,
-    /// Transport details.
-    pub transport: Delivery,
+    /// The transport the query came over.
+    pub transport: Transport,
     /// Published ACME challenge values, answered before zone data.
     pub challenges: Option<&'a ChallengeSet>,
 }
@@ -83,10 +84,10 @@ pub fn answer(ctx: &Ctx<'_>, query: &[u8], out: &mut Vec<u8>) -> Outcome {
             return written(write(&req, &q, &res, ctx, out), Some(block.index), None);
         }
     }
-    let proto = ctx.transport.proto;
+    let transport = ctx.transport;
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     let mut res = Resolution::new();
-    match resolve::resolve(block, &q, proto, dnssec_ok, &mut res) {
+    match resolve::resolve(block, &q, transport, dnssec_ok, &mut res) {
         Some(resolve::Step::Answer) => written(write(&req, &q, &res, ctx, out), Some(block.index), None),
         Some(resolve::Step::Forward) => Outcome::Forward { block: block.index },
         // No handler of the block claims the name: we are not authoritative for it.

@@ -7,5 +7,6 @@ pub mod pipeline;
 pub mod reply;
 pub mod request;
 pub mod resolve;
+pub mod wire;
 
 pub use answer::{Ctx, Outcome, answer};

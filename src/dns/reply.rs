@@ -11,42 +11,14 @@ use domain::base::record::ComposeRecord;
 use domain::dep::octseq::OctetsBuilder;
 
 use super::request::{Question, Request};
-use super::resolve::{Owner, Part, Parts, Proto, Resolution};
+use super::resolve::{Owner, Part, Parts, Resolution};
+use super::wire::{self, OPT_LEN, OPTION_HEADER_LEN, PADDING_BLOCK, announced_payload, flags1, flags2};
+use crate::config::Transport;
 use crate::zone::name::NameKey;
 use crate::zone::rrset::WireData;
 
 /// Buffer type of replies.
 pub type Target = StaticCompressor<Vec<u8>>;
-
-/// Largest UDP payload we send (the DNS flag day 2020 value).
-pub const MAX_UDP_PAYLOAD: u16 = 1232;
-/// Reply size limit without EDNS (RFC 1035 §4.2.1).
-pub const PLAIN_UDP_PAYLOAD: u16 = 512;
-/// Largest DNS message over a stream (2-byte length prefix).
-pub const MAX_STREAM_MESSAGE: usize = 65535;
-
-/// Space an OPT record takes: root owner, type, class, TTL, rdlen.
-const OPT_LEN: usize = 11;
-/// An edns-tcp-keepalive option with its timeout.
-const KEEPALIVE_OPT_LEN: usize = 6;
-/// The edns-tcp-keepalive option code (RFC 7828).
-const KEEPALIVE: u16 = 11;
-/// The Padding option code (RFC 7830).
-const PADDING: u16 = 12;
-/// Responses are padded to a multiple of this (RFC 8467 §4.1, the recommended policy).
-pub const PADDING_BLOCK: usize = 468;
-
-/// What the writer needs to know about the transport.
-#[derive(Clone, Copy, Debug)]
-pub struct Delivery {
-    /// UDP or a stream.
-    pub proto: Proto,
-    /// Our idle timeout in 100 ms units, sent back over streams to clients that send
-    /// edns-tcp-keepalive (RFC 7828 §3.3.2).
-    pub keepalive: Option<u16>,
-    /// DoT or DoH: replies to queries with a Padding option are padded (RFC 8467).
-    pub encrypted: bool,
-}
 
 /// What was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,25 +30,27 @@ pub struct Written {
 }
 
 /// The largest reply for this request on this transport.
-fn size_limit(req: &Request<'_>, t: Delivery) -> usize {
-    match (t.proto, req.edns) {
-        (Proto::Tcp, _) => MAX_STREAM_MESSAGE,
-        (Proto::Udp, None) => usize::from(PLAIN_UDP_PAYLOAD),
-        (Proto::Udp, Some(e)) => usize::from(e.udp_size.clamp(PLAIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD)),
-    }
+fn size_limit(req: &Request<'_>, t: Transport) -> usize {
+    wire::reply_limit(t, req.edns.map(|e| e.udp_size))
 }
 
-fn opt_space(req: &Request<'_>, t: Delivery) -> usize {
+/// The edns-tcp-keepalive TIMEOUT to send: over TCP and DoT to a client that sent the
+/// option (RFC 7828 §3.3.2).
+fn keepalive(req: &Request<'_>, t: Transport) -> Option<u16> {
+    req.edns.filter(|e| e.keepalive).and(wire::keepalive(t))
+}
+
+fn opt_space(req: &Request<'_>, t: Transport) -> usize {
     match req.edns {
         None => 0,
-        Some(e) if e.keepalive && t.proto == Proto::Tcp && t.keepalive.is_some() => OPT_LEN + KEEPALIVE_OPT_LEN,
+        Some(_) if keepalive(req, t).is_some() => OPT_LEN + OPTION_HEADER_LEN + 2,
         Some(_) => OPT_LEN,
     }
 }
 
 /// Writes the reply for `res` into `out`. Falls back to an empty TC=1 reply when the
 /// answer or authority (or required glue) does not fit.
-pub fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Delivery, out: &mut Vec<u8>) -> Written {
+pub fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Transport, out: &mut Vec<u8>) -> Written {
     if let Some(w) = write_address_answer(req, q, res, t, out) {
         return w;
     }
@@ -88,18 +62,19 @@ pub fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Deliv
 
 /// True when the OPT of the reply carries no option (keepalive over streams and padding
 /// over encrypted transports add one).
-fn plain_opt(req: &Request<'_>, t: Delivery) -> bool {
+fn plain_opt(req: &Request<'_>, t: Transport) -> bool {
     req.edns
-        .is_none_or(|e| !(e.keepalive && t.proto == Proto::Tcp || e.padding && t.encrypted))
+        .is_none_or(|e| !(keepalive(req, t).is_some() || e.padding && t.is_encrypted()))
 }
 
 /// Header (with the counts) and question of a directly written reply.
 fn write_head(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, counts: [u16; 3], out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&req.id.to_be_bytes());
-    let opcode = req.opcode.to_int() << 3;
-    out.push(0x80 | opcode | if res.aa { 0x04 } else { 0 } | u8::from(req.rd));
-    out.push(if req.cd { 0x10 } else { 0 } | res.rcode.to_int());
+    let opcode = req.opcode.to_int() << flags1::OPCODE_SHIFT;
+    let aa = if res.aa { flags1::AA } else { 0 };
+    out.push(flags1::QR | opcode | aa | if req.rd { flags1::RD } else { 0 });
+    out.push(if req.cd { flags2::CD } else { 0 } | res.rcode.to_int());
     let arcount = u16::from(req.edns.is_some());
     for count in [1, counts[0], counts[1], counts[2] + arcount] {
         out.extend_from_slice(&count.to_be_bytes());
@@ -116,9 +91,8 @@ fn write_head(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, counts:
 /// version 0, DO echoed, no options.
 fn write_plain_opt(req: &Request<'_>, out: &mut Vec<u8>) {
     if let Some(e) = req.edns {
-        let payload = e.udp_size.clamp(PLAIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD).to_be_bytes();
-        let flags = if e.dnssec_ok { 0x80 } else { 0 };
-        out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, flags, 0, 0, 0]);
+        // Counted in ARCOUNT by `write_head`.
+        wire::start_opt(out, announced_payload(e.udp_size), 0, e.dnssec_ok);
     }
 }
 
@@ -135,7 +109,7 @@ fn write_address_answer(
     req: &Request<'_>,
     q: &Question<'_>,
     res: &Resolution<'_>,
-    t: Delivery,
+    t: Transport,
     out: &mut Vec<u8>,
 ) -> Option<Written> {
     let part = res.answer.only()?;
@@ -177,7 +151,7 @@ fn write_negative(
     req: &Request<'_>,
     q: &Question<'_>,
     res: &Resolution<'_>,
-    t: Delivery,
+    t: Transport,
     out: &mut Vec<u8>,
 ) -> Option<Written> {
     let part = res.authority.only()?;
@@ -284,7 +258,13 @@ impl<'a> Names<'a> {
     }
 }
 
-fn write_general(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Delivery, out: &mut Vec<u8>) -> Written {
+fn write_general(
+    req: &Request<'_>,
+    q: &Question<'_>,
+    res: &Resolution<'_>,
+    t: Transport,
+    out: &mut Vec<u8>,
+) -> Written {
     let limit = size_limit(req, t);
     let body_limit = limit - opt_space(req, t);
     let ext = OptRcode::from_rcode(res.rcode);
@@ -324,7 +304,7 @@ fn write_general(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: D
 }
 
 /// Writes an error reply: header, the question if it parsed, and OPT if EDNS was valid.
-pub fn write_error(req: &Request<'_>, rcode: OptRcode, t: Delivery, out: &mut Vec<u8>) -> Written {
+pub fn write_error(req: &Request<'_>, rcode: OptRcode, t: Transport, out: &mut Vec<u8>) -> Written {
     let limit = size_limit(req, t);
     let body_limit = limit - opt_space(req, t);
     let q = req.question;
@@ -345,7 +325,7 @@ const TSIG_BADKEY: u16 = 17;
 /// NOTAUTH, and an unsigned TSIG (same key and algorithm names, the request's Time Signed
 /// and Fudge, no MAC, error BADKEY) after the OPT. Without room for the TSIG within the
 /// size limit the reply goes without it.
-pub fn write_tsig_error(req: &Request<'_>, t: Delivery, out: &mut Vec<u8>) -> Written {
+pub fn write_tsig_error(req: &Request<'_>, t: Transport, out: &mut Vec<u8>) -> Written {
     let written = write_error(req, OptRcode::NOTAUTH, t, out);
     let Some(tsig) = req.tsig else {
         return written;
@@ -431,7 +411,7 @@ impl From<Target> for StartBuf {
 fn finish(
     mut add: AdditionalBuilder<Target>,
     req: &Request<'_>,
-    t: Delivery,
+    t: Transport,
     rcode: OptRcode,
     truncated: bool,
     limit: usize,
@@ -439,18 +419,14 @@ fn finish(
 ) -> Written {
     if let Some(e) = req.edns {
         add.set_push_limit(limit.saturating_add(1));
-        let keepalive = if e.keepalive && t.proto == Proto::Tcp {
-            t.keepalive
-        } else {
-            None
-        };
-        let payload = e.udp_size.clamp(PLAIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD);
+        let keepalive = keepalive(req, t);
+        let payload = announced_payload(e.udp_size);
         // RFC 8467 block-length padding, only over encrypted transports and only when asked;
         // never beyond the size limit.
-        let pad = if e.padding && t.encrypted {
-            let fixed = add.as_slice().len() + OPT_LEN + keepalive.map_or(0, |_| KEEPALIVE_OPT_LEN) + 4;
-            let want = (PADDING_BLOCK - fixed % PADDING_BLOCK) % PADDING_BLOCK;
-            Some(want.min(limit.saturating_sub(fixed)))
+        let pad = if e.padding && t.is_encrypted() {
+            let keepalive_len = keepalive.map_or(0, |_| OPTION_HEADER_LEN + 2);
+            let fixed = add.as_slice().len() + OPT_LEN + keepalive_len + OPTION_HEADER_LEN;
+            Some(wire::padding_len(fixed, limit))
         } else {
             None
         };
@@ -461,13 +437,13 @@ fn finish(
             opt.set_dnssec_ok(e.dnssec_ok);
             opt.set_rcode(rcode);
             if let Some(timeout) = keepalive {
-                opt.push_raw_option(OptionCode::from_int(KEEPALIVE), 2, |tgt| {
+                opt.push_raw_option(OptionCode::from_int(wire::option::TCP_KEEPALIVE), 2, |tgt| {
                     tgt.append_slice(&timeout.to_be_bytes())
                 })?;
             }
             if let Some(n) = pad {
                 const ZEROS: [u8; PADDING_BLOCK] = [0; PADDING_BLOCK];
-                opt.push_raw_option(OptionCode::from_int(PADDING), n as u16, |tgt| {
+                opt.push_raw_option(OptionCode::from_int(wire::option::PADDING), n as u16, |tgt| {
                     tgt.append_slice(&ZEROS[..n])
                 })?;
             }
@@ -692,29 +668,14 @@ mod tests {
             zone_with_soa("@ SOA a.b.example.test. x.b.example.test. 1 7200 3600 1209600 60"),
             zone_with_soa("@ SOA ns.elsewhere. . 1 7200 3600 1209600 60"),
         ];
-        let transports = [
-            Delivery {
-                proto: Proto::Udp,
-                keepalive: None,
-                encrypted: false,
-            },
-            Delivery {
-                proto: Proto::Tcp,
-                keepalive: Some(100),
-                encrypted: false,
-            },
-            Delivery {
-                proto: Proto::Tcp,
-                keepalive: None,
-                encrypted: true,
-            },
-        ];
+        // TCP announces a keepalive; HTTPS pads and announces none.
+        let transports = [Transport::Udp, Transport::Tcp, Transport::Https];
         let opts: [Opt; 6] = [
             None,
             Some((512, false, &[])),
             Some((4096, true, &[])),
-            Some((1232, false, &[(KEEPALIVE, 0)])),
-            Some((1232, false, &[(PADDING, 8)])),
+            Some((1232, false, &[(wire::option::TCP_KEEPALIVE, 0)])),
+            Some((1232, false, &[(wire::option::PADDING, 8)])),
             Some((100, true, &[])),
         ];
         let names = [
@@ -746,7 +707,7 @@ mod tests {
                             let q = req.question.unwrap();
                             let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
                             let mut res = Resolution::new();
-                            in_zone(z, &q, t.proto, dnssec_ok, &mut res);
+                            in_zone(z, &q, t, dnssec_ok, &mut res);
                             let mut general = Vec::new();
                             let expected = write_general(&req, &q, &res, t, &mut general);
                             let case = format!("{name} {qtype} {opt:?} {t:?}");

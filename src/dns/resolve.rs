@@ -5,6 +5,7 @@ use domain::base::iana::{Rcode, Rtype};
 
 use super::pipeline::{Block, FileHandler, Handler, HostsHandler};
 use super::request::Question;
+use crate::config::Transport;
 use crate::zone::lookup::Found;
 use crate::zone::name::{NameKey, is_in_zone};
 use crate::zone::rrset::Rrset;
@@ -148,27 +149,18 @@ pub fn challenge<'r>(set: Rrset<'r>, res: &mut Resolution<'r>) {
     });
 }
 
-/// How the answer will travel; ANY over UDP gets the RFC 8482 minimal answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Proto {
-    /// UDP.
-    Udp,
-    /// TCP (and later DoT/DoH).
-    Tcp,
-}
-
 /// Runs the block's handlers in order; `None` when none of them claims the name.
 pub fn resolve<'r>(
     block: &'r Block,
     q: &'r Question<'_>,
-    proto: Proto,
+    transport: Transport,
     dnssec_ok: bool,
     res: &mut Resolution<'r>,
 ) -> Option<Step> {
     for h in &block.handlers {
         let claimed = match h {
-            Handler::Hosts(h) => hosts(h, q, proto, res),
-            Handler::File(f) => file(f, q, proto, dnssec_ok, res),
+            Handler::Hosts(h) => hosts(h, q, transport, res),
+            Handler::File(f) => file(f, q, transport, dnssec_ok, res),
             Handler::Forward(p) => {
                 if p.forwards(q.key) {
                     return Some(Step::Forward);
@@ -192,16 +184,28 @@ pub enum Step {
     Forward,
 }
 
-fn file<'r>(f: &'r FileHandler, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool, res: &mut Resolution<'r>) -> bool {
+fn file<'r>(
+    f: &'r FileHandler,
+    q: &'r Question<'_>,
+    transport: Transport,
+    dnssec_ok: bool,
+    res: &mut Resolution<'r>,
+) -> bool {
     let Some(zone) = f.zone_for(q.key) else {
         return false;
     };
-    in_zone(zone, q, proto, dnssec_ok, res);
+    in_zone(zone, q, transport, dnssec_ok, res);
     true
 }
 
 /// RFC 1034 §4.3.2 step 3 inside one zone, following CNAMEs that stay in it.
-pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok: bool, res: &mut Resolution<'r>) {
+pub fn in_zone<'r>(
+    zone: &'r Zone,
+    q: &'r Question<'_>,
+    transport: Transport,
+    dnssec_ok: bool,
+    res: &mut Resolution<'r>,
+) {
     res.reset(Rcode::NOERROR, true);
     res.glue_from = Some(zone);
     let mut key: &[u8] = q.key;
@@ -280,7 +284,7 @@ pub fn in_zone<'r>(zone: &'r Zone, q: &'r Question<'_>, proto: Proto, dnssec_ok:
                     sigs: sigs_of(node),
                     ttl: set.ttl(),
                 });
-                if proto == Proto::Udp {
+                if !transport.is_stream() {
                     break;
                 }
             }
@@ -320,7 +324,7 @@ fn push_soa<'r>(res: &mut Resolution<'r>, zone: &'r Zone, dnssec_ok: bool) {
 /// CoreDNS' hosts semantics: names in the hosts zones answer A/AAAA; PTR for synthesised
 /// reverse names; a name without entries is NXDOMAIN unless `fallthrough` covers it; a
 /// PTR query outside the hosts zones is only claimed when the address is known.
-fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, proto: Proto, res: &mut Resolution<'r>) -> bool {
+fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, transport: Transport, res: &mut Resolution<'r>) -> bool {
     let key = q.key;
     let in_zones = h.zones.iter().any(|z| is_in_zone(key, z));
     let table = &*h.table;
@@ -354,7 +358,7 @@ fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, proto: Proto, res: &mut R
     };
     res.reset(Rcode::NOERROR, true);
     let types: &[Rtype] = match q.qtype {
-        Rtype::ANY if proto == Proto::Udp => &[Rtype::A],
+        Rtype::ANY if !transport.is_stream() => &[Rtype::A],
         Rtype::ANY => &[Rtype::A, Rtype::AAAA],
         Rtype::A => &[Rtype::A],
         Rtype::AAAA => &[Rtype::AAAA],

@@ -23,10 +23,8 @@ pub use plan::Plan;
 
 use crate::cache::template::{self, Age, Client, Kind, Template, ede};
 use crate::cache::{Cache, Key, Lookup};
-use crate::config::{Policy, UpstreamAddr};
-use crate::dns::reply::Delivery;
+use crate::config::{Policy, Transport, UpstreamAddr};
 use crate::dns::request::{self, Parsed};
-use crate::dns::resolve::Proto;
 use crate::telemetry::stats::ShardStatsRef;
 use crate::zone::name::NameKey;
 use transport::{Asked, DohConn, Fail, StreamConn};
@@ -73,17 +71,12 @@ pub struct ShardForward {
 /// The client side of a render. The largest reply a client gets: 65535 octets over streams;
 /// over UDP its EDNS payload size within 512..=1232 (the DNS flag day 2020 default), or 512
 /// without EDNS (RFC 1035 §4.2.1). Padded over DoT and DoH when the query was (RFC 8467).
-fn client<'a>(query: &'a [u8], q: &Question, via: Delivery) -> Client<'a> {
-    let limit = match (via.proto, q.edns) {
-        (Proto::Tcp, _) => 65535,
-        (Proto::Udp, None) => 512,
-        (Proto::Udp, Some((size, _))) => usize::from(size.clamp(512, 1232)),
-    };
+fn client<'a>(query: &'a [u8], q: &Question, via: Transport) -> Client<'a> {
     Client {
         query,
         edns: q.edns,
-        limit,
-        pad: q.padding && via.encrypted,
+        limit: crate::dns::wire::reply_limit(via, q.edns.map(|(size, _)| size)),
+        pad: q.padding && via.is_encrypted(),
     }
 }
 
@@ -147,7 +140,7 @@ impl ShardForward {
 
     /// Serves the query from the cache into `out` if it can.
     /// `via`: how the client's query came.
-    pub fn cached(&self, plan: &Plan, query: &[u8], via: Delivery, out: &mut Vec<u8>) -> Cached {
+    pub fn cached(&self, plan: &Plan, query: &[u8], via: Transport, out: &mut Vec<u8>) -> Cached {
         let Some(q) = question(query) else { return Cached::Miss };
         let found = self.cache(plan, |c| c.get(q.cache_key.as_slice(), Instant::now()));
         let client = client(query, &q, via);
@@ -219,7 +212,7 @@ impl ShardForward {
 /// Resolves a query through the block's upstreams (coalescing identical queries) and
 /// renders the client's reply. `None`: nothing to send. A client over TCP, DoT or DoH is
 /// forwarded over TCP unless `prefer_udp`.
-pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>, via: Delivery) -> Option<Vec<u8>> {
+pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>, via: Transport) -> Option<Vec<u8>> {
     let q = question(&ask_query)?;
     let client = client(&ask_query, &q, via);
     let mut out = Vec::with_capacity(512);
@@ -257,7 +250,7 @@ pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>,
     }
     let waiters: Waiters = Rc::default();
     fwd.inflight.borrow_mut().insert(inflight_key.clone(), waiters.clone());
-    let t = Rc::new(upstream(&fwd, &plan, &ask_query, &q, via.proto == Proto::Tcp).await);
+    let t = Rc::new(upstream(&fwd, &plan, &ask_query, &q, via.is_stream()).await);
     fwd.inflight.borrow_mut().remove(&inflight_key);
     let lifetime = if t.kind == Kind::Failure || plan.caches(q.key.as_slice()) {
         fwd.cache(&plan, |c| c.put(q.cache_key.as_slice(), (*t).clone(), Instant::now()))
@@ -274,7 +267,7 @@ pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>,
 }
 
 /// Renders SERVFAIL (EDE Not Ready) for `query` into `out` (empty when it has no question).
-pub fn servfail(query: &[u8], via: Delivery, out: &mut Vec<u8>) {
+pub fn servfail(query: &[u8], via: Transport, out: &mut Vec<u8>) {
     out.clear();
     if let Some(q) = question(query) {
         let client = client(query, &q, via);

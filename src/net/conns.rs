@@ -57,7 +57,7 @@ impl Default for ConnLimits {
             per_prefix: 256,
             handshakes_per_shard: 256,
             handshakes_per_prefix: 32,
-            idle: Duration::from_secs(10),
+            idle: crate::dns::wire::STREAM_IDLE_TIMEOUT,
             idle_under_pressure: Duration::from_secs(1),
             message: Duration::from_secs(1),
             write: Duration::from_secs(5),

@@ -26,11 +26,11 @@ use super::conns::{ConnGuard, Cut, Phase};
 use super::forwarded::{self, Now};
 use super::handshake::{self, Refused};
 use super::report::Reporter;
+use crate::config::Transport;
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
-use crate::dns::reply::{Delivery, min_ttl};
+use crate::dns::reply::min_ttl;
 use crate::dns::request::{self, Parsed};
-use crate::dns::resolve::Proto;
 use crate::dns::{Ctx, Outcome, answer};
 use crate::shard::ctx::ShardCtx;
 use crate::zone::name::NameKey;
@@ -219,16 +219,12 @@ async fn resolve(query: &[u8], ctx: &Rc<ShardCtx>, key: ListenerKey, peer: Socke
     let started = route.is_some_and(|r| r.logs()).then(Instant::now);
     let c = Ctx {
         route,
-        transport: Delivery {
-            proto: Proto::Tcp,
-            keepalive: None,
-            encrypted: true,
-        },
+        transport: Transport::Https,
         challenges: Some(&challenges),
     };
     let mut out = Vec::with_capacity(REPLY_CAPACITY.min(4096));
     let mut outcome = answer(&c, query, &mut out);
-    let reporter = Reporter::new(ctx, "https");
+    let reporter = Reporter::new(ctx, Transport::Https);
     if let Outcome::Forward { block } = outcome {
         match forwarded::start(ctx, &snapshot, key, block, query, c.transport, started, &mut out) {
             Now::Reply(o) => outcome = o,

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::report::Reporter;
+use crate::config::Transport;
 use crate::dns::Outcome;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
-use crate::dns::reply::Delivery;
 use crate::forward::{self, Cached, Plan};
 use crate::shard::ctx::ShardCtx;
 
@@ -30,7 +30,7 @@ pub(crate) struct Pending {
     block: usize,
     plan: Arc<Plan>,
     query: Vec<u8>,
-    via: Delivery,
+    via: Transport,
     started: Option<Instant>,
 }
 
@@ -42,7 +42,7 @@ pub(crate) fn start(
     key: ListenerKey,
     block: usize,
     query: &[u8],
-    via: Delivery,
+    via: Transport,
     started: Option<Instant>,
     out: &mut Vec<u8>,
 ) -> Now {

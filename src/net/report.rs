@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::config::Transport;
 use crate::dns::Outcome;
 use crate::dns::pipeline::Route;
 use crate::shard::ctx::ShardCtx;
@@ -12,14 +13,14 @@ use crate::telemetry::querylog;
 /// Writes query log lines and error lines for the blocks that ask for them.
 pub(crate) struct Reporter {
     ctx: Rc<ShardCtx>,
-    proto: &'static str,
+    transport: Transport,
 }
 
 impl Reporter {
-    pub(crate) fn new(ctx: &Rc<ShardCtx>, proto: &'static str) -> Self {
+    pub(crate) fn new(ctx: &Rc<ShardCtx>, transport: Transport) -> Self {
         Reporter {
             ctx: ctx.clone(),
-            proto,
+            transport,
         }
     }
 
@@ -59,7 +60,7 @@ impl Reporter {
         if let (Some(t0), false) = (started, b.log.is_empty()) {
             let entry = querylog::Entry {
                 remote: peer,
-                proto: self.proto,
+                proto: self.transport.name(),
                 query,
                 reply,
                 rcode,

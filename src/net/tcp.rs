@@ -30,8 +30,6 @@ use super::udp::{RouteCache, rate_ok};
 use crate::config::Transport;
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
-use crate::dns::reply::Delivery;
-use crate::dns::resolve::Proto;
 use crate::dns::{Ctx, Outcome, answer};
 use crate::shard::ctx::ShardCtx;
 
@@ -130,7 +128,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, key: ListenerKey, ctx: 
         },
         Transport::Udp | Transport::Tcp => {
             let (r, w) = stream::tcp(stream);
-            serve_connection(r, w, peer, key, &ctx, &guard, "tcp").await
+            serve_connection(r, w, peer, key, &ctx, &guard).await
         }
     };
     match end {
@@ -155,7 +153,7 @@ async fn tls_connection(
         Err(e) => e.into(),
         Ok(tls) => {
             let (r, w) = stream::tls(tls);
-            serve_connection(r, w, peer, key, ctx, guard, "tls").await
+            serve_connection(r, w, peer, key, ctx, guard).await
         }
     }
 }
@@ -169,11 +167,10 @@ async fn serve_connection<R: StreamRead, W: StreamWrite>(
     key: ListenerKey,
     ctx: &Rc<ShardCtx>,
     guard: &ConnGuard,
-    proto: &'static str,
 ) -> End {
     let outbox = Rc::new(Outbox::default());
     let reader = async {
-        let end = read_queries(&mut r, peer, key, ctx, guard, proto, &outbox).await;
+        let end = read_queries(&mut r, peer, key, ctx, guard, &outbox).await;
         outbox.reader_done();
         end
     };
@@ -201,14 +198,12 @@ async fn read_queries<R: StreamRead>(
     key: ListenerKey,
     ctx: &Rc<ShardCtx>,
     guard: &ConnGuard,
-    proto: &'static str,
     outbox: &Rc<Outbox>,
 ) -> End {
     let mut snapshots = arc_swap::Cache::new(&ctx.shared.snapshot);
     let mut challenges = arc_swap::Cache::new(&ctx.shared.challenges);
     let mut route_of = RouteCache::default();
-    let reporter = Rc::new(Reporter::new(ctx, proto));
-    let keepalive = u16::try_from(guard.conns().limits().idle.as_millis() / 100).ok();
+    let reporter = Rc::new(Reporter::new(ctx, key.transport));
     let mut input: Vec<u8> = Vec::with_capacity(INITIAL_READ_BUFFER);
     let mut out: Vec<u8> = Vec::new();
     // When the last read completed, and when the first byte of the message we hold part of
@@ -234,11 +229,7 @@ async fn read_queries<R: StreamRead>(
             let started = route.is_some_and(|r| r.logs()).then(Instant::now);
             let c = Ctx {
                 route,
-                transport: Delivery {
-                    proto: Proto::Tcp,
-                    keepalive,
-                    encrypted: proto == "tls",
-                },
+                transport: key.transport,
                 challenges: Some(challenges.load()),
             };
             let mut outcome = answer(&c, query, &mut out);

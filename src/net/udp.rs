@@ -15,10 +15,9 @@ use monoio::net::udp::UdpSocket;
 use super::forwarded::{self, Now};
 use super::mmsg::{BATCH, Batch};
 use super::report::Reporter;
+use crate::config::Transport;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
-use crate::dns::reply::Delivery;
 use crate::dns::request::DropReason;
-use crate::dns::resolve::Proto;
 use crate::dns::{Ctx, Outcome, answer};
 use crate::shard::ctx::ShardCtx;
 
@@ -34,12 +33,8 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
     let fd = sock.as_raw_fd();
     let mut last_drop_log: Option<Instant> = None;
     let mut last_err_log: Option<Instant> = None;
-    let reporter = Rc::new(Reporter::new(&ctx, "udp"));
-    let transport = Delivery {
-        proto: Proto::Udp,
-        keepalive: None,
-        encrypted: false,
-    };
+    let reporter = Rc::new(Reporter::new(&ctx, Transport::Udp));
+    let transport = Transport::Udp;
     tracing::debug!(listener = %key, "udp listener started");
     loop {
         if !matches!(stop.try_recv(), Ok(None)) {
