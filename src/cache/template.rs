@@ -3,11 +3,9 @@
 //! client's ID, question case, EDNS and size limit are applied at render time and TTLs
 //! counted down, all without allocating.
 
-use domain::base::iana::Rtype;
-use domain::base::name::ParsedName;
-use domain::dep::octseq::Parser;
+use domain::base::iana::{Class, Rcode, Rtype};
 
-use crate::dns::wire::PADDING_BLOCK;
+use crate::dns::wire::{self, FLAGS1, FLAGS2, HEADER_LEN, OPT_LEN, OPTION_HEADER_LEN, flags1, flags2};
 use crate::zone::name::NameKey;
 
 /// The TTL of stale answers (RFC 8767 §4).
@@ -41,35 +39,16 @@ pub struct Template {
     pub ede: Option<u16>,
 }
 
-/// Offsets and values of the TTL field of every record after the question.
-pub fn ttl_offsets(msg: &[u8]) -> Option<Vec<(u16, u32)>> {
-    let count = |i: usize| u16::from_be_bytes([msg[4 + 2 * i], msg[5 + 2 * i]]);
-    let mut p = Parser::from_ref(msg);
-    p.advance(12).ok()?;
-    for _ in 0..count(0) {
-        ParsedName::skip(&mut p).ok()?;
-        p.advance(4).ok()?;
-    }
-    let mut out = Vec::new();
-    for _ in 0..u32::from(count(1)) + u32::from(count(2)) + u32::from(count(3)) {
-        ParsedName::skip(&mut p).ok()?;
-        p.advance(4).ok()?;
-        let at = u16::try_from(p.pos()).ok()?;
-        let ttl = p.parse_u32_be().ok()?;
-        let rdlen = usize::from(p.parse_u16_be().ok()?);
-        p.advance(rdlen).ok()?;
-        out.push((at, ttl));
-    }
-    Some(out)
-}
-
 /// A template that only says SERVFAIL, with an Extended DNS Error (RFC 8914) for clients
 /// that speak EDNS.
 pub fn failure(qname: &NameKey, qtype: Rtype, ede: u16) -> Template {
-    let mut bytes = vec![0u8, 0, 0x80, 0x82, 0, 1, 0, 0, 0, 0, 0, 0];
+    let mut bytes = vec![0u8; HEADER_LEN];
+    bytes[FLAGS1] = flags1::QR;
+    bytes[FLAGS2] = flags2::RA | Rcode::SERVFAIL.to_int();
+    wire::set_count(&mut bytes, 0, 1);
     bytes.extend_from_slice(qname.as_slice());
     bytes.extend_from_slice(&qtype.to_int().to_be_bytes());
-    bytes.extend_from_slice(&[0, 1]);
+    bytes.extend_from_slice(&Class::IN.to_int().to_be_bytes());
     Template {
         bytes: bytes.into_boxed_slice(),
         ttls: Box::new([]),
@@ -83,7 +62,7 @@ pub fn failure(qname: &NameKey, qtype: Rtype, ede: u16) -> Template {
 /// A template that says REFUSED (too many queries in flight).
 pub fn refused(qname: &NameKey, qtype: Rtype) -> Template {
     let mut t = failure(qname, qtype, ede::NOT_READY);
-    t.bytes[3] = 0x85;
+    t.bytes[FLAGS2] = flags2::RA | Rcode::REFUSED.to_int();
     t.ede = None;
     t
 }
@@ -137,13 +116,12 @@ pub fn render(t: &Template, c: &Client<'_>, age: Age, extra_ede: Option<u16>, ou
     out.extend_from_slice(&t.bytes);
     // Client ID, RD and CD; the question exactly as the client wrote it (same length: the
     // same name, uncompressed).
-    out[0] = c.query[0];
-    out[1] = c.query[1];
-    out[2] = (out[2] & !0x01) | (c.query[2] & 0x01);
-    out[3] = (out[3] & !0x10) | (c.query[3] & 0x10);
-    let qlen = question_len(&t.bytes);
-    if c.query.len() >= 12 + qlen && qlen > 0 {
-        out[12..12 + qlen].copy_from_slice(&c.query[12..12 + qlen]);
+    out[..2].copy_from_slice(&c.query[..2]);
+    out[FLAGS1] = (out[FLAGS1] & !flags1::RD) | (c.query[FLAGS1] & flags1::RD);
+    out[FLAGS2] = (out[FLAGS2] & !flags2::CD) | (c.query[FLAGS2] & flags2::CD);
+    let qlen = wire::question_len(&t.bytes);
+    if c.query.len() >= HEADER_LEN + qlen && qlen > 0 {
+        out[HEADER_LEN..HEADER_LEN + qlen].copy_from_slice(&c.query[HEADER_LEN..HEADER_LEN + qlen]);
     }
     for &(off, orig) in t.ttls.iter() {
         let ttl = match age {
@@ -154,53 +132,26 @@ pub fn render(t: &Template, c: &Client<'_>, age: Age, extra_ede: Option<u16>, ou
         out[o..o + 4].copy_from_slice(&ttl.to_be_bytes());
     }
     let ede = extra_ede.or(t.ede);
-    let opt_len = c.edns.map_or(0, |_| 11 + ede.map_or(0, |_| 6));
+    let ede_len = OPTION_HEADER_LEN + 2;
+    let opt_len = c.edns.map_or(0, |_| OPT_LEN + ede.map_or(0, |_| ede_len));
     if out.len() + opt_len > c.limit {
         // Does not fit: TC=1 and empty sections (RFC 2181 §9).
-        out.truncate(12 + qlen);
-        out[2] |= 0x02;
-        out[6..12].fill(0);
+        out.truncate(HEADER_LEN + qlen);
+        out[FLAGS1] |= flags1::TC;
+        for i in 1..4 {
+            wire::set_count(out, i, 0);
+        }
     }
     if let Some((payload, dnssec_ok)) = c.edns {
-        out.push(0);
-        out.extend_from_slice(&41u16.to_be_bytes());
-        out.extend_from_slice(&payload.clamp(512, 1232).to_be_bytes());
-        out.push(t.ext_rcode);
-        out.push(0);
-        out.extend_from_slice(&(if dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
-        let rdlen_at = out.len();
-        out.extend_from_slice(&[0, 0]);
+        let at = wire::start_opt(out, wire::announced_payload(payload), t.ext_rcode, dnssec_ok);
         if let Some(code) = ede {
-            out.extend_from_slice(&15u16.to_be_bytes());
-            out.extend_from_slice(&2u16.to_be_bytes());
-            out.extend_from_slice(&code.to_be_bytes());
+            wire::push_option(out, wire::option::EDE, &code.to_be_bytes());
         }
-        if c.pad {
-            // Block-length padding (RFC 8467 §4.1), never beyond the client's limit.
-            let fixed = out.len() + 4;
-            let want = (PADDING_BLOCK - fixed % PADDING_BLOCK) % PADDING_BLOCK;
-            let n = want.min(c.limit.saturating_sub(fixed));
-            if fixed <= c.limit {
-                out.extend_from_slice(&12u16.to_be_bytes());
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-                out.resize(out.len() + n, 0);
-            }
+        // Block-length padding (RFC 8467 §4.1), never beyond the client's limit.
+        let fixed = out.len() + OPTION_HEADER_LEN;
+        if c.pad && fixed <= c.limit {
+            wire::push_padding(out, wire::padding_len(fixed, c.limit));
         }
-        let rdlen = (out.len() - rdlen_at - 2) as u16;
-        out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
-        let ar = u16::from_be_bytes([out[10], out[11]]).saturating_add(1);
-        out[10..12].copy_from_slice(&ar.to_be_bytes());
+        wire::end_opt(out, at);
     }
-}
-
-/// Length of the (single, uncompressed) question of a template.
-fn question_len(msg: &[u8]) -> usize {
-    let mut pos = 12;
-    while let Some(&l) = msg.get(pos) {
-        pos += 1 + usize::from(l);
-        if l == 0 {
-            break;
-        }
-    }
-    (pos + 4).saturating_sub(12).min(msg.len().saturating_sub(12))
 }

@@ -12,16 +12,8 @@ use domain::dep::octseq::Parser;
 
 use crate::zone::name::NameKey;
 
-/// Header length (RFC 1035 §4.1.1).
-pub const HEADER_LEN: usize = 12;
-
-/// EDNS option codes we look at (IANA "DNS EDNS0 Option Codes").
-mod opt_code {
-    pub const NSID: u16 = 3;
-    pub const CLIENT_SUBNET: u16 = 8;
-    pub const TCP_KEEPALIVE: u16 = 11;
-    pub const PADDING: u16 = 12;
-}
+pub use super::wire::HEADER_LEN;
+use super::wire::{FLAGS1, FLAGS2, OPT_DO, flags1, flags2, option as opt_code, skip_record};
 
 /// Why a datagram is dropped without a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,17 +118,17 @@ pub fn parse<'a>(wire: &'a [u8], scratch: &'a mut NameKey) -> Parsed<'a> {
     if wire.len() < HEADER_LEN {
         return Parsed::Drop(DropReason::Short);
     }
-    if wire[2] & 0x80 != 0 {
+    if wire[FLAGS1] & flags1::QR != 0 {
         return Parsed::Drop(DropReason::Response);
     }
-    let count = |i: usize| u16::from_be_bytes([wire[4 + 2 * i], wire[5 + 2 * i]]);
+    let count = |i: usize| super::wire::count(wire, i);
     let (qd, an, ns, ar) = (count(0), count(1), count(2), count(3));
-    let opcode = Opcode::from_int((wire[2] >> 3) & 0x0F);
+    let opcode = Opcode::from_int((wire[FLAGS1] >> flags1::OPCODE_SHIFT) & flags1::OPCODE_MASK);
     let mut req = Request {
         id: u16::from_be_bytes([wire[0], wire[1]]),
         opcode,
-        rd: wire[2] & 0x01 != 0,
-        cd: wire[3] & 0x10 != 0,
+        rd: wire[FLAGS1] & flags1::RD != 0,
+        cd: wire[FLAGS2] & flags2::CD != 0,
         question: None,
         edns: None,
         tsig: None,
@@ -251,22 +243,12 @@ fn parse_question<'a>(parser: &mut Parser<'a, [u8]>, scratch: &'a mut NameKey) -
     })
 }
 
-/// Skips one resource record and returns its type; `None` if it runs past the message.
-fn skip_record(parser: &mut Parser<'_, [u8]>) -> Option<Rtype> {
-    ParsedName::skip(parser).ok()?;
-    let rtype = Rtype::from_int(parser.parse_u16_be().ok()?);
-    parser.advance(6).ok()?;
-    let rdlen = usize::from(parser.parse_u16_be().ok()?);
-    parser.advance(rdlen).ok()?;
-    Some(rtype)
-}
-
 /// Reads an OPT record (owner already checked): `rr` starts at the root owner octet.
 fn parse_opt(rr: &[u8]) -> Option<Edns> {
     // owner(1) type(2) class=udp size(2) ttl=ext rcode(1) version(1) flags(2) rdlen(2)
     let udp_size = u16::from_be_bytes([*rr.get(3)?, *rr.get(4)?]).max(512);
     let version = *rr.get(6)?;
-    let dnssec_ok = rr.get(7)? & 0x80 != 0;
+    let dnssec_ok = u16::from_be_bytes([*rr.get(7)?, *rr.get(8)?]) & OPT_DO != 0;
     let mut edns = Edns {
         udp_size,
         version,

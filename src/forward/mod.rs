@@ -25,6 +25,7 @@ use crate::cache::template::{self, Age, Client, Kind, Template, ede};
 use crate::cache::{Cache, Key, Lookup};
 use crate::config::{Policy, Transport, UpstreamAddr};
 use crate::dns::request::{self, Parsed};
+use crate::dns::wire;
 use crate::telemetry::stats::ShardStatsRef;
 use crate::zone::name::NameKey;
 use transport::{Asked, DohConn, Fail, StreamConn};
@@ -396,22 +397,14 @@ fn failed(fwd: &Rc<ShardForward>, plan: &Arc<Plan>, i: usize, up: &Rc<Upstream>)
 /// Asks a down upstream every `health_check` until it answers.
 async fn probe(fwd: Rc<ShardForward>, plan: Arc<Plan>, i: usize, up: Rc<Upstream>) {
     let name = NameKey::of(&plan.cfg.health_domain);
-    let mut msg = vec![
-        0,
-        0,
-        if plan.cfg.health_no_rec { 0 } else { 1 },
-        0,
-        0,
-        1,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-    ];
+    let mut msg = vec![0u8; wire::HEADER_LEN];
+    if !plan.cfg.health_no_rec {
+        msg[wire::FLAGS1] = wire::flags1::RD;
+    }
+    wire::set_count(&mut msg, 0, 1);
     msg.extend_from_slice(name.as_slice());
-    msg.extend_from_slice(&[0, 2, 0, 1]);
+    msg.extend_from_slice(&Rtype::NS.to_int().to_be_bytes());
+    msg.extend_from_slice(&domain::base::iana::Class::IN.to_int().to_be_bytes());
     loop {
         monoio::time::sleep(plan.cfg.health_check).await;
         let addr = &plan.cfg.to[i];

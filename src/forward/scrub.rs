@@ -14,7 +14,8 @@ use domain::base::name::ParsedName;
 use domain::dep::octseq::Parser;
 use domain::rdata::AllRecordData;
 
-use crate::cache::template::{Kind, Template, ttl_offsets};
+use crate::cache::template::{Kind, Template};
+use crate::dns::wire::{self, FLAGS1, HEADER_LEN, flags1, ttl_offsets};
 use crate::zone::name::{NameKey, is_in_zone};
 
 /// Longest CNAME chain accepted from an upstream (ROBUSTNESS: longer → SERVFAIL).
@@ -219,14 +220,14 @@ fn collect_targets(data: &AllRecordData<&[u8], ParsedName<&[u8]>>, out: &mut Vec
 /// Whether a reply from an upstream answers our question: QR set, same ID, same question
 /// (name case-insensitive, type, class). Others are ignored while we keep waiting.
 pub fn matches(reply: &[u8], id: u16, qname: &NameKey, qtype: Rtype) -> bool {
-    if reply.len() < 12 || reply[2] & 0x80 == 0 || u16::from_be_bytes([reply[0], reply[1]]) != id {
+    if reply.len() < HEADER_LEN || reply[FLAGS1] & flags1::QR == 0 || u16::from_be_bytes([reply[0], reply[1]]) != id {
         return false;
     }
-    if u16::from_be_bytes([reply[4], reply[5]]) != 1 {
+    if wire::count(reply, 0) != 1 {
         return false;
     }
     let mut p = Parser::from_ref(reply);
-    if p.advance(12).is_err() {
+    if p.advance(HEADER_LEN).is_err() {
         return false;
     }
     let Ok(name) = ParsedName::parse_ref(&mut p) else {
@@ -235,7 +236,7 @@ pub fn matches(reply: &[u8], id: u16, qname: &NameKey, qtype: Rtype) -> bool {
     let (Ok(t), Ok(c)) = (p.parse_u16_be(), p.parse_u16_be()) else {
         return false;
     };
-    NameKey::of(&name).as_slice() == qname.as_slice() && t == qtype.to_int() && c == 1
+    NameKey::of(&name).as_slice() == qname.as_slice() && t == qtype.to_int() && c == Class::IN.to_int()
 }
 
 #[cfg(test)]

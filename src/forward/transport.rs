@@ -22,6 +22,7 @@ use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
 use super::scrub::matches;
+use crate::dns::wire;
 use crate::net::stream::{self, StreamRead, StreamWrite, frame_len};
 use crate::zone::name::NameKey;
 
@@ -80,7 +81,7 @@ pub async fn udp(addr: SocketAddr, q: Asked<'_>, timeout: Duration) -> Result<Ve
             Err(e) => return Err(Fail::Net(e)),
         };
         if matches(&buf[..n], q.id, q.qname, q.qtype) {
-            if buf[2] & 0x02 != 0 {
+            if buf[wire::FLAGS1] & wire::flags1::TC != 0 {
                 return Err(Fail::Truncated);
             }
             return Ok(buf[..n].to_vec());

@@ -7,10 +7,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use domain::base::iana::Rcode;
+
 use super::report::Reporter;
 use crate::config::Transport;
 use crate::dns::Outcome;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
+use crate::dns::wire::{FLAGS1, FLAGS2, flags1, flags2};
 use crate::forward::{self, Cached, Plan};
 use crate::shard::ctx::ShardCtx;
 
@@ -88,10 +91,12 @@ impl Pending {
 
 /// The outcome to report for a forwarded reply.
 fn outcome(block: usize, reply: &[u8]) -> Outcome {
-    let rcode = reply.get(3).map_or(2, |b| u16::from(b & 0x0f));
+    let rcode = reply.get(FLAGS2).map_or(u16::from(Rcode::SERVFAIL.to_int()), |b| {
+        u16::from(b & flags2::RCODE_MASK)
+    });
     Outcome::Reply {
         rcode,
-        truncated: reply.get(2).is_some_and(|b| b & 0x02 != 0),
+        truncated: reply.get(FLAGS1).is_some_and(|b| b & flags1::TC != 0),
         block: Some(block),
         error: (rcode == 2).then_some("no upstream answered (SERVFAIL)"),
     }
