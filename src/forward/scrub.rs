@@ -246,11 +246,11 @@ mod tests {
     use crate::zone::name::parse_abs;
     use domain::base::MessageBuilder;
 
-    fn key(n: &str) -> NameKey {
+    pub(super) fn key(n: &str) -> NameKey {
         NameKey::of(&parse_abs(n).unwrap())
     }
 
-    fn reply(
+    pub(super) fn reply(
         records: &[(&str, Rtype, u32, &str)],
         authority: &[(&str, Rtype, u32, &str)],
         additional: &[(&str, Rtype, u32, &str)],
@@ -451,5 +451,192 @@ mod tests {
         let m = Message::from_octets(&out[..]).unwrap();
         assert_eq!(m.answer().unwrap().count(), 60);
         assert!(m.answer().unwrap().all(|r| r.unwrap().ttl().as_secs() == STALE_TTL));
+    }
+}
+
+/// The template renderer writes OPT, EDE, padding, TTLs and truncation by hand; this checks
+/// it octet for octet against domain's message builder fed the same records, the way
+/// `dns::reply` checks its direct writers against the general one.
+#[cfg(test)]
+mod render_guard {
+    use domain::base::iana::{OptRcode, Rcode, Rtype};
+    use domain::base::message_builder::{MessageBuilder, StaticCompressor};
+    use domain::base::{Message, ParsedName};
+    use domain::rdata::AllRecordData;
+
+    use super::scrub;
+    use super::tests::{key, reply};
+    use crate::cache::template::{Age, Client, STALE_TTL, Template, ede, failure, render};
+    use crate::dns::wire::{self, OPTION_HEADER_LEN};
+
+    type Rec<'a> = domain::base::Record<ParsedName<&'a [u8]>, AllRecordData<&'a [u8], ParsedName<&'a [u8]>>>;
+
+    /// The records of a section, each with the TTL `ttl_of` makes of the template's next
+    /// original TTL (a denial's are capped to its negative TTL, RFC 2308 §5).
+    fn records<'a>(
+        section: domain::base::message::RecordSection<'a, &'a [u8]>,
+        origs: &mut dyn Iterator<Item = u32>,
+        ttl_of: &dyn Fn(u32) -> u32,
+    ) -> Vec<Rec<'a>> {
+        section
+            .map(|r| {
+                let mut r = r
+                    .unwrap()
+                    .into_record::<AllRecordData<_, ParsedName<_>>>()
+                    .unwrap()
+                    .unwrap();
+                r.set_ttl(domain::base::Ttl::from_secs(ttl_of(origs.next().unwrap())));
+                r
+            })
+            .collect()
+    }
+
+    /// What `render` must produce, built with domain's builder.
+    fn expected(t: &Template, c: &Client<'_>, age: Age, extra_ede: Option<u16>) -> Vec<u8> {
+        let tm = Message::from_octets(&t.bytes[..]).unwrap();
+        let cq = Message::from_octets(c.query).unwrap();
+        let question = cq.first_question().unwrap();
+        let ttl_of = |orig: u32| match age {
+            Age::Fresh { age, lifetime } => orig.max(lifetime).saturating_sub(age),
+            Age::Stale => STALE_TTL,
+        };
+        let ede = extra_ede.or(t.ede);
+        let build = |full: bool| {
+            let mut origs = t.ttls.iter().map(|&(_, ttl)| ttl);
+            let mut b = MessageBuilder::from_target(StaticCompressor::new(Vec::new())).unwrap();
+            *b.header_mut() = tm.header();
+            b.header_mut().set_id(cq.header().id());
+            b.header_mut().set_rd(cq.header().rd());
+            b.header_mut().set_cd(cq.header().cd());
+            b.header_mut().set_tc(!full);
+            let mut qb = b.question();
+            qb.push(question).unwrap();
+            let mut a = qb.answer();
+            if full {
+                for r in records(tm.answer().unwrap(), &mut origs, &ttl_of) {
+                    a.push(r).unwrap();
+                }
+            }
+            let mut au = a.authority();
+            if full {
+                for r in records(tm.authority().unwrap(), &mut origs, &ttl_of) {
+                    au.push(r).unwrap();
+                }
+            }
+            let mut ad = au.additional();
+            if full {
+                for r in records(tm.additional().unwrap(), &mut origs, &ttl_of) {
+                    ad.push(r).unwrap();
+                }
+            }
+            if let Some((payload, dnssec_ok)) = c.edns {
+                let header_rcode = tm.header().rcode();
+                let fixed = ad.as_slice().len() + wire::OPT_LEN + ede.map_or(0, |_| OPTION_HEADER_LEN + 2);
+                ad.opt(|o| {
+                    o.set_udp_payload_size(wire::announced_payload(payload));
+                    o.set_rcode(OptRcode::from_parts(header_rcode, t.ext_rcode));
+                    o.set_dnssec_ok(dnssec_ok);
+                    if let Some(code) = ede {
+                        o.push_raw_option(domain::base::iana::OptionCode::from_int(wire::option::EDE), 2, |tg| {
+                            domain::dep::octseq::OctetsBuilder::append_slice(tg, &code.to_be_bytes())
+                        })?;
+                    }
+                    let with_pad = fixed + OPTION_HEADER_LEN;
+                    if c.pad && with_pad <= c.limit {
+                        let n = wire::padding_len(with_pad, c.limit);
+                        o.push_raw_option(
+                            domain::base::iana::OptionCode::from_int(wire::option::PADDING),
+                            n as u16,
+                            |tg| domain::dep::octseq::OctetsBuilder::append_slice(tg, &vec![0; n]),
+                        )?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            }
+            ad.finish().into_target()
+        };
+        let opt_len = c
+            .edns
+            .map_or(0, |_| wire::OPT_LEN + ede.map_or(0, |_| OPTION_HEADER_LEN + 2));
+        if t.bytes.len() + opt_len > c.limit {
+            build(false)
+        } else {
+            build(true)
+        }
+    }
+
+    #[test]
+    fn render_matches_domains_builder() {
+        let chain = reply(
+            &[
+                ("www.example.test", Rtype::CNAME, 300, "web.example.test."),
+                ("web.example.test", Rtype::A, 60, "192.0.2.1"),
+                ("web.example.test", Rtype::A, 60, "192.0.2.2"),
+            ],
+            &[("example.test", Rtype::NS, 3600, "ns1.example.test.")],
+            &[("ns1.example.test", Rtype::A, 3600, "192.0.2.53")],
+            Rcode::NOERROR,
+        );
+        let denial = reply(
+            &[],
+            &[(
+                "example.test",
+                Rtype::SOA,
+                3600,
+                "ns1.example.test. host.example.test. 1 2 3 4 60",
+            )],
+            &[],
+            Rcode::NXDOMAIN,
+        );
+        let name = key("www.example.test");
+        let templates = [
+            scrub(&chain, &name, Rtype::A, false, &[0]).unwrap(),
+            scrub(&denial, &name, Rtype::A, true, &[0]).unwrap(),
+            failure(&name, Rtype::A, ede::NO_REACHABLE_AUTHORITY),
+        ];
+        let mut cases = 0;
+        let mut truncated = 0;
+        for t in &templates {
+            for qname in [
+                &b"\x03www\x07example\x04test\x00"[..],
+                b"\x03WwW\x07ExAmple\x04TEST\x00",
+            ] {
+                for (rd, cd) in [(true, false), (false, true)] {
+                    let mut query = crate::dns::request::tests_support::query(qname, 1, false);
+                    query[wire::FLAGS1] = if rd { wire::flags1::RD } else { 0 };
+                    query[wire::FLAGS2] = if cd { wire::flags2::CD } else { 0 };
+                    for edns in [None, Some((4096, false)), Some((1232, true)), Some((100, false))] {
+                        for (limit, pad) in [(512, false), (1232, false), (65535, true), (1232, true), (60, false)] {
+                            for age in [
+                                Age::Fresh { age: 10, lifetime: 0 },
+                                Age::Fresh { age: 5, lifetime: 600 },
+                                Age::Stale,
+                            ] {
+                                for extra in [None, Some(ede::STALE_ANSWER)] {
+                                    let c = Client {
+                                        query: &query,
+                                        edns,
+                                        limit,
+                                        pad,
+                                    };
+                                    let mut got = Vec::with_capacity(65536);
+                                    render(t, &c, age, extra, &mut got);
+                                    let want = expected(t, &c, age, extra);
+                                    assert_eq!(got, want, "{:?} {edns:?} {limit} {pad} {age:?} {extra:?}", t.kind);
+                                    cases += 1;
+                                    truncated += usize::from(got[wire::FLAGS1] & wire::flags1::TC != 0);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 3 * 2 * 2 * 4 * 5 * 3 * 2);
+        assert!(
+            truncated > 0 && truncated < cases,
+            "both paths: {truncated} of {cases} truncated"
+        );
     }
 }
