@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use crate::config::Transport;
 use crate::config::{self, LoadOptions};
 use crate::dns::pipeline::{Block, FileHandler, Handler, HostsHandler, Route};
-use crate::dns::{Ctx, answer};
+use crate::dns::{Ctx, answer, wire};
 use crate::zone::hosts::HostsBuilder;
 use crate::zone::name::{NameKey, parse_abs};
 use crate::zone::zonefile;
@@ -60,14 +60,15 @@ pub fn answer_bytes(data: &[u8]) {
             transport,
             challenges: None,
         };
-        if let crate::dns::Outcome::Reply { .. } = answer(&ctx, data, &mut out) {
+        let mut scratch = NameKey::EMPTY;
+        if let crate::dns::Outcome::Reply { .. } = answer(&ctx, data, &mut scratch, &mut out) {
             assert!(
                 out.len() <= limit,
                 "reply of {} octets over the {limit} limit",
                 out.len()
             );
             assert!(
-                out.len() >= 12 && out[2] & 0x80 != 0,
+                out.len() >= wire::HEADER_LEN && out[wire::FLAGS1] & wire::flags1::QR != 0,
                 "a reply has a header with QR set"
             );
         }
@@ -82,9 +83,10 @@ pub fn answer_udp(query: &[u8]) -> Option<Vec<u8>> {
         challenges: None,
     };
     let mut out = Vec::new();
-    match answer(&ctx, query, &mut out) {
+    let mut scratch = NameKey::EMPTY;
+    match answer(&ctx, query, &mut scratch, &mut out) {
         crate::dns::Outcome::Reply { .. } => Some(out),
-        crate::dns::Outcome::Drop(_) | crate::dns::Outcome::Forward { .. } => None,
+        crate::dns::Outcome::Drop(_) | crate::dns::Outcome::Forward(_) => None,
     }
 }
 

@@ -14,6 +14,7 @@ use ringdns::config::{self, LoadOptions};
 use ringdns::control::{build, data::DataSet};
 use ringdns::dns::answer::REPLY_CAPACITY;
 use ringdns::dns::{Ctx, Outcome, answer};
+use ringdns::zone::name::NameKey;
 use support::{data, q};
 
 struct Counting;
@@ -98,7 +99,8 @@ fn answer_allocates_nothing() {
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
     for (name, wire) in &cases {
         // Warm up, and make sure each case does what its name says.
-        let o = answer(&ctx, wire, &mut out);
+        let mut scratch = NameKey::EMPTY;
+        let o = answer(&ctx, wire, &mut scratch, &mut out);
         if *name == "acme challenge" {
             assert_eq!(out[7], 1, "the challenge TXT is answered");
         }
@@ -113,7 +115,8 @@ fn answer_allocates_nothing() {
         ALLOCATIONS.store(0, Ordering::Relaxed);
         COUNTING.with(|c| c.set(true));
         for _ in 0..1000 {
-            std::hint::black_box(answer(&ctx, std::hint::black_box(wire), &mut out));
+            let mut scratch = NameKey::EMPTY;
+            std::hint::black_box(answer(&ctx, std::hint::black_box(wire), &mut scratch, &mut out));
         }
         COUNTING.with(|c| c.set(false));
         assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "{name} allocated");
@@ -123,7 +126,8 @@ fn answer_allocates_nothing() {
     ALLOCATIONS.store(0, Ordering::Relaxed);
     COUNTING.with(|c| c.set(true));
     for (_, wire) in &cases {
-        std::hint::black_box(answer(&ctx, std::hint::black_box(wire), &mut small));
+        let mut scratch = NameKey::EMPTY;
+        std::hint::black_box(answer(&ctx, std::hint::black_box(wire), &mut scratch, &mut small));
     }
     COUNTING.with(|c| c.set(false));
     assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "a UDP reply outgrew its buffer");
@@ -153,32 +157,50 @@ fn forwarded_cache_hit_allocates_nothing() {
     let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
     let data = DataSet::load(&cfg, None).unwrap();
     let snap = build::snapshot(&cfg, &data, &Default::default(), 1);
-    let plan = snap
-        .route(&snap.listeners[0].0)
-        .unwrap()
-        .forward_plan(0)
-        .expect("a forward plan");
+    let ctx = Ctx {
+        route: snap.route(&snap.listeners[0].0),
+        transport: Transport::Udp,
+        challenges: None,
+    };
     let fwd = std::rc::Rc::new(ShardForward::new(Default::default()));
-    let via = Transport::Udp;
     let query = q("www.cached.test", Rtype::A).edns(1232).wire();
+    // What a serving loop does with a forwarded query: the core's answer hands over the plan
+    // and the parsed request; the forwarder's cache answers from them.
+    let from_cache = |wire: &[u8], out: &mut Vec<u8>| {
+        let mut scratch = NameKey::EMPTY;
+        let Outcome::Forward(f) = answer(&ctx, wire, &mut scratch, out) else {
+            panic!("the block forwards");
+        };
+        let asked = forward::Query::of(&f.request).expect("a question");
+        matches!(
+            fwd.cached(f.plan, &asked, wire, ctx.transport, out),
+            Cached::Hit { refresh: false }
+        )
+    };
     // Fill the cache through a real upstream exchange.
     let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .enable_timer()
         .build()
         .unwrap();
-    let first = rt
-        .block_on(forward::resolve(fwd.clone(), plan.clone(), query.clone(), via))
-        .expect("a reply");
-    assert_eq!(support::Reply::parse(&first).answer().len(), 2);
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
-    assert!(matches!(
-        fwd.cached(&plan, &query, via, &mut out),
-        Cached::Hit { refresh: false }
+    let mut scratch = NameKey::EMPTY;
+    let Outcome::Forward(f) = answer(&ctx, &query, &mut scratch, &mut out) else {
+        panic!("the block forwards");
+    };
+    let asked = forward::Query::of(&f.request).expect("a question");
+    let first = rt.block_on(forward::resolve(
+        fwd.clone(),
+        f.plan.clone(),
+        asked,
+        query.clone(),
+        ctx.transport,
     ));
+    assert_eq!(support::Reply::parse(&first).answer().len(), 2);
+    assert!(from_cache(&query, &mut out), "a fresh hit");
     ALLOCATIONS.store(0, Ordering::Relaxed);
     COUNTING.with(|c| c.set(true));
     for _ in 0..1000 {
-        std::hint::black_box(fwd.cached(&plan, std::hint::black_box(&query), via, &mut out));
+        std::hint::black_box(from_cache(std::hint::black_box(&query), &mut out));
     }
     COUNTING.with(|c| c.set(false));
     assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "a cache hit allocated");

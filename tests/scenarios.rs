@@ -12,6 +12,7 @@ use ringdns::control::{build, data::DataSet};
 use ringdns::dns::pipeline::{ListenerKey, Snapshot};
 use ringdns::dns::{Ctx, Outcome, answer};
 use ringdns::zone::challenge::{ChallengeSet, challenge_name};
+use ringdns::zone::name::NameKey;
 use support::{Query, Reply, data, q};
 
 struct World {
@@ -62,9 +63,10 @@ impl World {
             challenges: self.challenges.as_ref(),
         };
         let mut out = Vec::new();
-        match answer(&ctx, wire, &mut out) {
+        let mut scratch = NameKey::EMPTY;
+        match answer(&ctx, wire, &mut scratch, &mut out) {
             Outcome::Drop(_) => None,
-            Outcome::Forward { .. } => panic!("scenarios have no forward"),
+            Outcome::Forward(_) => panic!("scenarios have no forward"),
             Outcome::Reply { .. } => Some(Reply::parse(&out)),
         }
     }

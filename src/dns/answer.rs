@@ -7,7 +7,10 @@ use super::pipeline::Route;
 use super::reply::{self, Written};
 use super::request::{self, DropReason, EarlyError, Parsed, Question, Request};
 use super::resolve::{self, Resolution};
+use std::sync::Arc;
+
 use crate::config::Transport;
+use crate::forward::plan::Plan;
 use crate::zone::challenge::ChallengeSet;
 use crate::zone::name::NameKey;
 
@@ -26,15 +29,12 @@ pub struct Ctx<'a> {
 }
 
 /// What happened to a query.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome<'a> {
     /// Nothing to send.
     Drop(DropReason),
     /// The block forwards this query: the network layer asks its upstreams.
-    Forward {
-        /// Index (in the Corefile) of the block.
-        block: usize,
-    },
+    Forward(Forwarding<'a>),
     /// `out` holds a reply.
     Reply {
         /// Full response code.
@@ -48,10 +48,30 @@ pub enum Outcome {
     },
 }
 
-/// Answers `query` into `out`.
-pub fn answer(ctx: &Ctx<'_>, query: &[u8], out: &mut Vec<u8>) -> Outcome {
-    let mut scratch = NameKey::EMPTY;
-    let req = match request::parse(query, &mut scratch) {
+/// A query its block forwards, with what the core learned of it, so the forwarder neither
+/// looks the plan up again nor parses the query again.
+#[derive(Clone, Copy)]
+pub struct Forwarding<'a> {
+    /// Index (in the Corefile) of the block.
+    pub block: usize,
+    /// The block's forward plan.
+    pub plan: &'a Arc<Plan>,
+    /// The parsed request: its question, RD and CD, and EDNS.
+    pub request: Request<'a>,
+}
+
+impl std::fmt::Debug for Forwarding<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarding")
+            .field("block", &self.block)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Answers `query` into `out`; `scratch` holds the question's lowercase key for as long as
+/// the outcome refers to it.
+pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut NameKey, out: &mut Vec<u8>) -> Outcome<'a> {
+    let req = match request::parse(query, scratch) {
         Parsed::Drop(r) => return Outcome::Drop(r),
         Parsed::Error(req, e) => {
             let rcode = match e {
@@ -89,7 +109,11 @@ pub fn answer(ctx: &Ctx<'_>, query: &[u8], out: &mut Vec<u8>) -> Outcome {
     let mut res = Resolution::new();
     match resolve::resolve(block, &q, transport, dnssec_ok, &mut res) {
         Some(resolve::Step::Answer) => written(write(&req, &q, &res, ctx, out), Some(block.index), None),
-        Some(resolve::Step::Forward) => Outcome::Forward { block: block.index },
+        Some(resolve::Step::Forward(plan)) => Outcome::Forward(Forwarding {
+            block: block.index,
+            plan,
+            request: req,
+        }),
         // No handler of the block claims the name: we are not authoritative for it.
         None => written(
             reply::write_error(&req, OptRcode::REFUSED, ctx.transport, out),
@@ -103,11 +127,17 @@ fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, ctx: &Ctx<'_
     reply::write(req, q, res, ctx.transport, out)
 }
 
-fn error(req: &Request<'_>, rcode: OptRcode, ctx: &Ctx<'_>, out: &mut Vec<u8>, block: Option<usize>) -> Outcome {
+fn error(
+    req: &Request<'_>,
+    rcode: OptRcode,
+    ctx: &Ctx<'_>,
+    out: &mut Vec<u8>,
+    block: Option<usize>,
+) -> Outcome<'static> {
     written(reply::write_error(req, rcode, ctx.transport, out), block, None)
 }
 
-fn written(w: Written, block: Option<usize>, error: Option<&'static str>) -> Outcome {
+fn written(w: Written, block: Option<usize>, error: Option<&'static str>) -> Outcome<'static> {
     Outcome::Reply {
         rcode: w.rcode,
         truncated: w.truncated,

@@ -80,14 +80,6 @@ impl Route {
         self.zones.iter().find(|(_, b)| b.index == index).map(|(_, b)| &**b)
     }
 
-    /// The forwarding plan of the block with Corefile index `index`.
-    pub fn forward_plan(&self, index: usize) -> Option<Arc<crate::forward::plan::Plan>> {
-        self.block(index)?.handlers.iter().find_map(|h| match h {
-            Handler::Forward(p) => Some(p.clone()),
-            _ => None,
-        })
-    }
-
     /// The block with the longest zone containing `key`.
     pub fn block_for(&self, key: &[u8]) -> Option<&Block> {
         self.zones.iter().find(|(z, _)| is_in_zone(key, z)).map(|(_, b)| &**b)

@@ -5,7 +5,10 @@ use domain::base::iana::{Rcode, Rtype};
 
 use super::pipeline::{Block, FileHandler, Handler, HostsHandler};
 use super::request::Question;
+use std::sync::Arc;
+
 use crate::config::Transport;
+use crate::forward::plan::Plan;
 use crate::zone::lookup::Found;
 use crate::zone::name::{NameKey, is_in_zone};
 use crate::zone::rrset::Rrset;
@@ -150,20 +153,20 @@ pub fn challenge<'r>(set: Rrset<'r>, res: &mut Resolution<'r>) {
 }
 
 /// Runs the block's handlers in order; `None` when none of them claims the name.
-pub fn resolve<'r>(
-    block: &'r Block,
+pub fn resolve<'b: 'r, 'r>(
+    block: &'b Block,
     q: &'r Question<'_>,
     transport: Transport,
     dnssec_ok: bool,
     res: &mut Resolution<'r>,
-) -> Option<Step> {
+) -> Option<Step<'b>> {
     for h in &block.handlers {
         let claimed = match h {
             Handler::Hosts(h) => hosts(h, q, transport, res),
             Handler::File(f) => file(f, q, transport, dnssec_ok, res),
             Handler::Forward(p) => {
                 if p.forwards(q.key) {
-                    return Some(Step::Forward);
+                    return Some(Step::Forward(p));
                 }
                 false
             }
@@ -176,12 +179,12 @@ pub fn resolve<'r>(
 }
 
 /// What a block does with a query.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
+#[derive(Clone, Copy)]
+pub enum Step<'r> {
     /// Answer from local data, now in the [`Resolution`].
     Answer,
-    /// Ask the block's upstreams (asynchronous: the network layer takes over).
-    Forward,
+    /// Ask the upstreams of this plan (asynchronous: the network layer takes over).
+    Forward(&'r Arc<Plan>),
 }
 
 fn file<'r>(

@@ -24,7 +24,7 @@ pub use plan::Plan;
 use crate::cache::template::{self, Age, Client, Kind, Template, ede};
 use crate::cache::{Cache, Key, Lookup};
 use crate::config::{Policy, Transport, UpstreamAddr};
-use crate::dns::request::{self, Parsed};
+use crate::dns::request::Request;
 use crate::dns::wire;
 use crate::telemetry::stats::ShardStatsRef;
 use crate::zone::name::NameKey;
@@ -72,7 +72,7 @@ pub struct ShardForward {
 /// The client side of a render. The largest reply a client gets: 65535 octets over streams;
 /// over UDP its EDNS payload size within 512..=1232 (the DNS flag day 2020 default), or 512
 /// without EDNS (RFC 1035 §4.2.1). Padded over DoT and DoH when the query was (RFC 8467).
-fn client<'a>(query: &'a [u8], q: &Question, via: Transport) -> Client<'a> {
+fn client<'a>(query: &'a [u8], q: &Query, via: Transport) -> Client<'a> {
     Client {
         query,
         edns: q.edns,
@@ -92,7 +92,9 @@ pub enum Cached {
     Miss,
 }
 
-struct Question {
+/// A forwarded query as the core parsed it: the facts forwarding needs, owned so that they
+/// can wait for the upstreams with the query.
+pub struct Query {
     key: NameKey,
     qtype: Rtype,
     cache_key: Key,
@@ -100,22 +102,20 @@ struct Question {
     padding: bool,
 }
 
-fn question(query: &[u8]) -> Option<Question> {
-    let mut scratch = NameKey::EMPTY;
-    let req = match request::parse(query, &mut scratch) {
-        Parsed::Query(r) => r,
-        _ => return None,
-    };
-    let q = req.question?;
-    let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
-    let key = NameKey::from_wire(q.key);
-    Some(Question {
-        cache_key: Key::new(&key, q.qtype, dnssec_ok, req.cd),
-        key,
-        qtype: q.qtype,
-        edns: req.edns.map(|e| (e.udp_size, e.dnssec_ok)),
-        padding: req.edns.is_some_and(|e| e.padding),
-    })
+impl Query {
+    /// The facts of a parsed request; `None` without a question (the core forwards none).
+    pub fn of(req: &Request<'_>) -> Option<Query> {
+        let q = req.question?;
+        let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+        let key = NameKey::from_wire(q.key);
+        Some(Query {
+            cache_key: Key::new(&key, q.qtype, dnssec_ok, req.cd),
+            key,
+            qtype: q.qtype,
+            edns: req.edns.map(|e| (e.udp_size, e.dnssec_ok)),
+            padding: req.edns.is_some_and(|e| e.padding),
+        })
+    }
 }
 
 impl ShardForward {
@@ -141,10 +141,9 @@ impl ShardForward {
 
     /// Serves the query from the cache into `out` if it can.
     /// `via`: how the client's query came.
-    pub fn cached(&self, plan: &Plan, query: &[u8], via: Transport, out: &mut Vec<u8>) -> Cached {
-        let Some(q) = question(query) else { return Cached::Miss };
+    pub fn cached(&self, plan: &Plan, q: &Query, query: &[u8], via: Transport, out: &mut Vec<u8>) -> Cached {
         let found = self.cache(plan, |c| c.get(q.cache_key.as_slice(), Instant::now()));
-        let client = client(query, &q, via);
+        let client = client(query, q, via);
         match found {
             Lookup::Fresh {
                 template,
@@ -211,10 +210,9 @@ impl ShardForward {
 }
 
 /// Resolves a query through the block's upstreams (coalescing identical queries) and
-/// renders the client's reply. `None`: nothing to send. A client over TCP, DoT or DoH is
-/// forwarded over TCP unless `prefer_udp`.
-pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>, via: Transport) -> Option<Vec<u8>> {
-    let q = question(&ask_query)?;
+/// renders the client's reply. A client over TCP, DoT or DoH is forwarded over TCP unless
+/// `prefer_udp`.
+pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, q: Query, ask_query: Vec<u8>, via: Transport) -> Vec<u8> {
     let client = client(&ask_query, &q, via);
     let mut out = Vec::with_capacity(512);
     let inflight_key = (plan.id, Box::<[u8]>::from(q.cache_key.as_slice()));
@@ -229,7 +227,7 @@ pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>,
                 None,
                 &mut out,
             );
-            return Some(out);
+            return out;
         }
         let (tx, rx) = oneshot::channel();
         waiters.borrow_mut().push(tx);
@@ -242,12 +240,12 @@ pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>,
             ),
         };
         template::render(&t, &client, age, None, &mut out);
-        return Some(out);
+        return out;
     }
     let max = plan.cfg.max_concurrent;
     if max > 0 && fwd.in_flight.get() >= max {
         template::render(&template::refused(&q.key, q.qtype), &client, NOT_CACHED, None, &mut out);
-        return Some(out);
+        return out;
     }
     let waiters: Waiters = Rc::default();
     fwd.inflight.borrow_mut().insert(inflight_key.clone(), waiters.clone());
@@ -264,27 +262,11 @@ pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, ask_query: Vec<u8>,
         let _ = w.send((t.clone(), age));
     }
     template::render(&t, &client, age, None, &mut out);
-    Some(out)
-}
-
-/// Renders SERVFAIL (EDE Not Ready) for `query` into `out` (empty when it has no question).
-pub fn servfail(query: &[u8], via: Transport, out: &mut Vec<u8>) {
-    out.clear();
-    if let Some(q) = question(query) {
-        let client = client(query, &q, via);
-        template::render(
-            &template::failure(&q.key, q.qtype, ede::NOT_READY),
-            &client,
-            NOT_CACHED,
-            None,
-            out,
-        );
-    }
+    out
 }
 
 /// Refreshes a cache entry in the background (prefetch, serve-stale).
-pub async fn refresh(fwd: Rc<ShardForward>, plan: Arc<Plan>, query: Vec<u8>) {
-    let Some(q) = question(&query) else { return };
+pub async fn refresh(fwd: Rc<ShardForward>, plan: Arc<Plan>, q: Query, query: Vec<u8>) {
     let t = upstream(&fwd, &plan, &query, &q, false).await;
     fwd.cache(&plan, |c| {
         if t.kind == Kind::Failure {
@@ -305,13 +287,7 @@ impl Drop for InFlight {
 }
 
 /// Tries upstreams in order within [`BUDGET`]; SERVFAIL with EDE when none answers usefully.
-async fn upstream(
-    fwd: &Rc<ShardForward>,
-    plan: &Arc<Plan>,
-    query: &[u8],
-    q: &Question,
-    client_stream: bool,
-) -> Template {
+async fn upstream(fwd: &Rc<ShardForward>, plan: &Arc<Plan>, query: &[u8], q: &Query, client_stream: bool) -> Template {
     fwd.in_flight.set(fwd.in_flight.get() + 1);
     let _guard = InFlight(fwd.clone());
     let deadline = Instant::now() + BUDGET;

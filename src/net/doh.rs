@@ -23,17 +23,15 @@ use monoio::net::TcpStream;
 use monoio_compat::hyper::{MonoioExecutor, MonoioIo, MonoioTimer};
 
 use super::conns::{ConnGuard, Cut, Phase};
-use super::forwarded::{self, Now};
 use super::handshake::{self, Refused};
 use super::report::Reporter;
+use super::serve::{self, Listener, Served};
 use crate::config::Transport;
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
 use crate::dns::reply::min_ttl;
-use crate::dns::request::{self, Parsed};
-use crate::dns::{Ctx, Outcome, answer};
+use crate::dns::{Ctx, wire};
 use crate::shard::ctx::ShardCtx;
-use crate::zone::name::NameKey;
 
 /// The DoH path (CoreDNS and RFC 8484 examples use it).
 pub const PATH: &str = "/dns-query";
@@ -202,49 +200,33 @@ pub fn get_query(query: Option<&str>) -> Result<Vec<u8>, &'static str> {
 }
 
 /// Answers a DNS message; 400 when it is not one (RFC 8484 §4.2.1: DNS errors are 200).
+/// A message whose header and question parse is DNS (and earns a DNS answer, FORMERR
+/// included); anything else (no reply, or one without a question) is a bad HTTP request.
 async fn resolve(query: &[u8], ctx: &Rc<ShardCtx>, key: ListenerKey, peer: SocketAddr) -> Response<Full<Bytes>> {
-    // A message whose header and question parse is DNS (and earns a DNS answer, FORMERR
-    // included); anything else is a bad HTTP request.
-    let mut scratch = NameKey::EMPTY;
-    let is_dns = match request::parse(query, &mut scratch) {
-        Parsed::Query(r) | Parsed::Error(r, _) => r.question.is_some(),
-        Parsed::Drop(_) => false,
-    };
-    if !is_dns {
-        return plain(StatusCode::BAD_REQUEST, "not a DNS query\n");
-    }
-    let snapshot = ctx.shared.snapshot.load();
-    let challenges = ctx.shared.challenges.load();
-    let route = snapshot.route(&key);
-    let started = route.is_some_and(|r| r.logs()).then(Instant::now);
-    let c = Ctx {
-        route,
-        transport: Transport::Https,
-        challenges: Some(&challenges),
-    };
+    let reporter = Rc::new(Reporter::new(ctx, Transport::Https));
     let mut out = Vec::with_capacity(REPLY_CAPACITY.min(4096));
-    let mut outcome = answer(&c, query, &mut out);
-    let reporter = Reporter::new(ctx, Transport::Https);
-    if let Outcome::Forward { block } = outcome {
-        match forwarded::start(ctx, &snapshot, key, block, query, c.transport, started, &mut out) {
-            Now::Reply(o) => outcome = o,
-            Now::Later(pending) => {
-                // The challenge set and snapshot guards must not live across the wait.
-                drop(challenges);
-                drop(snapshot);
-                out = match pending.run(&reporter, peer).await {
-                    Some(reply) => reply,
-                    None => return plain(StatusCode::BAD_REQUEST, "not a DNS query\n"),
-                };
-                return dns_response(ctx, out);
-            }
+    // The snapshot and challenge guards must not live across the wait for upstreams.
+    let pending = {
+        let snapshot = ctx.shared.snapshot.load();
+        let challenges = ctx.shared.challenges.load();
+        let listener = Listener {
+            shard: ctx,
+            key,
+            snapshot: &snapshot,
+            dns: Ctx {
+                route: snapshot.route(&key),
+                transport: Transport::Https,
+                challenges: Some(&challenges),
+            },
+            reporter: &reporter,
+        };
+        match serve::query(&listener, peer, query, &mut out) {
+            Served::Reply if wire::count(&out, 0) == 1 => return dns_response(ctx, out),
+            Served::Reply | Served::Drop(_) => return plain(StatusCode::BAD_REQUEST, "not a DNS query\n"),
+            Served::Later(pending) => pending,
         }
-    }
-    if !matches!(outcome, Outcome::Reply { .. }) {
-        return plain(StatusCode::BAD_REQUEST, "not a DNS query\n");
-    }
-    reporter.after(route, &outcome, (peer, query, &out), started);
-    dns_response(ctx, out)
+    };
+    dns_response(ctx, pending.run(&reporter, peer).await)
 }
 
 /// A 200 response carrying a DNS reply, cacheable for its smallest TTL (RFC 8484 §5.1).

@@ -2,11 +2,11 @@
 
 pub mod conns;
 pub mod doh;
-mod forwarded;
 mod handshake;
 pub mod mmsg;
 mod outbox;
 mod report;
+mod serve;
 pub mod socket;
 pub(crate) mod stream;
 mod sys;

@@ -21,16 +21,16 @@ use futures_channel::oneshot;
 use monoio::net::{TcpListener, TcpStream};
 
 use super::conns::{ConnGuard, Cut, Phase};
-use super::forwarded::{self, Now};
 use super::handshake::{self, Refused};
 use super::outbox::Outbox;
 use super::report::Reporter;
+use super::serve::{self, Listener, Served};
 use super::stream::{self, StreamRead, StreamWrite, frame_len};
 use super::udp::{RouteCache, rate_ok};
 use crate::config::Transport;
+use crate::dns::Ctx;
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
-use crate::dns::{Ctx, Outcome, answer};
 use crate::shard::ctx::ShardCtx;
 
 /// Initial read buffer per connection; grows for large messages.
@@ -225,35 +225,35 @@ async fn read_queries<R: StreamRead>(
             }
             let query = &input[used + 2..used + 2 + len];
             let snapshot = snapshots.load();
-            let route = route_of.get(snapshot, &key);
-            let started = route.is_some_and(|r| r.logs()).then(Instant::now);
-            let c = Ctx {
-                route,
-                transport: key.transport,
-                challenges: Some(challenges.load()),
+            let listener = Listener {
+                shard: ctx,
+                key,
+                snapshot,
+                dns: Ctx {
+                    route: route_of.get(snapshot, &key),
+                    transport: key.transport,
+                    challenges: Some(challenges.load()),
+                },
+                reporter: &reporter,
             };
-            let mut outcome = answer(&c, query, &mut out);
-            if let Outcome::Forward { block } = outcome {
-                match forwarded::start(ctx, snapshot, key, block, query, c.transport, started, &mut out) {
-                    Now::Reply(o) => outcome = o,
-                    Now::Later(pending) => {
-                        let open = outbox.forward_opened();
-                        let (outbox, reporter, ctx) = (outbox.clone(), reporter.clone(), ctx.clone());
-                        monoio::spawn(async move {
-                            if let Some(reply) = pending.run(&reporter, peer).await {
-                                outbox.push(&reply);
-                                ctx.stats().tcp_answered.incr();
-                            }
-                            drop(open);
-                        });
-                    }
+            match serve::query(&listener, peer, query, &mut out) {
+                Served::Reply => {
+                    // `answer` never writes more than 65535 octets over a stream.
+                    outbox.push(&out);
+                    ctx.stats().tcp_answered.incr();
                 }
-            }
-            if let Outcome::Reply { .. } = outcome {
-                // `answer` never writes more than 65535 octets over a stream.
-                outbox.push(&out);
-                ctx.stats().tcp_answered.incr();
-                reporter.after(route, &outcome, (peer, query, &out), started);
+                // Short messages and responses get no reply, over a stream too.
+                Served::Drop(_) => {}
+                Served::Later(pending) => {
+                    let open = outbox.forward_opened();
+                    let (outbox, reporter, ctx) = (outbox.clone(), reporter.clone(), ctx.clone());
+                    monoio::spawn(async move {
+                        let reply = pending.run(&reporter, peer).await;
+                        outbox.push(&reply);
+                        ctx.stats().tcp_answered.incr();
+                        drop(open);
+                    });
+                }
             }
             used += 2 + len;
             if !outbox.room().await {

@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use monoio::net::udp::UdpSocket;
 
-use super::forwarded::{self, Now};
 use super::mmsg::{BATCH, Batch};
 use super::report::Reporter;
+use super::serve::{self, Listener, Pending, Served};
 use crate::config::Transport;
+use crate::dns::Ctx;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::request::DropReason;
-use crate::dns::{Ctx, Outcome, answer};
 use crate::shard::ctx::ShardCtx;
 
 /// How often a degraded state (drops, socket errors) may be logged per socket.
@@ -34,7 +34,6 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
     let mut last_drop_log: Option<Instant> = None;
     let mut last_err_log: Option<Instant> = None;
     let reporter = Rc::new(Reporter::new(&ctx, Transport::Udp));
-    let transport = Transport::Udp;
     tracing::debug!(listener = %key, "udp listener started");
     loop {
         if !matches!(stop.try_recv(), Ok(None)) {
@@ -59,12 +58,16 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
             }
         };
         let snapshot = snapshots.load();
-        let route = route_of.get(snapshot, &key);
-        let logs = route.is_some_and(Route::logs);
-        let c = Ctx {
-            route,
-            transport,
-            challenges: Some(challenges.load()),
+        let listener = Listener {
+            shard: &ctx,
+            key,
+            snapshot,
+            dns: Ctx {
+                route: route_of.get(snapshot, &key),
+                transport: Transport::Udp,
+                challenges: Some(challenges.load()),
+            },
+            reporter: &reporter,
         };
         for i in 0..n {
             let peer = batch.peer(i);
@@ -73,23 +76,11 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
                 dropped(&ctx, &key, &mut last_drop_log, DropReason::Oversized);
                 continue;
             };
-            let started = logs.then(Instant::now);
-            let mut outcome = answer(&c, query, out);
-            if let Outcome::Forward { block } = outcome {
-                match forwarded::start(&ctx, snapshot, key, block, query, transport, started, out) {
-                    Now::Reply(o) => outcome = o,
-                    Now::Later(pending) => {
-                        monoio::spawn(send_later(pending, sock.clone(), reporter.clone(), peer, ctx.clone()));
-                        continue;
-                    }
-                }
-            }
-            match outcome {
-                Outcome::Drop(reason) => dropped(&ctx, &key, &mut last_drop_log, reason),
-                Outcome::Forward { .. } => {}
-                Outcome::Reply { .. } => {
-                    reporter.after(route, &outcome, (peer, query, out), started);
-                    *send = true;
+            match serve::query(&listener, peer, query, out) {
+                Served::Reply => *send = true,
+                Served::Drop(reason) => dropped(&ctx, &key, &mut last_drop_log, reason),
+                Served::Later(pending) => {
+                    monoio::spawn(send_later(pending, sock.clone(), reporter.clone(), peer, ctx.clone()));
                 }
             }
         }
@@ -143,15 +134,13 @@ async fn yield_now() {
 
 /// Sends the reply of a forwarded query once its upstreams answer.
 async fn send_later(
-    pending: forwarded::Pending,
+    pending: Box<Pending>,
     sock: Rc<UdpSocket>,
     reporter: Rc<Reporter>,
     peer: SocketAddr,
     ctx: Rc<ShardCtx>,
 ) {
-    let Some(reply) = pending.run(&reporter, peer).await else {
-        return;
-    };
+    let reply = pending.run(&reporter, peer).await;
     if sock.send_to(reply, peer).await.0.is_ok() {
         ctx.stats().udp_answered.incr();
     }

@@ -1,0 +1,138 @@
+//! One query, whatever the transport it came over: the core's answer; for a forwarded
+//! query the cache's answer inline or a task that asks the upstreams; the block's query and
+//! error logs either way. The UDP, TCP/DoT and DoH loops all call [`query`] and differ only
+//! in how they send what it gives them.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use domain::base::iana::Rcode;
+
+use super::report::Reporter;
+use crate::config::Transport;
+use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
+use crate::dns::request::DropReason;
+use crate::dns::wire::{FLAGS1, FLAGS2, flags1, flags2};
+use crate::dns::{Ctx, Forwarding, Outcome, answer};
+use crate::forward::{self, Cached, Plan};
+use crate::shard::ctx::ShardCtx;
+use crate::zone::name::NameKey;
+
+/// What a serving loop holds while it answers queries of one listener: the shard, the
+/// snapshot and route it loaded, the core's context and the block logs' reporter.
+pub(crate) struct Listener<'a> {
+    /// The shard.
+    pub shard: &'a Rc<ShardCtx>,
+    /// The listener.
+    pub key: ListenerKey,
+    /// The snapshot the route comes from (forwarded queries keep it for their logs).
+    pub snapshot: &'a Arc<Snapshot>,
+    /// The core's context: route, transport, challenges.
+    pub dns: Ctx<'a>,
+    /// Writes the block logs.
+    pub reporter: &'a Rc<Reporter>,
+}
+
+/// What became of a query.
+pub(crate) enum Served {
+    /// `out` holds the reply (already logged).
+    Reply,
+    /// Nothing to send.
+    Drop(DropReason),
+    /// The reply comes from the upstreams: run this to get it (boxed: it carries the
+    /// query's facts, and this path allocates for the upstream exchange anyway).
+    Later(Box<Pending>),
+}
+
+/// Answers `wire` from `peer` into `out`, or says what to do instead.
+pub(crate) fn query(l: &Listener<'_>, peer: SocketAddr, wire: &[u8], out: &mut Vec<u8>) -> Served {
+    let route = l.dns.route;
+    let started = route.is_some_and(Route::logs).then(Instant::now);
+    let mut scratch = NameKey::EMPTY;
+    let outcome = match answer(&l.dns, wire, &mut scratch, out) {
+        Outcome::Drop(reason) => return Served::Drop(reason),
+        Outcome::Forward(f) => match cached(l, f, wire, started, out) {
+            Some(pending) => return Served::Later(pending),
+            None => reply_outcome(f.block, out),
+        },
+        o @ Outcome::Reply { .. } => o,
+    };
+    l.reporter.after(route, &outcome, (peer, wire, out), started);
+    Served::Reply
+}
+
+/// The cache's reply in `out` (`None`), or the work of asking upstream.
+fn cached(
+    l: &Listener<'_>,
+    f: Forwarding<'_>,
+    wire: &[u8],
+    started: Option<Instant>,
+    out: &mut Vec<u8>,
+) -> Option<Box<Pending>> {
+    let fwd = &l.shard.forward;
+    // The core forwards only queries with a question.
+    let q = forward::Query::of(&f.request)?;
+    match fwd.cached(f.plan, &q, wire, l.dns.transport, out) {
+        Cached::Hit { refresh } => {
+            if refresh {
+                monoio::spawn(forward::refresh(fwd.clone(), f.plan.clone(), q, wire.to_vec()));
+            }
+            None
+        }
+        Cached::Miss => Some(Box::new(Pending {
+            shard: l.shard.clone(),
+            snapshot: l.snapshot.clone(),
+            key: l.key,
+            block: f.block,
+            plan: f.plan.clone(),
+            query: q,
+            wire: wire.to_vec(),
+            via: l.dns.transport,
+            started,
+        })),
+    }
+}
+
+/// A forwarded query waiting for its upstreams.
+pub(crate) struct Pending {
+    shard: Rc<ShardCtx>,
+    snapshot: Arc<Snapshot>,
+    key: ListenerKey,
+    block: usize,
+    plan: Arc<Plan>,
+    query: forward::Query,
+    wire: Vec<u8>,
+    via: Transport,
+    started: Option<Instant>,
+}
+
+impl Pending {
+    /// Asks upstream, reports the reply in the block's logs and returns it.
+    pub(crate) async fn run(self, reporter: &Reporter, peer: SocketAddr) -> Vec<u8> {
+        let forwarder = self.shard.forward.clone();
+        let reply = forward::resolve(forwarder, self.plan, self.query, self.wire.clone(), self.via).await;
+        let route = self.snapshot.route(&self.key);
+        reporter.after(
+            route,
+            &reply_outcome(self.block, &reply),
+            (peer, &self.wire, &reply),
+            self.started,
+        );
+        reply
+    }
+}
+
+/// The outcome to report for a forwarded reply.
+fn reply_outcome(block: usize, reply: &[u8]) -> Outcome<'static> {
+    let rcode = reply.get(FLAGS2).map_or(u16::from(Rcode::SERVFAIL.to_int()), |b| {
+        u16::from(b & flags2::RCODE_MASK)
+    });
+    Outcome::Reply {
+        rcode,
+        truncated: reply.get(FLAGS1).is_some_and(|b| b & flags1::TC != 0),
+        block: Some(block),
+        error: (rcode == u16::from(Rcode::SERVFAIL.to_int())).then_some("no upstream answered (SERVFAIL)"),
+    }
+}
