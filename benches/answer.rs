@@ -3,11 +3,9 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use domain::base::Name;
 use domain::base::iana::Rtype;
 use ringdns::config::Transport;
 use ringdns::dns::answer::REPLY_CAPACITY;
@@ -18,15 +16,8 @@ use ringdns::zone::store::{Zone, ZoneBuilder};
 use ringdns::zone::zonefile;
 
 fn query(name: &str, qtype: Rtype, edns: bool) -> Vec<u8> {
-    let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];
-    let n = Name::<Vec<u8>>::from_str(name).unwrap();
-    m.extend_from_slice(n.as_slice());
-    m.extend_from_slice(&qtype.to_int().to_be_bytes());
-    m.extend_from_slice(&[0, 1]);
-    if edns {
-        m.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
-    }
-    m
+    let q = ringdns::testing::query(name, qtype);
+    if edns { q.edns(1232).wire() } else { q.wire() }
 }
 
 /// Answers as a serving loop does (a fresh scratch key per query); whether a reply was written.

@@ -59,11 +59,7 @@ fn upstream_reply(name: &str) -> Vec<u8> {
 }
 
 fn client_query(name: &str) -> Vec<u8> {
-    let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
-    m.extend_from_slice(Name::<Vec<u8>>::from_str(name).unwrap().as_slice());
-    m.extend_from_slice(&[0, 1, 0, 1]);
-    m.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
-    m
+    ringdns::testing::query(name, Rtype::A).edns(1232).wire()
 }
 
 fn key(name: &str) -> (NameKey, Key) {

@@ -10,31 +10,22 @@ use std::hint::black_box;
 
 use base64::Engine;
 use criterion::{Criterion, criterion_group, criterion_main};
+use domain::base::iana::Rtype;
 use ringdns::dns::request::{self, Parsed};
 use ringdns::net::doh::get_query;
 use ringdns::zone::name::NameKey;
-
-/// `www.example.test. A` with the given additional section (ID 0, RD, as RFC 8484 asks).
-fn message(additional: &[u8]) -> Vec<u8> {
-    let arcount = u8::from(!additional.is_empty());
-    let mut m = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, arcount];
-    m.extend_from_slice(b"\x03www\x07example\x04test\x00\x00\x01\x00\x01");
-    m.extend_from_slice(additional);
-    m
-}
 
 fn query_string(msg: &[u8]) -> String {
     format!("dns={}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(msg))
 }
 
 fn decode(c: &mut Criterion) {
-    // OPT: root owner, UDP size 1232, DO set, one Padding option of 8 octets.
-    let opt = [
-        0, 0, 41, 4, 208, 0, 0, 128, 0, 0, 12, 0, 12, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0,
-    ];
+    // ID 0 (RFC 8484 §4.1); with EDNS: UDP size 1232, DO set, one Padding option of 8 octets.
+    let plain = ringdns::testing::query("www.example.test", Rtype::A).id(0);
+    let edns = plain.clone().edns(1232).dnssec_ok().option(12, &[0; 8]);
     let cases = [
-        ("plain", query_string(&message(&[]))),
-        ("edns", query_string(&message(&opt))),
+        ("plain", query_string(&plain.wire())),
+        ("edns", query_string(&edns.wire())),
     ];
     let mut g = c.benchmark_group("doh");
     for (label, qs) in &cases {

@@ -25,5 +25,6 @@ pub mod net;
 pub mod shard;
 pub mod storage;
 pub mod telemetry;
+pub mod testing;
 pub mod tls;
 pub mod zone;

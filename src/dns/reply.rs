@@ -632,27 +632,17 @@ mod tests {
 
     /// A query for `name` (labels as given, case kept) with an optional OPT.
     fn query(name: &str, qtype: u16, opt: Opt) -> Vec<u8> {
-        let mut m = vec![0x12, 0x34, 0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, u8::from(opt.is_some())];
-        for label in name.split('.') {
-            m.push(label.len() as u8);
-            m.extend_from_slice(label.as_bytes());
-        }
-        m.push(0);
-        m.extend_from_slice(&qtype.to_be_bytes());
-        m.extend_from_slice(&[0, 1]);
+        let mut b = crate::testing::query(name, Rtype::from_int(qtype)).flags(flags1::RD, flags2::CD);
         if let Some((size, dnssec_ok, options)) = opt {
-            let rdlen: u16 = options.iter().map(|(_, len)| 4 + len).sum();
-            m.extend_from_slice(&[0, 0, 41]);
-            m.extend_from_slice(&size.to_be_bytes());
-            m.extend_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0]);
-            m.extend_from_slice(&rdlen.to_be_bytes());
+            b = b.edns(size);
+            if dnssec_ok {
+                b = b.dnssec_ok();
+            }
             for (code, len) in options {
-                m.extend_from_slice(&code.to_be_bytes());
-                m.extend_from_slice(&len.to_be_bytes());
-                m.extend(std::iter::repeat_n(0, usize::from(*len)));
+                b = b.option(*code, &vec![0; usize::from(*len)]);
             }
         }
-        m
+        b.wire()
     }
 
     /// The direct writers and the general one write the same octets wherever a direct one

@@ -314,15 +314,12 @@ fn check_client_subnet(data: &[u8]) -> Option<()> {
 mod tests {
     use super::*;
 
-    /// A query for `name` type `qtype` with an optional raw additional section.
+    /// A query for `name` type `qtype` with a raw additional section of `arcount` records.
     pub(crate) fn query(name: &[u8], qtype: u16, arcount: u16, additional: &[u8]) -> Vec<u8> {
-        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0];
-        m.extend_from_slice(&arcount.to_be_bytes());
-        m.extend_from_slice(name);
-        m.extend_from_slice(&qtype.to_be_bytes());
-        m.extend_from_slice(&1u16.to_be_bytes());
-        m.extend_from_slice(additional);
-        m
+        crate::testing::query_wire(name, qtype)
+            .flags(0x01, 0)
+            .additional(arcount, additional)
+            .wire()
     }
 
     fn opt(udp: u16, version: u8, flags: u16, options: &[u8]) -> Vec<u8> {
@@ -513,21 +510,5 @@ mod tests {
         assert!(check_client_subnet(&[0, 1, 20, 0, 192, 0, 0x2F]).is_none());
         assert!(check_client_subnet(&[0, 1, 24, 1, 192, 0, 2]).is_none());
         assert!(check_client_subnet(&[0, 1, 0, 0]).is_some());
-    }
-}
-
-/// Query builders shared by unit tests of other modules.
-#[cfg(test)]
-pub(crate) mod tests_support {
-    /// A query for wire `name`, type `qtype`, with an empty OPT when `edns`.
-    pub(crate) fn query(name: &[u8], qtype: u16, edns: bool) -> Vec<u8> {
-        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];
-        m.extend_from_slice(name);
-        m.extend_from_slice(&qtype.to_be_bytes());
-        m.extend_from_slice(&1u16.to_be_bytes());
-        if edns {
-            m.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
-        }
-        m
     }
 }

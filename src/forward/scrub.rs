@@ -324,7 +324,7 @@ mod tests {
             "no evil answer, no out-of-bailiwick NS or glue"
         );
         // Render for a client with case in its name and EDNS: TTLs counted down, OPT added.
-        let client = crate::dns::request::tests_support::query(b"\x03WwW\x07example\x04test\x00", 1, true);
+        let client = crate::testing::query("WwW.example.test", Rtype::A).edns(4096).wire();
         let mut out = Vec::with_capacity(1024);
         render(
             &t,
@@ -420,7 +420,7 @@ mod tests {
             &[0],
         )
         .unwrap();
-        let client = crate::dns::request::tests_support::query(b"\x03www\x07example\x04test\x00", 1, false);
+        let client = crate::testing::query("www.example.test", Rtype::A).wire();
         let mut out = Vec::new();
         render(
             &t,
@@ -603,7 +603,7 @@ mod render_guard {
                 b"\x03WwW\x07ExAmple\x04TEST\x00",
             ] {
                 for (rd, cd) in [(true, false), (false, true)] {
-                    let mut query = crate::dns::request::tests_support::query(qname, 1, false);
+                    let mut query = crate::testing::query_wire(qname, 1).wire();
                     query[wire::FLAGS1] = if rd { wire::flags1::RD } else { 0 };
                     query[wire::FLAGS2] = if cd { wire::flags2::CD } else { 0 };
                     for edns in [None, Some((4096, false)), Some((1232, true)), Some((100, false))] {
