@@ -1,15 +1,18 @@
 //! ringdns: a DNS edge server.
 //!
-//! Data flow (see `DESIGN.md` in the shared folder and the README):
+//! Data flow (the README's Architecture section has more):
 //!
 //! ```text
-//! Corefile ─► config::load ─► control::Loader builds a Snapshot (routing + zone data)
+//! Corefile ─► config::load ─► control::build makes a Snapshot (routing + zone data)
 //!          ─► shard::launch: one pinned monoio thread per core, each with its own
 //!             SO_REUSEPORT UDP socket and TCP listener per bound address
-//!   net::udp  recvmmsg batch → dns::answer(ctx, query, out) each → sendmmsg (no allocation)
-//!   net::tcp  2-byte framing, pipelining, timeouts → dns::answer
-//! control thread: reloads (Corefile, zone files, hosts), SIGHUP, shutdown; publishes
-//! new snapshots with ArcSwap, never touching a shard socket.
+//!   net::udp       recvmmsg batch → net::serve::query each → sendmmsg (no allocation)
+//!   net::tcp       2-byte framing, pipelining, timeouts (net::conns) → net::serve::query
+//!   net::doh       TLS (net::handshake), HTTP/2 or HTTP/1.1 → net::serve::query
+//!   net::serve     dns::answer(ctx, query, scratch, out): the reply, or Forward(plan, request)
+//!                  → forward: cache hit inline, else a task asks the upstreams
+//! control thread: reloads (Corefile, zone files, hosts), ACME, SIGHUP, shutdown;
+//! publishes new snapshots with ArcSwap, never touching a shard socket.
 //! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -538,7 +538,7 @@ impl Task {
     }
 
     /// Posts the values for every instance sharing the storage and waits until each live one
-    /// (this one included) serves them (ROBUSTNESS: a challenge is not triggered before every
+    /// (this one included) serves them (README, "ACME certificates": a challenge is not triggered before every
     /// authoritative node serves it).
     async fn post_and_wait(&self, generation: u64, values: &[(NameKey, String)]) -> Result<(), AcmeError> {
         let posted = Posted {

@@ -1,6 +1,6 @@
 //! Corefile loading: lexer → structure (imports, snippets) → typed [`Config`].
 //!
-//! The dialect is CoreDNS' (see `shared/COREFILE.md` and the README's reference). Anything
+//! The dialect is CoreDNS' (see the README's Corefile reference). Anything
 //! ringdns does not implement is an error naming file, line and column, never ignored.
 
 mod args;

@@ -1,6 +1,6 @@
 //! Parsing and validating a query without copying it.
 //!
-//! Choices where ROBUSTNESS.md allows two (also in the README):
+//! Choices where the RFCs allow more than one (the README's table of choices):
 //! - a malformed question (truncated label, label type 0x40/0x80, name over 255 octets, bad
 //!   compression pointer) gets FORMERR with no question section, never silence;
 //! - trailing bytes after the last record are a FORMERR;

@@ -30,7 +30,7 @@ use crate::telemetry::stats::ShardStatsRef;
 use crate::zone::name::NameKey;
 use transport::{Asked, DohConn, Fail, StreamConn};
 
-/// The client's whole wait (ROBUSTNESS: SERVFAIL with EDE within 3 s).
+/// The client's whole wait: SERVFAIL with EDE within 3 s (README, Resolver frontend).
 pub const BUDGET: Duration = Duration::from_millis(2500);
 /// One try over UDP.
 const UDP_TRY: Duration = Duration::from_millis(1000);

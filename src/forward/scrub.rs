@@ -18,7 +18,7 @@ use crate::cache::template::{Kind, Template};
 use crate::dns::wire::{self, FLAGS1, HEADER_LEN, flags1, ttl_offsets};
 use crate::zone::name::{NameKey, is_in_zone};
 
-/// Longest CNAME chain accepted from an upstream (ROBUSTNESS: longer → SERVFAIL).
+/// Longest CNAME chain accepted from an upstream; longer → SERVFAIL (README, Resolver frontend).
 pub const MAX_CHAIN: usize = 11;
 /// Most records accepted in one upstream reply (a bound on parsing work).
 pub const MAX_RECORDS: usize = 1000;
