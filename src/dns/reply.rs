@@ -14,7 +14,6 @@ use super::request::{Question, Request};
 use super::resolve::{Owner, Part, Parts, Resolution};
 use super::wire::{self, OPT_LEN, OPTION_HEADER_LEN, PADDING_BLOCK, announced_payload, flags1, flags2};
 use crate::config::Transport;
-use crate::zone::name::NameKey;
 use crate::zone::rrset::WireData;
 
 /// Buffer type of replies.
@@ -115,6 +114,7 @@ fn write_address_answer(
     let part = res.answer.only()?;
     if res.rcode != Rcode::NOERROR
         || !res.authority.is_empty()
+        || !res.additional.is_empty()
         || !matches!(part.owner, Owner::Query)
         || !matches!(part.set.rtype(), Rtype::A | Rtype::AAAA)
         || part.sigs.is_some() && req.edns.is_some_and(|e| e.dnssec_ok)
@@ -160,6 +160,7 @@ fn write_negative(
     };
     if !matches!(res.rcode, Rcode::NOERROR | Rcode::NXDOMAIN)
         || !res.answer.is_empty()
+        || !res.additional.is_empty()
         || part.set.rtype() != Rtype::SOA
         || part.set.len() != 1
         || part.sigs.is_some() && req.edns.is_some_and(|e| e.dnssec_ok)
@@ -280,7 +281,7 @@ fn write_general(
             return Err((e, auth.finish()));
         }
         let mut add = auth.additional();
-        if let Err(e) = push_glue(&mut add, res, req) {
+        if let Err(e) = push_parts(&mut add, &res.additional, q, req) {
             if res.glue_required {
                 return Err((e, add.finish()));
             }
@@ -497,7 +498,12 @@ fn push_record<S: Section>(
     }
 }
 
-fn push_parts<S: Section>(s: &mut S, parts: &Parts<'_>, q: &Question<'_>, req: &Request<'_>) -> Result<(), PushError> {
+fn push_parts<S: Section, const N: usize>(
+    s: &mut S,
+    parts: &Parts<'_, N>,
+    q: &Question<'_>,
+    req: &Request<'_>,
+) -> Result<(), PushError> {
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     for p in parts.iter() {
         push_set(s, p, q)?;
@@ -521,42 +527,6 @@ fn push_sigs<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<()
     let covered = p.set.rtype().to_int().to_be_bytes();
     for data in sigs.records().filter(|d| d.data.get(..2) == Some(&covered[..])) {
         push_record(s, p.owner, q, p.ttl.min(sigs.ttl()), data)?;
-    }
-    Ok(())
-}
-
-/// Additional-section processing (RFC 1034 §4.3.2 step 6): A/AAAA for the names in NS, MX
-/// and SRV records of the answer and authority, when the zone holds them.
-fn push_glue(add: &mut AdditionalBuilder<Target>, res: &Resolution<'_>, req: &Request<'_>) -> Result<(), PushError> {
-    let Some(zone) = res.glue_from else {
-        return Ok(());
-    };
-    let q = match req.question {
-        Some(q) => q,
-        None => return Ok(()),
-    };
-    for p in res.answer.iter().chain(res.authority.iter()) {
-        let offset = match p.set.rtype() {
-            Rtype::NS => 0,
-            Rtype::MX => 2,
-            Rtype::SRV => 6,
-            _ => continue,
-        };
-        for rd in p.set.rdatas() {
-            let Some(target) = rd.get(offset..) else {
-                continue;
-            };
-            let Ok(name) = Name::from_slice(target) else {
-                continue;
-            };
-            let key = NameKey::of(name);
-            let (a, aaaa) = zone.addresses(key.as_slice());
-            for set in [a, aaaa].into_iter().flatten() {
-                for data in set.records() {
-                    push_record(add, Owner::Name(target), &q, set.ttl(), data)?;
-                }
-            }
-        }
     }
     Ok(())
 }
@@ -595,7 +565,7 @@ mod tests {
     use super::*;
     use crate::dns::request::{self, Parsed};
     use crate::dns::resolve::in_zone;
-    use crate::zone::name::parse_abs;
+    use crate::zone::name::{NameKey, parse_abs};
     use crate::zone::store::Zone;
     use crate::zone::zonefile::load_bytes;
 

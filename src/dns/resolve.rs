@@ -36,28 +36,30 @@ pub struct Part<'r> {
     pub ttl: u32,
 }
 
-/// Most RRsets in one section: a full CNAME chain plus an ANY answer fit.
+/// Most RRsets in the answer or authority section: a full CNAME chain plus an ANY answer fit.
 pub const MAX_PARTS: usize = 24;
+/// Most RRsets in the additional section: the A and AAAA of 16 NS, MX or SRV targets.
+pub const MAX_ADDITIONAL_PARTS: usize = 32;
 
 /// A fixed-capacity list of parts (no allocation on the query path).
 #[derive(Clone, Copy)]
-pub struct Parts<'r> {
-    items: [Option<Part<'r>>; MAX_PARTS],
+pub struct Parts<'r, const N: usize = MAX_PARTS> {
+    items: [Option<Part<'r>>; N],
     len: usize,
 }
 
-impl<'r> Parts<'r> {
+impl<'r, const N: usize> Parts<'r, N> {
     /// Empty.
     pub const fn new() -> Self {
         Parts {
-            items: [None; MAX_PARTS],
+            items: [None; N],
             len: 0,
         }
     }
 
     /// Appends; returns false when full.
     pub fn push(&mut self, p: Part<'r>) -> bool {
-        if self.len == MAX_PARTS {
+        if self.len == N {
             return false;
         }
         self.items[self.len] = Some(p);
@@ -86,7 +88,7 @@ impl<'r> Parts<'r> {
     }
 }
 
-impl Default for Parts<'_> {
+impl<const N: usize> Default for Parts<'_, N> {
     fn default() -> Self {
         Self::new()
     }
@@ -104,8 +106,8 @@ pub struct Resolution<'r> {
     pub answer: Parts<'r>,
     /// Authority section.
     pub authority: Parts<'r>,
-    /// Zone for additional-section processing (glue, MX/SRV targets).
-    pub glue_from: Option<&'r Zone>,
+    /// Additional section: addresses of NS, MX and SRV targets (RFC 1034 §4.3.2 step 6).
+    pub additional: Parts<'r, MAX_ADDITIONAL_PARTS>,
     /// The glue is required (a referral): if it does not fit, the reply is truncated
     /// (RFC 9471 §3).
     pub glue_required: bool,
@@ -119,7 +121,7 @@ impl<'r> Resolution<'r> {
             aa: true,
             answer: Parts::new(),
             authority: Parts::new(),
-            glue_from: None,
+            additional: Parts::new(),
             glue_required: false,
         }
     }
@@ -130,7 +132,7 @@ impl<'r> Resolution<'r> {
         self.aa = aa;
         self.answer.clear();
         self.authority.clear();
-        self.glue_from = None;
+        self.additional.clear();
         self.glue_required = false;
     }
 }
@@ -201,7 +203,8 @@ fn file<'r>(
     true
 }
 
-/// RFC 1034 §4.3.2 step 3 inside one zone, following CNAMEs that stay in it.
+/// RFC 1034 §4.3.2 inside one zone: step 3, following CNAMEs that stay in it, then step 6,
+/// the additional section.
 pub fn in_zone<'r>(
     zone: &'r Zone,
     q: &'r Question<'_>,
@@ -210,7 +213,49 @@ pub fn in_zone<'r>(
     res: &mut Resolution<'r>,
 ) {
     res.reset(Rcode::NOERROR, true);
-    res.glue_from = Some(zone);
+    sections(zone, q, transport, dnssec_ok, res);
+    add_targets(zone, res);
+}
+
+/// Additional-section processing (RFC 1034 §4.3.2 step 6): the A and AAAA RRsets of the
+/// names in NS, MX and SRV records of the answer and authority, when the zone holds them.
+fn add_targets<'r>(zone: &'r Zone, res: &mut Resolution<'r>) {
+    let Resolution {
+        answer,
+        authority,
+        additional,
+        ..
+    } = res;
+    for p in answer.iter().chain(authority.iter()) {
+        // Where the target name starts in the rdata; it runs to the end.
+        let offset = match p.set.rtype() {
+            Rtype::NS => 0,
+            Rtype::MX => 2,
+            Rtype::SRV => 6,
+            _ => continue,
+        };
+        for rd in p.set.rdatas() {
+            let Some(target) = rd.get(offset..) else {
+                continue;
+            };
+            let Ok(name) = domain::base::Name::from_slice(target) else {
+                continue;
+            };
+            let (a, aaaa) = zone.addresses(NameKey::of(name).as_slice());
+            for set in [a, aaaa].into_iter().flatten() {
+                additional.push(Part {
+                    owner: Owner::Name(target),
+                    set,
+                    sigs: None,
+                    ttl: set.ttl(),
+                });
+            }
+        }
+    }
+}
+
+/// RFC 1034 §4.3.2 step 3 inside one zone, following CNAMEs that stay in it.
+fn sections<'r>(zone: &'r Zone, q: &'r Question<'_>, transport: Transport, dnssec_ok: bool, res: &mut Resolution<'r>) {
     let mut key: &[u8] = q.key;
     // A CNAME target's key, built only when a chain is followed.
     let mut target_key: Option<NameKey> = None;
