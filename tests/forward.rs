@@ -1024,3 +1024,23 @@ both_drivers!(a_reload_keeps_the_cache_of_an_unchanged_forward, |driver: &str| {
     c.ask(&q("www.keep.test", Rtype::A));
     assert_eq!(up.count("www.keep.test"), 2);
 });
+
+// Issue 11 B.4 (RFC 1035 §4.1.1): a forwarded reply says recursion is available here, RA=1,
+// whatever the upstream set, from the upstream and from the cache (authoritative answers
+// keep RA=0: tests/scenarios.rs, header_bits_in_queries).
+both_drivers!(forwarded_replies_say_recursion_is_available, |driver: &str| {
+    let up = Upstream::start(|query, _| {
+        let n = qname(query);
+        let mut r = reply(query, 0, &[Rec(&n, 1, 300, a([192, 0, 2, 9]))], &[], &[]);
+        r[3] &= !0x80;
+        vec![Act::Send(r)]
+    });
+    let fw = forward_to(driver, &[&up], "", "    cache\n");
+    let c = Client::new(&fw);
+    for round in ["upstream", "cache"] {
+        let r = c.ask(&q("ra.test", Rtype::A));
+        assert_eq!(a_records(&r), vec!["192.0.2.9"]);
+        assert!(r.msg.header().ra(), "{round}: RA set");
+    }
+    assert_eq!(up.count("ra.test"), 1, "the second answer came from the cache");
+});

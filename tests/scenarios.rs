@@ -545,3 +545,41 @@ fn padding_only_over_encrypted_transports() {
             .is_empty()
     );
 }
+
+// Issue 11 B.7 (RFC 4035 §3.1.4): a referral carries the DS with DO=1 only when it has its
+// RRSIG, i.e. from a signed zone; an unsigned zone's referral is NS and glue.
+#[test]
+fn ds_in_referrals_only_with_its_signature() {
+    let w = world_from(&format!(
+        "signed.test:1053 unsigned.test:1053 {{\n bind 127.0.0.1\n file {} signed.test\n file {} unsigned.test\n}}\n",
+        data("signed.test.zone").display(),
+        data("unsigned-ds.test.zone").display()
+    ));
+    let r = w.udp(q("www.child.signed.test", Rtype::A).edns(1232).dnssec_ok());
+    let types: Vec<_> = r.authority().iter().map(|a| a.rtype).collect();
+    assert_eq!(
+        types,
+        vec![Rtype::NS, Rtype::DS, Rtype::RRSIG],
+        "signed: {:?}",
+        r.authority()
+    );
+    let r = w.udp(q("www.child.unsigned.test", Rtype::A).edns(1232).dnssec_ok());
+    let types: Vec<_> = r.authority().iter().map(|a| a.rtype).collect();
+    assert_eq!(types, vec![Rtype::NS], "unsigned: {:?}", r.authority());
+    assert_eq!(datas(&r.additional()), vec!["192.0.2.60"], "the glue stays");
+}
+
+// Issue 11 B.8: RD and CD are defined for QUERY; a NOTIMP for another opcode clears them.
+#[test]
+fn notimp_for_an_unknown_opcode_clears_rd_and_cd() {
+    let w = world();
+    for op in [2u8, 3, 6, 15] {
+        let r = w.udp(q("www.example.test", Rtype::A).opcode(op).header_bits(0, 0x10));
+        assert_eq!(r.rcode(), NOTIMP, "opcode {op}");
+        let h = r.msg.header();
+        assert!(!h.rd() && !h.cd(), "opcode {op}: RD {} CD {}", h.rd(), h.cd());
+    }
+    // Class ANY is a QUERY: its NOTIMP keeps RD and CD.
+    let r = w.udp(q("www.example.test", Rtype::A).class(255).header_bits(0, 0x10));
+    assert!(r.msg.header().rd() && r.msg.header().cd());
+}

@@ -1,7 +1,7 @@
 //! `answer`: one query in, one reply (or nothing) out. Synchronous, no I/O, no allocation
 //! once `out` has its 64 KiB capacity.
 
-use domain::base::iana::{Class, OptRcode, Rtype};
+use domain::base::iana::{Class, Opcode, OptRcode, Rtype};
 
 use super::pipeline::Route;
 use super::reply::{self, Written};
@@ -73,7 +73,13 @@ impl std::fmt::Debug for Forwarding<'_> {
 pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut NameKey, out: &mut Vec<u8>) -> Outcome<'a> {
     let req = match request::parse(query, scratch) {
         Parsed::Drop(r) => return Outcome::Drop(r),
-        Parsed::Error(req, e) => {
+        Parsed::Error(mut req, e) => {
+            if e == EarlyError::NotImp && req.opcode != Opcode::QUERY {
+                // RD and CD are defined for QUERY only (RFC 1035 §4.1.1, RFC 4035 §3.2.2):
+                // a reply to an opcode we do not know does not claim them.
+                req.rd = false;
+                req.cd = false;
+            }
             let rcode = match e {
                 EarlyError::FormErr => OptRcode::FORMERR,
                 EarlyError::NotImp => OptRcode::NOTIMP,

@@ -276,12 +276,14 @@ fn sections<'r>(zone: &'r Zone, q: &'r Question<'_>, transport: Transport, dnsse
                         sigs: None,
                         ttl: ns.ttl(),
                     });
-                    if dnssec_ok {
-                        if let Some(ds) = node.rrset(Rtype::DS) {
+                    // RFC 4035 §3.1.4: the DS goes with its RRSIG, so only a signed zone
+                    // gives one; an unsigned zone's referral is NS and glue.
+                    if let (Some(ds), Some(sigs)) = (node.rrset(Rtype::DS), sigs_of(node)) {
+                        if covers(sigs, Rtype::DS) {
                             res.authority.push(Part {
                                 owner: Owner::Name(cut),
                                 set: ds,
-                                sigs: sigs_of(node),
+                                sigs: Some(sigs),
                                 ttl: ds.ttl(),
                             });
                         }
@@ -351,6 +353,13 @@ fn sections<'r>(zone: &'r Zone, q: &'r Question<'_>, transport: Transport, dnsse
         return;
     }
     // The chain is longer than we follow: give what we have (the resolver continues).
+}
+
+/// Whether an RRSIG RRset has a signature over `rtype` (the type covered is the first two
+/// rdata octets, RFC 4034 §3.1).
+fn covers(sigs: Rrset<'_>, rtype: Rtype) -> bool {
+    let covered = rtype.to_int().to_be_bytes();
+    sigs.rdatas().any(|r| r.get(..2) == Some(&covered[..]))
 }
 
 fn answers_type(node: Node<'_>, qtype: Rtype) -> bool {

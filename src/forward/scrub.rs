@@ -84,7 +84,8 @@ pub fn scrub(
         let hd = b.header_mut();
         hd.set_qr(true);
         hd.set_opcode(h.opcode());
-        hd.set_ra(h.ra());
+        // RFC 1035 §4.1.1: recursion is available here, whatever the upstream said.
+        hd.set_ra(true);
         hd.set_ad(h.ad() && dnssec_ok);
         hd.set_rcode(rcode.rcode());
     }
