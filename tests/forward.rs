@@ -1044,3 +1044,18 @@ both_drivers!(forwarded_replies_say_recursion_is_available, |driver: &str| {
     }
     assert_eq!(up.count("ra.test"), 1, "the second answer came from the cache");
 });
+
+// Issue 11 B.9: `forward .` in a block below the root (the dn42 and DoH-front Corefiles)
+// forwards every query that reaches the block; other names still find no block.
+both_drivers!(forward_root_inside_a_block_below_the_root, |driver: &str| {
+    let up = answering([192, 0, 2, 42]);
+    let corefile = format!(
+        "dn42:{{PORT}} 20.172.in-addr.arpa:{{PORT}} {{\n    bind 127.0.0.1\n    forward . {}\n}}\n",
+        up.addr
+    );
+    let fw = forwarder(driver, &corefile, None);
+    let r = fw.udp(&q("www.wyf.dn42", Rtype::A));
+    assert_eq!((r.rcode(), a_records(&r)), (0, vec!["192.0.2.42".to_string()]));
+    assert_eq!(fw.udp(&q("www.example.org", Rtype::A)).rcode(), 5, "no block for it");
+    assert_eq!(up.count("www.example.org"), 0);
+});

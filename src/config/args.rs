@@ -48,19 +48,22 @@ pub(super) fn zone_list(tokens: &[Token]) -> Result<Vec<Name<Bytes>>, ConfigErro
         .collect()
 }
 
-/// Zones named by a plugin must lie inside one of the block's zones.
+/// Zones named by a plugin must lie inside one of the block's zones, or contain one (as
+/// CoreDNS reads it: `dn42 { forward . ... }` forwards every query that reaches the block;
+/// `sub.example.org { file db.example.org example.org }` serves what reaches the block from
+/// the file's zone). A zone unrelated to every block zone could never be asked: an error.
 pub(super) fn check_inside_block(
     block: &ServerBlock,
     tokens: &[Token],
     zones: &[Name<Bytes>],
 ) -> Result<(), ConfigError> {
     for (t, z) in tokens.iter().zip(zones) {
-        let ok = block.keys.iter().any(|k| z.ends_with(&k.zone));
+        let ok = block.keys.iter().any(|k| z.ends_with(&k.zone) || k.zone.ends_with(z));
         if !ok {
             return Err(err(
                 t,
                 format!(
-                    "zone {:?} is not inside any zone of server block {:?}",
+                    "zone {:?} is neither inside nor above any zone of server block {:?}",
                     t.text,
                     block.label()
                 ),

@@ -411,7 +411,7 @@ mod tests {
         assert!(
             cfg("a.test {\n forward b.test 192.0.2.1\n}\n")
                 .unwrap_err()
-                .contains("not inside")
+                .contains("neither inside nor above")
         );
     }
 

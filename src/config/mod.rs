@@ -211,10 +211,33 @@ mod tests {
     fn bad_arguments_are_located() {
         assert!(parse_err("a.test {\n hosts {\n  ttl x\n }\n}\n").starts_with("Corefile:3:7:"));
         assert!(parse_err("a.test {\n file\n}\n").starts_with("Corefile:2:2:"));
-        assert!(parse_err("a.test {\n file db other.test\n}\n").contains("not inside any zone"));
+        assert!(parse_err("a.test {\n file db other.test\n}\n").contains("neither inside nor above"));
         assert!(parse_err("a.test {\n bind nosuchif0\n}\n").contains("neither an IP address nor an interface"));
         assert!(parse_err("a.test {\n reload 1s\n}\n").contains("at least 2s"));
         assert!(parse_err("a.test {\n errors loud\n}\n").starts_with("Corefile:2:9:"));
+    }
+
+    /// Issue 11 B.9: as in CoreDNS, FROM is matched against the query name, so `forward .`
+    /// in a block below the root forwards everything that reaches the block; a `file` or
+    /// `hosts` zone above the block's zones serves what reaches it.
+    #[test]
+    fn plugin_zones_may_contain_the_block_zones() {
+        let cfg = parse(
+            "dn42 20.172.in-addr.arpa {\n forward . 192.0.2.53\n}\n",
+            Path::new("Corefile"),
+            LoadOptions::default(),
+        )
+        .expect("forward . below the root");
+        assert!(cfg.blocks[0].forward.as_ref().is_some_and(|f| f.from.is_root()));
+        assert!(
+            parse(
+                "sub.example.test {\n hosts {\n  192.0.2.1 a.sub.example.test\n }\n forward . 192.0.2.53\n}\n",
+                Path::new("Corefile"),
+                LoadOptions::default()
+            )
+            .is_ok()
+        );
+        assert!(parse_err("a.test {\n forward other.test 192.0.2.53\n}\n").contains("neither inside nor above"));
     }
 
     #[test]
