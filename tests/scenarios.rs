@@ -583,3 +583,68 @@ fn notimp_for_an_unknown_opcode_clears_rd_and_cd() {
     let r = w.udp(q("www.example.test", Rtype::A).class(255).header_bits(0, 0x10));
     assert!(r.msg.header().rd() && r.msg.header().cd());
 }
+
+// Issue 11 B.5 (RFC 6891 §6.1.1, §7): every reply to a query that carried an OPT carries one,
+// FORMERR included, so clients do not conclude that the server speaks no EDNS.
+#[test]
+fn formerr_replies_carry_an_opt_when_the_query_had_one() {
+    let w = world();
+    let base = q("www.example.test", Rtype::A).edns(1400).dnssec_ok();
+    let wire = base.wire();
+    let qlen = support::name_wire("www.example.test").len() + 4;
+    let (head, opt) = wire.split_at(12 + qlen);
+    // QDCOUNT 0: the OPT follows the header.
+    let mut none = wire[..12].to_vec();
+    none[5] = 0;
+    none.extend_from_slice(opt);
+    // QDCOUNT 2: the question twice, then the OPT.
+    let mut two = head.to_vec();
+    two[5] = 2;
+    two.extend_from_slice(&head[12..]);
+    two.extend_from_slice(opt);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("QDCOUNT 0", none),
+        ("QDCOUNT 2", two),
+        (
+            "ECS prefix longer than IPv4",
+            base.clone().option(8, &[0, 1, 33, 0, 192, 0, 2, 1, 0]).wire(),
+        ),
+        (
+            "ECS bits beyond the prefix",
+            base.clone().option(8, &[0, 1, 20, 0, 192, 0, 0x2f]).wire(),
+        ),
+        ("keepalive with a value", base.clone().option(11, &[0, 100]).wire()),
+        ("truncated option", {
+            let mut t = base.clone().option(10, &[1, 2, 3, 4]).wire();
+            let n = t.len();
+            t[n - 5] = 9; // option length 9, four octets present
+            t
+        }),
+        ("two OPT records", {
+            let mut t = wire.clone();
+            t[11] = 2;
+            t.extend_from_slice(opt);
+            t
+        }),
+    ];
+    for (case, wire) in cases {
+        let r = w
+            .ask_raw(&wire, Transport::Udp)
+            .unwrap_or_else(|| panic!("{case}: a reply"));
+        assert_eq!(r.rcode(), FORMERR, "{case}");
+        let (payload, version, dnssec_ok, options) = r.opt().unwrap_or_else(|| panic!("{case}: an OPT"));
+        assert_eq!((payload, version, dnssec_ok), (1232, 0, true), "{case}");
+        assert!(options.is_empty(), "{case}: {options:?}");
+    }
+    // Without an OPT in the query, none in the reply.
+    let mut plain = q("www.example.test", Rtype::A).wire();
+    plain[5] = 0;
+    plain.truncate(12);
+    let r = w.ask_raw(&plain, Transport::Udp).unwrap();
+    assert_eq!((r.rcode(), r.opt().is_none()), (FORMERR, true));
+    // NOTIMP and REFUSED (opcodes) carry one too.
+    for op in [2u8, 4] {
+        let r = w.udp(q("www.example.test", Rtype::A).edns(1232).opcode(op));
+        assert!(r.opt().is_some(), "opcode {op}");
+    }
+}

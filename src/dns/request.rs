@@ -137,69 +137,90 @@ pub fn parse<'a>(wire: &'a [u8], scratch: &'a mut NameKey) -> Parsed<'a> {
     if parser.advance(HEADER_LEN).is_err() {
         return Parsed::Drop(DropReason::Short);
     }
-    // RFC 9619: exactly one question; zero questions is only valid with a COOKIE (a later
-    // addition), so both are FORMERR for now.
-    if qd == 1 {
+    // RFC 9619: exactly one question (zero is only valid with a COOKIE, a later addition).
+    // The first is parsed, for the reply to echo; others are skipped to reach the OPT, so
+    // that even this FORMERR carries one (RFC 6891 §7).
+    if qd >= 1 {
         match parse_question(&mut parser, scratch) {
             Some(q) => req.question = Some(q),
             None => return Parsed::Error(req, EarlyError::FormErr),
         }
     }
+    if qd != 1 {
+        req.question = None;
+        for _ in 1..qd {
+            if ParsedName::skip(&mut parser).is_err() || parser.advance(4).is_err() {
+                return Parsed::Error(req, EarlyError::FormErr);
+            }
+        }
+    }
+    let records = walk(&mut parser, wire, an, ns, ar);
+    req.edns = records.edns;
     match opcode {
         Opcode::QUERY => {}
         // NOTIFY and UPDATE need an ACL that does not exist yet: refuse, process nothing.
         Opcode::NOTIFY | Opcode::UPDATE => return Parsed::Error(req, EarlyError::Refused),
         _ => return Parsed::Error(req, EarlyError::NotImp),
     }
-    if qd != 1 {
+    if qd != 1 || records.malformed {
         return Parsed::Error(req, EarlyError::FormErr);
     }
-    // Answer and authority: walk them so counts and lengths are checked; OPT may not be there.
-    for _ in 0..u32::from(an) + u32::from(ns) {
-        match skip_record(&mut parser) {
-            Some(rtype) if rtype != Rtype::OPT => {}
-            _ => return Parsed::Error(req, EarlyError::FormErr),
-        }
+    if req.edns.is_some_and(|e| e.version > 0) {
+        return Parsed::Error(req, EarlyError::BadVers);
     }
-    let mut edns = None;
-    for i in 0..ar {
-        let start = parser.pos();
-        let Some(rtype) = skip_record(&mut parser) else {
-            return Parsed::Error(req, EarlyError::FormErr);
-        };
-        if rtype == Rtype::TSIG {
-            // RFC 8945 §5.1: the TSIG is the last record, or the message is a FORMERR.
-            if i + 1 != ar {
-                return Parsed::Error(req, EarlyError::FormErr);
-            }
-            match parse_tsig(wire, start) {
-                Some(t) => req.tsig = Some(t),
-                None => return Parsed::Error(req, EarlyError::FormErr),
-            }
-        } else if rtype == Rtype::OPT {
-            // RFC 6891 §6.1.1: at most one OPT, owner the root.
-            if edns.is_some() || wire[start] != 0 {
-                return Parsed::Error(req, EarlyError::FormErr);
-            }
-            match parse_opt(&wire[start..parser.pos()]) {
-                Some(e) => edns = Some(e),
-                None => return Parsed::Error(req, EarlyError::FormErr),
-            }
-        }
-    }
-    if parser.remaining() != 0 {
-        return Parsed::Error(req, EarlyError::FormErr);
-    }
-    req.edns = edns;
-    if let Some(e) = edns {
-        if e.version > 0 {
-            return Parsed::Error(req, EarlyError::BadVers);
-        }
-    }
-    if req.tsig.is_some() {
+    if let Some(t) = records.tsig {
+        req.tsig = Some(t);
         return Parsed::Error(req, EarlyError::BadKey);
     }
     Parsed::Query(req)
+}
+
+/// What the records after the question hold for the reply, and whether they are well formed.
+struct Records<'a> {
+    /// The first OPT (its payload size and DO bit, at least, even when it is malformed: every
+    /// reply to a query with an OPT carries one, FORMERR included, RFC 6891 §7).
+    edns: Option<Edns>,
+    /// The TSIG, when it is the last record and well formed.
+    tsig: Option<Tsig<'a>>,
+    /// FORMERR: counts beyond the records, an OPT out of place, two OPTs, an OPT owner other
+    /// than the root or options that do not parse, a TSIG that is not last or malformed,
+    /// bytes after the last record.
+    malformed: bool,
+}
+
+/// Walks the answer, authority and additional sections.
+fn walk<'a>(parser: &mut Parser<'a, [u8]>, wire: &'a [u8], an: u16, ns: u16, ar: u16) -> Records<'a> {
+    let mut r = Records {
+        edns: None,
+        tsig: None,
+        malformed: true,
+    };
+    // Answer and authority: walk them so counts and lengths are checked; OPT may not be there.
+    for _ in 0..u32::from(an) + u32::from(ns) {
+        match skip_record(parser) {
+            Some(rtype) if rtype != Rtype::OPT => {}
+            _ => return r,
+        }
+    }
+    let mut ok = true;
+    for i in 0..ar {
+        let start = parser.pos();
+        let Some(rtype) = skip_record(parser) else {
+            return r;
+        };
+        if rtype == Rtype::TSIG {
+            // RFC 8945 §5.1: the TSIG is the last record, or the message is a FORMERR.
+            r.tsig = parse_tsig(wire, start).filter(|_| i + 1 == ar);
+            ok &= r.tsig.is_some();
+        } else if rtype == Rtype::OPT {
+            let (edns, valid) = parse_opt(&wire[start..parser.pos()]);
+            // RFC 6891 §6.1.1: at most one OPT, owner the root.
+            ok &= valid && r.edns.is_none() && wire[start] == 0;
+            r.edns.get_or_insert(edns);
+        }
+    }
+    r.malformed = !ok || parser.remaining() != 0;
+    r
 }
 
 /// Reads the TSIG record at `start` (already walked by `skip_record`): class ANY, TTL 0
@@ -243,41 +264,43 @@ fn parse_question<'a>(parser: &mut Parser<'a, [u8]>, scratch: &'a mut NameKey) -
     })
 }
 
-/// Reads an OPT record (owner already checked): `rr` starts at the root owner octet.
-fn parse_opt(rr: &[u8]) -> Option<Edns> {
+/// Reads an OPT record (walked by `skip_record`): `rr` starts at its owner octet. Whether
+/// its options parse; when they do not, only the payload size, version and DO are kept.
+fn parse_opt(rr: &[u8]) -> (Edns, bool) {
     // owner(1) type(2) class=udp size(2) ttl=ext rcode(1) version(1) flags(2) rdlen(2)
-    let udp_size = u16::from_be_bytes([*rr.get(3)?, *rr.get(4)?]).max(512);
-    let version = *rr.get(6)?;
-    let dnssec_ok = u16::from_be_bytes([*rr.get(7)?, *rr.get(8)?]) & OPT_DO != 0;
+    let field = |i: usize| rr.get(i).copied().unwrap_or(0);
     let mut edns = Edns {
-        udp_size,
-        version,
-        dnssec_ok,
+        udp_size: u16::from_be_bytes([field(3), field(4)]).max(512),
+        version: field(6),
+        dnssec_ok: u16::from_be_bytes([field(7), field(8)]) & OPT_DO != 0,
         keepalive: false,
         nsid: false,
         padding: false,
     };
-    let mut opts = rr.get(11..)?;
+    let basic = edns;
+    let mut opts = rr.get(11..).unwrap_or_default();
     while !opts.is_empty() {
-        if opts.len() < 4 {
-            return None;
-        }
-        let code = u16::from_be_bytes([opts[0], opts[1]]);
-        let len = usize::from(u16::from_be_bytes([opts[2], opts[3]]));
-        let data = opts.get(4..4 + len)?;
+        let Some(header) = opts.get(..4) else {
+            return (basic, false);
+        };
+        let code = u16::from_be_bytes([header[0], header[1]]);
+        let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let Some(data) = opts.get(4..4 + len) else {
+            return (basic, false);
+        };
         match code {
             opt_code::NSID => edns.nsid = true,
             // RFC 7828 §3.2.1: a query's keepalive option carries no TIMEOUT.
-            opt_code::TCP_KEEPALIVE if len != 0 => return None,
+            opt_code::TCP_KEEPALIVE if len != 0 => return (basic, false),
             opt_code::TCP_KEEPALIVE => edns.keepalive = true,
-            opt_code::CLIENT_SUBNET => check_client_subnet(data)?,
+            opt_code::CLIENT_SUBNET if check_client_subnet(data).is_none() => return (basic, false),
             opt_code::PADDING => edns.padding = true,
             // Unknown options are ignored (RFC 6891 §6.1.2) and never echoed.
             _ => {}
         }
         opts = &opts[4 + len..];
     }
-    Some(edns)
+    (edns, true)
 }
 
 /// RFC 7871 §6/§7.1.1: FAMILY, SOURCE PREFIX-LENGTH within the family, SCOPE 0 in queries,
