@@ -648,3 +648,26 @@ fn formerr_replies_carry_an_opt_when_the_query_had_one() {
         assert!(r.opt().is_some(), "opcode {op}");
     }
 }
+
+fn chains() -> World {
+    world_from(&format!(
+        "chains.test:1053 {{\n bind 127.0.0.1\n file {}\n}}\n",
+        data("chains.test.zone").display()
+    ))
+}
+
+// Issue 11 B.6 (RFC 1034 §4.3.2 step 3b): a CNAME whose target lies below a delegation is
+// answered with the CNAME and, after the restart at the target, the referral: the child's
+// NS in authority and its glue, as Knot and NSD do. AA stays set for the CNAME.
+#[test]
+fn cname_into_a_delegation_gives_the_referral() {
+    let w = chains();
+    let r = w.udp(q("into.chains.test", Rtype::A));
+    assert_eq!(r.rcode(), NOERROR);
+    assert!(r.aa(), "authoritative for the CNAME");
+    assert_eq!(datas(&r.answer()), vec!["host.sub.chains.test."]);
+    let auth = r.authority();
+    assert_eq!(auth.len(), 1);
+    assert_eq!((auth[0].rtype, auth[0].owner.as_str()), (Rtype::NS, "sub.chains.test"));
+    assert_eq!(datas(&r.additional()), vec!["192.0.2.50"]);
+}

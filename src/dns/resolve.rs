@@ -266,35 +266,15 @@ fn sections<'r>(zone: &'r Zone, q: &'r Question<'_>, transport: Transport, dnsse
     for hop in 0..=MAX_CNAME_CHAIN {
         let node = match zone.find(key, q.qtype) {
             Found::Name(node) | Found::Wildcard(node) => node,
-            Found::Referral { cut, node } if hop == 0 => {
-                // Referral: not authoritative, NS of the child in authority (RFC 1034 §4.3.2 3b).
-                res.aa = false;
-                if let Some(ns) = node.rrset(Rtype::NS) {
-                    res.authority.push(Part {
-                        owner: Owner::Name(cut),
-                        set: ns,
-                        sigs: None,
-                        ttl: ns.ttl(),
-                    });
-                    // RFC 4035 §3.1.4: the DS goes with its RRSIG, so only a signed zone
-                    // gives one; an unsigned zone's referral is NS and glue.
-                    if let (Some(ds), Some(sigs)) = (node.rrset(Rtype::DS), sigs_of(node)) {
-                        if covers(sigs, Rtype::DS) {
-                            res.authority.push(Part {
-                                owner: Owner::Name(cut),
-                                set: ds,
-                                sigs: Some(sigs),
-                                ttl: ds.ttl(),
-                            });
-                        }
-                    }
+            Found::Referral { cut, node } => {
+                // RFC 1034 §4.3.2 step 3b: a referral, the child's NS in authority. Reached
+                // through a CNAME, the reply stays authoritative for the chain it holds.
+                if hop == 0 {
+                    res.aa = false;
                 }
-                res.glue_required = true;
+                push_referral(res, cut, node, dnssec_ok);
                 return;
             }
-            // A CNAME led below a cut: the chain stops; the resolver follows the referral
-            // itself.
-            Found::Referral { .. } => return,
             Found::NxDomain => {
                 // RFC 6604 §3: the rcode describes the last name of the chain.
                 res.rcode = Rcode::NXDOMAIN;
@@ -353,6 +333,31 @@ fn sections<'r>(zone: &'r Zone, q: &'r Question<'_>, transport: Transport, dnsse
         return;
     }
     // The chain is longer than we follow: give what we have (the resolver continues).
+}
+
+/// The child's NS at `cut` and, from a signed zone with DO=1, its DS with the RRSIG (RFC
+/// 4035 §3.1.4: an unsigned zone's DS proves nothing; its referral is NS and glue). The glue
+/// is required: without it the reply is truncated (RFC 9471 §3).
+fn push_referral<'r>(res: &mut Resolution<'r>, cut: &'r [u8], node: Node<'r>, dnssec_ok: bool) {
+    let Some(ns) = node.rrset(Rtype::NS) else {
+        return;
+    };
+    res.authority.push(Part {
+        owner: Owner::Name(cut),
+        set: ns,
+        sigs: None,
+        ttl: ns.ttl(),
+    });
+    let sigs = node.rrset(Rtype::RRSIG).filter(|s| dnssec_ok && covers(*s, Rtype::DS));
+    if let (Some(ds), Some(sigs)) = (node.rrset(Rtype::DS), sigs) {
+        res.authority.push(Part {
+            owner: Owner::Name(cut),
+            set: ds,
+            sigs: Some(sigs),
+            ttl: ds.ttl(),
+        });
+    }
+    res.glue_required = true;
 }
 
 /// Whether an RRSIG RRset has a signature over `rtype` (the type covered is the first two
