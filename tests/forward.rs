@@ -1059,3 +1059,126 @@ both_drivers!(forward_root_inside_a_block_below_the_root, |driver: &str| {
     assert_eq!(fw.udp(&q("www.example.org", Rtype::A)).rcode(), 5, "no block for it");
     assert_eq!(up.count("www.example.org"), 0);
 });
+
+/// unbound as a recursive resolver on 127.0.0.1:`port`, resolving example.test through the
+/// authoritative server at `auth` (RD=0 queries are refused, as its `allow` access does).
+fn unbound_recursive(port: u16, auth: SocketAddr) -> Unbound {
+    let dir = support::server::TempDir::new("unbound-rec");
+    let conf = format!(
+        "server:\n  interface: 127.0.0.1@{port}\n  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  directory: \"{dir}\"\n  \
+         pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  do-ip6: no\n  access-control: 127.0.0.0/8 allow\n  \
+         do-not-query-localhost: no\n  module-config: \"iterator\"\n  local-zone: \"test.\" nodefault\n\
+         forward-zone:\n  name: \"example.test.\"\n  forward-addr: {ip}@{p}\n",
+        dir = dir.path().display(),
+        ip = auth.ip(),
+        p = auth.port(),
+    );
+    let conf_path = dir.write("unbound.conf", &conf);
+    let child = std::process::Command::new("/usr/sbin/unbound")
+        .args(["-d", "-c"])
+        .arg(&conf_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("unbound.log")).unwrap())
+        .spawn()
+        .expect("unbound is installed (test.sh installs it)");
+    // Ready once it answers.
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while udp_to(addr, &q("ready.invalid", Rtype::A).wire(), Duration::from_millis(200)).is_none() {
+        assert!(Instant::now() < deadline, "unbound did not start");
+    }
+    Unbound { child, _dir: dir }
+}
+
+// Issue 11 B.3 (RFC 1034 §4.3.1): one client's RD=0 must not change what others get. A
+// recursive upstream (unbound) refuses RD=0; ringdns used to cache that as SERVFAIL under a
+// key without RD, and every client then got SERVFAIL (EDE 13) for the name. RD=0 is now
+// relayed to the upstream for that client alone, never cached or coalesced, its REFUSED
+// relayed; and never answered from the cache (no snooping on what others asked).
+both_drivers!(
+    rd0_queries_are_relayed_and_leave_other_clients_intact,
+    |driver: &str| {
+        let auth = Server::start(
+            Options::new(
+                driver,
+                "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
+            )
+            .file("zone", example_zone()),
+        );
+        let port = free_port();
+        let _u = unbound_recursive(port, auth.addr);
+        let corefile = format!(".:{{PORT}} {{\n    bind 127.0.0.1\n    forward . 127.0.0.1:{port}\n    cache\n}}\n");
+        let fw = forwarder(driver, &corefile, None);
+        let norec = |name: &str| {
+            let mut wire = q(name, Rtype::A).edns(1232).wire();
+            wire[2] &= !0x01;
+            Reply::parse(&udp_to(fw.addr, &wire, Duration::from_secs(4)).expect("a reply to RD=0"))
+        };
+        let r = norec("www.example.test");
+        assert_eq!(r.rcode(), 5, "the upstream's REFUSED, relayed");
+        assert!(!r.msg.header().rd() && r.msg.header().ra());
+        // Another client, RD=1: the real answer, not a cached failure.
+        let r = fw.udp(&q("www.example.test", Rtype::A).edns(1232));
+        assert_eq!((r.rcode(), a_records(&r)), (0, vec!["192.0.2.10".to_string()]));
+        assert!(ede_codes(&r).is_empty(), "{:?}", ede_codes(&r));
+        // RD=0 for a name now in the cache: still relayed (the upstream refuses it), never
+        // answered from what other clients asked.
+        assert_eq!(norec("www.example.test").rcode(), 5);
+        assert_eq!(fw.udp(&q("www.example.test", Rtype::A)).rcode(), 0);
+        // The same over TCP.
+        let mut wire = q("mail.example.test", Rtype::A).wire();
+        wire[2] &= !0x01;
+        let mut c = fw.connect();
+        write_frame(&mut c, &wire);
+        assert_eq!(Reply::parse(&read_frame(&mut c).unwrap()).rcode(), 5);
+        assert_eq!(
+            a_records(&fw.tcp(&q("mail.example.test", Rtype::A))),
+            vec!["192.0.2.20"]
+        );
+    }
+);
+
+// Issue 11 B.3, the other request bits: a client's EDNS options never reach the upstream (an
+// ECS would tailor an answer that the cache then gives everyone); CD and DO keep answers
+// apart; the payload size only changes truncation.
+both_drivers!(only_answer_equal_queries_share_a_cache_entry, |driver: &str| {
+    let up = Upstream::start(|query, _| {
+        let n = qname(query);
+        // 192.0.2.1 for CD=0, 192.0.2.2 for CD=1.
+        let last = 1 + u8::from(query[3] & 0x10 != 0);
+        vec![Act::Send(reply(
+            query,
+            0,
+            &[Rec(&n, 1, 300, a([192, 0, 2, last]))],
+            &[],
+            &[],
+        ))]
+    });
+    let fw = forward_to(&driver, &[&up], "", "    cache\n");
+    let c = Client::new(&fw);
+    let ecs = |net: [u8; 3]| {
+        q("e.test", Rtype::A)
+            .edns(1232)
+            .option(8, &[0, 1, 24, 0, net[0], net[1], net[2]])
+    };
+    assert_eq!(a_records(&c.ask(&ecs([192, 0, 2]))), vec!["192.0.2.1"]);
+    assert_eq!(a_records(&c.ask(&ecs([198, 51, 100]))), vec!["192.0.2.1"]);
+    assert_eq!(up.count("e.test"), 1, "one entry: the upstream never saw a subnet");
+    for s in up.seen_for("e.test") {
+        let r = Reply::parse(&s.wire);
+        let (_, _, _, options) = r.opt().expect("our own OPT upstream");
+        assert!(options.is_empty(), "no client option upstream: {options:?}");
+    }
+    let cd = |name: &str| q(name, Rtype::A).edns(1232).header_bits(0, 0x10);
+    assert_eq!(
+        a_records(&c.ask(&cd("e.test"))),
+        vec!["192.0.2.2"],
+        "CD=1 is its own entry"
+    );
+    assert_eq!(
+        a_records(&c.ask(&q("e.test", Rtype::A).edns(512))),
+        vec!["192.0.2.1"],
+        "the payload size is not"
+    );
+    assert_eq!(up.count("e.test"), 2);
+});

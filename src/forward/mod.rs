@@ -94,12 +94,21 @@ pub enum Cached {
 
 /// A forwarded query as the core parsed it: the facts forwarding needs, owned so that they
 /// can wait for the upstreams with the query.
+///
+/// Two queries share a cache entry, and an upstream query, only when every answer would be
+/// the same for both: the key is the name, type, DO and CD (RFC 4035 §3.2.2), and what goes
+/// upstream is built from those alone ([`Query::upstream_message`]: no client option, so no
+/// ECS that would tailor an answer to one client's subnet). The EDNS payload size only
+/// decides truncation, at render time. RD=0 queries are relayed, never cached or
+/// coalesced (RFC 1034 §4.3.1: one client's flags must not change what others get).
 pub struct Query {
     key: NameKey,
     qtype: Rtype,
     cache_key: Key,
     edns: Option<(u16, bool)>,
     padding: bool,
+    rd: bool,
+    cd: bool,
 }
 
 impl Query {
@@ -114,7 +123,29 @@ impl Query {
             qtype: q.qtype,
             edns: req.edns.map(|e| (e.udp_size, e.dnssec_ok)),
             padding: req.edns.is_some_and(|e| e.padding),
+            rd: req.rd,
+            cd: req.cd,
         })
+    }
+
+    fn dnssec_ok(&self) -> bool {
+        self.edns.is_some_and(|(_, d)| d)
+    }
+
+    /// The message asked upstream (ID 0, stamped per exchange): RD and CD as the client set
+    /// them, the question in lowercase, and an OPT of our own (payload 1232, DO as the
+    /// client's) carrying none of the client's options.
+    fn upstream_message(&self) -> Vec<u8> {
+        let mut m = vec![0u8; wire::HEADER_LEN];
+        m[wire::FLAGS1] = if self.rd { wire::flags1::RD } else { 0 };
+        m[wire::FLAGS2] = if self.cd { wire::flags2::CD } else { 0 };
+        wire::set_count(&mut m, 0, 1);
+        m.extend_from_slice(self.key.as_slice());
+        m.extend_from_slice(&self.qtype.to_int().to_be_bytes());
+        m.extend_from_slice(&domain::base::iana::Class::IN.to_int().to_be_bytes());
+        let at = wire::start_opt(&mut m, wire::MAX_UDP_PAYLOAD, 0, self.dnssec_ok());
+        wire::end_opt(&mut m, at);
+        m
     }
 }
 
@@ -142,6 +173,11 @@ impl ShardForward {
     /// Serves the query from the cache into `out` if it can.
     /// `via`: how the client's query came.
     pub fn cached(&self, plan: &Plan, q: &Query, query: &[u8], via: Transport, out: &mut Vec<u8>) -> Cached {
+        // RD=0 is never answered from the cache: that would let anyone see what others
+        // asked (Unbound and Knot Resolver refuse such snooping too).
+        if !q.rd {
+            return Cached::Miss;
+        }
         let found = self.cache(plan, |c| c.get(q.cache_key.as_slice(), Instant::now()));
         let client = client(query, q, via);
         match found {
@@ -215,6 +251,13 @@ impl ShardForward {
 pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, q: Query, ask_query: Vec<u8>, via: Transport) -> Vec<u8> {
     let client = client(&ask_query, &q, via);
     let mut out = Vec::with_capacity(512);
+    if !q.rd {
+        // Relayed for this client alone: not coalesced, not cached, the upstream's answer
+        // (a REFUSED included) as it gave it.
+        let t = upstream(&fwd, &plan, &q, via.is_stream()).await;
+        template::render(&t, &client, NOT_CACHED, None, &mut out);
+        return out;
+    }
     let inflight_key = (plan.id, Box::<[u8]>::from(q.cache_key.as_slice()));
     let existing = fwd.inflight.borrow().get(&inflight_key).cloned();
     if let Some(waiters) = existing {
@@ -249,7 +292,7 @@ pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, q: Query, ask_query
     }
     let waiters: Waiters = Rc::default();
     fwd.inflight.borrow_mut().insert(inflight_key.clone(), waiters.clone());
-    let t = Rc::new(upstream(&fwd, &plan, &ask_query, &q, via.is_stream()).await);
+    let t = Rc::new(upstream(&fwd, &plan, &q, via.is_stream()).await);
     fwd.inflight.borrow_mut().remove(&inflight_key);
     let lifetime = if t.kind == Kind::Failure || plan.caches(q.key.as_slice()) {
         fwd.cache(&plan, |c| c.put(q.cache_key.as_slice(), (*t).clone(), Instant::now()))
@@ -266,8 +309,8 @@ pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, q: Query, ask_query
 }
 
 /// Refreshes a cache entry in the background (prefetch, serve-stale).
-pub async fn refresh(fwd: Rc<ShardForward>, plan: Arc<Plan>, q: Query, query: Vec<u8>) {
-    let t = upstream(&fwd, &plan, &query, &q, false).await;
+pub async fn refresh(fwd: Rc<ShardForward>, plan: Arc<Plan>, q: Query) {
+    let t = upstream(&fwd, &plan, &q, false).await;
     fwd.cache(&plan, |c| {
         if t.kind == Kind::Failure {
             c.refresh_done(q.cache_key.as_slice());
@@ -287,11 +330,11 @@ impl Drop for InFlight {
 }
 
 /// Tries upstreams in order within [`BUDGET`]; SERVFAIL with EDE when none answers usefully.
-async fn upstream(fwd: &Rc<ShardForward>, plan: &Arc<Plan>, query: &[u8], q: &Query, client_stream: bool) -> Template {
+async fn upstream(fwd: &Rc<ShardForward>, plan: &Arc<Plan>, q: &Query, client_stream: bool) -> Template {
     fwd.in_flight.set(fwd.in_flight.get() + 1);
     let _guard = InFlight(fwd.clone());
     let deadline = Instant::now() + BUDGET;
-    let mut msg = query.to_vec();
+    let mut msg = q.upstream_message();
     let mut last_failure: Option<Template> = None;
     let mut network_error = false;
     let order = fwd.order(plan);
@@ -315,7 +358,9 @@ async fn upstream(fwd: &Rc<ShardForward>, plan: &Arc<Plan>, query: &[u8], q: &Qu
             fwd.stats.upstream_queries.incr();
             let result = exchange(plan, &up, addr, asked, client_stream, deadline).await;
             match result {
-                Ok(reply) => match scrub::scrub(&reply, &q.key, q.qtype, q.edns.is_some_and(|e| e.1), &plan.from) {
+                Ok(reply) => match scrub::scrub(&reply, &q.key, q.qtype, q.dnssec_ok(), &plan.from) {
+                    // A relayed RD=0 query gets the upstream's own answer, refusals too.
+                    Ok(t) if t.kind == Kind::Failure && !q.rd => return t,
                     Ok(t) if t.kind == Kind::Failure => {
                         // SERVFAIL, REFUSED...: the next upstream may do better.
                         up.fails.set(0);

@@ -77,7 +77,7 @@ fn cached(
     match fwd.cached(f.plan, &q, wire, l.dns.transport, out) {
         Cached::Hit { refresh } => {
             if refresh {
-                monoio::spawn(forward::refresh(fwd.clone(), f.plan.clone(), q, wire.to_vec()));
+                monoio::spawn(forward::refresh(fwd.clone(), f.plan.clone(), q));
             }
             None
         }
