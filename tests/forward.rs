@@ -1154,7 +1154,7 @@ both_drivers!(only_answer_equal_queries_share_a_cache_entry, |driver: &str| {
             &[],
         ))]
     });
-    let fw = forward_to(&driver, &[&up], "", "    cache\n");
+    let fw = forward_to(driver, &[&up], "", "    cache\n");
     let c = Client::new(&fw);
     let ecs = |net: [u8; 3]| {
         q("e.test", Rtype::A)
