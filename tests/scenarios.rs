@@ -671,3 +671,66 @@ fn cname_into_a_delegation_gives_the_referral() {
     assert_eq!((auth[0].rtype, auth[0].owner.as_str()), (Rtype::NS, "sub.chains.test"));
     assert_eq!(datas(&r.additional()), vec!["192.0.2.50"]);
 }
+
+// Issue 11 B.2: a hosts block is a real zone. Its apex answers SOA and NS (ns.dns.ZONE,
+// the name its synthesised SOA uses) and NODATA for other types; names above entries are
+// empty non-terminals, NODATA (RFC 4592 §2.2.2, RFC 8020 §2), in the reverse zones too.
+// CoreDNS answers all of these NXDOMAIN.
+#[test]
+fn hosts_zones_have_an_apex_and_empty_non_terminals() {
+    let w = world_from(&format!(
+        "lan.test:1053 2.0.192.in-addr.arpa:1053 8.b.d.0.1.0.0.2.ip6.arpa:1053 {{\n bind 127.0.0.1\n hosts {none} {{\n  192.0.2.10 host.office.lan.test\n  2001:db8::10 host.office.lan.test\n  ttl 60\n }}\n}}\n",
+        none = data("no-such-hosts-file").display(),
+    ));
+    let r = w.udp(q("lan.test", Rtype::SOA));
+    assert_eq!((r.rcode(), r.aa()), (NOERROR, true));
+    assert!(
+        datas(&r.answer())[0].starts_with("ns.dns.lan.test. hostmaster.ns.dns.lan.test."),
+        "{:?}",
+        r.answer()
+    );
+    let r = w.udp(q("lan.test", Rtype::NS));
+    assert_eq!(datas(&r.answer()), vec!["ns.dns.lan.test."]);
+    for (name, qtype) in [
+        ("lan.test", Rtype::A),
+        ("office.lan.test", Rtype::A),
+        ("office.lan.test", Rtype::AAAA),
+    ] {
+        let r = w.udp(q(name, qtype));
+        assert_eq!((r.rcode(), r.answer().len()), (NOERROR, 0), "{name} {qtype}: NODATA");
+        assert_eq!(r.authority()[0].rtype, Rtype::SOA, "{name}");
+    }
+    assert_eq!(w.udp(q("nothere.lan.test", Rtype::A)).rcode(), NXDOMAIN);
+    assert_eq!(w.udp(q("x.host.office.lan.test", Rtype::A)).rcode(), NXDOMAIN);
+    assert_eq!(
+        datas(&w.udp(q("host.office.lan.test", Rtype::A)).answer()),
+        vec!["192.0.2.10"]
+    );
+    // ANY at the apex: over UDP one RRset (RFC 8482), over TCP SOA and NS.
+    assert_eq!(w.udp(q("lan.test", Rtype::ANY)).answer().len(), 1);
+    let types: Vec<_> = w
+        .tcp(q("lan.test", Rtype::ANY))
+        .answer()
+        .iter()
+        .map(|a| a.rtype)
+        .collect();
+    assert_eq!(types, vec![Rtype::SOA, Rtype::NS]);
+    // The reverse zones: apex SOA and NS, PTRs, empty non-terminals NODATA, others NXDOMAIN.
+    let r = w.udp(q("2.0.192.in-addr.arpa", Rtype::NS));
+    assert_eq!(datas(&r.answer()), vec!["ns.dns.2.0.192.in-addr.arpa."]);
+    assert_eq!(
+        datas(&w.udp(q("10.2.0.192.in-addr.arpa", Rtype::PTR)).answer()),
+        vec!["host.office.lan.test."]
+    );
+    assert_eq!(w.udp(q("11.2.0.192.in-addr.arpa", Rtype::PTR)).rcode(), NXDOMAIN);
+    let v6_apex = "8.b.d.0.1.0.0.2.ip6.arpa";
+    assert_eq!(w.udp(q(v6_apex, Rtype::SOA)).answer().len(), 1);
+    let ent = format!("0.{v6_apex}");
+    let r = w.udp(q(&ent, Rtype::PTR));
+    assert_eq!(
+        (r.rcode(), r.answer().len()),
+        (NOERROR, 0),
+        "{ent}: an empty non-terminal"
+    );
+    assert_eq!(w.udp(q(&format!("1.{v6_apex}"), Rtype::PTR)).rcode(), NXDOMAIN);
+}

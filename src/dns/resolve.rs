@@ -82,6 +82,11 @@ impl<'r, const N: usize> Parts<'r, N> {
         self.len = 0;
     }
 
+    /// Keeps the first `n` parts.
+    pub fn truncate(&mut self, n: usize) {
+        self.len = self.len.min(n);
+    }
+
     /// The part, when there is exactly one.
     pub fn only(&self) -> Option<&Part<'r>> {
         if self.len == 1 { self.items[0].as_ref() } else { None }
@@ -408,43 +413,51 @@ fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, transport: Transport, res
         return false;
     }
     let node = table.forward(key);
-    let Some(node) = node else {
-        if h.falls_through(key) {
-            return false;
-        }
+    let apex = table.apex(key);
+    let exists = node.is_some() || apex.is_some() || table.is_empty_non_terminal(key);
+    // Without entries of its own a name falls through when asked to (the next plugin may hold
+    // the zone's own data, apex included); otherwise it is NXDOMAIN unless it exists as the
+    // apex or an empty non-terminal (RFC 4592 §2.2.2, RFC 8020 §2): NODATA.
+    if node.is_none() && h.falls_through(key) {
+        return false;
+    }
+    if !exists {
         res.reset(Rcode::NXDOMAIN, true);
         if let Some((origin, soa)) = table.origin_of(key) {
             res.authority.push(soa_part(origin, soa, table.ttl()));
         }
         return true;
-    };
+    }
     res.reset(Rcode::NOERROR, true);
-    let types: &[Rtype] = match q.qtype {
-        Rtype::ANY if !transport.is_stream() => &[Rtype::A],
-        Rtype::ANY => &[Rtype::A, Rtype::AAAA],
-        Rtype::A => &[Rtype::A],
-        Rtype::AAAA => &[Rtype::AAAA],
-        _ => &[],
+    let answer = |res: &mut Resolution<'r>, set: Rrset<'r>| {
+        res.answer.push(Part {
+            owner: Owner::Query,
+            set,
+            sigs: None,
+            ttl: set.ttl(),
+        })
     };
-    for &t in types {
-        if let Some(set) = node.rrset(t) {
-            res.answer.push(Part {
-                owner: Owner::Query,
-                set,
-                sigs: None,
-                ttl: set.ttl(),
-            });
+    let any = q.qtype == Rtype::ANY;
+    if let Some(n) = node {
+        for t in [Rtype::A, Rtype::AAAA] {
+            if q.qtype == t || any {
+                if let Some(set) = n.rrset(t) {
+                    answer(res, set);
+                }
+            }
         }
     }
-    if res.answer.is_empty() && q.qtype == Rtype::ANY {
-        if let Some(set) = node.rrset(Rtype::AAAA) {
-            res.answer.push(Part {
-                owner: Owner::Query,
-                set,
-                sigs: None,
-                ttl: set.ttl(),
-            });
+    if let Some((soa, ns)) = apex {
+        if q.qtype == Rtype::SOA || any {
+            answer(res, soa);
         }
+        if q.qtype == Rtype::NS || any {
+            answer(res, ns);
+        }
+    }
+    if any && !transport.is_stream() {
+        // RFC 8482 §4.2: over UDP one RRset is enough; TCP gets them all.
+        res.answer.truncate(1);
     }
     if res.answer.is_empty() {
         if let Some((origin, soa)) = table.origin_of(key) {

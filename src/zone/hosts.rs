@@ -1,5 +1,11 @@
 //! `/etc/hosts`-style data: names to A/AAAA, and PTR records synthesised for the addresses
 //! (unless `no_reverse`), as CoreDNS' hosts plugin serves them.
+//!
+//! Each zone of a hosts table is a real zone: its apex has the synthesised SOA and an NS
+//! (`ns.dns.<zone>`, the name the SOA already uses), so a parent can delegate to it, and
+//! the names above entries (`office.lan` when only `host.office.lan` exists) are empty
+//! non-terminals, NODATA rather than NXDOMAIN (RFC 4592 §2.2.2, RFC 8020 §2). CoreDNS
+//! answers both NXDOMAIN; ringdns corrects that (README).
 
 use std::net::IpAddr;
 
@@ -16,8 +22,11 @@ use super::rrset::{Rrset, RrsetBuf};
 pub struct Hosts {
     forward: NameMap<HostNode>,
     reverse: NameMap<RrsetBuf>,
-    /// A synthesised SOA per origin, for negative answers (RFC 2308 §3).
-    soas: Vec<(Box<[u8]>, RrsetBuf)>,
+    /// The zones' apexes with their synthesised SOA (also for negative answers, RFC 2308
+    /// §3) and NS.
+    origins: Vec<Origin>,
+    /// Names that own nothing but have entries below them, inside a zone.
+    empty_non_terminals: NameMap<()>,
     ttl: u32,
     entries: usize,
 }
@@ -40,6 +49,14 @@ impl HostNode {
             _ => None,
         }
     }
+}
+
+/// A zone of a hosts table.
+#[derive(Debug)]
+struct Origin {
+    name: Box<[u8]>,
+    soa: RrsetBuf,
+    ns: RrsetBuf,
 }
 
 /// A problem with one hosts line.
@@ -129,20 +146,38 @@ impl HostsBuilder {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as u32)
             .unwrap_or(1);
-        let soas = origins
+        let origins: Vec<Origin> = origins
             .iter()
             .map(|o| {
-                let key: Box<[u8]> = NameKey::of(o).as_slice().into();
-                (
-                    key.clone(),
-                    RrsetBuf::new(Rtype::SOA, ttl, [&synth_soa_rdata(&key, serial, ttl)[..]]),
-                )
+                let name: Box<[u8]> = NameKey::of(o).as_slice().into();
+                let ns_name = [&b"\x02ns\x03dns"[..], &name].concat();
+                Origin {
+                    soa: RrsetBuf::new(Rtype::SOA, ttl, [&synth_soa_rdata(&name, serial, ttl)[..]]),
+                    ns: RrsetBuf::new(Rtype::NS, ttl, [&ns_name[..]]),
+                    name,
+                }
             })
             .collect();
+        let mut empty_non_terminals: NameMap<()> = NameMap::default();
+        for owner in forward.keys().chain(reverse.keys()) {
+            let mut name: &[u8] = owner;
+            // Each ancestor up to (not including) the apex of the zone the name is in.
+            while let Some(&len) = name.first().filter(|&&l| l != 0) {
+                name = &name[1 + usize::from(len)..];
+                let inside = origins.iter().any(|o| is_in_zone(name, &o.name) && *o.name != *name);
+                if !inside {
+                    break;
+                }
+                if !forward.contains_key(name) && !reverse.contains_key(name) {
+                    empty_non_terminals.insert(name.into(), ());
+                }
+            }
+        }
         Hosts {
             forward,
             reverse,
-            soas,
+            origins,
+            empty_non_terminals,
             ttl,
             entries: self.entries,
         }
@@ -225,11 +260,24 @@ impl Hosts {
 
     /// The origin containing `key` (longest match) and its synthesised SOA.
     pub fn origin_of(&self, key: &[u8]) -> Option<(&[u8], Rrset<'_>)> {
-        self.soas
+        self.origins
             .iter()
-            .filter(|(o, _)| is_in_zone(key, o))
-            .max_by_key(|(o, _)| o.len())
-            .map(|(o, s)| (&**o, s.get()))
+            .filter(|o| is_in_zone(key, &o.name))
+            .max_by_key(|o| o.name.len())
+            .map(|o| (&*o.name, o.soa.get()))
+    }
+
+    /// The SOA and NS of the zone whose apex is `key`.
+    pub fn apex(&self, key: &[u8]) -> Option<(Rrset<'_>, Rrset<'_>)> {
+        self.origins
+            .iter()
+            .find(|o| *o.name == *key)
+            .map(|o| (o.soa.get(), o.ns.get()))
+    }
+
+    /// Whether `key` owns nothing but has entries below it, inside a zone of the table.
+    pub fn is_empty_non_terminal(&self, key: &[u8]) -> bool {
+        self.empty_non_terminals.contains_key(key)
     }
 
     /// The TTL of every record and of negative answers.
