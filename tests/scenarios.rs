@@ -734,3 +734,131 @@ fn hosts_zones_have_an_apex_and_empty_non_terminals() {
     );
     assert_eq!(w.udp(q(&format!("1.{v6_apex}"), Rtype::PTR)).rcode(), NXDOMAIN);
 }
+
+/// (type, owner, data) of a section.
+fn rrs(rrs: &[support::Rr]) -> Vec<(Rtype, String, String)> {
+    rrs.iter().map(|r| (r.rtype, r.owner.clone(), r.data.clone())).collect()
+}
+
+// Issue 11 B.1, RFC 6672 §3.2: at a DNAME owner above the query name the answer holds the
+// DNAME, a CNAME synthesised from it (TTL of the DNAME) and the answer for the new name.
+#[test]
+fn dname_redirects_the_names_below_it() {
+    let w = chains();
+    let r = w.udp(q("www.old.chains.test", Rtype::A));
+    assert_eq!((r.rcode(), r.aa()), (NOERROR, true));
+    assert_eq!(
+        rrs(&r.answer()),
+        vec![
+            (Rtype::DNAME, "old.chains.test".into(), "new.chains.test.".into()),
+            (
+                Rtype::CNAME,
+                "www.old.chains.test".into(),
+                "www.new.chains.test.".into()
+            ),
+            (Rtype::A, "www.new.chains.test".into(), "192.0.2.80".into()),
+        ]
+    );
+    let ttls: Vec<u32> = r.answer().iter().map(|a| a.ttl).collect();
+    assert_eq!(ttls, vec![300, 300, 3600], "the CNAME has the DNAME's TTL");
+    // The question keeps its case; the DNAME owner itself is not redirected.
+    assert_eq!(w.udp(q("WWW.Old.chains.test", Rtype::A)).answer().len(), 3);
+    let r = w.udp(q("old.chains.test", Rtype::DNAME));
+    assert_eq!(
+        rrs(&r.answer()),
+        vec![(Rtype::DNAME, "old.chains.test".into(), "new.chains.test.".into())]
+    );
+    let r = w.udp(q("old.chains.test", Rtype::A));
+    assert_eq!((r.rcode(), r.answer().len()), (NOERROR, 0), "NODATA at the owner");
+    // Asked for the CNAME itself: the DNAME and the synthesised CNAME, no restart.
+    assert_eq!(w.udp(q("www.old.chains.test", Rtype::CNAME)).answer().len(), 2);
+}
+
+// RFC 6672 §3.2 with RFC 1034 §4.3.2: CNAMEs and DNAMEs chain, both ways, counting against
+// one limit; the rcode describes the last name (RFC 6604).
+#[test]
+fn dname_chains_with_cnames_and_dnames() {
+    let w = chains();
+    // A CNAME into a DNAME.
+    let r = w.udp(q("alias.chains.test", Rtype::A));
+    let types: Vec<_> = r.answer().iter().map(|a| a.rtype).collect();
+    assert_eq!(types, vec![Rtype::CNAME, Rtype::DNAME, Rtype::CNAME, Rtype::A]);
+    assert_eq!(
+        r.answer()[2].owner,
+        "www.old.chains.test",
+        "the CNAME from the name the chain reached"
+    );
+    // A DNAME into a DNAME.
+    let r = w.udp(q("www.dn2.chains.test", Rtype::A));
+    assert_eq!(
+        rrs(&r.answer()),
+        vec![
+            (Rtype::DNAME, "dn2.chains.test".into(), "old.chains.test.".into()),
+            (
+                Rtype::CNAME,
+                "www.dn2.chains.test".into(),
+                "www.old.chains.test.".into()
+            ),
+            (Rtype::DNAME, "old.chains.test".into(), "new.chains.test.".into()),
+            (
+                Rtype::CNAME,
+                "www.old.chains.test".into(),
+                "www.new.chains.test.".into()
+            ),
+            (Rtype::A, "www.new.chains.test".into(), "192.0.2.80".into()),
+        ]
+    );
+    // To a missing target: NXDOMAIN for the new name, the chain and the SOA.
+    let r = w.udp(q("x.gone.chains.test", Rtype::A));
+    assert_eq!(r.rcode(), NXDOMAIN);
+    let types: Vec<_> = r.answer().iter().map(|a| a.rtype).collect();
+    assert_eq!(types, vec![Rtype::DNAME, Rtype::CNAME]);
+    assert_eq!(r.authority()[0].rtype, Rtype::SOA);
+    // Out of the zone: the DNAME and the CNAME; the resolver goes on from there.
+    let r = w.udp(q("x.ext.chains.test", Rtype::A));
+    assert_eq!(r.rcode(), NOERROR);
+    assert_eq!(datas(&r.answer()), vec!["example.org.", "x.example.org."]);
+}
+
+// RFC 6672 §2.2: a new name over 255 octets is YXDOMAIN, with the DNAME.
+#[test]
+fn dname_to_a_name_too_long_is_yxdomain() {
+    let w = chains();
+    let fits = format!("{}.long.chains.test", "a".repeat(50));
+    let r = w.udp(q(&fits, Rtype::A));
+    assert_eq!(r.rcode(), NXDOMAIN, "the new name fits: it just does not exist");
+    let long = format!("{}.{}.long.chains.test", "a".repeat(50), "b".repeat(20));
+    let r = w.udp(q(&long, Rtype::A));
+    assert_eq!(r.rcode(), 6, "YXDOMAIN");
+    assert_eq!(
+        r.answer().iter().map(|a| a.rtype).collect::<Vec<_>>(),
+        vec![Rtype::DNAME]
+    );
+}
+
+// RFC 6672 §5.3: with DO=1 the DNAME comes with its RRSIG; the synthesised CNAME has none.
+#[test]
+fn dname_with_do_on_a_signed_zone() {
+    let w = world_from(&format!(
+        "signed.test:1053 {{\n bind 127.0.0.1\n file {}\n}}\n",
+        data("signed.test.zone").display()
+    ));
+    let r = w.udp(q("www.olddn.signed.test", Rtype::A).edns(1232).dnssec_ok());
+    let types: Vec<_> = r.answer().iter().map(|a| (a.rtype, a.owner.clone())).collect();
+    assert_eq!(
+        types,
+        vec![
+            (Rtype::DNAME, "olddn.signed.test".into()),
+            (Rtype::RRSIG, "olddn.signed.test".into()),
+            (Rtype::CNAME, "www.olddn.signed.test".into()),
+            (Rtype::A, "www.signed.test".into()),
+            (Rtype::RRSIG, "www.signed.test".into()),
+        ]
+    );
+    assert!(r.answer()[1].data.starts_with("DNAME 13 3"), "{:?}", r.answer()[1]);
+    assert_eq!(
+        w.udp(q("www.olddn.signed.test", Rtype::A)).answer().len(),
+        3,
+        "no RRSIG without DO"
+    );
+}

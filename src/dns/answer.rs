@@ -6,7 +6,7 @@ use domain::base::iana::{Class, Opcode, OptRcode, Rtype};
 use super::pipeline::Route;
 use super::reply::{self, Written};
 use super::request::{self, DropReason, EarlyError, Parsed, Question, Request};
-use super::resolve::{self, Resolution};
+use super::resolve::{self, Resolution, Synthesized};
 use std::sync::Arc;
 
 use crate::config::Transport;
@@ -112,8 +112,9 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut NameKey, out:
     }
     let transport = ctx.transport;
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+    let synth = Synthesized::new();
     let mut res = Resolution::new();
-    match resolve::resolve(block, &q, transport, dnssec_ok, &mut res) {
+    match resolve::resolve(block, &q, transport, dnssec_ok, &synth, &mut res) {
         Some(resolve::Step::Answer) => written(write(&req, &q, &res, ctx, out), Some(block.index), None),
         Some(resolve::Step::Forward(plan)) => Outcome::Forward(Forwarding {
             block: block.index,

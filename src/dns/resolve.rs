@@ -1,6 +1,8 @@
 //! Authoritative resolution: what goes in each section, as references into the snapshot.
 //! Nothing here allocates; a reply is written from a [`Resolution`] by `dns::reply`.
 
+use std::cell::{Cell, OnceCell};
+
 use domain::base::iana::{Rcode, Rtype};
 
 use super::pipeline::{Block, FileHandler, Handler, HostsHandler};
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use crate::config::Transport;
 use crate::forward::plan::Plan;
 use crate::zone::lookup::Found;
-use crate::zone::name::{NameKey, is_in_zone};
+use crate::zone::name::{MAX_NAME_LEN, NameKey, is_in_zone};
 use crate::zone::rrset::Rrset;
 use crate::zone::store::{MAX_CNAME_CHAIN, Node, Zone};
 
@@ -99,6 +101,67 @@ impl<const N: usize> Default for Parts<'_, N> {
     }
 }
 
+/// Most names one answer synthesises from DNAMEs (RFC 6672 §3.2); a longer chain of DNAMEs
+/// ends there, like a CNAME chain at its limit (the resolver continues from the last name).
+pub const MAX_SYNTHESIZED: usize = 4;
+
+/// The names that DNAME redirections make for one answer, each held as the rdata of its
+/// synthesised CNAME (RFC 6672 §3.2), which is also the next name of the chain. The caller
+/// owns it for as long as the [`Resolution`] that points into it; it is filled only when a
+/// DNAME is met.
+pub struct Synthesized {
+    slots: [OnceCell<SynthName>; MAX_SYNTHESIZED],
+    used: Cell<usize>,
+}
+
+/// One synthesised name, in the rdata layout of [`crate::zone::rrset::push_rdata`].
+struct SynthName {
+    rdata: [u8; 2 + MAX_NAME_LEN],
+    len: usize,
+}
+
+impl SynthName {
+    fn rdata(&self) -> &[u8] {
+        &self.rdata[..self.len]
+    }
+
+    fn name(&self) -> &[u8] {
+        &self.rdata[2..self.len]
+    }
+}
+
+impl Synthesized {
+    /// Empty.
+    pub const fn new() -> Self {
+        Synthesized {
+            slots: [const { OnceCell::new() }; MAX_SYNTHESIZED],
+            used: Cell::new(0),
+        }
+    }
+
+    /// Holds the lowercase name `prefix` + `suffix` (wire; at most 255 octets, checked by the
+    /// caller); `None` when every slot is used.
+    fn push(&self, prefix: &[u8], suffix: &[u8]) -> Option<&SynthName> {
+        let i = self.used.get();
+        let slot = self.slots.get(i)?;
+        self.used.set(i + 1);
+        let len = prefix.len() + suffix.len();
+        let mut rdata = [0u8; 2 + MAX_NAME_LEN];
+        rdata[..2].copy_from_slice(&(len as u16).to_be_bytes());
+        rdata[2..2 + prefix.len()].copy_from_slice(prefix);
+        rdata[2 + prefix.len()..2 + len].copy_from_slice(suffix);
+        // Label lengths are below 64, so ASCII lowercasing leaves them be.
+        rdata[2..2 + len].make_ascii_lowercase();
+        Some(slot.get_or_init(|| SynthName { rdata, len: 2 + len }))
+    }
+}
+
+impl Default for Synthesized {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The content of an authoritative reply. The caller owns it and the resolver fills it in
 /// place: it is a few kilobytes, and moving it through return values cost more than the
 /// lookup itself.
@@ -165,12 +228,13 @@ pub fn resolve<'b: 'r, 'r>(
     q: &'r Question<'_>,
     transport: Transport,
     dnssec_ok: bool,
+    synth: &'r Synthesized,
     res: &mut Resolution<'r>,
 ) -> Option<Step<'b>> {
     for h in &block.handlers {
         let claimed = match h {
             Handler::Hosts(h) => hosts(h, q, transport, res),
-            Handler::File(f) => file(f, q, transport, dnssec_ok, res),
+            Handler::File(f) => file(f, q, transport, dnssec_ok, synth, res),
             Handler::Forward(p) => {
                 if p.forwards(q.key) {
                     return Some(Step::Forward(p));
@@ -199,12 +263,13 @@ fn file<'r>(
     q: &'r Question<'_>,
     transport: Transport,
     dnssec_ok: bool,
+    synth: &'r Synthesized,
     res: &mut Resolution<'r>,
 ) -> bool {
     let Some(zone) = f.zone_for(q.key) else {
         return false;
     };
-    in_zone(zone, q, transport, dnssec_ok, res);
+    in_zone(zone, q, transport, dnssec_ok, synth, res);
     true
 }
 
@@ -215,10 +280,11 @@ pub fn in_zone<'r>(
     q: &'r Question<'_>,
     transport: Transport,
     dnssec_ok: bool,
+    synth: &'r Synthesized,
     res: &mut Resolution<'r>,
 ) {
     res.reset(Rcode::NOERROR, true);
-    sections(zone, q, transport, dnssec_ok, res);
+    sections(zone, q, transport, dnssec_ok, synth, res);
     add_targets(zone, res);
 }
 
@@ -259,8 +325,16 @@ fn add_targets<'r>(zone: &'r Zone, res: &mut Resolution<'r>) {
     }
 }
 
-/// RFC 1034 §4.3.2 step 3 inside one zone, following CNAMEs that stay in it.
-fn sections<'r>(zone: &'r Zone, q: &'r Question<'_>, transport: Transport, dnssec_ok: bool, res: &mut Resolution<'r>) {
+/// RFC 1034 §4.3.2 step 3 inside one zone, following CNAMEs and DNAMEs (RFC 6672 §3.2)
+/// that stay in it; CNAMEs and DNAMEs count against one chain limit.
+fn sections<'r>(
+    zone: &'r Zone,
+    q: &'r Question<'_>,
+    transport: Transport,
+    dnssec_ok: bool,
+    synth: &'r Synthesized,
+    res: &mut Resolution<'r>,
+) {
     let mut key: &[u8] = q.key;
     // A CNAME target's key, built only when a chain is followed.
     let mut target_key: Option<NameKey> = None;
@@ -279,6 +353,46 @@ fn sections<'r>(zone: &'r Zone, q: &'r Question<'_>, transport: Transport, dnsse
                 }
                 push_referral(res, cut, node, dnssec_ok);
                 return;
+            }
+            Found::Dname {
+                owner: dname_owner,
+                node,
+            } => {
+                // RFC 6672 §3.2: the DNAME, then a CNAME from the name to the name with the
+                // DNAME owner replaced by its target (TTL of the DNAME), then the new name.
+                let Some(dname) = node.rrset(Rtype::DNAME) else {
+                    return;
+                };
+                res.answer.push(Part {
+                    owner: Owner::Name(dname_owner),
+                    set: dname,
+                    sigs: sigs_of(node),
+                    ttl: dname.ttl(),
+                });
+                let Some(target) = dname.rdatas().next() else {
+                    return;
+                };
+                let prefix = &key[..key.len() - dname_owner.len()];
+                if prefix.len() + target.len() > MAX_NAME_LEN {
+                    // §2.2: the new name would be too long.
+                    res.rcode = Rcode::YXDOMAIN;
+                    return;
+                }
+                let Some(name) = synth.push(prefix, target) else {
+                    return;
+                };
+                res.answer.push(Part {
+                    owner,
+                    set: Rrset::from_parts(Rtype::CNAME, dname.ttl(), 1, name.rdata()),
+                    sigs: None,
+                    ttl: dname.ttl(),
+                });
+                if q.qtype == Rtype::CNAME || !is_in_zone(name.name(), zone.apex()) {
+                    return;
+                }
+                key = name.name();
+                owner = Owner::Name(name.name());
+                continue;
             }
             Found::NxDomain => {
                 // RFC 6604 §3: the rcode describes the last name of the chain.

@@ -21,6 +21,14 @@ pub enum Found<'z> {
         /// The cut's node, holding the NS RRset.
         node: Node<'z>,
     },
+    /// The name lies below a DNAME owner: redirect it (RFC 6672 §3.2; nothing else exists
+    /// below a DNAME owner, §2.4, which the zone loader enforces).
+    Dname {
+        /// The DNAME's owner (lowercase wire, held by the zone).
+        owner: &'z [u8],
+        /// Its node, holding the DNAME RRset (and its RRSIG).
+        node: Node<'z>,
+    },
     /// No such name (RFC 8020: nothing exists below it either).
     NxDomain,
 }
@@ -54,6 +62,12 @@ impl Zone {
             }
             if enc.is_delegation() {
                 return Found::Referral { cut: stored, node: enc };
+            }
+            if enc.rrset(Rtype::DNAME).is_some() {
+                return Found::Dname {
+                    owner: stored,
+                    node: enc,
+                };
             }
             return match self.wildcard_below(suffix) {
                 Some(w) => Found::Wildcard(w),

@@ -171,6 +171,12 @@ pub enum ZoneError {
     /// More than one CNAME at a name.
     #[error("{0} has more than one CNAME record")]
     ManyCname(String),
+    /// More than one DNAME at a name (RFC 6672 §2.4).
+    #[error("{0} has more than one DNAME record")]
+    ManyDname(String),
+    /// Data below a DNAME owner, which the DNAME hides (RFC 6672 §2.4).
+    #[error("{0} lies below the DNAME at {1}; a DNAME owner can have no names below it")]
+    BelowDname(String, String),
     /// An RRset over the size cap.
     #[error("an RRset at {0} has more than {MAX_RRSET_RECORDS} records")]
     TooBig(String),
@@ -348,7 +354,11 @@ impl ZoneBuilder {
             if **owner != *zone.apex && node.rrset(Rtype::NS).is_some() {
                 cuts.push(owner.clone());
             }
+            if node.rrset(Rtype::DNAME).is_some_and(|d| d.len() > 1) {
+                return Err(ZoneError::ManyDname(display(owner)));
+            }
         }
+        check_below_dnames(&zone)?;
         for cut in &cuts {
             if let Some(e) = zone.nodes.get_mut(&**cut) {
                 e.delegation = true;
@@ -493,6 +503,33 @@ pub fn soa_fields(rdata: &[u8]) -> Option<(u32, u32)> {
 
 /// Every ancestor of a name, down from the apex, exists (RFC 4592 §2.2.2: empty non-terminals
 /// are names that own no data but have descendants).
+/// RFC 6672 §2.4: no name below a DNAME owner (the DNAME redirects every name there).
+fn check_below_dnames(zone: &Zone) -> Result<(), ZoneError> {
+    let owners: std::collections::HashSet<&[u8]> = zone
+        .nodes
+        .iter()
+        .filter(|(_, e)| zone.view(e).rrset(Rtype::DNAME).is_some())
+        .map(|(k, _)| &**k)
+        .collect();
+    if owners.is_empty() {
+        return Ok(());
+    }
+    for name in zone.nodes.keys() {
+        let mut starts = [0u8; 128];
+        let n = label_starts(name, &mut starts);
+        for &s in &starts[1..n] {
+            let ancestor = &name[usize::from(s)..];
+            if ancestor.len() < zone.apex.len() {
+                break;
+            }
+            if owners.contains(ancestor) {
+                return Err(ZoneError::BelowDname(display(name), display(ancestor)));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn add_empty_non_terminals(nodes: &mut NameMap<NodeEntry>, apex: &[u8]) {
     let mut missing: Vec<StoredName> = Vec::new();
     for key in nodes.keys() {
@@ -609,6 +646,43 @@ mod tests {
 
     fn key(n: &str) -> NameKey {
         NameKey::of(&parse_abs(n).unwrap())
+    }
+
+    /// RFC 6672 §2.4: a DNAME owner has no names below it and one DNAME only.
+    #[test]
+    fn data_below_a_dname_is_refused() {
+        let apex = key("example.test");
+        let soa = [&[1, b'a', 0, 1, b'b', 0][..], &[0; 20][..]].concat();
+        let build = |extra: &[(&str, Rtype, &[u8])]| {
+            let mut b = ZoneBuilder::new(apex.as_slice());
+            b.add(apex.as_slice(), Rtype::SOA, 60, &soa);
+            b.add(
+                key("old.example.test").as_slice(),
+                Rtype::DNAME,
+                60,
+                key("new.example.test").as_slice(),
+            );
+            for (n, t, rd) in extra {
+                b.add(key(n).as_slice(), *t, 60, rd);
+            }
+            b.build().map(|_| ())
+        };
+        assert_eq!(build(&[("www.new.example.test", Rtype::A, &[192, 0, 2, 1])]), Ok(()));
+        assert_eq!(
+            build(&[("www.old.example.test", Rtype::A, &[192, 0, 2, 1])]),
+            Err(ZoneError::BelowDname(
+                "www.old.example.test.".into(),
+                "old.example.test.".into()
+            ))
+        );
+        assert_eq!(
+            build(&[("old.example.test", Rtype::DNAME, key("other.example.test").as_slice())]),
+            Err(ZoneError::ManyDname("old.example.test.".into()))
+        );
+        assert!(matches!(
+            build(&[("old.example.test", Rtype::CNAME, key("www.example.test").as_slice())]),
+            Err(ZoneError::CnameAndOther(_))
+        ));
     }
 
     /// Names on both sides of the inline limit are found, by their own octets only.
