@@ -174,9 +174,9 @@ pub enum ZoneError {
     /// More than one DNAME at a name (RFC 6672 §2.4).
     #[error("{0} has more than one DNAME record")]
     ManyDname(String),
-    /// Data below a DNAME owner, which the DNAME hides (RFC 6672 §2.4).
-    #[error("{0} lies below the DNAME at {1}; a DNAME owner can have no names below it")]
-    BelowDname(String, String),
+    /// Data below a DNAME owner, which the DNAME hides (RFC 6672 §2.4): "name (DNAME at owner)".
+    #[error("{0}; a DNAME owner can have no names below it")]
+    BelowDname(String),
     /// An RRset over the size cap.
     #[error("an RRset at {0} has more than {MAX_RRSET_RECORDS} records")]
     TooBig(String),
@@ -523,7 +523,8 @@ fn check_below_dnames(zone: &Zone) -> Result<(), ZoneError> {
                 break;
             }
             if owners.contains(ancestor) {
-                return Err(ZoneError::BelowDname(display(name), display(ancestor)));
+                let what = format!("{} lies below the DNAME at {}", display(name), display(ancestor));
+                return Err(ZoneError::BelowDname(what));
             }
         }
     }
@@ -671,8 +672,7 @@ mod tests {
         assert_eq!(
             build(&[("www.old.example.test", Rtype::A, &[192, 0, 2, 1])]),
             Err(ZoneError::BelowDname(
-                "www.old.example.test.".into(),
-                "old.example.test.".into()
+                "www.old.example.test. lies below the DNAME at old.example.test.".into()
             ))
         );
         assert_eq!(
