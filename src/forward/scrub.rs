@@ -97,13 +97,29 @@ pub fn scrub(
     let mut targets: Vec<NameKey> = Vec::new();
     // NODATA unless the last name of the chain has data of the asked type.
     let mut answered = false;
+    // A DNAME (RFC 6672 §3.2) above a name of the chain explains the CNAME synthesised from
+    // it; it is kept with its RRSIG, so that a validator behind us can check the chain.
+    let dname_above_chain = |owner: &NameKey| {
+        is_in_zone(owner.as_slice(), bailiwick)
+            && chain
+                .iter()
+                .any(|k| k.as_slice() != owner.as_slice() && is_in_zone(k.as_slice(), owner.as_slice()))
+    };
+    let mut dname_owners: Vec<NameKey> = Vec::new();
+    for r in records.iter().filter(|r| r.rtype() == Rtype::DNAME) {
+        let owner = NameKey::of(&r.owner());
+        if dname_above_chain(&owner) && !dname_owners.iter().any(|d| d.as_slice() == owner.as_slice()) {
+            dname_owners.push(owner);
+        }
+    }
     for r in &records {
         let owner = NameKey::of(&r.owner());
-        if !chain.iter().any(|k| k.as_slice() == owner.as_slice()) {
-            continue;
-        }
         let t = r.rtype();
-        let keep = t == Rtype::CNAME || t == qtype || qtype == Rtype::ANY || (t == Rtype::RRSIG && dnssec_ok);
+        let on_chain = chain.iter().any(|k| k.as_slice() == owner.as_slice());
+        let dname_owner = dname_owners.iter().any(|d| d.as_slice() == owner.as_slice());
+        let keep = on_chain
+            && (t == Rtype::CNAME || t == qtype || qtype == Rtype::ANY || (t == Rtype::RRSIG && dnssec_ok))
+            || dname_owner && (t == Rtype::DNAME || (t == Rtype::RRSIG && dnssec_ok));
         if !keep {
             continue;
         }
@@ -389,6 +405,41 @@ mod tests {
             ("a.example.test", Rtype::CNAME, 60, "www.example.test."),
         ];
         assert_eq!(rejected(&looped), Reject::Chain);
+    }
+
+    /// Issue 11 B.1: the DNAME above the chain and its RRSIG are kept (they explain the
+    /// synthesised CNAME, RFC 6672 §3.2); a DNAME elsewhere is not.
+    #[test]
+    fn keeps_the_dname_that_explains_the_chain() {
+        let sig = |covered: &str| format!("{covered} 13 3 300 20300101000000 20200101000000 1 example.test. c2ln");
+        let r = reply(
+            &[
+                ("example.test", Rtype::DNAME, 300, "example.net."),
+                ("example.test", Rtype::RRSIG, 300, &sig("DNAME")),
+                ("www.example.test", Rtype::CNAME, 300, "www.example.net."),
+                ("www.example.net", Rtype::A, 60, "192.0.2.1"),
+                ("other.test", Rtype::DNAME, 300, "evil.org."),
+            ],
+            &[],
+            &[],
+            Rcode::NOERROR,
+        );
+        let types = |t: &Template| -> Vec<Rtype> {
+            let m = Message::from_octets(&t.bytes[..]).unwrap();
+            m.answer().unwrap().map(|r| r.unwrap().rtype()).collect()
+        };
+        let with_do = scrub(&r, &key("www.example.test"), Rtype::A, true, &[0]).unwrap();
+        assert_eq!(
+            types(&with_do),
+            vec![Rtype::DNAME, Rtype::RRSIG, Rtype::CNAME, Rtype::A]
+        );
+        assert_eq!(with_do.kind, Kind::Success);
+        let without = scrub(&r, &key("www.example.test"), Rtype::A, false, &[0]).unwrap();
+        assert_eq!(types(&without), vec![Rtype::DNAME, Rtype::CNAME, Rtype::A]);
+        // Outside the forward's FROM zone the DNAME is not ours to pass on.
+        let bailiwick = key("www.example.test");
+        let narrow = scrub(&r, &key("www.example.test"), Rtype::A, false, bailiwick.as_slice()).unwrap();
+        assert_eq!(types(&narrow), vec![Rtype::CNAME, Rtype::A]);
     }
 
     #[test]
