@@ -1182,3 +1182,49 @@ both_drivers!(only_answer_equal_queries_share_a_cache_entry, |driver: &str| {
     );
     assert_eq!(up.count("e.test"), 2);
 });
+
+// Issue 11 B.1: through the forwarder, a DNAME answer from a signed zone validates as it does
+// from the authoritative server itself (delv, with the zone's key as its trust anchor): the
+// DNAME and its RRSIG are kept, not scrubbed.
+both_drivers!(a_signed_dname_answer_validates_through_the_forwarder, |driver: &str| {
+    let auth = Server::start(
+        Options::new(
+            driver,
+            "dname.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
+        )
+        .file(
+            "zone",
+            std::fs::read_to_string(support::data("dname.test.signed")).unwrap(),
+        ),
+    );
+    let corefile = format!(
+        ".:{{PORT}} {{\n    bind 127.0.0.1\n    forward . {}\n    cache\n}}\n",
+        auth.addr
+    );
+    let fw = forwarder(driver, &corefile, None);
+    let delv = |port: u16| {
+        let out = std::process::Command::new("delv")
+            .args(["@127.0.0.1", "-p", &port.to_string(), "+root=dname.test", "-a"])
+            .arg(support::data("dname.test.anchor"))
+            .args(["www.old.dname.test", "A"])
+            .output()
+            .expect("delv (test.sh installs bind9-dnsutils)");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    for (who, port) in [
+        ("the authoritative server", auth.port),
+        ("the forwarder", fw.port),
+        ("its cache", fw.port),
+    ] {
+        let text = delv(port);
+        assert!(
+            text.contains("; fully validated") && text.contains("192.0.2.81"),
+            "{who}: {text}"
+        );
+        assert!(text.contains("RRSIG\tDNAME"), "{who}: {text}");
+    }
+});
