@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use crate::config::Transport;
 use crate::config::{self, LoadOptions};
 use crate::dns::pipeline::{Block, FileHandler, Handler, HostsHandler, Route};
-use crate::dns::{Ctx, answer, wire};
+use crate::dns::{Ctx, Scratch, answer, wire};
 use crate::zone::hosts::HostsBuilder;
 use crate::zone::name::{NameKey, parse_abs};
 use crate::zone::zonefile;
@@ -60,7 +60,7 @@ pub fn answer_bytes(data: &[u8]) {
             transport,
             challenges: None,
         };
-        let mut scratch = NameKey::EMPTY;
+        let mut scratch = Scratch::new();
         if let crate::dns::Outcome::Reply { .. } = answer(&ctx, data, &mut scratch, &mut out) {
             assert!(
                 out.len() <= limit,
@@ -83,7 +83,7 @@ pub fn answer_udp(query: &[u8]) -> Option<Vec<u8>> {
         challenges: None,
     };
     let mut out = Vec::new();
-    let mut scratch = NameKey::EMPTY;
+    let mut scratch = Scratch::new();
     match answer(&ctx, query, &mut scratch, &mut out) {
         crate::dns::Outcome::Reply { .. } => Some(out),
         crate::dns::Outcome::Drop(_) | crate::dns::Outcome::Forward(_) => None,

@@ -13,8 +13,7 @@ use ringdns::config::Transport;
 use ringdns::config::{self, LoadOptions};
 use ringdns::control::{build, data::DataSet};
 use ringdns::dns::answer::REPLY_CAPACITY;
-use ringdns::dns::{Ctx, Outcome, answer};
-use ringdns::zone::name::NameKey;
+use ringdns::dns::{Ctx, Outcome, Scratch, answer};
 use support::{data, q};
 
 struct Counting;
@@ -99,7 +98,7 @@ fn answer_allocates_nothing() {
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
     for (name, wire) in &cases {
         // Warm up, and make sure each case does what its name says.
-        let mut scratch = NameKey::EMPTY;
+        let mut scratch = Scratch::new();
         let o = answer(&ctx, wire, &mut scratch, &mut out);
         if *name == "acme challenge" {
             assert_eq!(out[7], 1, "the challenge TXT is answered");
@@ -115,7 +114,7 @@ fn answer_allocates_nothing() {
         ALLOCATIONS.store(0, Ordering::Relaxed);
         COUNTING.with(|c| c.set(true));
         for _ in 0..1000 {
-            let mut scratch = NameKey::EMPTY;
+            let mut scratch = Scratch::new();
             std::hint::black_box(answer(&ctx, std::hint::black_box(wire), &mut scratch, &mut out));
         }
         COUNTING.with(|c| c.set(false));
@@ -126,7 +125,7 @@ fn answer_allocates_nothing() {
     ALLOCATIONS.store(0, Ordering::Relaxed);
     COUNTING.with(|c| c.set(true));
     for (_, wire) in &cases {
-        let mut scratch = NameKey::EMPTY;
+        let mut scratch = Scratch::new();
         std::hint::black_box(answer(&ctx, std::hint::black_box(wire), &mut scratch, &mut small));
     }
     COUNTING.with(|c| c.set(false));
@@ -167,7 +166,7 @@ fn forwarded_cache_hit_allocates_nothing() {
     // What a serving loop does with a forwarded query: the core's answer hands over the plan
     // and the parsed request; the forwarder's cache answers from them.
     let from_cache = |wire: &[u8], out: &mut Vec<u8>| {
-        let mut scratch = NameKey::EMPTY;
+        let mut scratch = Scratch::new();
         let Outcome::Forward(f) = answer(&ctx, wire, &mut scratch, out) else {
             panic!("the block forwards");
         };
@@ -183,7 +182,7 @@ fn forwarded_cache_hit_allocates_nothing() {
         .build()
         .unwrap();
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
-    let mut scratch = NameKey::EMPTY;
+    let mut scratch = Scratch::new();
     let Outcome::Forward(f) = answer(&ctx, &query, &mut scratch, &mut out) else {
         panic!("the block forwards");
     };

@@ -10,9 +10,8 @@ use ringdns::config::Transport;
 use ringdns::config::{self, LoadOptions};
 use ringdns::control::{build, data::DataSet};
 use ringdns::dns::pipeline::{ListenerKey, Snapshot};
-use ringdns::dns::{Ctx, Outcome, answer};
+use ringdns::dns::{Ctx, Outcome, Scratch, answer};
 use ringdns::zone::challenge::{ChallengeSet, challenge_name};
-use ringdns::zone::name::NameKey;
 use support::{Query, Reply, data, q};
 
 struct World {
@@ -63,7 +62,7 @@ impl World {
             challenges: self.challenges.as_ref(),
         };
         let mut out = Vec::new();
-        let mut scratch = NameKey::EMPTY;
+        let mut scratch = Scratch::new();
         match answer(&ctx, wire, &mut scratch, &mut out) {
             Outcome::Drop(_) => None,
             Outcome::Forward(_) => panic!("scenarios have no forward"),

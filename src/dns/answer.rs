@@ -68,10 +68,36 @@ impl std::fmt::Debug for Forwarding<'_> {
     }
 }
 
-/// Answers `query` into `out`; `scratch` holds the question's lowercase key for as long as
-/// the outcome refers to it.
-pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut NameKey, out: &mut Vec<u8>) -> Outcome<'a> {
-    let req = match request::parse(query, scratch) {
+/// What a serving loop lends each query it answers, reused from query to query: the
+/// question's lowercase key (which the outcome may refer to) and the names DNAME synthesis
+/// makes. Made once per loop, so that a query pays nothing to set it up.
+pub struct Scratch {
+    key: NameKey,
+    names: Synthesized,
+}
+
+impl Scratch {
+    /// Empty.
+    pub const fn new() -> Self {
+        Scratch {
+            key: NameKey::EMPTY,
+            names: Synthesized::new(),
+        }
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Answers `query` into `out`.
+pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out: &mut Vec<u8>) -> Outcome<'a> {
+    let Scratch { key, names } = scratch;
+    names.reset();
+    let names: &'a Synthesized = names;
+    let req = match request::parse(query, key) {
         Parsed::Drop(r) => return Outcome::Drop(r),
         Parsed::Error(mut req, e) => {
             if e == EarlyError::NotImp && req.opcode != Opcode::QUERY {
@@ -112,9 +138,8 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut NameKey, out:
     }
     let transport = ctx.transport;
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
-    let synth = Synthesized::new();
     let mut res = Resolution::new();
-    match resolve::resolve(block, &q, transport, dnssec_ok, &synth, &mut res) {
+    match resolve::resolve(block, &q, transport, dnssec_ok, names, &mut res) {
         Some(resolve::Step::Answer) => written(write(&req, &q, &res, ctx, out), Some(block.index), None),
         Some(resolve::Step::Forward(plan)) => Outcome::Forward(Forwarding {
             block: block.index,

@@ -9,4 +9,4 @@ pub mod request;
 pub mod resolve;
 pub mod wire;
 
-pub use answer::{Ctx, Forwarding, Outcome, answer};
+pub use answer::{Ctx, Forwarding, Outcome, Scratch, answer};

@@ -666,8 +666,8 @@ mod tests {
                             };
                             let q = req.question.unwrap();
                             let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
-                            let mut res = Resolution::new();
                             let synth = crate::dns::resolve::Synthesized::new();
+                            let mut res = Resolution::new();
                             in_zone(z, &q, t, dnssec_ok, &synth, &mut res);
                             let mut general = Vec::new();
                             let expected = write_general(&req, &q, &res, t, &mut general);

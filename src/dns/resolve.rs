@@ -3,6 +3,8 @@
 
 use std::cell::{Cell, OnceCell};
 
+use arrayvec::ArrayVec;
+
 use domain::base::iana::{Rcode, Rtype};
 
 use super::pipeline::{Block, FileHandler, Handler, HostsHandler};
@@ -43,55 +45,53 @@ pub const MAX_PARTS: usize = 24;
 /// Most RRsets in the additional section: the A and AAAA of 16 NS, MX or SRV targets.
 pub const MAX_ADDITIONAL_PARTS: usize = 32;
 
-/// A fixed-capacity list of parts (no allocation on the query path).
-#[derive(Clone, Copy)]
+/// A fixed-capacity list of parts (no allocation on the query path, and nothing written to
+/// make an empty one: a Resolution is made per query, and initialising its sections' slots
+/// cost more than some lookups).
+#[derive(Clone)]
 pub struct Parts<'r, const N: usize = MAX_PARTS> {
-    items: [Option<Part<'r>>; N],
-    len: usize,
+    items: ArrayVec<Part<'r>, N>,
 }
 
 impl<'r, const N: usize> Parts<'r, N> {
     /// Empty.
     pub const fn new() -> Self {
         Parts {
-            items: [None; N],
-            len: 0,
+            items: ArrayVec::new_const(),
         }
     }
 
     /// Appends; returns false when full.
     pub fn push(&mut self, p: Part<'r>) -> bool {
-        if self.len == N {
-            return false;
-        }
-        self.items[self.len] = Some(p);
-        self.len += 1;
-        true
+        self.items.try_push(p).is_ok()
     }
 
     /// The parts in order.
     pub fn iter(&self) -> impl Iterator<Item = &Part<'r>> {
-        self.items[..self.len].iter().flatten()
+        self.items.iter()
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.items.is_empty()
     }
 
-    /// Empties the list (the storage is kept).
+    /// Empties the list.
     pub fn clear(&mut self) {
-        self.len = 0;
+        self.items.clear();
     }
 
     /// Keeps the first `n` parts.
     pub fn truncate(&mut self, n: usize) {
-        self.len = self.len.min(n);
+        self.items.truncate(n);
     }
 
     /// The part, when there is exactly one.
     pub fn only(&self) -> Option<&Part<'r>> {
-        if self.len == 1 { self.items[0].as_ref() } else { None }
+        match self.items.as_slice() {
+            [p] => Some(p),
+            _ => None,
+        }
     }
 }
 
@@ -107,8 +107,8 @@ pub const MAX_SYNTHESIZED: usize = 4;
 
 /// The names that DNAME redirections make for one answer, each held as the rdata of its
 /// synthesised CNAME (RFC 6672 §3.2), which is also the next name of the chain. The caller
-/// owns it for as long as the [`Resolution`] that points into it; it is filled only when a
-/// DNAME is met.
+/// owns it for as long as the [`Resolution`] that points into it, and reuses it from query
+/// to query ([`Synthesized::reset`] empties only the slots a DNAME filled).
 pub struct Synthesized {
     slots: [OnceCell<SynthName>; MAX_SYNTHESIZED],
     used: Cell<usize>,
@@ -137,6 +137,14 @@ impl Synthesized {
             slots: [const { OnceCell::new() }; MAX_SYNTHESIZED],
             used: Cell::new(0),
         }
+    }
+
+    /// Empties it for the next answer.
+    pub fn reset(&mut self) {
+        for slot in &mut self.slots[..self.used.get()] {
+            slot.take();
+        }
+        self.used.set(0);
     }
 
     /// Holds the lowercase name `prefix` + `suffix` (wire; at most 255 octets, checked by the

@@ -30,7 +30,7 @@ use crate::config::Transport;
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
 use crate::dns::reply::min_ttl;
-use crate::dns::{Ctx, wire};
+use crate::dns::{Ctx, Scratch, wire};
 use crate::shard::ctx::ShardCtx;
 
 /// The DoH path (CoreDNS and RFC 8484 examples use it).
@@ -220,7 +220,7 @@ async fn resolve(query: &[u8], ctx: &Rc<ShardCtx>, key: ListenerKey, peer: Socke
             },
             reporter: &reporter,
         };
-        match serve::query(&listener, peer, query, &mut out) {
+        match serve::query(&listener, peer, query, &mut Scratch::new(), &mut out) {
             Served::Reply if wire::count(&out, 0) == 1 => return dns_response(ctx, out),
             Served::Reply | Served::Drop(_) => return plain(StatusCode::BAD_REQUEST, "not a DNS query\n"),
             Served::Later(pending) => pending,

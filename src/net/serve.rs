@@ -15,10 +15,9 @@ use crate::config::Transport;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::request::DropReason;
 use crate::dns::wire::{FLAGS1, FLAGS2, flags1, flags2};
-use crate::dns::{Ctx, Forwarding, Outcome, answer};
+use crate::dns::{Ctx, Forwarding, Outcome, Scratch, answer};
 use crate::forward::{self, Cached, Plan};
 use crate::shard::ctx::ShardCtx;
-use crate::zone::name::NameKey;
 
 /// What a serving loop holds while it answers queries of one listener: the shard, the
 /// snapshot and route it loaded, the core's context and the block logs' reporter.
@@ -46,12 +45,18 @@ pub(crate) enum Served {
     Later(Box<Pending>),
 }
 
-/// Answers `wire` from `peer` into `out`, or says what to do instead.
-pub(crate) fn query(l: &Listener<'_>, peer: SocketAddr, wire: &[u8], out: &mut Vec<u8>) -> Served {
+/// Answers `wire` from `peer` into `out`, or says what to do instead; `scratch` is the
+/// loop's, reused from query to query.
+pub(crate) fn query(
+    l: &Listener<'_>,
+    peer: SocketAddr,
+    wire: &[u8],
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) -> Served {
     let route = l.dns.route;
     let started = route.is_some_and(Route::logs).then(Instant::now);
-    let mut scratch = NameKey::EMPTY;
-    let outcome = match answer(&l.dns, wire, &mut scratch, out) {
+    let outcome = match answer(&l.dns, wire, scratch, out) {
         Outcome::Drop(reason) => return Served::Drop(reason),
         Outcome::Forward(f) => match cached(l, f, wire, started, out) {
             Some(pending) => return Served::Later(pending),

@@ -28,9 +28,9 @@ use super::serve::{self, Listener, Served};
 use super::stream::{self, StreamRead, StreamWrite, frame_len};
 use super::udp::{RouteCache, rate_ok};
 use crate::config::Transport;
-use crate::dns::Ctx;
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
+use crate::dns::{Ctx, Scratch};
 use crate::shard::ctx::ShardCtx;
 
 /// Initial read buffer per connection; grows for large messages.
@@ -206,6 +206,7 @@ async fn read_queries<R: StreamRead>(
     let reporter = Rc::new(Reporter::new(ctx, key.transport));
     let mut input: Vec<u8> = Vec::with_capacity(INITIAL_READ_BUFFER);
     let mut out: Vec<u8> = Vec::new();
+    let mut scratch = Scratch::new();
     // When the last read completed, and when the first byte of the message we hold part of
     // arrived: the whole message is due within the message limit of that (issue 10.2).
     let mut read_at = Instant::now();
@@ -236,7 +237,7 @@ async fn read_queries<R: StreamRead>(
                 },
                 reporter: &reporter,
             };
-            match serve::query(&listener, peer, query, &mut out) {
+            match serve::query(&listener, peer, query, &mut scratch, &mut out) {
                 Served::Reply => {
                     // `answer` never writes more than 65535 octets over a stream.
                     outbox.push(&out);

@@ -16,9 +16,9 @@ use super::mmsg::{BATCH, Batch};
 use super::report::Reporter;
 use super::serve::{self, Listener, Pending, Served};
 use crate::config::Transport;
-use crate::dns::Ctx;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::request::DropReason;
+use crate::dns::{Ctx, Scratch};
 use crate::shard::ctx::ShardCtx;
 
 /// How often a degraded state (drops, socket errors) may be logged per socket.
@@ -30,6 +30,7 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
     let mut challenges = arc_swap::Cache::new(&ctx.shared.challenges);
     let mut route_of = RouteCache::default();
     let mut batch = Batch::default();
+    let mut scratch = Scratch::new();
     let fd = sock.as_raw_fd();
     let mut last_drop_log: Option<Instant> = None;
     let mut last_err_log: Option<Instant> = None;
@@ -76,7 +77,7 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
                 dropped(&ctx, &key, &mut last_drop_log, DropReason::Oversized);
                 continue;
             };
-            match serve::query(&listener, peer, query, out) {
+            match serve::query(&listener, peer, query, &mut scratch, out) {
                 Served::Reply => *send = true,
                 Served::Drop(reason) => dropped(&ctx, &key, &mut last_drop_log, reason),
                 Served::Later(pending) => {

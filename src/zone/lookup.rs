@@ -63,7 +63,7 @@ impl Zone {
             if enc.is_delegation() {
                 return Found::Referral { cut: stored, node: enc };
             }
-            if enc.rrset(Rtype::DNAME).is_some() {
+            if enc.is_dname_owner() {
                 return Found::Dname {
                     owner: stored,
                     node: enc,

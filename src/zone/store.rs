@@ -22,9 +22,14 @@ struct NodeEntry {
     /// Offset within the key of the nearest delegation point strictly above the name; 0
     /// for none (a name is never strictly above itself).
     below_cut: u8,
-    /// The name has NS records and is not the apex: a zone cut.
-    delegation: bool,
+    /// [`DELEGATION`] and [`DNAME_OWNER`].
+    flags: u8,
 }
+
+/// The name has NS records and is not the apex: a zone cut.
+const DELEGATION: u8 = 1;
+/// The name owns a DNAME (RFC 6672): the lookup redirects the names below it.
+const DNAME_OWNER: u8 = 2;
 
 /// One RRset's place in the zone's record data.
 #[derive(Clone, Copy, Debug)]
@@ -50,7 +55,7 @@ pub struct Node<'z> {
     sets: &'z [SetEntry],
     data: &'z [u8],
     below_cut: u8,
-    delegation: bool,
+    flags: u8,
 }
 
 impl<'z> Node<'z> {
@@ -73,7 +78,12 @@ impl<'z> Node<'z> {
 
     /// True at a zone cut (NS below the apex).
     pub fn is_delegation(&self) -> bool {
-        self.delegation
+        self.flags & DELEGATION != 0
+    }
+
+    /// True at a DNAME owner (RFC 6672).
+    pub fn is_dname_owner(&self) -> bool {
+        self.flags & DNAME_OWNER != 0
     }
 
     /// Offset of the delegation point above this node within its key.
@@ -120,7 +130,7 @@ impl Zone {
             sets: self.sets.get(first..first + usize::from(e.sets)).unwrap_or_default(),
             data: &self.data,
             below_cut: e.below_cut,
-            delegation: e.delegation,
+            flags: e.flags,
         }
     }
 
@@ -337,7 +347,7 @@ impl ZoneBuilder {
         let soa_rdata = soa.rdatas().next().unwrap_or_default();
         let (serial, minimum) = soa_fields(soa_rdata).ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
         (zone.serial, zone.negative_ttl) = (serial, soa.ttl().min(minimum));
-        let mut cuts = Vec::new();
+        let (mut cuts, mut dnames) = (Vec::new(), Vec::new());
         for (owner, e) in zone.nodes.iter() {
             let node = zone.view(e);
             if let Some(cname) = node.rrset(Rtype::CNAME) {
@@ -354,16 +364,20 @@ impl ZoneBuilder {
             if **owner != *zone.apex && node.rrset(Rtype::NS).is_some() {
                 cuts.push(owner.clone());
             }
-            if node.rrset(Rtype::DNAME).is_some_and(|d| d.len() > 1) {
-                return Err(ZoneError::ManyDname(display(owner)));
+            match node.rrset(Rtype::DNAME) {
+                Some(d) if d.len() > 1 => return Err(ZoneError::ManyDname(display(owner))),
+                Some(_) => dnames.push(owner.clone()),
+                None => {}
             }
         }
-        check_below_dnames(&zone)?;
-        for cut in &cuts {
-            if let Some(e) = zone.nodes.get_mut(&**cut) {
-                e.delegation = true;
+        for (names, flag) in [(&cuts, DELEGATION), (&dnames, DNAME_OWNER)] {
+            for name in names {
+                if let Some(e) = zone.nodes.get_mut(&**name) {
+                    e.flags |= flag;
+                }
             }
         }
+        check_below_dnames(&zone, &dnames)?;
         add_empty_non_terminals(&mut zone.nodes, &zone.apex);
         mark_below_cuts(&mut zone.nodes, &zone.apex, &cuts);
         check_ns_cycles(&zone, &cuts)?;
@@ -504,16 +518,11 @@ pub fn soa_fields(rdata: &[u8]) -> Option<(u32, u32)> {
 /// Every ancestor of a name, down from the apex, exists (RFC 4592 §2.2.2: empty non-terminals
 /// are names that own no data but have descendants).
 /// RFC 6672 §2.4: no name below a DNAME owner (the DNAME redirects every name there).
-fn check_below_dnames(zone: &Zone) -> Result<(), ZoneError> {
-    let owners: std::collections::HashSet<&[u8]> = zone
-        .nodes
-        .iter()
-        .filter(|(_, e)| zone.view(e).rrset(Rtype::DNAME).is_some())
-        .map(|(k, _)| &**k)
-        .collect();
-    if owners.is_empty() {
+fn check_below_dnames(zone: &Zone, dnames: &[StoredName]) -> Result<(), ZoneError> {
+    if dnames.is_empty() {
         return Ok(());
     }
+    let owners: std::collections::HashSet<&[u8]> = dnames.iter().map(|d| &**d).collect();
     for name in zone.nodes.keys() {
         let mut starts = [0u8; 128];
         let n = label_starts(name, &mut starts);
