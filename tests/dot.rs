@@ -48,6 +48,19 @@ impl Fixture {
         tls::connect(self.dot_addr(), cfg, ServerName::try_from(sni.to_string()).unwrap()).expect("DoT handshake")
     }
 
+    /// Waits (up to 15 s) until `leaf` is served for dns.example.test.
+    fn wait_for_leaf(&self, leaf: &[u8]) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.served_leaf(Some("dns.example.test")) != leaf {
+            assert!(
+                Instant::now() < deadline,
+                "the new certificate was not picked up; log:\n{}",
+                self.s.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// The leaf served for `sni` (None: no SNI at all).
     fn served_leaf(&self, sni: Option<&str>) -> Vec<u8> {
         let (cfg, rec) = tls::recording_config(&[&rustls::version::TLS13]);
@@ -280,15 +293,7 @@ both_drivers!(certificate_files_swapped_without_restart, |driver| {
     std::fs::write(f.s.dir.path().join("dns.key"), &renewed.key_pem).unwrap();
     std::thread::sleep(Duration::from_millis(50));
     std::fs::write(f.s.dir.path().join("dns.pem"), &renewed.cert_pem).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while f.served_leaf(Some("dns.example.test")) != renewed.der {
-        assert!(
-            Instant::now() < deadline,
-            "the new certificate was not picked up; log:\n{}",
-            f.s.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    f.wait_for_leaf(&renewed.der);
     // The connection opened before the swap goes on.
     tls::write_frame(&mut open, &q("www.example.test", Rtype::A).wire());
     assert!(tls::read_frame(&mut open).is_some());
@@ -346,13 +351,5 @@ both_drivers!(certificate_swap_seen_with_same_size_and_timestamps, |driver| {
     std::fs::write(&pem, &renewed.cert_pem).unwrap();
     times(&pem, before.0.1);
     assert_eq!((stamp(&pem), stamp(&key)), before, "size and mtime as before");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while f.served_leaf(Some("dns.example.test")) != renewed.der {
-        assert!(
-            Instant::now() < deadline,
-            "the new certificate was not picked up; log:\n{}",
-            f.s.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    f.wait_for_leaf(&renewed.der);
 });

@@ -244,6 +244,18 @@ impl Drop for Unbound {
     }
 }
 
+/// Starts unbound in the foreground with `conf`, written into `dir`, logging there.
+fn spawn_unbound(dir: &support::server::TempDir, conf: &str) -> std::process::Child {
+    let conf_path = dir.write("unbound.conf", conf);
+    std::process::Command::new("/usr/sbin/unbound")
+        .args(["-d", "-c"])
+        .arg(&conf_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("unbound.log")).unwrap())
+        .spawn()
+        .expect("unbound is installed (test.sh installs it)")
+}
+
 fn unbound(ca: &Ca, leaf: &Leaf, port: u16) -> Unbound {
     let dir = support::server::TempDir::new("unbound");
     let pem = dir.write("unbound.pem", &leaf.cert_pem);
@@ -257,14 +269,7 @@ fn unbound(ca: &Ca, leaf: &Leaf, port: u16) -> Unbound {
         pem = pem.display(),
         dir = dir.path().display(),
     );
-    let conf_path = dir.write("unbound.conf", &conf);
-    let child = std::process::Command::new("/usr/sbin/unbound")
-        .args(["-d", "-c"])
-        .arg(&conf_path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("unbound.log")).unwrap())
-        .spawn()
-        .expect("unbound is installed (test.sh installs it)");
+    let child = spawn_unbound(&dir, &conf);
     // Ready once it completes a TLS handshake.
     let cfg = tls::client_config(&ca.der(), &[b"dot"]);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1073,14 +1078,7 @@ fn unbound_recursive(port: u16, auth: SocketAddr) -> Unbound {
         ip = auth.ip(),
         p = auth.port(),
     );
-    let conf_path = dir.write("unbound.conf", &conf);
-    let child = std::process::Command::new("/usr/sbin/unbound")
-        .args(["-d", "-c"])
-        .arg(&conf_path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("unbound.log")).unwrap())
-        .spawn()
-        .expect("unbound is installed (test.sh installs it)");
+    let child = spawn_unbound(&dir, &conf);
     // Ready once it answers.
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(10);

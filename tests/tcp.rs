@@ -143,14 +143,7 @@ both_drivers!(zero_length_prefix_closes_at_once, |driver| {
 
 both_drivers!(client_that_stops_reading_is_dropped, |driver| {
     let s = server(driver, &[]);
-    let mut c = s.connect();
-    let mut batch = Vec::new();
-    for i in 0..300u16 {
-        let w = q("huge.example.test", Rtype::TXT).id(i).wire();
-        batch.extend_from_slice(&(w.len() as u16).to_be_bytes());
-        batch.extend_from_slice(&w);
-    }
-    c.write_all(&batch).unwrap();
+    let mut c = stalled_reader(&s);
     // Do not read: the server's writes stall, its write timeout (5 s) fires, it closes.
     std::thread::sleep(Duration::from_secs(8));
     assert!(closed_within(&mut c, Duration::from_secs(10)));
