@@ -27,6 +27,7 @@ pub mod fuzzing;
 pub mod net;
 pub mod shard;
 pub mod storage;
+pub(crate) mod stream;
 pub mod telemetry;
 pub mod testing;
 pub mod tls;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use futures_channel::{mpsc, oneshot};
 
-use crate::shard::{Command, Shared};
+use crate::net::ctx::Shared;
+use crate::shard::Command;
 use crate::zone::challenge::ChallengeSet;
 use crate::zone::name::NameKey;
 

@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 pub use board::Board;
 
 use crate::config::{AcmeConfig, Config, TlsConfig};
-use crate::shard::{Command, Shared};
+use crate::net::ctx::Shared;
+use crate::shard::Command;
 use crate::storage::{StorageError, Store, default_root};
 
 /// Why an ACME step failed.

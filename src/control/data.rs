@@ -91,7 +91,7 @@ pub struct DataSet {
     /// Certificate pairs by (certificate file, key file).
     pub certs: HashMap<(PathBuf, PathBuf), CertEntry>,
     /// Forwarding plans by server block index, with digests of the TLS files they read.
-    pub plans: HashMap<usize, (Arc<crate::forward::plan::Plan>, Vec<Option<u64>>)>,
+    pub plans: HashMap<usize, (Arc<crate::dns::plan::Plan>, Vec<Option<u64>>)>,
 }
 
 /// What a refresh changed.
@@ -190,12 +190,11 @@ impl DataSet {
                 let plan = match kept {
                     Some(kept) => kept,
                     None => {
-                        let plan = crate::forward::plan::Plan::build(f, block.cache.as_ref()).map_err(|e| {
-                            DataError::Cert {
+                        let plan =
+                            crate::forward::build_plan(f, block.cache.as_ref()).map_err(|e| DataError::Cert {
                                 where_: f.pos.clone(),
                                 source: Box::new(e),
-                            }
-                        })?;
+                            })?;
                         (Arc::new(plan), files)
                     }
                 };

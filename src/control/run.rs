@@ -15,8 +15,9 @@ use crate::acme;
 use crate::config::{self, Config, ConfigError, LoadOptions, Transport};
 use crate::dns::pipeline::ListenerKey;
 use crate::net::conns::ConnLimits;
+use crate::net::ctx::Shared;
 use crate::net::socket;
-use crate::shard::{self, Command, Driver, ShardHandle, Shared, Socket};
+use crate::shard::{self, Command, Driver, ShardHandle, Socket};
 
 /// How long open connections get to finish at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -10,7 +10,7 @@ use super::resolve::{self, Resolution, Synthesized};
 use std::sync::Arc;
 
 use crate::config::Transport;
-use crate::forward::plan::Plan;
+use crate::dns::plan::Plan;
 use crate::zone::challenge::ChallengeSet;
 use crate::zone::name::NameKey;
 

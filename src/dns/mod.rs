@@ -4,6 +4,7 @@
 
 pub mod answer;
 pub mod pipeline;
+pub mod plan;
 pub mod reply;
 pub mod request;
 pub mod resolve;

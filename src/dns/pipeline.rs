@@ -107,7 +107,7 @@ pub enum Handler {
     /// `file` (one or more zones).
     File(FileHandler),
     /// `forward` (with the block's `cache`).
-    Forward(Arc<crate::forward::plan::Plan>),
+    Forward(Arc<crate::dns::plan::Plan>),
 }
 
 /// `hosts` at run time.

@@ -12,7 +12,7 @@ use super::request::Question;
 use std::sync::Arc;
 
 use crate::config::Transport;
-use crate::forward::plan::Plan;
+use crate::dns::plan::Plan;
 use crate::zone::lookup::Found;
 use crate::zone::name::{MAX_NAME_LEN, NameKey, is_in_zone};
 use crate::zone::rrset::Rrset;

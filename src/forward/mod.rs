@@ -3,7 +3,6 @@
 //! queries into one upstream query, and SERVFAIL with an Extended DNS Error (RFC 8914) when
 //! no upstream answers within the client's budget.
 
-pub mod plan;
 pub mod rng;
 pub mod scrub;
 pub mod transport;
@@ -19,14 +18,15 @@ use futures_channel::oneshot;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
-pub use plan::Plan;
+pub use crate::dns::plan::Plan;
 
 use crate::cache::template::{self, Age, Client, Kind, Template, ede};
 use crate::cache::{Cache, Key, Lookup};
-use crate::config::{Policy, Transport, UpstreamAddr};
+use crate::config::{CacheConfig, ForwardConfig, Policy, Transport, UpstreamAddr};
 use crate::dns::request::Request;
 use crate::dns::wire;
 use crate::telemetry::stats::ShardStatsRef;
+use crate::tls::certs::CertError;
 use crate::zone::name::NameKey;
 use transport::{Asked, DohConn, Fail, StreamConn};
 
@@ -40,6 +40,23 @@ const STREAM_TRY: Duration = Duration::from_millis(1500);
 const MAX_ROUNDS: usize = 3;
 /// Clients waiting on one upstream query; more get SERVFAIL (DNSBomb).
 pub const MAX_WAITERS: usize = 64;
+
+/// Builds the plan of a `forward`, reading the TLS files its DoT and DoH upstreams need
+/// (CA and client certificate); no TLS configuration for upstreams that need none.
+pub fn build_plan(cfg: &ForwardConfig, cache: Option<&CacheConfig>) -> Result<Plan, CertError> {
+    let ca = cfg.tls_ca.as_deref();
+    let client = cfg.tls_client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    let tls = |wanted: fn(&UpstreamAddr) -> bool, alpn: &[u8]| {
+        cfg.to
+            .iter()
+            .any(wanted)
+            .then(|| crate::tls::client::config(ca, client, &[alpn]))
+            .transpose()
+    };
+    let dot = tls(|u| matches!(u, UpstreamAddr::Tls(_)), b"dot")?;
+    let doh = tls(|u| matches!(u, UpstreamAddr::Https { .. }), b"h2")?;
+    Ok(Plan::new(cfg, cache, dot, doh))
+}
 
 /// The state of one upstream on one shard.
 #[derive(Default)]

@@ -23,7 +23,7 @@ use rustls_pki_types::ServerName;
 
 use super::scrub::matches;
 use crate::dns::wire;
-use crate::net::stream::{self, StreamRead, StreamWrite, frame_len};
+use crate::stream::{self, StreamRead, StreamWrite, frame_len};
 use crate::zone::name::NameKey;
 
 /// Largest reply we read from an upstream (a TCP message is at most this).
@@ -206,7 +206,7 @@ fn start<R, W>(
     let (alive_w, pending_w, last_w) = (alive.clone(), pending.clone(), last.clone());
     monoio::spawn(async move {
         loop {
-            match monoio::time::timeout(expire.max(Duration::from_millis(100)), crate::shard::next(&mut frames)).await {
+            match monoio::time::timeout(expire.max(Duration::from_millis(100)), next(&mut frames)).await {
                 Ok(Some(frame)) => {
                     last_w.set(Instant::now());
                     if w.write_all(frame).await.0.is_err() {
@@ -335,4 +335,9 @@ impl DohConn {
             Err(Fail::Net(io::Error::other("DoH reply to another question")))
         }
     }
+}
+
+/// The next item of a channel.
+async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Option<T> {
+    std::future::poll_fn(|cx| futures_core::Stream::poll_next(std::pin::Pin::new(&mut *rx), cx)).await
 }

@@ -23,6 +23,7 @@ use monoio::net::TcpStream;
 use monoio_compat::hyper::{MonoioExecutor, MonoioIo, MonoioTimer};
 
 use super::conns::{ConnGuard, Cut, Phase};
+use super::ctx::ShardCtx;
 use super::handshake::{self, Refused};
 use super::report::Reporter;
 use super::serve::{self, Listener, Served};
@@ -31,7 +32,6 @@ use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
 use crate::dns::reply::min_ttl;
 use crate::dns::{Ctx, Scratch, wire};
-use crate::shard::ctx::ShardCtx;
 
 /// The DoH path (CoreDNS and RFC 8484 examples use it).
 pub const PATH: &str = "/dns-query";

@@ -10,9 +10,9 @@ use monoio::io::IntoPollIo;
 use monoio::net::TcpStream;
 
 use super::conns::{ConnGuard, Cut, Phase};
-use super::stream::ServerTls;
+use super::ctx::ShardCtx;
 use crate::dns::pipeline::ListenerKey;
-use crate::shard::ctx::ShardCtx;
+use crate::stream::ServerTls;
 
 /// Why a handshake gave no TLS stream.
 #[derive(Debug)]

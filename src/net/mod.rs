@@ -1,6 +1,7 @@
 //! Sockets and the per-shard serving loops for UDP, TCP, DoT and DoH.
 
 pub mod conns;
+pub mod ctx;
 pub mod doh;
 mod handshake;
 pub mod mmsg;
@@ -8,7 +9,6 @@ mod outbox;
 mod report;
 mod serve;
 pub mod socket;
-pub(crate) mod stream;
 mod sys;
 pub mod tcp;
 pub mod udp;

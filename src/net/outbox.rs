@@ -8,7 +8,7 @@ use std::future::poll_fn;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use super::stream::StreamWrite;
+use crate::stream::StreamWrite;
 
 /// Octets of replies queued before the reader waits for the writer.
 pub const MAX_QUEUED: usize = 128 * 1024;

@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
+use super::ctx::ShardCtx;
 use crate::config::Transport;
 use crate::dns::Outcome;
 use crate::dns::pipeline::Route;
-use crate::shard::ctx::ShardCtx;
 use crate::telemetry::querylog;
 
 /// Writes query log lines and error lines for the blocks that ask for them.

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use domain::base::iana::Rcode;
 
+use super::ctx::ShardCtx;
 use super::report::Reporter;
 use crate::config::Transport;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
@@ -17,7 +18,6 @@ use crate::dns::request::DropReason;
 use crate::dns::wire::{FLAGS1, FLAGS2, flags1, flags2};
 use crate::dns::{Ctx, Forwarding, Outcome, Scratch, answer};
 use crate::forward::{self, Cached, Plan};
-use crate::shard::ctx::ShardCtx;
 
 /// What a serving loop holds while it answers queries of one listener: the shard, the
 /// snapshot and route it loaded, the core's context and the block logs' reporter.

@@ -21,17 +21,17 @@ use futures_channel::oneshot;
 use monoio::net::{TcpListener, TcpStream};
 
 use super::conns::{ConnGuard, Cut, Phase};
+use super::ctx::ShardCtx;
 use super::handshake::{self, Refused};
 use super::outbox::Outbox;
 use super::report::Reporter;
 use super::serve::{self, Listener, Served};
-use super::stream::{self, StreamRead, StreamWrite, frame_len};
 use super::udp::{RouteCache, rate_ok};
 use crate::config::Transport;
 use crate::dns::answer::REPLY_CAPACITY;
 use crate::dns::pipeline::ListenerKey;
 use crate::dns::{Ctx, Scratch};
-use crate::shard::ctx::ShardCtx;
+use crate::stream::{self, StreamRead, StreamWrite, frame_len};
 
 /// Initial read buffer per connection; grows for large messages.
 const INITIAL_READ_BUFFER: usize = 4096;

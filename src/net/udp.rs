@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use monoio::net::udp::UdpSocket;
 
+use super::ctx::ShardCtx;
 use super::mmsg::{BATCH, Batch};
 use super::report::Reporter;
 use super::serve::{self, Listener, Pending, Served};
@@ -19,7 +20,6 @@ use crate::config::Transport;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::request::DropReason;
 use crate::dns::{Ctx, Scratch};
-use crate::shard::ctx::ShardCtx;
 
 /// How often a degraded state (drops, socket errors) may be logged per socket.
 const LOG_EVERY: Duration = Duration::from_secs(10);

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use futures_channel::{mpsc, oneshot};
 
-pub mod ctx;
-
 use crate::dns::pipeline::ListenerKey;
 use crate::net::conns::Conns;
+use crate::net::ctx::{ShardCtx, Shared};
 use crate::telemetry::stats::ShardStatsRef;
 
 /// Which io driver the shards run.
@@ -187,8 +186,6 @@ fn drive<D>(
     }
 }
 
-pub use ctx::{ShardCtx, Shared};
-
 async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
     use futures_util_lite::next;
     let stats = ShardStatsRef::new(shared.stats.clone(), id);
@@ -279,8 +276,6 @@ mod fault {
         let _ = id;
     }
 }
-
-pub use futures_util_lite::next;
 
 /// Minimal stream helpers, to avoid pulling in all of futures-util.
 mod futures_util_lite {

@@ -1,6 +1,7 @@
 //! A `forward` ready to run: its settings, TLS client configurations and cache settings,
-//! and which names it takes. Built on the control thread, shared by the shards through the
-//! snapshot; the query path asks it only [`Plan::forwards`].
+//! and which names it takes. Built on the control thread (the forwarder's `build_plan`
+//! reads the TLS files), shared by the shards through the snapshot; the query path asks it
+//! only [`Plan::forwards`], and hands it to the forwarder with the query.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,6 @@ use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
 use crate::config::{CacheConfig, ForwardConfig, UpstreamAddr};
-use crate::tls::certs::CertError;
 use crate::zone::name::{NameKey, is_in_zone};
 
 static PLAN_IDS: AtomicU64 = AtomicU64::new(1);
@@ -34,23 +34,15 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Builds TLS client configurations (reading CA and client certificate files).
-    pub fn build(cfg: &ForwardConfig, cache: Option<&CacheConfig>) -> Result<Plan, CertError> {
-        let ca = cfg.tls_ca.as_deref();
-        let client = cfg.tls_client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
-        let dot = cfg
-            .to
-            .iter()
-            .any(|u| matches!(u, UpstreamAddr::Tls(_)))
-            .then(|| crate::tls::client::config(ca, client, &[b"dot"]))
-            .transpose()?;
-        let doh = cfg
-            .to
-            .iter()
-            .any(|u| matches!(u, UpstreamAddr::Https { .. }))
-            .then(|| crate::tls::client::config(ca, client, &[b"h2"]))
-            .transpose()?;
-        Ok(Plan {
+    /// The plan of `cfg` with the block's `cache`, and the TLS client configurations of its
+    /// DoT and DoH upstreams.
+    pub fn new(
+        cfg: &ForwardConfig,
+        cache: Option<&CacheConfig>,
+        dot: Option<Arc<ClientConfig>>,
+        doh: Option<Arc<ClientConfig>>,
+    ) -> Plan {
+        Plan {
             id: PLAN_IDS.fetch_add(1, Ordering::Relaxed),
             from: NameKey::of(&cfg.from).as_slice().into(),
             except: cfg.except.iter().map(|n| NameKey::of(n).as_slice().into()).collect(),
@@ -61,7 +53,7 @@ impl Plan {
                 c.zones.iter().map(|z| NameKey::of(z).as_slice().into()).collect()
             }),
             cache: cache.cloned(),
-        })
+        }
     }
 
     /// Whether queries for `key` go upstream (under FROM, not under an `except` name).

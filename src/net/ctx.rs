@@ -1,6 +1,6 @@
 //! What every task of a shard shares: the shard's number, the state shared with the control
 //! thread, and the shard's own connection table, query log limiter and forwarding state.
-//! The shard makes it; the serving loops of `net` read it.
+//! The shard thread makes it; the serving loops here read it.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use super::conns::{ConnLimits, Conns};
 use crate::dns::pipeline::Snapshot;
-use crate::net::conns::{ConnLimits, Conns};
 use crate::telemetry::stats::ShardStats;
 
 /// State shared by the control thread and all shards.
