@@ -166,7 +166,11 @@ impl Slot {
             if self.kicks.get() != seen {
                 return Poll::Ready(());
             }
-            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            // Polled on every wake of the connection: keep the waker it already has.
+            let mut slot = self.waker.borrow_mut();
+            if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *slot = Some(cx.waker().clone());
+            }
             Poll::Pending
         })
         .await

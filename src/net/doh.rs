@@ -61,12 +61,13 @@ pub(crate) async fn connection(
     let tls = handshake::accept(stream, peer, &key, &ctx, guard).await?;
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let io = MonoioIo::new(tls);
+    let reporter = Rc::new(Reporter::new(&ctx, Transport::Https));
     let service = {
         let ctx = ctx.clone();
         hyper::service::service_fn(move |req| {
             // Idle counts from the start of the latest request.
             guard.set_phase(Phase::Idle(Instant::now()));
-            handle(req, ctx.clone(), key, peer)
+            handle(req, ctx.clone(), reporter.clone(), key, peer)
         })
     };
     if h2 {
@@ -119,6 +120,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 async fn handle(
     req: Request<Incoming>,
     ctx: Rc<ShardCtx>,
+    reporter: Rc<Reporter>,
     key: ListenerKey,
     peer: SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -135,13 +137,18 @@ async fn handle(
         return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "DNS message too large\n"));
     }
     let (head, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "DNS message too large\n"));
+    // A GET's stream usually ends with its headers: nothing to read.
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        Bytes::new()
+    } else {
+        match Limited::new(body, MAX_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "DNS message too large\n"));
+            }
+            // A body shorter or longer than its content-length, or a reset stream.
+            Err(_) => return Ok(plain(StatusCode::BAD_REQUEST, "bad request body\n")),
         }
-        // A body shorter or longer than its content-length, or a reset stream.
-        Err(_) => return Ok(plain(StatusCode::BAD_REQUEST, "bad request body\n")),
     };
     if head.uri.path() != PATH {
         return Ok(plain(
@@ -177,7 +184,7 @@ async fn handle(
             return Ok(r);
         }
     };
-    Ok(resolve(&query, &ctx, key, peer).await)
+    Ok(resolve(&query, &ctx, &reporter, key, peer).await)
 }
 
 /// `dns=` of a GET: base64url without padding (RFC 8484 §4.1, §6).
@@ -202,8 +209,13 @@ pub fn get_query(query: Option<&str>) -> Result<Vec<u8>, &'static str> {
 /// Answers a DNS message; 400 when it is not one (RFC 8484 §4.2.1: DNS errors are 200).
 /// A message whose header and question parse is DNS (and earns a DNS answer, FORMERR
 /// included); anything else (no reply, or one without a question) is a bad HTTP request.
-async fn resolve(query: &[u8], ctx: &Rc<ShardCtx>, key: ListenerKey, peer: SocketAddr) -> Response<Full<Bytes>> {
-    let reporter = Rc::new(Reporter::new(ctx, Transport::Https));
+async fn resolve(
+    query: &[u8],
+    ctx: &Rc<ShardCtx>,
+    reporter: &Rc<Reporter>,
+    key: ListenerKey,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
     let mut out = Vec::with_capacity(REPLY_CAPACITY.min(4096));
     // The snapshot and challenge guards must not live across the wait for upstreams.
     let pending = {
@@ -218,7 +230,7 @@ async fn resolve(query: &[u8], ctx: &Rc<ShardCtx>, key: ListenerKey, peer: Socke
                 transport: Transport::Https,
                 challenges: Some(&challenges),
             },
-            reporter: &reporter,
+            reporter,
         };
         match serve::query(&listener, peer, query, &mut Scratch::new(), &mut out) {
             Served::Reply if wire::count(&out, 0) == 1 => return dns_response(ctx, out),
@@ -226,7 +238,7 @@ async fn resolve(query: &[u8], ctx: &Rc<ShardCtx>, key: ListenerKey, peer: Socke
             Served::Later(pending) => pending,
         }
     };
-    dns_response(ctx, pending.run(&reporter, peer).await)
+    dns_response(ctx, pending.run(reporter, peer).await)
 }
 
 /// A 200 response carrying a DNS reply, cacheable for its smallest TTL (RFC 8484 §5.1).
