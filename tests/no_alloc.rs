@@ -191,7 +191,7 @@ fn forwarded_cache_hit_allocates_nothing() {
         fwd.clone(),
         f.plan.clone(),
         asked,
-        query.clone(),
+        &query,
         ctx.transport,
     ));
     assert_eq!(support::Reply::parse(&first).answer().len(), 2);

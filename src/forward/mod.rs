@@ -265,8 +265,8 @@ impl ShardForward {
 /// Resolves a query through the block's upstreams (coalescing identical queries) and
 /// renders the client's reply. A client over TCP, DoT or DoH is forwarded over TCP unless
 /// `prefer_udp`.
-pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, q: Query, ask_query: Vec<u8>, via: Transport) -> Vec<u8> {
-    let client = client(&ask_query, &q, via);
+pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, q: Query, ask_query: &[u8], via: Transport) -> Vec<u8> {
+    let client = client(ask_query, &q, via);
     let mut out = Vec::with_capacity(512);
     if !q.rd {
         // Relayed for this client alone: not coalesced, not cached, the upstream's answer

@@ -117,7 +117,7 @@ impl Pending {
     /// Asks upstream, reports the reply in the block's logs and returns it.
     pub(crate) async fn run(self, reporter: &Reporter, peer: SocketAddr) -> Vec<u8> {
         let forwarder = self.shard.forward.clone();
-        let reply = forward::resolve(forwarder, self.plan, self.query, self.wire.clone(), self.via).await;
+        let reply = forward::resolve(forwarder, self.plan, self.query, &self.wire, self.via).await;
         let route = self.snapshot.route(&self.key);
         reporter.after(
             route,
