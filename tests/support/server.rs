@@ -57,7 +57,8 @@ impl Drop for TempDir {
     }
 }
 
-/// A loopback port free for both UDP and TCP right now.
+/// A loopback port free for both UDP and TCP right now, and claimed for the rest of this test
+/// process.
 pub fn free_port() -> u16 {
     // Drawn below the kernel's ephemeral range (32768-60999 by default): a port from that
     // range can be handed to another test's outgoing socket between this check and the
@@ -69,11 +70,31 @@ pub fn free_port() -> u16 {
         let Ok(_udp) = UdpSocket::bind(("127.0.0.1", port)) else {
             continue;
         };
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && claim(port) {
             return port;
         }
     }
     unreachable!("the attempts do not end")
+}
+
+/// Test processes run in parallel and each draws ports: a port one has drawn but not bound
+/// yet looks free to the others (pebble once lost its management port that way). A lock on
+/// a file named after the port, held until this process exits (the kernel lets go of it
+/// then, however the process ends), keeps the others off it.
+fn claim(port: u16) -> bool {
+    static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("ringdns-test-ports");
+    let _ = std::fs::create_dir_all(&dir);
+    let Ok(f) = std::fs::File::create(dir.join(port.to_string())) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor this function owns; no memory is passed.
+    let locked = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    if !locked {
+        return false;
+    }
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).push(f);
+    true
 }
 
 pub fn binary() -> &'static str {
