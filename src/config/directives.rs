@@ -16,7 +16,7 @@ use crate::zone::name::parse_abs;
 
 /// Directives this version implements.
 pub const SUPPORTED: &[&str] = &[
-    "bind", "cache", "errors", "file", "forward", "hosts", "log", "reload", "tls",
+    "bind", "cache", "errors", "file", "forward", "health", "hosts", "log", "ready", "reload", "tls",
 ];
 
 /// CoreDNS directives that ringdns knows of but does not implement yet.
@@ -33,7 +33,6 @@ const NOT_YET: &[&str] = &[
     "dnstap",
     "grpc",
     "header",
-    "health",
     "loadbalance",
     "local",
     "loop",
@@ -41,7 +40,6 @@ const NOT_YET: &[&str] = &[
     "minimal",
     "nsid",
     "prometheus",
-    "ready",
     "rewrite",
     "root",
     "secondary",
@@ -72,11 +70,19 @@ pub const COMMON_LOG_FORMAT: &str = "{remote}:{port} - {>id} \"{type} {class} {n
 pub struct BlockExtras {
     /// `reload` found in this block.
     pub reload: Option<Reload>,
+    /// `health` found in this block.
+    pub health: Option<Health>,
+    /// `ready` found in this block.
+    pub ready: Option<std::net::SocketAddr>,
 }
 
 /// Fills `block` from its lines.
 pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, ConfigError> {
-    let mut extras = BlockExtras { reload: None };
+    let mut extras = BlockExtras {
+        reload: None,
+        health: None,
+        ready: None,
+    };
     let where_ = block.label();
     for line in lines {
         let name = line.name.text.as_str();
@@ -103,6 +109,19 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
                     return Err(err(&line.name, "reload may be used only once per server block"));
                 }
                 extras.reload = Some(reload(line)?);
+            }
+            "health" => {
+                if extras.health.is_some() {
+                    return Err(err(&line.name, "health may be used only once per server block"));
+                }
+                extras.health = Some(health(line)?);
+            }
+            "ready" => {
+                if extras.ready.is_some() {
+                    return Err(err(&line.name, "ready may be used only once per server block"));
+                }
+                no_block(line)?;
+                extras.ready = Some(probe_addr(line, READY_PORT)?);
             }
             "forward" => {
                 if block.forward.is_some() {
@@ -389,6 +408,59 @@ fn log(line: &Line) -> Result<LogRule, ConfigError> {
         }
     }
     Ok(LogRule { names, format, classes })
+}
+
+/// `health [ADDRESS] { lameduck DURATION }` (CoreDNS's health plugin).
+fn health(line: &Line) -> Result<Health, ConfigError> {
+    let mut h = Health {
+        addr: probe_addr(line, HEALTH_PORT)?,
+        lameduck: Duration::ZERO,
+    };
+    for opt in line.block.iter().flatten() {
+        match opt.name.text.as_str() {
+            "lameduck" => {
+                let t = one_arg(opt, "a duration")?;
+                h.lameduck = duration::parse(&t.text).map_err(|e| err(t, e))?;
+            }
+            other => {
+                return Err(err(
+                    &opt.name,
+                    format!("unknown health option {other:?}; supported: lameduck"),
+                ));
+            }
+        }
+    }
+    Ok(h)
+}
+
+/// The one optional ADDRESS of `health` and `ready`: `[HOST]:PORT` with HOST an IP address,
+/// `localhost` (127.0.0.1) or empty (every IPv4 address, as Go's `:PORT`); the default port
+/// when there is no argument.
+fn probe_addr(line: &Line, default_port: u16) -> Result<std::net::SocketAddr, ConfigError> {
+    let any = std::net::Ipv4Addr::UNSPECIFIED.into();
+    let Some(t) = line.args.first() else {
+        return Ok(std::net::SocketAddr::new(any, default_port));
+    };
+    if let Some(extra) = line.args.get(1) {
+        return Err(err(extra, format!("{} takes at most one address", line.name.text)));
+    }
+    let bad = || {
+        err(
+            t,
+            format!(
+                "{}: {:?} is not an address (examples: :8080, 127.0.0.1:8080, [::1]:8080, localhost:8080)",
+                line.name.text, t.text
+            ),
+        )
+    };
+    let (host, port) = t.text.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let ip = match host.trim_start_matches('[').trim_end_matches(']') {
+        "" => any,
+        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+        h => h.parse().map_err(|_| bad())?,
+    };
+    Ok(std::net::SocketAddr::new(ip, port))
 }
 
 fn reload(line: &Line) -> Result<Reload, ConfigError> {

@@ -81,6 +81,8 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         path: path.to_path_buf(),
         blocks: Vec::new(),
         reload: None,
+        health: Vec::new(),
+        ready: Vec::new(),
     };
     // Where each (scheme, zone, address) was first defined, to reject duplicates; the
     // same zone and port may be served by several blocks bound to different addresses.
@@ -123,6 +125,18 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         }
         if let Some(r) = extras.reload {
             cfg.reload = Some(r);
+        }
+        // Blocks naming one address share its endpoint; the longest lameduck wins.
+        if let Some(h) = extras.health {
+            match cfg.health.iter_mut().find(|x| x.addr == h.addr) {
+                Some(x) => x.lameduck = x.lameduck.max(h.lameduck),
+                None => cfg.health.push(h),
+            }
+        }
+        if let Some(r) = extras.ready {
+            if !cfg.ready.contains(&r) {
+                cfg.ready.push(r);
+            }
         }
         let encrypted = schemes.iter().any(|t| *t != Scheme::Dns);
         if encrypted && block.tls.is_none() {
@@ -173,6 +187,52 @@ mod tests {
     }
 
     #[test]
+    fn health_and_ready() {
+        let c = parse_ok(
+            "a.test {\n health :8090 {\n  lameduck 2s\n }\n ready\n}\nb.test {\n health 0.0.0.0:8090 {\n  lameduck 5s\n }\n ready localhost:9\n}\nc.test {\n health [::1]:7\n}\n",
+        );
+        let any: std::net::IpAddr = std::net::Ipv4Addr::UNSPECIFIED.into();
+        let s = std::time::Duration::from_secs;
+        // One endpoint per address; the longest lameduck of the blocks that share it.
+        assert_eq!(
+            c.health,
+            vec![
+                Health {
+                    addr: (any, 8090).into(),
+                    lameduck: s(5)
+                },
+                Health {
+                    addr: "[::1]:7".parse().unwrap(),
+                    lameduck: s(0)
+                },
+            ]
+        );
+        assert_eq!(c.ready, vec![(any, READY_PORT).into(), "127.0.0.1:9".parse().unwrap()]);
+        assert_eq!(
+            parse_ok("a.test {\n health\n}\n").health[0].addr,
+            (any, HEALTH_PORT).into()
+        );
+        for (src, want) in [
+            (
+                "a.test {\n health 8080\n}\n",
+                "Corefile:2:9: health: \"8080\" is not an address",
+            ),
+            ("a.test {\n health :x\n}\n", "is not an address"),
+            ("a.test {\n ready :1 :2\n}\n", "ready takes at most one address"),
+            ("a.test {\n ready :1 {\n  x\n }\n}\n", "ready"),
+            ("a.test {\n health {\n  lameduck soon\n }\n}\n", "Corefile:3"),
+            (
+                "a.test {\n health {\n  grace 1s\n }\n}\n",
+                "unknown health option \"grace\"",
+            ),
+            ("a.test {\n health\n health\n}\n", "health may be used only once"),
+        ] {
+            let e = parse_err(src);
+            assert!(e.contains(want), "{src:?}: {e}");
+        }
+    }
+
+    #[test]
     fn hosts_file_and_log() {
         let c = parse_ok(
             "example.com:1053 {\n bind 127.0.0.1 ::1\n hosts /tmp/h example.com {\n  10.0.0.1 a.example.com b\n  ttl 60\n  no_reverse\n  fallthrough\n }\n file db.example.com\n log\n errors\n reload 10s\n}\n",
@@ -194,7 +254,7 @@ mod tests {
         let e = parse_err("example.com:53 {\n    hots\n}\n");
         assert_eq!(
             e,
-            "Corefile:2:5: unknown directive \"hots\" in server block \"dns://example.com.:53\" (did you mean \"hosts\"?); supported: bind, cache, errors, file, forward, hosts, log, reload, tls"
+            "Corefile:2:5: unknown directive \"hots\" in server block \"dns://example.com.:53\" (did you mean \"hosts\"?); supported: bind, cache, errors, file, forward, health, hosts, log, ready, reload, tls"
         );
     }
 

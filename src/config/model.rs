@@ -1,6 +1,6 @@
 //! The typed configuration that the rest of ringdns reads.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -113,7 +113,25 @@ pub struct Config {
     pub blocks: Vec<ServerBlock>,
     /// Periodic re-reading of the Corefile (`reload`), if enabled in any block.
     pub reload: Option<Reload>,
+    /// `health` endpoints of every block (one per address).
+    pub health: Vec<Health>,
+    /// `ready` endpoints of every block (one per address).
+    pub ready: Vec<SocketAddr>,
 }
+
+/// `health [ADDRESS] { lameduck D }`: `GET /health` answers `200 OK` while the process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// Where it listens (`:8080` by default: every IPv4 address).
+    pub addr: SocketAddr,
+    /// How long a shutdown keeps answering queries after `ready` starts failing.
+    pub lameduck: Duration,
+}
+
+/// The default `health` address, as CoreDNS's (`:8080`).
+pub const HEALTH_PORT: u16 = 8080;
+/// The default `ready` address, as CoreDNS's (`:8181`).
+pub const READY_PORT: u16 = 8181;
 
 /// `reload [INTERVAL [JITTER]]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -18,6 +18,7 @@ use crate::net::conns::ConnLimits;
 use crate::net::ctx::Shared;
 use crate::net::socket;
 use crate::shard::{self, Command, Driver, ShardHandle, Socket};
+use crate::telemetry::probes::{Probes, Readiness};
 
 /// How long open connections get to finish at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -76,6 +77,9 @@ pub enum RunError {
         "--driver io-uring: io_uring is not available on this kernel or is blocked (seccomp, sysctl kernel.io_uring_disabled); use --driver auto or legacy"
     )]
     NoIoUring,
+    /// The `health` or `ready` endpoint.
+    #[error("health/ready: {0}")]
+    Probes(std::io::Error),
     /// The TLS configuration.
     #[error("TLS: {0}")]
     Tls(#[from] rustls::Error),
@@ -87,6 +91,9 @@ pub enum RunError {
 /// Reads, loads and binds everything, then serves until SIGTERM or SIGINT.
 pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let cfg = config::load(&opts.conf, opts.load)?;
+    // The probes answer from here on: `/health` while zones load, `/ready` once they have.
+    let readiness = Arc::new(Readiness::default());
+    let probes = start_probes(&cfg, &readiness)?;
     let data = DataSet::load(&cfg, None)?;
     let units = acme::units(&cfg);
     let acme_certs = acme::preload(&units);
@@ -126,6 +133,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
             names.push(name);
         }
     }
+    readiness.set_ready();
     tracing::info!(shards = opts.shards, %driver, listeners = %names.join(" "), "ringdns ready");
 
     let fingerprint = config::fingerprint(&opts.conf).ok();
@@ -141,6 +149,8 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         units,
         acme: None,
         acme_certs,
+        readiness,
+        probes,
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let shared = state.shared.clone();
@@ -186,9 +196,31 @@ struct State {
     acme: Option<acme::Manager>,
     /// The certificates they have delivered.
     acme_certs: AcmeCerts,
+    /// What `/ready` says.
+    readiness: Arc<Readiness>,
+    /// The `health` and `ready` endpoints, if any.
+    probes: Option<Probes>,
 }
 
 impl State {
+    /// `health`'s `lameduck`: `/ready` fails at once and queries are still answered for the
+    /// longest lameduck configured, so that load balancers stop sending before sockets close.
+    async fn lameduck(&self) {
+        let Some(d) = self
+            .cfg
+            .health
+            .iter()
+            .map(|h| h.lameduck)
+            .max()
+            .filter(|d| !d.is_zero())
+        else {
+            return;
+        };
+        self.readiness.set_lameduck();
+        tracing::info!(lameduck = ?d, "lameduck: /ready fails; still answering queries");
+        tokio::time::sleep(d).await;
+    }
+
     /// Hands the current certificates to the TLS listeners' resolvers.
     fn sync_tls(&mut self) {
         let listeners: Vec<ListenerKey> = self.listeners.iter().copied().collect();
@@ -241,10 +273,12 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
             }
             _ = term.recv() => {
                 tracing::info!("SIGTERM: shutting down");
+                state.lameduck().await;
                 return Ok(());
             }
             _ = int.recv() => {
                 tracing::info!("SIGINT: shutting down");
+                state.lameduck().await;
                 return Ok(());
             }
             _ = tokio::time::sleep_until(data_at.into()) => {
@@ -339,6 +373,18 @@ impl State {
         let removed: Vec<ListenerKey> = self.listeners.difference(&wanted).copied().collect();
         let sockets = bind_all(&added, shards.len())?;
         self.tls.sync(&p.cfg, &p.data, &self.acme_certs, &wanted_list)?;
+        let probes_same = match &self.probes {
+            Some(pr) => pr.serves(&health_addrs(&p.cfg), &p.cfg.ready),
+            None => p.cfg.health.is_empty() && p.cfg.ready.is_empty(),
+        };
+        if !probes_same {
+            // The old endpoints let go of their addresses before the new ones bind them.
+            self.probes = None;
+            self.probes = start_probes(&p.cfg, &self.readiness).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "health/ready endpoints cannot start; serving without them");
+                None
+            });
+        }
         self.cfg = p.cfg;
         self.data = p.data;
         self.listeners = wanted;
@@ -361,6 +407,20 @@ impl State {
         );
         Ok(())
     }
+}
+
+fn health_addrs(cfg: &Config) -> Vec<std::net::SocketAddr> {
+    cfg.health.iter().map(|h| h.addr).collect()
+}
+
+/// Starts the `health` and `ready` endpoints the configuration names, if any.
+fn start_probes(cfg: &Config, readiness: &Arc<Readiness>) -> Result<Option<Probes>, RunError> {
+    if cfg.health.is_empty() && cfg.ready.is_empty() {
+        return Ok(None);
+    }
+    Probes::start(&health_addrs(cfg), &cfg.ready, readiness.clone())
+        .map(Some)
+        .map_err(RunError::Probes)
 }
 
 fn with_jitter(interval: Duration, jitter: Duration) -> Duration {
