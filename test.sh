@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of ringdns. On a fresh Debian machine it first installs the
-# tools the tests use (kdig, dig, openssl, unbound as a DoT upstream, and pebble, the test ACME
-# CA of ../shared/acme-testbed, which each ACME test starts on its own ports) with apt-get.
+# tools the tests use (kdig, dig, openssl, unbound as a DoT upstream, prometheus and promtool
+# for the metrics, and pebble, the test ACME CA of ../shared/acme-testbed, which each ACME test
+# starts on its own ports) with apt-get.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,6 +15,7 @@ command -v jq >/dev/null || missing+=(jq)
 [ -x /usr/bin/pebble ] || missing+=(pebble)
 command -v faketime >/dev/null || missing+=(faketime)
 [ -x /usr/sbin/unbound ] || missing+=(unbound)
+command -v promtool >/dev/null || missing+=(prometheus)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

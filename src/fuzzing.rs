@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::config::Transport;
 use crate::config::{self, LoadOptions};
-use crate::dns::pipeline::{Block, FileHandler, Handler, HostsHandler, Route};
+use crate::dns::pipeline::{Block, FileHandler, Handler, HostsHandler, Route, RouteEntry};
 use crate::dns::{Ctx, Scratch, answer, wire};
 use crate::zone::hosts::HostsBuilder;
 use crate::zone::name::{NameKey, parse_abs};
@@ -41,13 +41,12 @@ fn route() -> &'static Route {
             log: Vec::new(),
             errors: false,
         });
-        Route::new(
-            vec![
-                (NameKey::of(&origin).as_slice().into(), block.clone()),
-                (NameKey::of(&hosts_origin).as_slice().into(), block),
-            ],
-            None,
-        )
+        let entry = |zone: &domain::base::Name<bytes::Bytes>, block: &Arc<Block>| RouteEntry {
+            zone: NameKey::of(zone).as_slice().into(),
+            block: block.clone(),
+            series: None,
+        };
+        Route::new(vec![entry(&origin, &block), entry(&hosts_origin, &block)], None, None)
     })
 }
 

@@ -24,6 +24,7 @@ pub mod control;
 pub mod dns;
 pub mod forward;
 pub mod fuzzing;
+pub mod meter;
 pub mod net;
 pub mod shard;
 pub mod storage;

@@ -59,7 +59,7 @@ fn answer_allocates_nothing() {
     );
     let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
     let data = DataSet::load(&cfg, None).unwrap();
-    let snap = build::snapshot(&cfg, &data, &Default::default(), 1);
+    let snap = build::snapshot(&cfg, &data, &Default::default(), 1, None);
     let challenge = ringdns::zone::challenge::challenge_name("example.test").unwrap();
     let values = ["LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0".to_string()];
     let challenges = ringdns::zone::challenge::ChallengeSet::new(1, [(&challenge, &values[..])]);
@@ -155,7 +155,7 @@ fn forwarded_cache_hit_allocates_nothing() {
     let corefile = format!(".:1053 {{\n bind 127.0.0.1\n forward . {}\n cache\n}}\n", up.addr);
     let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
     let data = DataSet::load(&cfg, None).unwrap();
-    let snap = build::snapshot(&cfg, &data, &Default::default(), 1);
+    let snap = build::snapshot(&cfg, &data, &Default::default(), 1, None);
     let ctx = Ctx {
         route: snap.route(&snap.listeners[0].0),
         transport: Transport::Udp,

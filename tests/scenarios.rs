@@ -32,7 +32,7 @@ fn world() -> World {
 fn world_from(corefile: &str) -> World {
     let cfg = config::parse(corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
     let data = DataSet::load(&cfg, None).unwrap();
-    let snap = build::snapshot(&cfg, &data, &Default::default(), 1);
+    let snap = build::snapshot(&cfg, &data, &Default::default(), 1, None);
     let key = snap.listeners[0].0;
     World {
         snap,

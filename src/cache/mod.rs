@@ -243,6 +243,12 @@ impl Cache {
         }
     }
 
+    /// Entries held with data, and with denials or failures (CoreDNS's `success` and
+    /// `denial` entries).
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.success.map.len(), self.denial.map.len() + self.failure.map.len())
+    }
+
     /// Entries held (for tests and stats).
     pub fn len(&self) -> usize {
         self.success.map.len() + self.denial.map.len() + self.failure.map.len()

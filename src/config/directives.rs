@@ -16,7 +16,18 @@ use crate::zone::name::parse_abs;
 
 /// Directives this version implements.
 pub const SUPPORTED: &[&str] = &[
-    "bind", "cache", "errors", "file", "forward", "health", "hosts", "log", "ready", "reload", "tls",
+    "bind",
+    "cache",
+    "errors",
+    "file",
+    "forward",
+    "health",
+    "hosts",
+    "log",
+    "prometheus",
+    "ready",
+    "reload",
+    "tls",
 ];
 
 /// CoreDNS directives that ringdns knows of but does not implement yet.
@@ -39,7 +50,6 @@ const NOT_YET: &[&str] = &[
     "metadata",
     "minimal",
     "nsid",
-    "prometheus",
     "rewrite",
     "root",
     "secondary",
@@ -122,6 +132,12 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
                 }
                 no_block(line)?;
                 extras.ready = Some(probe_addr(line, READY_PORT)?);
+            }
+            "prometheus" => {
+                if block.prometheus.is_some() {
+                    return Err(err(&line.name, "prometheus may be used only once per server block"));
+                }
+                block.prometheus = Some(prometheus(line)?);
             }
             "forward" => {
                 if block.forward.is_some() {
@@ -433,7 +449,27 @@ fn health(line: &Line) -> Result<Health, ConfigError> {
     Ok(h)
 }
 
-/// The one optional ADDRESS of `health` and `ready`: `[HOST]:PORT` with HOST an IP address,
+/// `prometheus [ADDRESS] { runtime_metrics }`. `runtime_metrics` (Go runtime series) is
+/// accepted and has nothing to add here: ringdns has no Go runtime.
+fn prometheus(line: &Line) -> Result<std::net::SocketAddr, ConfigError> {
+    for opt in line.block.iter().flatten() {
+        match opt.name.text.as_str() {
+            "runtime_metrics" => no_args(opt)?,
+            other => {
+                return Err(err(
+                    &opt.name,
+                    format!("unknown prometheus option {other:?}; supported: runtime_metrics"),
+                ));
+            }
+        }
+    }
+    if line.args.is_empty() {
+        return Ok(METRICS_ADDR);
+    }
+    probe_addr(line, METRICS_ADDR.port())
+}
+
+/// The one optional ADDRESS of `health`, `ready` and `prometheus`: `[HOST]:PORT` with HOST an IP address,
 /// `localhost` (127.0.0.1) or empty (every IPv4 address, as Go's `:PORT`); the default port
 /// when there is no argument.
 fn probe_addr(line: &Line, default_port: u16) -> Result<std::net::SocketAddr, ConfigError> {

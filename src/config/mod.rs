@@ -83,6 +83,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         reload: None,
         health: Vec::new(),
         ready: Vec::new(),
+        metrics: Vec::new(),
     };
     // Where each (scheme, zone, address) was first defined, to reject duplicates; the
     // same zone and port may be served by several blocks bound to different addresses.
@@ -104,6 +105,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             tls: None,
             forward: None,
             cache: None,
+            prometheus: None,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();
@@ -136,6 +138,12 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         if let Some(r) = extras.ready {
             if !cfg.ready.contains(&r) {
                 cfg.ready.push(r);
+            }
+        }
+        // Several blocks may name one `prometheus` address: it serves them all.
+        if let Some(m) = block.prometheus {
+            if !cfg.metrics.contains(&m) {
+                cfg.metrics.push(m);
             }
         }
         let encrypted = schemes.iter().any(|t| *t != Scheme::Dns);
@@ -254,15 +262,49 @@ mod tests {
         let e = parse_err("example.com:53 {\n    hots\n}\n");
         assert_eq!(
             e,
-            "Corefile:2:5: unknown directive \"hots\" in server block \"dns://example.com.:53\" (did you mean \"hosts\"?); supported: bind, cache, errors, file, forward, health, hosts, log, ready, reload, tls"
+            "Corefile:2:5: unknown directive \"hots\" in server block \"dns://example.com.:53\" (did you mean \"hosts\"?); supported: bind, cache, errors, file, forward, health, hosts, log, prometheus, ready, reload, tls"
         );
     }
 
     #[test]
+    fn prometheus_addresses() {
+        let c = parse_ok(
+            "a.test {\n prometheus\n}\nb.test {\n prometheus localhost:9153 {\n  runtime_metrics\n }\n}\nc.test {\n prometheus :9253\n}\n",
+        );
+        assert_eq!(c.blocks[0].prometheus, Some(METRICS_ADDR));
+        assert_eq!(c.blocks[1].prometheus, Some(METRICS_ADDR));
+        assert_eq!(
+            c.metrics,
+            vec![METRICS_ADDR, (std::net::Ipv4Addr::UNSPECIFIED, 9253).into()]
+        );
+        for (src, want) in [
+            (
+                "a.test {\n prometheus 9153\n}\n",
+                "Corefile:2:13: prometheus: \"9153\" is not an address",
+            ),
+            (
+                "a.test {\n prometheus :1 :2\n}\n",
+                "prometheus takes at most one address",
+            ),
+            (
+                "a.test {\n prometheus {\n  port 1\n }\n}\n",
+                "unknown prometheus option \"port\"",
+            ),
+            (
+                "a.test {\n prometheus\n prometheus\n}\n",
+                "prometheus may be used only once",
+            ),
+        ] {
+            let e = parse_err(src);
+            assert!(e.contains(want), "{src:?}: {e}");
+        }
+    }
+
+    #[test]
     fn later_directives_are_refused_not_ignored() {
-        let e = parse_err(". {\n prometheus :9153\n}\n");
+        let e = parse_err(". {\n loadbalance\n}\n");
         assert!(
-            e.starts_with("Corefile:2:2: directive \"prometheus\"") && e.contains("not supported"),
+            e.starts_with("Corefile:2:2: directive \"loadbalance\"") && e.contains("not supported"),
             "{e}"
         );
     }

@@ -117,6 +117,8 @@ pub struct Config {
     pub health: Vec<Health>,
     /// `ready` endpoints of every block (one per address).
     pub ready: Vec<SocketAddr>,
+    /// `prometheus` endpoints of every block (one per address).
+    pub metrics: Vec<SocketAddr>,
 }
 
 /// `health [ADDRESS] { lameduck D }`: `GET /health` answers `200 OK` while the process runs.
@@ -132,6 +134,8 @@ pub struct Health {
 pub const HEALTH_PORT: u16 = 8080;
 /// The default `ready` address, as CoreDNS's (`:8181`).
 pub const READY_PORT: u16 = 8181;
+/// The default `prometheus` address, as CoreDNS's (`localhost:9153`).
+pub const METRICS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9153);
 
 /// `reload [INTERVAL [JITTER]]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +169,8 @@ pub struct ServerBlock {
     pub forward: Option<ForwardConfig>,
     /// `cache`.
     pub cache: Option<CacheConfig>,
+    /// `prometheus [ADDRESS]`: where this block's metrics are scraped.
+    pub prometheus: Option<SocketAddr>,
 }
 
 /// How a `forward` reaches one upstream.

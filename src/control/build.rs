@@ -8,6 +8,7 @@ use super::data::DataSet;
 use super::tls::TlsListeners;
 use crate::config::{Config, Scheme, ServerBlock, TlsConfig};
 use crate::dns::pipeline::{Block, FileHandler, Handler, HostsHandler, ListenerKey, Route, RouteEntry, Snapshot};
+use crate::telemetry::metrics::Registry;
 use crate::zone::challenge::challenge_name;
 use crate::zone::name::NameKey;
 use crate::zone::name::is_in_zone;
@@ -76,8 +77,27 @@ fn block_listeners(b: &ServerBlock) -> Vec<ListenerKey> {
     out
 }
 
-/// The snapshot for `cfg` with `data` and the TLS configurations of its listeners.
-pub fn snapshot(cfg: &Config, data: &DataSet, tls: &TlsListeners, generation: u64) -> Snapshot {
+/// The `server` label of a listener, as CoreDNS writes it: `dns://:53` for every address,
+/// `dns://127.0.0.1:53` or `dns://[::1]:53` for one (ringdns's listeners on `0.0.0.0` and
+/// `::` both count as CoreDNS's one `:53`).
+pub fn server_label(l: &ListenerKey) -> String {
+    let scheme = l.transport.scheme().name();
+    match l.addr.ip() {
+        ip if ip.is_unspecified() => format!("{scheme}://:{}", l.addr.port()),
+        _ => format!("{scheme}://{}", l.addr),
+    }
+}
+
+/// The snapshot for `cfg` with `data` and the TLS configurations of its listeners; with
+/// `metrics`, the counts of the blocks that have `prometheus` (kept across snapshots by the
+/// registry) and the plugins each block runs.
+pub fn snapshot(
+    cfg: &Config,
+    data: &DataSet,
+    tls: &TlsListeners,
+    generation: u64,
+    metrics: Option<&Registry>,
+) -> Snapshot {
     let blocks: Vec<Arc<Block>> = cfg
         .blocks
         .iter()
@@ -98,7 +118,11 @@ pub fn snapshot(cfg: &Config, data: &DataSet, tls: &TlsListeners, generation: u6
         // Challenge names only the challenge overlay answers (no zone data behind them).
         for (_, names) in responders.iter().filter(|(k, _)| *k == l) {
             for n in names {
-                entry.push((n.clone(), responder.clone()));
+                entry.push(RouteEntry {
+                    zone: n.clone(),
+                    block: responder.clone(),
+                    series: None,
+                });
             }
         }
         // A query reaching a specific address also reaches the blocks bound to the wildcard
@@ -123,19 +147,110 @@ pub fn snapshot(cfg: &Config, data: &DataSet, tls: &TlsListeners, generation: u6
                     .filter(|k| k.scheme == l.transport.scheme() && k.port == l.addr.port())
                 {
                     let zone: Box<[u8]> = NameKey::of(&k.zone).as_slice().into();
-                    if !entry.iter().any(|(z, _)| *z == zone) {
-                        entry.push((zone, blocks[i].clone()));
+                    if !entry.iter().any(|e| e.zone == zone) {
+                        let series = metrics
+                            .filter(|_| b.prometheus.is_some())
+                            .map(|m| m.zone(&server_label(&l), &fqdn(&k.zone)));
+                        entry.push(RouteEntry {
+                            zone,
+                            block: blocks[i].clone(),
+                            series,
+                        });
                     }
                 }
             }
         }
     }
+    // CoreDNS counts queries no block takes whenever any block has `prometheus`.
+    let metered = cfg.blocks.iter().any(|b| b.prometheus.is_some());
+    let metrics = metrics.filter(|_| metered);
+    if let Some(m) = metrics {
+        m.set_enabled(enabled_plugins(cfg));
+        attach_plan_metrics(cfg, data, m);
+    }
     Snapshot {
         generation,
         listeners: routes
             .into_iter()
-            .map(|(k, v)| (k, Route::new(v, tls.config(&k))))
+            .map(|(k, v)| {
+                let dropped = metrics.map(|m| m.zone(&server_label(&k), "dropped"));
+                (k, Route::new(v, tls.config(&k), dropped))
+            })
             .collect(),
+    }
+}
+
+/// (server, zone, plugin) for `coredns_plugin_enabled`: the plugins of each block that
+/// take part in answering, as CoreDNS lists its handlers (not bind, reload, health, ready).
+fn enabled_plugins(cfg: &Config) -> Vec<(String, String, &'static str)> {
+    let mut out = Vec::new();
+    for b in &cfg.blocks {
+        let mut names = Vec::new();
+        names.extend(b.prometheus.map(|_| "prometheus"));
+        names.extend(b.errors.then_some("errors"));
+        names.extend((!b.log.is_empty()).then_some("log"));
+        names.extend(b.cache.as_ref().map(|_| "cache"));
+        names.extend(b.hosts.as_ref().map(|_| "hosts"));
+        names.extend((!b.files.is_empty()).then_some("file"));
+        names.extend(b.forward.as_ref().map(|_| "forward"));
+        for l in block_listeners(b) {
+            if l.transport == crate::config::Transport::Tcp {
+                // The UDP listener of the same address has the same label.
+                continue;
+            }
+            let server = server_label(&l);
+            for k in b
+                .keys
+                .iter()
+                .filter(|k| k.scheme == l.transport.scheme() && k.port == l.addr.port())
+            {
+                for n in &names {
+                    let row = (server.clone(), fqdn(&k.zone), *n);
+                    if !out.contains(&row) {
+                        out.push(row);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Gives each `forward` plan of a block with `prometheus` its cache and upstream counts
+/// (a plan kept from an earlier snapshot keeps the ones it has).
+fn attach_plan_metrics(cfg: &Config, data: &DataSet, m: &Registry) {
+    for (i, b) in cfg.blocks.iter().enumerate() {
+        let (Some(_), Some((plan, _))) = (b.prometheus, data.plans.get(&i)) else {
+            continue;
+        };
+        let Some(first) = block_listeners(b).first().map(server_label) else {
+            continue;
+        };
+        let zones: Vec<String> = plan
+            .cache
+            .as_ref()
+            .map(|c| c.zones.iter().map(fqdn).collect())
+            .unwrap_or_default();
+        plan.attach_metrics(|| crate::dns::plan::PlanMetrics {
+            cache: plan.cache.is_some().then(|| m.cache(&first, &zones.join(","))),
+            upstreams: plan.cfg.to.iter().map(|u| m.upstream(&upstream_label(u))).collect(),
+        });
+    }
+}
+
+/// A zone as CoreDNS labels it: absolute, with the final dot (`example.org.`, `.`).
+fn fqdn(name: &domain::base::Name<bytes::Bytes>) -> String {
+    let s = name.to_string();
+    if s.ends_with('.') { s } else { s + "." }
+}
+
+/// The `to` label of an upstream: its address, as CoreDNS's proxies name themselves.
+fn upstream_label(u: &crate::config::UpstreamAddr) -> String {
+    use crate::config::UpstreamAddr;
+    match u {
+        UpstreamAddr::Dns(a) => a.to_string(),
+        UpstreamAddr::Tls(a) => format!("tls://{a}"),
+        UpstreamAddr::Https { host, path, .. } => format!("https://{host}{path}"),
     }
 }
 

@@ -18,7 +18,9 @@ use crate::net::conns::ConnLimits;
 use crate::net::ctx::Shared;
 use crate::net::socket;
 use crate::shard::{self, Command, Driver, ShardHandle, Socket};
-use crate::telemetry::probes::{Probes, Readiness};
+use crate::telemetry::metrics::Registry;
+use crate::telemetry::probes::{ProbeAddrs, Probes, Readiness};
+use crate::telemetry::stats::ShardStats;
 
 /// How long open connections get to finish at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -77,8 +79,8 @@ pub enum RunError {
         "--driver io-uring: io_uring is not available on this kernel or is blocked (seccomp, sysctl kernel.io_uring_disabled); use --driver auto or legacy"
     )]
     NoIoUring,
-    /// The `health` or `ready` endpoint.
-    #[error("health/ready: {0}")]
+    /// The `health`, `ready` or `prometheus` endpoint.
+    #[error("{0}")]
     Probes(std::io::Error),
     /// The TLS configuration.
     #[error("TLS: {0}")]
@@ -93,7 +95,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let cfg = config::load(&opts.conf, opts.load)?;
     // The probes answer from here on: `/health` while zones load, `/ready` once they have.
     let readiness = Arc::new(Readiness::default());
-    let probes = start_probes(&cfg, &readiness)?;
+    let stats: Arc<[ShardStats]> = (0..opts.shards).map(|_| ShardStats::default()).collect();
+    let metrics = Arc::new(Registry::new(stats.clone()));
+    let probes = start_probes(&cfg, &readiness, &metrics)?;
     let data = DataSet::load(&cfg, None)?;
     let units = acme::units(&cfg);
     let acme_certs = acme::preload(&units);
@@ -116,9 +120,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     tls.sync(&cfg, &data, &acme_certs, &listeners)?;
     let sockets = bind_all(&listeners, opts.shards)?;
     let shared = Arc::new(Shared {
-        snapshot: ArcSwap::from_pointee(build::snapshot(&cfg, &data, &tls, 1)),
+        snapshot: ArcSwap::from_pointee(build::snapshot(&cfg, &data, &tls, 1, Some(&metrics))),
         challenges: ArcSwap::from_pointee(Default::default()),
-        stats: (0..opts.shards).map(|_| Default::default()).collect(),
+        stats,
         conn_limits: opts.conn_limits,
     });
     let shards = shard::launch(opts.shards, driver, opts.pin, shared.clone())?;
@@ -151,6 +155,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         acme_certs,
         readiness,
         probes,
+        metrics,
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let shared = state.shared.clone();
@@ -198,8 +203,10 @@ struct State {
     acme_certs: AcmeCerts,
     /// What `/ready` says.
     readiness: Arc<Readiness>,
-    /// The `health` and `ready` endpoints, if any.
+    /// The `health`, `ready` and `prometheus` endpoints, if any.
     probes: Option<Probes>,
+    /// Every series the `prometheus` endpoints render.
+    metrics: Arc<Registry>,
 }
 
 impl State {
@@ -231,7 +238,7 @@ impl State {
 
     fn publish(&mut self) {
         self.generation += 1;
-        let snap = build::snapshot(&self.cfg, &self.data, &self.tls, self.generation);
+        let snap = build::snapshot(&self.cfg, &self.data, &self.tls, self.generation, Some(&self.metrics));
         self.shared.snapshot.store(Arc::new(snap));
     }
 }
@@ -334,10 +341,12 @@ async fn reload_blocking(state: State, shards: &[ShardHandle], why: &'static str
     match prepared {
         Ok(p) => {
             if let Err(e) = s.apply_reload(p, shards, why) {
+                s.metrics.reload_failed();
                 tracing::error!(reason = why, error = %e, "reload failed; the previous configuration keeps serving");
             }
         }
         Err(e) => {
+            s.metrics.reload_failed();
             tracing::error!(reason = why, error = %e, "reload failed; the previous configuration keeps serving")
         }
     }
@@ -374,14 +383,14 @@ impl State {
         let sockets = bind_all(&added, shards.len())?;
         self.tls.sync(&p.cfg, &p.data, &self.acme_certs, &wanted_list)?;
         let probes_same = match &self.probes {
-            Some(pr) => pr.serves(&health_addrs(&p.cfg), &p.cfg.ready),
-            None => p.cfg.health.is_empty() && p.cfg.ready.is_empty(),
+            Some(pr) => pr.serves(&probe_addrs(&p.cfg)),
+            None => probe_addrs(&p.cfg).is_empty(),
         };
         if !probes_same {
             // The old endpoints let go of their addresses before the new ones bind them.
             self.probes = None;
-            self.probes = start_probes(&p.cfg, &self.readiness).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "health/ready endpoints cannot start; serving without them");
+            self.probes = start_probes(&p.cfg, &self.readiness, &self.metrics).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "health/ready/prometheus endpoints cannot start; serving without them");
                 None
             });
         }
@@ -409,16 +418,21 @@ impl State {
     }
 }
 
-fn health_addrs(cfg: &Config) -> Vec<std::net::SocketAddr> {
-    cfg.health.iter().map(|h| h.addr).collect()
+fn probe_addrs(cfg: &Config) -> ProbeAddrs {
+    ProbeAddrs {
+        health: cfg.health.iter().map(|h| h.addr).collect(),
+        ready: cfg.ready.clone(),
+        metrics: cfg.metrics.clone(),
+    }
 }
 
-/// Starts the `health` and `ready` endpoints the configuration names, if any.
-fn start_probes(cfg: &Config, readiness: &Arc<Readiness>) -> Result<Option<Probes>, RunError> {
-    if cfg.health.is_empty() && cfg.ready.is_empty() {
+/// Starts the `health`, `ready` and `prometheus` endpoints the configuration names, if any.
+fn start_probes(cfg: &Config, readiness: &Arc<Readiness>, metrics: &Arc<Registry>) -> Result<Option<Probes>, RunError> {
+    let addrs = probe_addrs(cfg);
+    if addrs.is_empty() {
         return Ok(None);
     }
-    Probes::start(&health_addrs(cfg), &cfg.ready, readiness.clone())
+    Probes::start(&addrs, readiness.clone(), metrics.clone())
         .map(Some)
         .map_err(RunError::Probes)
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::config::Transport;
 use crate::dns::plan::Plan;
+pub use crate::meter::series::Plugin;
 use crate::zone::challenge::ChallengeSet;
 use crate::zone::name::NameKey;
 
@@ -41,19 +42,42 @@ pub enum Outcome<'a> {
         rcode: u16,
         /// TC set.
         truncated: bool,
-        /// Index (in the Corefile) of the block that answered.
-        block: Option<usize>,
+        /// The route entry (zone and block) that answered, `None` when no block took it.
+        entry: Option<usize>,
         /// What went wrong, for the block's `errors` log.
         error: Option<&'static str>,
+        /// Who wrote the reply.
+        plugin: Plugin,
+        /// The question's type and DO, for the metrics.
+        asked: Asked,
     },
+}
+
+/// What the metrics count of a query: its type (0 without a question) and DO.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Asked {
+    /// QTYPE.
+    pub qtype: u16,
+    /// DO set in its OPT.
+    pub dnssec_ok: bool,
+}
+
+impl Asked {
+    /// The facts of a parsed request.
+    pub fn of(req: &Request<'_>) -> Asked {
+        Asked {
+            qtype: req.question.map_or(0, |q| q.qtype.to_int()),
+            dnssec_ok: req.edns.is_some_and(|e| e.dnssec_ok),
+        }
+    }
 }
 
 /// A query its block forwards, with what the core learned of it, so the forwarder neither
 /// looks the plan up again nor parses the query again.
 #[derive(Clone, Copy)]
 pub struct Forwarding<'a> {
-    /// Index (in the Corefile) of the block.
-    pub block: usize,
+    /// The route entry (zone and block) that forwards it.
+    pub entry: usize,
     /// The block's forward plan.
     pub plan: &'a Arc<Plan>,
     /// The parsed request: its question, RD and CD, and EDNS.
@@ -63,7 +87,7 @@ pub struct Forwarding<'a> {
 impl std::fmt::Debug for Forwarding<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Forwarding")
-            .field("block", &self.block)
+            .field("entry", &self.entry)
             .finish_non_exhaustive()
     }
 }
@@ -112,44 +136,48 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
                 EarlyError::Refused => OptRcode::REFUSED,
                 EarlyError::BadVers => OptRcode::BADVERS,
                 EarlyError::BadKey => {
-                    return written(reply::write_tsig_error(&req, ctx.transport, out), None, None);
+                    return written(reply::write_tsig_error(&req, ctx.transport, out), &req, None, None);
                 }
             };
-            return error(&req, rcode, ctx, out, None);
+            return error(&req, rcode, ctx, out);
         }
         Parsed::Query(req) => req,
     };
     let Some(q) = req.question else {
-        return error(&req, OptRcode::FORMERR, ctx, out, None);
+        return error(&req, OptRcode::FORMERR, ctx, out);
     };
     if let Some(rcode) = refuse_question(&q) {
-        return error(&req, rcode, ctx, out, None);
+        return error(&req, rcode, ctx, out);
     }
-    let Some(block) = ctx.route.and_then(|r| r.block_for(q.key)) else {
-        return error(&req, OptRcode::REFUSED, ctx, out, None);
+    let Some((entry, block)) = ctx.route.and_then(|r| r.entry_for(q.key)) else {
+        return error(&req, OptRcode::REFUSED, ctx, out);
     };
     // DNS-01 values (RFC 8555 §8.4) go first, on listeners whose zones hold the name.
     if let Some(set) = ctx.challenges.and_then(|c| c.lookup(q.key)) {
         if matches!(q.qtype, Rtype::TXT | Rtype::ANY) {
             let mut res = Resolution::new();
             resolve::challenge(set, &mut res);
-            return written(write(&req, &q, &res, ctx, out), Some(block.index), None);
+            let by = Some((entry, Plugin::Tls));
+            return written(write(&req, &q, &res, ctx, out), &req, by, None);
         }
     }
     let transport = ctx.transport;
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     let mut res = Resolution::new();
     match resolve::resolve(block, &q, transport, dnssec_ok, names, &mut res) {
-        Some(resolve::Step::Answer) => written(write(&req, &q, &res, ctx, out), Some(block.index), None),
+        Some(resolve::Step::Answer(plugin)) => {
+            written(write(&req, &q, &res, ctx, out), &req, Some((entry, plugin)), None)
+        }
         Some(resolve::Step::Forward(plan)) => Outcome::Forward(Forwarding {
-            block: block.index,
+            entry,
             plan,
             request: req,
         }),
         // No handler of the block claims the name: we are not authoritative for it.
         None => written(
             reply::write_error(&req, OptRcode::REFUSED, ctx.transport, out),
-            Some(block.index),
+            &req,
+            Some((entry, Plugin::Server)),
             Some("no plugin of the server block serves this name (REFUSED)"),
         ),
     }
@@ -159,22 +187,25 @@ fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, ctx: &Ctx<'_
     reply::write(req, q, res, ctx.transport, out)
 }
 
-fn error(
-    req: &Request<'_>,
-    rcode: OptRcode,
-    ctx: &Ctx<'_>,
-    out: &mut Vec<u8>,
-    block: Option<usize>,
-) -> Outcome<'static> {
-    written(reply::write_error(req, rcode, ctx.transport, out), block, None)
+/// A reply the server writes before any block takes the query.
+fn error(req: &Request<'_>, rcode: OptRcode, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome<'static> {
+    written(reply::write_error(req, rcode, ctx.transport, out), req, None, None)
 }
 
-fn written(w: Written, block: Option<usize>, error: Option<&'static str>) -> Outcome<'static> {
+/// The outcome of a written reply; `by` is the route entry and who in its block wrote it.
+fn written(
+    w: Written,
+    req: &Request<'_>,
+    by: Option<(usize, Plugin)>,
+    error: Option<&'static str>,
+) -> Outcome<'static> {
     Outcome::Reply {
         rcode: w.rcode,
         truncated: w.truncated,
-        block,
+        entry: by.map(|(e, _)| e),
         error,
+        plugin: by.map_or(Plugin::Server, |(_, p)| p),
+        asked: Asked::of(req),
     }
 }
 

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::{LogRule, Transport};
+use crate::meter::series::{Sharded, ZoneShard};
 use crate::zone::hosts::Hosts;
 use crate::zone::name::is_in_zone;
 use crate::zone::store::Zone;
@@ -43,26 +44,48 @@ impl Snapshot {
     }
 }
 
+/// Per-shard counts of one (server, zone): `coredns_dns_*` series.
+pub type ZoneSeries = Sharded<ZoneShard>;
+
 /// A zone (lowercase wire) and the block serving it on a listener.
-pub type RouteEntry = (Box<[u8]>, Arc<Block>);
+pub struct RouteEntry {
+    /// The zone, lowercase wire.
+    pub zone: Box<[u8]>,
+    /// The block.
+    pub block: Arc<Block>,
+    /// Its counts, when the block has `prometheus`.
+    pub series: Option<Arc<ZoneSeries>>,
+}
 
 /// The server blocks behind one listener.
 #[derive(Default)]
 pub struct Route {
-    /// (zone, block) pairs, longest zone first, so the first match is the longest suffix.
+    /// Entries longest zone first, so the first match is the longest suffix.
     zones: Vec<RouteEntry>,
     /// Some block behind this listener has `log` rules.
     logs: bool,
+    /// Counts of queries no block took (CoreDNS's zone `dropped`), when metrics are on.
+    dropped: Option<Arc<ZoneSeries>>,
     /// TLS configuration of a `tls://` listener.
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Route {
-    /// A route over `entries` (zone key, block), with the listener's TLS configuration.
-    pub fn new(mut zones: Vec<RouteEntry>, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
-        zones.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        let logs = zones.iter().any(|(_, b)| !b.log.is_empty());
-        Route { zones, logs, tls }
+    /// A route over `entries`, with the listener's TLS configuration and the counts of
+    /// queries no block takes.
+    pub fn new(
+        mut zones: Vec<RouteEntry>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        dropped: Option<Arc<ZoneSeries>>,
+    ) -> Self {
+        zones.sort_by(|a, b| b.zone.len().cmp(&a.zone.len()).then_with(|| a.zone.cmp(&b.zone)));
+        let logs = zones.iter().any(|e| !e.block.log.is_empty());
+        Route {
+            zones,
+            logs,
+            dropped,
+            tls,
+        }
     }
 
     /// The TLS configuration of a `tls://` listener.
@@ -75,14 +98,27 @@ impl Route {
         self.logs
     }
 
-    /// The block with Corefile index `index`.
-    pub fn block(&self, index: usize) -> Option<&Block> {
-        self.zones.iter().find(|(_, b)| b.index == index).map(|(_, b)| &**b)
+    /// Whether queries on this listener are counted (then each is timed).
+    pub fn metered(&self) -> bool {
+        self.dropped.is_some()
     }
 
-    /// The block with the longest zone containing `key`.
-    pub fn block_for(&self, key: &[u8]) -> Option<&Block> {
-        self.zones.iter().find(|(z, _)| is_in_zone(key, z)).map(|(_, b)| &**b)
+    /// Entry `index` (as [`Route::entry_for`] gave it).
+    pub fn entry(&self, index: usize) -> Option<&RouteEntry> {
+        self.zones.get(index)
+    }
+
+    /// The counts of queries no block took.
+    pub fn dropped(&self) -> Option<&ZoneSeries> {
+        self.dropped.as_deref()
+    }
+
+    /// The index of the entry with the longest zone containing `key`, and its block.
+    pub fn entry_for(&self, key: &[u8]) -> Option<(usize, &Block)> {
+        self.zones
+            .iter()
+            .position(|e| is_in_zone(key, &e.zone))
+            .map(|i| (i, &*self.zones[i].block))
     }
 }
 

@@ -3,13 +3,14 @@
 //! reads the TLS files), shared by the shards through the snapshot; the query path asks it
 //! only [`Plan::forwards`], and hands it to the forwarder with the query.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
 use crate::config::{CacheConfig, ForwardConfig, UpstreamAddr};
+use crate::meter::series::{CacheShard, Sharded, UpstreamShard};
 use crate::zone::name::{NameKey, is_in_zone};
 
 static PLAN_IDS: AtomicU64 = AtomicU64::new(1);
@@ -31,6 +32,17 @@ pub struct Plan {
     except: Vec<Box<[u8]>>,
     /// The `cache` ZONES (empty: no cache).
     cache_zones: Vec<Box<[u8]>>,
+    /// Counts for the metrics, when the block has `prometheus`.
+    metrics: OnceLock<PlanMetrics>,
+}
+
+/// The per-shard counts a plan writes: its cache's and each upstream's (in `to` order).
+#[derive(Debug)]
+pub struct PlanMetrics {
+    /// `coredns_cache_*`, when the block has a `cache`.
+    pub cache: Option<Arc<Sharded<CacheShard>>>,
+    /// `coredns_proxy_*` per upstream.
+    pub upstreams: Vec<Arc<Sharded<UpstreamShard>>>,
 }
 
 impl Plan {
@@ -53,7 +65,19 @@ impl Plan {
                 c.zones.iter().map(|z| NameKey::of(z).as_slice().into()).collect()
             }),
             cache: cache.cloned(),
+            metrics: OnceLock::new(),
         }
+    }
+
+    /// Gives the plan its counts, unless it has them already (a plan kept over a reload).
+    pub fn attach_metrics(&self, make: impl FnOnce() -> PlanMetrics) {
+        let _ = self.metrics.get_or_init(make);
+    }
+
+    /// The plan's counts, if it has any.
+    #[inline]
+    pub fn metrics(&self) -> Option<&PlanMetrics> {
+        self.metrics.get()
     }
 
     /// Whether queries for `key` go upstream (under FROM, not under an `except` name).

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::config::Transport;
 use crate::dns::plan::Plan;
+use crate::meter::series::Plugin;
 use crate::zone::lookup::Found;
 use crate::zone::name::{MAX_NAME_LEN, NameKey, is_in_zone};
 use crate::zone::rrset::Rrset;
@@ -241,17 +242,17 @@ pub fn resolve<'b: 'r, 'r>(
 ) -> Option<Step<'b>> {
     for h in &block.handlers {
         let claimed = match h {
-            Handler::Hosts(h) => hosts(h, q, transport, res),
-            Handler::File(f) => file(f, q, transport, dnssec_ok, synth, res),
+            Handler::Hosts(h) => hosts(h, q, transport, res).then_some(Plugin::Hosts),
+            Handler::File(f) => file(f, q, transport, dnssec_ok, synth, res).then_some(Plugin::File),
             Handler::Forward(p) => {
                 if p.forwards(q.key) {
                     return Some(Step::Forward(p));
                 }
-                false
+                None
             }
         };
-        if claimed {
-            return Some(Step::Answer);
+        if let Some(plugin) = claimed {
+            return Some(Step::Answer(plugin));
         }
     }
     None
@@ -260,8 +261,8 @@ pub fn resolve<'b: 'r, 'r>(
 /// What a block does with a query.
 #[derive(Clone, Copy)]
 pub enum Step<'r> {
-    /// Answer from local data, now in the [`Resolution`].
-    Answer,
+    /// Answer from local data, now in the [`Resolution`], written by this plugin.
+    Answer(Plugin),
     /// Ask the upstreams of this plan (asynchronous: the network layer takes over).
     Forward(&'r Arc<Plan>),
 }

@@ -25,6 +25,7 @@ use crate::cache::{Cache, Key, Lookup};
 use crate::config::{CacheConfig, ForwardConfig, Policy, Transport, UpstreamAddr};
 use crate::dns::request::Request;
 use crate::dns::wire;
+use crate::meter::series::{CacheShard, UpstreamShard};
 use crate::telemetry::stats::ShardStatsRef;
 use crate::tls::certs::CertError;
 use crate::zone::name::NameKey;
@@ -184,7 +185,25 @@ impl ShardForward {
         let c = caches
             .entry(plan.id)
             .or_insert_with(|| plan.cache.as_ref().map_or_else(Cache::failures_only, Cache::new));
-        f(c)
+        let out = f(c);
+        if let Some(m) = self.cache_metrics(plan) {
+            let (success, denial) = c.sizes();
+            m.entries_success.set(success as u64);
+            m.entries_denial.set(denial as u64);
+        }
+        out
+    }
+
+    /// This shard's counts of the plan's cache, when it is counted.
+    #[inline]
+    fn cache_metrics<'p>(&self, plan: &'p Plan) -> Option<&'p CacheShard> {
+        let m = plan.metrics()?.cache.as_deref()?;
+        Some(m.shard(self.stats.id()))
+    }
+
+    /// This shard's counts of upstream `i` of the plan, when it is counted.
+    fn upstream_metrics<'p>(&self, plan: &'p Plan, i: usize) -> Option<&'p UpstreamShard> {
+        Some(plan.metrics()?.upstreams.get(i)?.shard(self.stats.id()))
     }
 
     /// Serves the query from the cache into `out` if it can.
@@ -197,6 +216,21 @@ impl ShardForward {
         }
         let found = self.cache(plan, |c| c.get(q.cache_key.as_slice(), Instant::now()));
         let client = client(query, q, via);
+        let m = self.cache_metrics(plan);
+        if let Some(m) = m {
+            m.requests.incr();
+        }
+        let hit = |kind: Kind| {
+            self.stats.cache_hits.incr();
+            if let Some(m) = m {
+                let by_kind = if kind == Kind::Success {
+                    &m.hits_success
+                } else {
+                    &m.hits_denial
+                };
+                by_kind.incr();
+            }
+        };
         match found {
             Lookup::Fresh {
                 template,
@@ -206,15 +240,26 @@ impl ShardForward {
             } => {
                 let extra = (template.kind == Kind::Failure).then_some(ede::CACHED_ERROR);
                 template::render(&template, &client, Age::Fresh { age, lifetime }, extra, out);
-                self.stats.cache_hits.incr();
+                hit(template.kind);
+                if let (Some(m), true) = (m, prefetch) {
+                    m.prefetch.incr();
+                }
                 Cached::Hit { refresh: prefetch }
             }
             Lookup::Stale { template, refresh } => {
                 template::render(&template, &client, Age::Stale, Some(ede::STALE_ANSWER), out);
-                self.stats.cache_hits.incr();
+                hit(template.kind);
+                if let Some(m) = m {
+                    m.served_stale.incr();
+                }
                 Cached::Hit { refresh }
             }
-            Lookup::Miss => Cached::Miss,
+            Lookup::Miss => {
+                if let Some(m) = m {
+                    m.misses.incr();
+                }
+                Cached::Miss
+            }
         }
     }
 
@@ -373,7 +418,17 @@ async fn upstream(fwd: &Rc<ShardForward>, plan: &Arc<Plan>, q: &Query, client_st
                 qtype: q.qtype,
             };
             fwd.stats.upstream_queries.incr();
+            let t0 = Instant::now();
             let result = exchange(plan, &up, addr, asked, client_stream, deadline).await;
+            if let Some(m) = fwd.upstream_metrics(plan, i) {
+                match &result {
+                    Ok(reply) => {
+                        let rcode = reply.get(wire::FLAGS2).map_or(0, |b| b & wire::flags2::RCODE_MASK);
+                        m.answered(u16::from(rcode), t0.elapsed().as_nanos() as u64);
+                    }
+                    Err(_) => m.failures.incr(),
+                }
+            }
             match result {
                 Ok(reply) => match scrub::scrub(&reply, &q.key, q.qtype, q.dnssec_ok(), &plan.from) {
                     // A relayed RD=0 query gets the upstream's own answer, refusals too.
@@ -453,10 +508,15 @@ async fn probe(fwd: Rc<ShardForward>, plan: Arc<Plan>, i: usize, up: Rc<Upstream
             qname: &name,
             qtype: Rtype::NS,
         };
-        if exchange(&plan, &up, addr, asked, false, Instant::now() + Duration::from_secs(1))
+        let answered = exchange(&plan, &up, addr, asked, false, Instant::now() + Duration::from_secs(1))
             .await
-            .is_ok()
-        {
+            .is_ok();
+        if !answered {
+            if let Some(m) = fwd.upstream_metrics(&plan, i) {
+                m.healthcheck_failures.incr();
+            }
+        }
+        if answered {
             up.down.set(false);
             up.fails.set(0);
             up.probing.set(false);

@@ -25,6 +25,8 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::telemetry::stats::ShardStatsRef;
+
 /// Timeouts and caps of stream connections.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnLimits {
@@ -186,11 +188,13 @@ pub struct Conns {
     handshakes: Cell<usize>,
     per_prefix: RefCell<HashMap<Prefix, Counts>>,
     pressure: Cell<bool>,
+    /// Where `open` is published for the metrics.
+    stats: ShardStatsRef,
 }
 
 impl Conns {
-    /// Tracking for one shard.
-    pub fn new(limits: ConnLimits) -> Self {
+    /// Tracking for one shard, publishing the open count in `stats`.
+    pub fn new(limits: ConnLimits, stats: ShardStatsRef) -> Self {
         Conns {
             limits,
             slots: RefCell::default(),
@@ -199,6 +203,7 @@ impl Conns {
             handshakes: Cell::new(0),
             per_prefix: RefCell::default(),
             pressure: Cell::new(false),
+            stats,
         }
     }
 
@@ -281,6 +286,7 @@ impl Conns {
         let step = |c: &Cell<usize>| c.set(c.get().saturating_add_signed(sign));
         let handshake = matches!(slot.phase.get(), Phase::Handshake(_));
         step(&self.open);
+        self.stats.conns_open.set(self.open.get() as u64);
         if handshake {
             step(&self.handshakes);
         }
@@ -443,7 +449,7 @@ mod tests {
 
     #[test]
     fn prefix_cap_refuses_only_that_prefix() {
-        let c = Rc::new(Conns::new(limits()));
+        let c = Rc::new(Conns::new(limits(), ShardStatsRef::default()));
         let t = Instant::now();
         let _a: Vec<_> = (0..3)
             .map(|_| c.try_open(ip("192.0.2.1"), Phase::Idle(t), IDLE).unwrap())
@@ -457,7 +463,7 @@ mod tests {
 
     #[test]
     fn full_shard_evicts_the_oldest_waiting_and_refuses_when_all_are_busy() {
-        let c = Rc::new(Conns::new(limits()));
+        let c = Rc::new(Conns::new(limits(), ShardStatsRef::default()));
         let t0 = Instant::now();
         let old = c.try_open(ip("192.0.2.1"), Phase::Idle(t0), IDLE).unwrap().0;
         let busy = c.try_open(ip("198.51.100.1"), Phase::Idle(t0), IDLE).unwrap().0;
@@ -496,7 +502,7 @@ mod tests {
 
     #[test]
     fn handshakes_have_their_own_budget() {
-        let c = Rc::new(Conns::new(limits()));
+        let c = Rc::new(Conns::new(limits(), ShardStatsRef::default()));
         let t = Instant::now();
         let a = c.try_open(ip("192.0.2.1"), Phase::Handshake(t), IDLE).unwrap().0;
         let _b = c.try_open(ip("192.0.2.2"), Phase::Handshake(t), IDLE).unwrap().0;
@@ -519,7 +525,7 @@ mod tests {
 
     #[test]
     fn pressure_shortens_deadlines_of_waiting_connections() {
-        let c = Rc::new(Conns::new(limits()));
+        let c = Rc::new(Conns::new(limits(), ShardStatsRef::default()));
         let t = Instant::now();
         let a = c.try_open(ip("192.0.2.1"), Phase::Idle(t), IDLE).unwrap().0;
         assert_eq!(c.deadline(&a.slot), Some(t + IDLE));

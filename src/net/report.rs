@@ -1,6 +1,7 @@
-//! The query log lines and error lines of the blocks that ask for them.
+//! After a query is answered: its count in the metrics, and the query log lines and
+//! error lines of the blocks that ask for them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -8,6 +9,7 @@ use super::ctx::ShardCtx;
 use crate::config::Transport;
 use crate::dns::Outcome;
 use crate::dns::pipeline::Route;
+use crate::meter::series::Answered;
 use crate::telemetry::querylog;
 
 /// Writes query log lines and error lines for the blocks that ask for them.
@@ -24,8 +26,9 @@ impl Reporter {
         }
     }
 
-    /// Reports an answered query if its block logs queries (`started` is set when some block
-    /// of the route does) or errors. Cheap when neither applies.
+    /// Counts an answered query in the metrics of its zone (or the listener's `dropped`
+    /// when no block took it) and reports it in its block's logs. `started` is set when the
+    /// route logs or counts queries. Cheap when neither applies.
     #[inline]
     pub(crate) fn after(
         &self,
@@ -36,20 +39,42 @@ impl Reporter {
     ) {
         let Outcome::Reply {
             rcode,
-            block: Some(block),
+            entry,
             error,
+            plugin,
+            asked,
             ..
         } = *outcome
         else {
             return;
         };
-        if started.is_none() && error.is_none() {
+        let Some(route) = route else { return };
+        let (peer, query, reply) = exchange;
+        let entry = entry.and_then(|i| route.entry(i));
+        if route.metered() {
+            let series = match entry {
+                Some(e) => e.series.as_deref(),
+                None => route.dropped(),
+            };
+            if let Some(series) = series {
+                series.shard(self.ctx.id).record(&Answered {
+                    stream: self.transport.is_stream(),
+                    ipv6: matches!(peer.ip(), IpAddr::V6(a) if a.to_ipv4_mapped().is_none()),
+                    qtype: asked.qtype,
+                    dnssec_ok: asked.dnssec_ok,
+                    rcode,
+                    plugin,
+                    query_len: query.len(),
+                    reply_len: reply.len(),
+                    nanos: started.map_or(0, |t| t.elapsed().as_nanos() as u64),
+                });
+            }
+        }
+        let Some(b) = entry.map(|e| &*e.block) else { return };
+        let logs = started.is_some() && !b.log.is_empty();
+        if !logs && error.is_none() {
             return;
         }
-        let Some(b) = route.and_then(|r| r.block(block)) else {
-            return;
-        };
-        let (peer, query, reply) = exchange;
         let mut limiter = self.ctx.querylog.borrow_mut();
         if let (Some(why), true) = (error, b.errors) {
             if limiter.admit(Instant::now()) {
@@ -57,7 +82,7 @@ impl Reporter {
                 tracing::error!(target: "ringdns::errors", block = %b.label, client = %peer, "{q}: {why}");
             }
         }
-        if let (Some(t0), false) = (started, b.log.is_empty()) {
+        if let (Some(t0), true) = (started, logs) {
             let entry = querylog::Entry {
                 remote: peer,
                 proto: self.transport.name(),

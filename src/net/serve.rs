@@ -13,7 +13,8 @@ use domain::base::iana::Rcode;
 use super::ctx::ShardCtx;
 use super::report::Reporter;
 use crate::config::Transport;
-use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
+use crate::dns::answer::{Asked, Plugin};
+use crate::dns::pipeline::{ListenerKey, Snapshot};
 use crate::dns::request::DropReason;
 use crate::dns::wire::{FLAGS1, FLAGS2, flags1, flags2};
 use crate::dns::{Ctx, Forwarding, Outcome, Scratch, answer};
@@ -55,12 +56,13 @@ pub(crate) fn query(
     out: &mut Vec<u8>,
 ) -> Served {
     let route = l.dns.route;
-    let started = route.is_some_and(Route::logs).then(Instant::now);
+    // Timed only when something reports it: a query log or the metrics.
+    let started = route.is_some_and(|r| r.logs() || r.metered()).then(Instant::now);
     let outcome = match answer(&l.dns, wire, scratch, out) {
         Outcome::Drop(reason) => return Served::Drop(reason),
         Outcome::Forward(f) => match cached(l, f, wire, started, out) {
             Some(pending) => return Served::Later(pending),
-            None => reply_outcome(f.block, out),
+            None => reply_outcome(f.entry, Plugin::Cache, Asked::of(&f.request), out),
         },
         o @ Outcome::Reply { .. } => o,
     };
@@ -90,7 +92,8 @@ fn cached(
             shard: l.shard.clone(),
             snapshot: l.snapshot.clone(),
             key: l.key,
-            block: f.block,
+            entry: f.entry,
+            asked: Asked::of(&f.request),
             plan: f.plan.clone(),
             query: q,
             wire: wire.to_vec(),
@@ -105,7 +108,8 @@ pub(crate) struct Pending {
     shard: Rc<ShardCtx>,
     snapshot: Arc<Snapshot>,
     key: ListenerKey,
-    block: usize,
+    entry: usize,
+    asked: Asked,
     plan: Arc<Plan>,
     query: forward::Query,
     wire: Vec<u8>,
@@ -121,7 +125,7 @@ impl Pending {
         let route = self.snapshot.route(&self.key);
         reporter.after(
             route,
-            &reply_outcome(self.block, &reply),
+            &reply_outcome(self.entry, Plugin::Forward, self.asked, &reply),
             (peer, &self.wire, &reply),
             self.started,
         );
@@ -129,15 +133,17 @@ impl Pending {
     }
 }
 
-/// The outcome to report for a forwarded reply.
-fn reply_outcome(block: usize, reply: &[u8]) -> Outcome<'static> {
+/// The outcome to report for a forwarded reply (from the cache or the upstreams).
+fn reply_outcome(entry: usize, plugin: Plugin, asked: Asked, reply: &[u8]) -> Outcome<'static> {
     let rcode = reply.get(FLAGS2).map_or(u16::from(Rcode::SERVFAIL.to_int()), |b| {
         u16::from(b & flags2::RCODE_MASK)
     });
     Outcome::Reply {
         rcode,
         truncated: reply.get(FLAGS1).is_some_and(|b| b & flags1::TC != 0),
-        block: Some(block),
+        entry: Some(entry),
         error: (rcode == u16::from(Rcode::SERVFAIL.to_int())).then_some("no upstream answered (SERVFAIL)"),
+        plugin,
+        asked,
     }
 }

@@ -191,7 +191,7 @@ async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
     let stats = ShardStatsRef::new(shared.stats.clone(), id);
     let ctx = Rc::new(ShardCtx {
         id,
-        conns: Rc::new(Conns::new(shared.conn_limits)),
+        conns: Rc::new(Conns::new(shared.conn_limits, stats.clone())),
         shared,
         querylog: RefCell::new(Default::default()),
         forward: Rc::new(crate::forward::ShardForward::new(stats)),

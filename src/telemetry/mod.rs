@@ -1,5 +1,6 @@
 //! Logging setup, per-shard statistics and the `health`/`ready` endpoints.
 
+pub mod metrics;
 pub mod probes;
 pub mod querylog;
 pub mod stats;

@@ -1,32 +1,7 @@
 //! Per-shard counters: each shard writes only its own (on its own cache line), the control
 //! side sums them on read.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// A counter with a single writer: increments are a plain load and store, no locked
-/// read-modify-write.
-#[derive(Default, Debug)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    /// Adds one (only from the owning shard).
-    #[inline]
-    pub fn incr(&self) {
-        self.add(1);
-    }
-
-    /// Adds `n` (only from the owning shard).
-    #[inline]
-    pub fn add(&self, n: u64) {
-        self.0
-            .store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-    }
-
-    /// The current value.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+pub use crate::meter::Counter;
 
 /// Counters of one shard.
 #[derive(Default, Debug)]
@@ -40,6 +15,8 @@ pub struct ShardStats {
     pub tcp_answered: Counter,
     /// TCP connections accepted and served.
     pub tcp_accepted: Counter,
+    /// TCP, DoT and DoH connections open now (a gauge).
+    pub conns_open: Counter,
     /// TCP connections closed at once because a cap was reached.
     pub tcp_refused: Counter,
     /// TCP connections closed for a timeout.
@@ -70,6 +47,13 @@ impl ShardStatsRef {
     pub fn new(all: std::sync::Arc<[ShardStats]>, id: usize) -> Self {
         assert!(id < all.len());
         ShardStatsRef { all, id }
+    }
+}
+
+impl ShardStatsRef {
+    /// The shard's number.
+    pub fn id(&self) -> usize {
+        self.id
     }
 }
 
