@@ -142,5 +142,8 @@ both_drivers!(an_address_in_use_stops_the_start, |driver| {
     let st = wait_exit(&mut s.child, Duration::from_secs(15)).expect("exits");
     assert!(!st.success());
     let log = s.log();
-    assert!(log.contains(&format!("ready: cannot listen on 127.0.0.1:{port}")), "{log}");
+    assert!(
+        log.contains(&format!("ready: cannot listen on 127.0.0.1:{port}")),
+        "{log}"
+    );
 });

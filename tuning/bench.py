@@ -296,6 +296,22 @@ class Ringdns(Server):
         return [str(RINGDNS), "--conf", str(conf), "--shards", "1", "--driver", self.driver, "--log-level", "warn"]
 
 
+class RingdnsMetrics(Ringdns):
+    """The same zone with `prometheus` on: every query timed and counted (issue 12's cost)."""
+
+    sections = ("udp", "tcp")
+    measures_load = False
+
+    def __init__(self, env, zone_path, driver, full=True):
+        super().__init__(env, zone_path, driver, False)
+        self.name = f"ringdns +prometheus ({driver})"
+        self.ports["metrics"] = free_port()
+
+    def blocks(self):
+        (key, directives), *rest = super().blocks()
+        return [(key, directives + [f"prometheus 127.0.0.1:{self.ports['metrics']}"])] + rest
+
+
 class RingdnsBackend(Ringdns):
     """The authoritative upstream of the forwarders, on the load tool's CPU."""
 
@@ -479,6 +495,8 @@ KINDS = {
     "nsd": lambda env, zone, full: Nsd(env, zone, full),
     "unbound": lambda env, zone, full: Unbound(env, zone, full),
     "dnsdist": lambda env, zone, full: Dnsdist(env, zone, full),
+    "ringdns-prom-io-uring": lambda env, zone, full: RingdnsMetrics(env, zone, "io-uring", full),
+    "ringdns-prom-legacy": lambda env, zone, full: RingdnsMetrics(env, zone, "legacy", full),
     "ringdns-fwd-io-uring": lambda env, zone, full: RingdnsForward(env, zone, "io-uring", full),
     "ringdns-fwd-legacy": lambda env, zone, full: RingdnsForward(env, zone, "legacy", full),
 }
@@ -791,6 +809,13 @@ def targets(results, loads):
             m = cpu_of(results, t, variant(t, d))
             cells.append("–" if m is None else f"{m / base:.2f} {'met' if m <= factor * base else 'NOT met'}")
         lines.append(f"| {SECTIONS[t].title}: CPU/query ≤ {factor} × {short(ref)} | " + " | ".join(cells) + " |")
+    for t in ("udp", "tcp"):
+        cells = []
+        for d in drivers:
+            off, on = cpu_of(results, t, f"ringdns-{d}"), cpu_of(results, t, f"ringdns-prom-{d}")
+            cells.append("–" if None in (off, on) else f"{on / off:.3f} {'met' if on <= 1.03 * off else 'NOT met'}")
+        if any(c != "–" for c in cells):
+            lines.append(f"| {SECTIONS[t].title}: CPU/query with `prometheus` ≤ 1.03 × without | " + " | ".join(cells) + " |")
     knot = next((x for x in loads if x[0] == "knot"), None)
     if knot:
         for label, i in (("load time", 2), ("RSS", 4)):

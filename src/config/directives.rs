@@ -42,7 +42,7 @@ const NOT_YET: &[&str] = &[
     "dns64",
     "dnssec",
     "dnstap",
-    "grpc",
+    "etcd",
     "header",
     "loadbalance",
     "local",
@@ -61,6 +61,24 @@ const NOT_YET: &[&str] = &[
     "tsig",
     "view",
     "whoami",
+];
+
+/// CoreDNS plugins that ringdns will not have: back ends of other systems (Kubernetes,
+/// cloud DNS services, Nomad, gRPC), Go's profiler, and plugins made for those.
+const UNAVAILABLE: &[&str] = &[
+    "autopath",
+    "azure",
+    "clouddns",
+    "erratic",
+    "geoip",
+    "grpc",
+    "k8s_external",
+    "kubernetes",
+    "multisocket",
+    "nomad",
+    "on",
+    "pprof",
+    "route53",
 ];
 
 /// Default TTL of `hosts` records (CoreDNS: 3600).
@@ -157,6 +175,12 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
                 }
                 block.tls = Some(tls(line)?);
             }
+            _ if UNAVAILABLE.contains(&name) => {
+                return Err(err(
+                    &line.name,
+                    format!("plugin {name:?} (server block {where_:?}) is not available in ringdns"),
+                ));
+            }
             _ if NOT_YET.contains(&name) => {
                 return Err(err(
                     &line.name,
@@ -173,7 +197,7 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
                 return Err(err(
                     &line.name,
                     format!(
-                        "unknown directive {name:?} in server block {where_:?}{hint}; supported: {}",
+                        "unknown directive {name:?} in server block {where_:?}{hint}: not a stock CoreDNS plugin (third-party plugins are not available in ringdns); supported: {}",
                         SUPPORTED.join(", ")
                     ),
                 ));

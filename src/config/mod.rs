@@ -262,7 +262,7 @@ mod tests {
         let e = parse_err("example.com:53 {\n    hots\n}\n");
         assert_eq!(
             e,
-            "Corefile:2:5: unknown directive \"hots\" in server block \"dns://example.com.:53\" (did you mean \"hosts\"?); supported: bind, cache, errors, file, forward, health, hosts, log, prometheus, ready, reload, tls"
+            "Corefile:2:5: unknown directive \"hots\" in server block \"dns://example.com.:53\" (did you mean \"hosts\"?): not a stock CoreDNS plugin (third-party plugins are not available in ringdns); supported: bind, cache, errors, file, forward, health, hosts, log, prometheus, ready, reload, tls"
         );
     }
 
@@ -298,6 +298,18 @@ mod tests {
             let e = parse_err(src);
             assert!(e.contains(want), "{src:?}: {e}");
         }
+    }
+
+    #[test]
+    fn plugins_ringdns_will_not_have_are_named() {
+        let e = parse_err(".:53 {\n errors\n kubernetes cluster.local {\n  pods insecure\n }\n}\n");
+        assert!(
+            e.starts_with("Corefile:3:2: plugin \"kubernetes\"") && e.ends_with("is not available in ringdns"),
+            "{e}"
+        );
+        let e = parse_err(".:53 {\n alternate SERVFAIL . 1.1.1.1\n}\n");
+        assert!(e.starts_with("Corefile:2:2: unknown directive \"alternate\""), "{e}");
+        assert!(e.contains("third-party plugins are not available in ringdns"), "{e}");
     }
 
     #[test]

@@ -412,7 +412,18 @@ mod tests {
     fn size_and_type_slots() {
         assert_eq!(size_slot(0), 0);
         assert_eq!(size_slot(1), 1);
+        assert_eq!(size_slot(100), 1);
+        assert_eq!(size_slot(101), 2);
+        assert_eq!(size_slot(400), 4);
+        assert_eq!(size_slot(401), 5);
         assert_eq!(size_slot(511), 5);
+        for n in 0..70_000 {
+            let want = SIZE_BOUNDS
+                .iter()
+                .position(|&b| n <= b as usize)
+                .unwrap_or(SIZE_BOUNDS.len());
+            assert_eq!(size_slot(n), want, "{n}");
+        }
         assert_eq!(size_slot(512), 6);
         assert_eq!(size_slot(65535), SIZE_BOUNDS.len());
         for (i, (t, _)) in QTYPES.iter().enumerate().take(OTHER_QTYPE) {

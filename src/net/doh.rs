@@ -231,6 +231,7 @@ async fn resolve(
                 challenges: Some(&challenges),
             },
             reporter,
+            received: None,
         };
         match serve::query(&listener, peer, query, &mut Scratch::new(), &mut out) {
             Served::Reply if wire::count(&out, 0) == 1 => return dns_response(ctx, out),

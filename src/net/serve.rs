@@ -31,8 +31,11 @@ pub(crate) struct Listener<'a> {
     pub snapshot: &'a Arc<Snapshot>,
     /// The core's context: route, transport, challenges.
     pub dns: Ctx<'a>,
-    /// Writes the block logs.
+    /// Counts and logs the answers.
     pub reporter: &'a Rc<Reporter>,
+    /// When the query arrived, if the loop knows (a UDP batch's arrival); otherwise the
+    /// clock is read here when the route logs or counts queries.
+    pub received: Option<Instant>,
 }
 
 /// What became of a query.
@@ -57,7 +60,9 @@ pub(crate) fn query(
 ) -> Served {
     let route = l.dns.route;
     // Timed only when something reports it: a query log or the metrics.
-    let started = route.is_some_and(|r| r.logs() || r.metered()).then(Instant::now);
+    let started = route
+        .is_some_and(|r| r.logs() || r.metered())
+        .then(|| l.received.unwrap_or_else(Instant::now));
     let outcome = match answer(&l.dns, wire, scratch, out) {
         Outcome::Drop(reason) => return Served::Drop(reason),
         Outcome::Forward(f) => match cached(l, f, wire, started, out) {
@@ -66,7 +71,7 @@ pub(crate) fn query(
         },
         o @ Outcome::Reply { .. } => o,
     };
-    l.reporter.after(route, &outcome, (peer, wire, out), started);
+    l.reporter.answered(route, &outcome, (peer, wire, out), started);
     Served::Reply
 }
 

@@ -236,6 +236,7 @@ async fn read_queries<R: StreamRead>(
                     challenges: Some(challenges.load()),
                 },
                 reporter: &reporter,
+                received: None,
             };
             match serve::query(&listener, peer, query, &mut scratch, &mut out) {
                 Served::Reply => {

@@ -34,7 +34,7 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
     let fd = sock.as_raw_fd();
     let mut last_drop_log: Option<Instant> = None;
     let mut last_err_log: Option<Instant> = None;
-    let reporter = Rc::new(Reporter::new(&ctx, Transport::Udp));
+    let reporter = Rc::new(Reporter::batched(&ctx, Transport::Udp));
     tracing::debug!(listener = %key, "udp listener started");
     loop {
         if !matches!(stop.try_recv(), Ok(None)) {
@@ -59,16 +59,20 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
             }
         };
         let snapshot = snapshots.load();
+        let route = route_of.get(snapshot, &key);
+        // One clock read for the batch, when something reports its queries.
+        let received = route.is_some_and(|r| r.logs() || r.metered()).then(Instant::now);
         let listener = Listener {
             shard: &ctx,
             key,
             snapshot,
             dns: Ctx {
-                route: route_of.get(snapshot, &key),
+                route,
                 transport: Transport::Udp,
                 challenges: Some(challenges.load()),
             },
             reporter: &reporter,
+            received,
         };
         for i in 0..n {
             let peer = batch.peer(i);
@@ -85,6 +89,7 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
                 }
             }
         }
+        reporter.flush(route);
         batch.prepare_send(n);
         let mut failed = 0;
         let sent = loop {
