@@ -128,8 +128,7 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
             }
             "log" => block.log.push(log(line)?),
             "errors" => {
-                no_args(line)?;
-                no_block(line)?;
+                errors(line)?;
                 block.errors = true;
             }
             "reload" => {
@@ -401,8 +400,38 @@ fn file(block: &ServerBlock, line: &Line) -> Result<FileConfig, ConfigError> {
     Ok(cfg)
 }
 
+/// `errors [stdout] { stacktrace }`: `stdout` is the pre-1.x log file argument, the only
+/// one CoreDNS still accepts (ringdns logs to stderr); `stacktrace` (Go panics) changes
+/// nothing here.
+fn errors(line: &Line) -> Result<(), ConfigError> {
+    match line.args.as_slice() {
+        [] => {}
+        [t] if t.text == "stdout" => {}
+        [t] => return Err(err(t, format!("errors: invalid log file {:?} (only stdout)", t.text))),
+        [_, extra, ..] => return Err(err(extra, "errors takes at most one argument (stdout)")),
+    }
+    for o in line.block.iter().flatten() {
+        match o.name.text.as_str() {
+            "stacktrace" => no_args(o)?,
+            other => {
+                return Err(err(
+                    &o.name,
+                    format!("unknown errors option {other:?} (accepted: stacktrace)"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `log [NAMES...] [FORMAT] { class CLASSES... }`. A lone `stdout` is the pre-1.x file
+/// argument (`log stdout`): all names are logged. (CoreDNS takes it as the name `stdout.`
+/// and so logs nothing, which is not what anyone writing it wants.)
 fn log(line: &Line) -> Result<LogRule, ConfigError> {
     let mut args: &[Token] = &line.args;
+    if matches!(args, [t] if t.text == "stdout") {
+        args = &[];
+    }
     let mut format = COMMON_LOG_FORMAT.to_string();
     if let Some(last) = args.last() {
         if last.text.contains('{') {
@@ -640,10 +669,12 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
             "email" => c.email = Some(one_arg(o, "an address")?.text.clone()),
             "ca" => {
                 let t = one_arg(o, "a directory URL")?;
-                if !t.text.starts_with("https://") {
-                    return Err(err(t, "ca must be an https:// ACME directory URL"));
-                }
-                c.ca = t.text.clone();
+                // Without a scheme it is https (the seed's own test writes `localhost:14000/dir`).
+                c.ca = match t.text.split_once("://") {
+                    None => format!("https://{}", t.text),
+                    Some(("https", _)) => t.text.clone(),
+                    Some(_) => return Err(err(t, "ca must be an https:// ACME directory URL")),
+                };
             }
             "cacert" | "ca_root" if (name == "cacert") == (syntax == AcmeSyntax::Tlsplus) => {
                 c.cacert = Some(PathBuf::from(&one_arg(o, "a PEM file")?.text));

@@ -147,15 +147,6 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             }
         }
         let encrypted = schemes.iter().any(|t| *t != Scheme::Dns);
-        if encrypted && block.tls.is_none() {
-            return Err(ConfigError::at(
-                &block.pos,
-                format!(
-                    "server block {:?} is tls:// or https:// and needs a tls directive",
-                    block.label()
-                ),
-            ));
-        }
         if encrypted && schemes.contains(&Scheme::Dns) {
             return Err(ConfigError::at(
                 &block.pos,
@@ -166,6 +157,19 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             ));
         }
         cfg.blocks.push(block);
+    }
+    if let Some(b) = cfg
+        .blocks
+        .iter()
+        .find(|b| b.tls.is_none() && !certified(&cfg.blocks, b))
+    {
+        return Err(ConfigError::at(
+            &b.pos,
+            format!(
+                "server block {:?} is tls:// or https:// and needs a tls directive (or another block with one on the same port)",
+                b.label()
+            ),
+        ));
     }
     if cfg.blocks.is_empty() {
         return Err(ConfigError::at(
@@ -178,6 +182,25 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         ));
     }
     Ok(cfg)
+}
+
+/// Whether every encrypted listener of `b` has a certificate: its own `tls`, or, as CoreDNS
+/// groups blocks by listener and takes the first `tls` of the group, one of another block on
+/// the same scheme, port and address.
+fn certified(blocks: &[ServerBlock], b: &ServerBlock) -> bool {
+    let overlap = |x: &ServerBlock, y: &ServerBlock| {
+        x.addrs().iter().any(|a| {
+            y.addrs()
+                .iter()
+                .any(|c| a == c || ((a.is_unspecified() || c.is_unspecified()) && a.is_ipv4() == c.is_ipv4()))
+        })
+    };
+    b.keys.iter().filter(|k| k.scheme != Scheme::Dns).all(|k| {
+        b.tls.is_some()
+            || blocks.iter().any(|o| {
+                o.tls.is_some() && overlap(o, b) && o.keys.iter().any(|ok| ok.scheme == k.scheme && ok.port == k.port)
+            })
+    })
 }
 
 #[cfg(test)]
@@ -301,6 +324,22 @@ mod tests {
     }
 
     #[test]
+    fn pre_1x_log_and_errors_arguments() {
+        let c = parse_ok("a.test {\n errors stdout\n log stdout\n}\n");
+        assert!(c.blocks[0].errors);
+        assert_eq!(c.blocks[0].log[0].names, vec![domain::base::Name::root_bytes()]);
+        assert!(parse_err("a.test {\n errors /var/log/x\n}\n").contains("invalid log file"));
+        assert!(parse_ok("a.test {\n errors {\n  stacktrace\n }\n}\n").blocks[0].errors);
+        // `log stdout example.org` is two names, as in CoreDNS.
+        assert_eq!(
+            parse_ok("a.test {\n log stdout b.test\n}\n").blocks[0].log[0]
+                .names
+                .len(),
+            2
+        );
+    }
+
+    #[test]
     fn plugins_ringdns_will_not_have_are_named() {
         let e = parse_err(".:53 {\n errors\n kubernetes cluster.local {\n  pods insecure\n }\n}\n");
         assert!(
@@ -384,10 +423,29 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(parse_err("tls://x.test {\n}\n").contains("needs a tls directive"));
+        // A block on the listener of another that has a certificate shares it (CoreDNS).
+        let c = parse_ok("tls://a.test {\n}\ntls://. {\n tls c.pem k.pem\n}\n");
+        assert!(c.blocks[0].tls.is_none());
+        assert!(parse_err("tls://a.test:8853 {\n}\ntls://. {\n tls c.pem k.pem\n}\n").starts_with("Corefile:1:1:"));
         assert!(
             parse_err("tls://x.test {\n tls acme {\n  storage /x\n }\n}\n")
                 .contains("unknown tls acme option \"storage\"")
         );
+        let ca = |v: &str| {
+            let c = parse(
+                &format!("tls://x.test {{\n tls acme {{\n  domain x.test\n  ca {v}\n }}\n}}\n"),
+                Path::new("Corefile"),
+                LoadOptions::default(),
+            );
+            c.map(|c| match &c.blocks[0].tls {
+                Some(TlsConfig::Acme(a)) => a.ca.clone(),
+                other => panic!("{other:?}"),
+            })
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(ca("localhost:14000/dir").unwrap(), "https://localhost:14000/dir");
+        assert_eq!(ca("https://ca.test/dir").unwrap(), "https://ca.test/dir");
+        assert!(ca("http://ca.test/dir").unwrap_err().contains("https://"));
     }
 
     #[test]
