@@ -36,6 +36,7 @@ fn route_for(zone: Zone) -> Route {
         })],
         log: Vec::new(),
         errors: false,
+        plugins: Default::default(),
     });
     Route::new(
         vec![RouteEntry {
@@ -57,6 +58,7 @@ fn classes(c: &mut Criterion) {
         route: Some(&route),
         transport: Transport::Udp,
         challenges: None,
+        client: None,
     };
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
     let mut scratch = Scratch::new();
@@ -108,6 +110,7 @@ fn lookups(c: &mut Criterion) {
             route: Some(&route),
             transport: Transport::Udp,
             challenges: None,
+            client: None,
         };
         let queries: Vec<Vec<u8>> = (0..1024)
             .map(|i| query(&format!("h{}.bench.test", (i * 7919) % n), Rtype::A, true))

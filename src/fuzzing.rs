@@ -40,6 +40,7 @@ fn route() -> &'static Route {
             ],
             log: Vec::new(),
             errors: false,
+            plugins: Default::default(),
         });
         let entry = |zone: &domain::base::Name<bytes::Bytes>, block: &Arc<Block>| RouteEntry {
             zone: NameKey::of(zone).as_slice().into(),
@@ -58,6 +59,7 @@ pub fn answer_bytes(data: &[u8]) {
             route: Some(route()),
             transport,
             challenges: None,
+            client: None,
         };
         let mut scratch = Scratch::new();
         if let crate::dns::Outcome::Reply { .. } = answer(&ctx, data, &mut scratch, &mut out) {
@@ -80,6 +82,7 @@ pub fn answer_udp(query: &[u8]) -> Option<Vec<u8>> {
         route: Some(route()),
         transport: Transport::Udp,
         challenges: None,
+        client: None,
     };
     let mut out = Vec::new();
     let mut scratch = Scratch::new();

@@ -67,6 +67,7 @@ fn answer_allocates_nothing() {
         route: snap.route(&snap.listeners[0].0),
         transport: Transport::Udp,
         challenges: Some(&challenges),
+        client: None,
     };
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("hit", q("www.example.test", Rtype::A).wire()),
@@ -160,6 +161,7 @@ fn forwarded_cache_hit_allocates_nothing() {
         route: snap.route(&snap.listeners[0].0),
         transport: Transport::Udp,
         challenges: None,
+        client: None,
     };
     let fwd = std::rc::Rc::new(ShardForward::new(Default::default()));
     let query = q("www.cached.test", Rtype::A).edns(1232).wire();

@@ -60,6 +60,7 @@ impl World {
                 t => t,
             },
             challenges: self.challenges.as_ref(),
+            client: None,
         };
         let mut out = Vec::new();
         let mut scratch = Scratch::new();

@@ -16,28 +16,30 @@ use crate::zone::name::parse_abs;
 
 /// Directives this version implements.
 pub const SUPPORTED: &[&str] = &[
+    "any",
     "bind",
     "cache",
+    "chaos",
     "errors",
     "file",
     "forward",
     "health",
     "hosts",
     "log",
+    "minimal",
     "prometheus",
     "ready",
     "reload",
     "tls",
+    "whoami",
 ];
 
 /// CoreDNS directives that ringdns knows of but does not implement yet.
 const NOT_YET: &[&str] = &[
     "acl",
-    "any",
     "auto",
     "bufsize",
     "cancel",
-    "chaos",
     "debug",
     "dns64",
     "dnssec",
@@ -48,7 +50,6 @@ const NOT_YET: &[&str] = &[
     "local",
     "loop",
     "metadata",
-    "minimal",
     "nsid",
     "rewrite",
     "root",
@@ -60,7 +61,6 @@ const NOT_YET: &[&str] = &[
     "transfer",
     "tsig",
     "view",
-    "whoami",
 ];
 
 /// CoreDNS plugins that ringdns will not have: back ends of other systems (Kubernetes,
@@ -149,6 +149,29 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
                 }
                 no_block(line)?;
                 extras.ready = Some(probe_addr(line, READY_PORT)?);
+            }
+            "chaos" => {
+                if block.chaos.is_some() {
+                    return Err(err(&line.name, "chaos may be used only once per server block"));
+                }
+                no_block(line)?;
+                block.chaos = Some(chaos(line));
+            }
+            "whoami" | "any" | "minimal" => {
+                no_args(line)?;
+                no_block(line)?;
+                let flag = match name {
+                    "whoami" => &mut block.whoami,
+                    "any" => &mut block.any,
+                    _ => &mut block.minimal,
+                };
+                if *flag {
+                    return Err(err(
+                        &line.name,
+                        format!("{name} may be used only once per server block"),
+                    ));
+                }
+                *flag = true;
             }
             "prometheus" => {
                 if block.prometheus.is_some() {
@@ -500,6 +523,25 @@ fn health(line: &Line) -> Result<Health, ConfigError> {
         }
     }
     Ok(h)
+}
+
+/// `chaos [VERSION] [AUTHORS...]`: VERSION defaults to `ringdns-<version>` (CoreDNS says
+/// `CoreDNS-<version>`), AUTHORS to ringdns's authors.
+fn chaos(line: &Line) -> ChaosConfig {
+    let mut args = line.args.iter().map(|t| t.text.clone());
+    ChaosConfig {
+        version: args
+            .next()
+            .unwrap_or_else(|| format!("ringdns-{}", env!("CARGO_PKG_VERSION"))),
+        authors: {
+            let a: Vec<String> = args.collect();
+            if a.is_empty() {
+                vec!["ringdns developers".to_string()]
+            } else {
+                a
+            }
+        },
+    }
 }
 
 /// `prometheus [ADDRESS] { runtime_metrics }`. `runtime_metrics` (Go runtime series) is

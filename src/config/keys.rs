@@ -45,7 +45,13 @@ pub fn parse_key(tok: &Token, dns_port: u16) -> Result<Key, ConfigError> {
         },
     };
     let zone_text = if zone_text.is_empty() { "." } else { zone_text };
-    let zone = if zone_text.contains('/') {
+    // A '/' after an IP address is a CIDR; otherwise it is a character of a name, as in
+    // RFC 2317's classless reverse zones (`32/27.104.21.172.in-addr.arpa`), which CoreDNS
+    // takes as names too.
+    let cidr = zone_text
+        .split_once('/')
+        .is_some_and(|(ip, _)| ip.parse::<std::net::IpAddr>().is_ok());
+    let zone = if cidr {
         reverse_zone(zone_text).map_err(bad)?
     } else if zone_text == "." {
         domain::base::Name::root_bytes()
@@ -145,6 +151,12 @@ mod tests {
             "8.b.d.0.1.0.0.2.ip6.arpa"
         );
         assert!(key("10.0.0.0/12").is_err());
+        // RFC 2317 classless names are names.
+        let k = key("32/27.104.21.172.in-addr.arpa:1053").unwrap();
+        assert_eq!(
+            (k.zone.to_string().as_str(), k.port),
+            ("32/27.104.21.172.in-addr.arpa", 1053)
+        );
     }
 
     #[test]

@@ -106,6 +106,10 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             forward: None,
             cache: None,
             prometheus: None,
+            chaos: None,
+            whoami: false,
+            any: false,
+            minimal: false,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();
@@ -283,10 +287,12 @@ mod tests {
     #[test]
     fn unknown_directive_suggests() {
         let e = parse_err("example.com:53 {\n    hots\n}\n");
+        let (head, supported) = e.split_once("; supported: ").unwrap();
         assert_eq!(
-            e,
-            "Corefile:2:5: unknown directive \"hots\" in server block \"dns://example.com.:53\" (did you mean \"hosts\"?): not a stock CoreDNS plugin (third-party plugins are not available in ringdns); supported: bind, cache, errors, file, forward, health, hosts, log, prometheus, ready, reload, tls"
+            head,
+            "Corefile:2:5: unknown directive \"hots\" in server block \"dns://example.com.:53\" (did you mean \"hosts\"?): not a stock CoreDNS plugin (third-party plugins are not available in ringdns)"
         );
+        assert_eq!(supported, directives::SUPPORTED.join(", "));
     }
 
     #[test]

@@ -171,6 +171,23 @@ pub struct ServerBlock {
     pub cache: Option<CacheConfig>,
     /// `prometheus [ADDRESS]`: where this block's metrics are scraped.
     pub prometheus: Option<SocketAddr>,
+    /// `chaos [VERSION] [AUTHORS...]`.
+    pub chaos: Option<ChaosConfig>,
+    /// `whoami`: names no other plugin serves get the client's address and port.
+    pub whoami: bool,
+    /// `any`: ANY queries get the RFC 8482 HINFO.
+    pub any: bool,
+    /// `minimal`: positive answers go without authority and additional records.
+    pub minimal: bool,
+}
+
+/// `chaos [VERSION] [AUTHORS...]`: what `version.bind` and `authors.bind` say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChaosConfig {
+    /// For `version.bind` and `version.server`.
+    pub version: String,
+    /// For `authors.bind`, one TXT record each.
+    pub authors: Vec<String>,
 }
 
 /// How a `forward` reaches one upstream.

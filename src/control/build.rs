@@ -7,7 +7,9 @@ use std::sync::Arc;
 use super::data::DataSet;
 use super::tls::TlsListeners;
 use crate::config::{Config, Scheme, ServerBlock, TlsConfig};
-use crate::dns::pipeline::{Block, FileHandler, Handler, HostsHandler, ListenerKey, Route, RouteEntry, Snapshot};
+use crate::dns::pipeline::{
+    Block, BlockPlugins, Chaos, FileHandler, Handler, HostsHandler, ListenerKey, Route, RouteEntry, Snapshot,
+};
 use crate::telemetry::metrics::Registry;
 use crate::zone::challenge::challenge_name;
 use crate::zone::name::NameKey;
@@ -110,6 +112,7 @@ pub fn snapshot(
         handlers: Vec::new(),
         log: Vec::new(),
         errors: false,
+        plugins: Default::default(),
     });
     let responders = responders(cfg);
     let mut routes: BTreeMap<ListenerKey, Vec<RouteEntry>> = BTreeMap::new();
@@ -193,6 +196,10 @@ fn enabled_plugins(cfg: &Config) -> Vec<(String, String, &'static str)> {
         names.extend(b.hosts.as_ref().map(|_| "hosts"));
         names.extend((!b.files.is_empty()).then_some("file"));
         names.extend(b.forward.as_ref().map(|_| "forward"));
+        names.extend(b.chaos.as_ref().map(|_| "chaos"));
+        names.extend(b.any.then_some("any"));
+        names.extend(b.minimal.then_some("minimal"));
+        names.extend(b.whoami.then_some("whoami"));
         for l in block_listeners(b) {
             if l.transport == crate::config::Transport::Tcp {
                 // The UDP listener of the same address has the same label.
@@ -287,5 +294,23 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
         handlers,
         log: b.log.clone(),
         errors: b.errors,
+        plugins: BlockPlugins {
+            chaos: b
+                .chaos
+                .as_ref()
+                .map(|c| Chaos::new(&c.version, &c.authors, &hostname())),
+            whoami: b.whoami,
+            any: b.any,
+            minimal: b.minimal,
+        },
     }
+}
+
+/// The host's name, for `chaos`'s `hostname.bind` ("localhost" when it has none, as CoreDNS).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }

@@ -4,16 +4,20 @@
 use domain::base::iana::{Class, Opcode, OptRcode, Rtype};
 
 use super::pipeline::Route;
-use super::reply::{self, Written};
+use super::reply::{self, Made, Written};
 use super::request::{self, DropReason, EarlyError, Parsed, Question, Request};
 use super::resolve::{self, Resolution, Synthesized};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+use arrayvec::ArrayVec;
 
 use crate::config::Transport;
 use crate::dns::plan::Plan;
 pub use crate::meter::series::Plugin;
 use crate::zone::challenge::ChallengeSet;
 use crate::zone::name::NameKey;
+use crate::zone::rrset::WireData;
 
 /// Capacity to give reply buffers up front so replies never reallocate.
 pub const REPLY_CAPACITY: usize = super::wire::MAX_STREAM_MESSAGE + 2;
@@ -27,6 +31,8 @@ pub struct Ctx<'a> {
     pub transport: Transport,
     /// Published ACME challenge values, answered before zone data.
     pub challenges: Option<&'a ChallengeSet>,
+    /// The client's address and port (for `whoami`), when the caller has them.
+    pub client: Option<SocketAddr>,
 }
 
 /// What happened to a query.
@@ -146,12 +152,42 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
     let Some(q) = req.question else {
         return error(&req, OptRcode::FORMERR, ctx, out);
     };
-    if let Some(rcode) = refuse_question(&q) {
+    let chaos = ctx.route.is_some_and(Route::chaos);
+    if let Some(rcode) = refuse_question(&q, chaos) {
         return error(&req, rcode, ctx, out);
     }
     let Some((entry, block)) = ctx.route.and_then(|r| r.entry_for(q.key)) else {
         return error(&req, OptRcode::REFUSED, ctx, out);
     };
+    let plugins = &block.plugins;
+    if q.qclass == Class::CH {
+        // Only `chaos` answers class CH (refuse_question let it through for it).
+        let found = plugins.chaos.as_ref().and_then(|c| c.lookup(q.key));
+        return match found.filter(|_| q.qtype == Rtype::TXT) {
+            Some(txts) => {
+                let mut made: ArrayVec<Made<'_>, MAX_MADE> = ArrayVec::new();
+                for rdata in txts.iter().take(MAX_MADE) {
+                    made.push(Made {
+                        label: None,
+                        class: Class::CH,
+                        ttl: 0,
+                        data: WireData {
+                            rtype: Rtype::TXT,
+                            data: rdata,
+                        },
+                    });
+                }
+                let w = reply::write_made(&req, &q, false, &made, &[], ctx.transport, out);
+                written(w, &req, Some((entry, Plugin::Chaos)), None)
+            }
+            None => written(
+                reply::write_error(&req, OptRcode::REFUSED, ctx.transport, out),
+                &req,
+                Some((entry, Plugin::Server)),
+                None,
+            ),
+        };
+    }
     // DNS-01 values (RFC 8555 §8.4) go first, on listeners whose zones hold the name.
     if let Some(set) = ctx.challenges.and_then(|c| c.lookup(q.key)) {
         if matches!(q.qtype, Rtype::TXT | Rtype::ANY) {
@@ -161,11 +197,28 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
             return written(write(&req, &q, &res, ctx, out), &req, by, None);
         }
     }
+    if plugins.any && q.qtype == Rtype::ANY {
+        // RFC 8482 §4.2: one synthesised HINFO instead of everything at the name.
+        let hinfo = Made {
+            label: None,
+            class: Class::IN,
+            ttl: ANY_HINFO_TTL,
+            data: WireData {
+                rtype: Rtype::HINFO,
+                data: ANY_HINFO,
+            },
+        };
+        let w = reply::write_made(&req, &q, true, &[hinfo], &[], ctx.transport, out);
+        return written(w, &req, Some((entry, Plugin::Any)), None);
+    }
     let transport = ctx.transport;
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     let mut res = Resolution::new();
     match resolve::resolve(block, &q, transport, dnssec_ok, names, &mut res) {
         Some(resolve::Step::Answer(plugin)) => {
+            if plugins.minimal {
+                res.minimize();
+            }
             written(write(&req, &q, &res, ctx, out), &req, Some((entry, plugin)), None)
         }
         Some(resolve::Step::Forward(plan)) => Outcome::Forward(Forwarding {
@@ -173,6 +226,13 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
             plan,
             request: req,
         }),
+        None if plugins.whoami => match ctx.client {
+            Some(client) => {
+                let w = whoami(&req, &q, client, ctx.transport, out);
+                written(w, &req, Some((entry, Plugin::Whoami)), None)
+            }
+            None => error(&req, OptRcode::REFUSED, ctx, out),
+        },
         // No handler of the block claims the name: we are not authoritative for it.
         None => written(
             reply::write_error(&req, OptRcode::REFUSED, ctx.transport, out),
@@ -209,15 +269,70 @@ fn written(
     }
 }
 
+/// Records `chaos` answers at most (its authors).
+const MAX_MADE: usize = 32;
+/// RFC 8482 §4.2's HINFO: CPU "RFC8482", OS "" in the RFC; CoreDNS's text, which its users
+/// see, is kept.
+const ANY_HINFO: &[u8] = b"\x0dANY obsoleted\x0cSee RFC 8482";
+/// The HINFO's TTL (CoreDNS: 8482).
+const ANY_HINFO_TTL: u32 = 8482;
+
+/// `whoami`: an empty answer with the client's address (A or AAAA at the query name) and
+/// port (SRV at `_udp.` or `_tcp.` before it) in the additional section, as CoreDNS writes.
+fn whoami(req: &Request<'_>, q: &Question<'_>, client: SocketAddr, t: Transport, out: &mut Vec<u8>) -> Written {
+    let ip = client.ip().to_canonical();
+    let (v4, v6);
+    let addr = match ip {
+        IpAddr::V4(a) => {
+            v4 = a.octets();
+            WireData {
+                rtype: Rtype::A,
+                data: &v4,
+            }
+        }
+        IpAddr::V6(a) => {
+            v6 = a.octets();
+            WireData {
+                rtype: Rtype::AAAA,
+                data: &v6,
+            }
+        }
+    };
+    // SRV: priority 0, weight 0, the port, target the root.
+    let mut srv = [0u8; 7];
+    srv[4..6].copy_from_slice(&client.port().to_be_bytes());
+    let label: &[u8] = if t == Transport::Udp { b"\x04_udp" } else { b"\x04_tcp" };
+    let records = [
+        Made {
+            label: None,
+            class: q.qclass,
+            ttl: 0,
+            data: addr,
+        },
+        Made {
+            label: Some(label),
+            class: q.qclass,
+            ttl: 0,
+            data: WireData {
+                rtype: Rtype::SRV,
+                data: &srv,
+            },
+        },
+    ];
+    reply::write_made(req, q, true, &[], &records, t, out)
+}
+
 /// Classes and types answered with a fixed rcode (choices documented in the README):
-/// - CH, HS and other classes: REFUSED (we serve IN only; `version.bind` is not configured);
+/// - CH: REFUSED unless a block of the listener has `chaos`; HS and other classes: REFUSED
+///   (we serve IN only);
 /// - class ANY or NONE: NOTIMP;
 /// - QTYPE 0, OPT, TSIG, TKEY (meta-types that cannot be queried, RFC 6895 §3.1): FORMERR;
 /// - MAILA, MAILB (obsolete, RFC 883): NOTIMP;
 /// - AXFR, IXFR: REFUSED (no transfer is configured; never a transfer over UDP).
-fn refuse_question(q: &Question<'_>) -> Option<OptRcode> {
+fn refuse_question(q: &Question<'_>, chaos: bool) -> Option<OptRcode> {
     match q.qclass {
         Class::IN => {}
+        Class::CH if chaos => {}
         Class::ANY | Class::NONE => return Some(OptRcode::NOTIMP),
         _ => return Some(OptRcode::REFUSED),
     }

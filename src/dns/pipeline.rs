@@ -64,6 +64,8 @@ pub struct Route {
     zones: Vec<RouteEntry>,
     /// Some block behind this listener has `log` rules.
     logs: bool,
+    /// Some block behind this listener has `chaos` (class CH is routed, not refused).
+    chaos: bool,
     /// Counts of queries no block took (CoreDNS's zone `dropped`), when metrics are on.
     dropped: Option<Arc<ZoneSeries>>,
     /// TLS configuration of a `tls://` listener.
@@ -80,9 +82,11 @@ impl Route {
     ) -> Self {
         zones.sort_by(|a, b| b.zone.len().cmp(&a.zone.len()).then_with(|| a.zone.cmp(&b.zone)));
         let logs = zones.iter().any(|e| !e.block.log.is_empty());
+        let chaos = zones.iter().any(|e| e.block.plugins.chaos.is_some());
         Route {
             zones,
             logs,
+            chaos,
             dropped,
             tls,
         }
@@ -96,6 +100,11 @@ impl Route {
     /// Whether any block of this listener logs queries (checked before any log work).
     pub fn logs(&self) -> bool {
         self.logs
+    }
+
+    /// Whether a block of this listener answers class CH.
+    pub fn chaos(&self) -> bool {
+        self.chaos
     }
 
     /// Whether queries on this listener are counted (then each is timed).
@@ -134,6 +143,66 @@ pub struct Block {
     pub log: Vec<LogRule>,
     /// `errors` is on.
     pub errors: bool,
+    /// The plugins that answer besides the data sources, or reshape their answers.
+    pub plugins: BlockPlugins,
+}
+
+/// A block's plugins that are not data sources.
+#[derive(Default)]
+pub struct BlockPlugins {
+    /// `chaos`: the TXT rdata of its names.
+    pub chaos: Option<Chaos>,
+    /// `whoami` answers names no data source serves.
+    pub whoami: bool,
+    /// `any` answers ANY with RFC 8482's HINFO.
+    pub any: bool,
+    /// `minimal` drops authority and additional records from positive answers.
+    pub minimal: bool,
+}
+
+/// The TXT rdata (wire, one character-string each) that `chaos` answers.
+pub struct Chaos {
+    /// `version.bind`, `version.server`.
+    pub version: Box<[u8]>,
+    /// `authors.bind`, one record each.
+    pub authors: Vec<Box<[u8]>>,
+    /// `hostname.bind`, `id.server`.
+    pub hostname: Box<[u8]>,
+}
+
+impl Chaos {
+    /// The records for `version`, `authors` and the host's name.
+    pub fn new(version: &str, authors: &[String], hostname: &str) -> Chaos {
+        Chaos {
+            version: txt(version),
+            authors: authors.iter().map(|a| txt(a)).collect(),
+            hostname: txt(hostname),
+        }
+    }
+
+    /// The rdatas for a CH TXT query of `key` (lowercase wire), if it is one of its names.
+    pub fn lookup(&self, key: &[u8]) -> Option<&[Box<[u8]>]> {
+        const VERSION_BIND: &[u8] = b"\x07version\x04bind\x00";
+        const VERSION_SERVER: &[u8] = b"\x07version\x06server\x00";
+        const AUTHORS_BIND: &[u8] = b"\x07authors\x04bind\x00";
+        const HOSTNAME_BIND: &[u8] = b"\x08hostname\x04bind\x00";
+        const ID_SERVER: &[u8] = b"\x02id\x06server\x00";
+        match key {
+            VERSION_BIND | VERSION_SERVER => Some(std::slice::from_ref(&self.version)),
+            AUTHORS_BIND => Some(&self.authors),
+            HOSTNAME_BIND | ID_SERVER => Some(std::slice::from_ref(&self.hostname)),
+            _ => None,
+        }
+    }
+}
+
+/// TXT rdata of one character-string (at most 255 octets, as CoreDNS trims it).
+fn txt(s: &str) -> Box<[u8]> {
+    let b = &s.as_bytes()[..s.len().min(255)];
+    let mut v = Vec::with_capacity(b.len() + 1);
+    v.push(b.len() as u8);
+    v.extend_from_slice(b);
+    v.into()
 }
 
 /// A data source of a block.

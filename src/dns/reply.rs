@@ -319,6 +319,70 @@ pub fn write_error(req: &Request<'_>, rcode: OptRcode, t: Transport, out: &mut V
     finish(msg.authority().additional(), req, t, rcode, false, limit, out)
 }
 
+/// A record made for one query rather than taken from zone data (`chaos`, `whoami`,
+/// `any`): its owner is the query name, with `label` (one wire label) before it if given.
+#[derive(Clone, Copy, Debug)]
+pub struct Made<'a> {
+    /// A label put before the query name (`_udp` for whoami's SRV).
+    pub label: Option<&'a [u8]>,
+    /// The record's class (the query's: CH for chaos).
+    pub class: Class,
+    /// TTL.
+    pub ttl: u32,
+    /// Type and rdata.
+    pub data: WireData<'a>,
+}
+
+/// A NOERROR reply with records made for the query: `answer` in the answer section (TC
+/// when they do not all fit), `additional` in the additional section (dropped when they
+/// do not fit, RFC 2181 §9).
+pub fn write_made(
+    req: &Request<'_>,
+    q: &Question<'_>,
+    aa: bool,
+    answer: &[Made<'_>],
+    additional: &[Made<'_>],
+    t: Transport,
+    out: &mut Vec<u8>,
+) -> Written {
+    let limit = size_limit(req, t);
+    let body_limit = limit - opt_space(req, t);
+    let (mut msg, mut truncated) = match start(req, Some(q), std::mem::take(out), body_limit) {
+        Ok(m) => (m, false),
+        Err((_, m)) => (m, true),
+    };
+    msg.header_mut().set_aa(aa);
+    for r in answer {
+        if truncated || push_made(&mut msg, r, q).is_err() {
+            truncated = true;
+            break;
+        }
+    }
+    let mut add = msg.authority().additional();
+    for r in additional {
+        if truncated || push_made(&mut add, r, q).is_err() {
+            break;
+        }
+    }
+    add.header_mut().set_tc(truncated);
+    finish(add, req, t, OptRcode::NOERROR, truncated, limit, out)
+}
+
+fn push_made<S: Section>(s: &mut S, r: &Made<'_>, q: &Question<'_>) -> Result<(), PushError> {
+    let Some(label) = r.label else {
+        return s.push_rr((&q.name, r.class, r.ttl, r.data));
+    };
+    // label + the query name, lowercase (q.key is its wire form); at most 255 octets.
+    let mut owner = arrayvec::ArrayVec::<u8, 255>::new();
+    if owner.try_extend_from_slice(label).is_err() || owner.try_extend_from_slice(q.key).is_err() {
+        return Ok(());
+    }
+    match Name::from_slice(owner.as_slice()) {
+        Ok(name) => s.push_rr((name, r.class, r.ttl, r.data)),
+        Err(_) => Ok(()),
+    }
+}
+
 /// TSIG error BADKEY (RFC 8945 §5.2.1, IANA "TSIG/TKEY RR Error").
 const TSIG_BADKEY: u16 = 17;
 

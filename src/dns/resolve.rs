@@ -203,6 +203,15 @@ impl<'r> Resolution<'r> {
         }
     }
 
+    /// `minimal`: a positive answer without authority and additional records (CoreDNS's
+    /// plugin: only NOERROR with answers; referrals, NODATA and errors keep theirs).
+    pub fn minimize(&mut self) {
+        if self.rcode == Rcode::NOERROR && !self.answer.is_empty() {
+            self.authority.clear();
+            self.additional.clear();
+        }
+    }
+
     /// Starts over with `rcode` and `aa`.
     fn reset(&mut self, rcode: Rcode, aa: bool) {
         self.rcode = rcode;

@@ -119,16 +119,25 @@ pub enum Plugin {
     Cache,
     /// `tls`: an ACME DNS-01 challenge value.
     Tls,
+    /// `chaos`.
+    Chaos,
+    /// `any`.
+    Any,
+    /// `whoami`.
+    Whoami,
 }
 
 /// Every [`Plugin`], in slot order.
-pub const PLUGINS: [Plugin; 6] = [
+pub const PLUGINS: [Plugin; 9] = [
     Plugin::Server,
     Plugin::Hosts,
     Plugin::File,
     Plugin::Forward,
     Plugin::Cache,
     Plugin::Tls,
+    Plugin::Chaos,
+    Plugin::Any,
+    Plugin::Whoami,
 ];
 
 impl Plugin {
@@ -141,6 +150,9 @@ impl Plugin {
             Plugin::Forward => "forward",
             Plugin::Cache => "cache",
             Plugin::Tls => "tls",
+            Plugin::Chaos => "chaos",
+            Plugin::Any => "any",
+            Plugin::Whoami => "whoami",
         }
     }
 }

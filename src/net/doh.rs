@@ -229,6 +229,7 @@ async fn resolve(
                 route: snapshot.route(&key),
                 transport: Transport::Https,
                 challenges: Some(&challenges),
+                client: None,
             },
             reporter,
             received: None,

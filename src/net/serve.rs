@@ -63,7 +63,11 @@ pub(crate) fn query(
     let started = route
         .is_some_and(|r| r.logs() || r.metered())
         .then(|| l.received.unwrap_or_else(Instant::now));
-    let outcome = match answer(&l.dns, wire, scratch, out) {
+    let dns = Ctx {
+        client: Some(peer),
+        ..l.dns
+    };
+    let outcome = match answer(&dns, wire, scratch, out) {
         Outcome::Drop(reason) => return Served::Drop(reason),
         Outcome::Forward(f) => match cached(l, f, wire, started, out) {
             Some(pending) => return Served::Later(pending),

@@ -234,6 +234,7 @@ async fn read_queries<R: StreamRead>(
                     route: route_of.get(snapshot, &key),
                     transport: key.transport,
                     challenges: Some(challenges.load()),
+                    client: None,
                 },
                 reporter: &reporter,
                 received: None,

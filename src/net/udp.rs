@@ -70,6 +70,7 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
                 route,
                 transport: Transport::Udp,
                 challenges: Some(challenges.load()),
+                client: None,
             },
             reporter: &reporter,
             received,

@@ -1,0 +1,172 @@
+//! Black-box: the small stock plugins (`chaos`, `whoami`, `any`, `minimal`), each against
+//! the examples of its CoreDNS README, asked with dig and with our own client where the test
+//! must know the client's port.
+
+mod support;
+
+use std::net::UdpSocket;
+use std::process::Command;
+use std::time::Duration;
+
+use domain::base::iana::Rtype;
+use support::server::{Options, Server, example_zone};
+use support::{Reply, q};
+
+fn dig(s: &Server, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .args(["@127.0.0.1", "-p", &s.port.to_string(), "+time=2", "+tries=1"])
+        .args(args)
+        .output()
+        .expect("dig (test.sh installs bind9-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+// chaos README: `chaos CoreDNS-001 info@coredns.io`, queried for version.bind and
+// authors.bind in class CH; hostname.bind answers the host's name.
+both_drivers!(chaos_answers_version_authors_and_hostname_in_class_ch, |driver| {
+    let corefile = ".:{PORT} {\n    bind 127.0.0.1\n    chaos CoreDNS-001 info@coredns.io \"Jane Doe\"\n}\nexample.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n";
+    let s = Server::start(Options::new(driver, corefile).file("zone", example_zone()));
+    let out = dig(&s, &["version.bind", "CH", "TXT"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(out.contains("version.bind.\t\t0\tCH\tTXT\t\"CoreDNS-001\""), "{out}");
+    assert!(
+        !out.contains(" aa"),
+        "chaos answers are not authoritative, as CoreDNS's: {out}"
+    );
+    let out = dig(&s, &["+short", "version.server", "CH", "TXT"]);
+    assert_eq!(out.trim(), "\"CoreDNS-001\"");
+    let out = dig(&s, &["+short", "authors.bind", "CH", "TXT"]);
+    let mut authors: Vec<&str> = out.lines().collect();
+    authors.sort();
+    assert_eq!(authors, ["\"Jane Doe\"", "\"info@coredns.io\""]);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    for name in ["hostname.bind", "id.server"] {
+        let out = dig(&s, &["+short", name, "CH", "TXT"]);
+        assert_eq!(out.trim(), format!("\"{}\"", host.trim()), "{name}");
+    }
+    // Other names and types in class CH, and CH below a block without chaos: REFUSED.
+    for args in [
+        &["other.bind", "CH", "TXT"][..],
+        &["version.bind", "CH", "A"],
+        &["www.example.test", "CH", "TXT"],
+    ] {
+        let out = dig(&s, args);
+        assert!(out.contains("status: REFUSED"), "{args:?}: {out}");
+    }
+    // Class IN is unchanged.
+    let out = dig(&s, &["+short", "www.example.test", "A"]);
+    assert_eq!(out.trim(), "192.0.2.10");
+});
+
+both_drivers!(chaos_without_arguments_names_ringdns, |driver| {
+    let s = Server::start(Options::new(driver, ".:{PORT} {\n    bind 127.0.0.1\n    chaos\n}\n"));
+    let out = dig(&s, &["+short", "version.bind", "CH", "TXT"]);
+    assert!(out.trim().starts_with("\"ringdns-"), "{out}");
+    // Without chaos anywhere, class CH is refused before routing.
+    let s = Server::start(Options::new(driver, ".:{PORT} {\n    bind 127.0.0.1\n    whoami\n}\n"));
+    assert!(dig(&s, &["version.bind", "CH", "TXT"]).contains("status: REFUSED"));
+});
+
+/// Asks `name` A from a socket of our own: (reply, our port).
+fn udp_from_own_socket(s: &Server, name: &str) -> (Reply, u16) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    sock.send_to(&q(name, Rtype::A).wire(), s.addr).unwrap();
+    let mut buf = [0u8; 1500];
+    let n = sock.recv(&mut buf).expect("a reply");
+    (Reply::parse(&buf[..n]), sock.local_addr().unwrap().port())
+}
+
+// whoami README: `example.org { whoami }`; the reply has no answer, and the client's
+// address and port in the additional section.
+both_drivers!(whoami_tells_the_client_its_address_and_port, |driver| {
+    let corefile = "example.org:{PORT} {\n    bind 127.0.0.1\n    whoami\n}\n";
+    let s = Server::start(Options::new(driver, corefile));
+    let (r, port) = udp_from_own_socket(&s, "Host.Example.org");
+    assert_eq!(r.rcode(), 0);
+    assert!(r.aa());
+    assert!(r.answer().is_empty());
+    let extra = r.additional();
+    assert_eq!(extra.len(), 2, "{extra:?}");
+    assert_eq!((extra[0].rtype, extra[0].data.as_str()), (Rtype::A, "127.0.0.1"));
+    assert!(extra[0].owner.eq_ignore_ascii_case("host.example.org"), "{extra:?}");
+    assert_eq!(extra[1].rtype, Rtype::SRV);
+    assert!(
+        extra[1].owner.eq_ignore_ascii_case("_udp.host.example.org"),
+        "{extra:?}"
+    );
+    assert_eq!(extra[1].data.trim_end_matches(['.', ' ']), format!("0 0 {port}"));
+    // Over TCP the SRV is at _tcp.
+    let r = s.tcp(&q("a.example.org", Rtype::AAAA));
+    assert!(
+        r.additional()
+            .iter()
+            .any(|x| x.rtype == Rtype::SRV && x.owner == "_tcp.a.example.org")
+    );
+    // With dig too, and outside the zone nothing answers.
+    let out = dig(&s, &["a.example.org"]);
+    assert!(out.contains("_udp.a.example.org.\t0\tIN\tSRV\t0 0 "), "{out}");
+    assert!(dig(&s, &["other.test"]).contains("status: REFUSED"));
+});
+
+// whoami answers only names that the block's data sources leave unanswered.
+both_drivers!(whoami_answers_after_the_zone_data, |driver| {
+    let corefile = "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n    whoami\n}\n";
+    let s = Server::start(Options::new(driver, corefile).file("zone", example_zone()));
+    let r = s.udp(&q("www.example.test", Rtype::A));
+    assert_eq!(r.answer()[0].data, "192.0.2.10");
+    assert!(r.additional().iter().all(|x| x.rtype != Rtype::SRV));
+});
+
+// any README: `. { any; forward . 8.8.8.8 }`: ANY gets the RFC 8482 HINFO, other types are
+// answered as before.
+both_drivers!(any_answers_hinfo_for_qtype_any, |driver| {
+    let corefile = "example.test:{PORT} {\n    bind 127.0.0.1\n    any\n    file {DIR}/zone\n}\n";
+    let s = Server::start(Options::new(driver, corefile).file("zone", example_zone()));
+    for name in ["www.example.test", "nope.example.test", "example.test"] {
+        let r = s.udp(&q(name, Rtype::ANY));
+        assert_eq!(r.rcode(), 0, "{name}");
+        assert!(r.aa());
+        let a = r.answer();
+        assert_eq!(a.len(), 1, "{name}: {a:?}");
+        assert_eq!((a[0].rtype, a[0].ttl), (Rtype::HINFO, 8482));
+        assert_eq!(a[0].data, "\"ANY obsoleted\" \"See RFC 8482\"");
+    }
+    let out = dig(&s, &["+short", "www.example.test", "A"]);
+    assert_eq!(out.trim(), "192.0.2.10");
+    let out = dig(&s, &["www.example.test", "ANY"]);
+    assert!(out.contains("HINFO\t\"ANY obsoleted\" \"See RFC 8482\""), "{out}");
+});
+
+// minimal README: positive answers lose their authority and additional sections; NXDOMAIN,
+// NODATA and referrals keep theirs.
+both_drivers!(minimal_trims_positive_answers_only, |driver| {
+    let corefile = "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n    minimal\n}\n";
+    let s = Server::start(Options::new(driver, corefile).file("zone", example_zone()));
+    let full = Server::start(
+        Options::new(
+            driver,
+            "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
+        )
+        .file("zone", example_zone()),
+    );
+    // MX: the full server adds the exchange's address; minimal does not.
+    let with = full.udp(&q("example.test", Rtype::MX));
+    assert!(!with.additional().is_empty());
+    let r = s.udp(&q("example.test", Rtype::MX));
+    assert_eq!(r.answer(), with.answer());
+    assert!(
+        r.authority().is_empty() && r.additional().is_empty(),
+        "{:?}",
+        r.additional()
+    );
+    for (name, t) in [
+        ("nope.example.test", Rtype::A),
+        ("www.example.test", Rtype::MX),
+        ("x.sub.example.test", Rtype::A),
+    ] {
+        let (a, b) = (s.udp(&q(name, t)), full.udp(&q(name, t)));
+        assert_eq!(a.wire[2..], b.wire[2..], "{name} {t}: unchanged");
+        assert!(!a.authority().is_empty(), "{name} {t}");
+    }
+});
