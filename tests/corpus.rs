@@ -64,7 +64,7 @@ fn cases() -> Vec<Case> {
             empty: &["/etc/coredns/NodeHosts"],
             ..case("03", Refused(7, &["plugin \"kubernetes\"", "not available in ringdns"]))
         },
-        case("04", NotYet(10, "loop")),
+        case("04", Accepted),
         case("05", Refused(3, &["quic", "not supported"])),
         Case {
             zones: &[
@@ -141,7 +141,7 @@ fn cases() -> Vec<Case> {
                 ("DNS_CACHE_DENIAL", "2500"),
                 ("DNS_CACHE_PREFETCH", "10"),
             ],
-            ..case("19", NotYet(13, "loop"))
+            ..case("19", NotYet(15, "loadbalance"))
         },
         case("20", Accepted),
         Case {
@@ -182,7 +182,7 @@ fn cases() -> Vec<Case> {
             ..case("29", Refused(86, &["c.corp.example.com", "already defined at"]))
         },
         case("30", Accepted),
-        case("31", NotYet(5, "loop")),
+        case("31", Accepted),
         Case {
             zones: &[("/etc/coredns/x.benjojo.co.uk", "x.benjojo.co.uk")],
             ..case("32", Accepted)

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use domain::base::iana::Rtype;
-use support::server::{Options, Server, example_zone};
+use support::server::{Options, Server, example_zone, free_port, wait_exit};
 use support::{Reply, q};
 
 fn dig(s: &Server, args: &[&str]) -> String {
@@ -169,4 +169,62 @@ both_drivers!(minimal_trims_positive_answers_only, |driver| {
         assert_eq!(a.wire[2..], b.wire[2..], "{name} {t}: unchanged");
         assert!(!a.authority().is_empty(), "{name} {t}");
     }
+});
+
+// loop README: a forward that points back at the server itself stops it at start-up.
+both_drivers!(loop_stops_a_server_that_forwards_to_itself, |driver| {
+    let corefile = ".:{PORT} {\n    bind 127.0.0.1\n    forward . 127.0.0.1:{PORT}\n    loop\n}\n";
+    let mut s = Server::spawn(Options::new(driver, corefile));
+    let st = wait_exit(&mut s.child, Duration::from_secs(40)).expect("stops");
+    assert!(!st.success());
+    let log = s.log();
+    assert!(
+        log.contains("a forwarding loop for zone \".\"") && log.contains("HINFO "),
+        "{log}"
+    );
+});
+
+// Two servers that forward to each other: the one with loop stops.
+both_drivers!(loop_stops_a_loop_through_another_server, |driver| {
+    let (a_port, b_port) = (free_port(), free_port());
+    let b = Server::start(
+        Options::new(
+            driver,
+            &format!(".:{{PORT}} {{\n    bind 127.0.0.1\n    forward . 127.0.0.1:{a_port}\n}}\n"),
+        )
+        .port(b_port),
+    );
+    let corefile =
+        format!("example.test:{{PORT}} {{\n    bind 127.0.0.1\n    forward . 127.0.0.1:{b_port}\n    loop\n}}\n");
+    let mut a = Server::spawn(Options::new(driver, &corefile).port(a_port));
+    let st = wait_exit(&mut a.child, Duration::from_secs(40)).expect("stops");
+    assert!(!st.success());
+    assert!(
+        a.log().contains("a forwarding loop for zone \"example.test.\""),
+        "{}",
+        a.log()
+    );
+    drop(b);
+});
+
+// A forwarder with loop and a real upstream keeps running and answering.
+both_drivers!(loop_lets_a_forwarder_without_a_loop_run, |driver| {
+    let up = Server::start(
+        Options::new(
+            driver,
+            "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
+        )
+        .file("zone", example_zone()),
+    );
+    let corefile = format!(
+        ".:{{PORT}} {{\n    bind 127.0.0.1\n    forward . 127.0.0.1:{}\n    loop\n}}\n",
+        up.port
+    );
+    let mut s = Server::start(Options::new(driver, &corefile));
+    // The probe is answered (NXDOMAIN from the upstream) and the check ends.
+    assert!(wait_exit(&mut s.child, Duration::from_secs(3)).is_none(), "{}", s.log());
+    assert_eq!(s.udp(&q("www.example.test", Rtype::A)).answer()[0].data, "192.0.2.10");
+    assert!(!s.log().contains("loop"), "{}", s.log());
+    let (st, _) = s.stop();
+    assert!(st.success());
 });

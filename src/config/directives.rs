@@ -26,6 +26,7 @@ pub const SUPPORTED: &[&str] = &[
     "health",
     "hosts",
     "log",
+    "loop",
     "minimal",
     "prometheus",
     "ready",
@@ -48,7 +49,6 @@ const NOT_YET: &[&str] = &[
     "header",
     "loadbalance",
     "local",
-    "loop",
     "metadata",
     "nsid",
     "rewrite",
@@ -172,6 +172,15 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
                     ));
                 }
                 *flag = true;
+            }
+            "loop" => {
+                no_args(line)?;
+                no_block(line)?;
+                if block.loop_probe.is_some() {
+                    return Err(err(&line.name, "loop may be used only once per server block"));
+                }
+                // Below the block's first zone, as CoreDNS's.
+                block.loop_probe = Some(std::sync::Arc::new(LoopProbe::new(&block.keys[0].zone)));
             }
             "prometheus" => {
                 if block.prometheus.is_some() {

@@ -110,6 +110,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             whoami: false,
             any: false,
             minimal: false,
+            loop_probe: None,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();

@@ -179,6 +179,79 @@ pub struct ServerBlock {
     pub any: bool,
     /// `minimal`: positive answers go without authority and additional records.
     pub minimal: bool,
+    /// `loop`: the probe that detects a forwarding loop at start-up.
+    pub loop_probe: Option<std::sync::Arc<LoopProbe>>,
+}
+
+/// `loop`: a query for a name nobody else knows (`<random>.<random>.<zone>` HINFO), sent to
+/// the block's own address after start-up and after each reload. If it comes back to the
+/// block, ringdns forwards to itself: CoreDNS's plugin stops the server then, and so does
+/// ringdns. The shards count sightings here; the control thread sends the probe.
+#[derive(Debug)]
+pub struct LoopProbe {
+    /// The probe's name, lowercase wire.
+    pub name: Box<[u8]>,
+    seen: std::sync::atomic::AtomicU32,
+    off: std::sync::atomic::AtomicBool,
+    sent: std::sync::atomic::AtomicBool,
+}
+
+impl LoopProbe {
+    /// A probe for a random name below `zone`.
+    pub fn new(zone: &Name<Bytes>) -> LoopProbe {
+        let mut r = [0u8; 16];
+        // Without entropy the clock still makes the name one nobody else asks for.
+        if getrandom::fill(&mut r).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            r = t.to_le_bytes();
+        }
+        let mut name = Vec::new();
+        for half in r.chunks(8) {
+            // Decimal labels, as CoreDNS's.
+            let label = (u64::from_le_bytes(half.try_into().unwrap_or([0; 8])) >> 2).to_string();
+            name.push(label.len() as u8);
+            name.extend_from_slice(label.as_bytes());
+        }
+        name.extend_from_slice(crate::zone::name::NameKey::of(zone).as_slice());
+        LoopProbe {
+            name: name.into(),
+            seen: Default::default(),
+            off: Default::default(),
+            sent: Default::default(),
+        }
+    }
+
+    /// Called by the shards for each query routed to the block: counts the probe's name.
+    #[inline]
+    pub fn observe(&self, key: &[u8], qtype: domain::base::iana::Rtype) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.off.load(Relaxed) && qtype == domain::base::iana::Rtype::HINFO && *key == *self.name {
+            self.seen.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// How often the probe's name arrived.
+    pub fn seen(&self) -> u32 {
+        self.seen.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Forgets the sightings (a probe that got no answer is sent again).
+    pub fn reset(&self) {
+        self.seen.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True the first time only: the probe is to be sent once per configuration.
+    pub fn start(&self) -> bool {
+        !self.sent.swap(true, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops counting: the check is done.
+    pub fn disable(&self) {
+        self.off.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// `chaos [VERSION] [AUTHORS...]`: what `version.bind` and `authors.bind` say.

@@ -200,6 +200,7 @@ fn enabled_plugins(cfg: &Config) -> Vec<(String, String, &'static str)> {
         names.extend(b.any.then_some("any"));
         names.extend(b.minimal.then_some("minimal"));
         names.extend(b.whoami.then_some("whoami"));
+        names.extend(b.loop_probe.as_ref().map(|_| "loop"));
         for l in block_listeners(b) {
             if l.transport == crate::config::Transport::Tcp {
                 // The UDP listener of the same address has the same label.
@@ -302,6 +303,7 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
             whoami: b.whoami,
             any: b.any,
             minimal: b.minimal,
+            loop_probe: b.loop_probe.clone(),
         },
     }
 }

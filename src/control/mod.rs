@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod data;
+pub mod loops;
 pub mod run;
 
 pub use run::{DriverChoice, RunError, RunOptions, run};

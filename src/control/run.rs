@@ -79,6 +79,9 @@ pub enum RunError {
         "--driver io-uring: io_uring is not available on this kernel or is blocked (seccomp, sysctl kernel.io_uring_disabled); use --driver auto or legacy"
     )]
     NoIoUring,
+    /// `loop` found a forwarding loop.
+    #[error("{0}")]
+    Loop(String),
     /// The `health`, `ready` or `prometheus` endpoint.
     #[error("{0}")]
     Probes(std::io::Error),
@@ -262,6 +265,8 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
         tracing::error!(error = %e, "ACME cannot start; TLS listeners that need its certificates stay without one");
     }
     state.acme = Some(manager);
+    let (loops_tx, mut loops) = tokio::sync::mpsc::unbounded_channel();
+    super::loops::spawn(&state.cfg, &loops_tx);
     loop {
         let far = Instant::now() + Duration::from_secs(3600);
         let data_at = state.data.next_check().unwrap_or(far);
@@ -275,8 +280,10 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
                     }
                 }
             }
+            Some(found) = loops.recv() => return Err(RunError::Loop(found)),
             _ = hup.recv() => {
                 state = reload_blocking(state, shards, "SIGHUP").await;
+                super::loops::spawn(&state.cfg, &loops_tx);
             }
             _ = term.recv() => {
                 tracing::info!("SIGTERM: shutting down");
@@ -308,6 +315,7 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
                 let current = config::fingerprint(&state.opts.conf).ok();
                 if current.is_some() && current != state.fingerprint {
                     state = reload_blocking(state, shards, "Corefile changed").await;
+                    super::loops::spawn(&state.cfg, &loops_tx);
                     if let Some(r) = state.cfg.reload {
                         next_conf_check = Some(Instant::now() + with_jitter(r.interval, r.jitter));
                     } else {

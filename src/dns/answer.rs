@@ -160,6 +160,9 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
         return error(&req, OptRcode::REFUSED, ctx, out);
     };
     let plugins = &block.plugins;
+    if let Some(probe) = &plugins.loop_probe {
+        probe.observe(q.key, q.qtype);
+    }
     if q.qclass == Class::CH {
         // Only `chaos` answers class CH (refuse_question let it through for it).
         let found = plugins.chaos.as_ref().and_then(|c| c.lookup(q.key));
