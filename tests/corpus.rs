@@ -141,7 +141,7 @@ fn cases() -> Vec<Case> {
                 ("DNS_CACHE_DENIAL", "2500"),
                 ("DNS_CACHE_PREFETCH", "10"),
             ],
-            ..case("19", NotYet(15, "loadbalance"))
+            ..case("19", Accepted)
         },
         case("20", Accepted),
         Case {

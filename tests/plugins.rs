@@ -228,3 +228,84 @@ both_drivers!(loop_lets_a_forwarder_without_a_loop_run, |driver| {
     let (st, _) = s.stop();
     assert!(st.success());
 });
+
+const POOL_ZONE: &str = "$ORIGIN pool.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 3600 1209600 300\n@ NS ns\nns A 192.0.2.1\nweb A 192.0.2.11\nweb A 192.0.2.12\nweb A 192.0.2.13\nweb A 192.0.2.14\nweb AAAA 2001:db8::11\nweb AAAA 2001:db8::12\nalias CNAME web\n";
+
+/// The answers' data of `n` queries from one socket (one shard: its cache serves the
+/// forwarded ones after the first).
+fn orders(s: &Server, name: &str, t: Rtype, n: usize) -> Vec<Vec<String>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    (0..n)
+        .map(|_| {
+            sock.send_to(&q(name, t).wire(), s.addr).unwrap();
+            let mut buf = [0u8; 1500];
+            let len = sock.recv(&mut buf).expect("a reply");
+            Reply::parse(&buf[..len]).answer().into_iter().map(|r| r.data).collect()
+        })
+        .collect()
+}
+
+fn check_balanced(all: &[Vec<String>], want: &[&str]) {
+    let mut firsts = std::collections::HashSet::new();
+    for a in all {
+        let mut sorted: Vec<&str> = a.iter().map(String::as_str).filter(|d| !d.ends_with('.')).collect();
+        sorted.sort();
+        assert_eq!(sorted, want, "every reply has the whole set");
+        firsts.insert(a.iter().find(|d| !d.ends_with('.')).cloned());
+    }
+    assert_eq!(
+        firsts.len(),
+        want.len(),
+        "each address comes first sometimes: {firsts:?}"
+    );
+}
+
+// loadbalance README: `loadbalance round_robin` shuffles A and AAAA per reply, for zone data
+// and, behind a CNAME, keeping the CNAME first.
+both_drivers!(loadbalance_shuffles_addresses_of_zone_answers, |driver| {
+    let corefile = "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n    loadbalance round_robin\n}\n";
+    let s = Server::start(Options::new(driver, corefile).file("zone", POOL_ZONE));
+    let v4 = ["192.0.2.11", "192.0.2.12", "192.0.2.13", "192.0.2.14"];
+    check_balanced(&orders(&s, "web.pool.test", Rtype::A, 200), &v4);
+    check_balanced(
+        &orders(&s, "web.pool.test", Rtype::AAAA, 100),
+        &["2001:db8::11", "2001:db8::12"],
+    );
+    for a in orders(&s, "alias.pool.test", Rtype::A, 50) {
+        assert_eq!(a[0], "web.pool.test.", "the CNAME stays first: {a:?}");
+    }
+    check_balanced(&orders(&s, "alias.pool.test", Rtype::A, 200), &v4);
+    // Without loadbalance the order is the zone's, every time.
+    let plain = Server::start(
+        Options::new(
+            driver,
+            "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
+        )
+        .file("zone", POOL_ZONE),
+    );
+    let all = orders(&plain, "web.pool.test", Rtype::A, 20);
+    assert!(all.iter().all(|a| *a == all[0]), "{all:?}");
+});
+
+// Forwarded answers (from the upstream and from the cache) are shuffled too.
+both_drivers!(loadbalance_shuffles_forwarded_answers, |driver| {
+    let up = Server::start(
+        Options::new(
+            driver,
+            "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
+        )
+        .file("zone", POOL_ZONE),
+    );
+    let corefile = format!(
+        ".:{{PORT}} {{\n    bind 127.0.0.1\n    forward . 127.0.0.1:{}\n    cache 30\n    loadbalance\n}}\n",
+        up.port
+    );
+    let s = Server::start(Options::new(driver, &corefile));
+    check_balanced(
+        &orders(&s, "web.pool.test", Rtype::A, 200),
+        &["192.0.2.11", "192.0.2.12", "192.0.2.13", "192.0.2.14"],
+    );
+    let out = dig(&s, &["+short", "web.pool.test", "AAAA"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+});

@@ -25,6 +25,7 @@ pub const SUPPORTED: &[&str] = &[
     "forward",
     "health",
     "hosts",
+    "loadbalance",
     "log",
     "loop",
     "minimal",
@@ -47,7 +48,6 @@ const NOT_YET: &[&str] = &[
     "dnstap",
     "etcd",
     "header",
-    "loadbalance",
     "local",
     "metadata",
     "nsid",
@@ -172,6 +172,13 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
                     ));
                 }
                 *flag = true;
+            }
+            "loadbalance" => {
+                if block.loadbalance {
+                    return Err(err(&line.name, "loadbalance may be used only once per server block"));
+                }
+                loadbalance(line)?;
+                block.loadbalance = true;
             }
             "loop" => {
                 no_args(line)?;
@@ -551,6 +558,37 @@ fn chaos(line: &Line) -> ChaosConfig {
             }
         },
     }
+}
+
+/// `loadbalance [round_robin]`; CoreDNS's `weighted WEIGHTFILE` and `prefer CIDR...` are
+/// not in ringdns yet and say so.
+fn loadbalance(line: &Line) -> Result<(), ConfigError> {
+    match line.args.as_slice() {
+        [] => {}
+        [t] if t.text == "round_robin" => {}
+        [t, ..] if t.text == "weighted" => {
+            return Err(err(
+                t,
+                "loadbalance weighted is not supported by this version of ringdns (round_robin is)",
+            ));
+        }
+        [t, ..] => {
+            return Err(err(
+                t,
+                format!("unknown loadbalance policy {:?} (accepted: round_robin)", t.text),
+            ));
+        }
+    }
+    if let Some(o) = line.block.iter().flatten().next() {
+        return Err(err(
+            &o.name,
+            format!(
+                "loadbalance option {:?} is not supported by this version of ringdns",
+                o.name.text
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `prometheus [ADDRESS] { runtime_metrics }`. `runtime_metrics` (Go runtime series) is

@@ -111,6 +111,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             any: false,
             minimal: false,
             loop_probe: None,
+            loadbalance: false,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();
@@ -360,9 +361,9 @@ mod tests {
 
     #[test]
     fn later_directives_are_refused_not_ignored() {
-        let e = parse_err(". {\n loadbalance\n}\n");
+        let e = parse_err(". {\n rewrite name a b\n}\n");
         assert!(
-            e.starts_with("Corefile:2:2: directive \"loadbalance\"") && e.contains("not supported"),
+            e.starts_with("Corefile:2:2: directive \"rewrite\"") && e.contains("not supported"),
             "{e}"
         );
     }

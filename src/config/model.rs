@@ -179,6 +179,8 @@ pub struct ServerBlock {
     pub any: bool,
     /// `minimal`: positive answers go without authority and additional records.
     pub minimal: bool,
+    /// `loadbalance [round_robin]`: A and AAAA RRsets in a random order per reply.
+    pub loadbalance: bool,
     /// `loop`: the probe that detects a forwarding loop at start-up.
     pub loop_probe: Option<std::sync::Arc<LoopProbe>>,
 }

@@ -3,6 +3,7 @@
 //! without sockets.
 
 pub mod answer;
+pub mod balance;
 pub mod pipeline;
 pub mod plan;
 pub mod reply;

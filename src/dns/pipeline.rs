@@ -158,6 +158,8 @@ pub struct BlockPlugins {
     pub any: bool,
     /// `minimal` drops authority and additional records from positive answers.
     pub minimal: bool,
+    /// `loadbalance`: A and AAAA records in a random order.
+    pub loadbalance: bool,
     /// `loop`'s probe, which counts the queries for its name.
     pub loop_probe: Option<Arc<crate::config::LoopProbe>>,
 }

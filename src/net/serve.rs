@@ -14,7 +14,7 @@ use super::ctx::ShardCtx;
 use super::report::Reporter;
 use crate::config::Transport;
 use crate::dns::answer::{Asked, Plugin};
-use crate::dns::pipeline::{ListenerKey, Snapshot};
+use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::request::DropReason;
 use crate::dns::wire::{FLAGS1, FLAGS2, flags1, flags2};
 use crate::dns::{Ctx, Forwarding, Outcome, Scratch, answer};
@@ -75,6 +75,7 @@ pub(crate) fn query(
         },
         o @ Outcome::Reply { .. } => o,
     };
+    balance(route, &outcome, out);
     l.reporter.answered(route, &outcome, (peer, wire, out), started);
     Served::Reply
 }
@@ -132,13 +133,25 @@ impl Pending {
         let forwarder = self.shard.forward.clone();
         let reply = forward::resolve(forwarder, self.plan, self.query, &self.wire, self.via).await;
         let route = self.snapshot.route(&self.key);
-        reporter.after(
-            route,
-            &reply_outcome(self.entry, Plugin::Forward, self.asked, &reply),
-            (peer, &self.wire, &reply),
-            self.started,
-        );
+        let outcome = reply_outcome(self.entry, Plugin::Forward, self.asked, &reply);
+        let mut reply = reply;
+        balance(route, &outcome, &mut reply);
+        reporter.after(route, &outcome, (peer, &self.wire, &reply), self.started);
         reply
+    }
+}
+
+/// `loadbalance`: shuffles the addresses of a reply of a block that has it.
+#[inline]
+fn balance(route: Option<&Route>, outcome: &Outcome<'_>, out: &mut [u8]) {
+    let Outcome::Reply { entry: Some(i), .. } = *outcome else {
+        return;
+    };
+    if route
+        .and_then(|r| r.entry(i))
+        .is_some_and(|e| e.block.plugins.loadbalance)
+    {
+        crate::dns::balance::shuffle_addresses(out);
     }
 }
 
