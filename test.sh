@@ -16,6 +16,7 @@ command -v jq >/dev/null || missing+=(jq)
 command -v faketime >/dev/null || missing+=(faketime)
 [ -x /usr/sbin/unbound ] || missing+=(unbound)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

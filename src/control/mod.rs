@@ -3,6 +3,7 @@
 pub mod build;
 pub mod data;
 pub mod loops;
+pub mod notify;
 pub mod run;
 
 pub use run::{DriverChoice, RunError, RunOptions, run};

@@ -141,6 +141,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         }
     }
     readiness.set_ready();
+    super::notify::ready();
     tracing::info!(shards = opts.shards, %driver, listeners = %names.join(" "), "ringdns ready");
 
     let fingerprint = config::fingerprint(&opts.conf).ok();
@@ -265,6 +266,7 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
         tracing::error!(error = %e, "ACME cannot start; TLS listeners that need its certificates stay without one");
     }
     state.acme = Some(manager);
+    super::notify::spawn_watchdog();
     let (loops_tx, mut loops) = tokio::sync::mpsc::unbounded_channel();
     super::loops::spawn(&state.cfg, &loops_tx);
     loop {
@@ -286,11 +288,13 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
                 super::loops::spawn(&state.cfg, &loops_tx);
             }
             _ = term.recv() => {
+                super::notify::stopping();
                 tracing::info!("SIGTERM: shutting down");
                 state.lameduck().await;
                 return Ok(());
             }
             _ = int.recv() => {
+                super::notify::stopping();
                 tracing::info!("SIGINT: shutting down");
                 state.lameduck().await;
                 return Ok(());
@@ -343,6 +347,14 @@ async fn blocking<T: Send + 'static>(state: State, f: impl FnOnce(&mut State) ->
 }
 
 async fn reload_blocking(state: State, shards: &[ShardHandle], why: &'static str) -> State {
+    super::notify::reloading();
+    let s = reload(state, shards, why).await;
+    // Serving again: the new configuration, or the old one if the reload failed.
+    super::notify::ready();
+    s
+}
+
+async fn reload(state: State, shards: &[ShardHandle], why: &'static str) -> State {
     // Shard handles stay on the control thread: the blocking part loads and binds, and the
     // commands are sent here.
     let (mut s, prepared) = blocking(state, move |s| prepare_reload(s)).await;
