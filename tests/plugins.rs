@@ -309,3 +309,51 @@ both_drivers!(loadbalance_shuffles_forwarded_answers, |driver| {
     let out = dig(&s, &["+short", "web.pool.test", "AAAA"]);
     assert_eq!(out.lines().count(), 2, "{out}");
 });
+
+/// A zone with a TXT RRset of about 900 octets at big.pool.test.
+fn big_zone() -> String {
+    let mut z = POOL_ZONE.to_string();
+    for i in 0..9 {
+        z.push_str(&format!("big TXT \"{}\"\n", format!("{i}").repeat(90)));
+    }
+    z
+}
+
+// bufsize README: `bufsize 512` lowers what a requester offers: an answer that fits the
+// client's 4096 but not 512 is truncated, and the OPT offers 512.
+both_drivers!(bufsize_lowers_the_requesters_payload, |driver| {
+    let with = Server::start(
+        Options::new(
+            driver,
+            "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n    bufsize 512\n}\n",
+        )
+        .file("zone", big_zone()),
+    );
+    let without = Server::start(
+        Options::new(
+            driver,
+            "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
+        )
+        .file("zone", big_zone()),
+    );
+    let ask = q("big.pool.test", Rtype::TXT).edns(4096);
+    let r = without.udp(&ask);
+    assert!(!r.tc() && r.answer().len() == 9 && r.wire.len() > 512);
+    assert_eq!(r.opt().unwrap().0, 1232);
+    let r = with.udp(&ask);
+    assert!(r.tc() && r.wire.len() <= 512, "{} octets", r.wire.len());
+    assert_eq!(r.opt().unwrap().0, 512);
+    // Over TCP the full answer, as before.
+    assert_eq!(with.tcp(&ask).answer().len(), 9);
+    // Small answers are unchanged.
+    assert_eq!(with.udp(&q("web.pool.test", Rtype::A).edns(4096)).answer().len(), 4);
+});
+
+// root README: `root /etc/coredns/zones` makes `file db.example.org` read
+// /etc/coredns/zones/db.example.org; debug is accepted.
+both_drivers!(root_makes_file_paths_relative_to_it, |driver| {
+    let corefile =
+        "pool.test:{PORT} {\n    bind 127.0.0.1\n    debug\n    file db.pool.test\n    root {DIR}/zones\n}\n";
+    let s = Server::start(Options::new(driver, corefile).file("zones/db.pool.test", POOL_ZONE));
+    assert_eq!(s.udp(&q("web.pool.test", Rtype::A)).answer().len(), 4);
+});

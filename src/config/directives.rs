@@ -18,8 +18,10 @@ use crate::zone::name::parse_abs;
 pub const SUPPORTED: &[&str] = &[
     "any",
     "bind",
+    "bufsize",
     "cache",
     "chaos",
+    "debug",
     "errors",
     "file",
     "forward",
@@ -32,6 +34,7 @@ pub const SUPPORTED: &[&str] = &[
     "prometheus",
     "ready",
     "reload",
+    "root",
     "tls",
     "whoami",
 ];
@@ -40,9 +43,7 @@ pub const SUPPORTED: &[&str] = &[
 const NOT_YET: &[&str] = &[
     "acl",
     "auto",
-    "bufsize",
     "cancel",
-    "debug",
     "dns64",
     "dnssec",
     "dnstap",
@@ -52,7 +53,6 @@ const NOT_YET: &[&str] = &[
     "metadata",
     "nsid",
     "rewrite",
-    "root",
     "secondary",
     "sign",
     "template",
@@ -102,14 +102,45 @@ pub struct BlockExtras {
     pub health: Option<Health>,
     /// `ready` found in this block.
     pub ready: Option<std::net::SocketAddr>,
+    /// `root` found in this block.
+    pub root: Option<PathBuf>,
 }
 
 /// Fills `block` from its lines.
 pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, ConfigError> {
+    let extras = directives(block, lines)?;
+    if let Some(root) = extras.root.clone() {
+        rooted(block, &root);
+    }
+    Ok(extras)
+}
+
+/// `root PATH`: the relative paths of `file` and `tls` are relative to PATH (the plugins
+/// CoreDNS's `root` applies to that ringdns has), wherever `root` is in the block.
+fn rooted(block: &mut ServerBlock, root: &std::path::Path) {
+    let under = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = root.join(&*p);
+        }
+    };
+    for f in &mut block.files {
+        under(&mut f.path);
+    }
+    if let Some(TlsConfig::Files { cert, key, ca }) = &mut block.tls {
+        under(cert);
+        under(key);
+        if let Some(ca) = ca {
+            under(ca);
+        }
+    }
+}
+
+fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, ConfigError> {
     let mut extras = BlockExtras {
         reload: None,
         health: None,
         ready: None,
+        root: None,
     };
     let where_ = block.label();
     for line in lines {
@@ -172,6 +203,26 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
                     ));
                 }
                 *flag = true;
+            }
+            "root" => {
+                no_block(line)?;
+                if extras.root.is_some() {
+                    return Err(err(&line.name, "root may be used only once per server block"));
+                }
+                extras.root = Some(PathBuf::from(&one_arg(line, "a folder")?.text));
+            }
+            // ringdns never recovers from a panic (it ends the process, see shard), which
+            // is what `debug` asks of CoreDNS; its debug log is `--log-level debug`.
+            "debug" => {
+                no_args(line)?;
+                no_block(line)?;
+            }
+            "bufsize" => {
+                no_block(line)?;
+                if block.bufsize.is_some() {
+                    return Err(err(&line.name, "bufsize may be used only once per server block"));
+                }
+                block.bufsize = Some(bufsize(line)?);
             }
             "loadbalance" => {
                 if block.loadbalance {
@@ -558,6 +609,21 @@ fn chaos(line: &Line) -> ChaosConfig {
             }
         },
     }
+}
+
+/// `bufsize [SIZE]`: 512 to 4096, default 1232 (CoreDNS's).
+fn bufsize(line: &Line) -> Result<u16, ConfigError> {
+    let Some(t) = line.args.first() else {
+        return Ok(1232);
+    };
+    if let Some(extra) = line.args.get(1) {
+        return Err(err(extra, "bufsize takes one size"));
+    }
+    t.text
+        .parse::<u16>()
+        .ok()
+        .filter(|n| (512..=4096).contains(n))
+        .ok_or_else(|| err(t, format!("bufsize: {:?} is not a size from 512 to 4096", t.text)))
 }
 
 /// `loadbalance [round_robin]`; CoreDNS's `weighted WEIGHTFILE` and `prefer CIDR...` are

@@ -112,6 +112,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             minimal: false,
             loop_probe: None,
             loadbalance: false,
+            bufsize: None,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();

@@ -179,6 +179,8 @@ pub struct ServerBlock {
     pub any: bool,
     /// `minimal`: positive answers go without authority and additional records.
     pub minimal: bool,
+    /// `bufsize [SIZE]`: the largest EDNS UDP payload a requester's query is taken to offer.
+    pub bufsize: Option<u16>,
     /// `loadbalance [round_robin]`: A and AAAA RRsets in a random order per reply.
     pub loadbalance: bool,
     /// `loop`: the probe that detects a forwarding loop at start-up.

@@ -202,6 +202,7 @@ fn enabled_plugins(cfg: &Config) -> Vec<(String, String, &'static str)> {
         names.extend(b.whoami.then_some("whoami"));
         names.extend(b.loop_probe.as_ref().map(|_| "loop"));
         names.extend(b.loadbalance.then_some("loadbalance"));
+        names.extend(b.bufsize.map(|_| "bufsize"));
         for l in block_listeners(b) {
             if l.transport == crate::config::Transport::Tcp {
                 // The UDP listener of the same address has the same label.
@@ -306,6 +307,7 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
             minimal: b.minimal,
             loop_probe: b.loop_probe.clone(),
             loadbalance: b.loadbalance,
+            bufsize: b.bufsize,
         },
     }
 }

@@ -160,6 +160,11 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
         return error(&req, OptRcode::REFUSED, ctx, out);
     };
     let plugins = &block.plugins;
+    let mut req = req;
+    if let (Some(max), Some(e)) = (plugins.bufsize, req.edns.as_mut()) {
+        // `bufsize`: the requester is taken to offer at most `max` (it only ever lowers it).
+        e.udp_size = e.udp_size.min(max);
+    }
     if let Some(probe) = &plugins.loop_probe {
         probe.observe(q.key, q.qtype);
     }

@@ -158,6 +158,8 @@ pub struct BlockPlugins {
     pub any: bool,
     /// `minimal` drops authority and additional records from positive answers.
     pub minimal: bool,
+    /// `bufsize`: the largest UDP payload a requester is taken to offer.
+    pub bufsize: Option<u16>,
     /// `loadbalance`: A and AAAA records in a random order.
     pub loadbalance: bool,
     /// `loop`'s probe, which counts the queries for its name.
