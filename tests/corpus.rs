@@ -150,7 +150,10 @@ fn cases() -> Vec<Case> {
             // CoreDNS starts with it, and then no query gets through: Go's TLS needs a name.
             ..case("21", Refused(5, &["tls:// upstreams need tls_servername"]))
         },
-        case("22", NotYet(11, "acl")),
+        case(
+            "22",
+            Refused(15, &["\"postgresql\"", "third-party plugins are not available"]),
+        ),
         Case {
             zones: &[
                 ("zones/db.dnhrrs.xyz", "dnhrrs.xyz"),
@@ -164,7 +167,7 @@ fn cases() -> Vec<Case> {
                 ("TAILSCALE_CIDR", "100.64.0.0/10"),
             ],
             zones: &[("zones/int.wilkesliberty.com.zone", "100.82.73.91")],
-            ..case("24", NotYet(29, "acl"))
+            ..case("24", Accepted)
         },
         case("25", NotYet(3, "dns64")),
         Case {

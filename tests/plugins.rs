@@ -357,3 +357,93 @@ both_drivers!(root_makes_file_paths_relative_to_it, |driver| {
     let s = Server::start(Options::new(driver, corefile).file("zones/db.pool.test", POOL_ZONE));
     assert_eq!(s.udp(&q("web.pool.test", Rtype::A)).answer().len(), 4);
 });
+
+/// Asks from `src` (a loopback address): the reply, or `None` when none came in 1 s.
+fn ask_from(s: &Server, src: &str, name: &str, t: Rtype) -> Option<Reply> {
+    let sock = UdpSocket::bind((src, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    sock.send_to(&q(name, t).edns(1232).wire(), s.addr).unwrap();
+    let mut buf = [0u8; 1500];
+    let n = sock.recv(&mut buf).ok()?;
+    Some(Reply::parse(&buf[..n]))
+}
+
+/// The Extended DNS Error INFO-CODE of a reply's OPT, if any.
+fn ede(r: &Reply) -> Option<u16> {
+    let (_, _, _, opts) = r.opt()?;
+    opts.iter()
+        .find(|(code, _)| *code == 15)
+        .map(|(_, d)| u16::from_be_bytes([d[0], d[1]]))
+}
+
+// acl README's examples, with loopback addresses for the networks: block type A from a
+// network, filter, allow a smaller network before blocking a larger one, drop, and a rule
+// for a zone below the block's.
+both_drivers!(acl_allows_blocks_filters_and_drops_by_source_and_type, |driver| {
+    let corefile = "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n    acl {\n        block type A net 127.0.0.2/32\n        filter type AAAA net 127.0.0.2\n        allow net 127.0.0.3/32\n        drop net 127.0.0.5\n        block net 127.0.0.0/29\n    }\n    acl web.pool.test {\n        block net 127.0.0.6\n    }\n}\n";
+    let s = Server::start(Options::new(driver, corefile).file("zone", POOL_ZONE));
+    let name = "web.pool.test";
+    // 127.0.0.1 is in 127.0.0.0/29: blocked, REFUSED with EDE 15 (Blocked).
+    let r = ask_from(&s, "127.0.0.1", name, Rtype::A).unwrap();
+    assert_eq!((r.rcode(), ede(&r)), (5, Some(15)));
+    let r = ask_from(&s, "127.0.0.2", name, Rtype::A).unwrap();
+    assert_eq!((r.rcode(), ede(&r), r.answer().len()), (5, Some(15), 0));
+    let r = ask_from(&s, "127.0.0.2", name, Rtype::AAAA).unwrap();
+    assert_eq!((r.rcode(), ede(&r), r.answer().len()), (0, Some(17), 0), "filtered");
+    let r = ask_from(&s, "127.0.0.3", name, Rtype::A).unwrap();
+    assert_eq!((r.rcode(), r.answer().len()), (0, 4), "allowed before the /29 block");
+    assert!(ask_from(&s, "127.0.0.5", name, Rtype::A).is_none(), "dropped");
+    // 127.0.0.9 is outside every rule: allowed; 127.0.0.6 only for web.pool.test.
+    assert_eq!(ask_from(&s, "127.0.0.9", name, Rtype::A).unwrap().answer().len(), 4);
+    assert_eq!(ask_from(&s, "127.0.0.6", name, Rtype::A).unwrap().rcode(), 5);
+    assert_eq!(
+        ask_from(&s, "127.0.0.6", "ns.pool.test", Rtype::A).unwrap().rcode(),
+        5,
+        "the /29 rule"
+    );
+    assert_eq!(
+        ask_from(&s, "127.0.0.9", "ns.pool.test", Rtype::A)
+            .unwrap()
+            .answer()
+            .len(),
+        1
+    );
+    // dig sees the EDE too.
+    let out = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &s.port.to_string(),
+            "-b",
+            "127.0.0.2",
+            "+time=2",
+            "+tries=1",
+            name,
+            "A",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains("status: REFUSED") && out.contains("EDE: 15 (Blocked)"),
+        "{out}"
+    );
+});
+
+// "Allow only" from the README: allow two networks, block the rest; over TCP as well.
+both_drivers!(acl_allow_only_these_networks, |driver| {
+    let corefile = "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n    acl {\n        allow net 127.0.0.8/30 127.0.0.1\n        block\n    }\n}\n";
+    let s = Server::start(Options::new(driver, corefile).file("zone", POOL_ZONE));
+    assert_eq!(
+        ask_from(&s, "127.0.0.9", "web.pool.test", Rtype::A)
+            .unwrap()
+            .answer()
+            .len(),
+        4
+    );
+    assert_eq!(
+        ask_from(&s, "127.0.0.12", "web.pool.test", Rtype::A).unwrap().rcode(),
+        5
+    );
+    assert_eq!(s.tcp(&q("web.pool.test", Rtype::A)).answer().len(), 4);
+});

@@ -16,6 +16,7 @@ use crate::zone::name::parse_abs;
 
 /// Directives this version implements.
 pub const SUPPORTED: &[&str] = &[
+    "acl",
     "any",
     "bind",
     "bufsize",
@@ -41,7 +42,6 @@ pub const SUPPORTED: &[&str] = &[
 
 /// CoreDNS directives that ringdns knows of but does not implement yet.
 const NOT_YET: &[&str] = &[
-    "acl",
     "auto",
     "cancel",
     "dns64",
@@ -203,6 +203,10 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
                     ));
                 }
                 *flag = true;
+            }
+            "acl" => {
+                let rule = acl(block, line)?;
+                block.acl.push(rule);
             }
             "root" => {
                 no_block(line)?;
@@ -609,6 +613,83 @@ fn chaos(line: &Line) -> ChaosConfig {
             }
         },
     }
+}
+
+/// `acl [ZONES...] { ACTION [type QTYPE...] [net SOURCE...] }`; `*` for all types or all
+/// sources.
+fn acl(block: &ServerBlock, line: &Line) -> Result<AclRule, ConfigError> {
+    let zones = if line.args.is_empty() {
+        block.zones()
+    } else {
+        let z = zone_list(&line.args)?;
+        check_inside_block(block, &line.args, &z)?;
+        z
+    };
+    let mut policies = Vec::new();
+    for o in line.block.iter().flatten() {
+        let action = match o.name.text.as_str() {
+            "allow" => AclAction::Allow,
+            "block" => AclAction::Block,
+            "filter" => AclAction::Filter,
+            "drop" => AclAction::Drop,
+            other => {
+                return Err(err(
+                    &o.name,
+                    format!("unknown acl action {other:?} (accepted: allow, block, filter, drop)"),
+                ));
+            }
+        };
+        let mut p = AclPolicy {
+            action,
+            types: Vec::new(),
+            nets: Vec::new(),
+        };
+        let mut section: Option<&str> = None;
+        let (mut any_type, mut any_net) = (false, false);
+        for t in &o.args {
+            match (t.text.as_str(), section) {
+                ("type", _) => section = Some("type"),
+                ("net", _) => section = Some("net"),
+                ("*", Some("type")) => any_type = true,
+                ("*", Some("net")) => any_net = true,
+                (v, Some("type")) => p.types.push(
+                    v.parse::<domain::base::iana::Rtype>()
+                        .map_err(|_| err(t, format!("acl: {v:?} is not a record type")))?,
+                ),
+                (v, Some("net")) => p
+                    .nets
+                    .push(acl_net(v).ok_or_else(|| err(t, format!("acl: {v:?} is not an IP address or CIDR prefix")))?),
+                (v, _) => return Err(err(t, format!("acl: {v:?}: expected type or net"))),
+            }
+        }
+        if any_type {
+            p.types.clear();
+        }
+        if any_net {
+            p.nets.clear();
+        }
+        policies.push(p);
+    }
+    if policies.is_empty() {
+        return Err(err(
+            &line.name,
+            "acl needs at least one rule: allow, block, filter or drop",
+        ));
+    }
+    Ok(AclRule { zones, policies })
+}
+
+/// `IP` or `IP/LEN`.
+fn acl_net(v: &str) -> Option<(IpAddr, u8)> {
+    let (ip, len) = match v.split_once('/') {
+        Some((ip, len)) => (ip.parse::<IpAddr>().ok()?, len.parse::<u8>().ok()?),
+        None => {
+            let ip = v.parse::<IpAddr>().ok()?;
+            (ip, if ip.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((ip, len))
 }
 
 /// `bufsize [SIZE]`: 512 to 4096, default 1232 (CoreDNS's).

@@ -113,6 +113,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             loop_probe: None,
             loadbalance: false,
             bufsize: None,
+            acl: Vec::new(),
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();
@@ -326,6 +327,43 @@ mod tests {
                 "a.test {\n prometheus\n prometheus\n}\n",
                 "prometheus may be used only once",
             ),
+        ] {
+            let e = parse_err(src);
+            assert!(e.contains(want), "{src:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn acl_rules() {
+        let c = parse_ok(
+            "a.test {\n acl {\n  block type A AAAA net 10.0.0.0/8 2001:db8::/32\n  allow net *\n }\n acl b.a.test {\n  drop type *\n }\n}\n",
+        );
+        let acl = &c.blocks[0].acl;
+        assert_eq!(acl.len(), 2);
+        assert_eq!(acl[0].policies[0].types.len(), 2);
+        assert_eq!(acl[0].policies[0].nets.len(), 2);
+        assert!(acl[0].policies[1].nets.is_empty(), "* is every source");
+        assert_eq!(acl[1].zones[0].to_string(), "b.a.test");
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+        let p = &acl[0].policies[0];
+        assert!(p.matches(domain::base::iana::Rtype::A, ip("10.1.2.3")));
+        assert!(
+            p.matches(domain::base::iana::Rtype::A, ip("::ffff:10.1.2.3")),
+            "mapped IPv4"
+        );
+        assert!(!p.matches(domain::base::iana::Rtype::MX, ip("10.1.2.3")));
+        assert!(!p.matches(domain::base::iana::Rtype::A, ip("11.0.0.1")));
+        assert!(!p.matches(domain::base::iana::Rtype::A, None));
+        for (src, want) in [
+            ("a.test {\n acl {\n  permit\n }\n}\n", "unknown acl action \"permit\""),
+            (
+                "a.test {\n acl {\n  block net 10.0.0.0/33\n }\n}\n",
+                "not an IP address or CIDR",
+            ),
+            ("a.test {\n acl {\n  block type NOPE\n }\n}\n", "not a record type"),
+            ("a.test {\n acl {\n  block 10.0.0.1\n }\n}\n", "expected type or net"),
+            ("a.test {\n acl\n}\n", "at least one rule"),
+            ("a.test {\n acl other.test {\n  block\n }\n}\n", "Corefile:2:6"),
         ] {
             let e = parse_err(src);
             assert!(e.contains(want), "{src:?}: {e}");

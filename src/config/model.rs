@@ -179,6 +179,8 @@ pub struct ServerBlock {
     pub any: bool,
     /// `minimal`: positive answers go without authority and additional records.
     pub minimal: bool,
+    /// `acl` rules, in the order written.
+    pub acl: Vec<AclRule>,
     /// `bufsize [SIZE]`: the largest EDNS UDP payload a requester's query is taken to offer.
     pub bufsize: Option<u16>,
     /// `loadbalance [round_robin]`: A and AAAA RRsets in a random order per reply.
@@ -256,6 +258,69 @@ impl LoopProbe {
     pub fn disable(&self) {
         self.off.store(true, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// One `acl [ZONES...] { ... }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AclRule {
+    /// The zones it applies to (the block's when none is given).
+    pub zones: Vec<Name<Bytes>>,
+    /// Its policies, the first that matches decides.
+    pub policies: Vec<AclPolicy>,
+}
+
+/// `ACTION [type QTYPE...] [net SOURCE...]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AclPolicy {
+    /// What to do with a query that matches.
+    pub action: AclAction,
+    /// Query types matched (empty: all).
+    pub types: Vec<domain::base::iana::Rtype>,
+    /// Source prefixes matched (empty: all).
+    pub nets: Vec<(IpAddr, u8)>,
+}
+
+impl AclPolicy {
+    /// Whether a query of `qtype` from `client` matches (`None`: the client is unknown and
+    /// matches only a policy without `net`).
+    pub fn matches(&self, qtype: domain::base::iana::Rtype, client: Option<IpAddr>) -> bool {
+        let type_ok = self.types.is_empty() || self.types.contains(&qtype);
+        let net_ok = self.nets.is_empty()
+            || client.is_some_and(|ip| {
+                self.nets
+                    .iter()
+                    .any(|&(net, len)| in_prefix(ip.to_canonical(), net, len))
+            });
+        type_ok && net_ok
+    }
+}
+
+/// Whether `ip` lies in `net/len`.
+fn in_prefix(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len.min(128))).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// What `acl` does with a matching query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AclAction {
+    /// Answer it as usual (and look at no later rule).
+    Allow,
+    /// REFUSED, with Extended DNS Error 15 (Blocked).
+    Block,
+    /// NOERROR without records, with Extended DNS Error 17 (Filtered).
+    Filter,
+    /// No reply at all.
+    Drop,
 }
 
 /// `chaos [VERSION] [AUTHORS...]`: what `version.bind` and `authors.bind` say.

@@ -8,7 +8,7 @@ use super::data::DataSet;
 use super::tls::TlsListeners;
 use crate::config::{Config, Scheme, ServerBlock, TlsConfig};
 use crate::dns::pipeline::{
-    Block, BlockPlugins, Chaos, FileHandler, Handler, HostsHandler, ListenerKey, Route, RouteEntry, Snapshot,
+    Acl, Block, BlockPlugins, Chaos, FileHandler, Handler, HostsHandler, ListenerKey, Route, RouteEntry, Snapshot,
 };
 use crate::telemetry::metrics::Registry;
 use crate::zone::challenge::challenge_name;
@@ -203,6 +203,7 @@ fn enabled_plugins(cfg: &Config) -> Vec<(String, String, &'static str)> {
         names.extend(b.loop_probe.as_ref().map(|_| "loop"));
         names.extend(b.loadbalance.then_some("loadbalance"));
         names.extend(b.bufsize.map(|_| "bufsize"));
+        names.extend((!b.acl.is_empty()).then_some("acl"));
         for l in block_listeners(b) {
             if l.transport == crate::config::Transport::Tcp {
                 // The UDP listener of the same address has the same label.
@@ -308,6 +309,14 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
             loop_probe: b.loop_probe.clone(),
             loadbalance: b.loadbalance,
             bufsize: b.bufsize,
+            acl: b
+                .acl
+                .iter()
+                .map(|r| Acl {
+                    zones: r.zones.iter().map(|z| NameKey::of(z).as_slice().into()).collect(),
+                    policies: r.policies.clone(),
+                })
+                .collect(),
         },
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use arrayvec::ArrayVec;
 
-use crate::config::Transport;
+use crate::config::{AclAction, Transport};
 use crate::dns::plan::Plan;
 pub use crate::meter::series::Plugin;
 use crate::zone::challenge::ChallengeSet;
@@ -168,6 +168,21 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
     if let Some(probe) = &plugins.loop_probe {
         probe.observe(q.key, q.qtype);
     }
+    if !plugins.acl.is_empty() {
+        let by = Some((entry, Plugin::Acl));
+        match plugins.acl_action(q.key, q.qtype, ctx.client.map(|c| c.ip())) {
+            Some(AclAction::Block) => {
+                let w = reply::write_refusal(&req, OptRcode::REFUSED, EDE_BLOCKED, ctx.transport, out);
+                return written(w, &req, by, None);
+            }
+            Some(AclAction::Filter) => {
+                let w = reply::write_refusal(&req, OptRcode::NOERROR, EDE_FILTERED, ctx.transport, out);
+                return written(w, &req, by, None);
+            }
+            Some(AclAction::Drop) => return Outcome::Drop(DropReason::Policy),
+            Some(AclAction::Allow) | None => {}
+        }
+    }
     if q.qclass == Class::CH {
         // Only `chaos` answers class CH (refuse_question let it through for it).
         let found = plugins.chaos.as_ref().and_then(|c| c.lookup(q.key));
@@ -276,6 +291,10 @@ fn written(
         asked: Asked::of(req),
     }
 }
+
+/// Extended DNS Errors of `acl` (RFC 8914 §4.16, §4.18).
+const EDE_BLOCKED: u16 = 15;
+const EDE_FILTERED: u16 = 17;
 
 /// Records `chaos` answers at most (its authors).
 const MAX_MADE: usize = 32;

@@ -158,12 +158,45 @@ pub struct BlockPlugins {
     pub any: bool,
     /// `minimal` drops authority and additional records from positive answers.
     pub minimal: bool,
+    /// `acl` rules, in order.
+    pub acl: Vec<Acl>,
     /// `bufsize`: the largest UDP payload a requester is taken to offer.
     pub bufsize: Option<u16>,
     /// `loadbalance`: A and AAAA records in a random order.
     pub loadbalance: bool,
     /// `loop`'s probe, which counts the queries for its name.
     pub loop_probe: Option<Arc<crate::config::LoopProbe>>,
+}
+
+/// One `acl` rule at run time.
+pub struct Acl {
+    /// Its zones, lowercase wire.
+    pub zones: Vec<Box<[u8]>>,
+    /// Its policies, in order.
+    pub policies: Vec<crate::config::AclPolicy>,
+}
+
+impl BlockPlugins {
+    /// What `acl` does with a query for `key` of `qtype` from `client`: the action of the
+    /// first policy that matches in the first rule (in order) whose zones hold the name and
+    /// that has one; `None` is allow.
+    #[inline]
+    pub fn acl_action(
+        &self,
+        key: &[u8],
+        qtype: domain::base::iana::Rtype,
+        client: Option<std::net::IpAddr>,
+    ) -> Option<crate::config::AclAction> {
+        for rule in &self.acl {
+            if !rule.zones.iter().any(|z| is_in_zone(key, z)) {
+                continue;
+            }
+            if let Some(p) = rule.policies.iter().find(|p| p.matches(qtype, client)) {
+                return Some(p.action);
+            }
+        }
+        None
+    }
 }
 
 /// The TXT rdata (wire, one character-string each) that `chaos` answers.

@@ -383,6 +383,27 @@ fn push_made<S: Section>(s: &mut S, r: &Made<'_>, q: &Question<'_>) -> Result<()
     }
 }
 
+/// An empty reply with `rcode` and an Extended DNS Error (RFC 8914) for clients that sent
+/// an OPT: what `acl` answers (REFUSED with Blocked, NOERROR with Filtered).
+pub fn write_refusal(req: &Request<'_>, rcode: OptRcode, ede: u16, t: Transport, out: &mut Vec<u8>) -> Written {
+    let limit = size_limit(req, t);
+    let body_limit = limit - opt_space(req, t) - OPTION_HEADER_LEN - 2;
+    let mut msg = match start(req, req.question.as_ref(), std::mem::take(out), body_limit) {
+        Ok(m) => m,
+        Err((_, m)) => m,
+    };
+    msg.header_mut().set_rcode(rcode.rcode());
+    finish_with(
+        msg.authority().additional(),
+        req,
+        t,
+        (rcode, Some(ede)),
+        false,
+        limit,
+        out,
+    )
+}
+
 /// TSIG error BADKEY (RFC 8945 §5.2.1, IANA "TSIG/TKEY RR Error").
 const TSIG_BADKEY: u16 = 17;
 
@@ -474,10 +495,23 @@ impl From<Target> for StartBuf {
 /// Adds OPT (RFC 6891 §6.1.1: payload size, extended rcode, version 0, DO echoed, no other
 /// flags; keepalive over streams when asked) and hands the buffer back.
 fn finish(
-    mut add: AdditionalBuilder<Target>,
+    add: AdditionalBuilder<Target>,
     req: &Request<'_>,
     t: Transport,
     rcode: OptRcode,
+    truncated: bool,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Written {
+    finish_with(add, req, t, (rcode, None), truncated, limit, out)
+}
+
+/// [`finish`] with an Extended DNS Error (RFC 8914) in the OPT, when the query had one.
+fn finish_with(
+    mut add: AdditionalBuilder<Target>,
+    req: &Request<'_>,
+    t: Transport,
+    (rcode, ede): (OptRcode, Option<u16>),
     truncated: bool,
     limit: usize,
     out: &mut Vec<u8>,
@@ -504,6 +538,11 @@ fn finish(
             if let Some(timeout) = keepalive {
                 opt.push_raw_option(OptionCode::from_int(wire::option::TCP_KEEPALIVE), 2, |tgt| {
                     tgt.append_slice(&timeout.to_be_bytes())
+                })?;
+            }
+            if let Some(code) = ede {
+                opt.push_raw_option(OptionCode::from_int(wire::option::EDE), 2, |tgt| {
+                    tgt.append_slice(&code.to_be_bytes())
                 })?;
             }
             if let Some(n) = pad {

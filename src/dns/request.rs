@@ -24,6 +24,8 @@ pub enum DropReason {
     Response,
     /// A datagram longer than the UDP loop accepts (`net::mmsg::MAX_QUERY`).
     Oversized,
+    /// `acl` says drop.
+    Policy,
 }
 
 /// The error a request earns before any zone is consulted.

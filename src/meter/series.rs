@@ -125,10 +125,12 @@ pub enum Plugin {
     Any,
     /// `whoami`.
     Whoami,
+    /// `acl` (a block or a filter).
+    Acl,
 }
 
 /// Every [`Plugin`], in slot order.
-pub const PLUGINS: [Plugin; 9] = [
+pub const PLUGINS: [Plugin; 10] = [
     Plugin::Server,
     Plugin::Hosts,
     Plugin::File,
@@ -138,6 +140,7 @@ pub const PLUGINS: [Plugin; 9] = [
     Plugin::Chaos,
     Plugin::Any,
     Plugin::Whoami,
+    Plugin::Acl,
 ];
 
 impl Plugin {
@@ -153,6 +156,7 @@ impl Plugin {
             Plugin::Chaos => "chaos",
             Plugin::Any => "any",
             Plugin::Whoami => "whoami",
+            Plugin::Acl => "acl",
         }
     }
 }
@@ -405,6 +409,13 @@ impl<T> Sharded<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugin_slots_are_in_order() {
+        for (i, p) in PLUGINS.iter().enumerate() {
+            assert_eq!(*p as usize, i, "{p:?}");
+        }
+    }
 
     #[test]
     fn time_slots_match_coredns_bounds() {

@@ -236,6 +236,9 @@ async fn resolve(
         };
         match serve::query(&listener, peer, query, &mut Scratch::new(), &mut out) {
             Served::Reply if wire::count(&out, 0) == 1 => return dns_response(ctx, out),
+            Served::Drop(crate::dns::request::DropReason::Policy) => {
+                return plain(StatusCode::FORBIDDEN, "refused by policy\n");
+            }
             Served::Reply | Served::Drop(_) => return plain(StatusCode::BAD_REQUEST, "not a DNS query\n"),
             Served::Later(pending) => pending,
         }
