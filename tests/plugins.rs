@@ -447,3 +447,68 @@ both_drivers!(acl_allow_only_these_networks, |driver| {
     );
     assert_eq!(s.tcp(&q("web.pool.test", Rtype::A)).answer().len(), 4);
 });
+
+// template README: "resolve everything under .invalid as NXDOMAIN", with the SOA in the
+// authority section, written over several lines.
+both_drivers!(template_answers_nxdomain_with_an_soa, |driver| {
+    let corefile = ".:{PORT} {\n    bind 127.0.0.1\n    template ANY ANY invalid {\n        rcode NXDOMAIN\n        authority \"invalid. 60 {{ .Class }} SOA ns.invalid. hostmaster.invalid. (1 60 60 60 60)\"\n    }\n}\n";
+    let s = Server::start(Options::new(driver, corefile));
+    let r = s.udp(&q("host.invalid", Rtype::A));
+    assert_eq!(r.rcode(), 3);
+    assert!(r.aa());
+    let auth = r.authority();
+    assert_eq!((auth.len(), auth[0].rtype, auth[0].ttl), (1, Rtype::SOA, 60));
+    assert!(
+        auth[0]
+            .data
+            .starts_with("ns.invalid. hostmaster.invalid. 1 60 60 60 60"),
+        "{auth:?}"
+    );
+    // Names outside its zone are not its business (no other plugin: REFUSED).
+    assert_eq!(s.udp(&q("host.example", Rtype::A)).rcode(), 5);
+});
+
+// template README: A records from named groups, PTR back, fallthrough, and index .Match.
+both_drivers!(template_builds_a_and_ptr_from_the_name, |driver| {
+    let corefile = concat!(
+        "example:{PORT} 10.in-addr.arpa:{PORT} {\n    bind 127.0.0.1\n",
+        "    template IN A example {\n        match \"^ip-(?P<a>[0-9]*)-(?P<b>[0-9]*)-(?P<c>[0-9]*)-(?P<d>[0-9]*)[.]example[.]$\"\n",
+        "        answer \"{{ .Name }} 60 IN A {{ .Group.a }}.{{ .Group.b }}.{{ .Group.c }}.{{ .Group.d }}\"\n        fallthrough\n    }\n",
+        "    template IN PTR 10.in-addr.arpa {\n        match \"^(?P<d>[0-9]*)[.](?P<c>[0-9]*)[.](?P<b>[0-9]*)[.]10[.]in-addr[.]arpa[.]$\"\n",
+        "        answer \"{{ .Name }} 60 IN PTR ip-10-{{ .Group.b }}-{{ .Group.c }}-{{ .Group.d }}.example.\"\n    }\n",
+        "    template IN TXT example {\n        match \"^(?P<who>[a-z]+)[.]example[.]$\"\n",
+        "        answer \"{{ .Name }} 30 IN TXT \\\"{{ index .Match 1 }} asked {{ .Type }} in {{ .Zone }} from {{ .Remote }}\\\"\"\n",
+        "        additional \"extra.example. 30 IN A 192.0.2.99\"\n    }\n",
+        "    file {DIR}/zone example\n}\n"
+    );
+    let zone = "$ORIGIN example.\n@ 300 IN SOA ns hostmaster 1 7200 3600 1209600 300\n@ 300 IN NS ns\nns 300 IN A 192.0.2.1\nstatic 300 IN A 192.0.2.7\n";
+    let s = Server::start(Options::new(driver, corefile).file("zone", zone));
+    let r = s.udp(&q("ip-10-64-1-2.example", Rtype::A));
+    assert_eq!((r.rcode(), r.aa()), (0, true));
+    let a = r.answer();
+    assert_eq!((a.len(), a[0].data.as_str(), a[0].ttl), (1, "10.64.1.2", 60));
+    let r = s.udp(&q("2.1.64.10.in-addr.arpa", Rtype::PTR));
+    assert_eq!(r.answer()[0].data, "ip-10-64-1-2.example.");
+    // No regex matches: fallthrough hands the name to the file.
+    assert_eq!(s.udp(&q("static.example", Rtype::A)).answer()[0].data, "192.0.2.7");
+    // The PTR template has no fallthrough: SERVFAIL.
+    assert_eq!(s.udp(&q("x.10.in-addr.arpa", Rtype::PTR)).rcode(), 2);
+    // Another type than the template's goes to the next plugin.
+    assert_eq!(s.udp(&q("static.example", Rtype::AAAA)).rcode(), 0);
+    let out = dig(&s, &["+short", "bob.example", "TXT"]);
+    assert_eq!(out.trim(), "\"bob asked TXT in example. from 127.0.0.1\"");
+    let r = s.udp(&q("bob.example", Rtype::TXT));
+    assert_eq!(r.additional()[0].data, "192.0.2.99");
+    let out = dig(&s, &["ip-10-0-0-9.example", "A"]);
+    assert!(out.contains("ip-10-0-0-9.example.\t60\tIN\tA\t10.0.0.9"), "{out}");
+});
+
+// template README: ederror, and a template whose record does not parse is SERVFAIL.
+both_drivers!(template_ederror_and_broken_records, |driver| {
+    let corefile = ".:{PORT} {\n    bind 127.0.0.1\n    template ANY ANY blocked.test {\n        rcode REFUSED\n        ederror 15 \"blocked by policy\"\n    }\n    template IN A broken.test {\n        answer \"{{ .Name }} 60 IN A not-an-address\"\n    }\n}\n";
+    let s = Server::start(Options::new(driver, corefile));
+    let r = s.udp(&q("x.blocked.test", Rtype::A).edns(1232));
+    assert_eq!(r.rcode(), 5);
+    assert_eq!(ede(&r), Some(15));
+    assert_eq!(s.udp(&q("x.broken.test", Rtype::A)).rcode(), 2);
+});

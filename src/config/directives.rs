@@ -36,6 +36,7 @@ pub const SUPPORTED: &[&str] = &[
     "ready",
     "reload",
     "root",
+    "template",
     "tls",
     "whoami",
 ];
@@ -55,7 +56,6 @@ const NOT_YET: &[&str] = &[
     "rewrite",
     "secondary",
     "sign",
-    "template",
     "timeouts",
     "trace",
     "transfer",
@@ -203,6 +203,10 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
                     ));
                 }
                 *flag = true;
+            }
+            "template" => {
+                let t = template(block, line)?;
+                block.templates.push(t);
             }
             "acl" => {
                 let rule = acl(block, line)?;
@@ -613,6 +617,130 @@ fn chaos(line: &Line) -> ChaosConfig {
             }
         },
     }
+}
+
+/// `template CLASS TYPE [ZONES...] { ... }`. CoreDNS's `var` and `expr` (the expr
+/// language) are not in ringdns yet and say so.
+fn template(block: &ServerBlock, line: &Line) -> Result<TemplateConfig, ConfigError> {
+    use super::template::RecordTemplate;
+    use domain::base::iana::{Class, Rcode, Rtype};
+    let (Some(class_t), Some(type_t)) = (line.args.first(), line.args.get(1)) else {
+        return Err(err(
+            &line.name,
+            "template needs CLASS and TYPE (for example: template IN A)",
+        ));
+    };
+    let class = match class_t.text.to_ascii_uppercase().as_str() {
+        "ANY" => None,
+        c => Some(
+            c.parse::<Class>()
+                .map_err(|_| err(class_t, format!("template: {:?} is not a class", class_t.text)))?,
+        ),
+    };
+    let qtype = match type_t.text.to_ascii_uppercase().as_str() {
+        "ANY" => None,
+        t => Some(
+            t.parse::<Rtype>()
+                .map_err(|_| err(type_t, format!("template: {:?} is not a record type", type_t.text)))?,
+        ),
+    };
+    let zone_toks = &line.args[2..];
+    let zones = if zone_toks.is_empty() {
+        block.zones()
+    } else {
+        let z = zone_list(zone_toks)?;
+        check_inside_block(block, zone_toks, &z)?;
+        z
+    };
+    let mut t = TemplateConfig {
+        pos: line.pos().clone(),
+        class,
+        qtype,
+        zones,
+        matches: Vec::new(),
+        answer: Vec::new(),
+        additional: Vec::new(),
+        authority: Vec::new(),
+        rcode: Rcode::NOERROR,
+        ederror: None,
+        fallthrough: None,
+    };
+    for o in line.block.iter().flatten() {
+        let name = o.name.text.as_str();
+        match name {
+            "match" => {
+                if o.args.is_empty() {
+                    return Err(err(&o.name, "match needs at least one regex"));
+                }
+                for r in &o.args {
+                    if r.text.len() > 10_000 {
+                        return Err(err(r, "match: a regex may have at most 10000 characters"));
+                    }
+                    t.matches
+                        .push(regex::Regex::new(&r.text).map_err(|e| err(r, format!("match: {e}")))?);
+                }
+            }
+            "answer" | "additional" | "authority" => {
+                let rr = one_arg(o, "a record in zone file syntax (quoted)")?;
+                let parsed = RecordTemplate::parse(&rr.text).map_err(|e| err(rr, e))?;
+                match name {
+                    "answer" => t.answer.push(parsed),
+                    "additional" => t.additional.push(parsed),
+                    _ => t.authority.push(parsed),
+                }
+            }
+            "rcode" => {
+                let c = one_arg(o, "a response code")?;
+                t.rcode = match c.text.to_ascii_uppercase().as_str() {
+                    "NOERROR" => Rcode::NOERROR,
+                    "FORMERR" => Rcode::FORMERR,
+                    "SERVFAIL" => Rcode::SERVFAIL,
+                    "NXDOMAIN" => Rcode::NXDOMAIN,
+                    "NOTIMP" => Rcode::NOTIMP,
+                    "REFUSED" => Rcode::REFUSED,
+                    "YXDOMAIN" => Rcode::YXDOMAIN,
+                    "YXRRSET" => Rcode::YXRRSET,
+                    "NXRRSET" => Rcode::NXRRSET,
+                    "NOTAUTH" => Rcode::NOTAUTH,
+                    "NOTZONE" => Rcode::NOTZONE,
+                    other => return Err(err(c, format!("rcode: {other:?} is not a response code"))),
+                };
+            }
+            "ederror" => {
+                let Some(code) = o.args.first() else {
+                    return Err(err(&o.name, "ederror needs an INFO-CODE (0 to 24)"));
+                };
+                let n = code
+                    .text
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|n| *n <= 24)
+                    .ok_or_else(|| err(code, "ederror: an INFO-CODE from 0 to 24 (RFC 8914)"))?;
+                let reason = o.args[1..]
+                    .iter()
+                    .map(|t| t.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                t.ederror = Some((n, reason));
+            }
+            "fallthrough" => t.fallthrough = Some(zone_list(&o.args)?),
+            "var" | "expr" => {
+                return Err(err(
+                    &o.name,
+                    format!("template {name} (the expr language) is not supported by this version of ringdns"),
+                ));
+            }
+            other => {
+                return Err(err(
+                    &o.name,
+                    format!(
+                        "unknown template option {other:?} (accepted: match, answer, additional, authority, rcode, ederror, fallthrough)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(t)
 }
 
 /// `acl [ZONES...] { ACTION [type QTYPE...] [net SOURCE...] }`; `*` for all types or all

@@ -13,6 +13,7 @@ mod keys;
 mod lexer;
 mod model;
 mod syntax;
+pub mod template;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -114,6 +115,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             loadbalance: false,
             bufsize: None,
             acl: Vec::new(),
+            templates: Vec::new(),
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();
@@ -326,6 +328,40 @@ mod tests {
             (
                 "a.test {\n prometheus\n prometheus\n}\n",
                 "prometheus may be used only once",
+            ),
+        ] {
+            let e = parse_err(src);
+            assert!(e.contains(want), "{src:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn template_forms_and_errors() {
+        let c = parse_ok(
+            "example {\n template IN A {\n  match ^a[.] ^b[.]\n  answer \"{{ .Name }} 60 IN A 192.0.2.1\"\n  fallthrough\n }\n template ANY ANY {\n  rcode NXDOMAIN\n  ederror 15 why not\n }\n}\n",
+        );
+        let t = &c.blocks[0].templates;
+        assert_eq!((t.len(), t[0].matches.len(), t[0].answer.len()), (2, 2, 1));
+        assert_eq!(t[0].fallthrough, Some(Vec::new()));
+        assert_eq!((t[1].class, t[1].qtype), (None, None));
+        assert_eq!(t[1].ederror, Some((15, "why not".into())));
+        for (src, want) in [
+            ("a.test {\n template IN\n}\n", "needs CLASS and TYPE"),
+            ("a.test {\n template XX A\n}\n", "not a class"),
+            ("a.test {\n template IN NOPE\n}\n", "not a record type"),
+            ("a.test {\n template IN A {\n  match (\n }\n}\n", "Corefile:3:9: match:"),
+            (
+                "a.test {\n template IN A {\n  answer \"{{ .Meta \\\"x\\\" }}\"\n }\n}\n",
+                "not supported by ringdns's templates",
+            ),
+            ("a.test {\n template IN A {\n  var x 1\n }\n}\n", "expr language"),
+            (
+                "a.test {\n template IN A {\n  rcode MAYBE\n }\n}\n",
+                "not a response code",
+            ),
+            (
+                "a.test {\n template IN A {\n  ederror 99\n }\n}\n",
+                "INFO-CODE from 0 to 24",
             ),
         ] {
             let e = parse_err(src);

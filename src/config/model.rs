@@ -179,6 +179,8 @@ pub struct ServerBlock {
     pub any: bool,
     /// `minimal`: positive answers go without authority and additional records.
     pub minimal: bool,
+    /// `template` directives, in the order written.
+    pub templates: Vec<TemplateConfig>,
     /// `acl` rules, in the order written.
     pub acl: Vec<AclRule>,
     /// `bufsize [SIZE]`: the largest EDNS UDP payload a requester's query is taken to offer.
@@ -258,6 +260,34 @@ impl LoopProbe {
     pub fn disable(&self) {
         self.off.store(true, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// `template CLASS TYPE [ZONES...] { match REGEX...; answer|additional|authority RR;
+/// rcode CODE; ederror CODE [REASON]; fallthrough [ZONES...] }`.
+#[derive(Clone, Debug)]
+pub struct TemplateConfig {
+    /// Where the directive is.
+    pub pos: Pos,
+    /// The class it answers (`None`: ANY).
+    pub class: Option<domain::base::iana::Class>,
+    /// The type it answers (`None`: ANY).
+    pub qtype: Option<domain::base::iana::Rtype>,
+    /// Its zones (the block's when none is given).
+    pub zones: Vec<Name<Bytes>>,
+    /// `match` regexes against the lowercase query name with its final dot (none: all).
+    pub matches: Vec<regex::Regex>,
+    /// `answer` records.
+    pub answer: Vec<super::template::RecordTemplate>,
+    /// `additional` records.
+    pub additional: Vec<super::template::RecordTemplate>,
+    /// `authority` records.
+    pub authority: Vec<super::template::RecordTemplate>,
+    /// `rcode` (NOERROR by default).
+    pub rcode: domain::base::iana::Rcode,
+    /// `ederror CODE [REASON]`.
+    pub ederror: Option<(u16, String)>,
+    /// `fallthrough [ZONES...]`: names not matched go on (`Some(empty)`: every name).
+    pub fallthrough: Option<Vec<Name<Bytes>>>,
 }
 
 /// One `acl [ZONES...] { ... }`.

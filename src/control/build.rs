@@ -204,6 +204,7 @@ fn enabled_plugins(cfg: &Config) -> Vec<(String, String, &'static str)> {
         names.extend(b.loadbalance.then_some("loadbalance"));
         names.extend(b.bufsize.map(|_| "bufsize"));
         names.extend((!b.acl.is_empty()).then_some("acl"));
+        names.extend((!b.templates.is_empty()).then_some("template"));
         for l in block_listeners(b) {
             if l.transport == crate::config::Transport::Tcp {
                 // The UDP listener of the same address has the same label.
@@ -317,6 +318,7 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
                     policies: r.policies.clone(),
                 })
                 .collect(),
+            templates: b.templates.iter().map(crate::dns::template::Template::new).collect(),
         },
     }
 }

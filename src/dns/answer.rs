@@ -1,12 +1,13 @@
 //! `answer`: one query in, one reply (or nothing) out. Synchronous, no I/O, no allocation
 //! once `out` has its 64 KiB capacity.
 
-use domain::base::iana::{Class, Opcode, OptRcode, Rtype};
+use domain::base::iana::{Class, Opcode, OptRcode, Rcode, Rtype};
 
 use super::pipeline::Route;
-use super::reply::{self, Made, Written};
+use super::reply::{self, Made, MadeOwner, MadeReply, Written};
 use super::request::{self, DropReason, EarlyError, Parsed, Question, Request};
 use super::resolve::{self, Resolution, Synthesized};
+use super::template;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -191,7 +192,7 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
                 let mut made: ArrayVec<Made<'_>, MAX_MADE> = ArrayVec::new();
                 for rdata in txts.iter().take(MAX_MADE) {
                     made.push(Made {
-                        label: None,
+                        owner: MadeOwner::Query,
                         class: Class::CH,
                         ttl: 0,
                         data: WireData {
@@ -200,7 +201,15 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
                         },
                     });
                 }
-                let w = reply::write_made(&req, &q, false, &made, &[], ctx.transport, out);
+                let m = MadeReply {
+                    aa: false,
+                    rcode: Rcode::NOERROR,
+                    answer: &made,
+                    authority: &[],
+                    additional: &[],
+                    ede: None,
+                };
+                let w = reply::write_made(&req, &q, &m, ctx.transport, out);
                 written(w, &req, Some((entry, Plugin::Chaos)), None)
             }
             None => written(
@@ -220,10 +229,28 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
             return written(write(&req, &q, &res, ctx, out), &req, by, None);
         }
     }
+    for t in &plugins.templates {
+        match t.answer(&q, ctx.client) {
+            template::Step::Next => {}
+            template::Step::Fail(_) => {
+                let w = reply::write_error(&req, OptRcode::SERVFAIL, ctx.transport, out);
+                return written(
+                    w,
+                    &req,
+                    Some((entry, Plugin::Template)),
+                    Some("template: no regex matched or a record did not render (SERVFAIL)"),
+                );
+            }
+            template::Step::Reply(r) => {
+                let w = write_rendered(&req, &q, &r, ctx.transport, out);
+                return written(w, &req, Some((entry, Plugin::Template)), None);
+            }
+        }
+    }
     if plugins.any && q.qtype == Rtype::ANY {
         // RFC 8482 §4.2: one synthesised HINFO instead of everything at the name.
         let hinfo = Made {
-            label: None,
+            owner: MadeOwner::Query,
             class: Class::IN,
             ttl: ANY_HINFO_TTL,
             data: WireData {
@@ -231,7 +258,15 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
                 data: ANY_HINFO,
             },
         };
-        let w = reply::write_made(&req, &q, true, &[hinfo], &[], ctx.transport, out);
+        let m = MadeReply {
+            aa: true,
+            rcode: Rcode::NOERROR,
+            answer: &[hinfo],
+            authority: &[],
+            additional: &[],
+            ede: None,
+        };
+        let w = reply::write_made(&req, &q, &m, ctx.transport, out);
         return written(w, &req, Some((entry, Plugin::Any)), None);
     }
     let transport = ctx.transport;
@@ -304,6 +339,40 @@ const ANY_HINFO: &[u8] = b"\x0dANY obsoleted\x0cSee RFC 8482";
 /// The HINFO's TTL (CoreDNS: 8482).
 const ANY_HINFO_TTL: u32 = 8482;
 
+/// A template's reply, authoritative.
+fn write_rendered(
+    req: &Request<'_>,
+    q: &Question<'_>,
+    r: &template::Rendered,
+    t: Transport,
+    out: &mut Vec<u8>,
+) -> Written {
+    fn made(recs: &[crate::zone::zonefile::ParsedRecord]) -> Vec<Made<'_>> {
+        recs.iter()
+            .map(|p| Made {
+                owner: MadeOwner::Name(&p.owner),
+                class: p.class,
+                ttl: p.ttl,
+                data: WireData {
+                    rtype: p.rtype,
+                    data: &p.rdata,
+                },
+            })
+            .collect()
+    }
+    let [answer, authority, additional] = &r.sections;
+    let (answer, authority, additional) = (made(answer), made(authority), made(additional));
+    let m = MadeReply {
+        aa: true,
+        rcode: r.rcode,
+        answer: &answer,
+        authority: &authority,
+        additional: &additional,
+        ede: r.ede,
+    };
+    reply::write_made(req, q, &m, t, out)
+}
+
 /// `whoami`: an empty answer with the client's address (A or AAAA at the query name) and
 /// port (SRV at `_udp.` or `_tcp.` before it) in the additional section, as CoreDNS writes.
 fn whoami(req: &Request<'_>, q: &Question<'_>, client: SocketAddr, t: Transport, out: &mut Vec<u8>) -> Written {
@@ -331,13 +400,13 @@ fn whoami(req: &Request<'_>, q: &Question<'_>, client: SocketAddr, t: Transport,
     let label: &[u8] = if t == Transport::Udp { b"\x04_udp" } else { b"\x04_tcp" };
     let records = [
         Made {
-            label: None,
+            owner: MadeOwner::Query,
             class: q.qclass,
             ttl: 0,
             data: addr,
         },
         Made {
-            label: Some(label),
+            owner: MadeOwner::Below(label),
             class: q.qclass,
             ttl: 0,
             data: WireData {
@@ -346,7 +415,15 @@ fn whoami(req: &Request<'_>, q: &Question<'_>, client: SocketAddr, t: Transport,
             },
         },
     ];
-    reply::write_made(req, q, true, &[], &records, t, out)
+    let m = MadeReply {
+        aa: true,
+        rcode: Rcode::NOERROR,
+        answer: &[],
+        authority: &[],
+        additional: &records,
+        ede: None,
+    };
+    reply::write_made(req, q, &m, t, out)
 }
 
 /// Classes and types answered with a fixed rcode (choices documented in the README):

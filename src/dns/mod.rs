@@ -9,6 +9,7 @@ pub mod plan;
 pub mod reply;
 pub mod request;
 pub mod resolve;
+pub mod template;
 pub mod wire;
 
 pub use answer::{Ctx, Forwarding, Outcome, Scratch, answer};

@@ -160,6 +160,8 @@ pub struct BlockPlugins {
     pub minimal: bool,
     /// `acl` rules, in order.
     pub acl: Vec<Acl>,
+    /// `template`s, in order.
+    pub templates: Vec<super::template::Template>,
     /// `bufsize`: the largest UDP payload a requester is taken to offer.
     pub bufsize: Option<u16>,
     /// `loadbalance`: A and AAAA records in a random order.

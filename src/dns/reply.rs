@@ -320,11 +320,11 @@ pub fn write_error(req: &Request<'_>, rcode: OptRcode, t: Transport, out: &mut V
 }
 
 /// A record made for one query rather than taken from zone data (`chaos`, `whoami`,
-/// `any`): its owner is the query name, with `label` (one wire label) before it if given.
+/// `any`, `template`).
 #[derive(Clone, Copy, Debug)]
 pub struct Made<'a> {
-    /// A label put before the query name (`_udp` for whoami's SRV).
-    pub label: Option<&'a [u8]>,
+    /// Its owner.
+    pub owner: MadeOwner<'a>,
     /// The record's class (the query's: CH for chaos).
     pub class: Class,
     /// TTL.
@@ -333,49 +333,84 @@ pub struct Made<'a> {
     pub data: WireData<'a>,
 }
 
-/// A NOERROR reply with records made for the query: `answer` in the answer section (TC
-/// when they do not all fit), `additional` in the additional section (dropped when they
-/// do not fit, RFC 2181 §9).
-pub fn write_made(
-    req: &Request<'_>,
-    q: &Question<'_>,
-    aa: bool,
-    answer: &[Made<'_>],
-    additional: &[Made<'_>],
-    t: Transport,
-    out: &mut Vec<u8>,
-) -> Written {
+/// The owner of a [`Made`] record.
+#[derive(Clone, Copy, Debug)]
+pub enum MadeOwner<'a> {
+    /// The query name, as the client wrote it.
+    Query,
+    /// One wire label before the query name (`_udp` for whoami's SRV).
+    Below(&'a [u8]),
+    /// A name of its own (wire).
+    Name(&'a [u8]),
+}
+
+/// A reply of [`Made`] records.
+#[derive(Clone, Copy, Debug)]
+pub struct MadeReply<'a> {
+    /// AA.
+    pub aa: bool,
+    /// Response code.
+    pub rcode: Rcode,
+    /// Answer section (TC when it does not all fit).
+    pub answer: &'a [Made<'a>],
+    /// Authority section (TC when it does not all fit).
+    pub authority: &'a [Made<'a>],
+    /// Additional section (dropped when it does not fit, RFC 2181 §9).
+    pub additional: &'a [Made<'a>],
+    /// An Extended DNS Error for the OPT.
+    pub ede: Option<u16>,
+}
+
+/// Writes a reply of records made for the query.
+pub fn write_made(req: &Request<'_>, q: &Question<'_>, m: &MadeReply<'_>, t: Transport, out: &mut Vec<u8>) -> Written {
     let limit = size_limit(req, t);
-    let body_limit = limit - opt_space(req, t);
+    let ede_len = m.ede.map_or(0, |_| OPTION_HEADER_LEN + 2);
+    let body_limit = limit - opt_space(req, t) - ede_len;
     let (mut msg, mut truncated) = match start(req, Some(q), std::mem::take(out), body_limit) {
         Ok(m) => (m, false),
         Err((_, m)) => (m, true),
     };
-    msg.header_mut().set_aa(aa);
-    for r in answer {
+    msg.header_mut().set_aa(m.aa);
+    msg.header_mut().set_rcode(m.rcode);
+    for r in m.answer {
         if truncated || push_made(&mut msg, r, q).is_err() {
             truncated = true;
             break;
         }
     }
-    let mut add = msg.authority().additional();
-    for r in additional {
+    let mut auth = msg.authority();
+    for r in m.authority {
+        if truncated || push_made(&mut auth, r, q).is_err() {
+            truncated = true;
+            break;
+        }
+    }
+    let mut add = auth.additional();
+    for r in m.additional {
         if truncated || push_made(&mut add, r, q).is_err() {
             break;
         }
     }
     add.header_mut().set_tc(truncated);
-    finish(add, req, t, OptRcode::NOERROR, truncated, limit, out)
+    let rcode = OptRcode::from_rcode(m.rcode);
+    finish_with(add, req, t, (rcode, m.ede), truncated, limit, out)
 }
 
 fn push_made<S: Section>(s: &mut S, r: &Made<'_>, q: &Question<'_>) -> Result<(), PushError> {
-    let Some(label) = r.label else {
-        return s.push_rr((&q.name, r.class, r.ttl, r.data));
-    };
-    // label + the query name, lowercase (q.key is its wire form); at most 255 octets.
     let mut owner = arrayvec::ArrayVec::<u8, 255>::new();
-    if owner.try_extend_from_slice(label).is_err() || owner.try_extend_from_slice(q.key).is_err() {
-        return Ok(());
+    match r.owner {
+        MadeOwner::Query => return s.push_rr((&q.name, r.class, r.ttl, r.data)),
+        MadeOwner::Below(label) => {
+            // label + the query name, lowercase (q.key is its wire form); at most 255 octets.
+            if owner.try_extend_from_slice(label).is_err() || owner.try_extend_from_slice(q.key).is_err() {
+                return Ok(());
+            }
+        }
+        MadeOwner::Name(wire) => {
+            if owner.try_extend_from_slice(wire).is_err() {
+                return Ok(());
+            }
+        }
     }
     match Name::from_slice(owner.as_slice()) {
         Ok(name) => s.push_rr((name, r.class, r.ttl, r.data)),

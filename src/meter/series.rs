@@ -127,10 +127,12 @@ pub enum Plugin {
     Whoami,
     /// `acl` (a block or a filter).
     Acl,
+    /// `template`.
+    Template,
 }
 
 /// Every [`Plugin`], in slot order.
-pub const PLUGINS: [Plugin; 10] = [
+pub const PLUGINS: [Plugin; 11] = [
     Plugin::Server,
     Plugin::Hosts,
     Plugin::File,
@@ -141,6 +143,7 @@ pub const PLUGINS: [Plugin; 10] = [
     Plugin::Any,
     Plugin::Whoami,
     Plugin::Acl,
+    Plugin::Template,
 ];
 
 impl Plugin {
@@ -157,6 +160,7 @@ impl Plugin {
             Plugin::Any => "any",
             Plugin::Whoami => "whoami",
             Plugin::Acl => "acl",
+            Plugin::Template => "template",
         }
     }
 }

@@ -145,6 +145,49 @@ fn read_into(path: &Path, origin: Name<Bytes>, builder: &mut ZoneBuilder, depth:
     parse_into(zf, path, origin, builder, depth, &|err| locate_in_file(path, err))
 }
 
+/// One record in zone file syntax (what `template` renders): owner (lowercase wire), type,
+/// class, TTL and rdata (uncompressed wire). Relative names are relative to `origin`; a
+/// record without a TTL gets the zone file default.
+pub fn parse_record(text: &str, origin: &Name<Bytes>) -> Result<ParsedRecord, String> {
+    let mut zf = Zonefile::new();
+    zf.extend_from_slice(text.as_bytes());
+    zf.extend_from_slice(b"\n");
+    zf.set_origin(origin.clone());
+    zf.set_default_class(Class::IN);
+    match zf.next_entry() {
+        Ok(Some(Entry::Record(rec))) => {
+            let mut rdata = Vec::new();
+            rec.data()
+                .compose_rdata(&mut rdata)
+                .map_err(|_| "the record's data does not fit a message".to_string())?;
+            Ok(ParsedRecord {
+                owner: NameKey::of(rec.owner()).as_slice().into(),
+                rtype: rec.rtype(),
+                class: rec.class(),
+                ttl: rec.ttl().as_secs(),
+                rdata,
+            })
+        }
+        Ok(_) => Err(format!("{text:?} is not a resource record")),
+        Err(e) => Err(format!("{text:?}: {e}")),
+    }
+}
+
+/// A record parsed from text, see [`parse_record`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedRecord {
+    /// Owner, lowercase wire.
+    pub owner: Box<[u8]>,
+    /// Type.
+    pub rtype: domain::base::iana::Rtype,
+    /// Class.
+    pub class: Class,
+    /// TTL in seconds.
+    pub ttl: u32,
+    /// Uncompressed rdata.
+    pub rdata: Vec<u8>,
+}
+
 fn parse_into(
     mut zf: Zonefile,
     path: &Path,
