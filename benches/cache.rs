@@ -81,6 +81,7 @@ fn hit(c: &mut Criterion) {
         edns: Some((1232, false)),
         limit: 1232,
         pad: false,
+        nsid: None,
     };
     let mut out = Vec::with_capacity(65536);
     c.bench_function("cache/hit", |b| {

@@ -174,7 +174,7 @@ fn forwarded_cache_hit_allocates_nothing() {
         };
         let asked = forward::Query::of(&f.request).expect("a question");
         matches!(
-            fwd.cached(f.plan, &asked, wire, ctx.transport, out),
+            fwd.cached(f.plan, &asked, wire, (ctx.transport, None), out),
             Cached::Hit { refresh: false }
         )
     };
@@ -194,7 +194,7 @@ fn forwarded_cache_hit_allocates_nothing() {
         f.plan.clone(),
         asked,
         &query,
-        ctx.transport,
+        (ctx.transport, None),
     ));
     assert_eq!(support::Reply::parse(&first).answer().len(), 2);
     assert!(from_cache(&query, &mut out), "a fresh hit");

@@ -512,3 +512,54 @@ both_drivers!(template_ederror_and_broken_records, |driver| {
     assert_eq!(ede(&r), Some(15));
     assert_eq!(s.udp(&q("x.broken.test", Rtype::A)).rcode(), 2);
 });
+
+// nsid README: `nsid Use The Force`; dig +nsid shows it, for the block's own answers and
+// for forwarded ones (from the upstream and from the cache); nothing without +nsid.
+both_drivers!(nsid_identifies_the_server_to_clients_that_ask, |driver| {
+    let up = Server::start(
+        Options::new(
+            driver,
+            "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
+        )
+        .file("zone", POOL_ZONE),
+    );
+    let corefile = format!(
+        "example.test:{{PORT}} {{\n    bind 127.0.0.1\n    file {{DIR}}/zone\n    nsid Use The Force\n}}\npool.test:{{PORT}} {{\n    bind 127.0.0.1\n    forward . 127.0.0.1:{}\n    cache 30\n    nsid edge-1\n}}\n",
+        up.port
+    );
+    let s = Server::start(Options::new(driver, &corefile).file("zone", example_zone()));
+    let out = dig(&s, &["+nsid", "www.example.test", "A"]);
+    assert!(
+        out.contains("; NSID: 55 73 65 20 54 68 65 20 46 6f 72 63 65 (\"Use The Force\")"),
+        "{out}"
+    );
+    assert!(out.contains("192.0.2.10"), "{out}");
+    let out = dig(&s, &["+nsid", "+tcp", "nope.example.test", "A"]);
+    assert!(
+        out.contains("status: NXDOMAIN") && out.contains("(\"Use The Force\")"),
+        "{out}"
+    );
+    assert!(!dig(&s, &["www.example.test", "A"]).contains("NSID"));
+    for _ in 0..2 {
+        let out = dig(&s, &["+nsid", "web.pool.test", "A"]);
+        assert!(out.contains("(\"edge-1\")") && out.contains("192.0.2.11"), "{out}");
+    }
+    // The upstream has no nsid: its own answer says nothing.
+    assert!(!dig(&up, &["+nsid", "web.pool.test", "A"]).contains("NSID:"));
+    let out = Command::new("kdig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &s.port.to_string(),
+            "+nsid",
+            "+time=2",
+            "www.example.test",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains("5573652054686520466f726365") || out.contains("Use The Force"),
+        "{out}"
+    );
+});

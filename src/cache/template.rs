@@ -92,6 +92,8 @@ pub struct Client<'a> {
     pub limit: usize,
     /// Pad the reply (RFC 8467): the query asked for it over DoT or DoH.
     pub pad: bool,
+    /// The NSID to put in the OPT (RFC 5001): the client asked and the block has `nsid`.
+    pub nsid: Option<&'a [u8]>,
 }
 
 /// How old the template is.
@@ -133,7 +135,9 @@ pub fn render(t: &Template, c: &Client<'_>, age: Age, extra_ede: Option<u16>, ou
     }
     let ede = extra_ede.or(t.ede);
     let ede_len = OPTION_HEADER_LEN + 2;
-    let opt_len = c.edns.map_or(0, |_| OPT_LEN + ede.map_or(0, |_| ede_len));
+    let nsid = c.nsid.filter(|n| n.len() <= 512);
+    let nsid_len = nsid.map_or(0, |n| OPTION_HEADER_LEN + n.len());
+    let opt_len = c.edns.map_or(0, |_| OPT_LEN + nsid_len + ede.map_or(0, |_| ede_len));
     if out.len() + opt_len > c.limit {
         // Does not fit: TC=1 and empty sections (RFC 2181 §9).
         out.truncate(HEADER_LEN + qlen);
@@ -144,6 +148,9 @@ pub fn render(t: &Template, c: &Client<'_>, age: Age, extra_ede: Option<u16>, ou
     }
     if let Some((payload, dnssec_ok)) = c.edns {
         let at = wire::start_opt(out, wire::announced_payload(payload), t.ext_rcode, dnssec_ok);
+        if let Some(n) = nsid {
+            wire::push_option(out, wire::option::NSID, n);
+        }
         if let Some(code) = ede {
             wire::push_option(out, wire::option::EDE, &code.to_be_bytes());
         }

@@ -32,6 +32,7 @@ pub const SUPPORTED: &[&str] = &[
     "log",
     "loop",
     "minimal",
+    "nsid",
     "prometheus",
     "ready",
     "reload",
@@ -52,7 +53,6 @@ const NOT_YET: &[&str] = &[
     "header",
     "local",
     "metadata",
-    "nsid",
     "rewrite",
     "secondary",
     "sign",
@@ -203,6 +203,22 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
                     ));
                 }
                 *flag = true;
+            }
+            "nsid" => {
+                no_block(line)?;
+                if block.nsid.is_some() {
+                    return Err(err(&line.name, "nsid may be used only once per server block"));
+                }
+                // CoreDNS: the words joined by spaces; the host's name without any.
+                let data = if line.args.is_empty() {
+                    super::hostname()
+                } else {
+                    line.args.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ")
+                };
+                if data.len() > 512 {
+                    return Err(err(&line.name, "nsid: at most 512 octets"));
+                }
+                block.nsid = Some(data.into_bytes());
             }
             "template" => {
                 let t = template(block, line)?;

@@ -116,6 +116,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             bufsize: None,
             acl: Vec::new(),
             templates: Vec::new(),
+            nsid: None,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();
@@ -192,6 +193,15 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         ));
     }
     Ok(cfg)
+}
+
+/// The host's name (for `nsid` and `chaos`); "localhost" when it has none, as CoreDNS.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Whether every encrypted listener of `b` has a certificate: its own `tls`, or, as CoreDNS

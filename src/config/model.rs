@@ -179,6 +179,8 @@ pub struct ServerBlock {
     pub any: bool,
     /// `minimal`: positive answers go without authority and additional records.
     pub minimal: bool,
+    /// `nsid [DATA]`: the NSID of the block's replies.
+    pub nsid: Option<Vec<u8>>,
     /// `template` directives, in the order written.
     pub templates: Vec<TemplateConfig>,
     /// `acl` rules, in the order written.

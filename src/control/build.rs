@@ -205,6 +205,7 @@ fn enabled_plugins(cfg: &Config) -> Vec<(String, String, &'static str)> {
         names.extend(b.bufsize.map(|_| "bufsize"));
         names.extend((!b.acl.is_empty()).then_some("acl"));
         names.extend((!b.templates.is_empty()).then_some("template"));
+        names.extend(b.nsid.as_ref().map(|_| "nsid"));
         for l in block_listeners(b) {
             if l.transport == crate::config::Transport::Tcp {
                 // The UDP listener of the same address has the same label.
@@ -303,7 +304,7 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
             chaos: b
                 .chaos
                 .as_ref()
-                .map(|c| Chaos::new(&c.version, &c.authors, &hostname())),
+                .map(|c| Chaos::new(&c.version, &c.authors, &crate::config::hostname())),
             whoami: b.whoami,
             any: b.any,
             minimal: b.minimal,
@@ -319,15 +320,7 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
                 })
                 .collect(),
             templates: b.templates.iter().map(crate::dns::template::Template::new).collect(),
+            nsid: b.nsid.as_deref().map(Box::from),
         },
     }
-}
-
-/// The host's name, for `chaos`'s `hostname.bind` ("localhost" when it has none, as CoreDNS).
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }

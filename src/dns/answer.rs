@@ -162,6 +162,10 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
     };
     let plugins = &block.plugins;
     let mut req = req;
+    if let (Some(id), Some(true)) = (&plugins.nsid, req.edns.map(|e| e.nsid)) {
+        // RFC 5001 §2.3: only to a client that asked.
+        req.nsid = Some(id);
+    }
     if let (Some(max), Some(e)) = (plugins.bufsize, req.edns.as_mut()) {
         // `bufsize`: the requester is taken to offer at most `max` (it only ever lowers it).
         e.udp_size = e.udp_size.min(max);

@@ -160,6 +160,8 @@ pub struct BlockPlugins {
     pub minimal: bool,
     /// `acl` rules, in order.
     pub acl: Vec<Acl>,
+    /// `nsid`: the NSID of its replies (RFC 5001).
+    pub nsid: Option<Box<[u8]>>,
     /// `template`s, in order.
     pub templates: Vec<super::template::Template>,
     /// `bufsize`: the largest UDP payload a requester is taken to offer.

@@ -40,10 +40,11 @@ fn keepalive(req: &Request<'_>, t: Transport) -> Option<u16> {
 }
 
 fn opt_space(req: &Request<'_>, t: Transport) -> usize {
+    let nsid = req.nsid.map_or(0, |n| OPTION_HEADER_LEN + n.len());
     match req.edns {
         None => 0,
-        Some(_) if keepalive(req, t).is_some() => OPT_LEN + OPTION_HEADER_LEN + 2,
-        Some(_) => OPT_LEN,
+        Some(_) if keepalive(req, t).is_some() => OPT_LEN + OPTION_HEADER_LEN + 2 + nsid,
+        Some(_) => OPT_LEN + nsid,
     }
 }
 
@@ -59,11 +60,11 @@ pub fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Trans
     write_general(req, q, res, t, out)
 }
 
-/// True when the OPT of the reply carries no option (keepalive over streams and padding
-/// over encrypted transports add one).
+/// True when the OPT of the reply carries no option (keepalive over streams, padding over
+/// encrypted transports and NSID add one).
 fn plain_opt(req: &Request<'_>, t: Transport) -> bool {
     req.edns
-        .is_none_or(|e| !(keepalive(req, t).is_some() || e.padding && t.is_encrypted()))
+        .is_none_or(|e| !(keepalive(req, t).is_some() || e.padding && t.is_encrypted() || req.nsid.is_some()))
 }
 
 /// Header (with the counts) and question of a directly written reply.
@@ -557,9 +558,11 @@ fn finish_with(
         let payload = announced_payload(e.udp_size);
         // RFC 8467 block-length padding, only over encrypted transports and only when asked;
         // never beyond the size limit.
+        let nsid = req.nsid.filter(|n| n.len() <= usize::from(u16::MAX));
         let pad = if e.padding && t.is_encrypted() {
             let keepalive_len = keepalive.map_or(0, |_| OPTION_HEADER_LEN + 2);
-            let fixed = add.as_slice().len() + OPT_LEN + keepalive_len + OPTION_HEADER_LEN;
+            let nsid_len = nsid.map_or(0, |n| OPTION_HEADER_LEN + n.len());
+            let fixed = add.as_slice().len() + OPT_LEN + keepalive_len + nsid_len + OPTION_HEADER_LEN;
             Some(wire::padding_len(fixed, limit))
         } else {
             None
@@ -573,6 +576,11 @@ fn finish_with(
             if let Some(timeout) = keepalive {
                 opt.push_raw_option(OptionCode::from_int(wire::option::TCP_KEEPALIVE), 2, |tgt| {
                     tgt.append_slice(&timeout.to_be_bytes())
+                })?;
+            }
+            if let Some(n) = nsid {
+                opt.push_raw_option(OptionCode::from_int(wire::option::NSID), n.len() as u16, |tgt| {
+                    tgt.append_slice(n)
                 })?;
             }
             if let Some(code) = ede {

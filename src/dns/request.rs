@@ -103,6 +103,9 @@ pub struct Request<'a> {
     pub edns: Option<Edns>,
     /// The TSIG record, if the request is signed.
     pub tsig: Option<Tsig<'a>>,
+    /// The NSID to put in the reply (RFC 5001): set when the client asked and its block
+    /// has `nsid`.
+    pub nsid: Option<&'a [u8]>,
 }
 
 /// Result of parsing.
@@ -134,6 +137,7 @@ pub fn parse<'a>(wire: &'a [u8], scratch: &'a mut NameKey) -> Parsed<'a> {
         question: None,
         edns: None,
         tsig: None,
+        nsid: None,
     };
     let mut parser = Parser::from_ref(wire);
     if parser.advance(HEADER_LEN).is_err() {

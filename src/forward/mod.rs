@@ -90,12 +90,13 @@ pub struct ShardForward {
 /// The client side of a render. The largest reply a client gets: 65535 octets over streams;
 /// over UDP its EDNS payload size within 512..=1232 (the DNS flag day 2020 default), or 512
 /// without EDNS (RFC 1035 §4.2.1). Padded over DoT and DoH when the query was (RFC 8467).
-fn client<'a>(query: &'a [u8], q: &Query, via: Transport) -> Client<'a> {
+fn client<'a>(query: &'a [u8], q: &Query, via: Transport, nsid: Option<&'a [u8]>) -> Client<'a> {
     Client {
         query,
         edns: q.edns,
         limit: crate::dns::wire::reply_limit(via, q.edns.map(|(size, _)| size)),
         pad: q.padding && via.is_encrypted(),
+        nsid: nsid.filter(|_| q.nsid),
     }
 }
 
@@ -125,6 +126,8 @@ pub struct Query {
     cache_key: Key,
     edns: Option<(u16, bool)>,
     padding: bool,
+    /// The client asked for NSID (RFC 5001).
+    nsid: bool,
     rd: bool,
     cd: bool,
 }
@@ -141,6 +144,7 @@ impl Query {
             qtype: q.qtype,
             edns: req.edns.map(|e| (e.udp_size, e.dnssec_ok)),
             padding: req.edns.is_some_and(|e| e.padding),
+            nsid: req.edns.is_some_and(|e| e.nsid),
             rd: req.rd,
             cd: req.cd,
         })
@@ -208,14 +212,22 @@ impl ShardForward {
 
     /// Serves the query from the cache into `out` if it can.
     /// `via`: how the client's query came.
-    pub fn cached(&self, plan: &Plan, q: &Query, query: &[u8], via: Transport, out: &mut Vec<u8>) -> Cached {
+    /// `nsid`: the block's, for a client that asked (RFC 5001).
+    pub fn cached(
+        &self,
+        plan: &Plan,
+        q: &Query,
+        query: &[u8],
+        (via, nsid): (Transport, Option<&[u8]>),
+        out: &mut Vec<u8>,
+    ) -> Cached {
         // RD=0 is never answered from the cache: that would let anyone see what others
         // asked (Unbound and Knot Resolver refuse such snooping too).
         if !q.rd {
             return Cached::Miss;
         }
         let found = self.cache(plan, |c| c.get(q.cache_key.as_slice(), Instant::now()));
-        let client = client(query, q, via);
+        let client = client(query, q, via, nsid);
         let m = self.cache_metrics(plan);
         if let Some(m) = m {
             m.requests.incr();
@@ -310,8 +322,14 @@ impl ShardForward {
 /// Resolves a query through the block's upstreams (coalescing identical queries) and
 /// renders the client's reply. A client over TCP, DoT or DoH is forwarded over TCP unless
 /// `prefer_udp`.
-pub async fn resolve(fwd: Rc<ShardForward>, plan: Arc<Plan>, q: Query, ask_query: &[u8], via: Transport) -> Vec<u8> {
-    let client = client(ask_query, &q, via);
+pub async fn resolve(
+    fwd: Rc<ShardForward>,
+    plan: Arc<Plan>,
+    q: Query,
+    ask_query: &[u8],
+    (via, nsid): (Transport, Option<&[u8]>),
+) -> Vec<u8> {
+    let client = client(ask_query, &q, via, nsid);
     let mut out = Vec::with_capacity(512);
     if !q.rd {
         // Relayed for this client alone: not coalesced, not cached, the upstream's answer

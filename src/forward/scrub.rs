@@ -350,6 +350,7 @@ mod tests {
                 edns: Some((4096, false)),
                 limit: 1232,
                 pad: false,
+                nsid: None,
             },
             Age::Fresh { age: 10, lifetime: 60 },
             None,
@@ -481,6 +482,7 @@ mod tests {
                 edns: None,
                 limit: 512,
                 pad: false,
+                nsid: None,
             },
             Age::Fresh { age: 0, lifetime: 0 },
             None,
@@ -495,6 +497,7 @@ mod tests {
                 edns: None,
                 limit: 65535,
                 pad: false,
+                nsid: None,
             },
             Age::Stale,
             Some(ede::STALE_ANSWER),
@@ -671,6 +674,7 @@ mod render_guard {
                                         edns,
                                         limit,
                                         pad,
+                                        nsid: None,
                                     };
                                     let mut got = Vec::with_capacity(65536);
                                     render(t, &c, age, extra, &mut got);

@@ -91,7 +91,7 @@ fn cached(
     let fwd = &l.shard.forward;
     // The core forwards only queries with a question.
     let q = forward::Query::of(&f.request)?;
-    match fwd.cached(f.plan, &q, wire, l.dns.transport, out) {
+    match fwd.cached(f.plan, &q, wire, (l.dns.transport, f.request.nsid), out) {
         Cached::Hit { refresh } => {
             if refresh {
                 monoio::spawn(forward::refresh(fwd.clone(), f.plan.clone(), q));
@@ -131,8 +131,12 @@ impl Pending {
     /// Asks upstream, reports the reply in the block's logs and returns it.
     pub(crate) async fn run(self, reporter: &Reporter, peer: SocketAddr) -> Vec<u8> {
         let forwarder = self.shard.forward.clone();
-        let reply = forward::resolve(forwarder, self.plan, self.query, &self.wire, self.via).await;
         let route = self.snapshot.route(&self.key);
+        // The block's NSID, for a client that asked (the forwarder checks that).
+        let nsid = route
+            .and_then(|r| r.entry(self.entry))
+            .and_then(|e| e.block.plugins.nsid.as_deref());
+        let reply = forward::resolve(forwarder, self.plan, self.query, &self.wire, (self.via, nsid)).await;
         let outcome = reply_outcome(self.entry, Plugin::Forward, self.asked, &reply);
         let mut reply = reply;
         balance(route, &outcome, &mut reply);
