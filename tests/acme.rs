@@ -625,3 +625,52 @@ both_drivers!(clock_two_days_ahead_warns_without_thrash, |driver| {
         "no renewal thrash: {log}"
     );
 });
+
+// The metrics say how orders ended and when the certificate served expires.
+both_drivers!(orders_and_expiry_are_in_the_metrics, |driver| {
+    let p = Pebble::start(None);
+    let state = TempDir::new("acme-metrics");
+    let acme = p.acme_options(&state.path().join("certs"));
+    let metrics = support::server::free_port();
+    let corefile = format!(
+        "tls://mydomain.test:{{PORT2}} {{\n    bind 127.0.0.1\n    tls acme {{\n        domain ns1.mydomain.test\n{acme}    }}\n{HOSTS}    prometheus 127.0.0.1:{metrics}\n}}\n\nmydomain.test:{{PORT}} {{\n    bind 127.0.0.1\n{HOSTS}}}\n"
+    );
+    let s = start(driver, &p, &corefile);
+    let chain = wait_cert(
+        dot(&s),
+        &p.issuer_root(),
+        "ns1.mydomain.test",
+        b"dot",
+        Duration::from_secs(60),
+        &s,
+    );
+    let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+    let not_after = leaf.validity().not_after.timestamp();
+    let scrape = || {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5"])
+            .arg(format!("http://127.0.0.1:{metrics}/metrics"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let want =
+        format!("ringdns_certificate_not_after_seconds{{names=\"ns1.mydomain.test\",source=\"acme\"}} {not_after}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut page = scrape();
+    while !page.lines().any(|l| l == want) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        page = scrape();
+    }
+    assert!(page.lines().any(|l| l == want), "{want}\n{page}");
+    assert!(
+        page.lines()
+            .any(|l| l == "ringdns_acme_orders_total{result=\"valid\"} 1"),
+        "{page}"
+    );
+    assert!(
+        page.lines()
+            .any(|l| l == "ringdns_acme_orders_total{result=\"error\"} 0"),
+        "{page}"
+    );
+});

@@ -243,6 +243,22 @@ both_drivers!(counts_survive_a_reload_and_failed_reloads_are_counted, |driver| {
             .sum()
     };
     assert_eq!(count(&scrape(s.port2)), 4);
+    // A datagram shorter than a header is dropped, and counted by reason.
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(&[1, 2, 3], s.addr)
+        .unwrap();
+    let short = |page: &str| -> u64 {
+        page.lines()
+            .filter(|l| l.starts_with("ringdns_udp_drops_total{") && l.contains("reason=\"short\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while short(&scrape(s.port2)) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(short(&scrape(s.port2)), 1);
     // A changed Corefile (a log line more) keeps the counts; a broken one is counted.
     std::fs::write(
         &s.corefile,

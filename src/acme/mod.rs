@@ -136,6 +136,8 @@ pub enum Event {
         /// The pair.
         key: Arc<CertifiedKey>,
     },
+    /// An order ended (for the metrics).
+    Order(crate::telemetry::metrics::OrderResult),
 }
 
 /// Runs one task per unit and restarts them as the configuration changes.

@@ -20,6 +20,7 @@ use super::schedule::{self, Backoff};
 use super::{AcmeError, Event, UnitSpec};
 use crate::config::RenewPolicy;
 use crate::storage::{Lock, Store, lock};
+use crate::telemetry::metrics::OrderResult;
 use crate::tls::certs::pair_from_pem;
 use crate::zone::challenge::challenge_name;
 use crate::zone::name::{NameKey, display};
@@ -403,6 +404,12 @@ impl Task {
             r = self.order_with_account() => r,
             e = heartbeat(&lock) => Err(e),
         };
+        let outcome = match &result {
+            Ok(_) => OrderResult::Valid,
+            Err(AcmeError::Invalid(_)) => OrderResult::Invalid,
+            Err(_) => OrderResult::Error,
+        };
+        let _ = self.events.send(Event::Order(outcome));
         let (chain, key_pem) = result?;
         let (key, info, leaf) = usable(&chain, &key_pem, &self.spec.names).map_err(AcmeError::Cert)?;
         let meta = serde_json::json!({

@@ -161,6 +161,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         probes,
         metrics,
     };
+    state
+        .metrics
+        .set_certificates(certificates(&state.cfg, &state.data, &state.acme_certs));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let shared = state.shared.clone();
     let result = rt.block_on(control_loop(state, &shards));
@@ -238,6 +241,8 @@ impl State {
         if let Err(e) = self.tls.sync(&self.cfg, &self.data, &self.acme_certs, &listeners) {
             tracing::error!(error = %e, "TLS configuration failed; keeping the previous one");
         }
+        self.metrics
+            .set_certificates(certificates(&self.cfg, &self.data, &self.acme_certs));
     }
 
     fn publish(&mut self) {
@@ -280,6 +285,7 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
                         state.acme_certs.insert(unit, key);
                         state.sync_tls();
                     }
+                    acme::Event::Order(result) => state.metrics.order(result),
                 }
             }
             Some(found) = loops.recv() => return Err(RunError::Loop(found)),
@@ -417,6 +423,8 @@ impl State {
         self.cfg = p.cfg;
         self.data = p.data;
         self.listeners = wanted;
+        self.metrics
+            .set_certificates(certificates(&self.cfg, &self.data, &self.acme_certs));
         self.fingerprint = config::fingerprint(&self.opts.conf).ok();
         self.publish();
         for (shard, socks) in shards.iter().zip(sockets) {
@@ -436,6 +444,30 @@ impl State {
         );
         Ok(())
     }
+}
+
+/// Every certificate the blocks serve, for `ringdns_certificate_not_after_seconds`.
+fn certificates(cfg: &Config, data: &DataSet, acme_certs: &AcmeCerts) -> Vec<(String, &'static str, u64)> {
+    let mut out: Vec<(String, &'static str, u64)> = Vec::new();
+    for b in &cfg.blocks {
+        let (pair, source) = match &b.tls {
+            Some(config::TlsConfig::Files { cert, key, .. }) => (data.cert(cert, key), "file"),
+            Some(config::TlsConfig::Acme(a)) => (acme_certs.get(&acme::unit_of(a).id).cloned(), "acme"),
+            None => continue,
+        };
+        let Some(info) = pair.and_then(|p| p.cert.first().and_then(|c| crate::acme::cert::info(c).ok())) else {
+            continue;
+        };
+        let at = info
+            .not_after
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let row = (info.names.join(","), source, at);
+        if !out.contains(&row) {
+            out.push(row);
+        }
+    }
+    out
 }
 
 fn probe_addrs(cfg: &Config) -> ProbeAddrs {

@@ -119,6 +119,13 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
 /// Counts (and now and then logs) a datagram dropped without a reply.
 fn dropped(ctx: &ShardCtx, key: &ListenerKey, last: &mut Option<Instant>, reason: DropReason) {
     ctx.stats().udp_dropped.incr();
+    let slot = match reason {
+        DropReason::Short => 0,
+        DropReason::Response => 1,
+        DropReason::Oversized => 2,
+        DropReason::Policy => 3,
+    };
+    ctx.stats().udp_drops[slot].incr();
     // A drop that `acl` asks for is meant, not a fault to report.
     if reason != DropReason::Policy && rate_ok(last) {
         tracing::info!(listener = %key, ?reason, total = ctx.stats().udp_dropped.get(), "dropping malformed datagrams (short, oversized, or a response)");

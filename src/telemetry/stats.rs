@@ -11,6 +11,8 @@ pub struct ShardStats {
     pub udp_answered: Counter,
     /// Datagrams dropped without a reply (short, or QR=1).
     pub udp_dropped: Counter,
+    /// The same by reason: short, a response, oversized, `acl` drop.
+    pub udp_drops: [Counter; 4],
     /// Queries answered over TCP.
     pub tcp_answered: Counter,
     /// TCP connections accepted and served.

@@ -23,6 +23,17 @@ use crate::meter::series::{
 use crate::telemetry::stats::ShardStats;
 use text::{Labels, Text};
 
+/// How an ACME order ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderResult {
+    /// A certificate was issued.
+    Valid,
+    /// The CA said invalid (a challenge failed, the names were refused).
+    Invalid,
+    /// It did not get that far: the CA unreachable, an account error, a timeout.
+    Error,
+}
+
 /// Per-shard counts of one `cache`.
 pub type CacheSeries = Sharded<CacheShard>;
 /// Per-shard counts of one upstream of a `forward`.
@@ -38,6 +49,10 @@ pub struct Registry {
     enabled: Mutex<Vec<(String, String, &'static str)>>,
     /// Failed reloads (written by the control thread only).
     reload_failed: Counter,
+    /// (names, source, not-after in Unix seconds) of every certificate served.
+    certificates: Mutex<Vec<(String, &'static str, u64)>>,
+    /// ACME orders by result (valid, invalid, error), control thread only.
+    orders: [Counter; 3],
     stats: Arc<[ShardStats]>,
 }
 
@@ -57,6 +72,8 @@ impl Registry {
             upstreams: Mutex::default(),
             enabled: Mutex::default(),
             reload_failed: Counter::default(),
+            certificates: Mutex::default(),
+            orders: Default::default(),
             stats,
         }
     }
@@ -105,6 +122,16 @@ impl Registry {
         *locked(&self.enabled) = enabled;
     }
 
+    /// The certificates served now: (names, `file` or `acme`, not-after in Unix seconds).
+    pub fn set_certificates(&self, certs: Vec<(String, &'static str, u64)>) {
+        *locked(&self.certificates) = certs;
+    }
+
+    /// Counts an ACME order that ended: `valid`, `invalid` (the CA refused it) or `error`.
+    pub fn order(&self, result: OrderResult) {
+        self.orders[result as usize].incr();
+    }
+
     /// Counts a failed reload (control thread only).
     pub fn reload_failed(&self) {
         self.reload_failed.incr();
@@ -134,8 +161,31 @@ impl Registry {
         );
         t.sample("coredns_reload_failed_total", "", self.reload_failed.get());
         shards(&mut t, &self.stats);
+        self.tls(&mut t);
         process::render(&mut t);
         t.into_string()
+    }
+
+    fn tls(&self, t: &mut Text) {
+        const NOT_AFTER: &str = "ringdns_certificate_not_after_seconds";
+        t.family(
+            NOT_AFTER,
+            "When each certificate served expires, in Unix seconds.",
+            "gauge",
+        );
+        for (names, source, at) in locked(&self.certificates).iter() {
+            let l = Labels::new().with("names", names).with("source", source);
+            t.sample(NOT_AFTER, l.as_str(), *at);
+        }
+        const ORDERS: &str = "ringdns_acme_orders_total";
+        t.family(ORDERS, "ACME orders that ended, by result.", "counter");
+        for (i, result) in ["valid", "invalid", "error"].iter().enumerate() {
+            t.sample(
+                ORDERS,
+                Labels::new().with("result", result).as_str(),
+                self.orders[i].get(),
+            );
+        }
     }
 
     fn plugins(&self, t: &mut Text) {
@@ -458,6 +508,15 @@ fn shards(t: &mut Text, stats: &[ShardStats]) {
         ] {
             let l = Labels::new().with("shard", &shard).with("transport", via);
             t.sample(ANSWERED, l.as_str(), n);
+        }
+    }
+    const DROPS: &str = "ringdns_udp_drops_total";
+    t.family(DROPS, "UDP datagrams dropped without a reply, by reason.", "counter");
+    for (i, s) in stats.iter().enumerate() {
+        let shard = i.to_string();
+        for (reason, c) in ["short", "response", "oversized", "acl"].iter().zip(&s.udp_drops) {
+            let l = Labels::new().with("shard", &shard).with("reason", reason);
+            t.sample(DROPS, l.as_str(), c.get());
         }
     }
     const CLOSED: &str = "ringdns_connections_closed_total";
