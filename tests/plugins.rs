@@ -563,3 +563,25 @@ both_drivers!(nsid_identifies_the_server_to_clients_that_ask, |driver| {
         "{out}"
     );
 });
+
+// header README: `response set ra aa` and `response clear rd`; `query set rd`.
+both_drivers!(header_sets_and_clears_flags, |driver| {
+    let corefile = "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n    header {\n        response set ra aa\n        response clear rd\n    }\n}\nexample.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone2\n    header {\n        query set rd\n        response clear aa\n    }\n}\n";
+    let s = Server::start(
+        Options::new(driver, corefile)
+            .file("zone", POOL_ZONE)
+            .file("zone2", example_zone()),
+    );
+    let r = s.udp(&q("web.pool.test", Rtype::A));
+    let h = r.msg.header();
+    assert!(h.ra() && h.aa() && !h.rd(), "{:?}", r.wire[2..4].to_vec());
+    assert_eq!(r.answer().len(), 4);
+    // query set rd: the reply echoes the RD the block saw; AA cleared.
+    let mut norec = q("www.example.test", Rtype::A);
+    norec.rd = false;
+    let r = s.udp(&norec);
+    let h = r.msg.header();
+    assert!(h.rd() && !h.aa(), "{:?}", r.wire[2..4].to_vec());
+    let out = dig(&s, &["+norec", "web.pool.test", "A"]);
+    assert!(out.contains("flags: qr aa ra;"), "{out}");
+});

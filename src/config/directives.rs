@@ -26,6 +26,7 @@ pub const SUPPORTED: &[&str] = &[
     "errors",
     "file",
     "forward",
+    "header",
     "health",
     "hosts",
     "loadbalance",
@@ -50,7 +51,6 @@ const NOT_YET: &[&str] = &[
     "dnssec",
     "dnstap",
     "etcd",
-    "header",
     "local",
     "metadata",
     "rewrite",
@@ -203,6 +203,13 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
                     ));
                 }
                 *flag = true;
+            }
+            "header" => {
+                if block.header.is_some() {
+                    return Err(err(&line.name, "header may be used only once per server block"));
+                }
+                no_args(line)?;
+                block.header = Some(header(line)?);
             }
             "nsid" => {
                 no_block(line)?;
@@ -757,6 +764,55 @@ fn template(block: &ServerBlock, line: &Line) -> Result<TemplateConfig, ConfigEr
         }
     }
     Ok(t)
+}
+
+/// `header { SELECTOR ACTION FLAGS... }`: SELECTOR `query` or `response`, ACTION `set` or
+/// `clear`, FLAGS of `aa`, `ra`, `rd`; later rules win.
+fn header(line: &Line) -> Result<HeaderRules, ConfigError> {
+    let mut rules = HeaderRules::default();
+    let mut any = false;
+    for o in line.block.iter().flatten() {
+        let flags = match o.name.text.as_str() {
+            "query" => &mut rules.query,
+            "response" => &mut rules.response,
+            other => {
+                return Err(err(
+                    &o.name,
+                    format!("header: unknown selector {other:?} (accepted: query, response)"),
+                ));
+            }
+        };
+        let (Some(action), rest) = (o.args.first(), o.args.get(1..).unwrap_or(&[])) else {
+            return Err(err(&o.name, "header: a selector needs set or clear and flags"));
+        };
+        let value = match action.text.as_str() {
+            "set" => true,
+            "clear" => false,
+            other => {
+                return Err(err(
+                    action,
+                    format!("header: unknown action {other:?} (accepted: set, clear)"),
+                ));
+            }
+        };
+        if rest.is_empty() {
+            return Err(err(action, "header: which flags? (aa, ra, rd)"));
+        }
+        for f in rest {
+            let i = match f.text.as_str() {
+                "aa" => 0,
+                "ra" => 1,
+                "rd" => 2,
+                other => return Err(err(f, format!("header: unknown flag {other:?} (accepted: aa, ra, rd)"))),
+            };
+            flags[i] = Some(value);
+        }
+        any = true;
+    }
+    if !any {
+        return Err(err(&line.name, "header needs at least one rule"));
+    }
+    Ok(rules)
 }
 
 /// `acl [ZONES...] { ACTION [type QTYPE...] [net SOURCE...] }`; `*` for all types or all

@@ -117,6 +117,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             acl: Vec::new(),
             templates: Vec::new(),
             nsid: None,
+            header: None,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();

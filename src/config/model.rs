@@ -179,6 +179,8 @@ pub struct ServerBlock {
     pub any: bool,
     /// `minimal`: positive answers go without authority and additional records.
     pub minimal: bool,
+    /// `header { query|response set|clear FLAGS... }`, folded: the last rule for a flag wins.
+    pub header: Option<HeaderRules>,
     /// `nsid [DATA]`: the NSID of the block's replies.
     pub nsid: Option<Vec<u8>>,
     /// `template` directives, in the order written.
@@ -290,6 +292,16 @@ pub struct TemplateConfig {
     pub ederror: Option<(u16, String)>,
     /// `fallthrough [ZONES...]`: names not matched go on (`Some(empty)`: every name).
     pub fallthrough: Option<Vec<Name<Bytes>>>,
+}
+
+/// `header`: what becomes of the AA, RA and RD flags (`Some(true)` set, `Some(false)`
+/// cleared, `None` untouched) of queries before the block handles them and of its replies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeaderRules {
+    /// Query flags: [aa, ra, rd].
+    pub query: [Option<bool>; 3],
+    /// Response flags: [aa, ra, rd].
+    pub response: [Option<bool>; 3],
 }
 
 /// One `acl [ZONES...] { ... }`.

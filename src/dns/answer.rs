@@ -162,6 +162,11 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
     };
     let plugins = &block.plugins;
     let mut req = req;
+    if let Some(rd) = plugins.header.and_then(|h| h.query[2]) {
+        // `header { query set|clear rd }`: the block and its upstreams see this RD (AA and
+        // RA mean nothing in a query).
+        req.rd = rd;
+    }
     if let (Some(id), Some(true)) = (&plugins.nsid, req.edns.map(|e| e.nsid)) {
         // RFC 5001 §2.3: only to a client that asked.
         req.nsid = Some(id);

@@ -160,6 +160,8 @@ pub struct BlockPlugins {
     pub minimal: bool,
     /// `acl` rules, in order.
     pub acl: Vec<Acl>,
+    /// `header`: flags set or cleared in queries and replies.
+    pub header: Option<crate::config::HeaderRules>,
     /// `nsid`: the NSID of its replies (RFC 5001).
     pub nsid: Option<Box<[u8]>>,
     /// `template`s, in order.

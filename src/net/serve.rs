@@ -75,7 +75,7 @@ pub(crate) fn query(
         },
         o @ Outcome::Reply { .. } => o,
     };
-    balance(route, &outcome, out);
+    shape(route, &outcome, out);
     l.reporter.answered(route, &outcome, (peer, wire, out), started);
     Served::Reply
 }
@@ -139,23 +139,34 @@ impl Pending {
         let reply = forward::resolve(forwarder, self.plan, self.query, &self.wire, (self.via, nsid)).await;
         let outcome = reply_outcome(self.entry, Plugin::Forward, self.asked, &reply);
         let mut reply = reply;
-        balance(route, &outcome, &mut reply);
+        shape(route, &outcome, &mut reply);
         reporter.after(route, &outcome, (peer, &self.wire, &reply), self.started);
         reply
     }
 }
 
-/// `loadbalance`: shuffles the addresses of a reply of a block that has it.
+/// What a block's plugins do to a finished reply: `loadbalance` shuffles its addresses,
+/// `header` sets and clears its flags.
 #[inline]
-fn balance(route: Option<&Route>, outcome: &Outcome<'_>, out: &mut [u8]) {
+fn shape(route: Option<&Route>, outcome: &Outcome<'_>, out: &mut [u8]) {
     let Outcome::Reply { entry: Some(i), .. } = *outcome else {
         return;
     };
-    if route
-        .and_then(|r| r.entry(i))
-        .is_some_and(|e| e.block.plugins.loadbalance)
-    {
+    let Some(p) = route.and_then(|r| r.entry(i)).map(|e| &e.block.plugins) else {
+        return;
+    };
+    if p.loadbalance {
         crate::dns::balance::shuffle_addresses(out);
+    }
+    if let (Some(h), true) = (p.header, out.len() > FLAGS2) {
+        let at = [(FLAGS1, flags1::AA), (FLAGS2, flags2::RA), (FLAGS1, flags1::RD)];
+        for (flag, (byte, bit)) in h.response.iter().zip(at) {
+            match flag {
+                Some(true) => out[byte] |= bit,
+                Some(false) => out[byte] &= !bit,
+                None => {}
+            }
+        }
     }
 }
 

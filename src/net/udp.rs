@@ -156,8 +156,9 @@ async fn send_later(
     ctx: Rc<ShardCtx>,
 ) {
     let reply = pending.run(&reporter, peer).await;
-    if sock.send_to(reply, peer).await.0.is_ok() {
-        ctx.stats().udp_answered.incr();
+    match sock.send_to(reply, peer).await.0 {
+        Ok(_) => ctx.stats().udp_answered.incr(),
+        Err(e) => tracing::debug!(%peer, error = %e, "udp send of a forwarded reply failed"),
     }
 }
 
