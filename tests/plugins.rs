@@ -585,3 +585,60 @@ both_drivers!(header_sets_and_clears_flags, |driver| {
     let out = dig(&s, &["+norec", "web.pool.test", "A"]);
     assert!(out.contains("flags: qr aa ra;"), "{out}");
 });
+
+// local README: localhost and names below it are loopback, the RFC 6303 zones answer here
+// (never forwarded), localhost.<domain> too unless localhost_prefix off.
+both_drivers!(local_answers_localhost_names_here, |driver| {
+    let up = Server::start(
+        Options::new(
+            driver,
+            "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
+        )
+        .file("zone", POOL_ZONE),
+    );
+    let corefile = format!(
+        ".:{{PORT}} {{\n    bind 127.0.0.1\n    local\n    forward . 127.0.0.1:{}\n}}\n",
+        up.port
+    );
+    let s = Server::start(Options::new(driver, &corefile));
+    let data = |name: &str, t: Rtype| -> (u16, Vec<String>, Vec<String>) {
+        let r = s.udp(&q(name, t));
+        (
+            r.rcode(),
+            r.answer().into_iter().map(|x| x.data).collect(),
+            r.authority()
+                .into_iter()
+                .map(|x| format!("{} {}", x.owner, x.rtype))
+                .collect(),
+        )
+    };
+    assert_eq!(data("localhost", Rtype::A), (0, vec!["127.0.0.1".into()], vec![]));
+    assert_eq!(data("localhost", Rtype::AAAA), (0, vec!["::1".into()], vec![]));
+    assert_eq!(data("app.localhost", Rtype::A), (0, vec!["127.0.0.1".into()], vec![]));
+    assert_eq!(
+        data("localhost.pool.test", Rtype::A),
+        (0, vec!["127.0.0.1".into()], vec![]),
+        "legacy prefix"
+    );
+    assert_eq!(data("localhost", Rtype::NS).1, vec!["localhost.".to_string()]);
+    assert_eq!(
+        data("1.0.0.127.in-addr.arpa", Rtype::PTR).1,
+        vec!["localhost.".to_string()]
+    );
+    let (rc, ans, auth) = data("9.9.127.in-addr.arpa", Rtype::PTR);
+    assert_eq!((rc, ans.len(), auth), (3, 0, vec!["127.in-addr.arpa SOA".to_string()]));
+    assert_eq!(data("localhost", Rtype::MX).2, vec!["localhost SOA".to_string()]);
+    assert!(!s.udp(&q("localhost", Rtype::A)).aa(), "not authoritative, as CoreDNS");
+    // Other names are forwarded as before.
+    assert_eq!(data("web.pool.test", Rtype::A).1.len(), 4);
+    // localhost_prefix off: localhost.pool.test goes upstream (NXDOMAIN there).
+    let corefile = format!(
+        ".:{{PORT}} {{\n    bind 127.0.0.1\n    local {{\n        localhost_prefix off\n    }}\n    forward . 127.0.0.1:{}\n}}\n",
+        up.port
+    );
+    let s = Server::start(Options::new(driver, &corefile));
+    assert_eq!(s.udp(&q("localhost.pool.test", Rtype::A)).rcode(), 3);
+    assert_eq!(s.udp(&q("x.localhost", Rtype::AAAA)).answer()[0].data, "::1");
+    let out = dig(&s, &["+short", "localhost"]);
+    assert_eq!(out.trim(), "127.0.0.1");
+});

@@ -30,6 +30,7 @@ pub const SUPPORTED: &[&str] = &[
     "health",
     "hosts",
     "loadbalance",
+    "local",
     "log",
     "loop",
     "minimal",
@@ -51,7 +52,6 @@ const NOT_YET: &[&str] = &[
     "dnssec",
     "dnstap",
     "etcd",
-    "local",
     "metadata",
     "rewrite",
     "secondary",
@@ -203,6 +203,27 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
                     ));
                 }
                 *flag = true;
+            }
+            "local" => {
+                no_args(line)?;
+                if block.local.is_some() {
+                    return Err(err(&line.name, "local may be used only once per server block"));
+                }
+                let mut prefix = true;
+                for o in line.block.iter().flatten() {
+                    match (o.name.text.as_str(), o.args.first().map(|t| t.text.as_str())) {
+                        ("localhost_prefix", Some("on")) if o.args.len() == 1 => prefix = true,
+                        ("localhost_prefix", Some("off")) if o.args.len() == 1 => prefix = false,
+                        ("localhost_prefix", _) => return Err(err(&o.name, "localhost_prefix takes on or off")),
+                        (other, _) => {
+                            return Err(err(
+                                &o.name,
+                                format!("unknown local option {other:?} (accepted: localhost_prefix)"),
+                            ));
+                        }
+                    }
+                }
+                block.local = Some(prefix);
             }
             "header" => {
                 if block.header.is_some() {

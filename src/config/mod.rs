@@ -118,6 +118,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             templates: Vec::new(),
             nsid: None,
             header: None,
+            local: None,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();

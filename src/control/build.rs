@@ -207,6 +207,7 @@ fn enabled_plugins(cfg: &Config) -> Vec<(String, String, &'static str)> {
         names.extend((!b.templates.is_empty()).then_some("template"));
         names.extend(b.nsid.as_ref().map(|_| "nsid"));
         names.extend(b.header.map(|_| "header"));
+        names.extend(b.local.map(|_| "local"));
         for l in block_listeners(b) {
             if l.transport == crate::config::Transport::Tcp {
                 // The UDP listener of the same address has the same label.
@@ -323,6 +324,7 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
             templates: b.templates.iter().map(crate::dns::template::Template::new).collect(),
             nsid: b.nsid.as_deref().map(Box::from),
             header: b.header,
+            local: b.local,
         },
     }
 }

@@ -178,6 +178,11 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
     if let Some(probe) = &plugins.loop_probe {
         probe.observe(q.key, q.qtype);
     }
+    if let (Some(prefix), Class::IN) = (plugins.local, q.qclass) {
+        if let Some(w) = super::local::answer(&req, &q, prefix, ctx.transport, out) {
+            return written(w, &req, Some((entry, Plugin::Local)), None);
+        }
+    }
     if !plugins.acl.is_empty() {
         let by = Some((entry, Plugin::Acl));
         match plugins.acl_action(q.key, q.qtype, ctx.client.map(|c| c.ip())) {

@@ -4,6 +4,7 @@
 
 pub mod answer;
 pub mod balance;
+pub mod local;
 pub mod pipeline;
 pub mod plan;
 pub mod reply;

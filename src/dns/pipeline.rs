@@ -160,6 +160,8 @@ pub struct BlockPlugins {
     pub minimal: bool,
     /// `acl` rules, in order.
     pub acl: Vec<Acl>,
+    /// `local`: `Some(localhost_prefix)` when on.
+    pub local: Option<bool>,
     /// `header`: flags set or cleared in queries and replies.
     pub header: Option<crate::config::HeaderRules>,
     /// `nsid`: the NSID of its replies (RFC 5001).

@@ -129,10 +129,12 @@ pub enum Plugin {
     Acl,
     /// `template`.
     Template,
+    /// `local`.
+    Local,
 }
 
 /// Every [`Plugin`], in slot order.
-pub const PLUGINS: [Plugin; 11] = [
+pub const PLUGINS: [Plugin; 12] = [
     Plugin::Server,
     Plugin::Hosts,
     Plugin::File,
@@ -144,6 +146,7 @@ pub const PLUGINS: [Plugin; 11] = [
     Plugin::Whoami,
     Plugin::Acl,
     Plugin::Template,
+    Plugin::Local,
 ];
 
 impl Plugin {
@@ -161,6 +164,7 @@ impl Plugin {
             Plugin::Whoami => "whoami",
             Plugin::Acl => "acl",
             Plugin::Template => "template",
+            Plugin::Local => "local",
         }
     }
 }
