@@ -51,15 +51,43 @@ fn route() -> &'static Route {
     })
 }
 
-/// Answers arbitrary bytes as a UDP and as a TCP query; checks the reply limits hold.
+/// The plugins that answer from the query itself (template, chaos, any, local, acl, nsid,
+/// whoami), on the root zone: untrusted names go through their regexes and renderers.
+const PLUGINS_COREFILE: &str = concat!(
+    ".:53 {\n    local\n    acl {\n        block type MX net 192.0.2.0/24\n        filter type TXT\n        drop type SRV\n    }\n",
+    "    template IN A {\n        match ^(?P<a>[0-9]+)[.](?P<b>[^.]*)[.]\n        answer \"{{ .Name }} 60 IN A 192.0.2.{{ .Group.a }}\"\n",
+    "        additional \"{{ .Group.b }}.{{ .Zone }} 60 IN TXT \\\"{{ .Name }} {{ .Remote }} {{ index .Match 0 }}\\\"\"\n        fallthrough\n    }\n",
+    "    chaos ringdns-fuzz someone\n    any\n    nsid fuzz\n    whoami\n}\n"
+);
+
+fn plugins_route() -> &'static Route {
+    static SNAPSHOT: OnceLock<crate::dns::pipeline::Snapshot> = OnceLock::new();
+    let snap = SNAPSHOT.get_or_init(|| {
+        let cfg = config::parse(PLUGINS_COREFILE, Path::new("fuzz"), LoadOptions::default())
+            .unwrap_or_else(|e| panic!("the built-in fuzz Corefile parses: {e}"));
+        let data = crate::control::data::DataSet::load(&cfg, None)
+            .unwrap_or_else(|e| panic!("the built-in fuzz Corefile loads: {e}"));
+        crate::control::build::snapshot(&cfg, &data, &Default::default(), 1, None)
+    });
+    &snap.listeners[0].1
+}
+
+/// Answers arbitrary bytes as a UDP and as a TCP query, from zone data and from the
+/// plugins that answer from the query itself; checks the reply limits hold.
 pub fn answer_bytes(data: &[u8]) {
     let mut out = Vec::new();
-    for (transport, limit) in [(Transport::Udp, 1232), (Transport::Tcp, 65535)] {
+    let client = Some(std::net::SocketAddr::from(([192, 0, 2, 1], 5353)));
+    for (transport, limit, route, client) in [
+        (Transport::Udp, 1232, route(), None),
+        (Transport::Tcp, 65535, route(), None),
+        (Transport::Udp, 1232, plugins_route(), client),
+        (Transport::Tcp, 65535, plugins_route(), client),
+    ] {
         let ctx = Ctx {
-            route: Some(route()),
+            route: Some(route),
             transport,
             challenges: None,
-            client: None,
+            client,
         };
         let mut scratch = Scratch::new();
         if let crate::dns::Outcome::Reply { .. } = answer(&ctx, data, &mut scratch, &mut out) {
