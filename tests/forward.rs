@@ -1248,3 +1248,23 @@ both_drivers!(a_signed_dname_answer_validates_through_the_forwarder, |driver: &s
         assert!(text.contains("RRSIG\tDNAME"), "{who}: {text}");
     }
 });
+
+// cancel README: `cancel 1s` gives up on a query after a second. ringdns answers SERVFAIL
+// (with an Extended DNS Error) then, where CoreDNS writes nothing; an upstream that takes
+// 700 ms is waited for without cancel (one try is 1 s, the budget 2.5 s).
+both_drivers!(cancel_shortens_the_wait_for_upstreams, |driver: &str| {
+    let up = Upstream::start(|query, _| {
+        let n = qname(query);
+        vec![
+            Act::Sleep(Duration::from_millis(700)),
+            Act::Send(reply(query, 0, &[Rec(&n, 1, 300, a([192, 0, 2, 6]))], &[], &[])),
+        ]
+    });
+    let patient = forward_to(driver, &[&up], "", "");
+    let r = patient.udp_timeout(&q("slow.test", Rtype::A).edns(1232).wire(), Duration::from_secs(5));
+    assert_eq!(Reply::parse(&r.expect("a reply")).answer()[0].data, "192.0.2.6");
+    let hasty = forward_to(driver, &[&up], "", "    cancel 300ms\n");
+    let r = hasty.udp_timeout(&q("slow2.test", Rtype::A).edns(1232).wire(), Duration::from_secs(5));
+    let r = Reply::parse(&r.expect("a reply"));
+    assert_eq!(r.rcode(), 2, "SERVFAIL once the cancel timeout passed");
+});

@@ -21,6 +21,7 @@ pub const SUPPORTED: &[&str] = &[
     "bind",
     "bufsize",
     "cache",
+    "cancel",
     "chaos",
     "debug",
     "errors",
@@ -47,7 +48,6 @@ pub const SUPPORTED: &[&str] = &[
 /// CoreDNS directives that ringdns knows of but does not implement yet.
 const NOT_YET: &[&str] = &[
     "auto",
-    "cancel",
     "dns64",
     "dnssec",
     "dnstap",
@@ -203,6 +203,22 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
                     ));
                 }
                 *flag = true;
+            }
+            "cancel" => {
+                no_block(line)?;
+                if block.cancel.is_some() {
+                    return Err(err(&line.name, "cancel may be used only once per server block"));
+                }
+                // CoreDNS's default: 5001 ms, just past a client's usual 5 s.
+                let d = match line.args.as_slice() {
+                    [] => Duration::from_millis(5001),
+                    [t] => duration::parse(&t.text).map_err(|e| err(t, e))?,
+                    [_, extra, ..] => return Err(err(extra, "cancel takes one timeout")),
+                };
+                if d.is_zero() {
+                    return Err(err(&line.name, "cancel: the timeout must be above zero"));
+                }
+                block.cancel = Some(d);
             }
             "local" => {
                 no_args(line)?;

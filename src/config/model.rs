@@ -181,6 +181,8 @@ pub struct ServerBlock {
     pub minimal: bool,
     /// `header { query|response set|clear FLAGS... }`, folded: the last rule for a flag wins.
     pub header: Option<HeaderRules>,
+    /// `cancel [TIMEOUT]`: how long a forwarded query may take.
+    pub cancel: Option<Duration>,
     /// `local { localhost_prefix on|off }`: `Some(prefix)` when on.
     pub local: Option<bool>,
     /// `nsid [DATA]`: the NSID of the block's replies.

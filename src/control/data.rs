@@ -185,16 +185,22 @@ impl DataSet {
                 let files = forward_files(f);
                 let kept = previous
                     .and_then(|p| p.plans.get(&bi))
-                    .filter(|(p, st)| p.cfg == *f && p.cache.as_ref() == block.cache.as_ref() && *st == files)
+                    .filter(|(p, st)| {
+                        p.cfg == *f
+                            && p.cache.as_ref() == block.cache.as_ref()
+                            && p.budget == block.cancel
+                            && *st == files
+                    })
                     .cloned();
                 let plan = match kept {
                     Some(kept) => kept,
                     None => {
-                        let plan =
+                        let mut plan =
                             crate::forward::build_plan(f, block.cache.as_ref()).map_err(|e| DataError::Cert {
                                 where_: f.pos.clone(),
                                 source: Box::new(e),
                             })?;
+                        plan.budget = block.cancel;
                         (Arc::new(plan), files)
                     }
                 };

@@ -34,6 +34,8 @@ pub struct Plan {
     cache_zones: Vec<Box<[u8]>>,
     /// Counts for the metrics, when the block has `prometheus`.
     metrics: OnceLock<PlanMetrics>,
+    /// How long a client waits at most (the block's `cancel`, within the forwarder's budget).
+    pub budget: Option<std::time::Duration>,
 }
 
 /// The per-shard counts a plan writes: its cache's and each upstream's (in `to` order).
@@ -66,6 +68,7 @@ impl Plan {
             }),
             cache: cache.cloned(),
             metrics: OnceLock::new(),
+            budget: None,
         }
     }
 

@@ -33,6 +33,11 @@ use transport::{Asked, DohConn, Fail, StreamConn};
 
 /// The client's whole wait: SERVFAIL with EDE within 3 s (README, Resolver frontend).
 pub const BUDGET: Duration = Duration::from_millis(2500);
+/// The client's wait for `plan`: [`BUDGET`], or less with `cancel`.
+fn budget(plan: &Plan) -> Duration {
+    plan.budget.map_or(BUDGET, |b| b.min(BUDGET))
+}
+
 /// One try over UDP.
 const UDP_TRY: Duration = Duration::from_millis(1000);
 /// One try over a stream (connection set-up included).
@@ -355,7 +360,7 @@ pub async fn resolve(
         let (tx, rx) = oneshot::channel();
         waiters.borrow_mut().push(tx);
         fwd.stats.coalesced.incr();
-        let (t, age) = match monoio::time::timeout(BUDGET, rx).await {
+        let (t, age) = match monoio::time::timeout(budget(&plan), rx).await {
             Ok(Ok(answer)) => answer,
             _ => (
                 Rc::new(template::failure(&q.key, q.qtype, ede::NO_REACHABLE_AUTHORITY)),
@@ -413,7 +418,7 @@ impl Drop for InFlight {
 async fn upstream(fwd: &Rc<ShardForward>, plan: &Arc<Plan>, q: &Query, client_stream: bool) -> Template {
     fwd.in_flight.set(fwd.in_flight.get() + 1);
     let _guard = InFlight(fwd.clone());
-    let deadline = Instant::now() + BUDGET;
+    let deadline = Instant::now() + budget(plan);
     let mut msg = q.upstream_message();
     let mut last_failure: Option<Template> = None;
     let mut network_error = false;
