@@ -170,7 +170,7 @@ fn cases() -> Vec<Case> {
             zones: &[("zones/int.wilkesliberty.com.zone", "100.82.73.91")],
             ..case("24", Accepted)
         },
-        case("25", NotYet(3, "dns64")),
+        case("25", Accepted),
         Case {
             zones: &[("/zones/filharmonic.beta.gouv.fr", "filharmonic.beta.gouv.fr")],
             ..case("26", Accepted)

@@ -642,3 +642,85 @@ both_drivers!(local_answers_localhost_names_here, |driver| {
     let out = dig(&s, &["+short", "localhost"]);
     assert_eq!(out.trim(), "127.0.0.1");
 });
+
+const DNS64_ZONE: &str = "$ORIGIN six.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 3600 1209600 120\n@ NS ns\nns A 192.0.2.1\nv4only A 192.0.2.33\nboth A 192.0.2.34\nboth AAAA 2001:db8::34\nalias CNAME v4only\n";
+
+/// Asks `name` AAAA over IPv6 (from ::1): the reply's rcode and answer records' data.
+fn aaaa_from(s: &Server, src: &str, name: &str) -> (u16, Vec<Rr>) {
+    let sock = UdpSocket::bind((src, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+    let to: std::net::SocketAddr = if src.contains(':') {
+        format!("[::1]:{}", s.port).parse().unwrap()
+    } else {
+        s.addr
+    };
+    sock.send_to(&q(name, Rtype::AAAA).edns(1232).wire(), to).unwrap();
+    let mut buf = [0u8; 1500];
+    let n = sock.recv(&mut buf).expect("a reply");
+    let r = Reply::parse(&buf[..n]);
+    (r.rcode(), r.answer())
+}
+
+use support::Rr;
+
+// dns64 README: the well-known prefix for IPv6 clients; AAAA answers that exist are left
+// alone, NXDOMAIN too, and IPv4 clients are not translated (allow_ipv4 is off).
+both_drivers!(dns64_synthesises_aaaa_for_ipv6_clients, |driver| {
+    let corefile = "six.test:{PORT} {\n    bind 127.0.0.1 ::1\n    file {DIR}/zone\n    dns64\n}\n";
+    let s = Server::start(Options::new(driver, corefile).file("zone", DNS64_ZONE));
+    let (rc, a) = aaaa_from(&s, "::1", "v4only.six.test");
+    assert_eq!(rc, 0);
+    assert_eq!(a.len(), 1, "{a:?}");
+    // RFC 6147 §5.1.7: the smaller of the A's TTL (300) and the NODATA's SOA TTL (120, its
+    // minimum, RFC 2308 §5).
+    assert_eq!(
+        (a[0].rtype, a[0].data.as_str(), a[0].ttl),
+        (Rtype::AAAA, "64:ff9b::c000:221", 120)
+    );
+    let (_, a) = aaaa_from(&s, "::1", "both.six.test");
+    assert_eq!(a.iter().map(|r| r.data.as_str()).collect::<Vec<_>>(), ["2001:db8::34"]);
+    let (_, a) = aaaa_from(&s, "::1", "alias.six.test");
+    assert_eq!(
+        (a[0].rtype, a[1].data.as_str()),
+        (Rtype::CNAME, "64:ff9b::c000:221"),
+        "{a:?}"
+    );
+    assert_eq!(aaaa_from(&s, "::1", "nope.six.test").0, 3);
+    let (rc, a) = aaaa_from(&s, "127.0.0.1", "v4only.six.test");
+    assert_eq!((rc, a.len()), (0, 0), "an IPv4 client gets the plain NODATA");
+});
+
+// dns64 README: a custom prefix, translate_all and allow_ipv4; forwarded answers, from the
+// upstream and from the cache.
+both_drivers!(dns64_translates_forwarded_answers_with_options, |driver| {
+    let up = Server::start(
+        Options::new(
+            driver,
+            "six.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
+        )
+        .file("zone", DNS64_ZONE),
+    );
+    let corefile = format!(
+        "six.test:{{PORT}} {{\n    bind 127.0.0.1 ::1\n    forward . 127.0.0.1:{}\n    cache 30\n    dns64 {{\n        prefix 64:1337::/96\n        translate_all\n        allow_ipv4\n    }}\n}}\n",
+        up.port
+    );
+    let s = Server::start(Options::new(driver, &corefile));
+    for _ in 0..2 {
+        let (rc, a) = aaaa_from(&s, "127.0.0.1", "both.six.test");
+        assert_eq!(rc, 0);
+        assert_eq!(
+            a.iter().map(|r| r.data.as_str()).collect::<Vec<_>>(),
+            ["64:1337::c000:222"],
+            "translate_all"
+        );
+        let (_, a) = aaaa_from(&s, "::1", "v4only.six.test");
+        assert_eq!(a[0].data, "64:1337::c000:221");
+    }
+    // Other types are untouched.
+    assert_eq!(s.udp(&q("v4only.six.test", Rtype::A)).answer()[0].data, "192.0.2.33");
+    let out = Command::new("dig")
+        .args(["@::1", "-p", &s.port.to_string(), "+short", "v4only.six.test", "AAAA"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "64:1337::c000:221");
+});

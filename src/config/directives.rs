@@ -24,6 +24,7 @@ pub const SUPPORTED: &[&str] = &[
     "cancel",
     "chaos",
     "debug",
+    "dns64",
     "errors",
     "file",
     "forward",
@@ -48,7 +49,6 @@ pub const SUPPORTED: &[&str] = &[
 /// CoreDNS directives that ringdns knows of but does not implement yet.
 const NOT_YET: &[&str] = &[
     "auto",
-    "dns64",
     "dnssec",
     "dnstap",
     "etcd",
@@ -203,6 +203,12 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
                     ));
                 }
                 *flag = true;
+            }
+            "dns64" => {
+                if block.dns64.is_some() {
+                    return Err(err(&line.name, "dns64 may be used only once per server block"));
+                }
+                block.dns64 = Some(dns64(line)?);
             }
             "cancel" => {
                 no_block(line)?;
@@ -927,6 +933,63 @@ fn acl_net(v: &str) -> Option<(IpAddr, u8)> {
     };
     let max = if ip.is_ipv4() { 32 } else { 128 };
     (len <= max).then_some((ip, len))
+}
+
+/// `dns64 [PREFIX] { prefix PREFIX; translate_all; allow_ipv4 }`; PREFIX defaults to the
+/// well-known 64:ff9b::/96 (RFC 6052 §2.1).
+fn dns64(line: &Line) -> Result<Dns64Config, ConfigError> {
+    let parse = |t: &Token| -> Result<(std::net::Ipv6Addr, u8), ConfigError> {
+        let bad = || {
+            err(
+                t,
+                format!(
+                    "dns64: {:?} is not an IPv6 prefix of length 32, 40, 48, 56, 64 or 96",
+                    t.text
+                ),
+            )
+        };
+        let (ip, len) = t.text.split_once('/').ok_or_else(bad)?;
+        let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| bad())?;
+        let len: u8 = len.parse().map_err(|_| bad())?;
+        if ![32, 40, 48, 56, 64, 96].contains(&len) {
+            return Err(bad());
+        }
+        // RFC 6052 §2.2: bits 64 to 71 of the address must be zero.
+        if len >= 72 && ip.octets()[8] != 0 {
+            return Err(err(t, "dns64: bits 64-71 of the prefix must be zero (RFC 6052 §2.2)"));
+        }
+        Ok((ip, len))
+    };
+    let mut cfg = Dns64Config {
+        prefix: ("64:ff9b::".parse().unwrap_or(std::net::Ipv6Addr::UNSPECIFIED), 96),
+        translate_all: false,
+        allow_ipv4: false,
+    };
+    match line.args.as_slice() {
+        [] => {}
+        [t] => cfg.prefix = parse(t)?,
+        [_, extra, ..] => return Err(err(extra, "dns64 takes one prefix")),
+    }
+    for o in line.block.iter().flatten() {
+        match o.name.text.as_str() {
+            "prefix" => cfg.prefix = parse(one_arg(o, "an IPv6 prefix")?)?,
+            "translate_all" => {
+                no_args(o)?;
+                cfg.translate_all = true;
+            }
+            "allow_ipv4" => {
+                no_args(o)?;
+                cfg.allow_ipv4 = true;
+            }
+            other => {
+                return Err(err(
+                    &o.name,
+                    format!("unknown dns64 option {other:?} (accepted: prefix, translate_all, allow_ipv4)"),
+                ));
+            }
+        }
+    }
+    Ok(cfg)
 }
 
 /// `bufsize [SIZE]`: 512 to 4096, default 1232 (CoreDNS's).

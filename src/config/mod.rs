@@ -120,6 +120,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             header: None,
             local: None,
             cancel: None,
+            dns64: None,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();

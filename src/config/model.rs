@@ -181,6 +181,8 @@ pub struct ServerBlock {
     pub minimal: bool,
     /// `header { query|response set|clear FLAGS... }`, folded: the last rule for a flag wins.
     pub header: Option<HeaderRules>,
+    /// `dns64 [PREFIX] { prefix PREFIX; translate_all; allow_ipv4 }`.
+    pub dns64: Option<Dns64Config>,
     /// `cancel [TIMEOUT]`: how long a forwarded query may take.
     pub cancel: Option<Duration>,
     /// `local { localhost_prefix on|off }`: `Some(prefix)` when on.
@@ -306,6 +308,17 @@ pub struct HeaderRules {
     pub query: [Option<bool>; 3],
     /// Response flags: [aa, ra, rd].
     pub response: [Option<bool>; 3],
+}
+
+/// `dns64`: how AAAA answers are synthesised from A (RFC 6147).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dns64Config {
+    /// The prefix and its length (32, 40, 48, 56, 64 or 96, RFC 6052 §2.2).
+    pub prefix: (std::net::Ipv6Addr, u8),
+    /// Translate even when the AAAA answer has AAAA records.
+    pub translate_all: bool,
+    /// Translate for IPv4 clients too.
+    pub allow_ipv4: bool,
 }
 
 /// One `acl [ZONES...] { ... }`.

@@ -208,6 +208,7 @@ fn enabled_plugins(cfg: &Config) -> Vec<(String, String, &'static str)> {
         names.extend(b.nsid.as_ref().map(|_| "nsid"));
         names.extend(b.header.map(|_| "header"));
         names.extend(b.local.map(|_| "local"));
+        names.extend(b.dns64.map(|_| "dns64"));
         for l in block_listeners(b) {
             if l.transport == crate::config::Transport::Tcp {
                 // The UDP listener of the same address has the same label.
@@ -325,6 +326,7 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
             nsid: b.nsid.as_deref().map(Box::from),
             header: b.header,
             local: b.local,
+            dns64: b.dns64,
         },
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod answer;
 pub mod balance;
+pub mod dns64;
 pub mod local;
 pub mod pipeline;
 pub mod plan;

@@ -160,6 +160,8 @@ pub struct BlockPlugins {
     pub minimal: bool,
     /// `acl` rules, in order.
     pub acl: Vec<Acl>,
+    /// `dns64`: AAAA synthesised from A (RFC 6147).
+    pub dns64: Option<crate::config::Dns64Config>,
     /// `local`: `Some(localhost_prefix)` when on.
     pub local: Option<bool>,
     /// `header`: flags set or cleared in queries and replies.

@@ -131,10 +131,12 @@ pub enum Plugin {
     Template,
     /// `local`.
     Local,
+    /// `dns64` (a synthesised AAAA answer).
+    Dns64,
 }
 
 /// Every [`Plugin`], in slot order.
-pub const PLUGINS: [Plugin; 12] = [
+pub const PLUGINS: [Plugin; 13] = [
     Plugin::Server,
     Plugin::Hosts,
     Plugin::File,
@@ -147,6 +149,7 @@ pub const PLUGINS: [Plugin; 12] = [
     Plugin::Acl,
     Plugin::Template,
     Plugin::Local,
+    Plugin::Dns64,
 ];
 
 impl Plugin {
@@ -165,6 +168,7 @@ impl Plugin {
             Plugin::Acl => "acl",
             Plugin::Template => "template",
             Plugin::Local => "local",
+            Plugin::Dns64 => "dns64",
         }
     }
 }

@@ -14,11 +14,15 @@ use super::ctx::ShardCtx;
 use super::report::Reporter;
 use crate::config::Transport;
 use crate::dns::answer::{Asked, Plugin};
+use crate::dns::dns64::{self, Dns64};
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::request::DropReason;
+use crate::dns::request::{self, Parsed, Request};
 use crate::dns::wire::{FLAGS1, FLAGS2, flags1, flags2};
 use crate::dns::{Ctx, Forwarding, Outcome, Scratch, answer};
 use crate::forward::{self, Cached, Plan};
+use crate::zone::name::NameKey;
+use domain::base::iana::{Class, Rtype};
 
 /// What a serving loop holds while it answers queries of one listener: the shard, the
 /// snapshot and route it loaded, the core's context and the block logs' reporter.
@@ -70,14 +74,82 @@ pub(crate) fn query(
     let outcome = match answer(&dns, wire, scratch, out) {
         Outcome::Drop(reason) => return Served::Drop(reason),
         Outcome::Forward(f) => match cached(l, f, wire, started, out) {
-            Some(pending) => return Served::Later(pending),
-            None => reply_outcome(f.entry, Plugin::Cache, Asked::of(&f.request), out),
+            Some(mut pending) => {
+                pending.dns64 = dns64_for(route, Some(f.entry), peer, &f.request);
+                return Served::Later(pending);
+            }
+            None => {
+                let by = (f.entry, Plugin::Cache);
+                if let Some(p) = dns64_later(l, by, Asked::of(&f.request), peer, wire, &f.request, started, out) {
+                    return Served::Later(p);
+                }
+                reply_outcome(f.entry, Plugin::Cache, Asked::of(&f.request), out)
+            }
         },
         o @ Outcome::Reply { .. } => o,
     };
+    if let Outcome::Reply {
+        entry: Some(e),
+        asked,
+        plugin,
+        ..
+    } = outcome
+    {
+        // dns64 only looks at AAAA; the request is parsed again only for a block with it.
+        let has = route
+            .and_then(|r| r.entry(e))
+            .is_some_and(|x| x.block.plugins.dns64.is_some());
+        if has && asked.qtype == Rtype::AAAA.to_int() {
+            let mut key = NameKey::EMPTY;
+            if let Parsed::Query(req) = request::parse(wire, &mut key) {
+                if let Some(p) = dns64_later(l, (e, plugin), asked, peer, wire, &req, started, out) {
+                    return Served::Later(p);
+                }
+            }
+        }
+    }
     shape(route, &outcome, out);
     l.reporter.answered(route, &outcome, (peer, wire, out), started);
     Served::Reply
+}
+
+/// The block's `dns64` when it applies to this query: AAAA in class IN, from an IPv6 client
+/// (or any with `allow_ipv4`), RFC 6147 §5.1.
+fn dns64_for(route: Option<&Route>, entry: Option<usize>, peer: SocketAddr, req: &Request<'_>) -> Option<Dns64> {
+    let cfg = route?.entry(entry?)?.block.plugins.dns64?;
+    let q = req.question?;
+    let v6 = matches!(peer.ip(), std::net::IpAddr::V6(a) if a.to_ipv4_mapped().is_none());
+    (q.qtype == Rtype::AAAA && q.qclass == Class::IN && (v6 || cfg.allow_ipv4)).then_some(cfg)
+}
+
+/// With `dns64`, a reply already in `out` that needs an A lookup becomes pending work.
+#[allow(clippy::too_many_arguments)]
+fn dns64_later(
+    l: &Listener<'_>,
+    (entry, by): (usize, Plugin),
+    asked: Asked,
+    peer: SocketAddr,
+    wire: &[u8],
+    req: &Request<'_>,
+    started: Option<Instant>,
+    out: &[u8],
+) -> Option<Box<Pending>> {
+    let cfg = dns64_for(l.dns.route, Some(entry), peer, req)?;
+    if !dns64::needed(out, cfg.translate_all) {
+        return None;
+    }
+    Some(Box::new(Pending {
+        shard: l.shard.clone(),
+        snapshot: l.snapshot.clone(),
+        key: l.key,
+        entry,
+        asked,
+        first: First::Ready(out.to_vec(), by),
+        wire: wire.to_vec(),
+        via: l.dns.transport,
+        started,
+        dns64: Some(cfg),
+    }))
 }
 
 /// The cache's reply in `out` (`None`), or the work of asking upstream.
@@ -104,44 +176,117 @@ fn cached(
             key: l.key,
             entry: f.entry,
             asked: Asked::of(&f.request),
-            plan: f.plan.clone(),
-            query: q,
+            first: First::Upstream {
+                plan: f.plan.clone(),
+                query: q,
+            },
             wire: wire.to_vec(),
             via: l.dns.transport,
             started,
+            dns64: None,
         })),
     }
 }
 
-/// A forwarded query waiting for its upstreams.
+/// A query whose reply comes later: from its upstreams, or (with `dns64`) after an A
+/// lookup of its own.
 pub(crate) struct Pending {
     shard: Rc<ShardCtx>,
     snapshot: Arc<Snapshot>,
     key: ListenerKey,
     entry: usize,
     asked: Asked,
-    plan: Arc<Plan>,
-    query: forward::Query,
+    first: First,
     wire: Vec<u8>,
     via: Transport,
     started: Option<Instant>,
+    /// The block's `dns64`, when it applies to this query.
+    dns64: Option<Dns64>,
+}
+
+/// Where the first reply of a pending query comes from.
+// Pending is boxed whole already: boxing the query again would allocate twice per forward.
+#[allow(clippy::large_enum_variant)]
+enum First {
+    /// The upstreams.
+    Upstream { plan: Arc<Plan>, query: forward::Query },
+    /// It is there already (the block's own answer, or the cache's), written by this plugin.
+    Ready(Vec<u8>, Plugin),
 }
 
 impl Pending {
     /// Asks upstream, reports the reply in the block's logs and returns it.
-    pub(crate) async fn run(self, reporter: &Reporter, peer: SocketAddr) -> Vec<u8> {
-        let forwarder = self.shard.forward.clone();
+    pub(crate) async fn run(mut self, reporter: &Reporter, peer: SocketAddr) -> Vec<u8> {
         let route = self.snapshot.route(&self.key);
         // The block's NSID, for a client that asked (the forwarder checks that).
         let nsid = route
             .and_then(|r| r.entry(self.entry))
             .and_then(|e| e.block.plugins.nsid.as_deref());
-        let reply = forward::resolve(forwarder, self.plan, self.query, &self.wire, (self.via, nsid)).await;
-        let outcome = reply_outcome(self.entry, Plugin::Forward, self.asked, &reply);
+        let first = std::mem::replace(&mut self.first, First::Ready(Vec::new(), Plugin::Server));
+        let (reply, mut plugin) = match first {
+            First::Upstream { plan, query } => {
+                let fwd = self.shard.forward.clone();
+                let r = forward::resolve(fwd, plan, query, &self.wire, (self.via, nsid)).await;
+                (r, Plugin::Forward)
+            }
+            First::Ready(r, by) => (r, by),
+        };
         let mut reply = reply;
+        if let Some(cfg) = self.dns64.filter(|c| dns64::needed(&reply, c.translate_all)) {
+            if let Some(made) = self.synthesize(&cfg, &reply, peer).await {
+                reply = made;
+                plugin = Plugin::Dns64;
+            }
+        }
+        let outcome = reply_outcome(self.entry, plugin, self.asked, &reply);
         shape(route, &outcome, &mut reply);
         reporter.after(route, &outcome, (peer, &self.wire, &reply), self.started);
         reply
+    }
+}
+
+impl Pending {
+    /// `dns64`: asks the block for A (its own data, the cache or the upstreams) and turns
+    /// the A records into AAAA; `None` keeps the AAAA reply.
+    async fn synthesize(&self, cfg: &Dns64, aaaa: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
+        let a_wire = dns64::a_query(&self.wire)?;
+        let route = self.snapshot.route(&self.key)?;
+        let ctx = Ctx {
+            route: Some(route),
+            transport: self.via,
+            challenges: None,
+            client: Some(peer),
+        };
+        let mut scratch = Scratch::new();
+        let mut out = Vec::with_capacity(crate::dns::answer::REPLY_CAPACITY);
+        let (a_reply, limit) = match answer(&ctx, &a_wire, &mut scratch, &mut out) {
+            Outcome::Reply { .. } => (out, None),
+            Outcome::Drop(_) => return None,
+            Outcome::Forward(f) => {
+                let limit = f.request.edns.map(|e| e.udp_size);
+                let q = forward::Query::of(&f.request)?;
+                let fwd = &self.shard.forward;
+                let nsid = f.request.nsid;
+                match fwd.cached(f.plan, &q, &a_wire, (self.via, nsid), &mut out) {
+                    Cached::Hit { .. } => (out, Some(limit)),
+                    Cached::Miss => {
+                        let r = forward::resolve(fwd.clone(), f.plan.clone(), q, &a_wire, (self.via, nsid)).await;
+                        (r, Some(limit))
+                    }
+                }
+            }
+        };
+        let payload = match limit {
+            Some(l) => l,
+            None => {
+                let mut key = NameKey::EMPTY;
+                match request::parse(&a_wire, &mut key) {
+                    Parsed::Query(r) => r.edns.map(|e| e.udp_size),
+                    _ => None,
+                }
+            }
+        };
+        dns64::synthesize(cfg, aaaa, &a_reply, crate::dns::wire::reply_limit(self.via, payload))
     }
 }
 
