@@ -4,22 +4,11 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use domain::base::iana::Rtype;
-use support::q;
 use support::server::{Options, Server, example_zone, free_port, wait_exit};
-
-fn get(url: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "5", "-w", "\n%{http_code}", url])
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
+use support::{http_get as get, q};
 
 /// The corpus file with its kubernetes block taken out and its addresses moved to loopback.
 fn kubernetes_default(upstream: u16, metrics: u16) -> String {

@@ -79,12 +79,7 @@ impl Drop for Prometheus {
 const LOCAL_ZONE: &str = "$ORIGIN local.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 3600 1209600 300\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\nwww AAAA 2001:db8::10\n";
 
 fn scrape(port: u16) -> String {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "5"])
-        .arg(format!("http://127.0.0.1:{port}/metrics"))
-        .output()
-        .expect("curl runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    support::http_get(&format!("http://127.0.0.1:{port}/metrics")).1
 }
 
 fn promtool_check(page: &str, dir: &Path) -> (bool, String) {

@@ -12,6 +12,13 @@ use domain::base::iana::Rtype;
 use support::server::{Options, Server, example_zone, free_port, wait_exit};
 use support::{Reply, q};
 
+/// A ringdns authoritative for `zone` from `text`: the upstream of forwarding tests, or the
+/// plain server an answer is compared with.
+fn authoritative(driver: &str, zone: &str, text: impl Into<String>) -> Server {
+    let corefile = format!("{zone}:{{PORT}} {{\n    bind 127.0.0.1\n    file {{DIR}}/zone\n}}\n");
+    Server::start(Options::new(driver, &corefile).file("zone", text))
+}
+
 fn dig(s: &Server, args: &[&str]) -> String {
     let out = Command::new("dig")
         .args(["@127.0.0.1", "-p", &s.port.to_string(), "+time=2", "+tries=1"])
@@ -143,13 +150,7 @@ both_drivers!(any_answers_hinfo_for_qtype_any, |driver| {
 both_drivers!(minimal_trims_positive_answers_only, |driver| {
     let corefile = "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n    minimal\n}\n";
     let s = Server::start(Options::new(driver, corefile).file("zone", example_zone()));
-    let full = Server::start(
-        Options::new(
-            driver,
-            "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
-        )
-        .file("zone", example_zone()),
-    );
+    let full = authoritative(driver, "example.test", example_zone());
     // MX: the full server adds the exchange's address; minimal does not.
     let with = full.udp(&q("example.test", Rtype::MX));
     assert!(!with.additional().is_empty());
@@ -209,13 +210,7 @@ both_drivers!(loop_stops_a_loop_through_another_server, |driver| {
 
 // A forwarder with loop and a real upstream keeps running and answering.
 both_drivers!(loop_lets_a_forwarder_without_a_loop_run, |driver| {
-    let up = Server::start(
-        Options::new(
-            driver,
-            "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
-        )
-        .file("zone", example_zone()),
-    );
+    let up = authoritative(driver, "example.test", example_zone());
     let corefile = format!(
         ".:{{PORT}} {{\n    bind 127.0.0.1\n    forward . 127.0.0.1:{}\n    loop\n}}\n",
         up.port
@@ -277,26 +272,14 @@ both_drivers!(loadbalance_shuffles_addresses_of_zone_answers, |driver| {
     }
     check_balanced(&orders(&s, "alias.pool.test", Rtype::A, 200), &v4);
     // Without loadbalance the order is the zone's, every time.
-    let plain = Server::start(
-        Options::new(
-            driver,
-            "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
-        )
-        .file("zone", POOL_ZONE),
-    );
+    let plain = authoritative(driver, "pool.test", POOL_ZONE);
     let all = orders(&plain, "web.pool.test", Rtype::A, 20);
     assert!(all.iter().all(|a| *a == all[0]), "{all:?}");
 });
 
 // Forwarded answers (from the upstream and from the cache) are shuffled too.
 both_drivers!(loadbalance_shuffles_forwarded_answers, |driver| {
-    let up = Server::start(
-        Options::new(
-            driver,
-            "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
-        )
-        .file("zone", POOL_ZONE),
-    );
+    let up = authoritative(driver, "pool.test", POOL_ZONE);
     let corefile = format!(
         ".:{{PORT}} {{\n    bind 127.0.0.1\n    forward . 127.0.0.1:{}\n    cache 30\n    loadbalance\n}}\n",
         up.port
@@ -329,13 +312,7 @@ both_drivers!(bufsize_lowers_the_requesters_payload, |driver| {
         )
         .file("zone", big_zone()),
     );
-    let without = Server::start(
-        Options::new(
-            driver,
-            "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
-        )
-        .file("zone", big_zone()),
-    );
+    let without = authoritative(driver, "pool.test", big_zone());
     let ask = q("big.pool.test", Rtype::TXT).edns(4096);
     let r = without.udp(&ask);
     assert!(!r.tc() && r.answer().len() == 9 && r.wire.len() > 512);
@@ -516,13 +493,7 @@ both_drivers!(template_ederror_and_broken_records, |driver| {
 // nsid README: `nsid Use The Force`; dig +nsid shows it, for the block's own answers and
 // for forwarded ones (from the upstream and from the cache); nothing without +nsid.
 both_drivers!(nsid_identifies_the_server_to_clients_that_ask, |driver| {
-    let up = Server::start(
-        Options::new(
-            driver,
-            "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
-        )
-        .file("zone", POOL_ZONE),
-    );
+    let up = authoritative(driver, "pool.test", POOL_ZONE);
     let corefile = format!(
         "example.test:{{PORT}} {{\n    bind 127.0.0.1\n    file {{DIR}}/zone\n    nsid Use The Force\n}}\npool.test:{{PORT}} {{\n    bind 127.0.0.1\n    forward . 127.0.0.1:{}\n    cache 30\n    nsid edge-1\n}}\n",
         up.port
@@ -589,13 +560,7 @@ both_drivers!(header_sets_and_clears_flags, |driver| {
 // local README: localhost and names below it are loopback, the RFC 6303 zones answer here
 // (never forwarded), localhost.<domain> too unless localhost_prefix off.
 both_drivers!(local_answers_localhost_names_here, |driver| {
-    let up = Server::start(
-        Options::new(
-            driver,
-            "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
-        )
-        .file("zone", POOL_ZONE),
-    );
+    let up = authoritative(driver, "pool.test", POOL_ZONE);
     let corefile = format!(
         ".:{{PORT}} {{\n    bind 127.0.0.1\n    local\n    forward . 127.0.0.1:{}\n}}\n",
         up.port
@@ -693,13 +658,7 @@ both_drivers!(dns64_synthesises_aaaa_for_ipv6_clients, |driver| {
 // dns64 README: a custom prefix, translate_all and allow_ipv4; forwarded answers, from the
 // upstream and from the cache.
 both_drivers!(dns64_translates_forwarded_answers_with_options, |driver| {
-    let up = Server::start(
-        Options::new(
-            driver,
-            "six.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
-        )
-        .file("zone", DNS64_ZONE),
-    );
+    let up = authoritative(driver, "six.test", DNS64_ZONE);
     let corefile = format!(
         "six.test:{{PORT}} {{\n    bind 127.0.0.1 ::1\n    forward . 127.0.0.1:{}\n    cache 30\n    dns64 {{\n        prefix 64:1337::/96\n        translate_all\n        allow_ipv4\n    }}\n}}\n",
         up.port

@@ -8,19 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use domain::base::iana::Rtype;
-use support::q;
 use support::server::{Options, Server, TempDir, example_zone, wait_exit};
-
-/// `GET url` with curl: (status, body); status 0 when nothing answered.
-fn get(url: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "5", "-w", "\n%{http_code}", url])
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
+use support::{http_get as get, q};
 
 /// Asks until `want(status, body)` holds; panics with the last answer after 15 s.
 fn until(url: &str, s: &Server, want: impl Fn(u16, &str) -> bool) -> (u16, String) {

@@ -15,6 +15,17 @@ use domain::base::iana::{Class, Rtype};
 use domain::base::{Message, Name, ParsedName};
 use domain::rdata::AllRecordData;
 
+/// `GET url` with curl: (status, body); status 0 when nothing answered.
+pub fn http_get(url: &str) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5", "-w", "\n%{http_code}", url])
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
 /// kdig to 127.0.0.1:`port` over `mode` (`+tls`, `+https`, `+https-get`), checking the
 /// certificate against `ca` and `hostname`; returns stdout and stderr.
 pub fn kdig_encrypted(port: u16, mode: &str, ca: &std::path::Path, hostname: &str, query: &[&str]) -> (String, String) {
