@@ -350,6 +350,56 @@ mod tests {
     }
 
     #[test]
+    fn small_plugins_forms_and_errors() {
+        let c = parse_ok(
+            "a.test {\n bufsize 1000\n cancel 2s\n nsid edge 1\n local {\n  localhost_prefix off\n }\n header {\n  response set ra aa\n  response clear aa\n  query set rd\n }\n dns64 64:ff9b:1::/48 {\n  translate_all\n }\n}\n",
+        );
+        let b = &c.blocks[0];
+        assert_eq!(b.bufsize, Some(1000));
+        assert_eq!(b.cancel, Some(std::time::Duration::from_secs(2)));
+        assert_eq!(b.nsid.as_deref(), Some(&b"edge 1"[..]));
+        assert_eq!(b.local, Some(false));
+        let h = b.header.unwrap();
+        assert_eq!(
+            (h.response, h.query),
+            ([Some(false), Some(true), None], [None, None, Some(true)]),
+            "later rules win"
+        );
+        let d = b.dns64.unwrap();
+        assert_eq!((d.prefix.1, d.translate_all, d.allow_ipv4), (48, true, false));
+        let d = parse_ok("a.test {\n dns64\n bufsize\n cancel\n}\n").blocks[0].clone();
+        assert_eq!(d.dns64.unwrap().prefix, ("64:ff9b::".parse().unwrap(), 96));
+        assert_eq!(d.bufsize, Some(1232));
+        assert_eq!(d.cancel, Some(std::time::Duration::from_millis(5001)));
+        for (src, want) in [
+            ("a.test {\n bufsize 100\n}\n", "from 512 to 4096"),
+            ("a.test {\n bufsize 1 2\n}\n", "one size"),
+            ("a.test {\n cancel 0s\n}\n", "above zero"),
+            ("a.test {\n local {\n  localhost_prefix maybe\n }\n}\n", "on or off"),
+            ("a.test {\n local {\n  other\n }\n}\n", "unknown local option"),
+            ("a.test {\n header {\n  reply set aa\n }\n}\n", "unknown selector"),
+            ("a.test {\n header {\n  query toggle rd\n }\n}\n", "unknown action"),
+            ("a.test {\n header {\n  query set cd\n }\n}\n", "unknown flag"),
+            ("a.test {\n header {\n  query set\n }\n}\n", "which flags"),
+            ("a.test {\n header\n}\n", "at least one rule"),
+            ("a.test {\n dns64 64:ff9b::/80\n}\n", "length 32, 40, 48, 56, 64 or 96"),
+            ("a.test {\n dns64 2001:db8:0:0:ff00::/96\n}\n", "bits 64-71"),
+            ("a.test {\n dns64 {\n  nat\n }\n}\n", "unknown dns64 option"),
+            (
+                "a.test {\n loadbalance weighted w.txt\n}\n",
+                "not supported by this version",
+            ),
+            ("a.test {\n loadbalance random\n}\n", "unknown loadbalance policy"),
+            ("a.test {\n loop now\n}\n", "loop takes no arguments"),
+            ("a.test {\n chaos\n chaos\n}\n", "chaos may be used only once"),
+            ("a.test {\n root\n}\n", "root"),
+        ] {
+            let e = parse_err(src);
+            assert!(e.contains(want), "{src:?}: {e}");
+        }
+    }
+
+    #[test]
     fn template_forms_and_errors() {
         let c = parse_ok(
             "example {\n template IN A {\n  match ^a[.] ^b[.]\n  answer \"{{ .Name }} 60 IN A 192.0.2.1\"\n  fallthrough\n }\n template ANY ANY {\n  rcode NXDOMAIN\n  ederror 15 why not\n }\n}\n",
