@@ -40,6 +40,25 @@ fn check_prints_what_would_be_served() {
 }
 
 #[test]
+fn check_lists_forwarders_plugins_and_endpoints() {
+    let d = TempDir::new("check-plugins");
+    let cf = d.write(
+        "Corefile",
+        ".:1053 {\n    bind 127.0.0.1\n    forward . 192.0.2.53 tls://192.0.2.54 {\n        tls_servername dns.test\n    }\n    cache 30\n    loop\n    loadbalance\n    prometheus 127.0.0.1:9253\n    health 127.0.0.1:8090\n}\n",
+    );
+    let (code, out, err) = run(&["check", "--conf", cf.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "  forward . to 192.0.2.53:53 tls://192.0.2.54:853",
+        "  plugins: prometheus, cache, loop, loadbalance",
+        "health on http://127.0.0.1:8090",
+        "prometheus on http://127.0.0.1:9253",
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line:?} in\n{out}");
+    }
+}
+
+#[test]
 fn config_errors_name_file_line_and_directive() {
     let d = TempDir::new("cfgerr");
     let cf = d.write("Corefile", "example.com:53 {\n    hots\n}\n");

@@ -188,27 +188,7 @@ pub fn snapshot(
 fn enabled_plugins(cfg: &Config) -> Vec<(String, String, &'static str)> {
     let mut out = Vec::new();
     for b in &cfg.blocks {
-        let mut names = Vec::new();
-        names.extend(b.prometheus.map(|_| "prometheus"));
-        names.extend(b.errors.then_some("errors"));
-        names.extend((!b.log.is_empty()).then_some("log"));
-        names.extend(b.cache.as_ref().map(|_| "cache"));
-        names.extend(b.hosts.as_ref().map(|_| "hosts"));
-        names.extend((!b.files.is_empty()).then_some("file"));
-        names.extend(b.forward.as_ref().map(|_| "forward"));
-        names.extend(b.chaos.as_ref().map(|_| "chaos"));
-        names.extend(b.any.then_some("any"));
-        names.extend(b.minimal.then_some("minimal"));
-        names.extend(b.whoami.then_some("whoami"));
-        names.extend(b.loop_probe.as_ref().map(|_| "loop"));
-        names.extend(b.loadbalance.then_some("loadbalance"));
-        names.extend(b.bufsize.map(|_| "bufsize"));
-        names.extend((!b.acl.is_empty()).then_some("acl"));
-        names.extend((!b.templates.is_empty()).then_some("template"));
-        names.extend(b.nsid.as_ref().map(|_| "nsid"));
-        names.extend(b.header.map(|_| "header"));
-        names.extend(b.local.map(|_| "local"));
-        names.extend(b.dns64.map(|_| "dns64"));
+        let names = block_plugins(b);
         for l in block_listeners(b) {
             if l.transport == crate::config::Transport::Tcp {
                 // The UDP listener of the same address has the same label.
@@ -230,6 +210,32 @@ fn enabled_plugins(cfg: &Config) -> Vec<(String, String, &'static str)> {
         }
     }
     out
+}
+
+/// The plugins of a block that take part in answering, in CoreDNS's names.
+pub fn block_plugins(b: &ServerBlock) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    names.extend(b.prometheus.map(|_| "prometheus"));
+    names.extend(b.errors.then_some("errors"));
+    names.extend((!b.log.is_empty()).then_some("log"));
+    names.extend(b.cache.as_ref().map(|_| "cache"));
+    names.extend(b.hosts.as_ref().map(|_| "hosts"));
+    names.extend((!b.files.is_empty()).then_some("file"));
+    names.extend(b.forward.as_ref().map(|_| "forward"));
+    names.extend(b.chaos.as_ref().map(|_| "chaos"));
+    names.extend(b.any.then_some("any"));
+    names.extend(b.minimal.then_some("minimal"));
+    names.extend(b.whoami.then_some("whoami"));
+    names.extend(b.loop_probe.as_ref().map(|_| "loop"));
+    names.extend(b.loadbalance.then_some("loadbalance"));
+    names.extend(b.bufsize.map(|_| "bufsize"));
+    names.extend((!b.acl.is_empty()).then_some("acl"));
+    names.extend((!b.templates.is_empty()).then_some("template"));
+    names.extend(b.nsid.as_ref().map(|_| "nsid"));
+    names.extend(b.header.map(|_| "header"));
+    names.extend(b.local.map(|_| "local"));
+    names.extend(b.dns64.map(|_| "dns64"));
+    names
 }
 
 /// Gives each `forward` plan of a block with `prometheus` its cache and upstream counts
@@ -261,7 +267,7 @@ fn fqdn(name: &domain::base::Name<bytes::Bytes>) -> String {
 }
 
 /// The `to` label of an upstream: its address, as CoreDNS's proxies name themselves.
-fn upstream_label(u: &crate::config::UpstreamAddr) -> String {
+pub fn upstream_label(u: &crate::config::UpstreamAddr) -> String {
     use crate::config::UpstreamAddr;
     match u {
         UpstreamAddr::Dns(a) => a.to_string(),

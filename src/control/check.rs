@@ -100,6 +100,32 @@ pub fn describe(cfg: &Config, data: &DataSet) -> String {
             }
             None => {}
         }
+        if let Some(f) = &b.forward {
+            let to: Vec<String> = f.to.iter().map(build::upstream_label).collect();
+            let _ = writeln!(
+                s,
+                "  forward {} to {}",
+                display(NameKey::of(&f.from).as_slice()),
+                to.join(" ")
+            );
+        }
+        // The other plugins, as coredns_plugin_enabled lists them.
+        let others: Vec<&str> = build::block_plugins(b)
+            .into_iter()
+            .filter(|n| !matches!(*n, "hosts" | "file" | "log" | "errors" | "forward"))
+            .collect();
+        if !others.is_empty() {
+            let _ = writeln!(s, "  plugins: {}", others.join(", "));
+        }
+    }
+    for (what, addrs) in [
+        ("health", cfg.health.iter().map(|h| h.addr).collect::<Vec<_>>()),
+        ("ready", cfg.ready.clone()),
+        ("prometheus", cfg.metrics.clone()),
+    ] {
+        for a in addrs {
+            let _ = writeln!(s, "{what} on http://{a}");
+        }
     }
     if let Some(r) = cfg.reload {
         let _ = writeln!(s, "Corefile reload every {:?} (+ up to {:?})", r.interval, r.jitter);
