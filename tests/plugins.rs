@@ -683,3 +683,47 @@ both_drivers!(dns64_translates_forwarded_answers_with_options, |driver| {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "64:1337::c000:221");
 });
+
+fn small_zone(origin: &str, ip: &str) -> String {
+    format!(
+        "$ORIGIN {origin}.\n$TTL 300\n@ SOA ns hostmaster 1 7200 3600 1209600 300\n@ NS ns\nns A {ip}\nwww A {ip}\n"
+    )
+}
+
+// auto README: a zone per db.ZONE file of a folder; files that appear and go are picked up
+// at the reload interval; a custom regex and origin template.
+both_drivers!(auto_serves_the_zones_of_a_folder, |driver| {
+    let corefile = "test:{PORT} {\n    bind 127.0.0.1\n    auto {\n        directory {DIR}/zones\n        reload 1s\n    }\n    auto {\n        directory {DIR}/other ^([a-z]+)[.]zone$ {1}.test\n    }\n}\n";
+    let s = Server::start(
+        Options::new(driver, corefile)
+            .file("zones/db.a.test", small_zone("a.test", "192.0.2.1"))
+            .file("zones/db.b.test", small_zone("b.test", "192.0.2.2"))
+            .file("zones/README", "not a zone\n")
+            .file("other/c.zone", small_zone("c.test", "192.0.2.3")),
+    );
+    let www = |zone: &str| -> (u16, Option<String>) {
+        let r = s.udp(&q(&format!("www.{zone}"), Rtype::A));
+        (r.rcode(), r.answer().first().map(|a| a.data.clone()))
+    };
+    assert_eq!(www("a.test"), (0, Some("192.0.2.1".into())));
+    assert_eq!(www("b.test"), (0, Some("192.0.2.2".into())));
+    assert_eq!(www("c.test"), (0, Some("192.0.2.3".into())));
+    let until = |zone: &str, want: (u16, Option<String>)| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while www(zone) != want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{zone}: {:?}\n{}",
+                www(zone),
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // A new file: a new zone; a file gone: its zone too (REFUSED: nothing serves it).
+    std::fs::write(s.dir.path().join("zones/db.d.test"), small_zone("d.test", "192.0.2.4")).unwrap();
+    until("d.test", (0, Some("192.0.2.4".into())));
+    std::fs::remove_file(s.dir.path().join("zones/db.a.test")).unwrap();
+    until("a.test", (5, None));
+    assert_eq!(www("b.test"), (0, Some("192.0.2.2".into())));
+});

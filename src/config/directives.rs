@@ -18,6 +18,7 @@ use crate::zone::name::parse_abs;
 pub const SUPPORTED: &[&str] = &[
     "acl",
     "any",
+    "auto",
     "bind",
     "bufsize",
     "cache",
@@ -48,7 +49,6 @@ pub const SUPPORTED: &[&str] = &[
 
 /// CoreDNS directives that ringdns knows of but does not implement yet.
 const NOT_YET: &[&str] = &[
-    "auto",
     "dnssec",
     "dnstap",
     "etcd",
@@ -104,6 +104,8 @@ pub struct BlockExtras {
     pub ready: Option<std::net::SocketAddr>,
     /// `root` found in this block.
     pub root: Option<PathBuf>,
+    /// The shortest `auto` reload interval of this block: how often its folders are read.
+    pub rescan: Option<Duration>,
 }
 
 /// Fills `block` from its lines.
@@ -141,6 +143,7 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
         health: None,
         ready: None,
         root: None,
+        rescan: None,
     };
     let where_ = block.label();
     for line in lines {
@@ -156,6 +159,13 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
             "file" => {
                 let f = file(block, line)?;
                 block.files.push(f);
+            }
+            "auto" => {
+                let (files, reload) = auto(block, line)?;
+                block.files.extend(files);
+                if !reload.is_zero() {
+                    extras.rescan = Some(extras.rescan.map_or(reload, |r| r.min(reload)));
+                }
             }
             "log" => block.log.push(log(line)?),
             "errors" => {
@@ -562,6 +572,97 @@ fn file(block: &ServerBlock, line: &Line) -> Result<FileConfig, ConfigError> {
         }
     }
     Ok(cfg)
+}
+
+/// `auto [ZONES...] { directory DIR [REGEXP ORIGIN_TEMPLATE]; reload DURATION }`: a `file`
+/// for every file in DIR whose name REGEXP (default `db\.(.*)`) matches, as the zone
+/// ORIGIN_TEMPLATE (default `{1}`, the first group) names, when that zone is in ZONES (the
+/// block's by default). The folder is read when the Corefile is, and again every DURATION
+/// (default 60 s, 0: never) through the Corefile's fingerprint, so zones that appear or go
+/// are picked up. A folder that does not exist serves nothing, as in CoreDNS.
+fn auto(block: &ServerBlock, line: &Line) -> Result<(Vec<FileConfig>, Duration), ConfigError> {
+    let zone_toks = &line.args[..];
+    let zones = if zone_toks.is_empty() {
+        block.zones()
+    } else {
+        let z = zone_list(zone_toks)?;
+        check_inside_block(block, zone_toks, &z)?;
+        z
+    };
+    let mut dir: Option<PathBuf> = None;
+    let mut re = regex::Regex::new(r"db\.(.*)").map_err(|e| err(&line.name, e.to_string()))?;
+    let mut template = "{1}".to_string();
+    let mut reload = FILE_RELOAD;
+    for o in line.block.iter().flatten() {
+        match o.name.text.as_str() {
+            "directory" => match o.args.as_slice() {
+                [d] => dir = Some(PathBuf::from(&d.text)),
+                [d, r, t] => {
+                    dir = Some(PathBuf::from(&d.text));
+                    re = regex::Regex::new(&r.text).map_err(|e| err(r, format!("auto: {e}")))?;
+                    template = t.text.clone();
+                }
+                _ => return Err(err(&o.name, "directory DIR [REGEXP ORIGIN_TEMPLATE]")),
+            },
+            "reload" => {
+                let t = one_arg(o, "a duration (0 disables)")?;
+                reload = duration::parse(&t.text).map_err(|e| err(t, e))?;
+            }
+            other => {
+                return Err(err(
+                    &o.name,
+                    format!("unknown auto option {other:?} (accepted: directory, reload)"),
+                ));
+            }
+        }
+    }
+    let dir = dir.ok_or_else(|| err(&line.name, "auto needs a directory"))?;
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut files = Vec::new();
+    for name in names {
+        let Some(c) = re.captures(&name) else { continue };
+        let mut origin = template.clone();
+        for i in (1..c.len()).rev() {
+            origin = origin.replace(&format!("{{{i}}}"), c.get(i).map_or("", |m| m.as_str()));
+        }
+        let Ok(zone) = parse_abs(&origin) else { continue };
+        if !zones.iter().any(|z| zone.ends_with(z)) {
+            continue;
+        }
+        files.push(FileConfig {
+            pos: line.pos().clone(),
+            path: dir.join(&name),
+            zones: vec![zone],
+            reload,
+        });
+    }
+    Ok((files, reload))
+}
+
+/// The names of the folder of each `auto` in `lines`, sorted: the Corefile's fingerprint
+/// includes them, so a zone file that appears or goes is a change.
+pub fn auto_listing(lines: &[Line]) -> Vec<String> {
+    let mut out = Vec::new();
+    for l in lines.iter().filter(|l| l.name.text == "auto") {
+        for o in l.block.iter().flatten().filter(|o| o.name.text == "directory") {
+            if let Some(d) = o.args.first() {
+                if let Ok(rd) = std::fs::read_dir(&d.text) {
+                    let mut names: Vec<String> = rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+                    names.sort();
+                    out.extend(names);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `errors [stdout] { stacktrace }`: `stdout` is the pre-1.x log file argument, the only

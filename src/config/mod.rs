@@ -73,6 +73,7 @@ pub fn fingerprint(path: &Path) -> Result<u64, ConfigError> {
         for l in &b.lines {
             line(l, &mut h);
         }
+        directives::auto_listing(&b.lines).hash(&mut h);
     }
     Ok(h.finish())
 }
@@ -85,6 +86,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         health: Vec::new(),
         ready: Vec::new(),
         metrics: Vec::new(),
+        rescan: None,
     };
     // Where each (scheme, zone, address) was first defined, to reject duplicates; the
     // same zone and port may be served by several blocks bound to different addresses.
@@ -142,6 +144,9 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         }
         if let Some(r) = extras.reload {
             cfg.reload = Some(r);
+        }
+        if let Some(r) = extras.rescan {
+            cfg.rescan = Some(cfg.rescan.map_or(r, |x: std::time::Duration| x.min(r)));
         }
         // Blocks naming one address share its endpoint; the longest lameduck wins.
         if let Some(h) = extras.health {
@@ -393,6 +398,16 @@ mod tests {
             ("a.test {\n loop now\n}\n", "loop takes no arguments"),
             ("a.test {\n chaos\n chaos\n}\n", "chaos may be used only once"),
             ("a.test {\n root\n}\n", "root"),
+            ("a.test {\n auto\n}\n", "auto needs a directory"),
+            (
+                "a.test {\n auto {\n  directory /x (\n }\n}\n",
+                "directory DIR [REGEXP ORIGIN_TEMPLATE]",
+            ),
+            ("a.test {\n auto {\n  directory /x ( {1}\n }\n}\n", "auto:"),
+            (
+                "a.test {\n auto {\n  upstream\n }\n}\n",
+                "unknown auto option \"upstream\"",
+            ),
         ] {
             let e = parse_err(src);
             assert!(e.contains(want), "{src:?}: {e}");

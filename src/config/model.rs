@@ -119,6 +119,22 @@ pub struct Config {
     pub ready: Vec<SocketAddr>,
     /// `prometheus` endpoints of every block (one per address).
     pub metrics: Vec<SocketAddr>,
+    /// How often `auto` folders are read again (the shortest `auto` reload).
+    pub rescan: Option<Duration>,
+}
+
+impl Config {
+    /// How often the Corefile (and the folders of `auto`) are checked for changes, with
+    /// the jitter: `reload`'s, or `auto`'s reload when shorter (without jitter).
+    pub fn check_every(&self) -> Option<(Duration, Duration)> {
+        let reload = self.reload.map(|r| (r.interval, r.jitter));
+        match (reload, self.rescan) {
+            (Some(r), Some(a)) if a < r.0 => Some((a, Duration::ZERO)),
+            (Some(r), _) => Some(r),
+            (None, Some(a)) => Some((a, Duration::ZERO)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// `health [ADDRESS] { lameduck D }`: `GET /health` answers `200 OK` while the process runs.

@@ -259,8 +259,8 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
     let mut int = signal(SignalKind::interrupt())?;
     let mut next_conf_check = state
         .cfg
-        .reload
-        .map(|r| Instant::now() + with_jitter(r.interval, r.jitter));
+        .check_every()
+        .map(|(every, jitter)| Instant::now() + with_jitter(every, jitter));
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let mut manager = acme::Manager::new(
         state.shared.clone(),
@@ -319,18 +319,17 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
                 state = s;
             }
             _ = tokio::time::sleep_until(conf_at.into()) => {
-                if let Some(r) = state.cfg.reload {
-                    next_conf_check = Some(Instant::now() + with_jitter(r.interval, r.jitter));
+                if let Some((every, jitter)) = state.cfg.check_every() {
+                    next_conf_check = Some(Instant::now() + with_jitter(every, jitter));
                 }
                 let current = config::fingerprint(&state.opts.conf).ok();
                 if current.is_some() && current != state.fingerprint {
                     state = reload_blocking(state, shards, "Corefile changed").await;
                     super::loops::spawn(&state.cfg, &loops_tx);
-                    if let Some(r) = state.cfg.reload {
-                        next_conf_check = Some(Instant::now() + with_jitter(r.interval, r.jitter));
-                    } else {
-                        next_conf_check = None;
-                    }
+                    next_conf_check = state
+                        .cfg
+                        .check_every()
+                        .map(|(every, jitter)| Instant::now() + with_jitter(every, jitter));
                 }
             }
         }
