@@ -5,46 +5,27 @@
 //! The shuffle works on the finished message in place, the same for authoritative and
 //! forwarded replies: within a run of A (or AAAA) records with one owner, only the rdata
 //! moves (fixed length, no names inside), so owners, TTLs and any compression pointer stay
-//! valid. No allocation: a run longer than [`MAX_SHUFFLED`] is rotated instead.
-
-use std::cell::Cell;
+//! valid. No allocation and no system call per reply (random bytes come in blocks): a run longer than [`MAX_SHUFFLED`] is rotated instead.
 
 use arrayvec::ArrayVec;
 use domain::base::ParsedName;
 use domain::base::iana::Rtype;
 use domain::dep::octseq::Parser;
 
+use super::rng::Rng;
 use super::wire::{self, HEADER_LEN};
 
 /// Records of one RRset shuffled fully; beyond, the set is rotated by a random offset.
 pub const MAX_SHUFFLED: usize = 64;
 
 thread_local! {
-    static STATE: Cell<u64> = Cell::new(seed());
+    /// The shard's random bytes (each shard is one thread), as for upstream query IDs.
+    static RNG: Rng = Rng::default();
 }
 
-fn seed() -> u64 {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        // Only for the order of addresses: the clock is random enough.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        return t.as_nanos() as u64 | 1;
-    }
-    u64::from_le_bytes(b) | 1
-}
-
-/// A number below `n` (n > 0) from this thread's xorshift generator.
+/// A number below `n`.
 fn below(n: usize) -> usize {
-    STATE.with(|s| {
-        let mut x = s.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.set(x);
-        (x % n as u64) as usize
-    })
+    RNG.with(|r| r.below(n))
 }
 
 /// Shuffles the addresses of every A and AAAA RRset in the answer and additional sections

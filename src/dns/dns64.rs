@@ -57,25 +57,11 @@ pub fn needed(reply: &[u8], translate_all: bool) -> bool {
 
 /// The client's AAAA query asked for A instead (same ID, flags, name and OPT).
 pub fn a_query(query: &[u8]) -> Option<Vec<u8>> {
-    let qlen = question_name_len(query)?;
-    let at = HEADER_LEN + qlen;
+    // The parser took the query, so its question name is uncompressed.
+    let at = HEADER_LEN + wire::question_len(query).checked_sub(4)?;
     let mut q = query.to_vec();
     q.get_mut(at..at + 2)?.copy_from_slice(&Rtype::A.to_int().to_be_bytes());
     Some(q)
-}
-
-fn question_name_len(msg: &[u8]) -> Option<usize> {
-    let mut pos = HEADER_LEN;
-    loop {
-        let l = usize::from(*msg.get(pos)?);
-        if l & 0xC0 != 0 {
-            return None;
-        }
-        pos += 1 + l;
-        if l == 0 {
-            return Some(pos - HEADER_LEN);
-        }
-    }
 }
 
 /// The AAAA reply made from the A reply `a` (to the query asked for A) and the original AAAA

@@ -10,6 +10,7 @@ use domain::base::iana::{Class, Rcode, Rtype};
 use super::reply::{self, Made, MadeOwner, MadeReply, Written};
 use super::request::{Question, Request};
 use crate::config::Transport;
+use crate::zone::name::is_in_zone;
 use crate::zone::rrset::WireData;
 
 const LOCALHOST: &[u8] = b"\x09localhost\x00";
@@ -34,10 +35,6 @@ fn record(owner: MadeOwner<'static>, rtype: Rtype, data: &'static [u8]) -> Made<
     }
 }
 
-fn in_zone(key: &[u8], zone: &[u8]) -> bool {
-    crate::zone::name::is_in_zone(key, zone)
-}
-
 /// The reply for `q` if `local` answers it (`prefix`: `localhost_prefix on`).
 pub fn answer(req: &Request<'_>, q: &Question<'_>, prefix: bool, t: Transport, out: &mut Vec<u8>) -> Option<Written> {
     let key = q.key;
@@ -58,7 +55,7 @@ pub fn answer(req: &Request<'_>, q: &Question<'_>, prefix: bool, t: Transport, o
             _ => (None, Some(soa_here), Rcode::NOERROR),
         }
     } else {
-        let zone = ZONES.into_iter().find(|z| in_zone(key, z))?;
+        let zone = ZONES.into_iter().find(|z| is_in_zone(key, z))?;
         let soa_zone = record(MadeOwner::Name(zone), Rtype::SOA, SOA);
         if key == zone {
             match q.qtype {

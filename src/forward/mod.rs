@@ -3,7 +3,6 @@
 //! queries into one upstream query, and SERVFAIL with an Extended DNS Error (RFC 8914) when
 //! no upstream answers within the client's budget.
 
-pub mod rng;
 pub mod scrub;
 pub mod transport;
 
@@ -83,7 +82,7 @@ type InflightKey = (u64, Box<[u8]>);
 /// Everything forwarding keeps on one shard.
 #[derive(Default)]
 pub struct ShardForward {
-    rng: rng::Rng,
+    rng: crate::dns::rng::Rng,
     upstreams: RefCell<HashMap<(u64, usize), Rc<Upstream>>>,
     caches: RefCell<HashMap<u64, Cache>>,
     inflight: RefCell<HashMap<InflightKey, Waiters>>,
