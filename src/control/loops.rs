@@ -101,14 +101,7 @@ async fn check(probe: Arc<LoopProbe>, addr: SocketAddr, zone: String, found: Unb
 
 /// The probe query: RD set (it is meant to be forwarded), HINFO for `name`.
 fn message(name: &[u8]) -> Vec<u8> {
-    let mut m = vec![0u8; wire::HEADER_LEN];
-    let mut id = [0u8; 2];
-    let _ = getrandom::fill(&mut id);
-    m[..2].copy_from_slice(&id);
-    m[wire::FLAGS1] = wire::flags1::RD;
-    wire::set_count(&mut m, 0, 1);
-    m.extend_from_slice(name);
-    m.extend_from_slice(&domain::base::iana::Rtype::HINFO.to_int().to_be_bytes());
-    m.extend_from_slice(&domain::base::iana::Class::IN.to_int().to_be_bytes());
+    let mut m = wire::query(name, domain::base::iana::Rtype::HINFO, true);
+    let _ = getrandom::fill(&mut m[..2]);
     m
 }

@@ -164,6 +164,18 @@ pub fn end_opt(out: &mut [u8], rdlen_at: usize) {
     set_count(out, AR, ar);
 }
 
+/// A query for `name` (lowercase wire) of `qtype` in class IN, ID 0 (to be stamped), RD as
+/// given: the messages ringdns sends itself (upstream queries, health checks, loop probes).
+pub fn query(name: &[u8], qtype: Rtype, rd: bool) -> Vec<u8> {
+    let mut m = vec![0u8; HEADER_LEN];
+    m[FLAGS1] = if rd { flags1::RD } else { 0 };
+    set_count(&mut m, 0, 1);
+    m.extend_from_slice(name);
+    m.extend_from_slice(&qtype.to_int().to_be_bytes());
+    m.extend_from_slice(&domain::base::iana::Class::IN.to_int().to_be_bytes());
+    m
+}
+
 /// Skips one resource record and returns its type; `None` if it runs past the message.
 #[inline]
 pub fn skip_record(parser: &mut Parser<'_, [u8]>) -> Option<Rtype> {

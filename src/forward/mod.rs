@@ -162,13 +162,8 @@ impl Query {
     /// them, the question in lowercase, and an OPT of our own (payload 1232, DO as the
     /// client's) carrying none of the client's options.
     fn upstream_message(&self) -> Vec<u8> {
-        let mut m = vec![0u8; wire::HEADER_LEN];
-        m[wire::FLAGS1] = if self.rd { wire::flags1::RD } else { 0 };
+        let mut m = wire::query(self.key.as_slice(), self.qtype, self.rd);
         m[wire::FLAGS2] = if self.cd { wire::flags2::CD } else { 0 };
-        wire::set_count(&mut m, 0, 1);
-        m.extend_from_slice(self.key.as_slice());
-        m.extend_from_slice(&self.qtype.to_int().to_be_bytes());
-        m.extend_from_slice(&domain::base::iana::Class::IN.to_int().to_be_bytes());
         let at = wire::start_opt(&mut m, wire::MAX_UDP_PAYLOAD, 0, self.dnssec_ok());
         wire::end_opt(&mut m, at);
         m
@@ -512,14 +507,7 @@ fn failed(fwd: &Rc<ShardForward>, plan: &Arc<Plan>, i: usize, up: &Rc<Upstream>)
 /// Asks a down upstream every `health_check` until it answers.
 async fn probe(fwd: Rc<ShardForward>, plan: Arc<Plan>, i: usize, up: Rc<Upstream>) {
     let name = NameKey::of(&plan.cfg.health_domain);
-    let mut msg = vec![0u8; wire::HEADER_LEN];
-    if !plan.cfg.health_no_rec {
-        msg[wire::FLAGS1] = wire::flags1::RD;
-    }
-    wire::set_count(&mut msg, 0, 1);
-    msg.extend_from_slice(name.as_slice());
-    msg.extend_from_slice(&Rtype::NS.to_int().to_be_bytes());
-    msg.extend_from_slice(&domain::base::iana::Class::IN.to_int().to_be_bytes());
+    let mut msg = wire::query(name.as_slice(), Rtype::NS, !plan.cfg.health_no_rec);
     loop {
         monoio::time::sleep(plan.cfg.health_check).await;
         let addr = &plan.cfg.to[i];
