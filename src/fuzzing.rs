@@ -126,3 +126,32 @@ pub fn corefile_bytes(data: &[u8]) {
         let _ = config::parse(text, Path::new("/nonexistent/fuzz/Corefile"), LoadOptions::default());
     }
 }
+
+/// Arbitrary bytes as a reply that ringdns rewrites before sending it on: `loadbalance`'s
+/// shuffle (forwarded replies come from upstreams) and `dns64`'s synthesis from an A reply.
+/// Checks that the shuffle keeps the size and the header, and that a synthesised reply
+/// stays within its limit.
+pub fn reply_bytes(data: &[u8]) {
+    let mut shuffled = data.to_vec();
+    crate::dns::balance::shuffle_addresses(&mut shuffled);
+    assert_eq!(shuffled.len(), data.len(), "the shuffle moves octets, it adds none");
+    assert_eq!(
+        shuffled.get(..wire::HEADER_LEN),
+        data.get(..wire::HEADER_LEN),
+        "the header stays"
+    );
+    let cfg = crate::dns::dns64::Dns64 {
+        prefix: (std::net::Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96),
+        translate_all: data.first().is_some_and(|b| b & 1 == 1),
+        allow_ipv4: true,
+    };
+    let _ = crate::dns::dns64::needed(data, cfg.translate_all);
+    let _ = crate::dns::dns64::a_query(data);
+    // The first half as the AAAA reply, the whole as the A reply.
+    let half = &data[..data.len() / 2];
+    for (aaaa, a) in [(data, data), (half, data)] {
+        if let Some(out) = crate::dns::dns64::synthesize(&cfg, aaaa, a, 512) {
+            assert!(out.len() <= 512, "a synthesised reply of {} octets over 512", out.len());
+        }
+    }
+}

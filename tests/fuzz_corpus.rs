@@ -19,6 +19,24 @@ fn answer_corpus() {
 }
 
 #[test]
+fn reply_corpus() {
+    assert!(replay("reply", ringdns::fuzzing::reply_bytes) >= 3);
+    // The replies ringdns itself gives to the answer seeds, and their mutations.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/answer");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let seed = std::fs::read(entry.unwrap().path()).unwrap();
+        if let Some(reply) = ringdns::fuzzing::answer_udp(&seed) {
+            for i in 0..reply.len() {
+                let mut m = reply.clone();
+                m[i] ^= 0xff;
+                ringdns::fuzzing::reply_bytes(&m);
+            }
+            ringdns::fuzzing::reply_bytes(&reply);
+        }
+    }
+}
+
+#[test]
 fn corefile_corpus() {
     assert!(replay("corefile", ringdns::fuzzing::corefile_bytes) >= 4);
 }
