@@ -493,47 +493,68 @@ fn shards(t: &mut Text, stats: &[ShardStats]) {
             t.sample(d.name, Labels::new().with("shard", &i.to_string()).as_str(), (d.get)(s));
         }
     }
-    const ANSWERED: &str = "ringdns_answered_total";
-    t.family(
-        ANSWERED,
-        "Queries answered, by transport (tcp counts TCP and DoT).",
-        "counter",
+    by_shard(
+        t,
+        stats,
+        (
+            "ringdns_answered_total",
+            "Queries answered, by transport (tcp counts TCP and DoT).",
+            "transport",
+        ),
+        |s| {
+            vec![
+                ("udp", s.udp_answered.get()),
+                ("tcp", s.tcp_answered.get()),
+                ("https", s.doh_answered.get()),
+            ]
+        },
     );
-    for (i, s) in stats.iter().enumerate() {
-        let shard = i.to_string();
-        for (via, n) in [
-            ("udp", s.udp_answered.get()),
-            ("tcp", s.tcp_answered.get()),
-            ("https", s.doh_answered.get()),
-        ] {
-            let l = Labels::new().with("shard", &shard).with("transport", via);
-            t.sample(ANSWERED, l.as_str(), n);
-        }
-    }
-    const DROPS: &str = "ringdns_udp_drops_total";
-    t.family(DROPS, "UDP datagrams dropped without a reply, by reason.", "counter");
-    for (i, s) in stats.iter().enumerate() {
-        let shard = i.to_string();
-        for (reason, c) in ["short", "response", "oversized", "acl"].iter().zip(&s.udp_drops) {
-            let l = Labels::new().with("shard", &shard).with("reason", reason);
-            t.sample(DROPS, l.as_str(), c.get());
-        }
-    }
-    const CLOSED: &str = "ringdns_connections_closed_total";
-    t.family(
-        CLOSED,
-        "Connections closed by ringdns, by reason: refused at a cap, timed out, evicted for a newcomer.",
-        "counter",
+    by_shard(
+        t,
+        stats,
+        (
+            "ringdns_udp_drops_total",
+            "UDP datagrams dropped without a reply, by reason.",
+            "reason",
+        ),
+        |s| {
+            ["short", "response", "oversized", "acl"]
+                .into_iter()
+                .zip(s.udp_drops.iter().map(Counter::get))
+                .collect()
+        },
     );
+    by_shard(
+        t,
+        stats,
+        (
+            "ringdns_connections_closed_total",
+            "Connections closed by ringdns, by reason: refused at a cap, timed out, evicted for a newcomer.",
+            "reason",
+        ),
+        |s| {
+            vec![
+                ("refused", s.tcp_refused.get()),
+                ("timeout", s.tcp_timeouts.get()),
+                ("evicted", s.conn_evicted.get()),
+            ]
+        },
+    );
+}
+
+/// A counter family with a `shard` label and one more, `(name, help, label)`, whose values
+/// `values` reads from each shard's counters.
+fn by_shard(
+    t: &mut Text,
+    stats: &[ShardStats],
+    (name, help, label): (&str, &str, &str),
+    values: impl Fn(&ShardStats) -> Vec<(&'static str, u64)>,
+) {
+    t.family(name, help, "counter");
     for (i, s) in stats.iter().enumerate() {
         let shard = i.to_string();
-        for (reason, n) in [
-            ("refused", s.tcp_refused.get()),
-            ("timeout", s.tcp_timeouts.get()),
-            ("evicted", s.conn_evicted.get()),
-        ] {
-            let l = Labels::new().with("shard", &shard).with("reason", reason);
-            t.sample(CLOSED, l.as_str(), n);
+        for (v, n) in values(s) {
+            t.sample(name, Labels::new().with("shard", &shard).with(label, v).as_str(), n);
         }
     }
 }
