@@ -51,13 +51,31 @@ fn route() -> &'static Route {
     })
 }
 
+/// `rewrite` rules that touch every query and every reply of the plugins route: names
+/// (with answer rules of each kind), types, classes, TTLs and rcodes.
+macro_rules! rewrite_rules {
+    () => {
+        concat!(
+            "    rewrite continue name regex ^([0-9]+)[.]r[.](.*)$ {1}.{2}. answer name ^(.*)$ {1}.back.\n",
+            "    rewrite continue name suffix .s. .longer-suffix. answer auto answer value (.*) {1}\n",
+            "    rewrite continue name substring x y\n",
+            "    rewrite continue type AAAA A\n",
+            "    rewrite continue class HS IN\n",
+            "    rewrite continue ttl regex .* 5-10\n",
+            "    rewrite continue rcode regex .* NXDOMAIN NOERROR\n",
+        )
+    };
+}
+
 /// The plugins that answer from the query itself (template, chaos, any, local, acl, nsid,
 /// whoami), on the root zone: untrusted names go through their regexes and renderers.
 const PLUGINS_COREFILE: &str = concat!(
     ".:53 {\n    local\n    acl {\n        block type MX net 192.0.2.0/24\n        filter type TXT\n        drop type SRV\n    }\n",
     "    template IN A {\n        match ^(?P<a>[0-9]+)[.](?P<b>[^.]*)[.]\n        answer \"{{ .Name }} 60 IN A 192.0.2.{{ .Group.a }}\"\n",
     "        additional \"{{ .Group.b }}.{{ .Zone }} 60 IN TXT \\\"{{ .Name }} {{ .Remote }} {{ index .Match 0 }}\\\"\"\n        fallthrough\n    }\n",
-    "    chaos ringdns-fuzz someone\n    any\n    nsid fuzz\n    whoami\n}\n"
+    "    chaos ringdns-fuzz someone\n    any\n    nsid fuzz\n    whoami\n",
+    rewrite_rules!(),
+    "}\n"
 );
 
 fn plugins_route() -> &'static Route {
@@ -127,8 +145,31 @@ pub fn corefile_bytes(data: &[u8]) {
     }
 }
 
+/// A query for `a.s.` that the fuzz rules rewrite, and what its reply needs.
+fn rewrite_reverts() -> &'static (Vec<u8>, crate::dns::rewrite::Reverts) {
+    static REVERTS: OnceLock<(Vec<u8>, crate::dns::rewrite::Reverts)> = OnceLock::new();
+    REVERTS.get_or_init(|| {
+        let corefile = concat!(".:53 {\n", rewrite_rules!(), "}\n");
+        let cfg = config::parse(corefile, Path::new("fuzz"), LoadOptions::default())
+            .unwrap_or_else(|e| panic!("the built-in rewrite rules parse: {e}"));
+        let query = wire::query(b"\x01a\x01s\x00", domain::base::iana::Rtype::A, true);
+        let mut key = NameKey::EMPTY;
+        let crate::dns::request::Parsed::Query(req) = crate::dns::request::parse(&query, &mut key) else {
+            panic!("the built-in query parses")
+        };
+        let q = req
+            .question
+            .unwrap_or_else(|| panic!("the built-in query has a question"));
+        let mut s = crate::dns::rewrite::Scratch::default();
+        let done = crate::dns::rewrite::request(&cfg.blocks[0].rewrites, &query, &q, 512, &mut s);
+        assert_eq!(done, crate::dns::rewrite::Rewritten::Changed);
+        (query, s.reverts)
+    })
+}
+
 /// Arbitrary bytes as a reply that ringdns rewrites before sending it on: `loadbalance`'s
-/// shuffle (forwarded replies come from upstreams) and `dns64`'s synthesis from an A reply.
+/// shuffle (forwarded replies come from upstreams), `rewrite`'s mapping back and `dns64`'s
+/// synthesis from an A reply.
 /// Checks that the shuffle keeps the size and the header, and that a synthesised reply
 /// stays within its limit.
 pub fn reply_bytes(data: &[u8]) {
@@ -145,6 +186,16 @@ pub fn reply_bytes(data: &[u8]) {
         translate_all: data.first().is_some_and(|b| b & 1 == 1),
         allow_ipv4: true,
     };
+    let (query, reverts) = rewrite_reverts();
+    let mut mapped = data.to_vec();
+    crate::dns::rewrite::respond(reverts, query, &mut mapped);
+    if mapped != data {
+        assert!(
+            mapped.len() <= reverts.limit,
+            "a rewritten reply of {} octets over its limit",
+            mapped.len()
+        );
+    }
     let _ = crate::dns::dns64::needed(data, cfg.translate_all);
     let _ = crate::dns::dns64::a_query(data);
     // The first half as the AAAA reply, the whole as the A reply.

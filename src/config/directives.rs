@@ -41,6 +41,7 @@ pub const SUPPORTED: &[&str] = &[
     "prometheus",
     "ready",
     "reload",
+    "rewrite",
     "root",
     "template",
     "tls",
@@ -53,7 +54,6 @@ const NOT_YET: &[&str] = &[
     "dnstap",
     "etcd",
     "metadata",
-    "rewrite",
     "secondary",
     "sign",
     "timeouts",
@@ -283,6 +283,10 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
             "template" => {
                 let t = template(block, line)?;
                 block.templates.push(t);
+            }
+            "rewrite" => {
+                let rule = super::rewrite::rewrite(line)?;
+                block.rewrites.push(rule);
             }
             "acl" => {
                 let rule = acl(block, line)?;

@@ -209,6 +209,8 @@ pub struct ServerBlock {
     pub templates: Vec<TemplateConfig>,
     /// `acl` rules, in the order written.
     pub acl: Vec<AclRule>,
+    /// `rewrite` rules, in the order written (one per directive).
+    pub rewrites: Vec<super::rewrite::RewriteRule>,
     /// `bufsize [SIZE]`: the largest EDNS UDP payload a requester's query is taken to offer.
     pub bufsize: Option<u16>,
     /// `loadbalance [round_robin]`: A and AAAA RRsets in a random order per reply.

@@ -7,6 +7,7 @@ use super::pipeline::Route;
 use super::reply::{self, Made, MadeOwner, MadeReply, Written};
 use super::request::{self, DropReason, EarlyError, Parsed, Question, Request};
 use super::resolve::{self, Resolution, Synthesized};
+use super::rewrite::{self, Reverts, Rewritten};
 use super::template;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -89,6 +90,10 @@ pub struct Forwarding<'a> {
     pub plan: &'a Arc<Plan>,
     /// The parsed request: its question, RD and CD, and EDNS.
     pub request: Request<'a>,
+    /// The query as the block answers it: the client's, or the one `rewrite` made.
+    pub wire: &'a [u8],
+    /// With `rewrite`: what the reply needs to become the client's.
+    pub reverts: Option<&'a Reverts>,
 }
 
 impl std::fmt::Debug for Forwarding<'_> {
@@ -105,6 +110,7 @@ impl std::fmt::Debug for Forwarding<'_> {
 pub struct Scratch {
     key: NameKey,
     names: Synthesized,
+    rewrite: Option<Box<rewrite::Scratch>>,
 }
 
 impl Scratch {
@@ -113,6 +119,7 @@ impl Scratch {
         Scratch {
             key: NameKey::EMPTY,
             names: Synthesized::new(),
+            rewrite: None,
         }
     }
 }
@@ -125,7 +132,7 @@ impl Default for Scratch {
 
 /// Answers `query` into `out`.
 pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out: &mut Vec<u8>) -> Outcome<'a> {
-    let Scratch { key, names } = scratch;
+    let Scratch { key, names, rewrite } = scratch;
     names.reset();
     let names: &'a Synthesized = names;
     let req = match request::parse(query, key) {
@@ -154,7 +161,8 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
         return error(&req, OptRcode::FORMERR, ctx, out);
     };
     let chaos = ctx.route.is_some_and(Route::chaos);
-    if let Some(rcode) = refuse_question(&q, chaos) {
+    let reclass = ctx.route.is_some_and(Route::reclass);
+    if let Some(rcode) = refuse_class(q.qclass, chaos, reclass).or_else(|| refuse_type(q.qtype)) {
         return error(&req, rcode, ctx, out);
     }
     let Some((entry, block)) = ctx.route.and_then(|r| r.entry_for(q.key)) else {
@@ -198,8 +206,9 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
             Some(AclAction::Allow) | None => {}
         }
     }
-    if q.qclass == Class::CH {
-        // Only `chaos` answers class CH (refuse_question let it through for it).
+    if q.qclass == Class::CH && plugins.chaos.is_some() {
+        // `chaos` answers class CH (refuse_class let it through for it); the block's class
+        // check refuses it otherwise.
         let found = plugins.chaos.as_ref().and_then(|c| c.lookup(q.key));
         return match found.filter(|_| q.qtype == Rtype::TXT) {
             Some(txts) => {
@@ -242,6 +251,90 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
             let by = Some((entry, Plugin::Tls));
             return written(write(&req, &q, &res, ctx, out), &req, by, None);
         }
+    }
+    if plugins.rewrites.is_empty() {
+        return answer_block(ctx, block, entry, query, req, q, names, out);
+    }
+    // `rewrite`: the block answers the query its rules make, and its reply is mapped back
+    // to the client's question.
+    let limit = super::wire::reply_limit(ctx.transport, req.edns.map(|e| e.udp_size));
+    let rw: &'a mut rewrite::Scratch = rewrite.get_or_insert_with(Default::default);
+    match rewrite::request(&plugins.rewrites, query, &q, limit, rw) {
+        Rewritten::Unchanged => answer_block(ctx, block, entry, query, req, q, names, out),
+        Rewritten::Invalid => {
+            let w = reply::write_error(&req, OptRcode::SERVFAIL, ctx.transport, out);
+            written(
+                w,
+                &req,
+                Some((entry, Plugin::Server)),
+                Some("rewrite: the rewritten name is not a domain name (SERVFAIL)"),
+            )
+        }
+        Rewritten::Changed => {
+            let rewrite::Scratch { wire, key, reverts } = rw;
+            let (wire, reverts): (&'a [u8], &'a Reverts) = (wire, reverts);
+            let Parsed::Query(mut made) = request::parse(wire, key) else {
+                let w = reply::write_error(&req, OptRcode::SERVFAIL, ctx.transport, out);
+                return written(
+                    w,
+                    &req,
+                    Some((entry, Plugin::Server)),
+                    Some("rewrite: the rewritten query does not parse (SERVFAIL)"),
+                );
+            };
+            // What the plugins before `rewrite` decided for the client's query holds.
+            made.rd = req.rd;
+            made.nsid = req.nsid;
+            made.edns = req.edns;
+            let Some(mq) = made.question else {
+                return error(&req, OptRcode::SERVFAIL, ctx, out);
+            };
+            match answer_block(ctx, block, entry, wire, made, mq, names, out) {
+                Outcome::Forward(f) => Outcome::Forward(Forwarding {
+                    reverts: Some(reverts),
+                    ..f
+                }),
+                Outcome::Drop(r) => Outcome::Drop(r),
+                Outcome::Reply {
+                    entry, error, plugin, ..
+                } => {
+                    rewrite::respond(reverts, query, out);
+                    let (rcode, truncated) = super::wire::rcode_and_tc(out);
+                    Outcome::Reply {
+                        rcode,
+                        truncated,
+                        entry,
+                        error,
+                        plugin,
+                        asked: Asked::of(&req),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The block's answer from `rewrite` on: templates, `any`, the data sources, the forwarder,
+/// `whoami`. `query` and `req` are the query as the block sees it.
+#[allow(clippy::too_many_arguments)]
+fn answer_block<'a>(
+    ctx: &Ctx<'a>,
+    block: &'a super::pipeline::Block,
+    entry: usize,
+    query: &'a [u8],
+    req: Request<'a>,
+    q: Question<'a>,
+    names: &'a Synthesized,
+    out: &mut Vec<u8>,
+) -> Outcome<'a> {
+    let plugins = &block.plugins;
+    if let Some(rcode) = refuse_type(q.qtype) {
+        return error(&req, rcode, ctx, out);
+    }
+    if q.qclass != Class::IN {
+        // Only `chaos` answers class CH, and it came before; `rewrite` may have made others.
+        let w = reply::write_error(&req, OptRcode::REFUSED, ctx.transport, out);
+        return written(w, &req, Some((entry, Plugin::Server)), None);
     }
     for t in &plugins.templates {
         match t.answer(&q, ctx.client) {
@@ -297,6 +390,8 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
             entry,
             plan,
             request: req,
+            wire: query,
+            reverts: None,
         }),
         None if plugins.whoami => match ctx.client {
             Some(client) => {
@@ -440,21 +535,25 @@ fn whoami(req: &Request<'_>, q: &Question<'_>, client: SocketAddr, t: Transport,
     reply::write_made(req, q, &m, t, out)
 }
 
-/// Classes and types answered with a fixed rcode (choices documented in the README):
-/// - CH: REFUSED unless a block of the listener has `chaos`; HS and other classes: REFUSED
-///   (we serve IN only);
-/// - class ANY or NONE: NOTIMP;
+/// Classes answered with a fixed rcode (choices documented in the README): CH is REFUSED
+/// unless a block of the listener has `chaos`; HS and other classes REFUSED (we serve IN
+/// only) unless a block's `rewrite` changes classes; class ANY or NONE: NOTIMP.
+fn refuse_class(qclass: Class, chaos: bool, reclass: bool) -> Option<OptRcode> {
+    match qclass {
+        Class::IN => None,
+        Class::CH if chaos => None,
+        Class::ANY | Class::NONE => Some(OptRcode::NOTIMP),
+        _ if reclass => None,
+        _ => Some(OptRcode::REFUSED),
+    }
+}
+
+/// Types answered with a fixed rcode:
 /// - QTYPE 0, OPT, TSIG, TKEY (meta-types that cannot be queried, RFC 6895 §3.1): FORMERR;
 /// - MAILA, MAILB (obsolete, RFC 883): NOTIMP;
 /// - AXFR, IXFR: REFUSED (no transfer is configured; never a transfer over UDP).
-fn refuse_question(q: &Question<'_>, chaos: bool) -> Option<OptRcode> {
-    match q.qclass {
-        Class::IN => {}
-        Class::CH if chaos => {}
-        Class::ANY | Class::NONE => return Some(OptRcode::NOTIMP),
-        _ => return Some(OptRcode::REFUSED),
-    }
-    match q.qtype {
+fn refuse_type(qtype: Rtype) -> Option<OptRcode> {
+    match qtype {
         Rtype::OPT | Rtype::TSIG | Rtype::TKEY => Some(OptRcode::FORMERR),
         t if t.to_int() == 0 => Some(OptRcode::FORMERR),
         Rtype::MAILA | Rtype::MAILB => Some(OptRcode::NOTIMP),

@@ -11,6 +11,7 @@ pub mod plan;
 pub mod reply;
 pub mod request;
 pub mod resolve;
+pub mod rewrite;
 pub mod rng;
 pub mod template;
 pub mod wire;

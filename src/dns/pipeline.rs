@@ -66,6 +66,8 @@ pub struct Route {
     logs: bool,
     /// Some block behind this listener has `chaos` (class CH is routed, not refused).
     chaos: bool,
+    /// Some block behind this listener has a `rewrite class` rule (other classes are routed).
+    reclass: bool,
     /// Counts of queries no block took (CoreDNS's zone `dropped`), when metrics are on.
     dropped: Option<Arc<ZoneSeries>>,
     /// TLS configuration of a `tls://` listener.
@@ -83,10 +85,18 @@ impl Route {
         zones.sort_by(|a, b| b.zone.len().cmp(&a.zone.len()).then_with(|| a.zone.cmp(&b.zone)));
         let logs = zones.iter().any(|e| !e.block.log.is_empty());
         let chaos = zones.iter().any(|e| e.block.plugins.chaos.is_some());
+        let reclass = zones.iter().any(|e| {
+            e.block
+                .plugins
+                .rewrites
+                .iter()
+                .any(|r| matches!(r.kind, crate::config::rewrite::RuleKind::Class { .. }))
+        });
         Route {
             zones,
             logs,
             chaos,
+            reclass,
             dropped,
             tls,
         }
@@ -105,6 +115,11 @@ impl Route {
     /// Whether a block of this listener answers class CH.
     pub fn chaos(&self) -> bool {
         self.chaos
+    }
+
+    /// Whether a block of this listener rewrites classes (then any class reaches the blocks).
+    pub fn reclass(&self) -> bool {
+        self.reclass
     }
 
     /// Whether queries on this listener are counted (then each is timed).
@@ -172,6 +187,8 @@ pub struct BlockPlugins {
     pub templates: Vec<super::template::Template>,
     /// `bufsize`: the largest UDP payload a requester is taken to offer.
     pub bufsize: Option<u16>,
+    /// `rewrite` rules, in order.
+    pub rewrites: Vec<crate::config::rewrite::RewriteRule>,
     /// `loadbalance`: A and AAAA records in a random order.
     pub loadbalance: bool,
     /// `loop`'s probe, which counts the queries for its name.

@@ -63,6 +63,14 @@ pub fn set_count(msg: &mut [u8], i: usize, n: u16) {
 /// Index of ARCOUNT for [`count`] and [`set_count`].
 pub const AR: usize = 3;
 
+/// The header's rcode (four bits) and TC of a reply; SERVFAIL for a message too short.
+pub fn rcode_and_tc(msg: &[u8]) -> (u16, bool) {
+    match (msg.get(FLAGS1), msg.get(FLAGS2)) {
+        (Some(f1), Some(f2)) => (u16::from(f2 & flags2::RCODE_MASK), f1 & flags1::TC != 0),
+        _ => (u16::from(domain::base::iana::Rcode::SERVFAIL.to_int()), false),
+    }
+}
+
 /// Largest UDP payload we send (the DNS flag day 2020 value).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 /// Reply size limit without EDNS, and the least EDNS payload size (RFC 1035 §4.2.1,

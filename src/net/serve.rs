@@ -18,6 +18,7 @@ use crate::dns::dns64::{self, Dns64};
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::request::DropReason;
 use crate::dns::request::{self, Parsed, Request};
+use crate::dns::rewrite::{self, Reverts};
 use crate::dns::wire::{FLAGS1, FLAGS2, flags1, flags2};
 use crate::dns::{Ctx, Forwarding, Outcome, Scratch, answer};
 use crate::forward::{self, Cached, Plan};
@@ -79,6 +80,9 @@ pub(crate) fn query(
                 return Served::Later(pending);
             }
             None => {
+                if let Some(r) = f.reverts {
+                    rewrite::respond(r, wire, out);
+                }
                 let by = (f.entry, Plugin::Cache);
                 if let Some(p) = dns64_later(l, by, Asked::of(&f.request), peer, wire, &f.request, started, out) {
                     return Served::Later(p);
@@ -146,6 +150,7 @@ fn dns64_later(
         asked,
         first: First::Ready(out.to_vec(), by),
         wire: wire.to_vec(),
+        rewrite: None,
         via: l.dns.transport,
         started,
         dns64: Some(cfg),
@@ -163,7 +168,7 @@ fn cached(
     let fwd = &l.shard.forward;
     // The core forwards only queries with a question.
     let q = forward::Query::of(&f.request)?;
-    match fwd.cached(f.plan, &q, wire, (l.dns.transport, f.request.nsid), out) {
+    match fwd.cached(f.plan, &q, f.wire, (l.dns.transport, f.request.nsid), out) {
         Cached::Hit { refresh } => {
             if refresh {
                 monoio::spawn(forward::refresh(fwd.clone(), f.plan.clone(), q));
@@ -181,6 +186,7 @@ fn cached(
                 query: q,
             },
             wire: wire.to_vec(),
+            rewrite: f.reverts.map(|r| Box::new((f.wire.to_vec(), r.clone()))),
             via: l.dns.transport,
             started,
             dns64: None,
@@ -197,7 +203,10 @@ pub(crate) struct Pending {
     entry: usize,
     asked: Asked,
     first: First,
+    /// The client's query.
     wire: Vec<u8>,
+    /// With `rewrite`: the query asked instead, and what its reply needs.
+    rewrite: Option<Box<(Vec<u8>, Reverts)>>,
     via: Transport,
     started: Option<Instant>,
     /// The block's `dns64`, when it applies to this query.
@@ -226,7 +235,11 @@ impl Pending {
         let (reply, mut plugin) = match first {
             First::Upstream { plan, query } => {
                 let fwd = self.shard.forward.clone();
-                let r = forward::resolve(fwd, plan, query, &self.wire, (self.via, nsid)).await;
+                let asked = self.rewrite.as_ref().map_or(&self.wire, |r| &r.0);
+                let mut r = forward::resolve(fwd, plan, query, asked, (self.via, nsid)).await;
+                if let Some(rw) = &self.rewrite {
+                    rewrite::respond(&rw.1, &self.wire, &mut r);
+                }
                 (r, Plugin::Forward)
             }
             First::Ready(r, by) => (r, by),
@@ -267,13 +280,14 @@ impl Pending {
                 let q = forward::Query::of(&f.request)?;
                 let fwd = &self.shard.forward;
                 let nsid = f.request.nsid;
-                match fwd.cached(f.plan, &q, &a_wire, (self.via, nsid), &mut out) {
-                    Cached::Hit { .. } => (out, Some(limit)),
-                    Cached::Miss => {
-                        let r = forward::resolve(fwd.clone(), f.plan.clone(), q, &a_wire, (self.via, nsid)).await;
-                        (r, Some(limit))
-                    }
+                let mut a = match fwd.cached(f.plan, &q, f.wire, (self.via, nsid), &mut out) {
+                    Cached::Hit { .. } => out,
+                    Cached::Miss => forward::resolve(fwd.clone(), f.plan.clone(), q, f.wire, (self.via, nsid)).await,
+                };
+                if let Some(r) = f.reverts {
+                    rewrite::respond(r, &a_wire, &mut a);
                 }
+                (a, Some(limit))
             }
         };
         let payload = match limit {
