@@ -44,6 +44,7 @@ pub const SUPPORTED: &[&str] = &[
     "rewrite",
     "root",
     "template",
+    "timeouts",
     "tls",
     "whoami",
 ];
@@ -56,7 +57,6 @@ const NOT_YET: &[&str] = &[
     "metadata",
     "secondary",
     "sign",
-    "timeouts",
     "trace",
     "transfer",
     "tsig",
@@ -283,6 +283,13 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
             "template" => {
                 let t = template(block, line)?;
                 block.templates.push(t);
+            }
+            "timeouts" => {
+                no_args(line)?;
+                if block.timeouts.is_some() {
+                    return Err(err(&line.name, "timeouts may be used only once per server block"));
+                }
+                block.timeouts = Some(timeouts(line)?);
             }
             "rewrite" => {
                 let rule = super::rewrite::rewrite(line)?;
@@ -1114,6 +1121,56 @@ fn bufsize(line: &Line) -> Result<u16, ConfigError> {
 
 /// `loadbalance [round_robin]`; CoreDNS's `weighted WEIGHTFILE` and `prefer CIDR...` are
 /// not in ringdns yet and say so.
+/// `timeouts { read D; write D; idle D; maxtcpqueries N }`: each between 1 s and 24 h as
+/// CoreDNS checks; `maxtcpqueries` positive or -1 (no limit); at least one option.
+fn timeouts(line: &Line) -> Result<Timeouts, ConfigError> {
+    let mut t = Timeouts::default();
+    let mut any = false;
+    for o in line.block.iter().flatten() {
+        let name = o.name.text.as_str();
+        let [v] = o.args.as_slice() else {
+            return Err(err(&o.name, format!("timeouts {name} takes one value")));
+        };
+        if name == "maxtcpqueries" {
+            let n: i64 = v
+                .text
+                .parse()
+                .map_err(|_| err(v, format!("timeouts maxtcpqueries: {:?} is not a number", v.text)))?;
+            t.max_tcp_queries = Some(match n {
+                -1 => None,
+                1.. => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+                _ => return Err(err(v, "timeouts maxtcpqueries: -1 (no limit) or a positive number")),
+            });
+            any = true;
+            continue;
+        }
+        let d = duration::parse(&v.text).map_err(|e| err(v, e))?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&d) {
+            return Err(err(v, format!("timeouts {name}: between 1 second and 24 hours")));
+        }
+        let slot = match name {
+            "read" => &mut t.read,
+            "write" => &mut t.write,
+            "idle" => &mut t.idle,
+            other => {
+                return Err(err(
+                    &o.name,
+                    format!("unknown timeouts option {other:?} (accepted: read, write, idle, maxtcpqueries)"),
+                ));
+            }
+        };
+        *slot = Some(d);
+        any = true;
+    }
+    if !any {
+        return Err(err(
+            &line.name,
+            "timeouts needs at least one of read, write, idle, maxtcpqueries",
+        ));
+    }
+    Ok(t)
+}
+
 fn loadbalance(line: &Line) -> Result<(), ConfigError> {
     match line.args.as_slice() {
         [] => {}

@@ -120,6 +120,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             acl: Vec::new(),
             templates: Vec::new(),
             rewrites: Vec::new(),
+            timeouts: None,
             nsid: None,
             header: None,
             local: None,

@@ -209,6 +209,8 @@ pub struct ServerBlock {
     pub templates: Vec<TemplateConfig>,
     /// `acl` rules, in the order written.
     pub acl: Vec<AclRule>,
+    /// `timeouts { read D; write D; idle D; maxtcpqueries N }`.
+    pub timeouts: Option<Timeouts>,
     /// `rewrite` rules, in the order written (one per directive).
     pub rewrites: Vec<super::rewrite::RewriteRule>,
     /// `bufsize [SIZE]`: the largest EDNS UDP payload a requester's query is taken to offer.
@@ -316,6 +318,35 @@ pub struct TemplateConfig {
     pub ederror: Option<(u16, String)>,
     /// `fallthrough [ZONES...]`: names not matched go on (`Some(empty)`: every name).
     pub fallthrough: Option<Vec<Name<Bytes>>>,
+}
+
+/// `timeouts`: the limits of the TCP, DoT and DoH connections of a block's listeners
+/// (`None`: ringdns's default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `read`: time for a whole message once its first byte arrived (DoH over HTTP/1.1: for
+    /// the request's headers).
+    pub read: Option<Duration>,
+    /// `write`: time to write a batch of replies (TCP and DoT).
+    pub write: Option<Duration>,
+    /// `idle`: time allowed between messages (DoH: between requests).
+    pub idle: Option<Duration>,
+    /// `maxtcpqueries`: queries answered before a TCP or DoT connection is closed
+    /// (`Some(None)`: `-1`, no limit).
+    pub max_tcp_queries: Option<Option<u32>>,
+}
+
+impl Timeouts {
+    /// `self` with every setting of `later` that is given over it (CoreDNS: the last block
+    /// of a listener that sets one wins).
+    pub fn then(self, later: &Timeouts) -> Timeouts {
+        Timeouts {
+            read: later.read.or(self.read),
+            write: later.write.or(self.write),
+            idle: later.idle.or(self.idle),
+            max_tcp_queries: later.max_tcp_queries.or(self.max_tcp_queries),
+        }
+    }
 }
 
 /// `header`: what becomes of the AA, RA and RD flags (`Some(true)` set, `Some(false)`

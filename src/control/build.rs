@@ -232,6 +232,7 @@ pub fn block_plugins(b: &ServerBlock) -> Vec<&'static str> {
     names.extend((!b.acl.is_empty()).then_some("acl"));
     names.extend((!b.templates.is_empty()).then_some("template"));
     names.extend((!b.rewrites.is_empty()).then_some("rewrite"));
+    names.extend(b.timeouts.map(|_| "timeouts"));
     names.extend(b.nsid.as_ref().map(|_| "nsid"));
     names.extend(b.header.map(|_| "header"));
     names.extend(b.local.map(|_| "local"));
@@ -331,6 +332,7 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
                 .collect(),
             templates: b.templates.iter().map(crate::dns::template::Template::new).collect(),
             rewrites: b.rewrites.clone(),
+            timeouts: b.timeouts,
             nsid: b.nsid.as_deref().map(Box::from),
             header: b.header,
             local: b.local,

@@ -68,6 +68,8 @@ pub struct Route {
     chaos: bool,
     /// Some block behind this listener has a `rewrite class` rule (other classes are routed).
     reclass: bool,
+    /// The `timeouts` of its blocks, the later block's winning.
+    timeouts: crate::config::Timeouts,
     /// Counts of queries no block took (CoreDNS's zone `dropped`), when metrics are on.
     dropped: Option<Arc<ZoneSeries>>,
     /// TLS configuration of a `tls://` listener.
@@ -92,11 +94,18 @@ impl Route {
                 .iter()
                 .any(|r| matches!(r.kind, crate::config::rewrite::RuleKind::Class { .. }))
         });
+        let mut blocks: Vec<&Block> = zones.iter().map(|e| &*e.block).collect();
+        blocks.sort_by_key(|b| b.index);
+        let timeouts = blocks
+            .iter()
+            .filter_map(|b| b.plugins.timeouts.as_ref())
+            .fold(crate::config::Timeouts::default(), |t, later| t.then(later));
         Route {
             zones,
             logs,
             chaos,
             reclass,
+            timeouts,
             dropped,
             tls,
         }
@@ -115,6 +124,11 @@ impl Route {
     /// Whether a block of this listener answers class CH.
     pub fn chaos(&self) -> bool {
         self.chaos
+    }
+
+    /// The stream connection limits its blocks set (`timeouts`).
+    pub fn timeouts(&self) -> &crate::config::Timeouts {
+        &self.timeouts
     }
 
     /// Whether a block of this listener rewrites classes (then any class reaches the blocks).
@@ -187,6 +201,8 @@ pub struct BlockPlugins {
     pub templates: Vec<super::template::Template>,
     /// `bufsize`: the largest UDP payload a requester is taken to offer.
     pub bufsize: Option<u16>,
+    /// `timeouts` of its listeners' connections.
+    pub timeouts: Option<crate::config::Timeouts>,
     /// `rewrite` rules, in order.
     pub rewrites: Vec<crate::config::rewrite::RewriteRule>,
     /// `loadbalance`: A and AAAA records in a random order.

@@ -69,6 +69,31 @@ impl Default for ConnLimits {
     }
 }
 
+/// One connection's own limits: its listener's `timeouts` over the shard's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnTimeouts {
+    /// Idle time allowed between messages when the shard is not under pressure.
+    pub idle: Duration,
+    /// Time for a whole message once its first byte arrived.
+    pub message: Duration,
+    /// Time to write a batch of replies.
+    pub write: Duration,
+    /// Queries answered before the connection is closed (`None`: no limit).
+    pub max_queries: Option<u32>,
+}
+
+impl ConnLimits {
+    /// The shard's defaults for a connection with idle limit `idle`.
+    pub fn timeouts(&self, idle: Duration) -> ConnTimeouts {
+        ConnTimeouts {
+            idle,
+            message: self.message,
+            write: self.write,
+            max_queries: None,
+        }
+    }
+}
+
 /// What a connection is doing; it sets the connection's deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -144,8 +169,8 @@ struct Counts {
 /// One connection, as the shard's table sees it.
 struct Slot {
     prefix: Prefix,
-    /// Its idle limit when the shard is not under pressure.
-    idle: Duration,
+    /// Its own limits.
+    timeouts: ConnTimeouts,
     phase: Cell<Phase>,
     /// Evicted: its counts are released, it is to close.
     evicted: Cell<bool>,
@@ -223,14 +248,14 @@ impl Conns {
     }
 
     /// Admits a connection from `peer` that starts in `phase` (a TLS handshake or waiting for
-    /// its first message) with idle limit `idle`, evicting the oldest waiting connection
+    /// its first message) with its own `timeouts`, evicting the oldest waiting connection
     /// when the shard is full. Evicted connections close on their next poll; their slots are
     /// free at once. Returns how many were evicted with the guard.
     pub fn try_open(
         self: &Rc<Self>,
         peer: IpAddr,
         phase: Phase,
-        idle: Duration,
+        timeouts: ConnTimeouts,
     ) -> Result<(ConnGuard, usize), Refusal> {
         let p = prefix(peer);
         let tls = matches!(phase, Phase::Handshake(_));
@@ -254,7 +279,7 @@ impl Conns {
         }
         let slot = Rc::new(Slot {
             prefix: p,
-            idle,
+            timeouts,
             phase: Cell::new(phase),
             evicted: Cell::new(false),
             kicks: Cell::new(0),
@@ -359,9 +384,9 @@ impl Conns {
         match slot.phase.get() {
             Phase::Handshake(t) if pressure => Some(t + l.handshake_under_pressure.min(l.handshake)),
             Phase::Handshake(t) => Some(t + l.handshake),
-            Phase::Idle(t) if pressure => Some(t + l.idle_under_pressure.min(slot.idle)),
-            Phase::Idle(t) => Some(t + slot.idle),
-            Phase::Message(t) => Some(t + l.message),
+            Phase::Idle(t) if pressure => Some(t + l.idle_under_pressure.min(slot.timeouts.idle)),
+            Phase::Idle(t) => Some(t + slot.timeouts.idle),
+            Phase::Message(t) => Some(t + slot.timeouts.message),
             Phase::Busy => None,
         }
     }
@@ -378,6 +403,11 @@ impl ConnGuard {
     /// The shard's table.
     pub fn conns(&self) -> &Conns {
         &self.conns
+    }
+
+    /// The connection's own limits.
+    pub fn timeouts(&self) -> &ConnTimeouts {
+        &self.slot.timeouts
     }
 
     /// Sets what the connection is doing. Moving a deadline later needs no wake-up: a
@@ -452,34 +482,59 @@ mod tests {
         let c = Rc::new(Conns::new(limits(), ShardStatsRef::default()));
         let t = Instant::now();
         let _a: Vec<_> = (0..3)
-            .map(|_| c.try_open(ip("192.0.2.1"), Phase::Idle(t), IDLE).unwrap())
+            .map(|_| {
+                c.try_open(ip("192.0.2.1"), Phase::Idle(t), limits().timeouts(IDLE))
+                    .unwrap()
+            })
             .collect();
         assert_eq!(
-            c.try_open(ip("192.0.2.200"), Phase::Idle(t), IDLE).err(),
+            c.try_open(ip("192.0.2.200"), Phase::Idle(t), limits().timeouts(IDLE))
+                .err(),
             Some(Refusal::Prefix)
         );
-        assert!(c.try_open(ip("192.0.3.1"), Phase::Idle(t), IDLE).is_ok());
+        assert!(
+            c.try_open(ip("192.0.3.1"), Phase::Idle(t), limits().timeouts(IDLE))
+                .is_ok()
+        );
     }
 
     #[test]
     fn full_shard_evicts_the_oldest_waiting_and_refuses_when_all_are_busy() {
         let c = Rc::new(Conns::new(limits(), ShardStatsRef::default()));
         let t0 = Instant::now();
-        let old = c.try_open(ip("192.0.2.1"), Phase::Idle(t0), IDLE).unwrap().0;
-        let busy = c.try_open(ip("198.51.100.1"), Phase::Idle(t0), IDLE).unwrap().0;
+        let old = c
+            .try_open(ip("192.0.2.1"), Phase::Idle(t0), limits().timeouts(IDLE))
+            .unwrap()
+            .0;
+        let busy = c
+            .try_open(ip("198.51.100.1"), Phase::Idle(t0), limits().timeouts(IDLE))
+            .unwrap()
+            .0;
         busy.set_phase(Phase::Busy);
         let mid = c
-            .try_open(ip("203.0.113.1"), Phase::Idle(t0 + Duration::from_secs(1)), IDLE)
+            .try_open(
+                ip("203.0.113.1"),
+                Phase::Idle(t0 + Duration::from_secs(1)),
+                limits().timeouts(IDLE),
+            )
             .unwrap()
             .0;
         mid.set_phase(Phase::Message(t0));
         let young = c
-            .try_open(ip("192.0.2.2"), Phase::Idle(t0 + Duration::from_secs(2)), IDLE)
+            .try_open(
+                ip("192.0.2.2"),
+                Phase::Idle(t0 + Duration::from_secs(2)),
+                limits().timeouts(IDLE),
+            )
             .unwrap()
             .0;
         assert_eq!(c.open(), 4);
         let (new, evicted) = c
-            .try_open(ip("10.0.0.1"), Phase::Idle(t0 + Duration::from_secs(3)), IDLE)
+            .try_open(
+                ip("10.0.0.1"),
+                Phase::Idle(t0 + Duration::from_secs(3)),
+                limits().timeouts(IDLE),
+            )
             .unwrap();
         assert_eq!((evicted, c.open()), (1, 4));
         assert!(
@@ -489,12 +544,15 @@ mod tests {
         drop(old);
         assert_eq!(c.open(), 4, "an evicted guard's drop does not count twice");
         // Now: busy, mid-message, young (idle), new (idle): the young one goes next.
-        let _newer = c.try_open(ip("10.0.1.1"), Phase::Idle(Instant::now()), IDLE).unwrap();
+        let _newer = c
+            .try_open(ip("10.0.1.1"), Phase::Idle(Instant::now()), limits().timeouts(IDLE))
+            .unwrap();
         assert!(young.slot.evicted.get() && !new.slot.evicted.get());
         new.set_phase(Phase::Busy);
         _newer.0.set_phase(Phase::Busy);
         assert_eq!(
-            c.try_open(ip("10.0.2.1"), Phase::Idle(Instant::now()), IDLE).err(),
+            c.try_open(ip("10.0.2.1"), Phase::Idle(Instant::now()), limits().timeouts(IDLE))
+                .err(),
             Some(Refusal::Full),
             "busy and mid-message connections are never evicted"
         );
@@ -504,15 +562,26 @@ mod tests {
     fn handshakes_have_their_own_budget() {
         let c = Rc::new(Conns::new(limits(), ShardStatsRef::default()));
         let t = Instant::now();
-        let a = c.try_open(ip("192.0.2.1"), Phase::Handshake(t), IDLE).unwrap().0;
-        let _b = c.try_open(ip("192.0.2.2"), Phase::Handshake(t), IDLE).unwrap().0;
+        let a = c
+            .try_open(ip("192.0.2.1"), Phase::Handshake(t), limits().timeouts(IDLE))
+            .unwrap()
+            .0;
+        let _b = c
+            .try_open(ip("192.0.2.2"), Phase::Handshake(t), limits().timeouts(IDLE))
+            .unwrap()
+            .0;
         assert_eq!(
-            c.try_open(ip("192.0.2.3"), Phase::Handshake(t), IDLE).err(),
+            c.try_open(ip("192.0.2.3"), Phase::Handshake(t), limits().timeouts(IDLE))
+                .err(),
             Some(Refusal::PrefixHandshakes)
         );
         // Over the shard's budget: the oldest handshake makes room.
         let (_c, evicted) = c
-            .try_open(ip("198.51.100.1"), Phase::Handshake(t + Duration::from_secs(1)), IDLE)
+            .try_open(
+                ip("198.51.100.1"),
+                Phase::Handshake(t + Duration::from_secs(1)),
+                limits().timeouts(IDLE),
+            )
             .unwrap();
         assert_eq!(evicted, 1);
         assert!(a.slot.evicted.get());
@@ -520,18 +589,28 @@ mod tests {
         // A finished handshake leaves the budget.
         _c.set_phase(Phase::Idle(Instant::now()));
         assert_eq!(c.handshakes.get(), 1);
-        assert!(c.try_open(ip("203.0.113.1"), Phase::Handshake(t), IDLE).is_ok());
+        assert!(
+            c.try_open(ip("203.0.113.1"), Phase::Handshake(t), limits().timeouts(IDLE))
+                .is_ok()
+        );
     }
 
     #[test]
     fn pressure_shortens_deadlines_of_waiting_connections() {
         let c = Rc::new(Conns::new(limits(), ShardStatsRef::default()));
         let t = Instant::now();
-        let a = c.try_open(ip("192.0.2.1"), Phase::Idle(t), IDLE).unwrap().0;
+        let a = c
+            .try_open(ip("192.0.2.1"), Phase::Idle(t), limits().timeouts(IDLE))
+            .unwrap()
+            .0;
         assert_eq!(c.deadline(&a.slot), Some(t + IDLE));
-        let _b = c.try_open(ip("198.51.100.1"), Phase::Idle(t), IDLE).unwrap();
+        let _b = c
+            .try_open(ip("198.51.100.1"), Phase::Idle(t), limits().timeouts(IDLE))
+            .unwrap();
         let seen = a.slot.kicks.get();
-        let _c = c.try_open(ip("203.0.113.1"), Phase::Idle(t), IDLE).unwrap();
+        let _c = c
+            .try_open(ip("203.0.113.1"), Phase::Idle(t), limits().timeouts(IDLE))
+            .unwrap();
         assert!(c.under_pressure(), "3 of 4");
         assert_ne!(a.slot.kicks.get(), seen, "waiting connections are told");
         assert_eq!(c.deadline(&a.slot), Some(t + Duration::from_secs(1)));

@@ -45,6 +45,8 @@ const MAX_STREAMS: u32 = 100;
 const MAX_HEADER_LIST: u32 = 16 * 1024;
 /// Idle time before GOAWAY.
 pub const IDLE: Duration = Duration::from_secs(30);
+/// Least time for an HTTP/1.1 request's headers (`timeouts { read }` may give more).
+const HEADER_READ: Duration = Duration::from_secs(5);
 /// Time given to in-flight requests after GOAWAY.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -83,7 +85,7 @@ pub(crate) async fn connection(
     } else {
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(MonoioTimer)
-            .header_read_timeout(Duration::from_secs(5))
+            .header_read_timeout(guard.timeouts().message.max(HEADER_READ))
             .max_buf_size(64 * 1024)
             .keep_alive(true)
             .serve_connection(io, service);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use monoio::net::{TcpListener, TcpStream};
 
-use super::conns::{ConnGuard, Cut, Phase};
+use super::conns::{ConnGuard, ConnTimeouts, Cut, Phase};
 use super::ctx::ShardCtx;
 use super::handshake::{self, Refused};
 use super::outbox::Outbox;
@@ -50,12 +50,27 @@ pub async fn serve(listener: TcpListener, key: ListenerKey, ctx: Rc<ShardCtx>, m
         match accepted {
             Ok((stream, peer)) => {
                 let now = Instant::now();
+                let limits = ctx.conns.limits();
                 let (phase, idle) = match key.transport {
-                    Transport::Tls => (Phase::Handshake(now), ctx.conns.limits().idle),
+                    Transport::Tls => (Phase::Handshake(now), limits.idle),
                     Transport::Https => (Phase::Handshake(now), super::doh::IDLE),
-                    Transport::Udp | Transport::Tcp => (Phase::Idle(now), ctx.conns.limits().idle),
+                    Transport::Udp | Transport::Tcp => (Phase::Idle(now), limits.idle),
                 };
-                let guard = match ctx.conns.try_open(peer.ip(), phase, idle) {
+                // The listener's `timeouts` as they are when the connection opens.
+                let set = ctx
+                    .shared
+                    .snapshot
+                    .load()
+                    .route(&key)
+                    .map(|r| *r.timeouts())
+                    .unwrap_or_default();
+                let timeouts = ConnTimeouts {
+                    idle: set.idle.unwrap_or(idle),
+                    message: set.read.unwrap_or(limits.message),
+                    write: set.write.unwrap_or(limits.write),
+                    max_queries: set.max_tcp_queries.flatten(),
+                };
+                let guard = match ctx.conns.try_open(peer.ip(), phase, timeouts) {
                     Ok((guard, evicted)) => {
                         ctx.stats().conn_evicted.add(evicted as u64);
                         guard
@@ -110,6 +125,8 @@ impl From<Refused> for End {
 #[derive(Debug)]
 enum End {
     Eof,
+    /// `maxtcpqueries` queries were answered.
+    Served,
     ZeroLength,
     Timeout,
     /// Closed to make room for a newcomer.
@@ -175,7 +192,7 @@ async fn serve_connection<R: StreamRead, W: StreamWrite>(
         end
     };
     let writer = async {
-        let result = outbox.drain(&mut w, guard.conns().limits().write).await;
+        let result = outbox.drain(&mut w, guard.timeouts().write).await;
         if result.is_ok() {
             // FIN (and close_notify over TLS), best effort; not after a failed or timed-out
             // write, whose peer is not reading.
@@ -211,6 +228,7 @@ async fn read_queries<R: StreamRead>(
     // arrived: the whole message is due within the message limit of that (issue 10.2).
     let mut read_at = Instant::now();
     let mut message_since: Option<Instant> = None;
+    let mut answered: u32 = 0;
     loop {
         // Answer every complete message we hold.
         let mut used = 0;
@@ -239,7 +257,11 @@ async fn read_queries<R: StreamRead>(
                 reporter: &reporter,
                 received: None,
             };
-            match serve::query(&listener, peer, query, &mut scratch, &mut out) {
+            let served = serve::query(&listener, peer, query, &mut scratch, &mut out);
+            if !matches!(served, Served::Drop(_)) {
+                answered += 1;
+            }
+            match served {
                 Served::Reply => {
                     // `answer` never writes more than 65535 octets over a stream.
                     outbox.push(&out);
@@ -261,6 +283,10 @@ async fn read_queries<R: StreamRead>(
             used += 2 + len;
             if !outbox.room().await {
                 return End::Io;
+            }
+            if guard.timeouts().max_queries.is_some_and(|max| answered >= max) {
+                // `timeouts { maxtcpqueries }`: the replies go out, then FIN.
+                return End::Served;
             }
         }
         input.drain(..used);
