@@ -145,6 +145,29 @@ pub fn corefile_bytes(data: &[u8]) {
     }
 }
 
+/// `loadbalance` round_robin and weighted, both with `prefer`.
+fn balances() -> &'static [crate::dns::balance::Balance; 2] {
+    use crate::dns::balance::{Balance, Weights};
+    static BALANCES: OnceLock<[Balance; 2]> = OnceLock::new();
+    BALANCES.get_or_init(|| {
+        let prefer = vec![
+            ("10.0.0.0".parse().unwrap_or([0u8; 4].into()), 8),
+            ([0u8; 16].into(), 1),
+        ];
+        let weights = Weights::parse("a.s\n10.0.0.1 5\n::1 200\n").unwrap_or_default();
+        [
+            Balance {
+                weights: None,
+                prefer: prefer.clone(),
+            },
+            Balance {
+                weights: Some(std::sync::Arc::new(weights)),
+                prefer,
+            },
+        ]
+    })
+}
+
 /// A query for `a.s.` that the fuzz rules rewrite, and what its reply needs.
 fn rewrite_reverts() -> &'static (Vec<u8>, crate::dns::rewrite::Reverts) {
     static REVERTS: OnceLock<(Vec<u8>, crate::dns::rewrite::Reverts)> = OnceLock::new();
@@ -186,6 +209,11 @@ pub fn reply_bytes(data: &[u8]) {
         translate_all: data.first().is_some_and(|b| b & 1 == 1),
         allow_ipv4: true,
     };
+    for b in balances() {
+        let mut balanced = data.to_vec();
+        crate::dns::balance::balance(&mut balanced, b);
+        assert!(balanced.len() <= data.len(), "loadbalance never grows a reply");
+    }
     let (query, reverts) = rewrite_reverts();
     let mut mapped = data.to_vec();
     crate::dns::rewrite::respond(reverts, query, &mut mapped);

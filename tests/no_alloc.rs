@@ -6,7 +6,6 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use domain::base::iana::Rtype;
 use ringdns::config::Transport;
@@ -18,10 +17,18 @@ use support::{data, q};
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    /// Per thread, so tests running side by side do not count each other's.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
+
+fn reset_allocations() {
+    ALLOCATIONS.with(|a| a.set(0));
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the wrapper only
@@ -29,7 +36,7 @@ thread_local! {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            ALLOCATIONS.with(|a| a.set(a.get() + 1));
         }
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
@@ -40,7 +47,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            ALLOCATIONS.with(|a| a.set(a.get() + 1));
         }
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -112,31 +119,31 @@ fn answer_allocates_nothing() {
         }
     }
     for (name, wire) in &cases {
-        ALLOCATIONS.store(0, Ordering::Relaxed);
+        reset_allocations();
         COUNTING.with(|c| c.set(true));
         for _ in 0..1000 {
             let mut scratch = Scratch::new();
             std::hint::black_box(answer(&ctx, std::hint::black_box(wire), &mut scratch, &mut out));
         }
         COUNTING.with(|c| c.set(false));
-        assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "{name} allocated");
+        assert_eq!(allocations(), 0, "{name} allocated");
     }
     // The UDP loop's reply buffers (4 KiB each) never grow: UDP replies stop at 1232 octets.
     let mut small = Vec::with_capacity(ringdns::net::mmsg::MAX_REPLY);
-    ALLOCATIONS.store(0, Ordering::Relaxed);
+    reset_allocations();
     COUNTING.with(|c| c.set(true));
     for (_, wire) in &cases {
         let mut scratch = Scratch::new();
         std::hint::black_box(answer(&ctx, std::hint::black_box(wire), &mut scratch, &mut small));
     }
     COUNTING.with(|c| c.set(false));
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "a UDP reply outgrew its buffer");
+    assert_eq!(allocations(), 0, "a UDP reply outgrew its buffer");
     // The counter works: a Vec allocation is seen.
     COUNTING.with(|c| c.set(true));
     let v: Vec<u8> = Vec::with_capacity(std::hint::black_box(10));
     COUNTING.with(|c| c.set(false));
     drop(v);
-    assert!(ALLOCATIONS.load(Ordering::Relaxed) > 0);
+    assert!(allocations() > 0);
 }
 
 #[test]
@@ -198,12 +205,63 @@ fn forwarded_cache_hit_allocates_nothing() {
     ));
     assert_eq!(support::Reply::parse(&first).answer().len(), 2);
     assert!(from_cache(&query, &mut out), "a fresh hit");
-    ALLOCATIONS.store(0, Ordering::Relaxed);
+    reset_allocations();
     COUNTING.with(|c| c.set(true));
     for _ in 0..1000 {
         std::hint::black_box(from_cache(std::hint::black_box(&query), &mut out));
     }
     COUNTING.with(|c| c.set(false));
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "a cache hit allocated");
+    assert_eq!(allocations(), 0, "a cache hit allocated");
     assert_eq!(support::Reply::parse(&out).answer().len(), 2);
+}
+
+/// A reply for a.test A: four addresses (owners pointing at the question) and one MX.
+fn pool_reply() -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 0x84, 0x00, 0, 1, 0, 5, 0, 0, 0, 0];
+    m.extend_from_slice(b"\x01a\x04test\x00\x00\x01\x00\x01");
+    for i in 1..=4 {
+        m.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, i]);
+    }
+    m.extend_from_slice(&[0xC0, 12, 0, 15, 0, 1, 0, 0, 0, 60, 0, 4, 0, 10, 0xC0, 12]);
+    m
+}
+
+// loadbalance runs on every UDP reply of its block: round_robin, weighted and prefer
+// reorder addresses without allocating (only an MX RRset of two or more is rebuilt).
+#[test]
+fn loadbalance_allocates_nothing() {
+    use ringdns::dns::balance::{Balance, Weights, balance};
+    let prefer = vec![("10.0.0.3".parse().unwrap(), 32), ("10.0.0.0".parse().unwrap(), 8)];
+    let weights = Weights::parse("a.test\n10.0.0.1 3\n10.0.0.2 1\n").unwrap();
+    let cases = [
+        Balance::default(),
+        Balance {
+            weights: None,
+            prefer: prefer.clone(),
+        },
+        Balance {
+            weights: Some(std::sync::Arc::new(weights)),
+            prefer,
+        },
+    ];
+    let before = pool_reply();
+    for (i, b) in cases.iter().enumerate() {
+        let mut m = before.clone();
+        // The shard's random source is made on first use.
+        balance(&mut m, b);
+        let mut firsts = [false; 256];
+        reset_allocations();
+        COUNTING.with(|c| c.set(true));
+        for _ in 0..1000 {
+            balance(&mut m, std::hint::black_box(b));
+            firsts[usize::from(m[12 + 12 + 15])] = true;
+        }
+        COUNTING.with(|c| c.set(false));
+        assert_eq!(allocations(), 0, "case {i} allocated");
+        assert_eq!(m.len(), before.len());
+        // The cases do what they say: round_robin puts each first, prefer always .3.
+        let want = if i == 0 { 4 } else { 1 };
+        assert_eq!(firsts.iter().filter(|f| **f).count(), want, "case {i}");
+        assert!(firsts[3], "case {i}: .3 comes first, always with prefer");
+    }
 }

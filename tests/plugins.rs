@@ -293,6 +293,104 @@ both_drivers!(loadbalance_shuffles_forwarded_answers, |driver| {
     assert_eq!(out.lines().count(), 2, "{out}");
 });
 
+/// MX records for the loadbalance tests: three exchanges inside the zone (their addresses
+/// go to the additional section, with owners that point into the MX data).
+const MX_ZONE: &str = "$ORIGIN mx.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 3600 1209600 300\n@ NS ns\nns A 192.0.2.1\n@ MX 10 mail1\n@ MX 20 mail2\n@ MX 30 mail3\nmail1 A 192.0.2.21\nmail2 A 192.0.2.22\nmail3 A 192.0.2.23\n";
+
+// loadbalance README: MX RRsets are shuffled too (their names may be pointed into: the
+// reply is rebuilt, and the additional addresses still parse at the right owners).
+both_drivers!(loadbalance_shuffles_mx, |driver| {
+    let corefile = "mx.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n    loadbalance\n}\n";
+    let s = Server::start(Options::new(driver, corefile).file("zone", MX_ZONE));
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..200 {
+        let r = s.udp(&q("mx.test", Rtype::MX));
+        let mut a: Vec<String> = r.answer().into_iter().map(|x| x.data).collect();
+        seen.insert(a.clone());
+        a.sort();
+        assert_eq!(a, ["10 mail1.mx.test.", "20 mail2.mx.test.", "30 mail3.mx.test."]);
+        let mut extra: Vec<(String, String)> = r
+            .additional()
+            .into_iter()
+            .filter(|x| x.rtype == Rtype::A)
+            .map(|x| (x.owner, x.data))
+            .collect();
+        extra.sort();
+        assert_eq!(
+            extra,
+            [
+                ("mail1.mx.test".to_string(), "192.0.2.21".to_string()),
+                ("mail2.mx.test".into(), "192.0.2.22".into()),
+                ("mail3.mx.test".into(), "192.0.2.23".into())
+            ]
+        );
+    }
+    assert_eq!(seen.len(), 6, "all 3! orders: {seen:?}");
+    let out = dig(&s, &["mx.test", "MX"]);
+    assert!(
+        out.contains("status: NOERROR") && out.contains("ADDITIONAL: 4"),
+        "{out}"
+    );
+});
+
+// loadbalance README, "Subnet Prioritization": addresses of the preferred subnets first, in
+// the order of the subnets, the others shuffled after them.
+both_drivers!(loadbalance_prefer_puts_subnets_first, |driver| {
+    let corefile = "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n    loadbalance round_robin {\n        prefer 192.0.2.13/32 192.0.2.8/29 2001:db8::12/128\n    }\n}\n";
+    let s = Server::start(Options::new(driver, corefile).file("zone", POOL_ZONE));
+    let all = orders(&s, "web.pool.test", Rtype::A, 100);
+    let mut seconds = std::collections::HashSet::new();
+    for a in &all {
+        assert_eq!(a[0], "192.0.2.13", "{a:?}");
+        // .11, .12 and .14 are in 192.0.2.8/29: shuffled among themselves.
+        seconds.insert(a[1].clone());
+    }
+    assert_eq!(seconds.len(), 3, "{seconds:?}");
+    for a in orders(&s, "web.pool.test", Rtype::AAAA, 20) {
+        assert_eq!(a, ["2001:db8::12", "2001:db8::11"]);
+    }
+});
+
+// loadbalance README, `weighted`: the first address is drawn by its weight from the file
+// (3 : 1 : 1 : 1 here), and a changed file is read again at the reload interval.
+both_drivers!(loadbalance_weighted_by_file, |driver| {
+    let corefile = "pool.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n    loadbalance weighted {DIR}/weights {\n        reload 1s\n    }\n}\n";
+    let s = Server::start(
+        Options::new(driver, corefile)
+            .file("zone", POOL_ZONE)
+            .file("weights", "# weights\nweb.pool.test\n192.0.2.11 3\n192.0.2.12 1\n"),
+    );
+    let tops = |n| {
+        let mut count = std::collections::HashMap::new();
+        for a in orders(&s, "web.pool.test", Rtype::A, n) {
+            let mut sorted = a.clone();
+            sorted.sort();
+            assert_eq!(sorted, ["192.0.2.11", "192.0.2.12", "192.0.2.13", "192.0.2.14"]);
+            *count.entry(a[0].clone()).or_insert(0usize) += 1;
+        }
+        count
+    };
+    // 600 draws: .11 expects 300 (sd 12), each other 100 (sd 9); these bounds are more
+    // than 6 sd away.
+    let c = tops(600);
+    assert!(c["192.0.2.11"] > 220, "{c:?}");
+    for ip in ["192.0.2.12", "192.0.2.13", "192.0.2.14"] {
+        let n = c.get(ip).copied().unwrap_or(0);
+        assert!((45..160).contains(&n), "{ip}: {c:?}");
+    }
+    // .14 weighs 255 now: it comes first almost always once the file is read again.
+    std::fs::write(s.dir.path().join("weights"), "web.pool.test\n192.0.2.14 255\n").unwrap();
+    let mut ok = false;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(200));
+        if tops(50).get("192.0.2.14").copied().unwrap_or(0) >= 45 {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "the reloaded weights apply");
+});
+
 /// A zone with a TXT RRset of about 900 octets at big.pool.test.
 fn big_zone() -> String {
     let mut z = POOL_ZONE.to_string();

@@ -128,6 +128,9 @@ fn rooted(block: &mut ServerBlock, root: &std::path::Path) {
     for f in &mut block.files {
         under(&mut f.path);
     }
+    if let Some((file, _)) = block.loadbalance.as_mut().and_then(|l| l.weighted.as_mut()) {
+        under(file);
+    }
     if let Some(TlsConfig::Files { cert, key, ca }) = &mut block.tls {
         under(cert);
         under(key);
@@ -320,11 +323,10 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
                 block.bufsize = Some(bufsize(line)?);
             }
             "loadbalance" => {
-                if block.loadbalance {
+                if block.loadbalance.is_some() {
                     return Err(err(&line.name, "loadbalance may be used only once per server block"));
                 }
-                loadbalance(line)?;
-                block.loadbalance = true;
+                block.loadbalance = Some(loadbalance(line)?);
             }
             "loop" => {
                 no_args(line)?;
@@ -1171,33 +1173,63 @@ fn timeouts(line: &Line) -> Result<Timeouts, ConfigError> {
     Ok(t)
 }
 
-fn loadbalance(line: &Line) -> Result<(), ConfigError> {
-    match line.args.as_slice() {
-        [] => {}
-        [t] if t.text == "round_robin" => {}
-        [t, ..] if t.text == "weighted" => {
-            return Err(err(
-                t,
-                "loadbalance weighted is not supported by this version of ringdns (round_robin is)",
-            ));
+/// `loadbalance [round_robin | weighted WEIGHTFILE] { reload D; prefer CIDR... }`. CoreDNS
+/// reads `prefer` only without `weighted` (its weighted block takes `reload` alone);
+/// ringdns takes both in either.
+fn loadbalance(line: &Line) -> Result<LoadBalanceConfig, ConfigError> {
+    let mut weighted = match line.args.as_slice() {
+        [] => None,
+        [t] if t.text == "round_robin" => None,
+        [t, extra, ..] if t.text == "round_robin" => {
+            return Err(err(extra, "loadbalance round_robin takes no argument"));
+        }
+        [t] if t.text == "weighted" => return Err(err(t, "loadbalance weighted needs a weight file")),
+        [t, file] if t.text == "weighted" => Some((PathBuf::from(&file.text), Duration::from_secs(30))),
+        [t, _, extra, ..] if t.text == "weighted" => {
+            return Err(err(extra, "loadbalance weighted takes one weight file"));
         }
         [t, ..] => {
             return Err(err(
                 t,
-                format!("unknown loadbalance policy {:?} (accepted: round_robin)", t.text),
+                format!(
+                    "unknown loadbalance policy {:?} (accepted: round_robin, weighted)",
+                    t.text
+                ),
             ));
         }
+    };
+    let mut prefer = Vec::new();
+    for o in line.block.iter().flatten() {
+        match o.name.text.as_str() {
+            "reload" => {
+                let Some((_, reload)) = weighted.as_mut() else {
+                    return Err(err(&o.name, "loadbalance: reload is for a weighted policy's file"));
+                };
+                let [d] = o.args.as_slice() else {
+                    return Err(err(&o.name, "loadbalance reload takes one duration"));
+                };
+                *reload = duration::parse(&d.text).map_err(|e| err(d, e))?;
+            }
+            "prefer" => {
+                if o.args.is_empty() {
+                    return Err(err(&o.name, "loadbalance prefer needs at least one CIDR"));
+                }
+                for c in &o.args {
+                    let net = acl_net(&c.text)
+                        .filter(|_| c.text.contains('/'))
+                        .ok_or_else(|| err(c, format!("loadbalance prefer: invalid CIDR {:?}", c.text)))?;
+                    prefer.push(net);
+                }
+            }
+            other => {
+                return Err(err(
+                    &o.name,
+                    format!("unknown loadbalance option {other:?} (accepted: reload, prefer)"),
+                ));
+            }
+        }
     }
-    if let Some(o) = line.block.iter().flatten().next() {
-        return Err(err(
-            &o.name,
-            format!(
-                "loadbalance option {:?} is not supported by this version of ringdns",
-                o.name.text
-            ),
-        ));
-    }
-    Ok(())
+    Ok(LoadBalanceConfig { weighted, prefer })
 }
 
 /// `prometheus [ADDRESS] { runtime_metrics }`. `runtime_metrics` (Go runtime series) is

@@ -215,8 +215,8 @@ pub struct ServerBlock {
     pub rewrites: Vec<super::rewrite::RewriteRule>,
     /// `bufsize [SIZE]`: the largest EDNS UDP payload a requester's query is taken to offer.
     pub bufsize: Option<u16>,
-    /// `loadbalance [round_robin]`: A and AAAA RRsets in a random order per reply.
-    pub loadbalance: bool,
+    /// `loadbalance [round_robin | weighted FILE] { reload D; prefer CIDR... }`.
+    pub loadbalance: Option<LoadBalanceConfig>,
     /// `loop`: the probe that detects a forwarding loop at start-up.
     pub loop_probe: Option<std::sync::Arc<LoopProbe>>,
 }
@@ -320,6 +320,16 @@ pub struct TemplateConfig {
     pub fallthrough: Option<Vec<Name<Bytes>>>,
 }
 
+/// `loadbalance`: how the addresses of a block's replies are ordered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadBalanceConfig {
+    /// `weighted WEIGHTFILE` and how often the file is checked (0: never); `None`:
+    /// `round_robin`.
+    pub weighted: Option<(PathBuf, Duration)>,
+    /// `prefer CIDR...`: prefixes whose addresses come first, in this order.
+    pub prefer: Vec<(IpAddr, u8)>,
+}
+
 /// `timeouts`: the limits of the TCP, DoT and DoH connections of a block's listeners
 /// (`None`: ringdns's default).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -406,7 +416,7 @@ impl AclPolicy {
 }
 
 /// Whether `ip` lies in `net/len`.
-fn in_prefix(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+pub fn in_prefix(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);

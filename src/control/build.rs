@@ -227,7 +227,7 @@ pub fn block_plugins(b: &ServerBlock) -> Vec<&'static str> {
     names.extend(b.minimal.then_some("minimal"));
     names.extend(b.whoami.then_some("whoami"));
     names.extend(b.loop_probe.as_ref().map(|_| "loop"));
-    names.extend(b.loadbalance.then_some("loadbalance"));
+    names.extend(b.loadbalance.as_ref().map(|_| "loadbalance"));
     names.extend(b.bufsize.map(|_| "bufsize"));
     names.extend((!b.acl.is_empty()).then_some("acl"));
     names.extend((!b.templates.is_empty()).then_some("template"));
@@ -320,7 +320,13 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
             any: b.any,
             minimal: b.minimal,
             loop_probe: b.loop_probe.clone(),
-            loadbalance: b.loadbalance,
+            loadbalance: b.loadbalance.as_ref().map(|l| crate::dns::balance::Balance {
+                weights: l
+                    .weighted
+                    .as_ref()
+                    .map(|_| data.weights.get(&index).map(|e| e.table.clone()).unwrap_or_default()),
+                prefer: l.prefer.clone(),
+            }),
             bufsize: b.bufsize,
             acl: b
                 .acl

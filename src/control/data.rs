@@ -13,6 +13,7 @@ use bytes::Bytes;
 use domain::base::Name;
 
 use crate::config::{Config, ConfigError, HostsConfig, TlsConfig};
+use crate::dns::balance::Weights;
 use crate::tls::certs::{CertError, PairPem};
 use crate::zone::hosts::Hosts;
 use crate::zone::name::NameKey;
@@ -38,6 +39,25 @@ pub struct HostsEntry {
     cfg: HostsConfig,
     stamp: Option<Stamp>,
     next_check: Instant,
+}
+
+/// The weight file of one block's `loadbalance weighted`.
+pub struct WeightsEntry {
+    /// The table.
+    pub table: Arc<Weights>,
+    path: PathBuf,
+    reload: Duration,
+    /// Digest of the bytes the table was read from (CoreDNS compares an MD5 of them).
+    digest: Option<u64>,
+    next_check: Instant,
+}
+
+/// Reads a weight file: its table and the digest of its bytes.
+fn read_weights(path: &Path) -> Result<(Weights, u64), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let table = Weights::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((table, crate::tls::certs::digest(&[&bytes])))
 }
 
 /// What identifies a version of a file without reading it.
@@ -88,6 +108,8 @@ pub struct DataSet {
     pub files: HashMap<FileId, FileEntry>,
     /// Hosts tables by server block index.
     pub hosts: HashMap<usize, HostsEntry>,
+    /// `loadbalance weighted` tables by server block index.
+    pub weights: HashMap<usize, WeightsEntry>,
     /// Certificate pairs by (certificate file, key file).
     pub certs: HashMap<(PathBuf, PathBuf), CertEntry>,
     /// Forwarding plans by server block index, with digests of the TLS files they read.
@@ -118,6 +140,14 @@ pub enum DataError {
     /// A hosts file or entry.
     #[error(transparent)]
     Hosts(#[from] ConfigError),
+    /// A `loadbalance weighted` file.
+    #[error("{where_}: loadbalance: {why}")]
+    Weights {
+        /// The server block.
+        where_: crate::config::Pos,
+        /// Why.
+        why: String,
+    },
     /// A certificate or key file.
     #[error("{where_}: tls: {source}")]
     Cert {
@@ -206,6 +236,32 @@ impl DataSet {
                 };
                 set.plans.insert(bi, plan);
             }
+            if let Some((path, reload)) = block.loadbalance.as_ref().and_then(|l| l.weighted.as_ref()) {
+                let (table, digest) = match read_weights(path) {
+                    Ok((t, d)) => (t, Some(d)),
+                    // CoreDNS: a file that cannot be read is retried when it is reloaded.
+                    Err(why) if !reload.is_zero() && !path.exists() => {
+                        tracing::warn!(%why, "loadbalance: weight file missing; every address weighs 1 until it appears");
+                        (Weights::default(), None)
+                    }
+                    Err(why) => {
+                        return Err(DataError::Weights {
+                            where_: block.pos.clone(),
+                            why,
+                        });
+                    }
+                };
+                set.weights.insert(
+                    bi,
+                    WeightsEntry {
+                        table: Arc::new(table),
+                        path: path.clone(),
+                        reload: *reload,
+                        digest,
+                        next_check: now + *reload,
+                    },
+                );
+            }
             if let Some(h) = &block.hosts {
                 let st = stamp(&h.file);
                 let hosts = Arc::new(Hosts::load(h)?);
@@ -283,6 +339,22 @@ impl DataSet {
                 }
             }
         }
+        for entry in self.weights.values_mut() {
+            if entry.reload.is_zero() || now < entry.next_check {
+                continue;
+            }
+            entry.next_check = now + entry.reload;
+            match read_weights(&entry.path) {
+                Ok((_, d)) if Some(d) == entry.digest => {}
+                Ok((table, d)) => {
+                    tracing::info!(file = %entry.path.display(), names = table.0.len(), "weight file reloaded");
+                    entry.table = Arc::new(table);
+                    entry.digest = Some(d);
+                    changed = true;
+                }
+                Err(why) => tracing::error!(%why, "weight file reload failed; keeping the previous weights"),
+            }
+        }
         Refreshed { data: changed, certs }
     }
 
@@ -299,7 +371,12 @@ impl DataSet {
             .values()
             .filter(|e| !e.cfg.reload.is_zero())
             .map(|e| e.next_check);
-        files.chain(hosts).chain(certs).min()
+        let weights = self
+            .weights
+            .values()
+            .filter(|e| !e.reload.is_zero())
+            .map(|e| e.next_check);
+        files.chain(hosts).chain(certs).chain(weights).min()
     }
 
     /// The certificate pair loaded from `cert` and `key`.

@@ -205,8 +205,8 @@ pub struct BlockPlugins {
     pub timeouts: Option<crate::config::Timeouts>,
     /// `rewrite` rules, in order.
     pub rewrites: Vec<crate::config::rewrite::RewriteRule>,
-    /// `loadbalance`: A and AAAA records in a random order.
-    pub loadbalance: bool,
+    /// `loadbalance`: how addresses and MX records are ordered.
+    pub loadbalance: Option<super::balance::Balance>,
     /// `loop`'s probe, which counts the queries for its name.
     pub loop_probe: Option<Arc<crate::config::LoopProbe>>,
 }

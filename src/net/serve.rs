@@ -304,18 +304,18 @@ impl Pending {
     }
 }
 
-/// What a block's plugins do to a finished reply: `loadbalance` shuffles its addresses,
+/// What a block's plugins do to a finished reply: `loadbalance` orders its addresses and MX,
 /// `header` sets and clears its flags.
 #[inline]
-fn shape(route: Option<&Route>, outcome: &Outcome<'_>, out: &mut [u8]) {
+fn shape(route: Option<&Route>, outcome: &Outcome<'_>, out: &mut Vec<u8>) {
     let Outcome::Reply { entry: Some(i), .. } = *outcome else {
         return;
     };
     let Some(p) = route.and_then(|r| r.entry(i)).map(|e| &e.block.plugins) else {
         return;
     };
-    if p.loadbalance {
-        crate::dns::balance::shuffle_addresses(out);
+    if let Some(b) = &p.loadbalance {
+        crate::dns::balance::balance(out, b);
     }
     if let (Some(h), true) = (p.header, out.len() > FLAGS2) {
         let at = [(FLAGS1, flags1::AA), (FLAGS2, flags2::RA), (FLAGS1, flags1::RD)];
