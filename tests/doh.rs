@@ -521,3 +521,88 @@ both_drivers!(head_is_405_without_a_body, |driver| {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "405", "{http}");
     }
 });
+
+/// The sum over shards of a `ringdns_` series with `label` in its labels, from /metrics.
+fn scraped(port: u16, name: &str, label: &str) -> u64 {
+    let (code, body) = support::http_get(&format!("http://127.0.0.1:{port}/metrics"));
+    assert_eq!(code, 200, "{body}");
+    body.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Waits up to 5 s for a scraped count to reach `want`.
+fn wait_count(port: u16, name: &str, label: &str, want: u64) -> u64 {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = scraped(port, name, label);
+        if n >= want || Instant::now() > until {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ringdns_http2_resets_total: a stream the client resets before its response, and a
+// connection ended on an HTTP/2 error (a DATA frame on stream 0 is a connection error,
+// RFC 9113 §6.1).
+both_drivers!(http2_resets_are_counted, |driver| {
+    let ca = Ca::new();
+    let leaf = ca.leaf(&["dns.example.test"]);
+    // slow.test goes to an upstream that never answers: a request reset while it waits.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut corefile = COREFILE.replace(
+        "    file {DIR}/zone\n}\n",
+        "    file {DIR}/zone\n    prometheus 127.0.0.1:{PORT3}\n}\n",
+    );
+    corefile.push_str(&format!(
+        "https://slow.test:{{PORT2}} {{\n    bind 127.0.0.1\n    forward . 127.0.0.1:{} {{\n        prefer_udp\n    }}\n    prometheus 127.0.0.1:{{PORT3}}\n}}\n",
+        silent.local_addr().unwrap().port()
+    ));
+    let s = Server::start(
+        Options::new(driver, &corefile)
+            .file("zone", example_zone())
+            .file("dns.pem", leaf.cert_pem)
+            .file("dns.key", leaf.key_pem),
+    );
+    let f = Fixture { s, ca };
+    let port = f.s.port3;
+    let stream = r#"ringdns_http2_resets_total{shard"#;
+    assert_eq!(scraped(port, stream, "scope=\"stream\""), 0);
+    assert_eq!(scraped(port, stream, "scope=\"connection\""), 0);
+    // A POST whose body never comes, then RST_STREAM CANCEL (8).
+    let mut raw = f.raw(&[]);
+    raw.send(&h2_frame(
+        frame::HEADERS,
+        frame::END_HEADERS,
+        1,
+        &hpack_request(0x83, "/dns-query", "application/dns-message", 40),
+    ))
+    .unwrap();
+    raw.send(&h2_frame(frame::DATA, 0, 1, b"12345")).unwrap();
+    raw.send(&h2_frame(frame::RST_STREAM, 0, 1, &8u32.to_be_bytes()))
+        .unwrap();
+    assert_eq!(wait_count(port, stream, "scope=\"stream\"", 1), 1);
+    // A complete request is no reset.
+    let mut c = f.client(b"h2");
+    assert_eq!(c.get(&query_path("www.example.test", Rtype::A)).unwrap().status, 200);
+    // A whole GET for slow.test, reset while the upstream is asked.
+    raw.send(&h2_frame(
+        frame::HEADERS,
+        frame::END_HEADERS | frame::END_STREAM,
+        3,
+        &hpack_get(&query_path("slow.test", Rtype::A)),
+    ))
+    .unwrap();
+    let mut buf = [0u8; 512];
+    silent.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    silent.recv(&mut buf).expect("the query reaches the upstream");
+    raw.send(&h2_frame(frame::RST_STREAM, 0, 3, &8u32.to_be_bytes()))
+        .unwrap();
+    assert_eq!(wait_count(port, stream, "scope=\"stream\"", 2), 2);
+    let _ = raw.send(&h2_frame(frame::DATA, 0, 0, b"x"));
+    assert!(raw.until(|ty, _, _, _| ty == frame::GOAWAY).is_some());
+    assert_eq!(wait_count(port, stream, "scope=\"connection\"", 1), 1);
+    assert_eq!(scraped(port, stream, "scope=\"stream\""), 2);
+});

@@ -121,7 +121,7 @@ impl Phase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// Its prefix has `per_prefix` connections.
-    Prefix,
+    Prefix = 0,
     /// Its prefix has `handshakes_per_prefix` handshakes in progress.
     PrefixHandshakes,
     /// The shard is full and every connection is busy.

@@ -69,7 +69,15 @@ pub(crate) async fn connection(
         hyper::service::service_fn(move |req| {
             // Idle counts from the start of the latest request.
             guard.set_phase(Phase::Idle(Instant::now()));
-            handle(req, ctx.clone(), reporter.clone(), key, peer)
+            let answering = h2.then(|| Answering(Some(ctx.clone())));
+            let handled = handle(req, ctx.clone(), reporter.clone(), key, (peer, h2));
+            async move {
+                let r = handled.await;
+                if let Some(mut a) = answering {
+                    a.0 = None;
+                }
+                r
+            }
         })
     };
     if h2 {
@@ -81,7 +89,11 @@ pub(crate) async fn connection(
             .max_local_error_reset_streams(200)
             .max_send_buf_size(256 * 1024)
             .serve_connection(io, service);
-        drive(conn, guard, |c| c.graceful_shutdown()).await
+        let errored = drive(conn, guard, |c| c.graceful_shutdown()).await?;
+        if errored {
+            ctx.stats().http2_resets[RESET_CONNECTION].incr();
+        }
+        Ok(())
     } else {
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(MonoioTimer)
@@ -89,24 +101,46 @@ pub(crate) async fn connection(
             .max_buf_size(64 * 1024)
             .keep_alive(true)
             .serve_connection(io, service);
-        drive(conn, guard, |c| c.graceful_shutdown()).await
+        drive(conn, guard, |c| c.graceful_shutdown()).await.map(drop)
     }
 }
 
 /// Runs a connection until it ends, sending it away once idle and dropping it if it does
-/// not finish after that, or at once when evicted.
-async fn drive<C, E>(conn: C, guard: &ConnGuard, shutdown: impl Fn(std::pin::Pin<&mut C>)) -> Result<(), Refused>
+/// not finish after that, or at once when evicted. `Ok(true)`: it ended on an error (for
+/// HTTP/2: a GOAWAY of ours or the peer's, a reset flood, a broken frame, or the transport
+/// failing).
+async fn drive<C, E>(conn: C, guard: &ConnGuard, shutdown: impl Fn(std::pin::Pin<&mut C>)) -> Result<bool, Refused>
 where
     C: std::future::Future<Output = Result<(), E>>,
 {
     let mut conn = std::pin::pin!(conn);
     match guard.watch(conn.as_mut()).await {
-        Ok(_) => Ok(()),
+        Ok(Ok(())) => Ok(false),
+        Ok(Err(_)) => Ok(true),
         Err(Cut::Evicted) => Err(Refused::Evicted),
         Err(Cut::Timeout) => {
             shutdown(conn.as_mut());
             let _ = monoio::time::timeout(DRAIN, conn.as_mut()).await;
-            Ok(())
+            Ok(false)
+        }
+    }
+}
+
+/// `http2_resets` slots: a stream cut off before its response, a connection ended on an
+/// HTTP/2 error.
+pub const RESET_STREAM: usize = 0;
+/// See [`RESET_STREAM`].
+pub const RESET_CONNECTION: usize = 1;
+
+/// Held while an HTTP/2 request is answered: dropped before its response (the client reset
+/// the stream after its body, or the connection went away), it counts a reset. A reset
+/// while the body is read ends that read instead, and is counted there.
+struct Answering(Option<Rc<ShardCtx>>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        if let Some(ctx) = &self.0 {
+            ctx.stats().http2_resets[RESET_STREAM].incr();
         }
     }
 }
@@ -124,7 +158,7 @@ async fn handle(
     ctx: Rc<ShardCtx>,
     reporter: Rc<Reporter>,
     key: ListenerKey,
-    peer: SocketAddr,
+    (peer, h2): (SocketAddr, bool),
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     // The whole request is read before any response, whatever the response will be: a reply
     // sent while the request stream is open lets the stream be reset under the client's
@@ -148,8 +182,15 @@ async fn handle(
             Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
                 return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "DNS message too large\n"));
             }
-            // A body shorter or longer than its content-length, or a reset stream.
-            Err(_) => return Ok(plain(StatusCode::BAD_REQUEST, "bad request body\n")),
+            // A body shorter or longer than its content-length, or a reset stream: over
+            // HTTP/2 both are a stream reset (h2 resets a stream whose body contradicts its
+            // content-length with PROTOCOL_ERROR, RFC 9113 §8.1.1).
+            Err(_) => {
+                if h2 {
+                    ctx.stats().http2_resets[RESET_STREAM].incr();
+                }
+                return Ok(plain(StatusCode::BAD_REQUEST, "bad request body\n"));
+            }
         }
     };
     if head.uri.path() != PATH {

@@ -75,9 +75,10 @@ pub async fn serve(listener: TcpListener, key: ListenerKey, ctx: Rc<ShardCtx>, m
                         ctx.stats().conn_evicted.add(evicted as u64);
                         guard
                     }
-                    Err(_) => {
+                    Err(why) => {
                         // Over a cap: accept-and-close keeps the backlog moving.
                         ctx.stats().tcp_refused.incr();
+                        ctx.stats().tcp_refusals[why as usize].incr();
                         drop(stream);
                         continue;
                     }

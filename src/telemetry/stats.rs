@@ -21,6 +21,11 @@ pub struct ShardStats {
     pub conns_open: Counter,
     /// TCP connections closed at once because a cap was reached.
     pub tcp_refused: Counter,
+    /// The same by cap: the prefix's connections, the prefix's handshakes, a full shard.
+    pub tcp_refusals: [Counter; 3],
+    /// DoH over HTTP/2: streams cut off before their response, connections ended on an
+    /// error (see `net::doh::RESET_STREAM`).
+    pub http2_resets: [Counter; 2],
     /// TCP connections closed for a timeout.
     pub tcp_timeouts: Counter,
     /// Waiting connections closed to make room for a newcomer.

@@ -540,6 +540,36 @@ fn shards(t: &mut Text, stats: &[ShardStats]) {
             ]
         },
     );
+    by_shard(
+        t,
+        stats,
+        (
+            "ringdns_connections_refused_total",
+            "Connections refused at a cap, by cap: the client prefix's connections, its TLS handshakes, a full shard.",
+            "reason",
+        ),
+        |s| {
+            ["prefix", "prefix_handshakes", "full"]
+                .into_iter()
+                .zip(s.tcp_refusals.iter().map(Counter::get))
+                .collect()
+        },
+    );
+    by_shard(
+        t,
+        stats,
+        (
+            "ringdns_http2_resets_total",
+            "DoH over HTTP/2: streams cut off before their response (reset by the client, or the connection went), connections ended on an error.",
+            "scope",
+        ),
+        |s| {
+            ["stream", "connection"]
+                .into_iter()
+                .zip(s.http2_resets.iter().map(Counter::get))
+                .collect()
+        },
+    );
 }
 
 /// A counter family with a `shard` label and one more, `(name, help, label)`, whose values
