@@ -579,6 +579,28 @@ both_drivers!(template_builds_a_and_ptr_from_the_name, |driver| {
 });
 
 // template README: ederror, and a template whose record does not parse is SERVFAIL.
+// template README, "Resolve hexadecimal ip pattern using parseInt"; a value that does not
+// fit its bit size fails the template (SERVFAIL), as Go's template execution does.
+both_drivers!(template_parse_int_as_the_readme, |driver| {
+    let corefile = concat!(
+        "example:{PORT} {\n    bind 127.0.0.1\n",
+        "    template IN A example {\n        match \"^ip0a(?P<b>[a-f0-9]{2})(?P<c>[a-f0-9]{2})(?P<d>[a-f0-9]{2})[.]example[.]$\"\n",
+        "        answer \"{{ .Name }} 60 IN A 10.{{ parseInt .Group.b 16 8 }}.{{ parseInt .Group.c 16 8 }}.{{ parseInt .Group.d 16 8 }}\"\n        fallthrough\n    }\n",
+        "    template IN TXT example {\n        match \"^n([0-9]+)[.]example[.]$\"\n",
+        "        answer \"{{ .Name }} 60 IN TXT {{ parseInt (index .Match 1) 10 4 }} {{ .Question.Qtype }} {{ .Question.Qclass }}\"\n    }\n",
+        "}\n"
+    );
+    let s = Server::start(Options::new(driver, corefile));
+    let out = dig(&s, &["+short", "ip0a7b7b7b.example", "A"]);
+    assert_eq!(out.trim(), "10.123.123.123");
+    let out = dig(&s, &["+short", "ip0a00ff10.example", "A"]);
+    assert_eq!(out.trim(), "10.0.255.16");
+    let out = dig(&s, &["+short", "n15.example", "TXT"]);
+    assert_eq!(out.trim(), "\"15\" \"16\" \"1\"");
+    // 16 needs five bits.
+    assert_eq!(s.udp(&q("n16.example", Rtype::TXT)).rcode(), 2);
+});
+
 both_drivers!(template_ederror_and_broken_records, |driver| {
     let corefile = ".:{PORT} {\n    bind 127.0.0.1\n    template ANY ANY blocked.test {\n        rcode REFUSED\n        ederror 15 \"blocked by policy\"\n    }\n    template IN A broken.test {\n        answer \"{{ .Name }} 60 IN A not-an-address\"\n    }\n}\n";
     let s = Server::start(Options::new(driver, corefile));

@@ -91,6 +91,7 @@ impl Template {
             zone: &display(zone),
             class: q.qclass,
             qtype: &q.qtype.to_string(),
+            qtype_number: q.qtype.to_int(),
             remote: client.map(|c| c.ip().to_canonical().to_string()).unwrap_or_default(),
             captures: captures.as_ref(),
         };
@@ -100,7 +101,10 @@ impl Template {
             .enumerate()
         {
             for t in list {
-                let text = render(t, &data);
+                let text = match render(t, &data) {
+                    Ok(text) => text,
+                    Err(e) => return Step::Fail(format!("template {:?}: {e}", t.source)),
+                };
                 match parse_record(&text, &domain::base::Name::root_bytes()) {
                     Ok(r) => sections[i].push(r),
                     Err(e) => return Step::Fail(format!("template: {e}")),
@@ -121,30 +125,44 @@ struct Data<'a> {
     zone: &'a str,
     class: Class,
     qtype: &'a str,
+    qtype_number: u16,
     remote: String,
     captures: Option<&'a regex::Captures<'a>>,
 }
 
-fn render(t: &RecordTemplate, d: &Data<'_>) -> String {
+fn render(t: &RecordTemplate, d: &Data<'_>) -> Result<String, String> {
     let mut out = String::new();
     for p in &t.pieces {
-        match p {
-            Piece::Literal(s) => out.push_str(s),
-            Piece::Name => out.push_str(d.name),
-            Piece::Zone => out.push_str(d.zone),
-            Piece::Class => out.push_str(&d.class.to_string()),
-            Piece::Type => out.push_str(d.qtype),
-            Piece::Remote => out.push_str(&d.remote),
-            Piece::Match(i) => {
-                // Without a regex, the whole name is the only match (Go's `.*`).
-                match d.captures {
-                    Some(c) => out.push_str(c.get(*i).map_or("", |m| m.as_str())),
-                    None if *i == 0 => out.push_str(d.name),
-                    None => {}
-                }
-            }
-            Piece::Group(g) => out.push_str(d.captures.and_then(|c| c.name(g)).map_or("", |m| m.as_str())),
-        }
+        piece(p, d, &mut out)?;
     }
-    out
+    Ok(out)
+}
+
+fn piece(p: &Piece, d: &Data<'_>, out: &mut String) -> Result<(), String> {
+    match p {
+        Piece::QtypeNumber => out.push_str(&d.qtype_number.to_string()),
+        Piece::QclassNumber => out.push_str(&d.class.to_int().to_string()),
+        Piece::ParseInt { arg, base, bits } => {
+            let mut text = String::new();
+            piece(arg, d, &mut text)?;
+            let v = crate::config::template::parse_uint(&text, *base, *bits)?;
+            out.push_str(&v.to_string());
+        }
+        Piece::Literal(s) => out.push_str(s),
+        Piece::Name => out.push_str(d.name),
+        Piece::Zone => out.push_str(d.zone),
+        Piece::Class => out.push_str(&d.class.to_string()),
+        Piece::Type => out.push_str(d.qtype),
+        Piece::Remote => out.push_str(&d.remote),
+        Piece::Match(i) => {
+            // Without a regex, the whole name is the only match (Go's `.*`).
+            match d.captures {
+                Some(c) => out.push_str(c.get(*i).map_or("", |m| m.as_str())),
+                None if *i == 0 => out.push_str(d.name),
+                None => {}
+            }
+        }
+        Piece::Group(g) => out.push_str(d.captures.and_then(|c| c.name(g)).map_or("", |m| m.as_str())),
+    }
+    Ok(())
 }
