@@ -73,6 +73,7 @@ const PLUGINS_COREFILE: &str = concat!(
     ".:53 {\n    local\n    acl {\n        block type MX net 192.0.2.0/24\n        filter type TXT\n        drop type SRV\n    }\n",
     "    template IN A {\n        match ^(?P<a>[0-9]+)[.](?P<b>[^.]*)[.]\n        answer \"{{ .Name }} 60 IN A 192.0.2.{{ .Group.a }}\"\n",
     "        additional \"{{ .Group.b }}.{{ .Zone }} 60 IN TXT \\\"{{ .Name }} {{ .Remote }} {{ index .Match 0 }}\\\"\"\n        fallthrough\n    }\n",
+    "    template IN TXT {\n        match ^([0-9a-z_]+)[.]\n        answer \"{{ .Name }} 60 IN TXT {{ parseInt (index .Match 1) 0 16 }} {{ .Question.Qtype }}\"\n        fallthrough\n    }\n",
     "    chaos ringdns-fuzz someone\n    any\n    nsid fuzz\n    whoami\n",
     rewrite_rules!(),
     "}\n"
