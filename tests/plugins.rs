@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use domain::base::iana::Rtype;
-use support::server::{Options, Server, example_zone, free_port, wait_exit};
+use support::server::{Options, Server, dig, example_zone, free_port, wait_exit};
 use support::{Reply, q};
 
 /// A ringdns authoritative for `zone` from `text`: the upstream of forwarding tests, or the
@@ -17,15 +17,6 @@ use support::{Reply, q};
 fn authoritative(driver: &str, zone: &str, text: impl Into<String>) -> Server {
     let corefile = format!("{zone}:{{PORT}} {{\n    bind 127.0.0.1\n    file {{DIR}}/zone\n}}\n");
     Server::start(Options::new(driver, &corefile).file("zone", text))
-}
-
-fn dig(s: &Server, args: &[&str]) -> String {
-    let out = Command::new("dig")
-        .args(["@127.0.0.1", "-p", &s.port.to_string(), "+time=2", "+tries=1"])
-        .args(args)
-        .output()
-        .expect("dig (test.sh installs bind9-dnsutils)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 // chaos README: `chaos CoreDNS-001 info@coredns.io`, queried for version.bind and

@@ -5,25 +5,14 @@
 
 mod support;
 
-use std::process::Command;
-
 use domain::base::iana::{Class, Rtype};
-use support::server::{Options, Server};
+use support::server::{Options, Server, dig};
 use support::{Reply, q};
 
 /// The README's `consul` data: three addresses at ftp.service.us-west-1.consul, a CNAME, an
 /// MX and an SRV whose targets are in the zone, and a PTR zone.
 const CONSUL: &str = "$ORIGIN consul.\n$TTL 60\n@ IN SOA ns.consul. admin.consul. 1 3600 600 86400 60\n@ NS ns.consul.\nns A 192.0.2.53\nftp.service.us-west-1 A 10.10.10.10\nftp.service.us-west-1 A 10.20.20.20\nftp.service.us-west-1 A 10.30.30.30\nwww.service CNAME web.service\nweb.service A 192.0.2.80\nweb.service MX 10 mail.service\n_http._tcp.web.service SRV 0 5 80 web.service\nmail.service A 192.0.2.25\n";
 const ARPA: &str = "$ORIGIN 10.in-addr.arpa.\n$TTL 60\n@ IN SOA ns.consul. admin.consul. 1 3600 600 86400 60\n@ NS ns.consul.\n30.30.30 PTR ftp-us-west-1.service.consul.\n";
-
-fn dig(s: &Server, args: &[&str]) -> String {
-    let out = Command::new("dig")
-        .args(["@127.0.0.1", "-p", &s.port.to_string(), "+time=2", "+tries=1"])
-        .args(args)
-        .output()
-        .expect("dig (test.sh installs bind9-dnsutils)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The answer section of dig's reply, one `owner ttl class type data` line each, with the
 /// tabs squeezed.
@@ -293,7 +282,6 @@ both_drivers!(a_reply_that_grows_is_truncated, |driver| {
 // Configuration errors name the file, line and the word at fault.
 #[test]
 fn check_refuses_bad_rules_at_their_line() {
-    let dir = support::server::TempDir::new("rewrite-check");
     for (rule, want) in [
         (
             "rewrite edns0 local set 0xffee abcd",
@@ -302,14 +290,7 @@ fn check_refuses_bad_rules_at_their_line() {
         ("rewrite name regex ( x", "invalid regex"),
         ("rewrite ttl a. 9-1", "invalid TTL"),
     ] {
-        let path = dir.write("Corefile", &format!(". {{\n    {rule}\n}}\n"));
-        let out = Command::new(support::server::binary())
-            .args(["check", "--conf"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{rule}");
+        let err = support::server::check(&format!(". {{\n    {rule}\n}}\n")).unwrap_err();
         assert!(err.contains(want) && err.contains("Corefile:2:"), "{rule}: {err}");
     }
 }

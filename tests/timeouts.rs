@@ -6,7 +6,6 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::Duration;
 
 use domain::base::iana::Rtype;
@@ -114,7 +113,6 @@ both_drivers!(idle_closes_a_quiet_connection, |driver| {
 // The options and their bounds, as CoreDNS checks them, with the file and line.
 #[test]
 fn check_refuses_bad_timeouts() {
-    let dir = support::server::TempDir::new("timeouts-check");
     for (block, want) in [
         ("timeouts", "at least one of read, write, idle, maxtcpqueries"),
         ("timeouts {\n    }", "at least one of"),
@@ -129,14 +127,14 @@ fn check_refuses_bad_timeouts() {
         ("timeouts {\n        read\n    }", "takes one value"),
         ("timeouts 5s", "takes no arguments"),
     ] {
-        let path = dir.write("Corefile", &format!(". {{\n    {block}\n    whoami\n}}\n"));
-        let out = Command::new(support::server::binary())
-            .args(["check", "--conf"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{block}");
+        let err = support::server::check(&format!(". {{\n    {block}\n    whoami\n}}\n")).unwrap_err();
         assert!(err.contains(want) && err.contains("Corefile:"), "{block}: {err}");
     }
+    // And one that is right is accepted.
+    assert!(
+        support::server::check(
+            ". {\n    timeouts {\n        read 10s\n        maxtcpqueries -1\n    }\n    whoami\n}\n"
+        )
+        .is_ok()
+    );
 }

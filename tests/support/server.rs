@@ -173,6 +173,35 @@ pub fn example_zone() -> String {
     std::fs::read_to_string(super::data("example.test.zone")).unwrap()
 }
 
+/// dig at the server's UDP port (one try, 2 s), its stdout.
+#[allow(dead_code)]
+pub fn dig(s: &Server, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .args(["@127.0.0.1", "-p", &s.port.to_string(), "+time=2", "+tries=1"])
+        .args(args)
+        .output()
+        .expect("dig (test.sh installs bind9-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ringdns check` on a Corefile of `text` in a folder of its own: `Err(stderr)` when it is
+/// refused.
+#[allow(dead_code)]
+pub fn check(text: &str) -> Result<String, String> {
+    let dir = TempDir::new("check");
+    let path = dir.write("Corefile", text);
+    let out = Command::new(binary())
+        .args(["check", "--conf"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 impl Server {
     /// Starts ringdns and waits until it answers on UDP and TCP.
     pub fn start(opts: Options<'_>) -> Server {
