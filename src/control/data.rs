@@ -419,21 +419,4 @@ fn refresh_file(entry: &mut FileEntry) -> bool {
     }
 }
 
-/// `a > b` in RFC 1982 serial number arithmetic.
-pub fn serial_gt(a: u32, b: u32) -> bool {
-    a != b && a.wrapping_sub(b) < (1 << 31)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::serial_gt;
-
-    #[test]
-    fn rfc1982_comparison() {
-        assert!(serial_gt(2, 1));
-        assert!(!serial_gt(1, 2));
-        assert!(!serial_gt(5, 5));
-        assert!(serial_gt(0, u32::MAX));
-        assert!(!serial_gt(u32::MAX, 0));
-    }
-}
+pub use crate::zone::refresh::serial_gt;
