@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of ringdns. On a fresh Debian machine it first installs the
-# tools the tests use (kdig, dig, openssl, unbound as a DoT upstream, prometheus and promtool
+# tools the tests use (kdig, dig, openssl, unbound as a DoT upstream, Knot DNS as a hidden
+# primary, prometheus and promtool
 # for the metrics, and pebble, the test ACME CA of ../shared/acme-testbed, which each ACME test
 # starts on its own ports) with apt-get.
 set -euo pipefail
@@ -15,6 +16,7 @@ command -v jq >/dev/null || missing+=(jq)
 [ -x /usr/bin/pebble ] || missing+=(pebble)
 command -v faketime >/dev/null || missing+=(faketime)
 [ -x /usr/sbin/unbound ] || missing+=(unbound)
+[ -x /usr/sbin/knotd ] || missing+=(knot)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 if ((${#missing[@]})); then

@@ -227,7 +227,7 @@ fn cases() -> Vec<Case> {
             zones: &[("example.org", "@")],
             ..case("37", Accepted)
         },
-        case("38", NotYet(4, "secondary")),
+        case("38", NotYet(7, "transfer")),
         case("39", Accepted),
         case("40", Refused(14, &["xxx.xxx.xxx.xxx"])),
         case(

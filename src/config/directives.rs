@@ -43,6 +43,7 @@ pub const SUPPORTED: &[&str] = &[
     "reload",
     "rewrite",
     "root",
+    "secondary",
     "template",
     "timeouts",
     "tls",
@@ -51,16 +52,7 @@ pub const SUPPORTED: &[&str] = &[
 
 /// CoreDNS directives that ringdns knows of but does not implement yet.
 const NOT_YET: &[&str] = &[
-    "dnssec",
-    "dnstap",
-    "etcd",
-    "metadata",
-    "secondary",
-    "sign",
-    "trace",
-    "transfer",
-    "tsig",
-    "view",
+    "dnssec", "dnstap", "etcd", "metadata", "sign", "trace", "transfer", "tsig", "view",
 ];
 
 /// CoreDNS plugins that ringdns will not have: back ends of other systems (Kubernetes,
@@ -130,6 +122,9 @@ fn rooted(block: &mut ServerBlock, root: &std::path::Path) {
     }
     if let Some((file, _)) = block.loadbalance.as_mut().and_then(|l| l.weighted.as_mut()) {
         under(file);
+    }
+    for s in &mut block.secondaries {
+        under(&mut s.directory);
     }
     if let Some(TlsConfig::Files { cert, key, ca }) = &mut block.tls {
         under(cert);
@@ -286,6 +281,10 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
             "template" => {
                 let t = template(block, line)?;
                 block.templates.push(t);
+            }
+            "secondary" => {
+                let sec = secondary(block, line)?;
+                block.secondaries.push(sec);
             }
             "timeouts" => {
                 no_args(line)?;
@@ -1123,6 +1122,69 @@ fn bufsize(line: &Line) -> Result<u16, ConfigError> {
 
 /// `loadbalance [round_robin]`; CoreDNS's `weighted WEIGHTFILE` and `prefer CIDR...` are
 /// not in ringdns yet and say so.
+/// `secondary [ZONES...] { transfer from ADDR[:PORT]...; directory DIR }`. `transfer from`
+/// may be repeated; at least one primary is needed (CoreDNS accepts none and serves
+/// nothing). `catalog` and `fallthrough` are not in this version and say so.
+fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, ConfigError> {
+    let zones = if line.args.is_empty() {
+        block.zones()
+    } else {
+        let z = zone_list(&line.args)?;
+        check_inside_block(block, &line.args, &z)?;
+        z
+    };
+    let mut from = Vec::new();
+    let mut directory = crate::storage::default_zone_root();
+    for o in line.block.iter().flatten() {
+        match o.name.text.as_str() {
+            "transfer" => {
+                let Some((_, addrs)) = o.args.split_first().filter(|(d, a)| d.text == "from" && !a.is_empty()) else {
+                    return Err(err(&o.name, "secondary: transfer from ADDRESS..."));
+                };
+                for a in addrs {
+                    from.push(primary_addr(a)?);
+                }
+            }
+            "directory" => directory = PathBuf::from(&one_arg(o, "a folder")?.text),
+            name @ ("catalog" | "fallthrough") => {
+                return Err(err(
+                    &o.name,
+                    format!("secondary {name} is not supported by this version of ringdns"),
+                ));
+            }
+            other => {
+                return Err(err(
+                    &o.name,
+                    format!("unknown secondary option {other:?} (accepted: transfer from, directory)"),
+                ));
+            }
+        }
+    }
+    if from.is_empty() {
+        return Err(err(
+            &line.name,
+            "secondary needs a primary: secondary { transfer from ADDRESS }",
+        ));
+    }
+    Ok(SecondaryConfig {
+        pos: line.pos().clone(),
+        zones,
+        from,
+        directory,
+    })
+}
+
+/// A primary's `IP[:PORT]` (53 by default; `[v6]:port` for IPv6 with a port).
+fn primary_addr(t: &Token) -> Result<std::net::SocketAddr, ConfigError> {
+    let text = t.text.strip_prefix("dns://").unwrap_or(&t.text);
+    if let Ok(a) = text.parse::<std::net::SocketAddr>() {
+        return Ok(a);
+    }
+    text.parse::<IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| err(t, format!("secondary: {:?} is not an IP address or IP:PORT", t.text)))
+}
+
 /// `timeouts { read D; write D; idle D; maxtcpqueries N }`: each between 1 s and 24 h as
 /// CoreDNS checks; `maxtcpqueries` positive or -1 (no limit); at least one option.
 fn timeouts(line: &Line) -> Result<Timeouts, ConfigError> {

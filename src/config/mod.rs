@@ -121,6 +121,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             templates: Vec::new(),
             rewrites: Vec::new(),
             timeouts: None,
+            secondaries: Vec::new(),
             nsid: None,
             header: None,
             local: None,

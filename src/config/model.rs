@@ -209,6 +209,8 @@ pub struct ServerBlock {
     pub templates: Vec<TemplateConfig>,
     /// `acl` rules, in the order written.
     pub acl: Vec<AclRule>,
+    /// `secondary` directives: zones transferred from primaries.
+    pub secondaries: Vec<SecondaryConfig>,
     /// `timeouts { read D; write D; idle D; maxtcpqueries N }`.
     pub timeouts: Option<Timeouts>,
     /// `rewrite` rules, in the order written (one per directive).
@@ -318,6 +320,21 @@ pub struct TemplateConfig {
     pub ederror: Option<(u16, String)>,
     /// `fallthrough [ZONES...]`: names not matched go on (`Some(empty)`: every name).
     pub fallthrough: Option<Vec<Name<Bytes>>>,
+}
+
+/// `secondary [ZONES...] { transfer from ADDR[:PORT]...; directory DIR }`: zones pulled from
+/// primaries by AXFR and kept on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecondaryConfig {
+    /// Where the directive is.
+    pub pos: Pos,
+    /// Its zones (the block's when none is given).
+    pub zones: Vec<Name<Bytes>>,
+    /// The primaries, tried in order (port 53 unless given).
+    pub from: Vec<SocketAddr>,
+    /// `directory DIR` (a ringdns extension): where the transferred zones are kept, one
+    /// zone file each, so a restart serves the last copy at once.
+    pub directory: PathBuf,
 }
 
 /// `loadbalance`: how the addresses of a block's replies are ordered.

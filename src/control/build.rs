@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::data::DataSet;
+use super::data::{DataSet, SecondaryEntry};
 use super::tls::TlsListeners;
 use crate::config::{Config, Scheme, ServerBlock, TlsConfig};
 use crate::dns::pipeline::{
     Acl, Block, BlockPlugins, Chaos, FileHandler, Handler, HostsHandler, ListenerKey, Route, RouteEntry, Snapshot,
+    UnavailableHandler,
 };
 use crate::telemetry::metrics::Registry;
 use crate::zone::challenge::challenge_name;
@@ -221,6 +222,7 @@ pub fn block_plugins(b: &ServerBlock) -> Vec<&'static str> {
     names.extend(b.cache.as_ref().map(|_| "cache"));
     names.extend(b.hosts.as_ref().map(|_| "hosts"));
     names.extend((!b.files.is_empty()).then_some("file"));
+    names.extend((!b.secondaries.is_empty()).then_some("secondary"));
     names.extend(b.forward.as_ref().map(|_| "forward"));
     names.extend(b.chaos.as_ref().map(|_| "chaos"));
     names.extend(b.any.then_some("any"));
@@ -278,6 +280,10 @@ pub fn upstream_label(u: &crate::config::UpstreamAddr) -> String {
     }
 }
 
+/// Extended DNS Errors of secondary zones without data (RFC 8914 §4.15, §4.25).
+const EDE_NOT_READY: u16 = 14;
+const EDE_INVALID_DATA: u16 = 24;
+
 fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
     let mut handlers = Vec::new();
     // CoreDNS runs plugins in plugin.cfg order, whatever the Corefile order: hosts, then file.
@@ -293,13 +299,35 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
             }));
         }
     }
-    let zones: Vec<_> = b
+    let mut zones: Vec<_> = b
         .files
         .iter()
         .flat_map(|f| f.zones.iter().filter_map(|z| data.zone(&f.path, z)))
         .collect();
+    // `secondary` zones with data are served as `file` zones are; the others answer
+    // SERVFAIL with an Extended DNS Error saying why (RFC 8914 §4.15, §4.25).
+    let mut unavailable = Vec::new();
+    for s in &b.secondaries {
+        for z in &s.zones {
+            let apex: Box<[u8]> = NameKey::of(z).as_slice().into();
+            match data.secondaries.get(&(s.directory.clone(), apex.clone())) {
+                Some(SecondaryEntry {
+                    zone: Some(zone),
+                    expired: false,
+                }) => zones.push(zone.clone()),
+                Some(SecondaryEntry {
+                    zone: Some(_),
+                    expired: true,
+                }) => unavailable.push((apex, EDE_INVALID_DATA)),
+                _ => unavailable.push((apex, EDE_NOT_READY)),
+            }
+        }
+    }
     if !zones.is_empty() {
         handlers.push(Handler::File(FileHandler { zones }));
+    }
+    if !unavailable.is_empty() {
+        handlers.push(Handler::Unavailable(UnavailableHandler { zones: unavailable }));
     }
     // forward comes last in CoreDNS' plugin order.
     if let Some((plan, _)) = data.plans.get(&index) {

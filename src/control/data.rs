@@ -60,6 +60,35 @@ fn read_weights(path: &Path) -> Result<(Weights, u64), String> {
     Ok((table, crate::tls::certs::digest(&[&bytes])))
 }
 
+/// A `secondary` zone's data: what the last transfer (or the copy on disk) brought.
+#[derive(Clone, Default)]
+pub struct SecondaryEntry {
+    /// The zone, once there is one.
+    pub zone: Option<Arc<Zone>>,
+    /// No primary confirmed it within its SOA's expire: not served.
+    pub expired: bool,
+}
+
+/// A `secondary` zone's copy on disk, if it loads (a copy that does not is logged and left
+/// to the next transfer to replace).
+fn secondary_from_disk(dir: &Path, apex: &[u8]) -> Option<Arc<Zone>> {
+    let path = crate::control::secondary::zone_path(dir, apex);
+    if !path.exists() {
+        return None;
+    }
+    let origin = crate::zone::name::from_wire(apex);
+    match zonefile::load(&path, &origin) {
+        Ok(z) => {
+            tracing::info!(file = %path.display(), serial = z.serial(), "secondary zone loaded from its copy on disk");
+            Some(Arc::new(z))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "secondary zone: its copy on disk does not load; waiting for a transfer");
+            None
+        }
+    }
+}
+
 /// What identifies a version of a file without reading it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Stamp {
@@ -110,6 +139,8 @@ pub struct DataSet {
     pub hosts: HashMap<usize, HostsEntry>,
     /// `loadbalance weighted` tables by server block index.
     pub weights: HashMap<usize, WeightsEntry>,
+    /// `secondary` zones by (folder, apex).
+    pub secondaries: HashMap<crate::control::secondary::SecondaryId, SecondaryEntry>,
     /// Certificate pairs by (certificate file, key file).
     pub certs: HashMap<(PathBuf, PathBuf), CertEntry>,
     /// Forwarding plans by server block index, with digests of the TLS files they read.
@@ -194,6 +225,22 @@ impl DataSet {
                             next_check: now + f.reload,
                         },
                     );
+                }
+            }
+            for sec in &block.secondaries {
+                for origin in &sec.zones {
+                    let id = (sec.directory.clone(), NameKey::of(origin).as_slice().into());
+                    if set.secondaries.contains_key(&id) {
+                        continue;
+                    }
+                    let entry = match previous.and_then(|p| p.secondaries.get(&id)) {
+                        Some(old) => old.clone(),
+                        None => SecondaryEntry {
+                            zone: secondary_from_disk(&id.0, &id.1),
+                            expired: false,
+                        },
+                    };
+                    set.secondaries.insert(id, entry);
                 }
             }
             if let Some(TlsConfig::Files { cert, key, .. }) = &block.tls {

@@ -5,6 +5,7 @@ pub mod data;
 pub mod loops;
 pub mod notify;
 pub mod run;
+pub mod secondary;
 
 pub use run::{DriverChoice, RunError, RunOptions, run};
 pub mod check;

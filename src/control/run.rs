@@ -245,6 +245,22 @@ impl State {
             .set_certificates(certificates(&self.cfg, &self.data, &self.acme_certs));
     }
 
+    /// Tells `/ready` which secondary zones have no data to serve.
+    fn secondaries_ready(&self) {
+        let mut lines = String::new();
+        let mut ids: Vec<_> = self.data.secondaries.iter().collect();
+        ids.sort_by(|a, b| a.0.cmp(b.0));
+        for ((_, apex), e) in ids {
+            let zone = crate::zone::name::display(apex);
+            match (&e.zone, e.expired) {
+                (None, _) => lines.push_str(&format!("secondary zone {zone}: not transferred yet\n")),
+                (Some(_), true) => lines.push_str(&format!("secondary zone {zone}: expired\n")),
+                _ => {}
+            }
+        }
+        self.readiness.set_waiting(lines);
+    }
+
     fn publish(&mut self) {
         self.generation += 1;
         let snap = build::snapshot(&self.cfg, &self.data, &self.tls, self.generation, Some(&self.metrics));
@@ -274,6 +290,9 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
     super::notify::spawn_watchdog();
     let (loops_tx, mut loops) = tokio::sync::mpsc::unbounded_channel();
     super::loops::spawn(&state.cfg, &loops_tx);
+    let (zones_tx, mut zone_events) = tokio::sync::mpsc::unbounded_channel();
+    let mut secondaries = super::secondary::Manager::new(zones_tx);
+    sync_secondaries(&mut secondaries, &state);
     loop {
         let far = Instant::now() + Duration::from_secs(3600);
         let data_at = state.data.next_check().unwrap_or(far);
@@ -289,9 +308,26 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
                 }
             }
             Some(found) = loops.recv() => return Err(RunError::Loop(found)),
+            Some(event) = zone_events.recv() => {
+                use super::secondary::Event;
+                let (id, zone, expired) = match event {
+                    Event::Loaded { id, zone } => (id, Some(zone), false),
+                    Event::Expired { id } => (id, None, true),
+                    Event::Confirmed { id } => (id, None, false),
+                };
+                if let Some(e) = state.data.secondaries.get_mut(&id) {
+                    if zone.is_some() {
+                        e.zone = zone;
+                    }
+                    e.expired = expired;
+                    state.publish();
+                    state.secondaries_ready();
+                }
+            }
             _ = hup.recv() => {
                 state = reload_blocking(state, shards, "SIGHUP").await;
                 super::loops::spawn(&state.cfg, &loops_tx);
+                sync_secondaries(&mut secondaries, &state);
             }
             _ = term.recv() => {
                 super::notify::stopping();
@@ -326,6 +362,7 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
                 if current.is_some() && current != state.fingerprint {
                     state = reload_blocking(state, shards, "Corefile changed").await;
                     super::loops::spawn(&state.cfg, &loops_tx);
+                    sync_secondaries(&mut secondaries, &state);
                     next_conf_check = state
                         .cfg
                         .check_every()
@@ -334,6 +371,16 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
             }
         }
     }
+}
+
+/// Starts and stops the tasks of the configuration's secondary zones; a zone with data
+/// (from disk or an earlier transfer) starts from its serial and timers.
+fn sync_secondaries(m: &mut super::secondary::Manager, state: &State) {
+    m.sync(&super::secondary::specs(&state.cfg), |id| {
+        let zone = state.data.secondaries.get(id)?.zone.as_ref()?;
+        Some((zone.serial(), super::secondary::timers_of(zone)))
+    });
+    state.secondaries_ready();
 }
 
 /// Runs `f` on a blocking thread (zone parsing can take seconds), handing the state there and

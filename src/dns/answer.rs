@@ -386,6 +386,15 @@ fn answer_block<'a>(
             }
             written(write(&req, &q, &res, ctx, out), &req, Some((entry, plugin)), None)
         }
+        Some(resolve::Step::Unavailable(ede)) => {
+            let w = reply::write_refusal(&req, OptRcode::SERVFAIL, ede, ctx.transport, out);
+            written(
+                w,
+                &req,
+                Some((entry, Plugin::File)),
+                Some("secondary zone without data: not transferred yet or expired (SERVFAIL)"),
+            )
+        }
         Some(resolve::Step::Forward(plan)) => Outcome::Forward(Forwarding {
             entry,
             plan,

@@ -295,6 +295,16 @@ pub enum Handler {
     File(FileHandler),
     /// `forward` (with the block's `cache`).
     Forward(Arc<crate::dns::plan::Plan>),
+    /// `secondary` zones without data to serve: not transferred yet, or expired.
+    Unavailable(UnavailableHandler),
+}
+
+/// Zones the block is authoritative for but cannot answer: SERVFAIL with an Extended DNS
+/// Error (RFC 8914).
+pub struct UnavailableHandler {
+    /// Each zone (lowercase wire) and its INFO-CODE: 14 Not Ready (no transfer yet), 24
+    /// Invalid Data (expired, RFC 1035 §4.3.5).
+    pub zones: Vec<(Box<[u8]>, u16)>,
 }
 
 /// `hosts` at run time.

@@ -259,6 +259,18 @@ pub fn resolve<'b: 'r, 'r>(
                 }
                 None
             }
+            Handler::Unavailable(u) => {
+                // The longest zone that holds the name, as for the others.
+                let hit = u
+                    .zones
+                    .iter()
+                    .filter(|(z, _)| is_in_zone(q.key, z))
+                    .max_by_key(|(z, _)| z.len());
+                if let Some((_, ede)) = hit {
+                    return Some(Step::Unavailable(*ede));
+                }
+                None
+            }
         };
         if let Some(plugin) = claimed {
             return Some(Step::Answer(plugin));
@@ -274,6 +286,8 @@ pub enum Step<'r> {
     Answer(Plugin),
     /// Ask the upstreams of this plan (asynchronous: the network layer takes over).
     Forward(&'r Arc<Plan>),
+    /// The zone has no data to serve: SERVFAIL with this Extended DNS Error.
+    Unavailable(u16),
 }
 
 fn file<'r>(

@@ -249,20 +249,32 @@ fn failpoint_is(name: &str) -> bool {
 /// The default storage folder: `$RINGDNS_CERTPATH`, else `/var/lib/ringdns/certs` for root,
 /// else `$XDG_DATA_HOME/ringdns/certs` (or `~/.local/share/ringdns/certs`).
 pub fn default_root() -> PathBuf {
-    if let Some(p) = std::env::var_os("RINGDNS_CERTPATH") {
+    data_home("RINGDNS_CERTPATH", "certs")
+}
+
+/// Where `secondary` zones are kept by default: `$RINGDNS_ZONEPATH`, else
+/// `/var/lib/ringdns/zones` for root, else `$XDG_DATA_HOME/ringdns/zones` or
+/// `~/.local/share/ringdns/zones`.
+pub fn default_zone_root() -> PathBuf {
+    data_home("RINGDNS_ZONEPATH", "zones")
+}
+
+/// `$var`, or `leaf` in ringdns's data folder (the system's for root, the user's otherwise).
+fn data_home(var: &str, leaf: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var) {
         return PathBuf::from(p);
     }
     let uid = fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
         .unwrap_or(1);
     if uid == 0 {
-        return PathBuf::from("/var/lib/ringdns/certs");
+        return PathBuf::from("/var/lib/ringdns").join(leaf);
     }
     let data = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."));
-    data.join("ringdns/certs")
+    data.join("ringdns").join(leaf)
 }
 
 #[cfg(test)]

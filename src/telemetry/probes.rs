@@ -22,7 +22,7 @@ use super::metrics::Registry;
 
 /// Where the server stands, for `/ready`.
 #[derive(Debug, Default)]
-pub struct Readiness(AtomicU8);
+pub struct Readiness(AtomicU8, std::sync::Mutex<String>);
 
 const STARTING: u8 = 0;
 const READY: u8 = 1;
@@ -39,12 +39,20 @@ impl Readiness {
         self.0.store(LAMEDUCK, Ordering::Relaxed);
     }
 
+    /// Zones that have no data to serve yet or any more (`secondary` zones not transferred
+    /// or expired), one line each; empty when every zone serves.
+    pub fn set_waiting(&self, lines: String) {
+        if let Ok(mut w) = self.1.lock() {
+            *w = lines;
+        }
+    }
+
     /// `None` when ready, else why not.
-    fn not_ready(&self) -> Option<&'static str> {
+    fn not_ready(&self) -> Option<String> {
         match self.0.load(Ordering::Relaxed) {
-            STARTING => Some("starting: loading zones and binding listeners\n"),
-            READY => None,
-            _ => Some("shutting down (lameduck)\n"),
+            STARTING => Some("starting: loading zones and binding listeners\n".into()),
+            READY => self.1.lock().ok().filter(|w| !w.is_empty()).map(|w| w.clone()),
+            _ => Some("shutting down (lameduck)\n".into()),
         }
     }
 }
@@ -205,11 +213,7 @@ async fn answer(
         "/health" if serves.health => (StatusCode::OK, Bytes::from_static(b"OK"), false),
         "/ready" if serves.ready => match sources.readiness.not_ready() {
             None => (StatusCode::OK, Bytes::from_static(b"OK"), false),
-            Some(why) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Bytes::from_static(why.as_bytes()),
-                false,
-            ),
+            Some(why) => (StatusCode::SERVICE_UNAVAILABLE, Bytes::from(why), false),
         },
         "/metrics" if serves.metrics => (StatusCode::OK, Bytes::from(sources.metrics.render()), true),
         _ => (StatusCode::NOT_FOUND, Bytes::from_static(b"not found\n"), false),

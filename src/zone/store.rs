@@ -500,6 +500,18 @@ impl Layout {
 
 /// Serial and minimum from SOA wire rdata.
 pub fn soa_fields(rdata: &[u8]) -> Option<(u32, u32)> {
+    let w = soa_words(rdata)?;
+    Some((w[0], w[4]))
+}
+
+/// REFRESH, RETRY and EXPIRE of an SOA's rdata (uncompressed).
+pub fn soa_timers(rdata: &[u8]) -> Option<(u32, u32, u32)> {
+    let w = soa_words(rdata)?;
+    Some((w[1], w[2], w[3]))
+}
+
+/// SERIAL, REFRESH, RETRY, EXPIRE and MINIMUM of an SOA's rdata (uncompressed).
+fn soa_words(rdata: &[u8]) -> Option<[u32; 5]> {
     let mut pos = 0;
     for _ in 0..2 {
         loop {
@@ -512,7 +524,7 @@ pub fn soa_fields(rdata: &[u8]) -> Option<(u32, u32)> {
     }
     let fields = rdata.get(pos..pos + 20)?;
     let word = |i: usize| u32::from_be_bytes([fields[i], fields[i + 1], fields[i + 2], fields[i + 3]]);
-    Some((word(0), word(16)))
+    Some([word(0), word(4), word(8), word(12), word(16)])
 }
 
 /// Every ancestor of a name, down from the apex, exists (RFC 4592 §2.2.2: empty non-terminals

@@ -4,6 +4,7 @@
 
 pub mod acme_stub;
 pub mod doh;
+pub mod knot;
 pub mod pebble;
 pub mod server;
 pub mod tls;

@@ -1,0 +1,403 @@
+//! `secondary` zones on the control thread: one task per zone asks its primaries for the
+//! SOA when [`Refresh`] says so, pulls the zone by AXFR over TCP when the serial grew (or
+//! there is none), keeps the transfer on disk (an atomic write, like certificates) and hands
+//! the new zone to the control loop, which publishes a snapshot. The shards never wait on any
+//! of it: they serve the last zone until the new one is whole.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use domain::base::Message;
+use domain::base::iana::{Rcode, Rtype};
+use domain::base::name::ParsedName;
+use domain::rdata::AllRecordData;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::config::{Config, SecondaryConfig};
+use crate::dns::wire;
+use crate::zone::name::{NameKey, display};
+use crate::zone::refresh::{Refresh, Timers};
+use crate::zone::store::Zone;
+use crate::zone::transfer::AxfrIn;
+
+/// Identifies a secondary zone: the folder it is kept in and its apex (lowercase wire).
+pub type SecondaryId = (PathBuf, Box<[u8]>);
+
+/// What a zone's task tells the control loop.
+#[derive(Debug)]
+pub enum Event {
+    /// A transfer completed (the copy on disk is written).
+    Loaded {
+        /// Which zone.
+        id: SecondaryId,
+        /// The new data.
+        zone: Arc<Zone>,
+    },
+    /// The data is past its expiry: it is no longer to be served.
+    Expired {
+        /// Which zone.
+        id: SecondaryId,
+    },
+    /// A primary confirmed the data again after it had expired: it is served again.
+    Confirmed {
+        /// Which zone.
+        id: SecondaryId,
+    },
+}
+
+/// How long an SOA query over UDP waits, and a TCP connection is given to open.
+const SOA_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a transfer may go without a message.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a whole transfer may take.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
+/// Jitter added to refresh (CoreDNS: 5 s) and to retry (2 s).
+const REFRESH_JITTER: Duration = Duration::from_secs(5);
+const RETRY_JITTER: Duration = Duration::from_secs(2);
+
+/// One zone's settings, as its task runs them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spec {
+    /// The zone's identity.
+    pub id: SecondaryId,
+    /// The primaries, in order.
+    pub from: Vec<SocketAddr>,
+}
+
+impl Spec {
+    /// The zone's file in its folder.
+    pub fn path(&self) -> PathBuf {
+        zone_path(&self.id.0, &self.id.1)
+    }
+}
+
+/// `<dir>/<zone>.zone`, the zone's name in presentation form (`root` for the root zone,
+/// `/` of RFC 2317 names written `%2F`).
+pub fn zone_path(dir: &Path, apex: &[u8]) -> PathBuf {
+    let name = display(apex);
+    let name = name.trim_end_matches('.');
+    let name = if name.is_empty() { "root" } else { name };
+    dir.join(format!("{}.zone", name.replace('/', "%2F")))
+}
+
+/// Every secondary zone of `cfg`, each once.
+pub fn specs(cfg: &Config) -> Vec<Spec> {
+    let mut out: Vec<Spec> = Vec::new();
+    for b in &cfg.blocks {
+        for s in &b.secondaries {
+            for z in &s.zones {
+                let spec = spec(s, z);
+                if !out.iter().any(|o| o.id == spec.id) {
+                    out.push(spec);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn spec(s: &SecondaryConfig, zone: &domain::base::Name<bytes::Bytes>) -> Spec {
+    Spec {
+        id: (s.directory.clone(), NameKey::of(zone).as_slice().into()),
+        from: s.from.clone(),
+    }
+}
+
+/// The tasks of the secondary zones.
+pub struct Manager {
+    events: mpsc::UnboundedSender<Event>,
+    tasks: HashMap<SecondaryId, (Spec, Arc<tokio::sync::Notify>, tokio::task::JoinHandle<()>)>,
+}
+
+impl Manager {
+    /// Tasks that report to `events`.
+    pub fn new(events: mpsc::UnboundedSender<Event>) -> Self {
+        Manager {
+            events,
+            tasks: HashMap::new(),
+        }
+    }
+
+    /// Makes the tasks match `specs`; `loaded` gives the serial and timers of the data each
+    /// zone serves now (from disk or an earlier transfer), so a new task starts from it.
+    pub fn sync(&mut self, specs: &[Spec], loaded: impl Fn(&SecondaryId) -> Option<(u32, Timers)>) {
+        let mut next = HashMap::new();
+        for s in specs {
+            match self.tasks.remove(&s.id) {
+                Some(t) if t.0 == *s => {
+                    next.insert(s.id.clone(), t);
+                }
+                old => {
+                    if let Some((_, _, h)) = old {
+                        h.abort();
+                    }
+                    let now = Instant::now();
+                    let refresh = match loaded(&s.id) {
+                        Some((serial, timers)) => Refresh::from_disk(now, serial, timers),
+                        None => Refresh::empty(now),
+                    };
+                    let notify = Arc::new(tokio::sync::Notify::new());
+                    let task = run(s.clone(), refresh, notify.clone(), self.events.clone());
+                    next.insert(s.id.clone(), (s.clone(), notify, tokio::spawn(task)));
+                }
+            }
+        }
+        for (_, (_, _, h)) in self.tasks.drain() {
+            h.abort();
+        }
+        self.tasks = next;
+    }
+
+    /// A NOTIFY for `apex` came from `from`: the zone it names is checked at once when
+    /// `from` is one of its primaries. `false` when no zone of ours has it as a primary.
+    pub fn notified(&self, apex: &[u8], from: std::net::IpAddr) -> bool {
+        let mut any = false;
+        for (spec, notify, _) in self.tasks.values() {
+            if *spec.id.1 == *apex && spec.from.iter().any(|p| p.ip() == from) {
+                notify.notify_one();
+                any = true;
+            }
+        }
+        any
+    }
+}
+
+/// A random message ID (RFC 5452 §9.2).
+fn random_id() -> u16 {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    u16::from_be_bytes(b)
+}
+
+/// A zone's task: check, transfer, keep, report; forever.
+async fn run(spec: Spec, mut refresh: Refresh, notify: Arc<tokio::sync::Notify>, events: mpsc::UnboundedSender<Event>) {
+    let zone = display(&spec.id.1);
+    let mut expired = false;
+    loop {
+        let now = Instant::now();
+        let wake = refresh.next().max(now);
+        let until = refresh.expires().filter(|e| *e > now).map_or(wake, |e| e.min(wake));
+        tokio::select! {
+            _ = tokio::time::sleep_until(until.into()) => {}
+            _ = notify.notified() => refresh.notified(Instant::now()),
+        }
+        let now = Instant::now();
+        if refresh.expired(now) && !expired {
+            tracing::error!(%zone, "secondary zone expired: no primary confirmed it within the SOA's expire; answering SERVFAIL");
+            let _ = events.send(Event::Expired { id: spec.id.clone() });
+            expired = true;
+        }
+        if refresh.next() > now {
+            continue;
+        }
+        match check(&spec, refresh.serial()).await {
+            Ok(Checked::Current(serial)) => {
+                refresh.soa(now, serial, jitter(REFRESH_JITTER));
+                tracing::debug!(%zone, serial, "secondary zone is current");
+                if std::mem::take(&mut expired) {
+                    tracing::info!(%zone, serial, "secondary zone confirmed again; serving it");
+                    let _ = events.send(Event::Confirmed { id: spec.id.clone() });
+                }
+            }
+            Ok(Checked::Transferred { zone: z, text, from }) => {
+                let serial = z.serial();
+                let timers = timers_of(&z);
+                if let Err(e) = keep(&spec, &text) {
+                    tracing::warn!(%zone, error = %e, "secondary zone transferred but not kept on disk");
+                }
+                tracing::info!(%zone, serial, primary = %from, records = z.record_count(), "secondary zone transferred");
+                refresh.transferred(Instant::now(), serial, timers, jitter(REFRESH_JITTER));
+                expired = false;
+                let _ = events.send(Event::Loaded {
+                    id: spec.id.clone(),
+                    zone: Arc::new(z),
+                });
+            }
+            Err(why) => {
+                tracing::warn!(%zone, %why, "secondary zone: no primary could be checked or transferred; retrying");
+                refresh.failed(Instant::now(), jitter(RETRY_JITTER));
+            }
+        }
+    }
+}
+
+/// Up to `max` of random delay.
+fn jitter(max: Duration) -> Duration {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    max.mul_f64(f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX))
+}
+
+/// A zone's SOA timers (an hour each when its SOA cannot be read).
+pub fn timers_of(z: &Zone) -> Timers {
+    let (refresh, retry, expire) = z
+        .soa()
+        .and_then(|s| s.rdatas().next())
+        .and_then(crate::zone::store::soa_timers)
+        .unwrap_or((3600, 3600, 3600));
+    Timers::from_soa(refresh, retry, expire)
+}
+
+enum Checked {
+    /// The primary has this serial, not newer than ours.
+    Current(u32),
+    /// A newer zone.
+    Transferred { zone: Zone, text: String, from: SocketAddr },
+}
+
+/// Asks each primary in turn: its SOA, then the zone when it is newer than `ours`.
+async fn check(spec: &Spec, ours: Option<u32>) -> Result<Checked, String> {
+    let mut why = Vec::new();
+    for &p in &spec.from {
+        let serial = match soa_serial(p, &spec.id.1).await {
+            Ok(s) => s,
+            Err(e) => {
+                why.push(format!("{p}: SOA: {e}"));
+                continue;
+            }
+        };
+        if ours.is_some_and(|o| !crate::zone::refresh::serial_gt(serial, o)) {
+            return Ok(Checked::Current(serial));
+        }
+        match tokio::time::timeout(TRANSFER_TIMEOUT, axfr(p, &spec.id.1)).await {
+            Ok(Ok((zone, text))) => return Ok(Checked::Transferred { zone, text, from: p }),
+            Ok(Err(e)) => why.push(format!("{p}: AXFR: {e}")),
+            Err(_) => why.push(format!("{p}: AXFR: took over {TRANSFER_TIMEOUT:?}")),
+        }
+    }
+    Err(why.join("; "))
+}
+
+/// The primary's SOA serial for `apex`: over UDP, then over TCP when UDP is truncated,
+/// refused or unanswered (Knot answers catalog zones' SOA only over TCP).
+async fn soa_serial(primary: SocketAddr, apex: &[u8]) -> Result<u32, String> {
+    let mut q = wire::query(apex, Rtype::SOA, false);
+    let id = random_id();
+    q[0..2].copy_from_slice(&id.to_be_bytes());
+    let udp = async {
+        let bind: SocketAddr = if primary.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+            .parse()
+            .unwrap_or(primary);
+        let s = tokio::net::UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
+        s.connect(primary).await.map_err(|e| e.to_string())?;
+        s.send(&q).await.map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = s.recv(&mut buf).await.map_err(|e| e.to_string())?;
+            // Other datagrams on the connected socket are not ours: wait for ours.
+            if n >= 2 && buf[..2] == id.to_be_bytes() {
+                return soa_in(&buf[..n], apex);
+            }
+        }
+    };
+    // Truncated, refused, unanswered: over TCP then.
+    if let Ok(Ok(Some(serial))) = tokio::time::timeout(SOA_TIMEOUT, udp).await {
+        return Ok(serial);
+    }
+    let tcp = async {
+        let mut s = tokio::net::TcpStream::connect(primary)
+            .await
+            .map_err(|e| e.to_string())?;
+        send_framed(&mut s, &q).await?;
+        let reply = read_framed(&mut s).await?;
+        soa_in(&reply, apex)?.ok_or_else(|| "no SOA in the reply".to_string())
+    };
+    tokio::time::timeout(SOA_TIMEOUT * 2, tcp)
+        .await
+        .map_err(|_| "no answer over UDP or TCP".to_string())?
+}
+
+/// The serial of the apex SOA in a reply's answer; `None` when truncated (ask over TCP);
+/// an error for any rcode but NOERROR.
+fn soa_in(reply: &[u8], apex: &[u8]) -> Result<Option<u32>, String> {
+    let m = Message::from_octets(reply).map_err(|_| "a reply that does not parse".to_string())?;
+    if m.header().tc() {
+        return Ok(None);
+    }
+    if m.header().rcode() != Rcode::NOERROR {
+        return Err(format!("the primary answered {}", m.header().rcode()));
+    }
+    for rr in m
+        .answer()
+        .map_err(|_| "a reply that does not parse".to_string())?
+        .flatten()
+    {
+        if let Ok(Some(rec)) = rr.into_record::<AllRecordData<_, ParsedName<_>>>() {
+            if let AllRecordData::Soa(soa) = rec.data() {
+                if NameKey::of(rec.owner()).as_slice() == apex {
+                    return Ok(Some(soa.serial().into_int()));
+                }
+            }
+        }
+    }
+    Err("the reply has no SOA for the zone (is it a primary for it?)".into())
+}
+
+async fn send_framed(s: &mut tokio::net::TcpStream, msg: &[u8]) -> Result<(), String> {
+    let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(msg);
+    s.write_all(&framed).await.map_err(|e| e.to_string())
+}
+
+async fn read_framed(s: &mut tokio::net::TcpStream) -> Result<Vec<u8>, String> {
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).await.map_err(|e| e.to_string())?;
+    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut msg).await.map_err(|e| e.to_string())?;
+    Ok(msg)
+}
+
+/// The zone by AXFR from `primary` (RFC 5936), over TCP.
+async fn axfr(primary: SocketAddr, apex: &[u8]) -> Result<(Zone, String), String> {
+    let mut s = tokio::time::timeout(SOA_TIMEOUT, tokio::net::TcpStream::connect(primary))
+        .await
+        .map_err(|_| "the connection did not open".to_string())?
+        .map_err(|e| e.to_string())?;
+    let id = random_id();
+    let mut q = wire::query(apex, Rtype::AXFR, false);
+    q[0..2].copy_from_slice(&id.to_be_bytes());
+    send_framed(&mut s, &q).await?;
+    let mut t = AxfrIn::new(apex, id);
+    while !t.is_done() {
+        let msg = tokio::time::timeout(MESSAGE_TIMEOUT, read_framed(&mut s))
+            .await
+            .map_err(|_| format!("no message for {MESSAGE_TIMEOUT:?}"))??;
+        t.feed(&msg).map_err(|e| e.to_string())?;
+    }
+    // Building a large zone takes a while: not on the control loop's thread.
+    tokio::task::spawn_blocking(move || t.finish())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Writes the transferred zone to its file, atomically.
+fn keep(spec: &Spec, text: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(&spec.id.0)?;
+    crate::storage::write_atomic(&spec.path(), text.as_bytes(), 0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_files_are_named_after_their_zone() {
+        let key = |n: &str| {
+            NameKey::of(&crate::zone::name::parse_abs(n).unwrap())
+                .as_slice()
+                .to_vec()
+        };
+        let d = Path::new("/z");
+        assert_eq!(zone_path(d, &key("Example.ORG")), Path::new("/z/example.org.zone"));
+        assert_eq!(
+            zone_path(d, &key("0/26.2.0.192.in-addr.arpa")),
+            Path::new("/z/0%2F26.2.0.192.in-addr.arpa.zone")
+        );
+        assert_eq!(zone_path(d, &[0]), Path::new("/z/root.zone"));
+    }
+}

@@ -1,0 +1,199 @@
+//! Black-box: ringdns as the secondary of a hidden primary (Knot DNS from apt): the first
+//! AXFR, answers identical to the primary's for every name, a change at the primary followed
+//! at the SOA's refresh, the copy on disk served at once after a restart without the
+//! primary, and SERVFAIL with Extended DNS Error 14 and a failing `/ready` before any data.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use domain::base::iana::Rtype;
+use support::knot::Knot;
+use support::server::{Options, Server, dig, free_port};
+use support::{http_get, q};
+
+/// The primary's zone: refresh 2 s, so that a change is followed within a few seconds
+/// without NOTIFY (retry 1 s, expire one day).
+const ZONE: &str = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns admin 1 2 1 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\nwww AAAA 2001:db8::10\nmail A 192.0.2.25\n@ MX 10 mail\nalias CNAME www\n*.wild TXT \"wild\"\nsub NS ns.sub\nns.sub A 192.0.2.53\n_sip._udp SRV 0 5 5060 www\n";
+
+fn edge(driver: &str, primary: std::net::SocketAddr, port: Option<u16>, dir: Option<&std::path::Path>) -> Server {
+    let ready = free_port();
+    let zones = dir.map_or("{DIR}/zones".to_string(), |d| d.display().to_string());
+    let corefile = format!(
+        "example.test:{{PORT}} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from {primary}\n        directory {zones}\n    }}\n    ready 127.0.0.1:{ready}\n}}\n"
+    );
+    let mut o = Options::new(driver, &corefile);
+    if let Some(p) = port {
+        o = o.port(p);
+    }
+    let mut s = Server::start(o);
+    s.port3 = ready;
+    s
+}
+
+/// Waits up to `secs` for `check` to hold.
+fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check()
+}
+
+/// dig's view of `name type` at `port`: status, flags, counts and every section, without
+/// the message ID, timing and server lines.
+fn sections(port: u16, name: &str, t: &str) -> String {
+    let out = std::process::Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+norec",
+            "+nocookie",
+            "+time=2",
+            "+tries=1",
+            name,
+            t,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("status:"), "dig got an answer: {text}");
+    text.lines()
+        .filter(|l| {
+            !l.starts_with(";; Query time")
+                && !l.starts_with(";; WHEN")
+                && !l.starts_with(";; SERVER")
+                && !l.starts_with(";; MSG SIZE")
+                && !l.starts_with("; <<>> DiG")
+        })
+        .map(|l| match l.find(", id: ") {
+            Some(i) => l[..i].to_string(),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+both_drivers!(secondary_follows_a_knot_primary, |driver| {
+    let knot = Knot::primary(&[("example.test", ZONE)], None);
+    let s = edge(driver, knot.addr(), None, None);
+    assert!(
+        eventually(10, || s
+            .udp(&q("www.example.test", Rtype::A))
+            .answer()
+            .first()
+            .is_some_and(|a| a.data == "192.0.2.10")),
+        "the zone was transferred: {}",
+        s.log()
+    );
+    // Every name as the primary answers it (flags and IDs aside).
+    for (name, t) in [
+        ("example.test", "SOA"),
+        ("example.test", "NS"),
+        ("example.test", "MX"),
+        ("www.example.test", "A"),
+        ("www.example.test", "AAAA"),
+        ("alias.example.test", "A"),
+        ("x.wild.example.test", "TXT"),
+        ("host.sub.example.test", "A"),
+        ("_sip._udp.example.test", "SRV"),
+        ("nope.example.test", "A"),
+        ("www.example.test", "TXT"),
+    ] {
+        assert_eq!(sections(s.port, name, t), sections(knot.port, name, t), "{name} {t}");
+    }
+    let r = s.udp(&q("www.example.test", Rtype::A));
+    assert!(r.aa());
+    // The copy on disk.
+    let kept = std::fs::read_to_string(s.dir.path().join("zones/example.test.zone")).unwrap();
+    assert!(
+        kept.starts_with("example.test. 300 IN SOA ns.example.test. admin.example.test. 1 2 1 86400 60\n"),
+        "{kept}"
+    );
+    // /ready is 200 once the zone is there.
+    let (code, body) = http_get(&format!("http://127.0.0.1:{}/ready", s.port3));
+    assert_eq!(code, 200, "{body}");
+    // A change at the primary is followed at the next refresh (2 s, with up to 5 s of jitter).
+    knot.replace("example.test", "www", 300, "A", "192.0.2.99");
+    assert!(
+        eventually(20, || s
+            .udp(&q("www.example.test", Rtype::A))
+            .answer()
+            .first()
+            .is_some_and(|a| a.data == "192.0.2.99")),
+        "the change was followed: {}",
+        s.log()
+    );
+    assert_eq!(
+        sections(s.port, "example.test", "SOA"),
+        sections(knot.port, "example.test", "SOA")
+    );
+});
+
+both_drivers!(a_restart_serves_the_copy_on_disk_without_the_primary, |driver| {
+    let knot = Knot::primary(&[("example.test", ZONE)], None);
+    let zones = support::server::TempDir::new("zones");
+    let s = edge(driver, knot.addr(), None, Some(zones.path()));
+    assert!(eventually(10, || s.udp(&q("www.example.test", Rtype::A)).rcode() == 0));
+    drop(s);
+    let gone = knot.addr();
+    drop(knot);
+    let s = edge(driver, gone, None, Some(zones.path()));
+    // At once: no transfer is possible.
+    let r = s.udp(&q("www.example.test", Rtype::A));
+    assert_eq!((r.rcode(), r.answer()[0].data.as_str()), (0, "192.0.2.10"));
+    assert!(dig(&s, &["mail.example.test", "A"]).contains("192.0.2.25"));
+});
+
+both_drivers!(no_data_yet_is_servfail_not_ready, |driver| {
+    // A primary that never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let s = edge(driver, silent.local_addr().unwrap(), None, None);
+    let r = s.udp(&q("www.example.test", Rtype::A).edns(1232));
+    assert_eq!(r.rcode(), 2);
+    let ede = r.opt().map(|(_, _, _, opts)| opts).unwrap_or_default();
+    assert!(
+        ede.iter()
+            .any(|(code, data)| *code == 15 && data[..2] == 14u16.to_be_bytes()),
+        "{ede:?}"
+    );
+    let (code, body) = http_get(&format!("http://127.0.0.1:{}/ready", s.port3));
+    assert_eq!(code, 503);
+    assert!(
+        body.contains("secondary zone example.test.: not transferred yet"),
+        "{body}"
+    );
+    // Other zones are not ours.
+    assert_eq!(s.udp(&q("www.other.test", Rtype::A)).rcode(), 5);
+});
+
+#[test]
+fn check_refuses_bad_secondaries() {
+    for (block, want) in [
+        ("secondary", "secondary needs a primary"),
+        (
+            "secondary {\n        transfer to 10.0.0.1\n    }",
+            "transfer from ADDRESS",
+        ),
+        ("secondary {\n        transfer from nowhere\n    }", "not an IP address"),
+        (
+            "secondary {\n        transfer from 10.0.0.1\n        catalog\n    }",
+            "catalog is not supported by this version",
+        ),
+        (
+            "secondary {\n        transfer from 10.0.0.1\n        upstream\n    }",
+            "unknown secondary option",
+        ),
+    ] {
+        let err = support::server::check(&format!("example.test {{\n    {block}\n}}\n")).unwrap_err();
+        assert!(err.contains(want) && err.contains("Corefile:"), "{block}: {err}");
+    }
+    let ok = support::server::check(
+        "example.test {\n    secondary {\n        transfer from 10.0.0.1 [2001:db8::1]:5353\n    }\n}\n",
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+}

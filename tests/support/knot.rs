@@ -1,0 +1,126 @@
+//! Knot DNS (Debian's `knot`) as a hidden primary on a free loopback port: its zones from
+//! text, transfers allowed to loopback, NOTIFY to a given address, changes made with
+//! `knotc zone-begin/zone-set/zone-commit` as an operator makes them.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::server::{TempDir, free_port};
+
+/// A running knotd, stopped on drop.
+pub struct Knot {
+    child: Child,
+    /// Its DNS port on 127.0.0.1.
+    pub port: u16,
+    dir: TempDir,
+    conf: PathBuf,
+}
+
+impl Knot {
+    /// A primary for `zones` (origin, zone file text), sending NOTIFY to `notify` if given.
+    pub fn primary(zones: &[(&str, &str)], notify: Option<SocketAddr>) -> Knot {
+        let dir = TempDir::new("knot");
+        let port = free_port();
+        let d = dir.path().display().to_string();
+        let mut conf = format!(
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\ndatabase:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\nacl:\n  - id: xfr\n    address: 127.0.0.0/8\n    action: transfer\n"
+        );
+        if let Some(n) = notify {
+            conf.push_str(&format!(
+                "remote:\n  - id: edge\n    address: {}@{}\n",
+                n.ip(),
+                n.port()
+            ));
+        }
+        conf.push_str(&format!(
+            "template:\n  - id: default\n    storage: \"{d}\"\n    semantic-checks: off\n    zonefile-sync: -1\n    acl: xfr\n"
+        ));
+        if notify.is_some() {
+            conf.push_str("    notify: edge\n");
+        }
+        conf.push_str("zone:\n");
+        for (origin, text) in zones {
+            let file = dir.write(&format!("{origin}.zone"), text);
+            conf.push_str(&format!("  - domain: {origin}\n    file: \"{}\"\n", file.display()));
+        }
+        let conf_path = dir.write("knot.conf", &conf);
+        let log = std::fs::File::create(dir.path().join("knot.log")).unwrap();
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("knotd (test.sh installs knot)");
+        let k = Knot {
+            child,
+            port,
+            dir,
+            conf: conf_path,
+        };
+        k.wait_serving(zones[0].0);
+        k
+    }
+
+    /// The address to transfer from.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Waits until Knot answers the SOA of `zone`.
+    fn wait_serving(&self, zone: &str) {
+        let until = Instant::now() + Duration::from_secs(10);
+        let q = super::q(zone, domain::base::iana::Rtype::SOA).wire();
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        while Instant::now() < until {
+            let _ = s.send_to(&q, self.addr());
+            let mut buf = [0u8; 1500];
+            if let Ok(n) = s.recv(&mut buf) {
+                if super::Reply::parse(&buf[..n]).rcode() == 0 {
+                    return;
+                }
+            }
+        }
+        panic!("knotd did not serve {zone}: {}", self.log());
+    }
+
+    /// Runs knotc against this server.
+    pub fn knotc(&self, args: &[&str]) -> String {
+        let out = Command::new("knotc")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .expect("knotc");
+        assert!(
+            out.status.success(),
+            "knotc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Replaces the `rtype` RRset at `owner` in `zone` with `DATA` (TTL `ttl`) in one
+    /// transaction, as an operator does; Knot bumps the serial and sends NOTIFY.
+    pub fn replace(&self, zone: &str, owner: &str, ttl: u32, rtype: &str, data: &str) {
+        self.knotc(&["zone-begin", zone]);
+        self.knotc(&["zone-unset", zone, owner, rtype]);
+        self.knotc(&["zone-set", zone, owner, &ttl.to_string(), rtype, data]);
+        self.knotc(&["zone-commit", zone]);
+    }
+
+    /// knotd's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("knot.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
