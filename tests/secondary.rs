@@ -197,3 +197,64 @@ fn check_refuses_bad_secondaries() {
     );
     assert!(ok.is_ok(), "{ok:?}");
 }
+
+/// The same zone with a refresh of an hour: only a NOTIFY can make a change arrive soon.
+fn slow_zone() -> String {
+    ZONE.replace("@ SOA ns admin 1 2 1 86400 60", "@ SOA ns admin 1 3600 600 86400 60")
+}
+
+// RFC 1996: Knot sends NOTIFY after a knotc commit; ringdns answers it (NOERROR, AA) and
+// checks the zone at once. A NOTIFY from another source is REFUSED.
+both_drivers!(notify_from_the_primary_triggers_a_check, |driver| {
+    let port = free_port();
+    let knot = Knot::primary(
+        &[("example.test", &slow_zone())],
+        Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+    );
+    let s = edge(driver, knot.addr(), Some(port), None);
+    assert!(
+        eventually(10, || s.udp(&q("www.example.test", Rtype::A)).rcode() == 0),
+        "{}",
+        s.log()
+    );
+    let started = Instant::now();
+    knot.replace("example.test", "www", 300, "A", "192.0.2.77");
+    assert!(
+        eventually(10, || s
+            .udp(&q("www.example.test", Rtype::A))
+            .answer()
+            .first()
+            .is_some_and(|a| a.data == "192.0.2.77")),
+        "the NOTIFY brought the change: {}\n{}",
+        s.log(),
+        knot.log()
+    );
+    eprintln!("change served {:?} after the commit", started.elapsed());
+    assert_eq!(
+        sections(s.port, "example.test", "SOA"),
+        sections(knot.port, "example.test", "SOA")
+    );
+    // Knot logged our answer to its NOTIFY as a success.
+    assert!(
+        eventually(5, || knot.log().contains("notify, outgoing")
+            && knot.log().contains("serial 2")),
+        "{}",
+        knot.log()
+    );
+    // From a source that is no primary: REFUSED, and nothing else happens.
+    let other = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    other.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    other
+        .send_to(&q("example.test", Rtype::SOA).opcode(4).wire(), s.addr)
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = other.recv(&mut buf).expect("a reply");
+    let r = support::Reply::parse(&buf[..n]);
+    assert_eq!(r.rcode(), 5);
+    assert!(eventually(5, || s.log().contains("NOTIFY refused")), "{}", s.log());
+    // From the primary's address, for a zone that is not a secondary here: REFUSED.
+    assert_eq!(s.udp(&q("other.test", Rtype::SOA).opcode(4)).rcode(), 5);
+    // From the primary's address for the zone: NOERROR, AA, opcode NOTIFY echoed.
+    let r = s.udp(&q("example.test", Rtype::SOA).opcode(4));
+    assert_eq!((r.rcode(), r.aa(), r.wire[2] >> 3 & 0xF), (0, true, 4));
+});

@@ -367,6 +367,16 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
             templates: b.templates.iter().map(crate::dns::template::Template::new).collect(),
             rewrites: b.rewrites.clone(),
             timeouts: b.timeouts,
+            primaries: b
+                .secondaries
+                .iter()
+                .flat_map(|s| {
+                    let from: Vec<_> = s.from.iter().map(|a| a.ip()).collect();
+                    s.zones
+                        .iter()
+                        .map(move |z| (NameKey::of(z).as_slice().into(), from.clone()))
+                })
+                .collect(),
             nsid: b.nsid.as_deref().map(Box::from),
             header: b.header,
             local: b.local,

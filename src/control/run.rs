@@ -122,11 +122,13 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let mut tls = TlsListeners::default();
     tls.sync(&cfg, &data, &acme_certs, &listeners)?;
     let sockets = bind_all(&listeners, opts.shards)?;
+    let (notified_tx, notified) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(build::snapshot(&cfg, &data, &tls, 1, Some(&metrics))),
         challenges: ArcSwap::from_pointee(Default::default()),
         stats,
         conn_limits: opts.conn_limits,
+        notified: notified_tx,
     });
     let shards = shard::launch(opts.shards, driver, opts.pin, shared.clone())?;
     for (shard, socks) in shards.iter().zip(sockets) {
@@ -166,7 +168,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         .set_certificates(certificates(&state.cfg, &state.data, &state.acme_certs));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let shared = state.shared.clone();
-    let result = rt.block_on(control_loop(state, &shards));
+    let result = rt.block_on(control_loop(state, &shards, notified));
     for s in &shards {
         s.send(Command::Shutdown { grace: SHUTDOWN_GRACE });
     }
@@ -268,7 +270,11 @@ impl State {
     }
 }
 
-async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), RunError> {
+async fn control_loop(
+    mut state: State,
+    shards: &[ShardHandle],
+    mut notified: tokio::sync::mpsc::UnboundedReceiver<crate::net::ctx::Notified>,
+) -> Result<(), RunError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -308,6 +314,11 @@ async fn control_loop(mut state: State, shards: &[ShardHandle]) -> Result<(), Ru
                 }
             }
             Some(found) = loops.recv() => return Err(RunError::Loop(found)),
+            Some((apex, from)) = notified.recv() => {
+                if !secondaries.notified(&apex, from) {
+                    tracing::debug!(zone = %crate::zone::name::display(&apex), %from, "NOTIFY for a zone that has no such primary (its configuration changed)");
+                }
+            }
             Some(event) = zone_events.recv() => {
                 use super::secondary::Event;
                 let (id, zone, expired) = match event {

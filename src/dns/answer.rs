@@ -169,6 +169,9 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
         return error(&req, OptRcode::REFUSED, ctx, out);
     };
     let plugins = &block.plugins;
+    if req.opcode == Opcode::NOTIFY {
+        return notify(&req, &q, plugins, entry, ctx, out);
+    }
     let mut req = req;
     if let Some(rd) = plugins.header.and_then(|h| h.query[2]) {
         // `header { query set|clear rd }`: the block and its upstreams see this RD (AA and
@@ -421,6 +424,47 @@ fn answer_block<'a>(
 
 fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Written {
     reply::write(req, q, res, ctx.transport, out)
+}
+
+/// NOTIFY (RFC 1996 §4.7): for a `secondary` zone of the block, from one of its primaries,
+/// NOERROR with AA and the question (the network layer then has the zone checked at once);
+/// from anyone else, or for another name, REFUSED.
+fn notify(
+    req: &Request<'_>,
+    q: &Question<'_>,
+    plugins: &super::pipeline::BlockPlugins,
+    entry: usize,
+    ctx: &Ctx<'_>,
+    out: &mut Vec<u8>,
+) -> Outcome<'static> {
+    let from = ctx.client.map(|c| c.ip().to_canonical());
+    let ours = plugins
+        .primaries
+        .iter()
+        .any(|(apex, ips)| **apex == *q.key && from.is_some_and(|f| ips.iter().any(|ip| ip.to_canonical() == f)));
+    if !ours || q.qclass != Class::IN {
+        let w = reply::write_error(req, OptRcode::REFUSED, ctx.transport, out);
+        return written(
+            w,
+            req,
+            Some((entry, Plugin::Server)),
+            Some("NOTIFY from a source that is not a primary of a secondary zone here (REFUSED)"),
+        );
+    }
+    let m = MadeReply {
+        aa: true,
+        rcode: Rcode::NOERROR,
+        answer: &[],
+        authority: &[],
+        additional: &[],
+        ede: None,
+    };
+    written(
+        reply::write_made(req, q, &m, ctx.transport, out),
+        req,
+        Some((entry, Plugin::Secondary)),
+        None,
+    )
 }
 
 /// A reply the server writes before any block takes the query.

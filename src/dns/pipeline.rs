@@ -201,6 +201,9 @@ pub struct BlockPlugins {
     pub templates: Vec<super::template::Template>,
     /// `bufsize`: the largest UDP payload a requester is taken to offer.
     pub bufsize: Option<u16>,
+    /// `secondary` zones (lowercase wire) and the addresses of their primaries: a NOTIFY for
+    /// one of them is taken from those only (RFC 1996 §4.7).
+    pub primaries: Vec<(Box<[u8]>, Vec<std::net::IpAddr>)>,
     /// `timeouts` of its listeners' connections.
     pub timeouts: Option<crate::config::Timeouts>,
     /// `rewrite` rules, in order.

@@ -35,7 +35,7 @@ pub enum EarlyError {
     FormErr,
     /// NOTIMP: an opcode or query type we do not implement.
     NotImp,
-    /// REFUSED: NOTIFY/UPDATE (no ACL allows them yet).
+    /// REFUSED: UPDATE (no ACL allows it yet).
     Refused,
     /// BADVERS: EDNS version above 0 (RFC 6891 §6.1.3).
     BadVers,
@@ -163,9 +163,11 @@ pub fn parse<'a>(wire: &'a [u8], scratch: &'a mut NameKey) -> Parsed<'a> {
     let records = walk(&mut parser, wire, an, ns, ar);
     req.edns = records.edns;
     match opcode {
-        Opcode::QUERY => {}
-        // NOTIFY and UPDATE need an ACL that does not exist yet: refuse, process nothing.
-        Opcode::NOTIFY | Opcode::UPDATE => return Parsed::Error(req, EarlyError::Refused),
+        // NOTIFY (RFC 1996) is parsed as a query is: one question, the zone's SOA; the
+        // block decides whether its source is a primary of the zone.
+        Opcode::QUERY | Opcode::NOTIFY => {}
+        // UPDATE needs an ACL that does not exist yet: refuse, process nothing.
+        Opcode::UPDATE => return Parsed::Error(req, EarlyError::Refused),
         _ => return Parsed::Error(req, EarlyError::NotImp),
     }
     if qd != 1 || records.malformed {
@@ -479,8 +481,9 @@ mod tests {
         assert_eq!(verdict(&q), Err("NotImp".into()));
         q[2] = 15 << 3;
         assert_eq!(verdict(&q), Err("NotImp".into()));
+        // NOTIFY parses as a query does (the block decides on it); UPDATE is refused.
         q[2] = 4 << 3;
-        assert_eq!(verdict(&q), Err("Refused".into()));
+        assert_eq!(verdict(&q), Ok(None));
         q[2] = 5 << 3;
         assert_eq!(verdict(&q), Err("Refused".into()));
         assert_eq!(

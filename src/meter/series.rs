@@ -133,10 +133,12 @@ pub enum Plugin {
     Local,
     /// `dns64` (a synthesised AAAA answer).
     Dns64,
+    /// `secondary`: a NOTIFY taken from a primary.
+    Secondary,
 }
 
 /// Every [`Plugin`], in slot order.
-pub const PLUGINS: [Plugin; 13] = [
+pub const PLUGINS: [Plugin; 14] = [
     Plugin::Server,
     Plugin::Hosts,
     Plugin::File,
@@ -150,6 +152,7 @@ pub const PLUGINS: [Plugin; 13] = [
     Plugin::Template,
     Plugin::Local,
     Plugin::Dns64,
+    Plugin::Secondary,
 ];
 
 impl Plugin {
@@ -169,6 +172,7 @@ impl Plugin {
             Plugin::Template => "template",
             Plugin::Local => "local",
             Plugin::Dns64 => "dns64",
+            Plugin::Secondary => "secondary",
         }
     }
 }

@@ -22,7 +22,12 @@ pub struct Shared {
     pub stats: std::sync::Arc<[ShardStats]>,
     /// TCP limits.
     pub conn_limits: ConnLimits,
+    /// NOTIFYs taken from primaries, for the control thread: (zone apex, the primary).
+    pub notified: tokio::sync::mpsc::UnboundedSender<Notified>,
 }
+
+/// A NOTIFY a shard took: the zone (lowercase wire) and the primary that sent it.
+pub type Notified = (Box<[u8]>, std::net::IpAddr);
 
 /// Per-shard context handed to every task of the shard.
 pub struct ShardCtx {
@@ -36,6 +41,8 @@ pub struct ShardCtx {
     pub querylog: RefCell<crate::telemetry::querylog::Limiter>,
     /// Upstream connections, cache and in-flight queries of forwarding blocks.
     pub forward: Rc<crate::forward::ShardForward>,
+    /// When a refused NOTIFY was last logged, per source (once a minute each).
+    pub notify_refusals: RefCell<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
 }
 
 impl ShardCtx {
