@@ -235,3 +235,73 @@ pub fn reply_bytes(data: &[u8]) {
         }
     }
 }
+
+/// The apex the transfer target's streams are read for: `example.test`.
+pub const TRANSFER_APEX: &[u8] = b"\x07example\x04test\x00";
+
+/// Arbitrary bytes as an AXFR stream (RFC 5936) for `example.test`: the first two octets
+/// are the query's ID, then messages framed as over TCP (a two-octet length each). Checks
+/// that a stream either fails or makes a zone whose serial is the one it announced, and
+/// that nothing fed after the end is taken. `true` when a zone was made.
+pub fn transfer_bytes(data: &[u8]) -> bool {
+    let Some((id, mut rest)) = data.split_first_chunk::<2>() else {
+        return false;
+    };
+    let mut t = crate::zone::transfer::AxfrIn::new(TRANSFER_APEX, u16::from_be_bytes(*id));
+    while let Some((len, tail)) = rest.split_first_chunk::<2>() {
+        let len = usize::from(u16::from_be_bytes(*len)).min(tail.len());
+        let (msg, tail) = tail.split_at(len);
+        rest = tail;
+        let done = t.is_done();
+        match t.feed(msg) {
+            Ok(()) => assert!(!done, "a message after the closing SOA was taken"),
+            Err(_) => return false,
+        }
+    }
+    match t.finish() {
+        Ok((zone, text)) => {
+            assert!(text.lines().count() >= 1, "a zone has its SOA");
+            assert!(zone.soa().is_some(), "a transferred zone has its SOA");
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// A valid AXFR stream for [`transfer_bytes`]: ID, then two framed messages holding the
+/// SOA, a few records, and the SOA again (the seed of the transfer target).
+pub fn transfer_seed() -> Vec<u8> {
+    let id = 0x4242u16;
+    let soa = |m: &mut Vec<u8>| {
+        m.extend_from_slice(&[0xC0, 12, 0, 6, 0, 1, 0, 0, 1, 44]);
+        let rdata = b"\x02ns\xC0\x0c\x05admin\xC0\x0c\x00\x00\x00\x07\x00\x00\x0e\x10\x00\x00\x02\x58\x00\x01\x51\x80\x00\x00\x00\x3c";
+        m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        m.extend_from_slice(rdata);
+    };
+    let message = |records: &dyn Fn(&mut Vec<u8>) -> u16| {
+        let mut m = id.to_be_bytes().to_vec();
+        m.extend_from_slice(&[0x84, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+        m.extend_from_slice(TRANSFER_APEX);
+        m.extend_from_slice(&[0, 252, 0, 1]);
+        let n = records(&mut m);
+        wire::set_count(&mut m, 1, n);
+        m
+    };
+    let first = message(&|m| {
+        soa(m);
+        m.extend_from_slice(&[0xC0, 12, 0, 2, 0, 1, 0, 0, 1, 44, 0, 2, 0xC0, 25]);
+        m.extend_from_slice(b"\x03www\xC0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xc0\x00\x02\x0a");
+        3
+    });
+    let second = message(&|m| {
+        m.extend_from_slice(b"\x02ns\xC0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xc0\x00\x02\x01");
+        soa(m);
+        2
+    });
+    let mut out = id.to_be_bytes().to_vec();
+    for m in [first, second] {
+        out.extend_from_slice(&(m.len() as u16).to_be_bytes());
+        out.extend_from_slice(&m);
+    }
+    out
+}

@@ -56,3 +56,31 @@ fn answer_survives_mutations_of_the_seeds() {
         }
     }
 }
+
+#[test]
+fn transfer_corpus() {
+    // The seed is a whole, valid transfer: it makes a zone.
+    let seed = ringdns::fuzzing::transfer_seed();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/transfer");
+    assert_eq!(
+        std::fs::read(dir.join("seed-axfr")).unwrap(),
+        seed,
+        "the committed seed is transfer_seed()"
+    );
+    assert!(ringdns::fuzzing::transfer_bytes(&seed), "the seed makes a zone");
+    assert!(
+        replay("transfer", |d| {
+            ringdns::fuzzing::transfer_bytes(d);
+        }) >= 1
+    );
+    // Every byte flipped, and every prefix.
+    for i in 0..seed.len() {
+        let mut m = seed.clone();
+        m[i] ^= 0xff;
+        ringdns::fuzzing::transfer_bytes(&m);
+        assert!(
+            !ringdns::fuzzing::transfer_bytes(&seed[..i]),
+            "a cut stream makes no zone"
+        );
+    }
+}
