@@ -67,6 +67,7 @@ impl World {
         match answer(&ctx, wire, &mut scratch, &mut out) {
             Outcome::Drop(_) => None,
             Outcome::Forward(_) => panic!("scenarios have no forward"),
+            Outcome::Transfer { .. } => panic!("scenarios ask no transfer over UDP"),
             Outcome::Reply { .. } => Some(Reply::parse(&out)),
         }
     }

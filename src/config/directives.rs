@@ -47,6 +47,7 @@ pub const SUPPORTED: &[&str] = &[
     "template",
     "timeouts",
     "tls",
+    "transfer",
     "whoami",
 ];
 
@@ -281,6 +282,10 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
             "template" => {
                 let t = template(block, line)?;
                 block.templates.push(t);
+            }
+            "transfer" => {
+                let t = transfer(block, line)?;
+                block.transfers.push(t);
             }
             "secondary" => {
                 let sec = secondary(block, line)?;
@@ -1171,6 +1176,64 @@ fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, Config
         zones,
         from,
         directory,
+    })
+}
+
+/// `transfer [ZONES...] { to ADDRESS|CIDR|*...; source ADDRESS }` (`to` may repeat; `source`
+/// is taken for NOTIFY, which this version does not send yet).
+fn transfer(block: &ServerBlock, line: &Line) -> Result<TransferConfig, ConfigError> {
+    let zones = if line.args.is_empty() {
+        block.zones()
+    } else {
+        let z = zone_list(&line.args)?;
+        check_inside_block(block, &line.args, &z)?;
+        z
+    };
+    let mut to = Vec::new();
+    for o in line.block.iter().flatten() {
+        match o.name.text.as_str() {
+            "to" => {
+                if o.args.is_empty() {
+                    return Err(err(&o.name, "transfer: to ADDRESS... (or * for everyone)"));
+                }
+                for a in &o.args {
+                    to.push(if a.text == "*" {
+                        TransferPeer::Any
+                    } else if a.text.contains('/') {
+                        let (ip, len) = acl_net(&a.text)
+                            .ok_or_else(|| err(a, format!("transfer: {:?} is not a CIDR prefix", a.text)))?;
+                        TransferPeer::Net(ip, len)
+                    } else {
+                        TransferPeer::Host(primary_addr(a).map_err(|_| {
+                            err(
+                                a,
+                                format!("transfer: {:?} is not an address, a CIDR prefix or *", a.text),
+                            )
+                        })?)
+                    });
+                }
+            }
+            "source" => {
+                let a = one_arg(o, "an address")?;
+                a.text
+                    .parse::<IpAddr>()
+                    .map_err(|_| err(a, format!("transfer source: {:?} is not an IP address", a.text)))?;
+            }
+            other => {
+                return Err(err(
+                    &o.name,
+                    format!("unknown transfer option {other:?} (accepted: to, source)"),
+                ));
+            }
+        }
+    }
+    if to.is_empty() {
+        return Err(err(&line.name, "transfer needs to: transfer { to ADDRESS... }"));
+    }
+    Ok(TransferConfig {
+        pos: line.pos().clone(),
+        zones,
+        to,
     })
 }
 

@@ -122,6 +122,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             rewrites: Vec::new(),
             timeouts: None,
             secondaries: Vec::new(),
+            transfers: Vec::new(),
             nsid: None,
             header: None,
             local: None,

@@ -209,6 +209,8 @@ pub struct ServerBlock {
     pub templates: Vec<TemplateConfig>,
     /// `acl` rules, in the order written.
     pub acl: Vec<AclRule>,
+    /// `transfer` directives: who may transfer the block's zones out.
+    pub transfers: Vec<TransferConfig>,
     /// `secondary` directives: zones transferred from primaries.
     pub secondaries: Vec<SecondaryConfig>,
     /// `timeouts { read D; write D; idle D; maxtcpqueries N }`.
@@ -320,6 +322,41 @@ pub struct TemplateConfig {
     pub ederror: Option<(u16, String)>,
     /// `fallthrough [ZONES...]`: names not matched go on (`Some(empty)`: every name).
     pub fallthrough: Option<Vec<Name<Bytes>>>,
+}
+
+/// `transfer [ZONES...] { to ADDRESS|CIDR|*... }`: the block's zones (from `file`, `auto` or
+/// `secondary`) transferred out by AXFR over TCP and TLS to the listed clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferConfig {
+    /// Where the directive is.
+    pub pos: Pos,
+    /// Its zones (the block's when none is given).
+    pub zones: Vec<Name<Bytes>>,
+    /// Who may ask.
+    pub to: Vec<TransferPeer>,
+}
+
+/// One `to` of `transfer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferPeer {
+    /// `*`: everyone.
+    Any,
+    /// An address (with the port NOTIFY would go to, 53 unless given).
+    Host(SocketAddr),
+    /// A prefix (a ringdns extension: CoreDNS takes addresses only).
+    Net(IpAddr, u8),
+}
+
+impl TransferPeer {
+    /// Whether a client at `ip` may transfer.
+    pub fn admits(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        match *self {
+            TransferPeer::Any => true,
+            TransferPeer::Host(a) => a.ip().to_canonical() == ip,
+            TransferPeer::Net(net, len) => in_prefix(ip, net, len),
+        }
+    }
 }
 
 /// `secondary [ZONES...] { transfer from ADDR[:PORT]...; directory DIR }`: zones pulled from

@@ -223,6 +223,7 @@ pub fn block_plugins(b: &ServerBlock) -> Vec<&'static str> {
     names.extend(b.hosts.as_ref().map(|_| "hosts"));
     names.extend((!b.files.is_empty()).then_some("file"));
     names.extend((!b.secondaries.is_empty()).then_some("secondary"));
+    names.extend((!b.transfers.is_empty()).then_some("transfer"));
     names.extend(b.forward.as_ref().map(|_| "forward"));
     names.extend(b.chaos.as_ref().map(|_| "chaos"));
     names.extend(b.any.then_some("any"));
@@ -367,6 +368,15 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
             templates: b.templates.iter().map(crate::dns::template::Template::new).collect(),
             rewrites: b.rewrites.clone(),
             timeouts: b.timeouts,
+            transfers: b
+                .transfers
+                .iter()
+                .flat_map(|t| {
+                    t.zones
+                        .iter()
+                        .map(move |z| (NameKey::of(z).as_slice().into(), t.to.clone()))
+                })
+                .collect(),
             primaries: b
                 .secondaries
                 .iter()

@@ -44,6 +44,16 @@ pub enum Outcome<'a> {
     Drop(DropReason),
     /// The block forwards this query: the network layer asks its upstreams.
     Forward(Forwarding<'a>),
+    /// A zone transfer (AXFR, or IXFR answered AXFR-style) over TCP or TLS: the network
+    /// layer writes its messages ([`super::axfr::AxfrOut`]).
+    Transfer {
+        /// The route entry (zone and block) that transfers it.
+        entry: usize,
+        /// The zone.
+        zone: &'a Arc<crate::zone::store::Zone>,
+        /// The query's ID.
+        id: u16,
+    },
     /// `out` holds a reply.
     Reply {
         /// Full response code.
@@ -162,7 +172,8 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
     };
     let chaos = ctx.route.is_some_and(Route::chaos);
     let reclass = ctx.route.is_some_and(Route::reclass);
-    if let Some(rcode) = refuse_class(q.qclass, chaos, reclass).or_else(|| refuse_type(q.qtype)) {
+    let transfer = matches!(q.qtype, Rtype::AXFR | Rtype::IXFR);
+    if let Some(rcode) = refuse_class(q.qclass, chaos, reclass).or_else(|| refuse_type(q.qtype).filter(|_| !transfer)) {
         return error(&req, rcode, ctx, out);
     }
     let Some((entry, block)) = ctx.route.and_then(|r| r.entry_for(q.key)) else {
@@ -171,6 +182,9 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
     let plugins = &block.plugins;
     if req.opcode == Opcode::NOTIFY {
         return notify(&req, &q, plugins, entry, ctx, out);
+    }
+    if transfer {
+        return zone_transfer(&req, &q, block, entry, ctx, out);
     }
     let mut req = req;
     if let Some(rd) = plugins.header.and_then(|h| h.query[2]) {
@@ -298,6 +312,8 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
                     ..f
                 }),
                 Outcome::Drop(r) => Outcome::Drop(r),
+                // answer_block refuses transfers (the client's query is the one transferred).
+                t @ Outcome::Transfer { .. } => t,
                 Outcome::Reply {
                     entry, error, plugin, ..
                 } => {
@@ -465,6 +481,76 @@ fn notify(
         Some((entry, Plugin::Secondary)),
         None,
     )
+}
+
+/// AXFR and IXFR (RFC 5936, RFC 1995) of a zone the block serves, for a client its
+/// `transfer` admits: over TCP and TLS the whole zone (IXFR too, AXFR-style: RFC 1995 §4
+/// lets a server send the whole zone); an IXFR over UDP gets the SOA alone, which tells the
+/// client to come over TCP (§4); everything else REFUSED.
+fn zone_transfer<'a>(
+    req: &Request<'_>,
+    q: &Question<'_>,
+    block: &'a super::pipeline::Block,
+    entry: usize,
+    ctx: &Ctx<'_>,
+    out: &mut Vec<u8>,
+) -> Outcome<'a> {
+    let from = ctx.client.map(|c| c.ip());
+    let admitted = block
+        .plugins
+        .transfers
+        .iter()
+        .any(|(zone, to)| **zone == *q.key && from.is_some_and(|ip| to.iter().any(|p| p.admits(ip))));
+    let zone = block.handlers.iter().find_map(|h| match h {
+        super::pipeline::Handler::File(f) => f.zone_at(q.key),
+        _ => None,
+    });
+    let refused = |out: &mut Vec<u8>, why| {
+        let w = reply::write_error(req, OptRcode::REFUSED, ctx.transport, out);
+        written(w, req, Some((entry, Plugin::Server)), Some(why))
+    };
+    let (Some(zone), true, Class::IN) = (zone, admitted, q.qclass) else {
+        return refused(
+            out,
+            "zone transfer refused: not a zone of the block, or the client is not in its transfer to (REFUSED)",
+        );
+    };
+    match (ctx.transport, q.qtype) {
+        (Transport::Tcp | Transport::Tls, _) => Outcome::Transfer {
+            entry,
+            zone,
+            id: req.id,
+        },
+        (Transport::Udp, Rtype::IXFR) => {
+            let Some((soa, rdata)) = zone.soa().and_then(|s| Some((s, s.rdatas().next()?))) else {
+                return refused(out, "zone transfer: the zone has no SOA (REFUSED)");
+            };
+            let made = [Made {
+                owner: MadeOwner::Query,
+                class: Class::IN,
+                ttl: soa.ttl(),
+                data: WireData {
+                    rtype: Rtype::SOA,
+                    data: rdata,
+                },
+            }];
+            let m = MadeReply {
+                aa: true,
+                rcode: Rcode::NOERROR,
+                answer: &made,
+                authority: &[],
+                additional: &[],
+                ede: None,
+            };
+            written(
+                reply::write_made(req, q, &m, ctx.transport, out),
+                req,
+                Some((entry, Plugin::File)),
+                None,
+            )
+        }
+        _ => refused(out, "AXFR over UDP or DoH (REFUSED: transfers go over TCP or TLS)"),
+    }
 }
 
 /// A reply the server writes before any block takes the query.

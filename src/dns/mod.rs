@@ -3,6 +3,7 @@
 //! without sockets.
 
 pub mod answer;
+pub mod axfr;
 pub mod balance;
 pub mod dns64;
 pub mod local;

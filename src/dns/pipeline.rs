@@ -201,6 +201,8 @@ pub struct BlockPlugins {
     pub templates: Vec<super::template::Template>,
     /// `bufsize`: the largest UDP payload a requester is taken to offer.
     pub bufsize: Option<u16>,
+    /// `transfer`: zones (lowercase wire) and who may transfer them out.
+    pub transfers: Vec<(Box<[u8]>, Vec<crate::config::TransferPeer>)>,
     /// `secondary` zones (lowercase wire) and the addresses of their primaries: a NOTIFY for
     /// one of them is taken from those only (RFC 1996 §4.7).
     pub primaries: Vec<(Box<[u8]>, Vec<std::net::IpAddr>)>,
@@ -327,6 +329,11 @@ pub struct FileHandler {
 }
 
 impl FileHandler {
+    /// The zone whose apex is `key`.
+    pub fn zone_at(&self, key: &[u8]) -> Option<&Arc<Zone>> {
+        self.zones.iter().find(|z| z.apex() == key)
+    }
+
     /// The zone with the longest apex containing `key`.
     pub fn zone_for(&self, key: &[u8]) -> Option<&Zone> {
         self.zones

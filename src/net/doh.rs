@@ -282,7 +282,10 @@ async fn resolve(
             Served::Drop(crate::dns::request::DropReason::Policy) => {
                 return plain(StatusCode::FORBIDDEN, "refused by policy\n");
             }
-            Served::Reply | Served::Drop(_) => return plain(StatusCode::BAD_REQUEST, "not a DNS query\n"),
+            // Transfers go over TCP and TLS only: the core never gives one over DoH.
+            Served::Reply | Served::Drop(_) | Served::Transfer(_) => {
+                return plain(StatusCode::BAD_REQUEST, "not a DNS query\n");
+            }
             Served::Later(pending) => pending,
         }
     };

@@ -14,12 +14,13 @@ use super::ctx::ShardCtx;
 use super::report::Reporter;
 use crate::config::Transport;
 use crate::dns::answer::{Asked, Plugin};
+use crate::dns::axfr::AxfrOut;
 use crate::dns::dns64::{self, Dns64};
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::request::DropReason;
 use crate::dns::request::{self, Parsed, Request};
 use crate::dns::rewrite::{self, Reverts};
-use crate::dns::wire::{FLAGS1, FLAGS2, flags1, flags2};
+use crate::dns::wire::{FLAGS1, FLAGS2, HEADER_LEN, flags1, flags2};
 use crate::dns::{Ctx, Forwarding, Outcome, Scratch, answer};
 use crate::forward::{self, Cached, Plan};
 use crate::zone::name::NameKey;
@@ -52,6 +53,8 @@ pub(crate) enum Served {
     /// The reply comes from the upstreams: run this to get it (boxed: it carries the
     /// query's facts, and this path allocates for the upstream exchange anyway).
     Later(Box<Pending>),
+    /// A zone transfer: `out` holds its first message, these are the rest.
+    Transfer(Box<AxfrOut>),
 }
 
 /// Answers `wire` from `peer` into `out`, or says what to do instead; `scratch` is the
@@ -74,6 +77,25 @@ pub(crate) fn query(
     };
     let outcome = match answer(&dns, wire, scratch, out) {
         Outcome::Drop(reason) => return Served::Drop(reason),
+        Outcome::Transfer { entry, zone, id } => {
+            let question = &wire[HEADER_LEN..HEADER_LEN + crate::dns::wire::question_len(wire)];
+            let t = Outcome::Reply {
+                rcode: 0,
+                truncated: false,
+                entry: Some(entry),
+                error: None,
+                plugin: Plugin::File,
+                asked: Asked {
+                    qtype: Rtype::AXFR.to_int(),
+                    dnssec_ok: false,
+                },
+            };
+            let mut axfr = Box::new(AxfrOut::new(zone.clone(), id, question));
+            // The first message stands for the transfer in the logs and counts.
+            axfr.next_message(out);
+            l.reporter.answered(route, &t, (peer, wire, out), started);
+            return Served::Transfer(axfr);
+        }
         Outcome::Forward(f) => match cached(l, f, wire, started, out) {
             Some(mut pending) => {
                 pending.dns64 = dns64_for(route, Some(f.entry), peer, &f.request);
@@ -315,7 +337,7 @@ impl Pending {
         let mut out = Vec::with_capacity(crate::dns::answer::REPLY_CAPACITY);
         let (a_reply, limit) = match answer(&ctx, &a_wire, &mut scratch, &mut out) {
             Outcome::Reply { .. } => (out, None),
-            Outcome::Drop(_) => return None,
+            Outcome::Drop(_) | Outcome::Transfer { .. } => return None,
             Outcome::Forward(f) => {
                 let limit = f.request.edns.map(|e| e.udp_size);
                 let q = forward::Query::of(&f.request)?;

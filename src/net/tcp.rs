@@ -270,6 +270,18 @@ async fn read_queries<R: StreamRead>(
                 }
                 // Short messages and responses get no reply, over a stream too.
                 Served::Drop(_) => {}
+                Served::Transfer(mut axfr) => {
+                    // One message at a time, each once the writer has room: a slow reader
+                    // holds back the transfer, not the shard's memory.
+                    outbox.push(&out);
+                    ctx.stats().tcp_answered.incr();
+                    while axfr.next_message(&mut out) {
+                        if !outbox.room().await {
+                            return End::Io;
+                        }
+                        outbox.push(&out);
+                    }
+                }
                 Served::Later(pending) => {
                     let open = outbox.forward_opened();
                     let (outbox, reporter, ctx) = (outbox.clone(), reporter.clone(), ctx.clone());

@@ -84,6 +84,8 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
             };
             match serve::query(&listener, peer, query, &mut scratch, out) {
                 Served::Reply => *send = true,
+                // Transfers go over TCP and TLS only: the core never gives one here.
+                Served::Transfer(_) => {}
                 Served::Drop(reason) => dropped(&ctx, &key, &mut last_drop_log, reason),
                 Served::Later(pending) => {
                     monoio::spawn(send_later(pending, sock.clone(), reporter.clone(), peer, ctx.clone()));

@@ -155,6 +155,11 @@ impl Zone {
         self.nodes.get_key_value(key).map(|(k, e)| (&**k, self.view(e)))
     }
 
+    /// Every name of the zone (lowercase wire), empty non-terminals included, in no order.
+    pub fn names(&self) -> impl Iterator<Item = &[u8]> {
+        self.nodes.keys().map(|k| &**k)
+    }
+
     /// Number of names (including empty non-terminals).
     pub fn name_count(&self) -> usize {
         self.nodes.len()

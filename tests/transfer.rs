@@ -1,0 +1,99 @@
+//! Black-box: `transfer { to ... }`: ringdns as the primary of Knot DNS (from apt), AXFR with
+//! kdig, IXFR answered AXFR-style over TCP and with the SOA alone over UDP, and REFUSED for
+//! clients not listed and for AXFR over UDP.
+
+mod support;
+
+use std::process::Command;
+
+use domain::base::iana::Rtype;
+use support::knot::Knot;
+use support::q;
+use support::server::{Options, Server};
+
+/// A zone of `n` extra names besides the usual ones.
+fn zone(n: usize) -> String {
+    let mut z = String::from(
+        "$ORIGIN example.test.\n$TTL 300\n@ SOA ns admin 42 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\nwww AAAA 2001:db8::10\n@ MX 10 mail\nmail A 192.0.2.25\nalias CNAME www\n*.wild TXT \"wild\"\nsub NS ns.sub\nns.sub A 192.0.2.53\n",
+    );
+    for i in 0..n {
+        z.push_str(&format!("h{i} A 192.0.2.{}\nh{i} TXT \"host number {i}\"\n", i % 250));
+    }
+    z
+}
+
+fn primary(driver: &str, n: usize, to: &str) -> Server {
+    let corefile = format!(
+        "example.test:{{PORT}} {{\n    bind 127.0.0.1 127.0.0.2\n    file {{DIR}}/zone\n    transfer {{\n        to {to}\n    }}\n}}\n"
+    );
+    Server::start(Options::new(driver, &corefile).file("zone", zone(n)))
+}
+
+fn kdig(args: &[&str]) -> String {
+    let out = Command::new("kdig")
+        .args(args)
+        .output()
+        .expect("kdig (test.sh installs knot-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The records of a kdig transfer, one per line, without comments.
+fn records(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+both_drivers!(axfr_to_kdig_and_refused_to_others, |driver| {
+    let s = primary(driver, 3000, "127.0.0.1");
+    let port = s.port.to_string();
+    let out = kdig(&["@127.0.0.1", "-p", &port, "AXFR", "example.test"]);
+    let recs = records(&out);
+    // 11 records, 6000 more, and the SOA again at the end.
+    assert_eq!(recs.len(), 11 + 6000 + 1, "{}", &out[..out.len().min(2000)]);
+    assert!(
+        recs[0].contains(" SOA ") && recs.last().unwrap().contains(" SOA "),
+        "{} / {}",
+        recs[0],
+        recs.last().unwrap()
+    );
+    assert!(
+        recs.iter()
+            .any(|r| r == "h2999.example.test. 300 IN TXT \"host number 2999\"")
+    );
+    assert!(out.contains("Received"), "{out}");
+    // IXFR over TCP: the whole zone, AXFR-style (RFC 1995 §4).
+    let ixfr = kdig(&["@127.0.0.1", "-p", &port, "IXFR=1", "example.test"]);
+    assert_eq!(records(&ixfr).len(), recs.len(), "{}", &ixfr[..ixfr.len().min(2000)]);
+    // IXFR over UDP: the SOA alone.
+    let r = s.udp(&q("example.test", Rtype::IXFR));
+    assert_eq!((r.rcode(), r.answer().len(), r.answer()[0].rtype), (0, 1, Rtype::SOA));
+    // AXFR over UDP: refused.
+    assert_eq!(s.udp(&q("example.test", Rtype::AXFR)).rcode(), 5);
+    // From a source not in `to`, and for a name that is no zone apex: refused.
+    let other = kdig(&["@127.0.0.2", "-b", "127.0.0.2", "-p", &port, "AXFR", "example.test"]);
+    assert!(other.contains("REFUSED"), "{other}");
+    let sub = kdig(&["@127.0.0.1", "-p", &port, "AXFR", "www.example.test"]);
+    assert!(sub.contains("REFUSED"), "{sub}");
+});
+
+// Knot as a secondary of ringdns: it transfers the zone and answers every name as ringdns.
+both_drivers!(knot_is_a_secondary_of_ringdns, |driver| {
+    let s = primary(driver, 50, "*");
+    let knot = Knot::secondary("example.test", s.addr);
+    for (name, t) in [
+        ("example.test", "SOA"),
+        ("www.example.test", "A"),
+        ("www.example.test", "AAAA"),
+        ("example.test", "MX"),
+        ("alias.example.test", "A"),
+        ("x.wild.example.test", "TXT"),
+        ("h49.example.test", "TXT"),
+        ("host.sub.example.test", "A"),
+        ("nope.example.test", "A"),
+    ] {
+        let ask = |p: u16| records(&kdig(&["@127.0.0.1", "-p", &p.to_string(), "+norec", name, t]));
+        assert_eq!(ask(knot.port), ask(s.port), "{name} {t}\n{}", knot.log());
+    }
+});
