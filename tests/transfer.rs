@@ -97,3 +97,40 @@ both_drivers!(knot_is_a_secondary_of_ringdns, |driver| {
         assert_eq!(ask(knot.port), ask(s.port), "{name} {t}\n{}", knot.log());
     }
 });
+
+// RFC 1996: a zone file reloaded with a larger serial is announced to the secondaries in
+// `to`; Knot (whose SOA refresh is an hour) follows at once.
+both_drivers!(a_changed_zone_is_notified_to_its_secondaries, |driver| {
+    let knot_port = support::server::free_port();
+    let corefile = format!(
+        "example.test:{{PORT}} {{\n    bind 127.0.0.1\n    file {{DIR}}/zone {{\n        reload 1s\n    }}\n    transfer {{\n        to 127.0.0.1:{knot_port}\n    }}\n}}\n"
+    );
+    let s = Server::start(Options::new(driver, &corefile).file("zone", zone(0)));
+    let knot = Knot::secondary_on("example.test", s.addr, knot_port);
+    let www = |p: u16| {
+        records(&kdig(&[
+            "@127.0.0.1",
+            "-p",
+            &p.to_string(),
+            "+norec",
+            "www.example.test",
+            "A",
+        ]))
+    };
+    assert_eq!(www(knot.port), ["www.example.test. 300 IN A 192.0.2.10"]);
+    let changed = zone(0)
+        .replace(" 42 3600 ", " 43 3600 ")
+        .replace("www A 192.0.2.10", "www A 192.0.2.44");
+    std::fs::write(s.dir.path().join("zone"), changed).unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while www(knot.port) != ["www.example.test. 300 IN A 192.0.2.44"] {
+        assert!(
+            std::time::Instant::now() < until,
+            "Knot did not follow: {}\n{}",
+            knot.log(),
+            s.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(knot.log().contains("notify"), "{}", knot.log());
+});

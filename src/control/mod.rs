@@ -4,6 +4,7 @@ pub mod build;
 pub mod data;
 pub mod loops;
 pub mod notify;
+pub mod notify_out;
 pub mod run;
 pub mod secondary;
 

@@ -162,7 +162,10 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         readiness,
         probes,
         metrics,
+        told: Default::default(),
     };
+    let mut state = state;
+    state.told = super::notify_out::serials(&state.cfg, &state.data);
     state
         .metrics
         .set_certificates(certificates(&state.cfg, &state.data, &state.acme_certs));
@@ -216,6 +219,8 @@ struct State {
     probes: Option<Probes>,
     /// Every series the `prometheus` endpoints render.
     metrics: Arc<Registry>,
+    /// The serials the secondaries of each transferred zone were last told of (NOTIFY).
+    told: super::notify_out::Told,
 }
 
 impl State {
@@ -267,6 +272,8 @@ impl State {
         self.generation += 1;
         let snap = build::snapshot(&self.cfg, &self.data, &self.tls, self.generation, Some(&self.metrics));
         self.shared.snapshot.store(Arc::new(snap));
+        // Secondaries of the zones that changed hear of it (RFC 1996).
+        super::notify_out::changes(&self.cfg, &self.data, &mut self.told);
     }
 }
 

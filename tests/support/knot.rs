@@ -66,8 +66,12 @@ impl Knot {
 
     /// A secondary of `zone` from `primary` (it transfers at start-up).
     pub fn secondary(zone: &str, primary: SocketAddr) -> Knot {
+        Self::secondary_on(zone, primary, free_port())
+    }
+
+    /// A secondary on `port`.
+    pub fn secondary_on(zone: &str, primary: SocketAddr, port: u16) -> Knot {
         let dir = TempDir::new("knot2");
-        let port = free_port();
         let d = dir.path().display().to_string();
         let conf = format!(
             "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\ndatabase:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\nremote:\n  - id: primary\n    address: {}@{}\nacl:\n  - id: notify\n    address: 127.0.0.0/8\n    action: notify\ntemplate:\n  - id: default\n    storage: \"{d}\"\n    semantic-checks: off\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: none\nzone:\n  - domain: {zone}\n    master: primary\n    acl: notify\n",

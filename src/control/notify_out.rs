@@ -1,0 +1,119 @@
+//! NOTIFY to secondaries (RFC 1996): when a zone that a `transfer` lists changes serial
+//! (a zone file reloaded, a secondary zone transferred), each address of its `to` is told,
+//! over UDP, until it answers or the tries run out (§3.6: retried; here 5 tries, waiting
+//! 1, 2, 4, 8 and 16 s). `*` and prefixes name no one to tell.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use domain::base::iana::Rtype;
+
+use super::data::DataSet;
+use crate::config::{Config, TransferPeer};
+use crate::dns::wire::{self, FLAGS1, flags1};
+use crate::zone::name::{NameKey, display};
+
+/// Tries per secondary.
+const TRIES: u32 = 5;
+/// NOTIFY's opcode (RFC 1996 §3.3).
+const OPCODE_NOTIFY: u8 = 4;
+
+/// The serial each transferred zone had when its secondaries were last told.
+pub type Told = HashMap<Box<[u8]>, u32>;
+
+/// Each zone a `transfer` lists, its serial now, and the addresses to tell.
+fn zones(cfg: &Config, data: &DataSet) -> Vec<(Box<[u8]>, u32, Vec<SocketAddr>)> {
+    let mut out: Vec<(Box<[u8]>, u32, Vec<SocketAddr>)> = Vec::new();
+    for b in &cfg.blocks {
+        for t in &b.transfers {
+            let hosts: Vec<SocketAddr> =
+                t.to.iter()
+                    .filter_map(|p| match p {
+                        TransferPeer::Host(a) => Some(*a),
+                        _ => None,
+                    })
+                    .collect();
+            for z in &t.zones {
+                let apex: Box<[u8]> = NameKey::of(z).as_slice().into();
+                let files = b.files.iter().filter_map(|f| data.zone(&f.path, z));
+                let secondaries = b.secondaries.iter().filter_map(|s| {
+                    data.secondaries
+                        .get(&(s.directory.clone(), apex.clone()))
+                        .and_then(|e| e.zone.clone())
+                });
+                let Some(zone) = files.chain(secondaries).next() else {
+                    continue;
+                };
+                match out.iter_mut().find(|(a, _, _)| *a == apex) {
+                    Some((_, _, to)) => to.extend(hosts.iter().copied()),
+                    None => out.push((apex, zone.serial(), hosts.clone())),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The serials now, without telling anyone (at start-up: secondaries ask on their own).
+pub fn serials(cfg: &Config, data: &DataSet) -> Told {
+    zones(cfg, data).into_iter().map(|(a, s, _)| (a, s)).collect()
+}
+
+/// Tells the secondaries of every zone whose serial changed since `told`, and notes it.
+/// Must run inside the control runtime (the sends are tasks of their own).
+pub fn changes(cfg: &Config, data: &DataSet, told: &mut Told) {
+    for (apex, serial, to) in zones(cfg, data) {
+        if told.get(&apex) == Some(&serial) {
+            continue;
+        }
+        told.insert(apex.clone(), serial);
+        for addr in to {
+            tokio::spawn(send(apex.clone(), serial, addr));
+        }
+    }
+}
+
+/// NOTIFY for `apex` to `to`, retried until it answers.
+async fn send(apex: Box<[u8]>, serial: u32, to: SocketAddr) {
+    let zone = display(&apex);
+    let bind: SocketAddr = if to.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else {
+        return;
+    };
+    if sock.connect(to).await.is_err() {
+        return;
+    }
+    let mut id = [0u8; 2];
+    let _ = getrandom::fill(&mut id);
+    let mut msg = wire::query(&apex, Rtype::SOA, false);
+    msg[0..2].copy_from_slice(&id);
+    msg[FLAGS1] = (OPCODE_NOTIFY << flags1::OPCODE_SHIFT) | flags1::AA;
+    let mut wait = Duration::from_secs(1);
+    for _ in 0..TRIES {
+        if sock.send(&msg).await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        let answered = tokio::time::timeout(wait, async {
+            loop {
+                match sock.recv(&mut buf).await {
+                    Ok(n) if n >= wire::HEADER_LEN && buf[..2] == id && buf[FLAGS1] & flags1::QR != 0 => return true,
+                    Ok(_) => continue,
+                    Err(_) => return false,
+                }
+            }
+        })
+        .await;
+        if answered == Ok(true) {
+            tracing::debug!(%zone, serial, secondary = %to, "NOTIFY answered");
+            return;
+        }
+        wait *= 2;
+    }
+    tracing::warn!(%zone, serial, secondary = %to, "NOTIFY not answered after {TRIES} tries");
+}
