@@ -258,3 +258,118 @@ both_drivers!(notify_from_the_primary_triggers_a_check, |driver| {
     let r = s.udp(&q("example.test", Rtype::SOA).opcode(4));
     assert_eq!((r.rcode(), r.aa(), r.wire[2] >> 3 & 0xF), (0, true, 4));
 });
+
+/// SOA rdata for example.test with `serial` (refresh an hour: only NOTIFY makes it ask).
+fn soa_rdata(serial: u32) -> Vec<u8> {
+    let mut r = upstream::name("ns.example.test");
+    r.extend(upstream::name("admin.example.test"));
+    for v in [serial, 3600, 600, 86400, 60] {
+        r.extend_from_slice(&v.to_be_bytes());
+    }
+    r
+}
+
+use support::upstream::{self, Act, Rec, Upstream};
+
+// ROBUSTNESS: a transfer that stops half-way, records outside the zone, a closing SOA with
+// another serial, a REFUSED transfer: the zone served before stays, whole, and the failure
+// is logged with the primary and the zone.
+both_drivers!(bad_transfers_leave_the_served_zone, |driver| {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let phase = std::sync::Arc::new(AtomicU32::new(0));
+    let p = phase.clone();
+    let primary = Upstream::start(move |query, tcp| {
+        let phase = p.load(Ordering::SeqCst);
+        let serial = if phase == 0 { 1 } else { 2 };
+        let soa = || Rec("example.test", 6, 300, soa_rdata(serial));
+        let www = |ip: u8| Rec("www.example.test", 1, 300, upstream::a([192, 0, 2, ip]));
+        match (upstream::qtype(query), tcp) {
+            (6, _) => vec![Act::Send(upstream::reply(query, 0, &[soa()], &[], &[]))],
+            (252, true) => match phase {
+                0 => vec![Act::Send(upstream::reply(query, 0, &[soa(), www(10), soa()], &[], &[]))],
+                // Half-way: the opening SOA and a record, then the connection closes.
+                1 => vec![
+                    Act::Send(upstream::reply(query, 0, &[soa(), www(99)], &[], &[])),
+                    Act::Close,
+                ],
+                2 => vec![Act::Send(upstream::reply(
+                    query,
+                    0,
+                    &[
+                        soa(),
+                        Rec("www.other.test", 1, 300, upstream::a([192, 0, 2, 99])),
+                        soa(),
+                    ],
+                    &[],
+                    &[],
+                ))],
+                3 => {
+                    let closing = Rec("example.test", 6, 300, soa_rdata(3));
+                    vec![Act::Send(upstream::reply(
+                        query,
+                        0,
+                        &[soa(), www(99), closing],
+                        &[],
+                        &[],
+                    ))]
+                }
+                _ => vec![Act::Send(upstream::reply(query, 5, &[], &[], &[]))],
+            },
+            _ => vec![Act::Send(upstream::reply(query, 5, &[], &[], &[]))],
+        }
+    });
+    let s = edge(driver, primary.addr, None, None);
+    let www = || {
+        s.udp(&q("www.example.test", Rtype::A))
+            .answer()
+            .first()
+            .map(|a| a.data.clone())
+    };
+    assert!(eventually(10, || www().as_deref() == Some("192.0.2.10")), "{}", s.log());
+    for (n, why) in [
+        (1, "the transfer stopped"),
+        (2, "outside the zone"),
+        (3, "closing SOA has serial 3"),
+        (4, "answered REFUSED"),
+    ] {
+        phase.store(n, Ordering::SeqCst);
+        let before = primary
+            .seen()
+            .iter()
+            .filter(|x| upstream::qtype(&x.wire) == 252)
+            .count();
+        // A NOTIFY from the primary's address makes ringdns ask at once.
+        assert_eq!(s.udp(&q("example.test", Rtype::SOA).opcode(4)).rcode(), 0);
+        assert!(
+            eventually(10, || primary
+                .seen()
+                .iter()
+                .filter(|x| upstream::qtype(&x.wire) == 252)
+                .count()
+                > before),
+            "phase {n}: no AXFR asked"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(www().as_deref(), Some("192.0.2.10"), "phase {n}: the served zone stays");
+        let r = s.udp(&q("example.test", Rtype::SOA));
+        assert!(
+            r.answer()[0].data.contains(" 1 3600 "),
+            "phase {n}: serial 1 stays: {:?}",
+            r.answer()
+        );
+        if n == 1 {
+            let log = s.log();
+            assert!(
+                log.contains(why) && log.contains(&primary.addr.to_string()) && log.contains("example.test"),
+                "phase {n}: {log}"
+            );
+        }
+    }
+    // One warning for the streak, however many failures.
+    assert_eq!(
+        s.log().matches("no primary could be checked or transferred").count(),
+        1,
+        "{}",
+        s.log()
+    );
+});

@@ -177,6 +177,7 @@ fn random_id() -> u16 {
 async fn run(spec: Spec, mut refresh: Refresh, notify: Arc<tokio::sync::Notify>, events: mpsc::UnboundedSender<Event>) {
     let zone = display(&spec.id.1);
     let mut expired = false;
+    let mut failing = false;
     loop {
         let now = Instant::now();
         let wake = refresh.next().max(now);
@@ -194,7 +195,11 @@ async fn run(spec: Spec, mut refresh: Refresh, notify: Arc<tokio::sync::Notify>,
         if refresh.next() > now {
             continue;
         }
-        match check(&spec, refresh.serial()).await {
+        let checked = check(&spec, refresh.serial()).await;
+        if checked.is_ok() && std::mem::take(&mut failing) {
+            tracing::info!(%zone, "secondary zone: a primary answers again");
+        }
+        match checked {
             Ok(Checked::Current(serial)) => {
                 refresh.soa(now, serial, jitter(REFRESH_JITTER));
                 tracing::debug!(%zone, serial, "secondary zone is current");
@@ -218,8 +223,14 @@ async fn run(spec: Spec, mut refresh: Refresh, notify: Arc<tokio::sync::Notify>,
                 });
             }
             Err(why) => {
-                tracing::warn!(%zone, %why, "secondary zone: no primary could be checked or transferred; retrying");
+                // Once per streak of failures: a primary that stays away is not a log flood.
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(%zone, %why, "secondary zone: no primary could be checked or transferred; serving what we have and retrying at the SOA's retry");
+                } else {
+                    tracing::debug!(%zone, %why, "secondary zone: still failing");
+                }
                 refresh.failed(Instant::now(), jitter(RETRY_JITTER));
+                continue;
             }
         }
     }
@@ -365,7 +376,8 @@ async fn axfr(primary: SocketAddr, apex: &[u8]) -> Result<(Zone, String), String
     while !t.is_done() {
         let msg = tokio::time::timeout(MESSAGE_TIMEOUT, read_framed(&mut s))
             .await
-            .map_err(|_| format!("no message for {MESSAGE_TIMEOUT:?}"))??;
+            .map_err(|_| format!("no message for {MESSAGE_TIMEOUT:?}"))?
+            .map_err(|e| format!("the transfer stopped before its closing SOA: {e}"))?;
         t.feed(&msg).map_err(|e| e.to_string())?;
     }
     // Building a large zone takes a while: not on the control loop's thread.

@@ -19,6 +19,8 @@ pub enum Act {
     SendFromOtherAddr(Vec<u8>),
     /// Wait before the next act.
     Sleep(Duration),
+    /// Close the connection (TCP; over UDP nothing).
+    Close,
 }
 
 /// A query as the upstream saw it.
@@ -136,6 +138,7 @@ fn run_udp(sock: &UdpSocket, peer: SocketAddr, acts: Vec<Act>) {
                 let _ = other.send_to(&b, peer);
             }
             Act::Sleep(d) => std::thread::sleep(d),
+            Act::Close => return,
         }
     }
 }
@@ -184,6 +187,7 @@ fn serve_conn(mut s: TcpStream, peer: SocketAddr, script: Script, seen: Arc<Mute
                     }
                 }
                 Act::Sleep(d) => std::thread::sleep(d),
+                Act::Close => return,
                 Act::SendFromOtherPort(_) | Act::SendFromOtherAddr(_) => {}
             }
         }
