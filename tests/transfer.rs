@@ -134,3 +134,29 @@ both_drivers!(a_changed_zone_is_notified_to_its_secondaries, |driver| {
     }
     assert!(knot.log().contains("notify"), "{}", knot.log());
 });
+
+// XoT (RFC 9103), serving side: AXFR over a tls:// listener, checked against the CA with
+// kdig; clients not in `to` are refused there too.
+both_drivers!(axfr_over_tls, |driver| {
+    let ca = support::tls::Ca::new();
+    let leaf = ca.leaf(&["dns.example.test"]);
+    let corefile = "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\ntls://example.test:{PORT2} {\n    bind 127.0.0.1\n    tls {DIR}/dns.pem {DIR}/dns.key\n    file {DIR}/zone\n    transfer {\n        to 127.0.0.1/32\n    }\n}\n";
+    let s = Server::start(
+        Options::new(driver, corefile)
+            .file("zone", zone(500))
+            .file("dns.pem", leaf.cert_pem)
+            .file("dns.key", leaf.key_pem),
+    );
+    let ca_path = s.dir.write("ca.pem", &ca.pem());
+    let (text, err) = support::kdig_encrypted(s.port2, "+tls", &ca_path, "dns.example.test", &["AXFR", "example.test"]);
+    assert_eq!(
+        records(&text).len(),
+        11 + 1000 + 1,
+        "{}\n{err}",
+        &text[..text.len().min(1500)]
+    );
+    // (Port 2 speaks only TLS: the transfer went over it.)
+    // The plain listener has no transfer: refused.
+    let plain = kdig(&["@127.0.0.1", "-p", &s.port.to_string(), "AXFR", "example.test"]);
+    assert!(plain.contains("REFUSED"), "{plain}");
+});
