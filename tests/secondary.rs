@@ -373,3 +373,44 @@ both_drivers!(bad_transfers_leave_the_served_zone, |driver| {
         s.log()
     );
 });
+
+// XoT (RFC 9103): a secondary of a ringdns primary over TLS, the certificate checked
+// against tls_servername and the CA; with another name nothing is transferred.
+both_drivers!(secondary_over_tls, |driver| {
+    let ca = support::tls::Ca::new();
+    let leaf = ca.leaf(&["primary.example.test"]);
+    let corefile = "tls://example.test:{PORT2} {\n    bind 127.0.0.1\n    tls {DIR}/p.pem {DIR}/p.key\n    file {DIR}/zone\n    transfer {\n        to *\n    }\n}\nexample.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n";
+    let primary = Server::start(
+        Options::new(driver, corefile)
+            .file("zone", ZONE)
+            .file("p.pem", leaf.cert_pem)
+            .file("p.key", leaf.key_pem),
+    );
+    let ca_path = primary.dir.write("ca.pem", &ca.pem());
+    let edge_with = |name: &str| {
+        let corefile = format!(
+            "example.test:{{PORT}} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from tls://127.0.0.1:{}\n        tls_servername {name}\n        tls {}\n        directory {{DIR}}/zones\n    }}\n}}\n",
+            primary.port2,
+            ca_path.display()
+        );
+        Server::start(Options::new(driver, &corefile))
+    };
+    let s = edge_with("primary.example.test");
+    assert!(
+        eventually(10, || s
+            .udp(&q("www.example.test", Rtype::A))
+            .answer()
+            .first()
+            .is_some_and(|a| a.data == "192.0.2.10")),
+        "{}",
+        s.log()
+    );
+    assert_eq!(
+        sections(s.port, "mail.example.test", "A"),
+        sections(primary.port, "mail.example.test", "A")
+    );
+    let wrong = edge_with("other.example.test");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(wrong.udp(&q("www.example.test", Rtype::A)).rcode(), 2);
+    assert!(eventually(5, || wrong.log().contains("TLS")), "{}", wrong.log());
+});

@@ -126,6 +126,15 @@ fn rooted(block: &mut ServerBlock, root: &std::path::Path) {
     }
     for s in &mut block.secondaries {
         under(&mut s.directory);
+        if let Some(t) = &mut s.tls {
+            if let Some(ca) = &mut t.ca {
+                under(ca);
+            }
+            if let Some((c, k)) = &mut t.client {
+                under(c);
+                under(k);
+            }
+        }
     }
     if let Some(TlsConfig::Files { cert, key, ca }) = &mut block.tls {
         under(cert);
@@ -1140,6 +1149,7 @@ fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, Config
     };
     let mut from = Vec::new();
     let mut directory = crate::storage::default_zone_root();
+    let (mut servername, mut ca, mut client) = (None, None, None);
     for o in line.block.iter().flatten() {
         match o.name.text.as_str() {
             "transfer" => {
@@ -1147,10 +1157,34 @@ fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, Config
                     return Err(err(&o.name, "secondary: transfer from ADDRESS..."));
                 };
                 for a in addrs {
-                    from.push(primary_addr(a)?);
+                    from.push(match a.text.strip_prefix("tls://") {
+                        Some(rest) => Primary {
+                            addr: primary_addr_with(a, rest, 853)?,
+                            tls: true,
+                        },
+                        None => Primary {
+                            addr: primary_addr(a)?,
+                            tls: false,
+                        },
+                    });
                 }
             }
             "directory" => directory = PathBuf::from(&one_arg(o, "a folder")?.text),
+            "tls_servername" => {
+                let t = one_arg(o, "a host name")?;
+                parse_abs(&t.text).map_err(|e| err(t, e))?;
+                servername = Some(t.text.trim_end_matches('.').to_string());
+            }
+            "tls" => match o.args.as_slice() {
+                [] => {}
+                [c] => ca = Some(PathBuf::from(&c.text)),
+                [c, k] => client = Some((PathBuf::from(&c.text), PathBuf::from(&k.text))),
+                [c, k, a] => {
+                    client = Some((PathBuf::from(&c.text), PathBuf::from(&k.text)));
+                    ca = Some(PathBuf::from(&a.text));
+                }
+                [.., extra] => return Err(err(extra, "tls takes at most CERT KEY CA")),
+            },
             name @ ("catalog" | "fallthrough") => {
                 return Err(err(
                     &o.name,
@@ -1160,7 +1194,9 @@ fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, Config
             other => {
                 return Err(err(
                     &o.name,
-                    format!("unknown secondary option {other:?} (accepted: transfer from, directory)"),
+                    format!(
+                        "unknown secondary option {other:?} (accepted: transfer from, directory, tls, tls_servername)"
+                    ),
                 ));
             }
         }
@@ -1171,10 +1207,21 @@ fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, Config
             "secondary needs a primary: secondary { transfer from ADDRESS }",
         ));
     }
+    let tls = match servername {
+        Some(servername) => Some(SecondaryTls { servername, ca, client }),
+        None if from.iter().any(|p| p.tls) => {
+            return Err(err(
+                &line.name,
+                "secondary: a tls:// primary needs tls_servername NAME (its certificate is checked against it)",
+            ));
+        }
+        None => None,
+    };
     Ok(SecondaryConfig {
         pos: line.pos().clone(),
         zones,
         from,
+        tls,
         directory,
     })
 }
@@ -1239,12 +1286,16 @@ fn transfer(block: &ServerBlock, line: &Line) -> Result<TransferConfig, ConfigEr
 
 /// A primary's `IP[:PORT]` (53 by default; `[v6]:port` for IPv6 with a port).
 fn primary_addr(t: &Token) -> Result<std::net::SocketAddr, ConfigError> {
-    let text = t.text.strip_prefix("dns://").unwrap_or(&t.text);
+    primary_addr_with(t, t.text.strip_prefix("dns://").unwrap_or(&t.text), 53)
+}
+
+/// `text` as `IP[:PORT]`, `port` when it has none.
+fn primary_addr_with(t: &Token, text: &str, port: u16) -> Result<std::net::SocketAddr, ConfigError> {
     if let Ok(a) = text.parse::<std::net::SocketAddr>() {
         return Ok(a);
     }
     text.parse::<IpAddr>()
-        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map(|ip| std::net::SocketAddr::new(ip, port))
         .map_err(|_| err(t, format!("secondary: {:?} is not an IP address or IP:PORT", t.text)))
 }
 

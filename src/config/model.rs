@@ -367,11 +367,34 @@ pub struct SecondaryConfig {
     pub pos: Pos,
     /// Its zones (the block's when none is given).
     pub zones: Vec<Name<Bytes>>,
-    /// The primaries, tried in order (port 53 unless given).
-    pub from: Vec<SocketAddr>,
+    /// The primaries, tried in order (port 53, or 853 for `tls://`, unless given).
+    pub from: Vec<Primary>,
+    /// For `tls://` primaries (XoT, RFC 9103): `tls_servername NAME` (the name their
+    /// certificate must have) and `tls [CERT KEY] [CA]`, as `forward` takes them.
+    pub tls: Option<SecondaryTls>,
     /// `directory DIR` (a ringdns extension): where the transferred zones are kept, one
     /// zone file each, so a restart serves the last copy at once.
     pub directory: PathBuf,
+}
+
+/// A primary of a `secondary` zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Primary {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// `tls://`: transfers go over TLS (XoT).
+    pub tls: bool,
+}
+
+/// How `tls://` primaries are checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecondaryTls {
+    /// The name their certificate must have.
+    pub servername: String,
+    /// The CA file (default: the system's roots).
+    pub ca: Option<PathBuf>,
+    /// A client certificate and key.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 /// `loadbalance`: how the addresses of a block's replies are ordered.

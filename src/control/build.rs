@@ -381,7 +381,7 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
                 .secondaries
                 .iter()
                 .flat_map(|s| {
-                    let from: Vec<_> = s.from.iter().map(|a| a.ip()).collect();
+                    let from: Vec<_> = s.from.iter().map(|p| p.addr.ip()).collect();
                     s.zones
                         .iter()
                         .map(move |z| (NameKey::of(z).as_slice().into(), from.clone()))

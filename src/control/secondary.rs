@@ -17,7 +17,7 @@ use domain::rdata::AllRecordData;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::config::{Config, SecondaryConfig};
+use crate::config::{Config, Primary, SecondaryConfig, SecondaryTls};
 use crate::dns::wire;
 use crate::zone::name::{NameKey, display};
 use crate::zone::refresh::{Refresh, Timers};
@@ -65,7 +65,9 @@ pub struct Spec {
     /// The zone's identity.
     pub id: SecondaryId,
     /// The primaries, in order.
-    pub from: Vec<SocketAddr>,
+    pub from: Vec<Primary>,
+    /// How `tls://` primaries are checked.
+    pub tls: Option<SecondaryTls>,
 }
 
 impl Spec {
@@ -104,6 +106,7 @@ fn spec(s: &SecondaryConfig, zone: &domain::base::Name<bytes::Bytes>) -> Spec {
     Spec {
         id: (s.directory.clone(), NameKey::of(zone).as_slice().into()),
         from: s.from.clone(),
+        tls: s.tls.clone(),
     }
 }
 
@@ -157,7 +160,7 @@ impl Manager {
     pub fn notified(&self, apex: &[u8], from: std::net::IpAddr) -> bool {
         let mut any = false;
         for (spec, notify, _) in self.tasks.values() {
-            if *spec.id.1 == *apex && spec.from.iter().any(|p| p.ip() == from) {
+            if *spec.id.1 == *apex && spec.from.iter().any(|p| p.addr.ip() == from) {
                 notify.notify_one();
                 any = true;
             }
@@ -263,8 +266,24 @@ enum Checked {
 /// Asks each primary in turn: its SOA, then the zone when it is newer than `ours`.
 async fn check(spec: &Spec, ours: Option<u32>) -> Result<Checked, String> {
     let mut why = Vec::new();
-    for &p in &spec.from {
-        let serial = match soa_serial(p, &spec.id.1).await {
+    let tls = match (&spec.tls, spec.from.iter().any(|p| p.tls)) {
+        (Some(t), true) => match Xot::new(t) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                why.push(format!("tls: {e}"));
+                None
+            }
+        },
+        _ => None,
+    };
+    for primary in &spec.from {
+        let p = primary.addr;
+        let via = match (primary.tls, &tls) {
+            (false, _) => Via::Plain,
+            (true, Some(x)) => Via::Tls(x),
+            (true, None) => continue,
+        };
+        let serial = match soa_serial(p, &spec.id.1, via).await {
             Ok(s) => s,
             Err(e) => {
                 why.push(format!("{p}: SOA: {e}"));
@@ -274,7 +293,7 @@ async fn check(spec: &Spec, ours: Option<u32>) -> Result<Checked, String> {
         if ours.is_some_and(|o| !crate::zone::refresh::serial_gt(serial, o)) {
             return Ok(Checked::Current(serial));
         }
-        match tokio::time::timeout(TRANSFER_TIMEOUT, axfr(p, &spec.id.1)).await {
+        match tokio::time::timeout(TRANSFER_TIMEOUT, axfr(p, &spec.id.1, via)).await {
             Ok(Ok((zone, text))) => return Ok(Checked::Transferred { zone, text, from: p }),
             Ok(Err(e)) => why.push(format!("{p}: AXFR: {e}")),
             Err(_) => why.push(format!("{p}: AXFR: took over {TRANSFER_TIMEOUT:?}")),
@@ -285,10 +304,22 @@ async fn check(spec: &Spec, ours: Option<u32>) -> Result<Checked, String> {
 
 /// The primary's SOA serial for `apex`: over UDP, then over TCP when UDP is truncated,
 /// refused or unanswered (Knot answers catalog zones' SOA only over TCP).
-async fn soa_serial(primary: SocketAddr, apex: &[u8]) -> Result<u32, String> {
+async fn soa_serial(primary: SocketAddr, apex: &[u8], via: Via<'_>) -> Result<u32, String> {
     let mut q = wire::query(apex, Rtype::SOA, false);
     let id = random_id();
     q[0..2].copy_from_slice(&id.to_be_bytes());
+    if let Via::Tls(x) = via {
+        // XoT: the SOA over the same TLS as the transfer (RFC 9103 §5: no plain text).
+        let ask = async {
+            let mut s = x.connect(primary).await?;
+            send_framed(&mut s, &q).await?;
+            let reply = read_framed(&mut s).await?;
+            soa_in(&reply, apex)?.ok_or_else(|| "no SOA in the reply".to_string())
+        };
+        return tokio::time::timeout(SOA_TIMEOUT * 2, ask)
+            .await
+            .map_err(|_| "no answer over TLS".to_string())?;
+    }
     let udp = async {
         let bind: SocketAddr = if primary.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
             .parse()
@@ -348,13 +379,14 @@ fn soa_in(reply: &[u8], apex: &[u8]) -> Result<Option<u32>, String> {
     Err("the reply has no SOA for the zone (is it a primary for it?)".into())
 }
 
-async fn send_framed(s: &mut tokio::net::TcpStream, msg: &[u8]) -> Result<(), String> {
+async fn send_framed<S: tokio::io::AsyncWrite + Unpin>(s: &mut S, msg: &[u8]) -> Result<(), String> {
     let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(msg);
-    s.write_all(&framed).await.map_err(|e| e.to_string())
+    s.write_all(&framed).await.map_err(|e| e.to_string())?;
+    s.flush().await.map_err(|e| e.to_string())
 }
 
-async fn read_framed(s: &mut tokio::net::TcpStream) -> Result<Vec<u8>, String> {
+async fn read_framed<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Result<Vec<u8>, String> {
     let mut len = [0u8; 2];
     s.read_exact(&mut len).await.map_err(|e| e.to_string())?;
     let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
@@ -363,11 +395,22 @@ async fn read_framed(s: &mut tokio::net::TcpStream) -> Result<Vec<u8>, String> {
 }
 
 /// The zone by AXFR from `primary` (RFC 5936), over TCP.
-async fn axfr(primary: SocketAddr, apex: &[u8]) -> Result<(Zone, String), String> {
-    let mut s = tokio::time::timeout(SOA_TIMEOUT, tokio::net::TcpStream::connect(primary))
+async fn axfr(primary: SocketAddr, apex: &[u8], via: Via<'_>) -> Result<(Zone, String), String> {
+    let tcp = tokio::time::timeout(SOA_TIMEOUT, tokio::net::TcpStream::connect(primary))
         .await
         .map_err(|_| "the connection did not open".to_string())?
         .map_err(|e| e.to_string())?;
+    match via {
+        Via::Plain => axfr_over(tcp, apex).await,
+        Via::Tls(x) => axfr_over(x.handshake(tcp).await?, apex).await,
+    }
+}
+
+/// The AXFR exchange over an open stream.
+async fn axfr_over<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+    apex: &[u8],
+) -> Result<(Zone, String), String> {
     let id = random_id();
     let mut q = wire::query(apex, Rtype::AXFR, false);
     q[0..2].copy_from_slice(&id.to_be_bytes());
@@ -385,6 +428,55 @@ async fn axfr(primary: SocketAddr, apex: &[u8]) -> Result<(Zone, String), String
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+}
+
+/// How a primary is reached.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    /// UDP and TCP.
+    Plain,
+    /// TLS (XoT, RFC 9103), checked as `x` says.
+    Tls(&'a Xot),
+}
+
+/// The TLS client of `tls://` primaries: ALPN "dot" (RFC 9103 §7.1), the certificate
+/// checked against `tls_servername`.
+struct Xot {
+    connector: tokio_rustls::TlsConnector,
+    name: rustls_pki_types::ServerName<'static>,
+}
+
+impl Xot {
+    fn new(t: &SecondaryTls) -> Result<Xot, String> {
+        let client = t.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        let cfg = crate::tls::client::config(t.ca.as_deref(), client, &[b"dot"]).map_err(|e| e.to_string())?;
+        let name = rustls_pki_types::ServerName::try_from(t.servername.clone()).map_err(|e| e.to_string())?;
+        Ok(Xot {
+            connector: tokio_rustls::TlsConnector::from(cfg),
+            name,
+        })
+    }
+
+    async fn handshake(
+        &self,
+        tcp: tokio::net::TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+        tokio::time::timeout(SOA_TIMEOUT, self.connector.connect(self.name.clone(), tcp))
+            .await
+            .map_err(|_| "the TLS handshake did not finish".to_string())?
+            .map_err(|e| format!("TLS: {e}"))
+    }
+
+    async fn connect(
+        &self,
+        primary: SocketAddr,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+        let tcp = tokio::time::timeout(SOA_TIMEOUT, tokio::net::TcpStream::connect(primary))
+            .await
+            .map_err(|_| "the connection did not open".to_string())?
+            .map_err(|e| e.to_string())?;
+        self.handshake(tcp).await
+    }
 }
 
 /// Writes the transferred zone to its file, atomically.
