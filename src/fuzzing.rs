@@ -247,7 +247,9 @@ pub fn transfer_bytes(data: &[u8]) -> bool {
     let Some((id, mut rest)) = data.split_first_chunk::<2>() else {
         return false;
     };
-    let mut t = crate::zone::transfer::AxfrIn::new(TRANSFER_APEX, u16::from_be_bytes(*id));
+    let id = u16::from_be_bytes(*id);
+    ixfr_stream(id, rest);
+    let mut t = crate::zone::transfer::AxfrIn::new(TRANSFER_APEX, id);
     while let Some((len, tail)) = rest.split_first_chunk::<2>() {
         let len = usize::from(u16::from_be_bytes(*len)).min(tail.len());
         let (msg, tail) = tail.split_at(len);
@@ -265,6 +267,31 @@ pub fn transfer_bytes(data: &[u8]) -> bool {
             true
         }
         Err(_) => false,
+    }
+}
+
+/// The same stream as an IXFR reply against a small zone of serial 1 (differences that
+/// must match it, or the zone AXFR-style): whatever comes, it ends in a result or an error,
+/// never a panic.
+fn ixfr_stream(id: u16, mut rest: &[u8]) {
+    static BASE: OnceLock<Arc<crate::zone::store::Zone>> = OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        let text = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\n";
+        let origin = crate::zone::name::parse_abs("example.test").unwrap_or_else(|e| panic!("{e}"));
+        let z = crate::zone::zonefile::load_bytes(text.as_bytes(), Path::new("fuzz"), &origin).unwrap_or_else(|e| panic!("the fuzz base zone loads: {e}"));
+        Arc::new(z)
+    });
+    let mut t = crate::zone::transfer::IxfrIn::new(base.clone(), id);
+    while let Some((len, tail)) = rest.split_first_chunk::<2>() {
+        let len = usize::from(u16::from_be_bytes(*len)).min(tail.len());
+        let (msg, tail) = tail.split_at(len);
+        rest = tail;
+        if t.is_done() || t.feed(msg).is_err() {
+            return;
+        }
+    }
+    if t.is_done() {
+        let _ = t.finish();
     }
 }
 

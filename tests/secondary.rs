@@ -230,6 +230,8 @@ both_drivers!(notify_from_the_primary_triggers_a_check, |driver| {
         knot.log()
     );
     eprintln!("change served {:?} after the commit", started.elapsed());
+    // Knot keeps a journal: the change came by IXFR (RFC 1995), not a whole transfer.
+    assert!(s.log().contains("how=\"IXFR\""), "{}", s.log());
     assert_eq!(
         sections(s.port, "example.test", "SOA"),
         sections(knot.port, "example.test", "SOA")

@@ -395,8 +395,7 @@ async fn control_loop(
 /// (from disk or an earlier transfer) starts from its serial and timers.
 fn sync_secondaries(m: &mut super::secondary::Manager, state: &State) {
     m.sync(&super::secondary::specs(&state.cfg), |id| {
-        let zone = state.data.secondaries.get(id)?.zone.as_ref()?;
-        Some((zone.serial(), super::secondary::timers_of(zone)))
+        state.data.secondaries.get(id)?.zone.clone()
     });
     state.secondaries_ready();
 }

@@ -22,7 +22,7 @@ use crate::dns::wire;
 use crate::zone::name::{NameKey, display};
 use crate::zone::refresh::{Refresh, Timers};
 use crate::zone::store::Zone;
-use crate::zone::transfer::AxfrIn;
+use crate::zone::transfer::{AxfrIn, IxfrIn, IxfrResult};
 
 /// Identifies a secondary zone: the folder it is kept in and its apex (lowercase wire).
 pub type SecondaryId = (PathBuf, Box<[u8]>);
@@ -125,9 +125,9 @@ impl Manager {
         }
     }
 
-    /// Makes the tasks match `specs`; `loaded` gives the serial and timers of the data each
-    /// zone serves now (from disk or an earlier transfer), so a new task starts from it.
-    pub fn sync(&mut self, specs: &[Spec], loaded: impl Fn(&SecondaryId) -> Option<(u32, Timers)>) {
+    /// Makes the tasks match `specs`; `loaded` gives the data each zone serves now (from
+    /// disk or an earlier transfer), so a new task starts from it.
+    pub fn sync(&mut self, specs: &[Spec], loaded: impl Fn(&SecondaryId) -> Option<Arc<Zone>>) {
         let mut next = HashMap::new();
         for s in specs {
             match self.tasks.remove(&s.id) {
@@ -139,12 +139,13 @@ impl Manager {
                         h.abort();
                     }
                     let now = Instant::now();
-                    let refresh = match loaded(&s.id) {
-                        Some((serial, timers)) => Refresh::from_disk(now, serial, timers),
+                    let current = loaded(&s.id);
+                    let refresh = match &current {
+                        Some(z) => Refresh::from_disk(now, z.serial(), timers_of(z)),
                         None => Refresh::empty(now),
                     };
                     let notify = Arc::new(tokio::sync::Notify::new());
-                    let task = run(s.clone(), refresh, notify.clone(), self.events.clone());
+                    let task = run(s.clone(), refresh, current, notify.clone(), self.events.clone());
                     next.insert(s.id.clone(), (s.clone(), notify, tokio::spawn(task)));
                 }
             }
@@ -177,7 +178,13 @@ fn random_id() -> u16 {
 }
 
 /// A zone's task: check, transfer, keep, report; forever.
-async fn run(spec: Spec, mut refresh: Refresh, notify: Arc<tokio::sync::Notify>, events: mpsc::UnboundedSender<Event>) {
+async fn run(
+    spec: Spec,
+    mut refresh: Refresh,
+    mut current: Option<Arc<Zone>>,
+    notify: Arc<tokio::sync::Notify>,
+    events: mpsc::UnboundedSender<Event>,
+) {
     let zone = display(&spec.id.1);
     let mut expired = false;
     let mut failing = false;
@@ -198,7 +205,7 @@ async fn run(spec: Spec, mut refresh: Refresh, notify: Arc<tokio::sync::Notify>,
         if refresh.next() > now {
             continue;
         }
-        let checked = check(&spec, refresh.serial()).await;
+        let checked = check(&spec, current.clone()).await;
         if checked.is_ok() && std::mem::take(&mut failing) {
             tracing::info!(%zone, "secondary zone: a primary answers again");
         }
@@ -211,18 +218,25 @@ async fn run(spec: Spec, mut refresh: Refresh, notify: Arc<tokio::sync::Notify>,
                     let _ = events.send(Event::Confirmed { id: spec.id.clone() });
                 }
             }
-            Ok(Checked::Transferred { zone: z, text, from }) => {
+            Ok(Checked::Transferred {
+                zone: z,
+                text,
+                from,
+                how,
+            }) => {
                 let serial = z.serial();
                 let timers = timers_of(&z);
                 if let Err(e) = keep(&spec, &text) {
                     tracing::warn!(%zone, error = %e, "secondary zone transferred but not kept on disk");
                 }
-                tracing::info!(%zone, serial, primary = %from, records = z.record_count(), "secondary zone transferred");
+                tracing::info!(%zone, serial, primary = %from, records = z.record_count(), how, "secondary zone transferred");
                 refresh.transferred(Instant::now(), serial, timers, jitter(REFRESH_JITTER));
                 expired = false;
+                let z = Arc::new(z);
+                current = Some(z.clone());
                 let _ = events.send(Event::Loaded {
                     id: spec.id.clone(),
-                    zone: Arc::new(z),
+                    zone: z,
                 });
             }
             Err(why) => {
@@ -259,12 +273,18 @@ pub fn timers_of(z: &Zone) -> Timers {
 enum Checked {
     /// The primary has this serial, not newer than ours.
     Current(u32),
-    /// A newer zone.
-    Transferred { zone: Zone, text: String, from: SocketAddr },
+    /// A newer zone, by `how` ("AXFR", "IXFR", or "IXFR, AXFR-style").
+    Transferred {
+        zone: Zone,
+        text: String,
+        from: SocketAddr,
+        how: &'static str,
+    },
 }
 
 /// Asks each primary in turn: its SOA, then the zone when it is newer than `ours`.
-async fn check(spec: &Spec, ours: Option<u32>) -> Result<Checked, String> {
+async fn check(spec: &Spec, current: Option<Arc<Zone>>) -> Result<Checked, String> {
+    let ours = current.as_ref().map(|z| z.serial());
     let mut why = Vec::new();
     let tls = match (&spec.tls, spec.from.iter().any(|p| p.tls)) {
         (Some(t), true) => match Xot::new(t) {
@@ -293,8 +313,39 @@ async fn check(spec: &Spec, ours: Option<u32>) -> Result<Checked, String> {
         if ours.is_some_and(|o| !crate::zone::refresh::serial_gt(serial, o)) {
             return Ok(Checked::Current(serial));
         }
+        // IXFR first when there is a zone to apply it to (RFC 1995), AXFR when it fails.
+        if let Some(base) = &current {
+            match tokio::time::timeout(TRANSFER_TIMEOUT, ixfr(p, base.clone(), via)).await {
+                Ok(Ok(IxfrResult::Current)) => return Ok(Checked::Current(base.serial())),
+                Ok(Ok(IxfrResult::Applied(zone, text))) => {
+                    return Ok(Checked::Transferred {
+                        zone,
+                        text,
+                        from: p,
+                        how: "IXFR",
+                    });
+                }
+                Ok(Ok(IxfrResult::Whole(zone, text))) => {
+                    return Ok(Checked::Transferred {
+                        zone,
+                        text,
+                        from: p,
+                        how: "IXFR, AXFR-style",
+                    });
+                }
+                Ok(Err(e)) => tracing::debug!(primary = %p, error = %e, "IXFR failed; asking AXFR"),
+                Err(_) => tracing::debug!(primary = %p, "IXFR took too long; asking AXFR"),
+            }
+        }
         match tokio::time::timeout(TRANSFER_TIMEOUT, axfr(p, &spec.id.1, via)).await {
-            Ok(Ok((zone, text))) => return Ok(Checked::Transferred { zone, text, from: p }),
+            Ok(Ok((zone, text))) => {
+                return Ok(Checked::Transferred {
+                    zone,
+                    text,
+                    from: p,
+                    how: "AXFR",
+                });
+            }
             Ok(Err(e)) => why.push(format!("{p}: AXFR: {e}")),
             Err(_) => why.push(format!("{p}: AXFR: took over {TRANSFER_TIMEOUT:?}")),
         }
@@ -404,6 +455,51 @@ async fn axfr(primary: SocketAddr, apex: &[u8], via: Via<'_>) -> Result<(Zone, S
         Via::Plain => axfr_over(tcp, apex).await,
         Via::Tls(x) => axfr_over(x.handshake(tcp).await?, apex).await,
     }
+}
+
+/// The changes since `base` by IXFR from `primary` (RFC 1995), over TCP or TLS: the query
+/// carries our SOA in its authority section (§3).
+async fn ixfr(primary: SocketAddr, base: Arc<Zone>, via: Via<'_>) -> Result<IxfrResult, String> {
+    let tcp = tokio::time::timeout(SOA_TIMEOUT, tokio::net::TcpStream::connect(primary))
+        .await
+        .map_err(|_| "the connection did not open".to_string())?
+        .map_err(|e| e.to_string())?;
+    match via {
+        Via::Plain => ixfr_over(tcp, base).await,
+        Via::Tls(x) => ixfr_over(x.handshake(tcp).await?, base).await,
+    }
+}
+
+async fn ixfr_over<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+    base: Arc<Zone>,
+) -> Result<IxfrResult, String> {
+    let id = random_id();
+    let mut q = wire::query(base.apex(), Rtype::IXFR, false);
+    q[0..2].copy_from_slice(&id.to_be_bytes());
+    let soa = base.soa().ok_or("our zone has no SOA")?;
+    let rdata = soa.rdatas().next().ok_or("our zone has no SOA")?;
+    // Our SOA: the owner points at the question's name (offset 12).
+    q.extend_from_slice(&[0xC0, wire::HEADER_LEN as u8]);
+    q.extend_from_slice(&Rtype::SOA.to_int().to_be_bytes());
+    q.extend_from_slice(&domain::base::iana::Class::IN.to_int().to_be_bytes());
+    q.extend_from_slice(&soa.ttl().to_be_bytes());
+    q.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    q.extend_from_slice(rdata);
+    wire::set_count(&mut q, 2, 1);
+    send_framed(&mut s, &q).await?;
+    let mut t = IxfrIn::new(base, id);
+    while !t.is_done() {
+        let msg = tokio::time::timeout(MESSAGE_TIMEOUT, read_framed(&mut s))
+            .await
+            .map_err(|_| format!("no message for {MESSAGE_TIMEOUT:?}"))?
+            .map_err(|e| format!("the transfer stopped before its closing SOA: {e}"))?;
+        t.feed(&msg).map_err(|e| e.to_string())?;
+    }
+    tokio::task::spawn_blocking(move || t.finish())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// The AXFR exchange over an open stream.

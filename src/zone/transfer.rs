@@ -115,7 +115,8 @@ impl AxfrIn {
         // The first message echoes the question; later ones may (RFC 5936 §2.2.1).
         for q in m.question() {
             let q = q.map_err(|_| TransferError::Malformed)?;
-            if NameKey::of(&q.qname()).as_slice() != &*self.apex || q.qtype() != Rtype::AXFR {
+            // An IXFR answered AXFR-style keeps its IXFR question.
+            if NameKey::of(&q.qname()).as_slice() != &*self.apex || !matches!(q.qtype(), Rtype::AXFR | Rtype::IXFR) {
                 return Err(TransferError::Question);
             }
         }
@@ -129,50 +130,49 @@ impl AxfrIn {
                 .map_err(|_| TransferError::Malformed)?
                 .ok_or(TransferError::Malformed)?;
             let owner = NameKey::of(rec.owner());
-            let shown = || crate::zone::name::display(owner.as_slice());
-            if !is_in_zone(owner.as_slice(), &self.apex) {
-                return Err(TransferError::Outside(shown()));
-            }
             if rec.class() != Class::IN {
-                return Err(TransferError::Class(shown()));
+                return Err(TransferError::Class(crate::zone::name::display(owner.as_slice())));
             }
-            let rtype = rec.rtype();
             let mut rdata = Vec::new();
             rec.data()
                 .compose_rdata(&mut rdata)
                 .map_err(|_| TransferError::Malformed)?;
-            let apex_soa = rtype == Rtype::SOA && owner.as_slice() == &*self.apex;
-            match self.serial {
-                None if apex_soa => {
-                    let (serial, _) = soa_fields(&rdata).ok_or(TransferError::Malformed)?;
-                    self.serial = Some(serial);
-                }
-                None => return Err(TransferError::NoSoa),
-                Some(opening) if apex_soa => {
-                    let (closing, _) = soa_fields(&rdata).ok_or(TransferError::Malformed)?;
-                    if closing != opening {
-                        return Err(TransferError::Serial { opening, closing });
-                    }
-                    self.done = true;
-                    continue;
-                }
-                Some(_) => {}
-            }
-            self.records += 1;
-            if self.records > MAX_RECORDS {
-                return Err(TransferError::TooLarge);
-            }
-            self.builder.add(owner.as_slice(), rtype, rec.ttl().as_secs(), &rdata);
-            use std::fmt::Write;
-            let _ = writeln!(
-                self.text,
-                "{} {} IN {} {}",
-                shown(),
-                rec.ttl().as_secs(),
-                rtype,
-                rec.data()
-            );
+            self.take(owner.as_slice(), rec.rtype(), rec.ttl().as_secs(), &rdata)?;
         }
+        Ok(())
+    }
+
+    /// Takes one record (owner lowercase wire, rdata uncompressed) of the stream.
+    fn take(&mut self, owner: &[u8], rtype: Rtype, ttl: u32, rdata: &[u8]) -> Result<(), TransferError> {
+        if self.done {
+            return Err(TransferError::AfterEnd);
+        }
+        if !is_in_zone(owner, &self.apex) {
+            return Err(TransferError::Outside(crate::zone::name::display(owner)));
+        }
+        let apex_soa = rtype == Rtype::SOA && owner == &*self.apex;
+        match self.serial {
+            None if apex_soa => {
+                let (serial, _) = soa_fields(rdata).ok_or(TransferError::Malformed)?;
+                self.serial = Some(serial);
+            }
+            None => return Err(TransferError::NoSoa),
+            Some(opening) if apex_soa => {
+                let (closing, _) = soa_fields(rdata).ok_or(TransferError::Malformed)?;
+                if closing != opening {
+                    return Err(TransferError::Serial { opening, closing });
+                }
+                self.done = true;
+                return Ok(());
+            }
+            Some(_) => {}
+        }
+        self.records += 1;
+        if self.records > MAX_RECORDS {
+            return Err(TransferError::TooLarge);
+        }
+        self.builder.add(owner, rtype, ttl, rdata);
+        self.text.push_str(&record_text(owner, rtype, ttl, rdata));
         Ok(())
     }
 
@@ -188,6 +188,260 @@ impl AxfrIn {
             .map_err(|e: ZoneError| TransferError::Zone(e.to_string()))?;
         Ok((zone, self.text))
     }
+}
+
+/// A zone's records by (owner, type, rdata), each with its TTL: what an IXFR changes.
+type RecordSet = std::collections::HashMap<(Box<[u8]>, Rtype, Box<[u8]>), u32>;
+
+/// What an IXFR reply (RFC 1995 §4) turned out to be.
+pub enum IxfrResult {
+    /// The primary has nothing newer (its reply is our SOA alone).
+    Current,
+    /// The zone after the differences, and its presentation text.
+    Applied(Zone, String),
+    /// The primary sent the whole zone instead (AXFR-style).
+    Whole(Zone, String),
+}
+
+/// Where an incoming IXFR stands.
+enum IxfrStage {
+    /// Nothing read yet.
+    Start,
+    /// The first SOA (the new serial) read; the second record tells which form follows.
+    First(u32, Vec<u8>),
+    /// Differences: deleting (after an old SOA) or adding (after a new SOA).
+    Diff { deleting: bool },
+    /// The whole zone, AXFR-style.
+    Whole(Box<AxfrIn>),
+    /// The closing SOA read.
+    Done,
+}
+
+/// An incoming IXFR: our zone and the differences as they arrive. Deletions must match
+/// records we have (RFC 1995 §4: otherwise the copies differ and only an AXFR can tell);
+/// the result is a new zone built from ours with the changes, so queries keep the old one
+/// until it is whole.
+pub struct IxfrIn {
+    apex: Box<[u8]>,
+    id: u16,
+    ours: u32,
+    stage: IxfrStage,
+    /// The zone's records, to change in place; taken from `base` at the first difference.
+    records: RecordSet,
+    base: std::sync::Arc<Zone>,
+    /// The newest SOA seen (the zone's SOA once done): serial, rdata, TTL.
+    new_soa: Option<(u32, Vec<u8>, u32)>,
+    /// The serial the reply opened with: the version it ends at.
+    target: Option<u32>,
+}
+
+impl IxfrIn {
+    /// An IXFR of `base` (our zone) asked with ID `id`.
+    pub fn new(base: std::sync::Arc<Zone>, id: u16) -> Self {
+        IxfrIn {
+            apex: base.apex().into(),
+            id,
+            ours: base.serial(),
+            stage: IxfrStage::Start,
+            records: Default::default(),
+            base,
+            new_soa: None,
+            target: None,
+        }
+    }
+
+    /// Whether the reply is complete.
+    pub fn is_done(&self) -> bool {
+        match &self.stage {
+            IxfrStage::Done => true,
+            IxfrStage::Whole(a) => a.is_done(),
+            // A lone SOA no newer than ours: nothing follows (§4).
+            IxfrStage::First(serial, _) => !crate::zone::refresh::serial_gt(*serial, self.ours),
+            _ => false,
+        }
+    }
+
+    /// Takes one message of the reply.
+    pub fn feed(&mut self, msg: &[u8]) -> Result<(), TransferError> {
+        if let IxfrStage::Whole(a) = &mut self.stage {
+            return a.feed(msg);
+        }
+        if matches!(self.stage, IxfrStage::Done) {
+            return Err(TransferError::AfterEnd);
+        }
+        let m = Message::from_octets(msg).map_err(|_| TransferError::Malformed)?;
+        let h = m.header();
+        if !h.qr() || h.id() != self.id || h.opcode() != Opcode::QUERY {
+            return Err(TransferError::NotOurs);
+        }
+        if h.rcode() != Rcode::NOERROR {
+            return Err(TransferError::Rcode(h.rcode()));
+        }
+        for rr in m.answer().map_err(|_| TransferError::Malformed)? {
+            let rr = rr.map_err(|_| TransferError::Malformed)?;
+            let rec = rr
+                .into_record::<AllRecordData<_, ParsedName<_>>>()
+                .map_err(|_| TransferError::Malformed)?
+                .ok_or(TransferError::Malformed)?;
+            let owner = NameKey::of(rec.owner());
+            if !is_in_zone(owner.as_slice(), &self.apex) {
+                return Err(TransferError::Outside(crate::zone::name::display(owner.as_slice())));
+            }
+            if rec.class() != Class::IN {
+                return Err(TransferError::Class(crate::zone::name::display(owner.as_slice())));
+            }
+            let mut rdata = Vec::new();
+            rec.data()
+                .compose_rdata(&mut rdata)
+                .map_err(|_| TransferError::Malformed)?;
+            let ttl = rec.ttl().as_secs();
+            let soa = (rec.rtype() == Rtype::SOA && owner.as_slice() == &*self.apex)
+                .then(|| soa_fields(&rdata).map(|(s, _)| s))
+                .flatten();
+            self.step(owner.as_slice(), rec.rtype(), ttl, rdata, soa)?;
+        }
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        owner: &[u8],
+        rtype: Rtype,
+        ttl: u32,
+        rdata: Vec<u8>,
+        soa: Option<u32>,
+    ) -> Result<(), TransferError> {
+        let stage = std::mem::replace(&mut self.stage, IxfrStage::Done);
+        self.stage = match stage {
+            IxfrStage::Start => {
+                let serial = soa.ok_or(TransferError::NoSoa)?;
+                self.new_soa = Some((serial, rdata.clone(), ttl));
+                self.target = Some(serial);
+                IxfrStage::First(serial, rdata)
+            }
+            IxfrStage::First(_, first) => {
+                if soa == Some(self.ours) {
+                    // Incremental: this SOA opens the first deletions.
+                    self.records = records_of(&self.base);
+                    self.remove(owner, rtype, &rdata)?;
+                    IxfrStage::Diff { deleting: true }
+                } else {
+                    // AXFR-style: the zone, the first SOA already read.
+                    let mut a = AxfrIn::new(&self.apex, self.id);
+                    let apex = self.apex.clone();
+                    a.take(&apex, Rtype::SOA, self.new_soa.as_ref().map_or(0, |s| s.2), &first)?;
+                    a.take(owner, rtype, ttl, &rdata)?;
+                    IxfrStage::Whole(Box::new(a))
+                }
+            }
+            IxfrStage::Diff { deleting } => match (soa, deleting) {
+                // The SOA ending deletions is the version they lead to: additions follow.
+                (Some(s), true) => {
+                    self.new_soa = Some((s, rdata, ttl));
+                    IxfrStage::Diff { deleting: false }
+                }
+                (Some(s), false) if self.new_soa.as_ref().is_some_and(|n| n.0 == s) && Some(s) == self.target => {
+                    IxfrStage::Done
+                }
+                (Some(_), false) => {
+                    // The old SOA of the next difference: its deletions follow.
+                    self.remove(owner, rtype, &rdata)?;
+                    IxfrStage::Diff { deleting: true }
+                }
+                (None, true) => {
+                    self.remove(owner, rtype, &rdata)?;
+                    IxfrStage::Diff { deleting: true }
+                }
+                (None, false) => {
+                    if self.records.len() >= MAX_RECORDS {
+                        return Err(TransferError::TooLarge);
+                    }
+                    self.records.insert((owner.into(), rtype, rdata.into()), ttl);
+                    IxfrStage::Diff { deleting: false }
+                }
+            },
+            // The rest of the message that turned out AXFR-style.
+            IxfrStage::Whole(mut a) => {
+                a.take(owner, rtype, ttl, &rdata)?;
+                IxfrStage::Whole(a)
+            }
+            IxfrStage::Done => return Err(TransferError::AfterEnd),
+        };
+        Ok(())
+    }
+
+    fn remove(&mut self, owner: &[u8], rtype: Rtype, rdata: &[u8]) -> Result<(), TransferError> {
+        if rtype == Rtype::SOA {
+            // The old SOA leaves with its version.
+            self.records.retain(|(o, t, _), _| !(**o == *owner && *t == Rtype::SOA));
+            return Ok(());
+        }
+        let key: (Box<[u8]>, Rtype, Box<[u8]>) = (owner.into(), rtype, rdata.into());
+        self.records.remove(&key).map(|_| ()).ok_or_else(|| {
+            TransferError::Zone(format!(
+                "a deletion of a record we do not have at {}",
+                crate::zone::name::display(owner)
+            ))
+        })
+    }
+
+    /// The result, once the reply is complete.
+    pub fn finish(self) -> Result<IxfrResult, TransferError> {
+        match self.stage {
+            IxfrStage::First(serial, _) if !crate::zone::refresh::serial_gt(serial, self.ours) => {
+                Ok(IxfrResult::Current)
+            }
+            IxfrStage::Whole(a) => a.finish().map(|(z, t)| IxfrResult::Whole(z, t)),
+            IxfrStage::Done => {
+                let (_, soa, soa_ttl) = self.new_soa.ok_or(TransferError::NoSoa)?;
+                let mut b = ZoneBuilder::new(&self.apex);
+                let mut text = String::new();
+                let mut add = |owner: &[u8], rtype: Rtype, ttl: u32, rdata: &[u8]| {
+                    b.add(owner, rtype, ttl, rdata);
+                    text.push_str(&record_text(owner, rtype, ttl, rdata));
+                };
+                add(&self.apex, Rtype::SOA, soa_ttl, &soa);
+                for ((owner, rtype, rdata), ttl) in &self.records {
+                    if *rtype != Rtype::SOA {
+                        add(owner, *rtype, *ttl, rdata);
+                    }
+                }
+                let (zone, _) = b.build().map_err(|e| TransferError::Zone(e.to_string()))?;
+                Ok(IxfrResult::Applied(zone, text))
+            }
+            _ => Err(TransferError::Incomplete),
+        }
+    }
+}
+
+/// Every record of `z`.
+fn records_of(z: &Zone) -> RecordSet {
+    let mut out = std::collections::HashMap::with_capacity(z.record_count());
+    for name in z.names() {
+        let Some(node) = z.node(name) else { continue };
+        for set in node.rrsets() {
+            for rdata in set.rdatas() {
+                out.insert((name.into(), set.rtype(), rdata.into()), set.ttl());
+            }
+        }
+    }
+    out
+}
+
+/// One record as a zone file line (the rdata in its type's presentation form, or RFC 3597's
+/// generic one when it does not parse).
+pub fn record_text(owner: &[u8], rtype: Rtype, ttl: u32, rdata: &[u8]) -> String {
+    use domain::base::rdata::ParseRecordData;
+    let mut p = domain::dep::octseq::Parser::from_ref(rdata);
+    let data = match AllRecordData::<&[u8], ParsedName<&[u8]>>::parse_rdata(rtype, &mut p) {
+        Ok(Some(d)) if p.remaining() == 0 => d.to_string(),
+        _ => format!(
+            "\\# {} {}",
+            rdata.len(),
+            rdata.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+    };
+    format!("{} {ttl} IN {rtype} {data}\n", crate::zone::name::display(owner))
 }
 
 #[cfg(test)]
@@ -280,5 +534,70 @@ mod tests {
         refused[3] |= Rcode::REFUSED.to_int();
         assert_eq!(case(vec![refused]), Err(TransferError::Rcode(Rcode::REFUSED)));
         assert_eq!(case(vec![vec![1, 2, 3]]), Err(TransferError::Malformed));
+    }
+
+    fn base() -> std::sync::Arc<Zone> {
+        let text = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\n";
+        let origin = crate::zone::name::parse_abs("example.test").unwrap();
+        std::sync::Arc::new(
+            crate::zone::zonefile::load_bytes(text.as_bytes(), std::path::Path::new("z"), &origin).unwrap(),
+        )
+    }
+
+    fn soa(serial: u32) -> String {
+        format!("example.test. 300 IN SOA ns.example.test. admin.example.test. {serial} 3600 600 86400 60")
+    }
+
+    fn ixfr(msgs: &[Vec<u8>]) -> Result<IxfrResult, TransferError> {
+        let mut t = IxfrIn::new(base(), 9);
+        for m in msgs {
+            t.feed(m)?;
+        }
+        assert!(t.is_done());
+        t.finish()
+    }
+
+    #[test]
+    fn ixfr_differences_apply_in_order() {
+        let (s1, s2, s3) = (soa(1), soa(2), soa(3));
+        let w10 = "www.example.test. 300 IN A 192.0.2.10";
+        let w20 = "www.example.test. 300 IN A 192.0.2.20";
+        let w30 = "www.example.test. 300 IN A 192.0.2.30";
+        let new = "new.example.test. 60 IN TXT \"hello\"";
+        let msgs = [
+            reply(9, false, &[&s3, &s1, w10, &s2, w20]),
+            reply(9, false, &[&s2, w20, &s3, w30, new, &s3]),
+        ];
+        let Ok(IxfrResult::Applied(z, text)) = ixfr(&msgs) else {
+            panic!("not applied")
+        };
+        assert_eq!((z.serial(), z.record_count()), (3, 5));
+        assert!(
+            text.contains("www.example.test. 300 IN A 192.0.2.30\n") && !text.contains("192.0.2.10"),
+            "{text}"
+        );
+        assert!(text.contains("new.example.test. 60 IN TXT \"hello\""), "{text}");
+        // Nothing newer: our SOA alone.
+        assert!(matches!(ixfr(&[reply(9, false, &[&s1])]), Ok(IxfrResult::Current)));
+        // AXFR-style: the whole zone after the first SOA.
+        let whole = ixfr(&[reply(
+            9,
+            false,
+            &[
+                &s3,
+                "example.test. 300 IN NS ns.example.test.",
+                "ns.example.test. 300 IN A 192.0.2.1",
+                &s3,
+            ],
+        )]);
+        assert!(
+            matches!(whole, Ok(IxfrResult::Whole(ref z, _)) if z.serial() == 3 && z.record_count() == 3),
+            "{:?}",
+            whole.as_ref().err()
+        );
+        // A deletion of a record we do not have: the copies differ.
+        let mut t = IxfrIn::new(base(), 9);
+        let bad = t.feed(&reply(9, false, &[&s2, &s1, w30]));
+        assert!(matches!(bad, Err(TransferError::Zone(_))), "{bad:?}");
     }
 }
