@@ -33,6 +33,7 @@ fn route_for(zone: Zone) -> Route {
         label: "bench".into(),
         handlers: vec![Handler::File(FileHandler {
             zones: vec![Arc::new(zone)],
+            fallthrough: None,
         })],
         log: Vec::new(),
         errors: false,

@@ -36,6 +36,7 @@ fn route() -> &'static Route {
                 }),
                 Handler::File(FileHandler {
                     zones: vec![Arc::new(zone)],
+                    fallthrough: None,
                 }),
             ],
             log: Vec::new(),

@@ -416,3 +416,42 @@ both_drivers!(secondary_over_tls, |driver| {
     assert_eq!(wrong.udp(&q("www.example.test", Rtype::A)).rcode(), 2);
     assert!(eventually(5, || wrong.log().contains("TLS")), "{}", wrong.log());
 });
+
+// secondary README: `fallthrough`: names the transferred zone answers NXDOMAIN for go to the
+// next plugin (here a forward to another server with more names in the zone).
+both_drivers!(fallthrough_hands_nxdomain_on, |driver| {
+    let knot = Knot::primary(&[("example.test", ZONE)], None);
+    let more = "$ORIGIN example.test.\n$TTL 60\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nextra A 192.0.2.200\n";
+    let up = Server::start(
+        Options::new(
+            driver,
+            "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/zone\n}\n",
+        )
+        .file("zone", more),
+    );
+    let corefile = format!(
+        "example.test:{{PORT}} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from {}\n        directory {{DIR}}/zones\n        fallthrough\n    }}\n    forward . 127.0.0.1:{}\n}}\n",
+        knot.addr(),
+        up.port
+    );
+    let s = Server::start(Options::new(driver, &corefile));
+    assert!(
+        eventually(10, || s
+            .udp(&q("www.example.test", Rtype::A))
+            .answer()
+            .first()
+            .is_some_and(|a| a.data == "192.0.2.10")),
+        "{}",
+        s.log()
+    );
+    let r = s.udp(&q("extra.example.test", Rtype::A));
+    assert_eq!(
+        (r.rcode(), r.answer().first().map(|a| a.data.as_str())),
+        (0, Some("192.0.2.200"))
+    );
+    // A name neither has: the next plugin's NXDOMAIN.
+    assert_eq!(s.udp(&q("none.example.test", Rtype::A)).rcode(), 3);
+    // NODATA stays the secondary's own answer.
+    let r = s.udp(&q("www.example.test", Rtype::TXT));
+    assert_eq!((r.rcode(), r.answer().len(), r.aa()), (0, 0, true));
+});

@@ -1150,6 +1150,7 @@ fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, Config
     let mut from = Vec::new();
     let mut directory = crate::storage::default_zone_root();
     let (mut servername, mut ca, mut client) = (None, None, None);
+    let mut fallthrough = None;
     for o in line.block.iter().flatten() {
         match o.name.text.as_str() {
             "transfer" => {
@@ -1185,10 +1186,15 @@ fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, Config
                 }
                 [.., extra] => return Err(err(extra, "tls takes at most CERT KEY CA")),
             },
-            name @ ("catalog" | "fallthrough") => {
+            "fallthrough" => {
+                let z = zone_list(&o.args)?;
+                check_inside_block(block, &o.args, &z)?;
+                fallthrough = Some(z);
+            }
+            "catalog" => {
                 return Err(err(
                     &o.name,
-                    format!("secondary {name} is not supported by this version of ringdns"),
+                    "secondary catalog is not supported by this version of ringdns",
                 ));
             }
             other => {
@@ -1222,6 +1228,7 @@ fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, Config
         zones,
         from,
         tls,
+        fallthrough,
         directory,
     })
 }

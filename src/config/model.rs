@@ -372,6 +372,8 @@ pub struct SecondaryConfig {
     /// For `tls://` primaries (XoT, RFC 9103): `tls_servername NAME` (the name their
     /// certificate must have) and `tls [CERT KEY] [CA]`, as `forward` takes them.
     pub tls: Option<SecondaryTls>,
+    /// `fallthrough [ZONES...]`: NXDOMAIN goes to the next plugin (`Some(empty)`: always).
+    pub fallthrough: Option<Vec<Name<Bytes>>>,
     /// `directory DIR` (a ringdns extension): where the transferred zones are kept, one
     /// zone file each, so a restart serves the last copy at once.
     pub directory: PathBuf,

@@ -308,6 +308,7 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
     // `secondary` zones with data are served as `file` zones are; the others answer
     // SERVFAIL with an Extended DNS Error saying why (RFC 8914 §4.15, §4.25).
     let mut unavailable = Vec::new();
+    let mut falling = Vec::new();
     for s in &b.secondaries {
         for z in &s.zones {
             let apex: Box<[u8]> = NameKey::of(z).as_slice().into();
@@ -315,7 +316,14 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
                 Some(SecondaryEntry {
                     zone: Some(zone),
                     expired: false,
-                }) => zones.push(zone.clone()),
+                }) => match &s.fallthrough {
+                    None => zones.push(zone.clone()),
+                    // With `fallthrough`, a handler of its own after the others' zones.
+                    Some(ft) => falling.push(FileHandler {
+                        zones: vec![zone.clone()],
+                        fallthrough: Some(ft.iter().map(|z| NameKey::of(z).as_slice().into()).collect()),
+                    }),
+                },
                 Some(SecondaryEntry {
                     zone: Some(_),
                     expired: true,
@@ -325,8 +333,12 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
         }
     }
     if !zones.is_empty() {
-        handlers.push(Handler::File(FileHandler { zones }));
+        handlers.push(Handler::File(FileHandler {
+            zones,
+            fallthrough: None,
+        }));
     }
+    handlers.extend(falling.into_iter().map(Handler::File));
     if !unavailable.is_empty() {
         handlers.push(Handler::Unavailable(UnavailableHandler { zones: unavailable }));
     }

@@ -326,9 +326,20 @@ pub struct HostsHandler {
 pub struct FileHandler {
     /// The loaded zones.
     pub zones: Vec<Arc<Zone>>,
+    /// `secondary { fallthrough [ZONES] }`: names these zones answer NXDOMAIN for go to the
+    /// next plugin (`Some(empty)`: every name).
+    pub fallthrough: Option<Vec<Box<[u8]>>>,
 }
 
 impl FileHandler {
+    /// Whether an NXDOMAIN for `key` goes to the next plugin.
+    pub fn falls_through(&self, key: &[u8]) -> bool {
+        match &self.fallthrough {
+            None => false,
+            Some(zones) => zones.is_empty() || zones.iter().any(|z| is_in_zone(key, z)),
+        }
+    }
+
     /// The zone whose apex is `key`.
     pub fn zone_at(&self, key: &[u8]) -> Option<&Arc<Zone>> {
         self.zones.iter().find(|z| z.apex() == key)

@@ -302,7 +302,8 @@ fn file<'r>(
         return false;
     };
     in_zone(zone, q, transport, dnssec_ok, synth, res);
-    true
+    // `fallthrough`: an NXDOMAIN is the next plugin's to answer.
+    !(res.rcode == Rcode::NXDOMAIN && f.falls_through(q.key))
 }
 
 /// RFC 1034 §4.3.2 inside one zone: step 3, following CNAMEs that stay in it, then step 6,
