@@ -99,11 +99,11 @@ both_drivers!(knot_is_a_secondary_of_ringdns, |driver| {
 });
 
 // RFC 1996: a zone file reloaded with a larger serial is announced to the secondaries in
-// `to`; Knot (whose SOA refresh is an hour) follows at once.
+// `to`, from `source`; Knot (whose SOA refresh is an hour) follows at once.
 both_drivers!(a_changed_zone_is_notified_to_its_secondaries, |driver| {
     let knot_port = support::server::free_port();
     let corefile = format!(
-        "example.test:{{PORT}} {{\n    bind 127.0.0.1\n    file {{DIR}}/zone {{\n        reload 1s\n    }}\n    transfer {{\n        to 127.0.0.1:{knot_port}\n    }}\n}}\n"
+        "example.test:{{PORT}} {{\n    bind 127.0.0.1\n    file {{DIR}}/zone {{\n        reload 1s\n    }}\n    transfer {{\n        to 127.0.0.1:{knot_port}\n        source 127.0.0.3\n    }}\n}}\n"
     );
     let s = Server::start(Options::new(driver, &corefile).file("zone", zone(0)));
     let knot = Knot::secondary_on("example.test", s.addr, knot_port);
@@ -132,7 +132,12 @@ both_drivers!(a_changed_zone_is_notified_to_its_secondaries, |driver| {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(knot.log().contains("notify"), "{}", knot.log());
+    // The NOTIFY came from `source`.
+    assert!(
+        knot.log().contains("notify, incoming, remote 127.0.0.3@"),
+        "{}",
+        knot.log()
+    );
 });
 
 // XoT (RFC 9103), serving side: AXFR over a tls:// listener, checked against the CA with

@@ -1234,7 +1234,7 @@ fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, Config
 }
 
 /// `transfer [ZONES...] { to ADDRESS|CIDR|*...; source ADDRESS }` (`to` may repeat; `source`
-/// is taken for NOTIFY, which this version does not send yet).
+/// is where NOTIFYs leave from).
 fn transfer(block: &ServerBlock, line: &Line) -> Result<TransferConfig, ConfigError> {
     let zones = if line.args.is_empty() {
         block.zones()
@@ -1244,6 +1244,7 @@ fn transfer(block: &ServerBlock, line: &Line) -> Result<TransferConfig, ConfigEr
         z
     };
     let mut to = Vec::new();
+    let mut source = None;
     for o in line.block.iter().flatten() {
         match o.name.text.as_str() {
             "to" => {
@@ -1269,9 +1270,11 @@ fn transfer(block: &ServerBlock, line: &Line) -> Result<TransferConfig, ConfigEr
             }
             "source" => {
                 let a = one_arg(o, "an address")?;
-                a.text
-                    .parse::<IpAddr>()
-                    .map_err(|_| err(a, format!("transfer source: {:?} is not an IP address", a.text)))?;
+                source = Some(
+                    a.text
+                        .parse::<IpAddr>()
+                        .map_err(|_| err(a, format!("transfer source: {:?} is not an IP address", a.text)))?,
+                );
             }
             other => {
                 return Err(err(
@@ -1288,6 +1291,7 @@ fn transfer(block: &ServerBlock, line: &Line) -> Result<TransferConfig, ConfigEr
         pos: line.pos().clone(),
         zones,
         to,
+        source,
     })
 }
 

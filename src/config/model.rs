@@ -334,6 +334,8 @@ pub struct TransferConfig {
     pub zones: Vec<Name<Bytes>>,
     /// Who may ask.
     pub to: Vec<TransferPeer>,
+    /// `source ADDRESS`: the local address NOTIFYs leave from.
+    pub source: Option<IpAddr>,
 }
 
 /// One `to` of `transfer`.

@@ -1,7 +1,7 @@
 //! NOTIFY to secondaries (RFC 1996): when a zone that a `transfer` lists changes serial
 //! (a zone file reloaded, a secondary zone transferred), each address of its `to` is told,
 //! over UDP, until it answers or the tries run out (§3.6: retried; here 5 tries, waiting
-//! 1, 2, 4, 8 and 16 s). `*` and prefixes name no one to tell.
+//! 1, 2, 4, 8 and 16 s), from `source` when given. `*` and prefixes name no one to tell.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,15 +22,18 @@ const OPCODE_NOTIFY: u8 = 4;
 /// The serial each transferred zone had when its secondaries were last told.
 pub type Told = HashMap<Box<[u8]>, u32>;
 
-/// Each zone a `transfer` lists, its serial now, and the addresses to tell.
-fn zones(cfg: &Config, data: &DataSet) -> Vec<(Box<[u8]>, u32, Vec<SocketAddr>)> {
-    let mut out: Vec<(Box<[u8]>, u32, Vec<SocketAddr>)> = Vec::new();
+/// A secondary to tell, and the local address to tell it from.
+type Peer = (SocketAddr, Option<std::net::IpAddr>);
+
+/// Each zone a `transfer` lists, its serial now, and the secondaries to tell.
+fn zones(cfg: &Config, data: &DataSet) -> Vec<(Box<[u8]>, u32, Vec<Peer>)> {
+    let mut out: Vec<(Box<[u8]>, u32, Vec<Peer>)> = Vec::new();
     for b in &cfg.blocks {
         for t in &b.transfers {
-            let hosts: Vec<SocketAddr> =
+            let hosts: Vec<Peer> =
                 t.to.iter()
                     .filter_map(|p| match p {
-                        TransferPeer::Host(a) => Some(*a),
+                        TransferPeer::Host(a) => Some((*a, t.source)),
                         _ => None,
                     })
                     .collect();
@@ -68,22 +71,26 @@ pub fn changes(cfg: &Config, data: &DataSet, told: &mut Told) {
             continue;
         }
         told.insert(apex.clone(), serial);
-        for addr in to {
-            tokio::spawn(send(apex.clone(), serial, addr));
+        for (addr, source) in to {
+            tokio::spawn(send(apex.clone(), serial, addr, source));
         }
     }
 }
 
 /// NOTIFY for `apex` to `to`, retried until it answers.
-async fn send(apex: Box<[u8]>, serial: u32, to: SocketAddr) {
+async fn send(apex: Box<[u8]>, serial: u32, to: SocketAddr, source: Option<std::net::IpAddr>) {
     let zone = display(&apex);
-    let bind: SocketAddr = if to.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
+    let bind: SocketAddr = match source {
+        Some(ip) => SocketAddr::new(ip, 0),
+        None if to.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
+        None => SocketAddr::from(([0u16; 8], 0)),
     };
-    let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else {
-        return;
+    let sock = match tokio::net::UdpSocket::bind(bind).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%zone, secondary = %to, error = %e, "NOTIFY not sent: its source address cannot be bound");
+            return;
+        }
     };
     if sock.connect(to).await.is_err() {
         return;
