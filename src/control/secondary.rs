@@ -361,15 +361,7 @@ async fn soa_serial(primary: SocketAddr, apex: &[u8], via: Via<'_>) -> Result<u3
     q[0..2].copy_from_slice(&id.to_be_bytes());
     if let Via::Tls(x) = via {
         // XoT: the SOA over the same TLS as the transfer (RFC 9103 §5: no plain text).
-        let ask = async {
-            let mut s = x.connect(primary).await?;
-            send_framed(&mut s, &q).await?;
-            let reply = read_framed(&mut s).await?;
-            soa_in(&reply, apex)?.ok_or_else(|| "no SOA in the reply".to_string())
-        };
-        return tokio::time::timeout(SOA_TIMEOUT * 2, ask)
-            .await
-            .map_err(|_| "no answer over TLS".to_string())?;
+        return soa_over_stream(primary, &q, apex, Via::Tls(x)).await;
     }
     let udp = async {
         let bind: SocketAddr = if primary.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
@@ -391,17 +383,24 @@ async fn soa_serial(primary: SocketAddr, apex: &[u8], via: Via<'_>) -> Result<u3
     if let Ok(Ok(Some(serial))) = tokio::time::timeout(SOA_TIMEOUT, udp).await {
         return Ok(serial);
     }
-    let tcp = async {
-        let mut s = tokio::net::TcpStream::connect(primary)
-            .await
-            .map_err(|e| e.to_string())?;
-        send_framed(&mut s, &q).await?;
-        let reply = read_framed(&mut s).await?;
-        soa_in(&reply, apex)?.ok_or_else(|| "no SOA in the reply".to_string())
+    soa_over_stream(primary, &q, apex, Via::Plain).await
+}
+
+/// The SOA query `q` over TCP or TLS.
+async fn soa_over_stream(primary: SocketAddr, q: &[u8], apex: &[u8], via: Via<'_>) -> Result<u32, String> {
+    let ask = async {
+        let mut s = open(primary, via).await?;
+        let mut serial = None;
+        exchange(&mut *s, q, |m| {
+            serial = soa_in(m, apex)?;
+            Ok(true)
+        })
+        .await?;
+        serial.ok_or_else(|| "no SOA in the reply".to_string())
     };
-    tokio::time::timeout(SOA_TIMEOUT * 2, tcp)
+    tokio::time::timeout(SOA_TIMEOUT * 2, ask)
         .await
-        .map_err(|_| "no answer over UDP or TCP".to_string())?
+        .map_err(|_| "no answer over TCP or TLS".to_string())?
 }
 
 /// The serial of the apex SOA in a reply's answer; `None` when truncated (ask over TCP);
@@ -445,35 +444,65 @@ async fn read_framed<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Result<Vec<u
     Ok(msg)
 }
 
-/// The zone by AXFR from `primary` (RFC 5936), over TCP.
-async fn axfr(primary: SocketAddr, apex: &[u8], via: Via<'_>) -> Result<(Zone, String), String> {
+/// A connection to a primary: TCP, or TLS over it.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Opens a connection to `primary`, with TLS for a `tls://` one.
+async fn open(primary: SocketAddr, via: Via<'_>) -> Result<Box<dyn Stream>, String> {
     let tcp = tokio::time::timeout(SOA_TIMEOUT, tokio::net::TcpStream::connect(primary))
         .await
         .map_err(|_| "the connection did not open".to_string())?
         .map_err(|e| e.to_string())?;
-    match via {
-        Via::Plain => axfr_over(tcp, apex).await,
-        Via::Tls(x) => axfr_over(x.handshake(tcp).await?, apex).await,
+    Ok(match via {
+        Via::Plain => Box::new(tcp),
+        Via::Tls(x) => Box::new(x.handshake(tcp).await?),
+    })
+}
+
+/// Sends `query` and hands each message of the reply to `feed` until it says the transfer
+/// is whole.
+async fn exchange(
+    s: &mut dyn Stream,
+    query: &[u8],
+    mut feed: impl FnMut(&[u8]) -> Result<bool, String>,
+) -> Result<(), String> {
+    let mut s = s;
+    send_framed(&mut s, query).await?;
+    loop {
+        let msg = tokio::time::timeout(MESSAGE_TIMEOUT, read_framed(&mut s))
+            .await
+            .map_err(|_| format!("no message for {MESSAGE_TIMEOUT:?}"))?
+            .map_err(|e| format!("the transfer stopped before its closing SOA: {e}"))?;
+        if feed(&msg)? {
+            return Ok(());
+        }
     }
+}
+
+/// The zone by AXFR from `primary` (RFC 5936), over TCP or TLS.
+async fn axfr(primary: SocketAddr, apex: &[u8], via: Via<'_>) -> Result<(Zone, String), String> {
+    let mut s = open(primary, via).await?;
+    let id = random_id();
+    let mut q = wire::query(apex, Rtype::AXFR, false);
+    q[0..2].copy_from_slice(&id.to_be_bytes());
+    let mut t = AxfrIn::new(apex, id);
+    exchange(&mut *s, &q, |m| {
+        t.feed(m).map_err(|e| e.to_string())?;
+        Ok(t.is_done())
+    })
+    .await?;
+    // Building a large zone takes a while: not on the control loop's thread.
+    tokio::task::spawn_blocking(move || t.finish())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// The changes since `base` by IXFR from `primary` (RFC 1995), over TCP or TLS: the query
 /// carries our SOA in its authority section (§3).
 async fn ixfr(primary: SocketAddr, base: Arc<Zone>, via: Via<'_>) -> Result<IxfrResult, String> {
-    let tcp = tokio::time::timeout(SOA_TIMEOUT, tokio::net::TcpStream::connect(primary))
-        .await
-        .map_err(|_| "the connection did not open".to_string())?
-        .map_err(|e| e.to_string())?;
-    match via {
-        Via::Plain => ixfr_over(tcp, base).await,
-        Via::Tls(x) => ixfr_over(x.handshake(tcp).await?, base).await,
-    }
-}
-
-async fn ixfr_over<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    mut s: S,
-    base: Arc<Zone>,
-) -> Result<IxfrResult, String> {
+    let mut s = open(primary, via).await?;
     let id = random_id();
     let mut q = wire::query(base.apex(), Rtype::IXFR, false);
     q[0..2].copy_from_slice(&id.to_be_bytes());
@@ -487,39 +516,12 @@ async fn ixfr_over<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     q.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     q.extend_from_slice(rdata);
     wire::set_count(&mut q, 2, 1);
-    send_framed(&mut s, &q).await?;
     let mut t = IxfrIn::new(base, id);
-    while !t.is_done() {
-        let msg = tokio::time::timeout(MESSAGE_TIMEOUT, read_framed(&mut s))
-            .await
-            .map_err(|_| format!("no message for {MESSAGE_TIMEOUT:?}"))?
-            .map_err(|e| format!("the transfer stopped before its closing SOA: {e}"))?;
-        t.feed(&msg).map_err(|e| e.to_string())?;
-    }
-    tokio::task::spawn_blocking(move || t.finish())
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
-}
-
-/// The AXFR exchange over an open stream.
-async fn axfr_over<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    mut s: S,
-    apex: &[u8],
-) -> Result<(Zone, String), String> {
-    let id = random_id();
-    let mut q = wire::query(apex, Rtype::AXFR, false);
-    q[0..2].copy_from_slice(&id.to_be_bytes());
-    send_framed(&mut s, &q).await?;
-    let mut t = AxfrIn::new(apex, id);
-    while !t.is_done() {
-        let msg = tokio::time::timeout(MESSAGE_TIMEOUT, read_framed(&mut s))
-            .await
-            .map_err(|_| format!("no message for {MESSAGE_TIMEOUT:?}"))?
-            .map_err(|e| format!("the transfer stopped before its closing SOA: {e}"))?;
-        t.feed(&msg).map_err(|e| e.to_string())?;
-    }
-    // Building a large zone takes a while: not on the control loop's thread.
+    exchange(&mut *s, &q, |m| {
+        t.feed(m).map_err(|e| e.to_string())?;
+        Ok(t.is_done())
+    })
+    .await?;
     tokio::task::spawn_blocking(move || t.finish())
         .await
         .map_err(|e| e.to_string())?
@@ -561,17 +563,6 @@ impl Xot {
             .await
             .map_err(|_| "the TLS handshake did not finish".to_string())?
             .map_err(|e| format!("TLS: {e}"))
-    }
-
-    async fn connect(
-        &self,
-        primary: SocketAddr,
-    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
-        let tcp = tokio::time::timeout(SOA_TIMEOUT, tokio::net::TcpStream::connect(primary))
-            .await
-            .map_err(|_| "the connection did not open".to_string())?
-            .map_err(|e| e.to_string())?;
-        self.handshake(tcp).await
     }
 }
 

@@ -467,20 +467,20 @@ fn notify(
             Some("NOTIFY from a source that is not a primary of a secondary zone here (REFUSED)"),
         );
     }
-    let m = MadeReply {
+    let w = reply::write_made(req, q, &authoritative(&[]), ctx.transport, out);
+    written(w, req, Some((entry, Plugin::Secondary)), None)
+}
+
+/// An authoritative NOERROR reply with `answer` alone.
+fn authoritative<'m>(answer: &'m [Made<'m>]) -> MadeReply<'m> {
+    MadeReply {
         aa: true,
         rcode: Rcode::NOERROR,
-        answer: &[],
+        answer,
         authority: &[],
         additional: &[],
         ede: None,
-    };
-    written(
-        reply::write_made(req, q, &m, ctx.transport, out),
-        req,
-        Some((entry, Plugin::Secondary)),
-        None,
-    )
+    }
 }
 
 /// AXFR and IXFR (RFC 5936, RFC 1995) of a zone the block serves, for a client its
@@ -534,20 +534,8 @@ fn zone_transfer<'a>(
                     data: rdata,
                 },
             }];
-            let m = MadeReply {
-                aa: true,
-                rcode: Rcode::NOERROR,
-                answer: &made,
-                authority: &[],
-                additional: &[],
-                ede: None,
-            };
-            written(
-                reply::write_made(req, q, &m, ctx.transport, out),
-                req,
-                Some((entry, Plugin::File)),
-                None,
-            )
+            let w = reply::write_made(req, q, &authoritative(&made), ctx.transport, out);
+            written(w, req, Some((entry, Plugin::File)), None)
         }
         _ => refused(out, "AXFR over UDP or DoH (REFUSED: transfers go over TCP or TLS)"),
     }

@@ -64,6 +64,23 @@ pub enum TransferError {
     Zone(String),
 }
 
+/// `msg` as a message of the reply to our query `id`: QR, our ID, QUERY, NOERROR, no TC.
+fn reply_to(msg: &[u8], id: u16) -> Result<Message<&[u8]>, TransferError> {
+    let m = Message::from_octets(msg).map_err(|_| TransferError::Malformed)?;
+    let h = m.header();
+    if !h.qr() || h.id() != id || h.opcode() != Opcode::QUERY {
+        return Err(TransferError::NotOurs);
+    }
+    if h.rcode() != Rcode::NOERROR {
+        return Err(TransferError::Rcode(h.rcode()));
+    }
+    // TC over TCP means nothing good (RFC 5936 §2.2.1).
+    if h.tc() {
+        return Err(TransferError::Truncated);
+    }
+    Ok(m)
+}
+
 /// A transfer in progress.
 pub struct AxfrIn {
     apex: Box<[u8]>,
@@ -101,17 +118,7 @@ impl AxfrIn {
         if self.done {
             return Err(TransferError::AfterEnd);
         }
-        let m = Message::from_octets(msg).map_err(|_| TransferError::Malformed)?;
-        let h = m.header();
-        if !h.qr() || h.id() != self.id || h.opcode() != Opcode::QUERY {
-            return Err(TransferError::NotOurs);
-        }
-        if h.rcode() != Rcode::NOERROR {
-            return Err(TransferError::Rcode(h.rcode()));
-        }
-        if h.tc() {
-            return Err(TransferError::Truncated);
-        }
+        let m = reply_to(msg, self.id)?;
         // The first message echoes the question; later ones may (RFC 5936 §2.2.1).
         for q in m.question() {
             let q = q.map_err(|_| TransferError::Malformed)?;
@@ -269,14 +276,7 @@ impl IxfrIn {
         if matches!(self.stage, IxfrStage::Done) {
             return Err(TransferError::AfterEnd);
         }
-        let m = Message::from_octets(msg).map_err(|_| TransferError::Malformed)?;
-        let h = m.header();
-        if !h.qr() || h.id() != self.id || h.opcode() != Opcode::QUERY {
-            return Err(TransferError::NotOurs);
-        }
-        if h.rcode() != Rcode::NOERROR {
-            return Err(TransferError::Rcode(h.rcode()));
-        }
+        let m = reply_to(msg, self.id)?;
         for rr in m.answer().map_err(|_| TransferError::Malformed)? {
             let rr = rr.map_err(|_| TransferError::Malformed)?;
             let rec = rr

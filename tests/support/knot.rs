@@ -45,21 +45,7 @@ impl Knot {
             let file = dir.write(&format!("{origin}.zone"), text);
             conf.push_str(&format!("  - domain: {origin}\n    file: \"{}\"\n", file.display()));
         }
-        let conf_path = dir.write("knot.conf", &conf);
-        let log = std::fs::File::create(dir.path().join("knot.log")).unwrap();
-        let child = Command::new("knotd")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("knotd (test.sh installs knot)");
-        let k = Knot {
-            child,
-            port,
-            dir,
-            conf: conf_path,
-        };
+        let k = Self::spawn(dir, port, &conf);
         k.wait_serving(zones[0].0);
         k
     }
@@ -78,7 +64,14 @@ impl Knot {
             primary.ip(),
             primary.port()
         );
-        let conf_path = dir.write("knot.conf", &conf);
+        let k = Self::spawn(dir, port, &conf);
+        k.wait_serving(zone);
+        k
+    }
+
+    /// Starts knotd on `conf`, written in `dir`.
+    fn spawn(dir: TempDir, port: u16, conf: &str) -> Knot {
+        let conf_path = dir.write("knot.conf", conf);
         let log = std::fs::File::create(dir.path().join("knot.log")).unwrap();
         let child = Command::new("knotd")
             .arg("-c")
@@ -87,14 +80,12 @@ impl Knot {
             .stderr(log)
             .spawn()
             .expect("knotd (test.sh installs knot)");
-        let k = Knot {
+        Knot {
             child,
             port,
             dir,
             conf: conf_path,
-        };
-        k.wait_serving(zone);
-        k
+        }
     }
 
     /// The address to transfer from.
