@@ -22,7 +22,7 @@ use crate::dns::wire;
 use crate::zone::name::{NameKey, display};
 use crate::zone::refresh::{Refresh, Timers};
 use crate::zone::store::Zone;
-use crate::zone::transfer::{AxfrIn, IxfrIn, IxfrResult};
+use crate::zone::transfer::{AxfrIn, IxfrIn, IxfrResult, TransferError};
 
 /// Identifies a secondary zone: the folder it is kept in and its apex (lowercase wire).
 pub type SecondaryId = (PathBuf, Box<[u8]>);
@@ -486,17 +486,7 @@ async fn axfr(primary: SocketAddr, apex: &[u8], via: Via<'_>) -> Result<(Zone, S
     let id = random_id();
     let mut q = wire::query(apex, Rtype::AXFR, false);
     q[0..2].copy_from_slice(&id.to_be_bytes());
-    let mut t = AxfrIn::new(apex, id);
-    exchange(&mut *s, &q, |m| {
-        t.feed(m).map_err(|e| e.to_string())?;
-        Ok(t.is_done())
-    })
-    .await?;
-    // Building a large zone takes a while: not on the control loop's thread.
-    tokio::task::spawn_blocking(move || t.finish())
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    pull(&mut *s, &q, AxfrIn::new(apex, id)).await
 }
 
 /// The changes since `base` by IXFR from `primary` (RFC 1995), over TCP or TLS: the query
@@ -516,8 +506,47 @@ async fn ixfr(primary: SocketAddr, base: Arc<Zone>, via: Via<'_>) -> Result<Ixfr
     q.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     q.extend_from_slice(rdata);
     wire::set_count(&mut q, 2, 1);
-    let mut t = IxfrIn::new(base, id);
-    exchange(&mut *s, &q, |m| {
+    pull(&mut *s, &q, IxfrIn::new(base, id)).await
+}
+
+/// A transfer being read: AXFR or IXFR.
+trait Incoming: Send + 'static {
+    type Out: Send + 'static;
+    fn feed(&mut self, msg: &[u8]) -> Result<(), TransferError>;
+    fn is_done(&self) -> bool;
+    fn finish(self) -> Result<Self::Out, TransferError>;
+}
+
+impl Incoming for AxfrIn {
+    type Out = (Zone, String);
+    fn feed(&mut self, msg: &[u8]) -> Result<(), TransferError> {
+        AxfrIn::feed(self, msg)
+    }
+    fn is_done(&self) -> bool {
+        AxfrIn::is_done(self)
+    }
+    fn finish(self) -> Result<Self::Out, TransferError> {
+        AxfrIn::finish(self)
+    }
+}
+
+impl Incoming for IxfrIn {
+    type Out = IxfrResult;
+    fn feed(&mut self, msg: &[u8]) -> Result<(), TransferError> {
+        IxfrIn::feed(self, msg)
+    }
+    fn is_done(&self) -> bool {
+        IxfrIn::is_done(self)
+    }
+    fn finish(self) -> Result<Self::Out, TransferError> {
+        IxfrIn::finish(self)
+    }
+}
+
+/// Sends `query`, reads the transfer into `t` and builds its result (a large zone takes a
+/// while to build: not on the control loop's thread).
+async fn pull<T: Incoming>(s: &mut dyn Stream, query: &[u8], mut t: T) -> Result<T::Out, String> {
+    exchange(s, query, |m| {
         t.feed(m).map_err(|e| e.to_string())?;
         Ok(t.is_done())
     })

@@ -81,6 +81,31 @@ fn reply_to(msg: &[u8], id: u16) -> Result<Message<&[u8]>, TransferError> {
     Ok(m)
 }
 
+/// Each answer record of `m`: its owner (lowercase wire), type, TTL and rdata with its
+/// names uncompressed; class IN only.
+fn each_record(
+    m: &Message<&[u8]>,
+    mut f: impl FnMut(&[u8], Rtype, u32, Vec<u8>) -> Result<(), TransferError>,
+) -> Result<(), TransferError> {
+    for rr in m.answer().map_err(|_| TransferError::Malformed)? {
+        let rec = rr
+            .map_err(|_| TransferError::Malformed)?
+            .into_record::<AllRecordData<_, ParsedName<_>>>()
+            .map_err(|_| TransferError::Malformed)?
+            .ok_or(TransferError::Malformed)?;
+        let owner = NameKey::of(rec.owner());
+        if rec.class() != Class::IN {
+            return Err(TransferError::Class(crate::zone::name::display(owner.as_slice())));
+        }
+        let mut rdata = Vec::new();
+        rec.data()
+            .compose_rdata(&mut rdata)
+            .map_err(|_| TransferError::Malformed)?;
+        f(owner.as_slice(), rec.rtype(), rec.ttl().as_secs(), rdata)?;
+    }
+    Ok(())
+}
+
 /// A transfer in progress.
 pub struct AxfrIn {
     apex: Box<[u8]>,
@@ -127,26 +152,7 @@ impl AxfrIn {
                 return Err(TransferError::Question);
             }
         }
-        for rr in m.answer().map_err(|_| TransferError::Malformed)? {
-            let rr = rr.map_err(|_| TransferError::Malformed)?;
-            if self.done {
-                return Err(TransferError::AfterEnd);
-            }
-            let rec = rr
-                .into_record::<AllRecordData<_, ParsedName<_>>>()
-                .map_err(|_| TransferError::Malformed)?
-                .ok_or(TransferError::Malformed)?;
-            let owner = NameKey::of(rec.owner());
-            if rec.class() != Class::IN {
-                return Err(TransferError::Class(crate::zone::name::display(owner.as_slice())));
-            }
-            let mut rdata = Vec::new();
-            rec.data()
-                .compose_rdata(&mut rdata)
-                .map_err(|_| TransferError::Malformed)?;
-            self.take(owner.as_slice(), rec.rtype(), rec.ttl().as_secs(), &rdata)?;
-        }
-        Ok(())
+        each_record(&m, |owner, rtype, ttl, rdata| self.take(owner, rtype, ttl, &rdata))
     }
 
     /// Takes one record (owner lowercase wire, rdata uncompressed) of the stream.
@@ -277,30 +283,15 @@ impl IxfrIn {
             return Err(TransferError::AfterEnd);
         }
         let m = reply_to(msg, self.id)?;
-        for rr in m.answer().map_err(|_| TransferError::Malformed)? {
-            let rr = rr.map_err(|_| TransferError::Malformed)?;
-            let rec = rr
-                .into_record::<AllRecordData<_, ParsedName<_>>>()
-                .map_err(|_| TransferError::Malformed)?
-                .ok_or(TransferError::Malformed)?;
-            let owner = NameKey::of(rec.owner());
-            if !is_in_zone(owner.as_slice(), &self.apex) {
-                return Err(TransferError::Outside(crate::zone::name::display(owner.as_slice())));
+        each_record(&m, |owner, rtype, ttl, rdata| {
+            if !is_in_zone(owner, &self.apex) {
+                return Err(TransferError::Outside(crate::zone::name::display(owner)));
             }
-            if rec.class() != Class::IN {
-                return Err(TransferError::Class(crate::zone::name::display(owner.as_slice())));
-            }
-            let mut rdata = Vec::new();
-            rec.data()
-                .compose_rdata(&mut rdata)
-                .map_err(|_| TransferError::Malformed)?;
-            let ttl = rec.ttl().as_secs();
-            let soa = (rec.rtype() == Rtype::SOA && owner.as_slice() == &*self.apex)
+            let soa = (rtype == Rtype::SOA && owner == &*self.apex)
                 .then(|| soa_fields(&rdata).map(|(s, _)| s))
                 .flatten();
-            self.step(owner.as_slice(), rec.rtype(), ttl, rdata, soa)?;
-        }
-        Ok(())
+            self.step(owner, rtype, ttl, rdata, soa)
+        })
     }
 
     fn step(
