@@ -203,8 +203,9 @@ impl AxfrIn {
     }
 }
 
-/// A zone's records by (owner, type, rdata), each with its TTL: what an IXFR changes.
-type RecordSet = std::collections::HashMap<(Box<[u8]>, Rtype, Box<[u8]>), u32>;
+/// A record's identity for IXFR: owner (lowercase wire), type, rdata (RFC 1995 §4: TTLs do
+/// not tell records apart).
+type RecordKey = (Box<[u8]>, Rtype, Box<[u8]>);
 
 /// What an IXFR reply (RFC 1995 §4) turned out to be.
 pub enum IxfrResult {
@@ -239,8 +240,12 @@ pub struct IxfrIn {
     id: u16,
     ours: u32,
     stage: IxfrStage,
-    /// The zone's records, to change in place; taken from `base` at the first difference.
-    records: RecordSet,
+    /// Records of `base` the differences deleted (or replaced), and the owners they are at:
+    /// only names in `touched` are checked against `deleted` when the new zone is built.
+    deleted: std::collections::HashSet<RecordKey>,
+    touched: std::collections::HashSet<Box<[u8]>>,
+    /// Records the differences added, with their TTLs.
+    added: std::collections::HashMap<RecordKey, u32>,
     base: std::sync::Arc<Zone>,
     /// The newest SOA seen (the zone's SOA once done): serial, rdata, TTL.
     new_soa: Option<(u32, Vec<u8>, u32)>,
@@ -256,7 +261,9 @@ impl IxfrIn {
             id,
             ours: base.serial(),
             stage: IxfrStage::Start,
-            records: Default::default(),
+            deleted: Default::default(),
+            touched: Default::default(),
+            added: Default::default(),
             base,
             new_soa: None,
             target: None,
@@ -313,7 +320,6 @@ impl IxfrIn {
             IxfrStage::First(_, first) => {
                 if soa == Some(self.ours) {
                     // Incremental: this SOA opens the first deletions.
-                    self.records = records_of(&self.base);
                     self.remove(owner, rtype, &rdata)?;
                     IxfrStage::Diff { deleting: true }
                 } else {
@@ -344,10 +350,16 @@ impl IxfrIn {
                     IxfrStage::Diff { deleting: true }
                 }
                 (None, false) => {
-                    if self.records.len() >= MAX_RECORDS {
+                    if self.added.len() >= MAX_RECORDS {
                         return Err(TransferError::TooLarge);
                     }
-                    self.records.insert((owner.into(), rtype, rdata.into()), ttl);
+                    let key: RecordKey = (owner.into(), rtype, rdata.into());
+                    // An addition of a record we have replaces it (its TTL may differ).
+                    if self.base_has(&key) {
+                        self.touched.insert(key.0.clone());
+                        self.deleted.insert(key.clone());
+                    }
+                    self.added.insert(key, ttl);
                     IxfrStage::Diff { deleting: false }
                 }
             },
@@ -361,19 +373,32 @@ impl IxfrIn {
         Ok(())
     }
 
+    /// Whether `base` has the record.
+    fn base_has(&self, (owner, rtype, rdata): &RecordKey) -> bool {
+        self.base
+            .node(owner)
+            .and_then(|n| n.rrset(*rtype))
+            .is_some_and(|set| set.rdatas().any(|d| d == &**rdata))
+    }
+
     fn remove(&mut self, owner: &[u8], rtype: Rtype, rdata: &[u8]) -> Result<(), TransferError> {
         if rtype == Rtype::SOA {
-            // The old SOA leaves with its version.
-            self.records.retain(|(o, t, _), _| !(**o == *owner && *t == Rtype::SOA));
+            // The old SOA leaves with its version; the newest one is the zone's.
             return Ok(());
         }
-        let key: (Box<[u8]>, Rtype, Box<[u8]>) = (owner.into(), rtype, rdata.into());
-        self.records.remove(&key).map(|_| ()).ok_or_else(|| {
-            TransferError::Zone(format!(
-                "a deletion of a record we do not have at {}",
-                crate::zone::name::display(owner)
-            ))
-        })
+        let key: RecordKey = (owner.into(), rtype, rdata.into());
+        if self.added.remove(&key).is_some() {
+            return Ok(());
+        }
+        if self.base_has(&key) && !self.deleted.contains(&key) {
+            self.touched.insert(key.0.clone());
+            self.deleted.insert(key);
+            return Ok(());
+        }
+        Err(TransferError::Zone(format!(
+            "a deletion of a record we do not have at {}",
+            crate::zone::name::display(owner)
+        )))
     }
 
     /// The result, once the reply is complete.
@@ -392,10 +417,25 @@ impl IxfrIn {
                     text.push_str(&record_text(owner, rtype, ttl, rdata));
                 };
                 add(&self.apex, Rtype::SOA, soa_ttl, &soa);
-                for ((owner, rtype, rdata), ttl) in &self.records {
-                    if *rtype != Rtype::SOA {
-                        add(owner, *rtype, *ttl, rdata);
+                // Our zone's records but those deleted, then those added: a pass over the
+                // zone, with the small change sets consulted only at the names they touch.
+                for name in self.base.names() {
+                    let Some(node) = self.base.node(name) else { continue };
+                    let touched = self.touched.contains(name);
+                    for set in node.rrsets() {
+                        if set.rtype() == Rtype::SOA && name == &*self.apex {
+                            continue;
+                        }
+                        for rdata in set.rdatas() {
+                            if touched && self.deleted.contains(&(name.into(), set.rtype(), rdata.into())) {
+                                continue;
+                            }
+                            add(name, set.rtype(), set.ttl(), rdata);
+                        }
                     }
+                }
+                for ((owner, rtype, rdata), ttl) in &self.added {
+                    add(owner, *rtype, *ttl, rdata);
                 }
                 let (zone, _) = b.build().map_err(|e| TransferError::Zone(e.to_string()))?;
                 Ok(IxfrResult::Applied(zone, text))
@@ -403,20 +443,6 @@ impl IxfrIn {
             _ => Err(TransferError::Incomplete),
         }
     }
-}
-
-/// Every record of `z`.
-fn records_of(z: &Zone) -> RecordSet {
-    let mut out = std::collections::HashMap::with_capacity(z.record_count());
-    for name in z.names() {
-        let Some(node) = z.node(name) else { continue };
-        for set in node.rrsets() {
-            for rdata in set.rdatas() {
-                out.insert((name.into(), set.rtype(), rdata.into()), set.ttl());
-            }
-        }
-    }
-    out
 }
 
 /// One record as a zone file line (the rdata in its type's presentation form, or RFC 3597's
