@@ -247,6 +247,14 @@ both_drivers!(notify_from_the_primary_triggers_a_check, |driver| {
     let r = support::Reply::parse(&buf[..n]);
     assert_eq!(r.rcode(), 5);
     assert!(eventually(5, || s.log().contains("NOTIFY refused")), "{}", s.log());
+    // Once a minute per source: a second one from there is answered, not logged again.
+    other
+        .send_to(&q("example.test", Rtype::SOA).opcode(4).wire(), s.addr)
+        .unwrap();
+    let n = other.recv(&mut buf).expect("a reply");
+    assert_eq!(support::Reply::parse(&buf[..n]).rcode(), 5);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(s.log().matches("NOTIFY refused").count(), 1, "{}", s.log());
     // From the primary's address, for a zone that is not a secondary here: REFUSED.
     assert_eq!(s.udp(&q("other.test", Rtype::SOA).opcode(4)).rcode(), 5);
     // From the primary's address for the zone: NOERROR, AA, opcode NOTIFY echoed.
@@ -267,15 +275,20 @@ fn soa_rdata(serial: u32) -> Vec<u8> {
 use support::upstream::{self, Act, Rec, Upstream};
 
 // ROBUSTNESS: a transfer that stops half-way, records outside the zone, a closing SOA with
-// another serial, a REFUSED transfer: the zone served before stays, whole, and the failure
-// is logged with the primary and the zone.
+// another serial, a REFUSED transfer, a serial going backwards: the zone served before
+// stays, whole, and a failure is logged with the primary and the zone.
 both_drivers!(bad_transfers_leave_the_served_zone, |driver| {
     use std::sync::atomic::{AtomicU32, Ordering};
     let phase = std::sync::Arc::new(AtomicU32::new(0));
     let p = phase.clone();
     let primary = Upstream::start(move |query, tcp| {
         let phase = p.load(Ordering::SeqCst);
-        let serial = if phase == 0 { 1 } else { 2 };
+        // Phase 5: the primary's serial went backwards (0 is older than 1, RFC 1982).
+        let serial = match phase {
+            0 => 1,
+            5 => 0,
+            _ => 2,
+        };
         let soa = || Rec("example.test", 6, 300, soa_rdata(serial));
         let www = |ip: u8| Rec("www.example.test", 1, 300, upstream::a([192, 0, 2, ip]));
         match (upstream::qtype(query), tcp) {
@@ -360,6 +373,21 @@ both_drivers!(bad_transfers_leave_the_served_zone, |driver| {
             );
         }
     }
+    // A serial going backwards: no transfer is asked, the zone stays.
+    phase.store(5, Ordering::SeqCst);
+    let axfrs = |p: &Upstream| {
+        p.seen()
+            .iter()
+            .filter(|x| matches!(upstream::qtype(&x.wire), 251 | 252))
+            .count()
+    };
+    let soas = |p: &Upstream| p.seen().iter().filter(|x| upstream::qtype(&x.wire) == 6).count();
+    let (before_soa, before_xfr) = (soas(&primary), axfrs(&primary));
+    assert_eq!(s.udp(&q("example.test", Rtype::SOA).opcode(4)).rcode(), 0);
+    assert!(eventually(10, || soas(&primary) > before_soa), "no SOA asked");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(axfrs(&primary), before_xfr, "a transfer was asked for an older serial");
+    assert_eq!(www().as_deref(), Some("192.0.2.10"));
     // One warning for the streak, however many failures.
     assert_eq!(
         s.log().matches("no primary could be checked or transferred").count(),

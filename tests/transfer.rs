@@ -74,6 +74,18 @@ both_drivers!(axfr_to_kdig_and_refused_to_others, |driver| {
     // From a source not in `to`, and for a name that is no zone apex: refused.
     let other = kdig(&["@127.0.0.2", "-b", "127.0.0.2", "-p", &port, "AXFR", "example.test"]);
     assert!(other.contains("REFUSED"), "{other}");
+    // Logged once a minute per source on each shard (two here), however often it asks.
+    for _ in 0..4 {
+        let again = kdig(&["@127.0.0.2", "-b", "127.0.0.2", "-p", &port, "AXFR", "example.test"]);
+        assert!(again.contains("REFUSED"), "{again}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = s.log();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("zone transfer refused") && l.contains("from=127.0.0.2"))
+        .count();
+    assert!((1..=2).contains(&lines), "{lines} lines for 5 refusals: {log}");
     let sub = kdig(&["@127.0.0.1", "-p", &port, "AXFR", "www.example.test"]);
     assert!(sub.contains("REFUSED"), "{sub}");
 });

@@ -41,8 +41,8 @@ pub struct ShardCtx {
     pub querylog: RefCell<crate::telemetry::querylog::Limiter>,
     /// Upstream connections, cache and in-flight queries of forwarding blocks.
     pub forward: Rc<crate::forward::ShardForward>,
-    /// When a refused NOTIFY was last logged, per source (once a minute each).
-    pub notify_refusals: RefCell<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
+    /// When a refused NOTIFY or zone transfer was last logged, per source (once a minute).
+    pub zone_refusals: RefCell<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
 }
 
 impl ShardCtx {

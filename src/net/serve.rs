@@ -134,12 +134,16 @@ pub(crate) fn query(
             }
         }
     }
-    if let Outcome::Reply { plugin, rcode, .. } = outcome {
-        if wire
+    if let Outcome::Reply {
+        plugin, rcode, asked, ..
+    } = outcome
+    {
+        let notify = wire
             .get(FLAGS1)
-            .is_some_and(|b| (b >> flags1::OPCODE_SHIFT) & flags1::OPCODE_MASK == OPCODE_NOTIFY)
-        {
-            notified(l, peer, wire, plugin, rcode);
+            .is_some_and(|b| (b >> flags1::OPCODE_SHIFT) & flags1::OPCODE_MASK == OPCODE_NOTIFY);
+        let transfer = asked.qtype == Rtype::AXFR.to_int() || asked.qtype == Rtype::IXFR.to_int();
+        if notify || transfer {
+            zone_request(l, peer, wire, notify, plugin, rcode);
         }
     }
     shape(route, &outcome, out);
@@ -150,34 +154,38 @@ pub(crate) fn query(
 /// NOTIFY's opcode (RFC 1996 §3.3).
 const OPCODE_NOTIFY: u8 = 4;
 
-/// A NOTIFY answered: one taken from a primary goes to the control thread, which has its
-/// zone checked at once; a refused one is logged once a minute per source.
-fn notified(l: &Listener<'_>, peer: SocketAddr, wire: &[u8], plugin: Plugin, rcode: u16) {
+/// A NOTIFY or a zone transfer request answered: a NOTIFY taken from a primary goes to the
+/// control thread, which has its zone checked at once; a refused one of either is logged
+/// once a minute per source on each shard (ROBUSTNESS: at most once per source per minute;
+/// one source's datagrams reach one shard, its TCP connections may reach each).
+fn zone_request(l: &Listener<'_>, peer: SocketAddr, wire: &[u8], notify: bool, plugin: Plugin, rcode: u16) {
     let mut key = NameKey::EMPTY;
     let Parsed::Query(req) = request::parse(wire, &mut key) else {
         return;
     };
     let Some(q) = req.question else { return };
     let from = peer.ip().to_canonical();
-    if plugin == Plugin::Secondary {
+    if notify && plugin == Plugin::Secondary {
         let _ = l.shard.shared.notified.send((q.key.into(), from));
         return;
     }
-    if rcode == u16::from(Rcode::REFUSED.to_int()) {
-        let mut seen = l.shard.notify_refusals.borrow_mut();
-        let now = Instant::now();
-        if seen
-            .get(&from)
-            .is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(60))
-        {
-            return;
-        }
-        if seen.len() >= 4096 {
-            seen.clear();
-        }
-        seen.insert(from, now);
-        tracing::warn!(zone = %crate::zone::name::display(q.key), %from, "NOTIFY refused: not from a primary of a secondary zone here (logged once a minute per source)");
+    if rcode != u16::from(Rcode::REFUSED.to_int()) {
+        return;
     }
+    let mut seen = l.shard.zone_refusals.borrow_mut();
+    let now = Instant::now();
+    if seen
+        .get(&from)
+        .is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(60))
+    {
+        return;
+    }
+    if seen.len() >= 4096 {
+        seen.clear();
+    }
+    seen.insert(from, now);
+    let what = if notify { "NOTIFY" } else { "zone transfer" };
+    tracing::warn!(zone = %crate::zone::name::display(q.key), %from, "{what} refused: the source is not allowed for this zone here (logged once a minute per source)");
 }
 
 /// The block's `dns64` when it applies to this query: AAAA in class IN, from an IPv6 client

@@ -195,7 +195,7 @@ async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
         shared,
         querylog: RefCell::new(Default::default()),
         forward: Rc::new(crate::forward::ShardForward::new(stats)),
-        notify_refusals: RefCell::default(),
+        zone_refusals: RefCell::default(),
     });
     let mut stops: HashMap<ListenerKey, Vec<oneshot::Sender<()>>> = HashMap::new();
     while let Some(cmd) = next(&mut rx).await {
