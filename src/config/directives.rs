@@ -48,13 +48,12 @@ pub const SUPPORTED: &[&str] = &[
     "timeouts",
     "tls",
     "transfer",
+    "tsig",
     "whoami",
 ];
 
 /// CoreDNS directives that ringdns knows of but does not implement yet.
-const NOT_YET: &[&str] = &[
-    "dnssec", "dnstap", "etcd", "metadata", "sign", "trace", "transfer", "tsig", "view",
-];
+const NOT_YET: &[&str] = &["dnssec", "dnstap", "etcd", "metadata", "sign", "trace", "view"];
 
 /// CoreDNS plugins that ringdns will not have: back ends of other systems (Kubernetes,
 /// cloud DNS services, Nomad, gRPC), Go's profiler, and plugins made for those.
@@ -107,6 +106,9 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
     if let Some(root) = extras.root.clone() {
         rooted(block, &root);
     }
+    if let Some(t) = &mut block.tsig {
+        super::tsig::read_files(t)?;
+    }
     Ok(extras)
 }
 
@@ -123,6 +125,9 @@ fn rooted(block: &mut ServerBlock, root: &std::path::Path) {
     }
     if let Some((file, _)) = block.loadbalance.as_mut().and_then(|l| l.weighted.as_mut()) {
         under(file);
+    }
+    for (f, _) in block.tsig.iter_mut().flat_map(|t| &mut t.files) {
+        under(f);
     }
     for s in &mut block.secondaries {
         under(&mut s.directory);
@@ -295,6 +300,12 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
             "transfer" => {
                 let t = transfer(block, line)?;
                 block.transfers.push(t);
+            }
+            "tsig" => {
+                if block.tsig.is_some() {
+                    return Err(err(&line.name, "tsig may be used only once per server block"));
+                }
+                block.tsig = Some(super::tsig::tsig(block, line)?);
             }
             "secondary" => {
                 let sec = secondary(block, line)?;

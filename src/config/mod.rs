@@ -15,6 +15,7 @@ mod model;
 pub mod rewrite;
 mod syntax;
 pub mod template;
+pub mod tsig;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -122,6 +123,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             rewrites: Vec::new(),
             timeouts: None,
             secondaries: Vec::new(),
+            tsig: None,
             transfers: Vec::new(),
             nsid: None,
             header: None,

@@ -213,6 +213,8 @@ pub struct ServerBlock {
     pub transfers: Vec<TransferConfig>,
     /// `secondary` directives: zones transferred from primaries.
     pub secondaries: Vec<SecondaryConfig>,
+    /// `tsig`: keys, and what must come signed.
+    pub tsig: Option<super::tsig::TsigConfig>,
     /// `timeouts { read D; write D; idle D; maxtcpqueries N }`.
     pub timeouts: Option<Timeouts>,
     /// `rewrite` rules, in the order written (one per directive).

@@ -101,11 +101,15 @@ pub fn snapshot(
     generation: u64,
     metrics: Option<&Registry>,
 ) -> Snapshot {
+    // TSIG secrets are the server instance's, whichever block defines them (CoreDNS).
+    let keys = Arc::new(crate::dns::tsig::Keyring::new(
+        cfg.blocks.iter().filter_map(|b| b.tsig.as_ref()),
+    ));
     let blocks: Vec<Arc<Block>> = cfg
         .blocks
         .iter()
         .enumerate()
-        .map(|(i, b)| Arc::new(block(i, b, data)))
+        .map(|(i, b)| Arc::new(block(i, b, data, &keys)))
         .collect();
     let responder = Arc::new(Block {
         index: cfg.blocks.len(),
@@ -224,6 +228,7 @@ pub fn block_plugins(b: &ServerBlock) -> Vec<&'static str> {
     names.extend((!b.files.is_empty()).then_some("file"));
     names.extend((!b.secondaries.is_empty()).then_some("secondary"));
     names.extend((!b.transfers.is_empty()).then_some("transfer"));
+    names.extend(b.tsig.as_ref().map(|_| "tsig"));
     names.extend(b.forward.as_ref().map(|_| "forward"));
     names.extend(b.chaos.as_ref().map(|_| "chaos"));
     names.extend(b.any.then_some("any"));
@@ -285,7 +290,7 @@ pub fn upstream_label(u: &crate::config::UpstreamAddr) -> String {
 const EDE_NOT_READY: u16 = 14;
 const EDE_INVALID_DATA: u16 = 24;
 
-fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
+fn block(index: usize, b: &ServerBlock, data: &DataSet, keys: &Arc<crate::dns::tsig::Keyring>) -> Block {
     let mut handlers = Vec::new();
     // CoreDNS runs plugins in plugin.cfg order, whatever the Corefile order: hosts, then file.
     if let Some(h) = &b.hosts {
@@ -380,6 +385,10 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet) -> Block {
             templates: b.templates.iter().map(crate::dns::template::Template::new).collect(),
             rewrites: b.rewrites.clone(),
             timeouts: b.timeouts,
+            tsig: b
+                .tsig
+                .as_ref()
+                .map(|t| Arc::new(crate::dns::tsig::Policy::new(t, keys.clone()))),
             transfers: b
                 .transfers
                 .iter()

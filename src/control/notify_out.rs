@@ -10,6 +10,7 @@ use std::time::Duration;
 use domain::base::iana::Rtype;
 
 use super::data::DataSet;
+use crate::config::tsig::TsigKey;
 use crate::config::{Config, TransferPeer};
 use crate::dns::wire::{self, FLAGS1, flags1};
 use crate::zone::name::{NameKey, display};
@@ -22,18 +23,20 @@ const OPCODE_NOTIFY: u8 = 4;
 /// The serial each transferred zone had when its secondaries were last told.
 pub type Told = HashMap<Box<[u8]>, u32>;
 
-/// A secondary to tell, and the local address to tell it from.
-type Peer = (SocketAddr, Option<std::net::IpAddr>);
+/// A secondary to tell, the local address to tell it from, and the key that signs the
+/// NOTIFY (the first of the block's `tsig`).
+type Peer = (SocketAddr, Option<std::net::IpAddr>, Option<TsigKey>);
 
 /// Each zone a `transfer` lists, its serial now, and the secondaries to tell.
 fn zones(cfg: &Config, data: &DataSet) -> Vec<(Box<[u8]>, u32, Vec<Peer>)> {
     let mut out: Vec<(Box<[u8]>, u32, Vec<Peer>)> = Vec::new();
     for b in &cfg.blocks {
+        let key = b.tsig.as_ref().and_then(crate::dns::tsig::signing_key);
         for t in &b.transfers {
             let hosts: Vec<Peer> =
                 t.to.iter()
                     .filter_map(|p| match p {
-                        TransferPeer::Host(a) => Some((*a, t.source)),
+                        TransferPeer::Host(a) => Some((*a, t.source, key.clone())),
                         _ => None,
                     })
                     .collect();
@@ -49,7 +52,7 @@ fn zones(cfg: &Config, data: &DataSet) -> Vec<(Box<[u8]>, u32, Vec<Peer>)> {
                     continue;
                 };
                 match out.iter_mut().find(|(a, _, _)| *a == apex) {
-                    Some((_, _, to)) => to.extend(hosts.iter().copied()),
+                    Some((_, _, to)) => to.extend(hosts.iter().cloned()),
                     None => out.push((apex, zone.serial(), hosts.clone())),
                 }
             }
@@ -71,14 +74,14 @@ pub fn changes(cfg: &Config, data: &DataSet, told: &mut Told) {
             continue;
         }
         told.insert(apex.clone(), serial);
-        for (addr, source) in to {
-            tokio::spawn(send(apex.clone(), serial, addr, source));
+        for (addr, source, key) in to {
+            tokio::spawn(send(apex.clone(), serial, addr, source, key));
         }
     }
 }
 
 /// NOTIFY for `apex` to `to`, retried until it answers.
-async fn send(apex: Box<[u8]>, serial: u32, to: SocketAddr, source: Option<std::net::IpAddr>) {
+async fn send(apex: Box<[u8]>, serial: u32, to: SocketAddr, source: Option<std::net::IpAddr>, key: Option<TsigKey>) {
     let zone = display(&apex);
     let bind: SocketAddr = match source {
         Some(ip) => SocketAddr::new(ip, 0),
@@ -100,24 +103,45 @@ async fn send(apex: Box<[u8]>, serial: u32, to: SocketAddr, source: Option<std::
     let mut msg = wire::query(&apex, Rtype::SOA, false);
     msg[0..2].copy_from_slice(&id);
     msg[FLAGS1] = (OPCODE_NOTIFY << flags1::OPCODE_SHIFT) | flags1::AA;
+    // Signed once: the retries all fall well within the fudge (300 s).
+    let mut client = None;
+    if let Some(k) = key.as_ref().and_then(crate::dns::tsig::signer) {
+        match crate::dns::tsig::sign_request(k, &msg) {
+            Some((signed, c)) => {
+                msg = signed;
+                client = Some(c);
+            }
+            None => {
+                tracing::warn!(%zone, secondary = %to, "NOTIFY not sent: it could not be signed");
+                return;
+            }
+        }
+    }
     let mut wait = Duration::from_secs(1);
     for _ in 0..TRIES {
         if sock.send(&msg).await.is_err() {
             break;
         }
-        let mut buf = [0u8; 512];
+        let mut buf = [0u8; 1232];
         let answered = tokio::time::timeout(wait, async {
             loop {
                 match sock.recv(&mut buf).await {
-                    Ok(n) if n >= wire::HEADER_LEN && buf[..2] == id && buf[FLAGS1] & flags1::QR != 0 => return true,
+                    Ok(n) if n >= wire::HEADER_LEN && buf[..2] == id && buf[FLAGS1] & flags1::QR != 0 => {
+                        return Some(n);
+                    }
                     Ok(_) => continue,
-                    Err(_) => return false,
+                    Err(_) => return None,
                 }
             }
         })
         .await;
-        if answered == Ok(true) {
-            tracing::debug!(%zone, serial, secondary = %to, "NOTIFY answered");
+        if let Ok(Some(n)) = answered {
+            match client.as_mut().map(|c| c.check(&buf[..n])) {
+                Some(Err(e)) => {
+                    tracing::warn!(%zone, serial, secondary = %to, error = %e, "NOTIFY answered, but not as signed")
+                }
+                _ => tracing::debug!(%zone, serial, secondary = %to, "NOTIFY answered"),
+            }
             return;
         }
         wait *= 2;

@@ -17,12 +17,15 @@ use domain::rdata::AllRecordData;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use crate::config::tsig::TsigKey;
 use crate::config::{Config, Primary, SecondaryConfig, SecondaryTls};
+use crate::dns::tsig::Client;
 use crate::dns::wire;
 use crate::zone::name::{NameKey, display};
 use crate::zone::refresh::{Refresh, Timers};
 use crate::zone::store::Zone;
 use crate::zone::transfer::{AxfrIn, IxfrIn, IxfrResult, TransferError};
+use domain::tsig::Key;
 
 /// Identifies a secondary zone: the folder it is kept in and its apex (lowercase wire).
 pub type SecondaryId = (PathBuf, Box<[u8]>);
@@ -68,6 +71,8 @@ pub struct Spec {
     pub from: Vec<Primary>,
     /// How `tls://` primaries are checked.
     pub tls: Option<SecondaryTls>,
+    /// The key its block's `tsig` signs requests with (its first).
+    pub key: Option<TsigKey>,
 }
 
 impl Spec {
@@ -90,9 +95,10 @@ pub fn zone_path(dir: &Path, apex: &[u8]) -> PathBuf {
 pub fn specs(cfg: &Config) -> Vec<Spec> {
     let mut out: Vec<Spec> = Vec::new();
     for b in &cfg.blocks {
+        let key = b.tsig.as_ref().and_then(crate::dns::tsig::signing_key);
         for s in &b.secondaries {
             for z in &s.zones {
-                let spec = spec(s, z);
+                let spec = spec(s, z, key.clone());
                 if !out.iter().any(|o| o.id == spec.id) {
                     out.push(spec);
                 }
@@ -102,11 +108,12 @@ pub fn specs(cfg: &Config) -> Vec<Spec> {
     out
 }
 
-fn spec(s: &SecondaryConfig, zone: &domain::base::Name<bytes::Bytes>) -> Spec {
+fn spec(s: &SecondaryConfig, zone: &domain::base::Name<bytes::Bytes>, key: Option<TsigKey>) -> Spec {
     Spec {
         id: (s.directory.clone(), NameKey::of(zone).as_slice().into()),
         from: s.from.clone(),
         tls: s.tls.clone(),
+        key,
     }
 }
 
@@ -286,6 +293,8 @@ enum Checked {
 async fn check(spec: &Spec, current: Option<Arc<Zone>>) -> Result<Checked, String> {
     let ours = current.as_ref().map(|z| z.serial());
     let mut why = Vec::new();
+    let key = spec.key.as_ref().and_then(crate::dns::tsig::signer);
+    let key = key.as_ref();
     let tls = match (&spec.tls, spec.from.iter().any(|p| p.tls)) {
         (Some(t), true) => match Xot::new(t) {
             Ok(x) => Some(x),
@@ -303,7 +312,7 @@ async fn check(spec: &Spec, current: Option<Arc<Zone>>) -> Result<Checked, Strin
             (true, Some(x)) => Via::Tls(x),
             (true, None) => continue,
         };
-        let serial = match soa_serial(p, &spec.id.1, via).await {
+        let serial = match soa_serial(p, &spec.id.1, via, key).await {
             Ok(s) => s,
             Err(e) => {
                 why.push(format!("{p}: SOA: {e}"));
@@ -315,7 +324,7 @@ async fn check(spec: &Spec, current: Option<Arc<Zone>>) -> Result<Checked, Strin
         }
         // IXFR first when there is a zone to apply it to (RFC 1995), AXFR when it fails.
         if let Some(base) = &current {
-            match tokio::time::timeout(TRANSFER_TIMEOUT, ixfr(p, base.clone(), via)).await {
+            match tokio::time::timeout(TRANSFER_TIMEOUT, ixfr(p, base.clone(), via, key)).await {
                 Ok(Ok(IxfrResult::Current)) => return Ok(Checked::Current(base.serial())),
                 Ok(Ok(IxfrResult::Applied(zone, text))) => {
                     return Ok(Checked::Transferred {
@@ -337,7 +346,7 @@ async fn check(spec: &Spec, current: Option<Arc<Zone>>) -> Result<Checked, Strin
                 Err(_) => tracing::debug!(primary = %p, "IXFR took too long; asking AXFR"),
             }
         }
-        match tokio::time::timeout(TRANSFER_TIMEOUT, axfr(p, &spec.id.1, via)).await {
+        match tokio::time::timeout(TRANSFER_TIMEOUT, axfr(p, &spec.id.1, via, key)).await {
             Ok(Ok((zone, text))) => {
                 return Ok(Checked::Transferred {
                     zone,
@@ -355,14 +364,16 @@ async fn check(spec: &Spec, current: Option<Arc<Zone>>) -> Result<Checked, Strin
 
 /// The primary's SOA serial for `apex`: over UDP, then over TCP when UDP is truncated,
 /// refused or unanswered (Knot answers catalog zones' SOA only over TCP).
-async fn soa_serial(primary: SocketAddr, apex: &[u8], via: Via<'_>) -> Result<u32, String> {
+async fn soa_serial(primary: SocketAddr, apex: &[u8], via: Via<'_>, key: Option<&Arc<Key>>) -> Result<u32, String> {
     let mut q = wire::query(apex, Rtype::SOA, false);
     let id = random_id();
     q[0..2].copy_from_slice(&id.to_be_bytes());
+    let (q, client) = signed(q, key)?;
     if let Via::Tls(x) = via {
         // XoT: the SOA over the same TLS as the transfer (RFC 9103 §5: no plain text).
-        return soa_over_stream(primary, &q, apex, Via::Tls(x)).await;
+        return soa_over_stream(primary, &q, apex, Via::Tls(x), client).await;
     }
+    let mut udp_client = client.clone();
     let udp = async {
         let bind: SocketAddr = if primary.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
             .parse()
@@ -375,6 +386,9 @@ async fn soa_serial(primary: SocketAddr, apex: &[u8], via: Via<'_>) -> Result<u3
             let n = s.recv(&mut buf).await.map_err(|e| e.to_string())?;
             // Other datagrams on the connected socket are not ours: wait for ours.
             if n >= 2 && buf[..2] == id.to_be_bytes() {
+                if let Some(c) = &mut udp_client {
+                    c.check(&buf[..n])?;
+                }
                 return soa_in(&buf[..n], apex);
             }
         }
@@ -383,15 +397,21 @@ async fn soa_serial(primary: SocketAddr, apex: &[u8], via: Via<'_>) -> Result<u3
     if let Ok(Ok(Some(serial))) = tokio::time::timeout(SOA_TIMEOUT, udp).await {
         return Ok(serial);
     }
-    soa_over_stream(primary, &q, apex, Via::Plain).await
+    soa_over_stream(primary, &q, apex, Via::Plain, client).await
 }
 
 /// The SOA query `q` over TCP or TLS.
-async fn soa_over_stream(primary: SocketAddr, q: &[u8], apex: &[u8], via: Via<'_>) -> Result<u32, String> {
+async fn soa_over_stream(
+    primary: SocketAddr,
+    q: &[u8],
+    apex: &[u8],
+    via: Via<'_>,
+    client: Option<Client>,
+) -> Result<u32, String> {
     let ask = async {
         let mut s = open(primary, via).await?;
         let mut serial = None;
-        exchange(&mut *s, q, |m| {
+        exchange(&mut *s, q, client, |m| {
             serial = soa_in(m, apex)?;
             Ok(true)
         })
@@ -461,10 +481,11 @@ async fn open(primary: SocketAddr, via: Via<'_>) -> Result<Box<dyn Stream>, Stri
 }
 
 /// Sends `query` and hands each message of the reply to `feed` until it says the transfer
-/// is whole.
+/// is whole; with `client` (the query was signed) each message's TSIG is checked first.
 async fn exchange(
     s: &mut dyn Stream,
     query: &[u8],
+    mut client: Option<Client>,
     mut feed: impl FnMut(&[u8]) -> Result<bool, String>,
 ) -> Result<(), String> {
     let mut s = s;
@@ -474,24 +495,49 @@ async fn exchange(
             .await
             .map_err(|_| format!("no message for {MESSAGE_TIMEOUT:?}"))?
             .map_err(|e| format!("the transfer stopped before its closing SOA: {e}"))?;
+        if let Some(c) = &mut client {
+            c.check(&msg)?;
+        }
         if feed(&msg)? {
-            return Ok(());
+            return client.map_or(Ok(()), Client::done);
+        }
+    }
+}
+
+/// `q` signed with `key` when there is one, and what checks its replies.
+fn signed(q: Vec<u8>, key: Option<&Arc<Key>>) -> Result<(Vec<u8>, Option<Client>), String> {
+    match key {
+        None => Ok((q, None)),
+        Some(k) => {
+            let (q, c) = crate::dns::tsig::sign_request(k.clone(), &q).ok_or("the request could not be signed")?;
+            Ok((q, Some(c)))
         }
     }
 }
 
 /// The zone by AXFR from `primary` (RFC 5936), over TCP or TLS.
-async fn axfr(primary: SocketAddr, apex: &[u8], via: Via<'_>) -> Result<(Zone, String), String> {
+async fn axfr(
+    primary: SocketAddr,
+    apex: &[u8],
+    via: Via<'_>,
+    key: Option<&Arc<Key>>,
+) -> Result<(Zone, String), String> {
     let mut s = open(primary, via).await?;
     let id = random_id();
     let mut q = wire::query(apex, Rtype::AXFR, false);
     q[0..2].copy_from_slice(&id.to_be_bytes());
-    pull(&mut *s, &q, AxfrIn::new(apex, id)).await
+    let (q, client) = signed(q, key)?;
+    pull(&mut *s, &q, client, AxfrIn::new(apex, id)).await
 }
 
 /// The changes since `base` by IXFR from `primary` (RFC 1995), over TCP or TLS: the query
 /// carries our SOA in its authority section (§3).
-async fn ixfr(primary: SocketAddr, base: Arc<Zone>, via: Via<'_>) -> Result<IxfrResult, String> {
+async fn ixfr(
+    primary: SocketAddr,
+    base: Arc<Zone>,
+    via: Via<'_>,
+    key: Option<&Arc<Key>>,
+) -> Result<IxfrResult, String> {
     let mut s = open(primary, via).await?;
     let id = random_id();
     let mut q = wire::query(base.apex(), Rtype::IXFR, false);
@@ -506,7 +552,8 @@ async fn ixfr(primary: SocketAddr, base: Arc<Zone>, via: Via<'_>) -> Result<Ixfr
     q.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     q.extend_from_slice(rdata);
     wire::set_count(&mut q, 2, 1);
-    pull(&mut *s, &q, IxfrIn::new(base, id)).await
+    let (q, client) = signed(q, key)?;
+    pull(&mut *s, &q, client, IxfrIn::new(base, id)).await
 }
 
 /// A transfer being read: AXFR or IXFR.
@@ -545,8 +592,13 @@ impl Incoming for IxfrIn {
 
 /// Sends `query`, reads the transfer into `t` and builds its result (a large zone takes a
 /// while to build: not on the control loop's thread).
-async fn pull<T: Incoming>(s: &mut dyn Stream, query: &[u8], mut t: T) -> Result<T::Out, String> {
-    exchange(s, query, |m| {
+async fn pull<T: Incoming>(
+    s: &mut dyn Stream,
+    query: &[u8],
+    client: Option<Client>,
+    mut t: T,
+) -> Result<T::Out, String> {
+    exchange(s, query, client, |m| {
         t.feed(m).map_err(|e| e.to_string())?;
         Ok(t.is_done())
     })

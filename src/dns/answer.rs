@@ -159,9 +159,6 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
                 EarlyError::NotImp => OptRcode::NOTIMP,
                 EarlyError::Refused => OptRcode::REFUSED,
                 EarlyError::BadVers => OptRcode::BADVERS,
-                EarlyError::BadKey => {
-                    return written(reply::write_tsig_error(&req, ctx.transport, out), &req, None, None);
-                }
             };
             return error(&req, rcode, ctx, out);
         }
@@ -179,11 +176,140 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
     let Some((entry, block)) = ctx.route.and_then(|r| r.entry_for(q.key)) else {
         return error(&req, OptRcode::REFUSED, ctx, out);
     };
+    if req.tsig.is_some() || block.plugins.tsig.is_some() {
+        return signed(ctx, block, entry, query, req, q, Parts { names, rewrite }, out);
+    }
+    answer_routed(ctx, block, entry, query, req, q, Parts { names, rewrite }, out)
+}
+
+/// The borrows of a [`Scratch`] that answering in a block uses.
+struct Parts<'a> {
+    names: &'a Synthesized,
+    rewrite: &'a mut Option<Box<rewrite::Scratch>>,
+}
+
+/// `tsig` (RFC 8945 §5.2): a block without it answers a signed request BADKEY; with it, an
+/// unsigned request of a type or opcode it requires is REFUSED, a signed one is checked and
+/// its reply signed. A signed request the block would forward is REFUSED (signed): the
+/// upstream could not sign its answer with our key, and an unsigned one is worthless to
+/// a client that signed.
+#[allow(clippy::too_many_arguments)]
+fn signed<'a>(
+    ctx: &Ctx<'a>,
+    block: &'a super::pipeline::Block,
+    entry: usize,
+    query: &'a [u8],
+    req: Request<'a>,
+    q: Question<'a>,
+    parts: Parts<'a>,
+    out: &mut Vec<u8>,
+) -> Outcome<'a> {
+    let by = Some((entry, Plugin::Tsig));
+    let policy = block.plugins.tsig.as_ref().filter(|p| p.covers(q.key));
+    let Some(policy) = policy else {
+        if req.tsig.is_some() {
+            let w = reply::write_tsig_error(&req, reply::TsigError::BadKey, ctx.transport, out);
+            return written(
+                w,
+                &req,
+                by,
+                Some("tsig: a signed request to a block without tsig (NOTAUTH, BADKEY)"),
+            );
+        }
+        return answer_routed(ctx, block, entry, query, req, q, parts, out);
+    };
+    if req.tsig.is_none() {
+        if policy.requires(q.qtype, req.opcode) {
+            let w = reply::write_error(&req, OptRcode::REFUSED, ctx.transport, out);
+            return written(
+                w,
+                &req,
+                by,
+                Some("tsig: an unsigned request the block requires signed (REFUSED)"),
+            );
+        }
+        return answer_routed(ctx, block, entry, query, req, q, parts, out);
+    }
+    let tx = match super::tsig::check(&policy.keys, query) {
+        Some(super::tsig::Checked::Signed(tx)) => tx,
+        Some(super::tsig::Checked::Unsigned(e)) => {
+            let w = reply::write_tsig_error(&req, e, ctx.transport, out);
+            return written(w, &req, by, Some("tsig: the request's TSIG does not check (NOTAUTH)"));
+        }
+        Some(super::tsig::Checked::Reply(reply)) => {
+            out.clear();
+            out.extend_from_slice(&reply);
+            let why = Some("tsig: the request's time is outside its fudge (NOTAUTH, BADTIME)");
+            return replied(out, Some(entry), Plugin::Tsig, Asked::of(&req), why);
+        }
+        Some(super::tsig::Checked::FormErr) | None => {
+            let w = reply::write_error(&req, OptRcode::FORMERR, ctx.transport, out);
+            return written(w, &req, by, None);
+        }
+    };
+    let limit = super::wire::reply_limit(ctx.transport, req.edns.map(|e| e.udp_size));
+    let outcome = match answer_routed(ctx, block, entry, query, req, q, parts, out) {
+        Outcome::Forward(_) => {
+            let w = reply::write_error(&req, OptRcode::REFUSED, ctx.transport, out);
+            written(w, &req, by, Some("tsig: a signed query the block forwards (REFUSED)"))
+        }
+        o => o,
+    };
+    match outcome {
+        Outcome::Reply {
+            entry,
+            error,
+            plugin,
+            asked,
+            ..
+        } => {
+            if !super::tsig::sign(tx, out, limit) {
+                return Outcome::Drop(DropReason::Policy);
+            }
+            replied(out, entry, plugin, asked, error)
+        }
+        // A transfer is signed message by message by whoever writes it (`net::serve`).
+        o => o,
+    }
+}
+
+/// The outcome of the reply in `out`, rcode and TC read back from it.
+fn replied(
+    out: &[u8],
+    entry: Option<usize>,
+    plugin: Plugin,
+    asked: Asked,
+    error: Option<&'static str>,
+) -> Outcome<'static> {
+    let (rcode, truncated) = super::wire::rcode_and_tc(out);
+    Outcome::Reply {
+        rcode,
+        truncated,
+        entry,
+        error,
+        plugin,
+        asked,
+    }
+}
+
+/// Answers a request its block takes (after `tsig`).
+#[allow(clippy::too_many_arguments)]
+fn answer_routed<'a>(
+    ctx: &Ctx<'a>,
+    block: &'a super::pipeline::Block,
+    entry: usize,
+    query: &'a [u8],
+    req: Request<'a>,
+    q: Question<'a>,
+    parts: Parts<'a>,
+    out: &mut Vec<u8>,
+) -> Outcome<'a> {
+    let Parts { names, rewrite } = parts;
     let plugins = &block.plugins;
     if req.opcode == Opcode::NOTIFY {
         return notify(&req, &q, plugins, entry, ctx, out);
     }
-    if transfer {
+    if matches!(q.qtype, Rtype::AXFR | Rtype::IXFR) {
         return zone_transfer(&req, &q, block, entry, ctx, out);
     }
     let mut req = req;

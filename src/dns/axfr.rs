@@ -11,6 +11,7 @@ use domain::base::message_builder::{MessageBuilder, StaticCompressor};
 use domain::base::name::Name;
 use domain::base::rdata::UnknownRecordData;
 use domain::base::{Record, Ttl};
+use domain::tsig::{Key, ServerSequence};
 
 use crate::zone::store::Zone;
 
@@ -41,6 +42,8 @@ pub struct AxfrOut {
     id: u16,
     question: Vec<u8>,
     first: bool,
+    /// Signs each message when the request was signed (RFC 8945 §5.3.1).
+    signer: Option<ServerSequence<Key>>,
 }
 
 impl AxfrOut {
@@ -57,7 +60,14 @@ impl AxfrOut {
             id,
             question: question.to_vec(),
             first: true,
+            signer: None,
         }
+    }
+
+    /// Signs every message with `signer` (the request's TSIG checked out).
+    pub fn signed(mut self, signer: ServerSequence<Key>) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     /// Writes the next message into `out`; `false` once the transfer is whole.
@@ -186,7 +196,14 @@ impl AxfrOut {
             pushed += 1;
             self.stage = next;
         }
-        *out = a.finish().into_target();
+        let mut add = a.additional();
+        if let Some(seq) = &mut self.signer {
+            // A message always has room for its TSIG: it stops growing at MESSAGE_TARGET.
+            if !crate::dns::tsig::sign_next(seq, &mut add) {
+                self.stage = Stage::Done;
+            }
+        }
+        *out = add.finish().into_target();
         true
     }
 }

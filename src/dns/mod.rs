@@ -15,6 +15,7 @@ pub mod resolve;
 pub mod rewrite;
 pub mod rng;
 pub mod template;
+pub mod tsig;
 pub mod wire;
 
 pub use answer::{Ctx, Forwarding, Outcome, Scratch, answer};

@@ -206,6 +206,8 @@ pub struct BlockPlugins {
     /// `secondary` zones (lowercase wire) and the addresses of their primaries: a NOTIFY for
     /// one of them is taken from those only (RFC 1996 §4.7).
     pub primaries: Vec<(Box<[u8]>, Vec<std::net::IpAddr>)>,
+    /// `tsig`: the keys its signed requests are checked against, and what must be signed.
+    pub tsig: Option<Arc<super::tsig::Policy>>,
     /// `timeouts` of its listeners' connections.
     pub timeouts: Option<crate::config::Timeouts>,
     /// `rewrite` rules, in order.

@@ -440,14 +440,23 @@ pub fn write_refusal(req: &Request<'_>, rcode: OptRcode, ede: u16, t: Transport,
     )
 }
 
-/// TSIG error BADKEY (RFC 8945 §5.2.1, IANA "TSIG/TKEY RR Error").
-const TSIG_BADKEY: u16 = 17;
+/// TSIG errors (RFC 8945 §5.2, IANA "TSIG/TKEY RR Error").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum TsigError {
+    /// The MAC does not verify (§5.2.3).
+    BadSig = 16,
+    /// A key we do not have (§5.2.1).
+    BadKey = 17,
+    /// A MAC truncated below what the key allows (§5.2.4).
+    BadTrunc = 22,
+}
 
-/// The reply to a request signed with a key we do not have (RFC 8945 §5.2.1, §5.3.2):
-/// NOTAUTH, and an unsigned TSIG (same key and algorithm names, the request's Time Signed
-/// and Fudge, no MAC, error BADKEY) after the OPT. Without room for the TSIG within the
-/// size limit the reply goes without it.
-pub fn write_tsig_error(req: &Request<'_>, t: Transport, out: &mut Vec<u8>) -> Written {
+/// The unsigned error reply to a signed request (RFC 8945 §5.2.1 to §5.2.4, §5.3.2):
+/// NOTAUTH, and a TSIG without MAC (same key and algorithm names, the request's Time
+/// Signed and Fudge, the error) after the OPT. Without room for the TSIG within the size
+/// limit the reply goes without it.
+pub fn write_tsig_error(req: &Request<'_>, error: TsigError, t: Transport, out: &mut Vec<u8>) -> Written {
     let written = write_error(req, OptRcode::NOTAUTH, t, out);
     let Some(tsig) = req.tsig else {
         return written;
@@ -472,7 +481,7 @@ pub fn write_tsig_error(req: &Request<'_>, t: Transport, out: &mut Vec<u8>) -> W
     out.extend_from_slice(tsig.time_and_fudge);
     out.extend_from_slice(&0u16.to_be_bytes()); // MAC size
     out.extend_from_slice(&req.id.to_be_bytes()); // Original ID
-    out.extend_from_slice(&TSIG_BADKEY.to_be_bytes());
+    out.extend_from_slice(&(error as u16).to_be_bytes());
     out.extend_from_slice(&0u16.to_be_bytes()); // Other Len
     let arcount = u16::from_be_bytes([out[10], out[11]]) + 1;
     out[10..12].copy_from_slice(&arcount.to_be_bytes());

@@ -39,9 +39,6 @@ pub enum EarlyError {
     Refused,
     /// BADVERS: EDNS version above 0 (RFC 6891 §6.1.3).
     BadVers,
-    /// NOTAUTH with TSIG error BADKEY: a TSIG with a key we do not have (RFC 8945 §5.2.1;
-    /// no keys are configured yet, so every key is unknown).
-    BadKey,
 }
 
 /// The TSIG record of a request (RFC 8945 §4.2), as much as an error reply echoes.
@@ -176,10 +173,8 @@ pub fn parse<'a>(wire: &'a [u8], scratch: &'a mut NameKey) -> Parsed<'a> {
     if req.edns.is_some_and(|e| e.version > 0) {
         return Parsed::Error(req, EarlyError::BadVers);
     }
-    if let Some(t) = records.tsig {
-        req.tsig = Some(t);
-        return Parsed::Error(req, EarlyError::BadKey);
-    }
+    // Signed: the block that takes the question checks it (`dns::tsig`), or answers BADKEY.
+    req.tsig = records.tsig;
     Parsed::Query(req)
 }
 
@@ -509,13 +504,12 @@ mod tests {
     }
 
     #[test]
-    fn tsig_must_be_last_and_its_key_known() {
-        // RFC 8945 §5.2.1: no key is configured, so a well-formed TSIG is BADKEY.
+    fn tsig_must_be_last_and_well_formed() {
+        // A well-formed TSIG is kept for the block to check (RFC 8945 §5.2).
         let signed = query(NAME, 1, 2, &[opt(1232, 0, 0, &[]), tsig(255)].concat());
-        assert_eq!(verdict(&signed), Err("BadKey".into()));
         let mut scratch = NameKey::EMPTY;
-        let Parsed::Error(req, _) = parse(&signed, &mut scratch) else {
-            panic!("an error");
+        let Parsed::Query(req) = parse(&signed, &mut scratch) else {
+            panic!("a query");
         };
         let t = req.tsig.expect("the TSIG is kept for the reply");
         assert_eq!(t.key.to_string(), "k");

@@ -135,10 +135,12 @@ pub enum Plugin {
     Dns64,
     /// `secondary`: a NOTIFY taken from a primary.
     Secondary,
+    /// `tsig`: a request refused for its signature, or for the lack of one.
+    Tsig,
 }
 
 /// Every [`Plugin`], in slot order.
-pub const PLUGINS: [Plugin; 14] = [
+pub const PLUGINS: [Plugin; 15] = [
     Plugin::Server,
     Plugin::Hosts,
     Plugin::File,
@@ -153,6 +155,7 @@ pub const PLUGINS: [Plugin; 14] = [
     Plugin::Local,
     Plugin::Dns64,
     Plugin::Secondary,
+    Plugin::Tsig,
 ];
 
 impl Plugin {
@@ -173,6 +176,7 @@ impl Plugin {
             Plugin::Local => "local",
             Plugin::Dns64 => "dns64",
             Plugin::Secondary => "secondary",
+            Plugin::Tsig => "tsig",
         }
     }
 }

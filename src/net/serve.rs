@@ -90,7 +90,15 @@ pub(crate) fn query(
                     dnssec_ok: false,
                 },
             };
-            let mut axfr = Box::new(AxfrOut::new(zone.clone(), id, question));
+            let mut axfr = AxfrOut::new(zone.clone(), id, question);
+            // A signed request (its TSIG already checked by `answer`): every message signed.
+            let policy = route
+                .and_then(|r| r.entry(entry))
+                .and_then(|e| e.block.plugins.tsig.as_ref());
+            if let Some(seq) = policy.and_then(|p| crate::dns::tsig::sequence(&p.keys, wire)) {
+                axfr = axfr.signed(seq);
+            }
+            let mut axfr = Box::new(axfr);
             // The first message stands for the transfer in the logs and counts.
             axfr.next_message(out);
             l.reporter.answered(route, &t, (peer, wire, out), started);

@@ -21,17 +21,26 @@ pub struct Knot {
 impl Knot {
     /// A primary for `zones` (origin, zone file text), sending NOTIFY to `notify` if given.
     pub fn primary(zones: &[(&str, &str)], notify: Option<SocketAddr>) -> Knot {
+        Self::primary_keyed(zones, notify, None)
+    }
+
+    /// A primary whose transfers need, and whose NOTIFYs carry, the TSIG key `key` (name,
+    /// hmac-sha256 secret in base64).
+    pub fn primary_keyed(zones: &[(&str, &str)], notify: Option<SocketAddr>, key: Option<(&str, &str)>) -> Knot {
         let dir = TempDir::new("knot");
         let port = free_port();
         let d = dir.path().display().to_string();
         let mut conf = format!(
-            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\ndatabase:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\nacl:\n  - id: xfr\n    address: 127.0.0.0/8\n    action: transfer\n"
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\ndatabase:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n{}acl:\n  - id: xfr\n    address: 127.0.0.0/8\n    action: transfer\n{}",
+            key_section(key),
+            acl_key(key)
         );
         if let Some(n) = notify {
             conf.push_str(&format!(
-                "remote:\n  - id: edge\n    address: {}@{}\n",
+                "remote:\n  - id: edge\n    address: {}@{}\n{}",
                 n.ip(),
-                n.port()
+                n.port(),
+                acl_key(key)
             ));
         }
         conf.push_str(&format!(
@@ -57,12 +66,20 @@ impl Knot {
 
     /// A secondary on `port`.
     pub fn secondary_on(zone: &str, primary: SocketAddr, port: u16) -> Knot {
+        Self::secondary_keyed(zone, primary, port, None)
+    }
+
+    /// A secondary that signs its requests with, and takes NOTIFY only signed by, `key`.
+    pub fn secondary_keyed(zone: &str, primary: SocketAddr, port: u16, key: Option<(&str, &str)>) -> Knot {
         let dir = TempDir::new("knot2");
         let d = dir.path().display().to_string();
         let conf = format!(
-            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\ndatabase:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\nremote:\n  - id: primary\n    address: {}@{}\nacl:\n  - id: notify\n    address: 127.0.0.0/8\n    action: notify\ntemplate:\n  - id: default\n    storage: \"{d}\"\n    semantic-checks: off\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: none\nzone:\n  - domain: {zone}\n    master: primary\n    acl: notify\n",
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\ndatabase:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n{}remote:\n  - id: primary\n    address: {}@{}\n{}acl:\n  - id: notify\n    address: 127.0.0.0/8\n    action: notify\n{}template:\n  - id: default\n    storage: \"{d}\"\n    semantic-checks: off\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: none\nzone:\n  - domain: {zone}\n    master: primary\n    acl: notify\n",
+            key_section(key),
             primary.ip(),
-            primary.port()
+            primary.port(),
+            acl_key(key),
+            acl_key(key)
         );
         let k = Self::spawn(dir, port, &conf);
         k.wait_serving(zone);
@@ -140,6 +157,18 @@ impl Knot {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("knot.log")).unwrap_or_default()
     }
+}
+
+/// Knot's `key:` section for `key` (hmac-sha256).
+fn key_section(key: Option<(&str, &str)>) -> String {
+    key.map_or(String::new(), |(name, secret)| {
+        format!("key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n")
+    })
+}
+
+/// The `key:` line of an ACL or remote that uses `key`.
+fn acl_key(key: Option<(&str, &str)>) -> String {
+    key.map_or(String::new(), |(name, _)| format!("    key: {name}\n"))
 }
 
 impl Drop for Knot {
