@@ -178,8 +178,8 @@ fn check_refuses_bad_secondaries() {
         ),
         ("secondary {\n        transfer from nowhere\n    }", "not an IP address"),
         (
-            "secondary {\n        transfer from 10.0.0.1\n        catalog\n    }",
-            "catalog is not supported by this version",
+            "secondary {\n        transfer from 10.0.0.1\n        catalog not..a.name\n    }",
+            "not..a.name",
         ),
         (
             "secondary {\n        transfer from 10.0.0.1\n        upstream\n    }",

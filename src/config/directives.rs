@@ -1147,9 +1147,10 @@ fn bufsize(line: &Line) -> Result<u16, ConfigError> {
 
 /// `loadbalance [round_robin]`; CoreDNS's `weighted WEIGHTFILE` and `prefer CIDR...` are
 /// not in ringdns yet and say so.
-/// `secondary [ZONES...] { transfer from ADDR[:PORT]...; directory DIR }`. `transfer from`
+/// `secondary [ZONES...] { transfer from ADDR[:PORT]...; catalog [MEMBER-ZONES...];
+/// fallthrough [ZONES...]; directory DIR; tls...; tls_servername NAME }`. `transfer from`
 /// may be repeated; at least one primary is needed (CoreDNS accepts none and serves
-/// nothing). `catalog` and `fallthrough` are not in this version and say so.
+/// nothing).
 fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, ConfigError> {
     let zones = if line.args.is_empty() {
         block.zones()
@@ -1162,6 +1163,7 @@ fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, Config
     let mut directory = crate::storage::default_zone_root();
     let (mut servername, mut ca, mut client) = (None, None, None);
     let mut fallthrough = None;
+    let mut catalog = None;
     for o in line.block.iter().flatten() {
         match o.name.text.as_str() {
             "transfer" => {
@@ -1203,16 +1205,15 @@ fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, Config
                 fallthrough = Some(z);
             }
             "catalog" => {
-                return Err(err(
-                    &o.name,
-                    "secondary catalog is not supported by this version of ringdns",
-                ));
+                // Member zones may lie anywhere (they are routed to this block): no check
+                // against the block's zones.
+                catalog = Some(zone_list(&o.args)?);
             }
             other => {
                 return Err(err(
                     &o.name,
                     format!(
-                        "unknown secondary option {other:?} (accepted: transfer from, directory, tls, tls_servername)"
+                        "unknown secondary option {other:?} (accepted: transfer from, catalog, fallthrough, directory, tls, tls_servername)"
                     ),
                 ));
             }
@@ -1241,6 +1242,7 @@ fn secondary(block: &ServerBlock, line: &Line) -> Result<SecondaryConfig, Config
         tls,
         fallthrough,
         directory,
+        catalog,
     })
 }
 

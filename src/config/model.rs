@@ -381,6 +381,10 @@ pub struct SecondaryConfig {
     /// `directory DIR` (a ringdns extension): where the transferred zones are kept, one
     /// zone file each, so a restart serves the last copy at once.
     pub directory: PathBuf,
+    /// `catalog [MEMBER-ZONES...]`: the zones are catalogs (RFC 9432) whose members become
+    /// secondary zones of the same primaries; `Some(empty)` accepts every member, else only
+    /// those at or below one of the names.
+    pub catalog: Option<Vec<Name<Bytes>>>,
 }
 
 /// A primary of a `secondary` zone.

@@ -136,6 +136,7 @@ pub fn snapshot(
         // A query reaching a specific address also reaches the blocks bound to the wildcard
         // of its family (the kernel prefers the specific socket); blocks bound to the address
         // itself take precedence for a zone they share.
+        let mut serving = Vec::new();
         for exact in [true, false] {
             for (i, b) in cfg.blocks.iter().enumerate() {
                 let addrs = b.addrs();
@@ -154,6 +155,7 @@ pub fn snapshot(
                     .iter()
                     .filter(|k| k.scheme == l.transport.scheme() && k.port == l.addr.port())
                 {
+                    serving.push(i);
                     let zone: Box<[u8]> = NameKey::of(&k.zone).as_slice().into();
                     if !entry.iter().any(|e| e.zone == zone) {
                         let series = metrics
@@ -166,6 +168,27 @@ pub fn snapshot(
                         });
                     }
                 }
+            }
+        }
+        // Catalog member zones (RFC 9432) reach their catalog's block wherever it listens,
+        // after every zone the Corefile names (those take precedence).
+        let mut members: Vec<_> = data
+            .members
+            .iter()
+            .filter(|(_, m)| serving.contains(&m.block))
+            .collect();
+        members.sort_by(|a, b| a.0.cmp(b.0));
+        for (apex, m) in members {
+            if !entry.iter().any(|e| e.zone == *apex) {
+                let b = &cfg.blocks[m.block];
+                let series = metrics
+                    .filter(|_| b.prometheus.is_some())
+                    .map(|reg| reg.zone(&server_label(&l), &fqdn(&crate::zone::name::from_wire(apex))));
+                entry.push(RouteEntry {
+                    zone: apex.clone(),
+                    block: blocks[m.block].clone(),
+                    series,
+                });
             }
         }
     }
@@ -314,9 +337,23 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet, keys: &Arc<crate::dns::t
     // SERVFAIL with an Extended DNS Error saying why (RFC 8914 §4.15, §4.25).
     let mut unavailable = Vec::new();
     let mut falling = Vec::new();
-    for s in &b.secondaries {
-        for z in &s.zones {
-            let apex: Box<[u8]> = NameKey::of(z).as_slice().into();
+    // Catalog members (RFC 9432) are served by their catalog's block, as its listed zones.
+    let members = data.members.iter().filter(|(_, m)| m.block == index).map(|(apex, m)| {
+        let s = b
+            .secondaries
+            .iter()
+            .find(|s| s.directory == m.catalog.0 && s.catalog.is_some());
+        (apex.clone(), s)
+    });
+    let listed = b
+        .secondaries
+        .iter()
+        .flat_map(|s| s.zones.iter().map(move |z| (NameKey::of(z).as_slice().into(), Some(s))));
+    for (apex, s) in listed.chain(members).collect::<Vec<(Box<[u8]>, _)>>() {
+        let Some(s) = s else {
+            continue;
+        };
+        {
             match data.secondaries.get(&(s.directory.clone(), apex.clone())) {
                 Some(SecondaryEntry {
                     zone: Some(zone),
@@ -403,9 +440,17 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet, keys: &Arc<crate::dns::t
                 .iter()
                 .flat_map(|s| {
                     let from: Vec<_> = s.from.iter().map(|p| p.addr.ip()).collect();
+                    let members = data
+                        .members
+                        .iter()
+                        .filter(|(_, m)| m.block == index && m.catalog.0 == s.directory && s.catalog.is_some())
+                        .map(|(apex, _)| apex.clone());
                     s.zones
                         .iter()
-                        .map(move |z| (NameKey::of(z).as_slice().into(), from.clone()))
+                        .map(|z| NameKey::of(z).as_slice().into())
+                        .chain(members)
+                        .map(move |z| (z, from.clone()))
+                        .collect::<Vec<_>>()
                 })
                 .collect(),
             nsid: b.nsid.as_deref().map(Box::from),

@@ -145,6 +145,10 @@ pub struct DataSet {
     pub certs: HashMap<(PathBuf, PathBuf), CertEntry>,
     /// Forwarding plans by server block index, with digests of the TLS files they read.
     pub plans: HashMap<usize, (Arc<crate::dns::plan::Plan>, Vec<Option<u64>>)>,
+    /// What each consumed catalog zone (RFC 9432) last listed, by its secondary id.
+    pub catalogs: HashMap<crate::control::secondary::SecondaryId, crate::zone::catalog::Catalog>,
+    /// The catalog member zones served (each also has its entry in `secondaries`).
+    pub members: crate::control::catalog::Members,
 }
 
 /// What a refresh changed.
@@ -323,7 +327,102 @@ impl DataSet {
                 );
             }
         }
+        // Catalogs: their members as the copies on disk (or the last transfers) list them,
+        // ownership carried over from before.
+        if let Some(p) = previous {
+            set.members = p.members.clone();
+            for (apex, m) in &p.members {
+                let id = crate::control::catalog::member_id(m, apex);
+                if let Some(e) = p.secondaries.get(&id) {
+                    set.secondaries.entry(id).or_insert_with(|| e.clone());
+                }
+            }
+        }
+        let catalogs: Vec<_> = crate::control::catalog::consumed(cfg).map(|(id, _, _)| id).collect();
+        for id in catalogs {
+            if let Some(zone) = set.secondaries.get(&id).and_then(|e| e.zone.clone()) {
+                set.read_catalog(&id, &zone);
+            }
+        }
+        set.sync_members(cfg);
         Ok(set)
+    }
+
+    /// A consumed catalog zone has new data: its members are read (RFC 9432) and the
+    /// members served follow. `true` when the members served changed.
+    pub fn catalog_loaded(&mut self, cfg: &Config, id: &crate::control::secondary::SecondaryId, zone: &Zone) -> bool {
+        self.read_catalog(id, zone);
+        self.sync_members(cfg)
+    }
+
+    fn read_catalog(&mut self, id: &crate::control::secondary::SecondaryId, zone: &Zone) {
+        let name = crate::zone::name::display(&id.1);
+        match crate::zone::catalog::parse(zone) {
+            Ok(c) => {
+                for m in &c.ignored {
+                    tracing::warn!(catalog = %name, member = %m, "catalog member ignored: its node has more than one PTR, or the zone is listed twice (RFC 9432 §4.1)");
+                }
+                tracing::debug!(catalog = %name, serial = zone.serial(), members = c.members.len(), "catalog zone read");
+                self.catalogs.insert(id.clone(), c);
+            }
+            Err(e) => {
+                tracing::error!(catalog = %name, serial = zone.serial(), error = %e, "catalog zone not applied; its member zones stay as they were");
+            }
+        }
+    }
+
+    /// Makes the member zones served match what the catalogs list: entries for new members
+    /// (their copy on disk, if any), none for members gone (their copy deleted, RFC 9432
+    /// §5.3), a fresh one for a member whose unique ID changed (§5.5: reset). `true` when
+    /// anything changed.
+    pub fn sync_members(&mut self, cfg: &Config) -> bool {
+        use crate::control::catalog::{assign, member_id};
+        let (next, notes) = assign(cfg, &self.catalogs, &self.members);
+        if next == self.members {
+            return false;
+        }
+        for n in &notes {
+            tracing::warn!("{n}");
+        }
+        for (apex, old) in &self.members {
+            let kept = next.get(apex).filter(|n| n.catalog == old.catalog && n.id == old.id);
+            if kept.is_some() {
+                continue;
+            }
+            let id = member_id(old, apex);
+            let reset = next.contains_key(apex);
+            // A member moved by coo to a catalog with the same folder and unique ID keeps its
+            // data (§5.6); anything else starts over.
+            let moved_whole = next
+                .get(apex)
+                .is_some_and(|n| n.id == old.id && n.catalog.0 == old.catalog.0);
+            if moved_whole {
+                continue;
+            }
+            self.secondaries.remove(&id);
+            let _ = std::fs::remove_file(crate::control::secondary::zone_path(&id.0, &id.1));
+            let zone = crate::zone::name::display(apex);
+            let catalog = crate::zone::name::display(&old.catalog.1);
+            if reset {
+                tracing::info!(%zone, %catalog, "catalog member zone reset: its unique ID or catalog changed (RFC 9432 §5.5)");
+            } else {
+                tracing::info!(%zone, %catalog, "catalog member zone removed");
+            }
+        }
+        for (apex, m) in &next {
+            let id = member_id(m, apex);
+            if self.secondaries.contains_key(&id) {
+                continue;
+            }
+            tracing::info!(zone = %crate::zone::name::display(apex), catalog = %crate::zone::name::display(&m.catalog.1), "catalog member zone added");
+            let entry = SecondaryEntry {
+                zone: secondary_from_disk(&id.0, &id.1),
+                expired: false,
+            };
+            self.secondaries.insert(id, entry);
+        }
+        self.members = next;
+        true
     }
 
     /// Re-reads files whose reload interval has passed and that changed on disk. Problems

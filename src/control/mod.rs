@@ -1,6 +1,7 @@
 //! The control side: loading data, building snapshots, reloads and signals.
 
 pub mod build;
+pub mod catalog;
 pub mod data;
 pub mod loops;
 pub mod notify;

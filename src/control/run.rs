@@ -335,9 +335,16 @@ async fn control_loop(
                 };
                 if let Some(e) = state.data.secondaries.get_mut(&id) {
                     if zone.is_some() {
-                        e.zone = zone;
+                        e.zone = zone.clone();
                     }
                     e.expired = expired;
+                    let catalog = zone.filter(|_| super::catalog::is_catalog(&state.cfg, &id));
+                    if let Some(z) = catalog {
+                        // A catalog's new members start (and old ones stop) with it.
+                        if state.data.catalog_loaded(&state.cfg, &id, &z) {
+                            sync_secondaries(&mut secondaries, &state);
+                        }
+                    }
                     state.publish();
                     state.secondaries_ready();
                 }
@@ -394,7 +401,7 @@ async fn control_loop(
 /// Starts and stops the tasks of the configuration's secondary zones; a zone with data
 /// (from disk or an earlier transfer) starts from its serial and timers.
 fn sync_secondaries(m: &mut super::secondary::Manager, state: &State) {
-    m.sync(&super::secondary::specs(&state.cfg), |id| {
+    m.sync(&super::secondary::specs(&state.cfg, &state.data.members), |id| {
         state.data.secondaries.get(id)?.zone.clone()
     });
     state.secondaries_ready();

@@ -91,8 +91,8 @@ pub fn zone_path(dir: &Path, apex: &[u8]) -> PathBuf {
     dir.join(format!("{}.zone", name.replace('/', "%2F")))
 }
 
-/// Every secondary zone of `cfg`, each once.
-pub fn specs(cfg: &Config) -> Vec<Spec> {
+/// Every secondary zone of `cfg`, each once, and the catalog `members` served.
+pub fn specs(cfg: &Config, members: &crate::control::catalog::Members) -> Vec<Spec> {
     let mut out: Vec<Spec> = Vec::new();
     for b in &cfg.blocks {
         let key = b.tsig.as_ref().and_then(crate::dns::tsig::signing_key);
@@ -103,6 +103,20 @@ pub fn specs(cfg: &Config) -> Vec<Spec> {
                     out.push(spec);
                 }
             }
+        }
+    }
+    // A member is transferred as its catalog is: same primaries, TLS, key and folder.
+    let mut members: Vec<_> = members.iter().collect();
+    members.sort_by(|a, b| a.0.cmp(b.0));
+    for (apex, m) in members {
+        let Some((_, bi, s)) = crate::control::catalog::consumed(cfg).find(|c| c.0 == m.catalog) else {
+            continue;
+        };
+        let key = cfg.blocks[bi].tsig.as_ref().and_then(crate::dns::tsig::signing_key);
+        let mut spec = spec(s, &crate::zone::name::from_wire(apex), key);
+        spec.id = crate::control::catalog::member_id(m, apex);
+        if !out.iter().any(|o| o.id == spec.id) {
+            out.push(spec);
         }
     }
     out

@@ -1,6 +1,7 @@
 //! Zone data: names, the zone store and its lookup (RFC 1034 §4.3.2), hosts tables, zone
 //! file loading, incoming transfers and the refresh schedule of secondary zones.
 
+pub mod catalog;
 pub mod challenge;
 pub mod hosts;
 pub mod lookup;

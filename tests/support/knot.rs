@@ -59,6 +59,49 @@ impl Knot {
         k
     }
 
+    /// A primary of `members` (origin, zone text) that generates the catalog zone `catalog`
+    /// (RFC 9432, Knot's `catalog-role: generate`) listing them, NOTIFY to `notify`.
+    pub fn catalog_primary(catalog: &str, members: &[(&str, &str)], notify: SocketAddr) -> Knot {
+        let dir = TempDir::new("knot-cat");
+        let port = free_port();
+        let d = dir.path().display().to_string();
+        let mut conf = format!(
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\ndatabase:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\nacl:\n  - id: xfr\n    address: 127.0.0.0/8\n    action: transfer\nremote:\n  - id: edge\n    address: {}@{}\ntemplate:\n  - id: default\n    storage: \"{d}\"\n    semantic-checks: off\n    zonefile-sync: -1\n    acl: xfr\n    notify: edge\nzone:\n  - domain: {catalog}\n    catalog-role: generate\n",
+            notify.ip(),
+            notify.port()
+        );
+        for (origin, text) in members {
+            let file = dir.write(&format!("{origin}.zone"), text);
+            conf.push_str(&format!(
+                "  - domain: {origin}\n    file: \"{}\"\n    catalog-role: member\n    catalog-zone: {catalog}\n",
+                file.display()
+            ));
+        }
+        let k = Self::spawn(dir, port, &conf);
+        k.wait_serving(members[0].0);
+        k
+    }
+
+    /// Adds the zone `origin` (text) as a member of `catalog`, as an operator does with
+    /// knotc's configuration transactions; Knot updates the catalog and sends NOTIFY.
+    pub fn add_member(&self, catalog: &str, origin: &str, text: &str) {
+        let file = self.dir.write(&format!("{origin}.zone"), text);
+        let z = format!("zone[{origin}]");
+        self.knotc(&["conf-begin"]);
+        self.knotc(&["conf-set", &z]);
+        self.knotc(&["conf-set", &format!("{z}.file"), &file.display().to_string()]);
+        self.knotc(&["conf-set", &format!("{z}.catalog-role"), "member"]);
+        self.knotc(&["conf-set", &format!("{z}.catalog-zone"), catalog]);
+        self.knotc(&["conf-commit"]);
+    }
+
+    /// Removes the zone `origin` (and so its catalog entry).
+    pub fn remove_zone(&self, origin: &str) {
+        self.knotc(&["conf-begin"]);
+        self.knotc(&["conf-unset", &format!("zone[{origin}]")]);
+        self.knotc(&["conf-commit"]);
+    }
+
     /// A secondary of `zone` from `primary` (it transfers at start-up).
     pub fn secondary(zone: &str, primary: SocketAddr) -> Knot {
         Self::secondary_on(zone, primary, free_port())
