@@ -468,3 +468,45 @@ both_drivers!(fallthrough_hands_nxdomain_on, |driver| {
     let r = s.udp(&q("www.example.test", Rtype::TXT));
     assert_eq!((r.rcode(), r.answer().len(), r.aa()), (0, 0, true));
 });
+
+// A secondary that is itself a primary (`transfer`) keeps the differences it receives and
+// passes them on by IXFR (RFC 1995 §4), not the whole zone.
+both_drivers!(a_secondary_passes_differences_on, |driver| {
+    let port = free_port();
+    let knot = Knot::primary(
+        &[("example.test", &slow_zone())],
+        Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+    );
+    let corefile = format!(
+        "example.test:{{PORT}} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from {}\n        directory {{DIR}}/zones\n    }}\n    transfer {{\n        to *\n    }}\n}}\n",
+        knot.addr()
+    );
+    let s = Server::start(Options::new(driver, &corefile).port(port));
+    assert!(eventually(10, || first_a(&s, "www.example.test").is_some()), "{}", s.log());
+    knot.replace("example.test", "www", 300, "A", "192.0.2.77");
+    assert!(
+        eventually(10, || first_a(&s, "www.example.test").as_deref() == Some("192.0.2.77")),
+        "{}",
+        s.log()
+    );
+    let out = std::process::Command::new("kdig")
+        .args(["@127.0.0.1", "-p", &s.port.to_string(), "+noall", "+answer", "IXFR=1", "example.test"])
+        .output()
+        .unwrap();
+    let recs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let soa = |n: u32| format!("example.test. 300 IN SOA ns.example.test. admin.example.test. {n} 3600 600 86400 60");
+    assert_eq!(
+        recs,
+        [
+            soa(2),
+            soa(1),
+            "www.example.test. 300 IN A 192.0.2.10".to_string(),
+            soa(2),
+            "www.example.test. 300 IN A 192.0.2.77".to_string(),
+            soa(2),
+        ]
+    );
+});

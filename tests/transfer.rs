@@ -150,6 +150,35 @@ both_drivers!(a_changed_zone_is_notified_to_its_secondaries, |driver| {
         "{}",
         knot.log()
     );
+    // Knot asked IXFR from 42 and got the difference, not the zone (RFC 1995 §4).
+    assert!(
+        knot.log().contains("IXFR, incoming") && !knot.log().contains("AXFR-style"),
+        "{}",
+        knot.log()
+    );
+    // kdig sees it too: the new SOA, the old SOA and what went, the new SOA and what
+    // came, the new SOA.
+    let port = s.port.to_string();
+    let ixfr = records(&kdig(&["@127.0.0.1", "-p", &port, "IXFR=42", "example.test"]));
+    let soa = |n: u32| format!("example.test. 300 IN SOA ns.example.test. admin.example.test. {n} 3600 600 86400 60");
+    assert_eq!(
+        ixfr,
+        [
+            soa(43),
+            soa(42),
+            "www.example.test. 300 IN A 192.0.2.10".to_string(),
+            soa(43),
+            "www.example.test. 300 IN A 192.0.2.44".to_string(),
+            soa(43),
+        ]
+    );
+    // A client that is current gets the SOA alone; one older than the journal, the zone.
+    assert_eq!(
+        records(&kdig(&["@127.0.0.1", "-p", &port, "IXFR=43", "example.test"])),
+        [soa(43)]
+    );
+    let whole = records(&kdig(&["@127.0.0.1", "-p", &port, "IXFR=41", "example.test"]));
+    assert_eq!(whole.len(), 12, "{whole:?}");
 });
 
 // XoT (RFC 9103), serving side: AXFR over a tls:// listener, checked against the CA with

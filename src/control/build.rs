@@ -426,6 +426,15 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet, keys: &Arc<crate::dns::t
                 .tsig
                 .as_ref()
                 .map(|t| Arc::new(crate::dns::tsig::Policy::new(t, keys.clone()))),
+            journals: b
+                .transfers
+                .iter()
+                .flat_map(|t| t.zones.iter().map(|z| NameKey::of(z).as_slice().into()))
+                .filter_map(|apex: Box<[u8]>| {
+                    let j = data.journals.get(&apex)?.clone();
+                    Some((apex, j))
+                })
+                .collect(),
             transfers: b
                 .transfers
                 .iter()

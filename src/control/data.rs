@@ -149,6 +149,23 @@ pub struct DataSet {
     pub catalogs: HashMap<crate::control::secondary::SecondaryId, crate::zone::catalog::Catalog>,
     /// The catalog member zones served (each also has its entry in `secondaries`).
     pub members: crate::control::catalog::Members,
+    /// The recent differences of each zone a `transfer` lists, by apex (IXFR out).
+    pub journals: HashMap<Box<[u8]>, Arc<crate::zone::diff::Journal>>,
+    /// The zones that keep a journal: those a `transfer` lists.
+    journaled: Vec<Box<[u8]>>,
+}
+
+/// The zones a `transfer` lists (lowercase wire): they keep a journal of differences.
+pub fn journaled(cfg: &Config) -> Vec<Box<[u8]>> {
+    let mut out: Vec<Box<[u8]>> = cfg
+        .blocks
+        .iter()
+        .flat_map(|b| &b.transfers)
+        .flat_map(|t| t.zones.iter().map(|z| NameKey::of(z).as_slice().into()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// What a refresh changed.
@@ -199,7 +216,14 @@ impl DataSet {
     /// them are reused without parsing.
     pub fn load(cfg: &Config, previous: Option<&DataSet>) -> Result<DataSet, DataError> {
         let now = Instant::now();
-        let mut set = DataSet::default();
+        let mut set = DataSet {
+            journaled: journaled(cfg),
+            ..DataSet::default()
+        };
+        if let Some(p) = previous {
+            set.journals = p.journals.clone();
+            set.journals.retain(|apex, _| set.journaled.contains(apex));
+        }
         for (bi, block) in cfg.blocks.iter().enumerate() {
             for f in &block.files {
                 for origin in &f.zones {
@@ -462,7 +486,15 @@ impl DataSet {
                 continue;
             }
             entry.next_check = now + entry.reload;
-            changed |= refresh_file(entry);
+            let old = entry.zone.clone();
+            if refresh_file(entry) {
+                changed = true;
+                if self.journaled.iter().any(|a| **a == *old.apex()) {
+                    if let Some(d) = crate::zone::diff::between(&old, &entry.zone) {
+                        journal(&mut self.journals, d, &entry.zone);
+                    }
+                }
+            }
         }
         for entry in self.hosts.values_mut() {
             if entry.cfg.reload.is_zero() || now < entry.next_check {
@@ -536,6 +568,25 @@ impl DataSet {
     pub fn zone(&self, path: &Path, origin: &Name<Bytes>) -> Option<Arc<Zone>> {
         let id: FileId = (path.to_path_buf(), NameKey::of(origin).as_slice().into());
         self.files.get(&id).map(|e| e.zone.clone())
+    }
+}
+
+/// Adds `d`, the difference that made `zone`, to its journal.
+fn journal(
+    journals: &mut HashMap<Box<[u8]>, Arc<crate::zone::diff::Journal>>,
+    d: crate::zone::diff::Diff,
+    zone: &Zone,
+) {
+    let j = journals.entry(zone.apex().into()).or_default();
+    Arc::make_mut(j).push(d, zone.record_count());
+}
+
+impl DataSet {
+    /// A secondary zone brought `d` (computed beside its transfer): into its journal.
+    pub fn journal(&mut self, d: crate::zone::diff::Diff, zone: &Zone) {
+        if self.journaled.iter().any(|a| **a == *zone.apex()) {
+            journal(&mut self.journals, d, zone);
+        }
     }
 }
 

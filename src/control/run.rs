@@ -329,7 +329,12 @@ async fn control_loop(
             Some(event) = zone_events.recv() => {
                 use super::secondary::Event;
                 let (id, zone, expired) = match event {
-                    Event::Loaded { id, zone } => (id, Some(zone), false),
+                    Event::Loaded { id, zone, diff } => {
+                        if let Some(d) = diff {
+                            state.data.journal(d, &zone);
+                        }
+                        (id, Some(zone), false)
+                    }
                     Event::Expired { id } => (id, None, true),
                     Event::Confirmed { id } => (id, None, false),
                 };

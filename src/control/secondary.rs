@@ -39,6 +39,8 @@ pub enum Event {
         id: SecondaryId,
         /// The new data.
         zone: Arc<Zone>,
+        /// What changed from the data before, for the zone's journal.
+        diff: Option<crate::zone::diff::Diff>,
     },
     /// The data is past its expiry: it is no longer to be served.
     Expired {
@@ -73,6 +75,8 @@ pub struct Spec {
     pub tls: Option<SecondaryTls>,
     /// The key its block's `tsig` signs requests with (its first).
     pub key: Option<TsigKey>,
+    /// A `transfer` lists it: each transfer's difference is computed for its journal.
+    pub journal: bool,
 }
 
 impl Spec {
@@ -93,6 +97,15 @@ pub fn zone_path(dir: &Path, apex: &[u8]) -> PathBuf {
 
 /// Every secondary zone of `cfg`, each once, and the catalog `members` served.
 pub fn specs(cfg: &Config, members: &crate::control::catalog::Members) -> Vec<Spec> {
+    let journaled = crate::control::data::journaled(cfg);
+    let mut out: Vec<Spec> = specs_of(cfg, members);
+    for s in &mut out {
+        s.journal = journaled.contains(&s.id.1);
+    }
+    out
+}
+
+fn specs_of(cfg: &Config, members: &crate::control::catalog::Members) -> Vec<Spec> {
     let mut out: Vec<Spec> = Vec::new();
     for b in &cfg.blocks {
         let key = b.tsig.as_ref().and_then(crate::dns::tsig::signing_key);
@@ -128,6 +141,7 @@ fn spec(s: &SecondaryConfig, zone: &domain::base::Name<bytes::Bytes>, key: Optio
         from: s.from.clone(),
         tls: s.tls.clone(),
         key,
+        journal: false,
     }
 }
 
@@ -254,10 +268,23 @@ async fn run(
                 refresh.transferred(Instant::now(), serial, timers, jitter(REFRESH_JITTER));
                 expired = false;
                 let z = Arc::new(z);
+                // The difference for the journal, off the control thread (a large zone
+                // takes a while to compare).
+                let diff = match (&current, spec.journal) {
+                    (Some(old), true) => {
+                        let (old, new) = (old.clone(), z.clone());
+                        tokio::task::spawn_blocking(move || crate::zone::diff::between(&old, &new))
+                            .await
+                            .ok()
+                            .flatten()
+                    }
+                    _ => None,
+                };
                 current = Some(z.clone());
                 let _ = events.send(Event::Loaded {
                     id: spec.id.clone(),
                     zone: z,
+                    diff,
                 });
             }
             Err(why) => {

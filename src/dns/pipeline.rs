@@ -203,6 +203,8 @@ pub struct BlockPlugins {
     pub bufsize: Option<u16>,
     /// `transfer`: zones (lowercase wire) and who may transfer them out.
     pub transfers: Vec<(Box<[u8]>, Vec<crate::config::TransferPeer>)>,
+    /// The journals of those zones (their recent differences, for IXFR out).
+    pub journals: Vec<(Box<[u8]>, Arc<crate::zone::diff::Journal>)>,
     /// `secondary` zones (lowercase wire) and the addresses of their primaries: a NOTIFY for
     /// one of them is taken from those only (RFC 1996 §4.7).
     pub primaries: Vec<(Box<[u8]>, Vec<std::net::IpAddr>)>,
@@ -227,6 +229,11 @@ pub struct Acl {
 }
 
 impl BlockPlugins {
+    /// The journal of the zone at `apex`, if it keeps one.
+    pub fn journal(&self, apex: &[u8]) -> Option<&crate::zone::diff::Journal> {
+        self.journals.iter().find(|(a, _)| **a == *apex).map(|(_, j)| &**j)
+    }
+
     /// What `acl` does with a query for `key` of `qtype` from `client`: the action of the
     /// first policy that matches in the first rule (in order) whose zones hold the name and
     /// that has one; `None` is allow.

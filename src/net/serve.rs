@@ -14,7 +14,7 @@ use super::ctx::ShardCtx;
 use super::report::Reporter;
 use crate::config::Transport;
 use crate::dns::answer::{Asked, Plugin};
-use crate::dns::axfr::AxfrOut;
+use crate::dns::axfr::{AxfrOut, IxfrOut, TransferOut};
 use crate::dns::dns64::{self, Dns64};
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::request::DropReason;
@@ -54,7 +54,7 @@ pub(crate) enum Served {
     /// query's facts, and this path allocates for the upstream exchange anyway).
     Later(Box<Pending>),
     /// A zone transfer: `out` holds its first message, these are the rest.
-    Transfer(Box<AxfrOut>),
+    Transfer(Box<TransferOut>),
 }
 
 /// Answers `wire` from `peer` into `out`, or says what to do instead; `scratch` is the
@@ -90,11 +90,22 @@ pub(crate) fn query(
                     dnssec_ok: false,
                 },
             };
-            let mut axfr = AxfrOut::new(zone.clone(), id, question);
+            let plugins = route.and_then(|r| r.entry(entry)).map(|e| &e.block.plugins);
+            // IXFR from the zone's journal when it reaches back to the client's serial
+            // (RFC 1995 §4); the whole zone otherwise.
+            let ixfr = (question.ends_with(&[0, 251, 0, 1]) || question.ends_with(&[0, 251, 0, 255]))
+                .then(|| crate::dns::axfr::client_serial(wire))
+                .flatten()
+                .and_then(|serial| {
+                    let journal = plugins.and_then(|p| p.journal(zone.apex()));
+                    IxfrOut::plan(zone, journal, serial, id, question)
+                });
+            let mut axfr = match ixfr {
+                Some(i) => TransferOut::Ixfr(i),
+                None => TransferOut::Axfr(AxfrOut::new(zone.clone(), id, question)),
+            };
             // A signed request (its TSIG already checked by `answer`): every message signed.
-            let policy = route
-                .and_then(|r| r.entry(entry))
-                .and_then(|e| e.block.plugins.tsig.as_ref());
+            let policy = plugins.and_then(|p| p.tsig.as_ref());
             if let Some(seq) = policy.and_then(|p| crate::dns::tsig::sequence(&p.keys, wire)) {
                 axfr = axfr.signed(seq);
             }

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod challenge;
+pub mod diff;
 pub mod hosts;
 pub mod lookup;
 pub mod name;
