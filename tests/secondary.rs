@@ -110,7 +110,10 @@ both_drivers!(secondary_follows_a_knot_primary, |driver| {
     let r = s.udp(&q("www.example.test", Rtype::A));
     assert!(r.aa());
     // The copy on disk.
-    let kept = std::fs::read_to_string(s.dir.path().join("zones/example.test.zone")).unwrap();
+    // (Written beside the transfer, once the zone is served.)
+    let path = s.dir.path().join("zones/example.test.zone");
+    assert!(eventually(10, || path.exists()), "{}", s.log());
+    let kept = std::fs::read_to_string(&path).unwrap();
     assert!(
         kept.starts_with("example.test. 300 IN SOA ns.example.test. admin.example.test. 1 2 1 86400 60\n"),
         "{kept}"
@@ -136,6 +139,8 @@ both_drivers!(a_restart_serves_the_copy_on_disk_without_the_primary, |driver| {
     let zones = support::server::TempDir::new("zones");
     let s = edge(driver, knot.addr(), None, Some(zones.path()));
     assert!(eventually(10, || s.udp(&q("www.example.test", Rtype::A)).rcode() == 0));
+    // The copy is written beside the transfer, once it is served.
+    assert!(eventually(10, || zones.path().join("example.test.zone").exists()));
     drop(s);
     let gone = knot.addr();
     drop(knot);
@@ -482,7 +487,11 @@ both_drivers!(a_secondary_passes_differences_on, |driver| {
         knot.addr()
     );
     let s = Server::start(Options::new(driver, &corefile).port(port));
-    assert!(eventually(10, || first_a(&s, "www.example.test").is_some()), "{}", s.log());
+    assert!(
+        eventually(10, || first_a(&s, "www.example.test").is_some()),
+        "{}",
+        s.log()
+    );
     knot.replace("example.test", "www", 300, "A", "192.0.2.77");
     assert!(
         eventually(10, || first_a(&s, "www.example.test").as_deref() == Some("192.0.2.77")),
@@ -490,7 +499,15 @@ both_drivers!(a_secondary_passes_differences_on, |driver| {
         s.log()
     );
     let out = std::process::Command::new("kdig")
-        .args(["@127.0.0.1", "-p", &s.port.to_string(), "+noall", "+answer", "IXFR=1", "example.test"])
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &s.port.to_string(),
+            "+noall",
+            "+answer",
+            "IXFR=1",
+            "example.test",
+        ])
         .output()
         .unwrap();
     let recs: Vec<String> = String::from_utf8_lossy(&out.stdout)

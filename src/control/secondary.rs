@@ -221,6 +221,8 @@ async fn run(
     events: mpsc::UnboundedSender<Event>,
 ) {
     let zone = display(&spec.id.1);
+    let (keeper, versions) = tokio::sync::watch::channel(None);
+    tokio::spawn(keep_on_disk(spec.clone(), versions));
     let mut expired = false;
     let mut failing = false;
     loop {
@@ -255,37 +257,39 @@ async fn run(
             }
             Ok(Checked::Transferred {
                 zone: z,
-                text,
+                diff,
                 from,
                 how,
             }) => {
                 let serial = z.serial();
                 let timers = timers_of(&z);
-                if let Err(e) = keep(&spec, &text) {
-                    tracing::warn!(%zone, error = %e, "secondary zone transferred but not kept on disk");
-                }
                 tracing::info!(%zone, serial, primary = %from, records = z.record_count(), how, "secondary zone transferred");
                 refresh.transferred(Instant::now(), serial, timers, jitter(REFRESH_JITTER));
                 expired = false;
-                let z = Arc::new(z);
-                // The difference for the journal, off the control thread (a large zone
-                // takes a while to compare).
-                let diff = match (&current, spec.journal) {
-                    (Some(old), true) => {
+                let z: Arc<Zone> = Arc::new(*z);
+                // The difference for the journal: the IXFR's own, or (after a whole
+                // transfer) computed off the control thread: a large zone takes a while.
+                let diff = match (diff, &current, spec.journal) {
+                    (_, _, false) => None,
+                    (Some(d), _, true) => Some(d),
+                    (None, Some(old), true) => {
                         let (old, new) = (old.clone(), z.clone());
                         tokio::task::spawn_blocking(move || crate::zone::diff::between(&old, &new))
                             .await
                             .ok()
                             .flatten()
                     }
-                    _ => None,
+                    (None, None, true) => None,
                 };
                 current = Some(z.clone());
                 let _ = events.send(Event::Loaded {
                     id: spec.id.clone(),
-                    zone: z,
+                    zone: z.clone(),
                     diff,
                 });
+                // The copy on disk, written beside (writing a large zone takes longer than
+                // changing it): the next NOTIFY does not wait for it.
+                let _ = keeper.send(Some(z));
             }
             Err(why) => {
                 // Once per streak of failures: a primary that stays away is not a log flood.
@@ -323,8 +327,9 @@ enum Checked {
     Current(u32),
     /// A newer zone, by `how` ("AXFR", "IXFR", or "IXFR, AXFR-style").
     Transferred {
-        zone: Zone,
-        text: String,
+        zone: Box<Zone>,
+        /// An IXFR's differences.
+        diff: Option<crate::zone::diff::Diff>,
         from: SocketAddr,
         how: &'static str,
     },
@@ -367,18 +372,18 @@ async fn check(spec: &Spec, current: Option<Arc<Zone>>) -> Result<Checked, Strin
         if let Some(base) = &current {
             match tokio::time::timeout(TRANSFER_TIMEOUT, ixfr(p, base.clone(), via, key)).await {
                 Ok(Ok(IxfrResult::Current)) => return Ok(Checked::Current(base.serial())),
-                Ok(Ok(IxfrResult::Applied(zone, text))) => {
+                Ok(Ok(IxfrResult::Applied(zone, diff))) => {
                     return Ok(Checked::Transferred {
-                        zone,
-                        text,
+                        zone: Box::new(zone),
+                        diff: Some(diff),
                         from: p,
                         how: "IXFR",
                     });
                 }
-                Ok(Ok(IxfrResult::Whole(zone, text))) => {
+                Ok(Ok(IxfrResult::Whole(zone))) => {
                     return Ok(Checked::Transferred {
-                        zone,
-                        text,
+                        zone: Box::new(zone),
+                        diff: None,
                         from: p,
                         how: "IXFR, AXFR-style",
                     });
@@ -388,10 +393,10 @@ async fn check(spec: &Spec, current: Option<Arc<Zone>>) -> Result<Checked, Strin
             }
         }
         match tokio::time::timeout(TRANSFER_TIMEOUT, axfr(p, &spec.id.1, via, key)).await {
-            Ok(Ok((zone, text))) => {
+            Ok(Ok(zone)) => {
                 return Ok(Checked::Transferred {
-                    zone,
-                    text,
+                    zone: Box::new(zone),
+                    diff: None,
                     from: p,
                     how: "AXFR",
                 });
@@ -557,12 +562,7 @@ fn signed(q: Vec<u8>, key: Option<&Arc<Key>>) -> Result<(Vec<u8>, Option<Client>
 }
 
 /// The zone by AXFR from `primary` (RFC 5936), over TCP or TLS.
-async fn axfr(
-    primary: SocketAddr,
-    apex: &[u8],
-    via: Via<'_>,
-    key: Option<&Arc<Key>>,
-) -> Result<(Zone, String), String> {
+async fn axfr(primary: SocketAddr, apex: &[u8], via: Via<'_>, key: Option<&Arc<Key>>) -> Result<Zone, String> {
     let mut s = open(primary, via).await?;
     let id = random_id();
     let mut q = wire::query(apex, Rtype::AXFR, false);
@@ -606,7 +606,7 @@ trait Incoming: Send + 'static {
 }
 
 impl Incoming for AxfrIn {
-    type Out = (Zone, String);
+    type Out = Zone;
     fn feed(&mut self, msg: &[u8]) -> Result<(), TransferError> {
         AxfrIn::feed(self, msg)
     }
@@ -688,10 +688,25 @@ impl Xot {
     }
 }
 
+/// Writes each version of the zone sent to `versions` to its file, the newest when several
+/// came during a write, one write at a time; ends when the zone's task does.
+async fn keep_on_disk(spec: Spec, mut versions: tokio::sync::watch::Receiver<Option<Arc<Zone>>>) {
+    while versions.changed().await.is_ok() {
+        let Some(z) = versions.borrow_and_update().clone() else {
+            continue;
+        };
+        let s = spec.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || keep(&s, &z)).await {
+            let zone = display(&spec.id.1);
+            tracing::warn!(%zone, error = %e, "secondary zone transferred but not kept on disk");
+        }
+    }
+}
+
 /// Writes the transferred zone to its file, atomically.
-fn keep(spec: &Spec, text: &str) -> std::io::Result<()> {
+fn keep(spec: &Spec, zone: &Zone) -> std::io::Result<()> {
     std::fs::create_dir_all(&spec.id.0)?;
-    crate::storage::write_atomic(&spec.path(), text.as_bytes(), 0o644)
+    crate::storage::write_atomic_with(&spec.path(), 0o644, |w| crate::zone::transfer::write_zone(zone, w))
 }
 
 #[cfg(test)]

@@ -430,7 +430,7 @@ mod tests {
                 messages += 1;
             }
             assert!(back.is_done());
-            let (z2, _) = back.finish().unwrap();
+            let z2 = back.finish().unwrap();
             assert_eq!(
                 (z2.serial(), z2.record_count(), z2.name_count()),
                 (z.serial(), z.record_count(), z.name_count()),

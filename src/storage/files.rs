@@ -19,18 +19,30 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 /// Replaces `path` with `data` atomically: a reader sees the old content or the new, never a
 /// mix, even across a crash.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    write_atomic_with(path, mode, |w| w.write_all(data))
+}
+
+/// Replaces `path` atomically with what `write` writes (buffered), as [`write_atomic`] does:
+/// for content too large to hold in memory first.
+pub fn write_atomic_with(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(mode)
             .open(&tmp)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(data)?;
+        let mut w = io::BufWriter::with_capacity(256 * 1024, f);
+        write(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
         sync_dir(dir)

@@ -22,7 +22,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use files::{ensure_private_dir, fs_now, write_atomic};
+pub use files::{ensure_private_dir, fs_now, write_atomic, write_atomic_with};
 pub use lock::Lock;
 
 /// A stored certificate.

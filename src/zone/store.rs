@@ -96,16 +96,37 @@ impl<'z> Node<'z> {
 /// name index points into: a few large allocations instead of two small ones per name,
 /// which halves the memory a big zone touches while loading (page clearing was the larger
 /// part of loading 1M names).
+///
+/// A zone changed by IXFR shares those tables with the version before it and carries the
+/// changed names in a small [`Delta`] on top ([`Zone::patched`]): a change costs the names
+/// it touches, not the zone, and the two versions do not double the memory.
 #[derive(Debug)]
 pub struct Zone {
     apex: Box<[u8]>,
-    nodes: NameMap<NodeEntry>,
-    sets: Box<[SetEntry]>,
-    data: Box<[u8]>,
+    base: std::sync::Arc<Tables>,
+    delta: Option<Delta>,
     serial: u32,
     /// TTL of negative answers: min(SOA TTL, SOA minimum) (RFC 2308 §3).
     negative_ttl: u32,
     records: usize,
+    names: usize,
+}
+
+/// A frozen name index and the tables it points into.
+#[derive(Debug)]
+struct Tables {
+    nodes: NameMap<NodeEntry>,
+    sets: Box<[SetEntry]>,
+    data: Box<[u8]>,
+}
+
+/// Names changed since the frozen tables: their new entries (pointing into the delta's own
+/// tables), or `None` for a name that is gone.
+#[derive(Clone, Debug, Default)]
+struct Delta {
+    nodes: NameMap<Option<NodeEntry>>,
+    sets: Vec<SetEntry>,
+    data: Vec<u8>,
 }
 
 impl Zone {
@@ -124,14 +145,18 @@ impl Zone {
         self.negative_ttl
     }
 
+    /// The node of `e`, an entry of the frozen tables.
     fn view(&self, e: &NodeEntry) -> Node<'_> {
-        let first = e.first as usize;
-        Node {
-            sets: self.sets.get(first..first + usize::from(e.sets)).unwrap_or_default(),
-            data: &self.data,
-            below_cut: e.below_cut,
-            flags: e.flags,
-        }
+        view(&self.base.sets, &self.base.data, e)
+    }
+
+    /// Where `key` stands in the delta: `Some(None)` for a name gone, `None` when the delta
+    /// does not know it (the frozen tables say).
+    #[inline]
+    fn in_delta(&self, key: &[u8]) -> Option<Option<(&[u8], Node<'_>)>> {
+        let d = self.delta.as_ref()?;
+        let (k, slot) = d.nodes.get_key_value(key)?;
+        Some(slot.as_ref().map(|e| (&**k, view(&d.sets, &d.data, e))))
     }
 
     /// The apex node.
@@ -146,29 +171,269 @@ impl Zone {
 
     /// The node at exactly `key` (lowercase wire), if the name exists (with data or as an
     /// empty non-terminal).
+    #[inline]
     pub fn node(&self, key: &[u8]) -> Option<Node<'_>> {
-        self.nodes.get(key).map(|e| self.view(e))
+        self.node_entry(key).map(|(_, n)| n)
     }
 
     /// The stored key and node at `key`.
+    #[inline]
     pub fn node_entry(&self, key: &[u8]) -> Option<(&[u8], Node<'_>)> {
-        self.nodes.get_key_value(key).map(|(k, e)| (&**k, self.view(e)))
+        if let Some(found) = self.in_delta(key) {
+            return found;
+        }
+        self.base.nodes.get_key_value(key).map(|(k, e)| (&**k, self.view(e)))
     }
 
     /// Every name of the zone (lowercase wire), empty non-terminals included, in no order.
     pub fn names(&self) -> impl Iterator<Item = &[u8]> {
-        self.nodes.keys().map(|k| &**k)
+        let delta = self.delta.as_ref();
+        let frozen = self
+            .base
+            .nodes
+            .keys()
+            .filter(move |k| delta.is_none_or(|d| !d.nodes.contains_key(&***k)));
+        let changed = delta
+            .into_iter()
+            .flat_map(|d| d.nodes.iter().filter(|(_, e)| e.is_some()).map(|(k, _)| k));
+        frozen.chain(changed).map(|k| &**k)
     }
 
     /// Number of names (including empty non-terminals).
     pub fn name_count(&self) -> usize {
-        self.nodes.len()
+        self.names
     }
 
     /// Number of records.
     pub fn record_count(&self) -> usize {
         self.records
     }
+}
+
+/// One name's records after a change: all of them (what stayed and what came), in the
+/// order their RRsets are to be kept.
+#[derive(Clone, Debug, Default)]
+pub struct NameChange {
+    /// The name, lowercase wire.
+    pub owner: Box<[u8]>,
+    /// Its records: type, TTL, rdata (uncompressed wire).
+    pub records: Vec<(Rtype, u32, Box<[u8]>)>,
+}
+
+impl Zone {
+    /// This zone with each changed name's records replaced by `changes` (the apex's with
+    /// the new SOA among them), sharing this version's frozen tables: the cost is the names
+    /// changed, and a name emptied costs one pass over the names (to know whether it stays
+    /// as an empty non-terminal). `Ok(None)` when the change is one a delta does not carry
+    /// (a delegation or a DNAME added, removed or changed, a name at or below a cut or a
+    /// DNAME) or the names changed since the tables were frozen would pass a sixteenth of
+    /// the zone: the caller then builds the zone whole.
+    pub fn patched(&self, changes: &[NameChange]) -> Result<Option<Zone>, ZoneError> {
+        let mut delta = self.delta.clone().unwrap_or_default();
+        if delta.nodes.len() + changes.len() > (self.base.nodes.len() / 16).max(64) {
+            return Ok(None);
+        }
+        let frozen = &self.base;
+        // What a name is in the zone being made: the delta first, then the frozen tables.
+        fn entry(frozen: &Tables, delta: &Delta, key: &[u8]) -> Option<NodeEntry> {
+            match delta.nodes.get(key) {
+                Some(slot) => *slot,
+                None => frozen.nodes.get(key).copied(),
+            }
+        }
+        let (mut records, mut names) = (self.records as isize, self.names as isize);
+        let mut emptied: Vec<&[u8]> = Vec::new();
+        for c in changes {
+            let owner = &*c.owner;
+            if !is_in_zone(owner, &self.apex) {
+                return Ok(None);
+            }
+            let old = self.node(owner);
+            if let Some(n) = old {
+                if n.below_cut().is_some() || n.is_delegation() || n.is_dname_owner() {
+                    return Ok(None);
+                }
+                records -= n.rrsets().map(|s| s.len() as isize).sum::<isize>();
+            }
+            let has = |t: Rtype| c.records.iter().any(|r| r.0 == t);
+            if (has(Rtype::NS) && owner != &*self.apex) || has(Rtype::DNAME) {
+                return Ok(None);
+            }
+            let mut starts = [0u8; 128];
+            let depth = label_starts(owner, &mut starts);
+            if old.is_none() {
+                // A new name: not below a cut or a DNAME (the whole build judges those).
+                for &st in &starts[1..depth] {
+                    let up = &owner[usize::from(st)..];
+                    if up.len() < self.apex.len() {
+                        break;
+                    }
+                    if entry(frozen, &delta, up).is_some_and(|e| e.flags != 0 || e.below_cut != 0) {
+                        return Ok(None);
+                    }
+                }
+            }
+            if c.records.is_empty() {
+                if old.is_some() {
+                    emptied.push(owner);
+                }
+                continue;
+            }
+            let first = delta.sets.len();
+            let mut types: Vec<Rtype> = Vec::new();
+            for (t, _, _) in &c.records {
+                if !types.contains(t) {
+                    types.push(*t);
+                }
+            }
+            for t in &types {
+                let start = delta.data.len();
+                let mut count = 0usize;
+                let mut ttl = u32::MAX;
+                let mut seen: Vec<&[u8]> = Vec::new();
+                for (_, rttl, rdata) in c.records.iter().filter(|r| r.0 == *t) {
+                    ttl = ttl.min(*rttl);
+                    if !seen.contains(&&**rdata) {
+                        seen.push(rdata);
+                        push_rdata(&mut delta.data, rdata);
+                        count += 1;
+                    }
+                }
+                if count > MAX_RRSET_RECORDS {
+                    return Err(ZoneError::TooBig(display(owner)));
+                }
+                let (Ok(start32), Ok(len)) = (u32::try_from(start), u32::try_from(delta.data.len() - start)) else {
+                    return Err(ZoneError::TooLarge(display(&self.apex)));
+                };
+                records += count as isize;
+                delta.sets.push(SetEntry {
+                    rtype: *t,
+                    count: count as u16,
+                    ttl,
+                    start: start32,
+                    len,
+                });
+            }
+            let sets = &delta.sets[first..];
+            if let Some(cname) = sets.iter().find(|s| s.rtype == Rtype::CNAME) {
+                if sets
+                    .iter()
+                    .any(|s| !matches!(s.rtype, Rtype::CNAME | Rtype::RRSIG | Rtype::NSEC))
+                {
+                    return Err(ZoneError::CnameAndOther(display(owner)));
+                }
+                if cname.count > 1 {
+                    return Err(ZoneError::ManyCname(display(owner)));
+                }
+            }
+            let Ok(count) = u16::try_from(types.len()) else {
+                return Err(ZoneError::TooManyTypes(display(owner)));
+            };
+            delta.nodes.insert(
+                owner.into(),
+                Some(NodeEntry {
+                    first: first as u32,
+                    sets: count,
+                    below_cut: 0,
+                    flags: 0,
+                }),
+            );
+            if old.is_none() {
+                names += 1;
+                // Its missing ancestors become empty non-terminals.
+                for &st in &starts[1..depth] {
+                    let up = &owner[usize::from(st)..];
+                    if up.len() <= self.apex.len() || entry(frozen, &delta, up).is_some() {
+                        break;
+                    }
+                    delta.nodes.insert(up.into(), Some(NodeEntry::default()));
+                    names += 1;
+                }
+            }
+        }
+        if !emptied.is_empty() {
+            names -= prune(frozen, &mut delta, &emptied, &self.apex) as isize;
+        }
+        let mut zone = Zone {
+            apex: self.apex.clone(),
+            base: frozen.clone(),
+            delta: Some(delta),
+            serial: 0,
+            negative_ttl: 0,
+            records: records.max(0) as usize,
+            names: names.max(0) as usize,
+        };
+        let apex_text = display(&zone.apex);
+        let soa = zone.soa().ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
+        if soa.len() > 1 {
+            return Err(ZoneError::ManySoa(apex_text));
+        }
+        let soa_rdata = soa.rdatas().next().unwrap_or_default();
+        let (serial, minimum) = soa_fields(soa_rdata).ok_or(ZoneError::NoSoa(apex_text))?;
+        (zone.serial, zone.negative_ttl) = (serial, soa.ttl().min(minimum));
+        Ok(Some(zone))
+    }
+}
+
+/// Names emptied by a change stay as empty non-terminals when data lies below them, and go
+/// otherwise; so do their ancestors that were empty non-terminals. One pass over the names
+/// with data finds what lies below. Returns how many names went.
+fn prune(frozen: &Tables, delta: &mut Delta, emptied: &[&[u8]], apex: &[u8]) -> usize {
+    let has_data = |e: &NodeEntry| e.sets > 0;
+    let current = |delta: &Delta, key: &[u8]| match delta.nodes.get(key) {
+        Some(slot) => *slot,
+        None => frozen.nodes.get(key).copied(),
+    };
+    // The emptied names, and every ancestor of them that holds no data.
+    let mut candidates: std::collections::HashSet<Box<[u8]>> = std::collections::HashSet::new();
+    for name in emptied {
+        candidates.insert((*name).into());
+        let mut starts = [0u8; 128];
+        let n = label_starts(name, &mut starts);
+        for &st in &starts[1..n] {
+            let up = &name[usize::from(st)..];
+            if up.len() <= apex.len() || current(delta, up).is_none_or(|e| has_data(&e)) {
+                break;
+            }
+            candidates.insert(up.into());
+        }
+    }
+    for name in emptied {
+        delta.nodes.insert((*name).into(), Some(NodeEntry::default()));
+    }
+    let mut needed: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+    let mut mark = |key: &[u8]| {
+        let mut starts = [0u8; 128];
+        let n = label_starts(key, &mut starts);
+        for &st in &starts[1..n] {
+            let up = &key[usize::from(st)..];
+            if up.len() <= apex.len() {
+                break;
+            }
+            if let Some(c) = candidates.get(up) {
+                needed.insert(&**c);
+            }
+        }
+    };
+    for (k, e) in &frozen.nodes {
+        if has_data(e) && !delta.nodes.contains_key(&**k) {
+            mark(k);
+        }
+    }
+    for (k, e) in &delta.nodes {
+        if e.as_ref().is_some_and(has_data) {
+            mark(k);
+        }
+    }
+    let gone: Vec<Box<[u8]>> = candidates.iter().filter(|c| !needed.contains(&***c)).cloned().collect();
+    for g in &gone {
+        if frozen.nodes.contains_key(&**g) {
+            delta.nodes.insert((&**g).into(), None);
+        } else {
+            delta.nodes.remove(&**g);
+        }
+    }
+    gone.len()
 }
 
 /// Why a zone cannot be loaded.
@@ -337,13 +602,17 @@ impl ZoneBuilder {
         }
         let mut zone = Zone {
             apex,
-            nodes,
-            sets: layout.sets.into_boxed_slice(),
-            data: layout.data.into_boxed_slice(),
+            base: std::sync::Arc::new(Tables {
+                nodes,
+                sets: layout.sets.into_boxed_slice(),
+                data: layout.data.into_boxed_slice(),
+            }),
+            delta: None,
             // Both from the SOA, read through the zone just below.
             serial: 0,
             negative_ttl: 0,
             records: layout.records,
+            names: 0,
         };
         let soa = zone.soa().ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
         if soa.len() > 1 {
@@ -353,7 +622,7 @@ impl ZoneBuilder {
         let (serial, minimum) = soa_fields(soa_rdata).ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
         (zone.serial, zone.negative_ttl) = (serial, soa.ttl().min(minimum));
         let (mut cuts, mut dnames) = (Vec::new(), Vec::new());
-        for (owner, e) in zone.nodes.iter() {
+        for (owner, e) in zone.base.nodes.iter() {
             let node = zone.view(e);
             if let Some(cname) = node.rrset(Rtype::CNAME) {
                 if node
@@ -375,19 +644,36 @@ impl ZoneBuilder {
                 None => {}
             }
         }
-        for (names, flag) in [(&cuts, DELEGATION), (&dnames, DNAME_OWNER)] {
-            for name in names {
-                if let Some(e) = zone.nodes.get_mut(&**name) {
-                    e.flags |= flag;
+        // The tables were made just above: nobody else holds them yet.
+        if let Some(t) = std::sync::Arc::get_mut(&mut zone.base) {
+            for (names, flag) in [(&cuts, DELEGATION), (&dnames, DNAME_OWNER)] {
+                for name in names {
+                    if let Some(e) = t.nodes.get_mut(&**name) {
+                        e.flags |= flag;
+                    }
                 }
             }
         }
         check_below_dnames(&zone, &dnames)?;
-        add_empty_non_terminals(&mut zone.nodes, &zone.apex);
-        mark_below_cuts(&mut zone.nodes, &zone.apex, &cuts);
+        if let Some(t) = std::sync::Arc::get_mut(&mut zone.base) {
+            add_empty_non_terminals(&mut t.nodes, &zone.apex);
+            mark_below_cuts(&mut t.nodes, &zone.apex, &cuts);
+            t.nodes.shrink_to_fit();
+        }
+        zone.names = zone.base.nodes.len();
         check_ns_cycles(&zone, &cuts)?;
-        zone.nodes.shrink_to_fit();
         Ok((zone, notes))
+    }
+}
+
+/// The node of `e` in the tables `sets` and `data`.
+fn view<'z>(sets: &'z [SetEntry], data: &'z [u8], e: &NodeEntry) -> Node<'z> {
+    let first = e.first as usize;
+    Node {
+        sets: sets.get(first..first + usize::from(e.sets)).unwrap_or_default(),
+        data,
+        below_cut: e.below_cut,
+        flags: e.flags,
     }
 }
 
@@ -540,7 +826,7 @@ fn check_below_dnames(zone: &Zone, dnames: &[StoredName]) -> Result<(), ZoneErro
         return Ok(());
     }
     let owners: std::collections::HashSet<&[u8]> = dnames.iter().map(|d| &**d).collect();
-    for name in zone.nodes.keys() {
+    for name in zone.names() {
         let mut starts = [0u8; 128];
         let n = label_starts(name, &mut starts);
         for &s in &starts[1..n] {
@@ -802,5 +1088,121 @@ mod tests {
         }
         let err = bl.build().unwrap_err();
         assert_eq!(err, ZoneError::TooBig("big.example.test.".into()));
+    }
+
+    /// A zone patched with a change answers exactly as the same zone built whole: the
+    /// same names (empty non-terminals made and dropped), records, counts.
+    #[test]
+    fn a_patched_zone_is_the_zone_built_whole() {
+        let load = |body: &str, serial: u32| {
+            let text = format!(
+                "$ORIGIN example.test.\n$TTL 300\n@ SOA ns admin {serial} 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\n{body}"
+            );
+            let origin = crate::zone::name::parse_abs("example.test").unwrap();
+            crate::zone::zonefile::load_bytes(text.as_bytes(), std::path::Path::new("z"), &origin).unwrap()
+        };
+        let mut filler = String::new();
+        for i in 0..2000 {
+            filler.push_str(&format!("h{i} A 192.0.2.{}\n", i % 250));
+        }
+        let old_body = format!(
+            "{filler}a.b.c TXT \"deep\"\nx.y TXT \"x\"\nx.y A 192.0.2.9\nz.y TXT \"z\"\nkeep.gone A 192.0.2.7\ngone A 192.0.2.8\nwww CNAME h1\nsub NS ns.other.\n"
+        );
+        // Deep name removed (its ENTs go), one child of y removed (y stays), a name with a
+        // child emptied (it stays an ENT), a new deep name (ENTs made), a TTL changed, a
+        // CNAME retargeted.
+        let new_body = format!(
+            "{filler}x.y TXT \"x\"\nkeep.gone A 192.0.2.7\nn1.n2.n3 AAAA 2001:db8::1\nwww 60 CNAME h2\nsub NS ns.other.\n"
+        );
+        let (old, whole) = (load(&old_body, 1), load(&new_body, 2));
+        let mut names: Vec<&[u8]> = old.names().chain(whole.names()).collect();
+        names.sort();
+        names.dedup();
+        let records = |z: &Zone, n: &[u8]| -> Vec<(Rtype, u32, Box<[u8]>)> {
+            let mut v: Vec<_> = z
+                .node(n)
+                .map(|node| {
+                    node.rrsets()
+                        .flat_map(|s| s.rdatas().map(move |r| (s.rtype(), s.ttl(), r.into())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort_by(|a: &(Rtype, u32, Box<[u8]>), b| (a.0.to_int(), a.1, &a.2).cmp(&(b.0.to_int(), b.1, &b.2)));
+            v
+        };
+        let changes: Vec<NameChange> = names
+            .iter()
+            .filter(|n| records(&old, n) != records(&whole, n))
+            .map(|n| NameChange {
+                owner: (*n).into(),
+                records: records(&whole, n),
+            })
+            .collect();
+        let patched = old.patched(&changes).unwrap().expect("a delta carries this change");
+        let mut got: Vec<&[u8]> = patched.names().collect();
+        let mut want: Vec<&[u8]> = whole.names().collect();
+        got.sort();
+        want.sort();
+        assert_eq!(
+            got.iter().map(|n| display(n)).collect::<Vec<_>>(),
+            want.iter().map(|n| display(n)).collect::<Vec<_>>()
+        );
+        for n in &want {
+            assert_eq!(records(&patched, n), records(&whole, n), "{}", display(n));
+        }
+        assert_eq!(
+            (
+                patched.serial(),
+                patched.record_count(),
+                patched.name_count(),
+                patched.negative_ttl()
+            ),
+            (
+                whole.serial(),
+                whole.record_count(),
+                whole.name_count(),
+                whole.negative_ttl()
+            )
+        );
+        // Lookups agree too: the removed deep name is NXDOMAIN, the emptied parent NODATA.
+        for q in [
+            "a.b.c",
+            "b.c",
+            "c",
+            "gone",
+            "keep.gone",
+            "n2.n3",
+            "n1.n2.n3",
+            "z.y",
+            "y",
+            "www",
+        ] {
+            let key =
+                crate::zone::name::NameKey::of(&crate::zone::name::parse_abs(&format!("{q}.example.test")).unwrap());
+            let summary = |z: &Zone| {
+                use crate::zone::lookup::Found;
+                let sets = |n: &Node<'_>| {
+                    n.rrsets()
+                        .map(|s| (s.rtype(), s.ttl(), s.rdatas().count()))
+                        .collect::<Vec<_>>()
+                };
+                match z.find(key.as_slice(), Rtype::A) {
+                    Found::Name(n) => format!("name {:?}", sets(&n)),
+                    Found::Wildcard(n) => format!("wildcard {:?}", sets(&n)),
+                    Found::Referral { cut, .. } => format!("referral {}", display(cut)),
+                    Found::Dname { owner, .. } => format!("dname {}", display(owner)),
+                    Found::NxDomain => "nxdomain".into(),
+                }
+            };
+            assert_eq!(summary(&patched), summary(&whole), "{q}");
+        }
+        // A change at or below a delegation is left to a whole build.
+        let glue = [NameChange {
+            owner: crate::zone::name::NameKey::of(&crate::zone::name::parse_abs("ns.sub.example.test").unwrap())
+                .as_slice()
+                .into(),
+            records: vec![(Rtype::A, 300, vec![192, 0, 2, 53].into())],
+        }];
+        assert!(old.patched(&glue).unwrap().is_none());
     }
 }

@@ -10,7 +10,7 @@ use domain::base::rdata::ComposeRecordData;
 use domain::rdata::AllRecordData;
 
 use super::name::{NameKey, is_in_zone};
-use super::store::{Zone, ZoneBuilder, ZoneError, soa_fields};
+use super::store::{NameChange, Zone, ZoneBuilder, ZoneError, soa_fields};
 
 /// Most records a transfer may bring (a 1M-name zone has a few million).
 pub const MAX_RECORDS: usize = 20_000_000;
@@ -115,8 +115,6 @@ pub struct AxfrIn {
     serial: Option<u32>,
     records: usize,
     done: bool,
-    /// The zone in presentation form, as it is kept on disk.
-    text: String,
 }
 
 impl AxfrIn {
@@ -129,7 +127,6 @@ impl AxfrIn {
             serial: None,
             records: 0,
             done: false,
-            text: String::new(),
         }
     }
 
@@ -185,13 +182,11 @@ impl AxfrIn {
             return Err(TransferError::TooLarge);
         }
         self.builder.add(owner, rtype, ttl, rdata);
-        self.text.push_str(&record_text(owner, rtype, ttl, rdata));
         Ok(())
     }
 
-    /// The zone, once the closing SOA arrived, and its presentation text (one record a
-    /// line, the SOA first), to be kept on disk.
-    pub fn finish(self) -> Result<(Zone, String), TransferError> {
+    /// The zone, once the closing SOA arrived.
+    pub fn finish(self) -> Result<Zone, TransferError> {
         if !self.done {
             return Err(TransferError::Incomplete);
         }
@@ -199,7 +194,7 @@ impl AxfrIn {
             .builder
             .build()
             .map_err(|e: ZoneError| TransferError::Zone(e.to_string()))?;
-        Ok((zone, self.text))
+        Ok(zone)
     }
 }
 
@@ -211,10 +206,10 @@ type RecordKey = (Box<[u8]>, Rtype, Box<[u8]>);
 pub enum IxfrResult {
     /// The primary has nothing newer (its reply is our SOA alone).
     Current,
-    /// The zone after the differences, and its presentation text.
-    Applied(Zone, String),
+    /// The zone after the differences, and the differences (for our own journal).
+    Applied(Zone, crate::zone::diff::Diff),
     /// The primary sent the whole zone instead (AXFR-style).
-    Whole(Zone, String),
+    Whole(Zone),
 }
 
 /// Where an incoming IXFR stands.
@@ -407,15 +402,20 @@ impl IxfrIn {
             IxfrStage::First(serial, _) if !crate::zone::refresh::serial_gt(serial, self.ours) => {
                 Ok(IxfrResult::Current)
             }
-            IxfrStage::Whole(a) => a.finish().map(|(z, t)| IxfrResult::Whole(z, t)),
+            IxfrStage::Whole(a) => a.finish().map(IxfrResult::Whole),
             IxfrStage::Done => {
+                let diff = self.diff().ok_or(TransferError::NoSoa)?;
+                // The names changed, on top of our zone's tables; or, when that cannot carry
+                // the change, the zone built whole.
+                let changes = self.changes();
+                match self.base.patched(&changes) {
+                    Ok(Some(zone)) => return Ok(IxfrResult::Applied(zone, diff)),
+                    Ok(None) => {}
+                    Err(e) => return Err(TransferError::Zone(e.to_string())),
+                }
                 let (_, soa, soa_ttl) = self.new_soa.ok_or(TransferError::NoSoa)?;
                 let mut b = ZoneBuilder::new(&self.apex);
-                let mut text = String::new();
-                let mut add = |owner: &[u8], rtype: Rtype, ttl: u32, rdata: &[u8]| {
-                    b.add(owner, rtype, ttl, rdata);
-                    text.push_str(&record_text(owner, rtype, ttl, rdata));
-                };
+                let mut add = |owner: &[u8], rtype: Rtype, ttl: u32, rdata: &[u8]| b.add(owner, rtype, ttl, rdata);
                 add(&self.apex, Rtype::SOA, soa_ttl, &soa);
                 // Our zone's records but those deleted, then those added: a pass over the
                 // zone, with the small change sets consulted only at the names they touch.
@@ -438,11 +438,108 @@ impl IxfrIn {
                     add(owner, *rtype, *ttl, rdata);
                 }
                 let (zone, _) = b.build().map_err(|e| TransferError::Zone(e.to_string()))?;
-                Ok(IxfrResult::Applied(zone, text))
+                Ok(IxfrResult::Applied(zone, diff))
             }
             _ => Err(TransferError::Incomplete),
         }
     }
+
+    /// Every changed name's records after the differences: ours but those deleted, then
+    /// those added; the apex with the new SOA first.
+    fn changes(&self) -> Vec<NameChange> {
+        let mut owners: Vec<&[u8]> = self.touched.iter().map(|o| &**o).collect();
+        owners.extend(self.added.keys().map(|k| &*k.0));
+        owners.push(&self.apex);
+        owners.sort();
+        owners.dedup();
+        let mut added: Vec<(&RecordKey, u32)> = self.added.iter().map(|(k, t)| (k, *t)).collect();
+        added.sort();
+        owners
+            .into_iter()
+            .map(|owner| {
+                let mut records = Vec::new();
+                if owner == &*self.apex {
+                    if let Some((_, soa, ttl)) = &self.new_soa {
+                        records.push((Rtype::SOA, *ttl, soa.as_slice().into()));
+                    }
+                }
+                if let Some(node) = self.base.node(owner) {
+                    for set in node.rrsets() {
+                        if set.rtype() == Rtype::SOA && owner == &*self.apex {
+                            continue;
+                        }
+                        for rdata in set.rdatas() {
+                            if !self.deleted.contains(&(owner.into(), set.rtype(), rdata.into())) {
+                                records.push((set.rtype(), set.ttl(), rdata.into()));
+                            }
+                        }
+                    }
+                }
+                for ((_, rtype, rdata), ttl) in added.iter().filter(|(k, _)| &*k.0 == owner) {
+                    records.push((*rtype, *ttl, rdata.clone()));
+                }
+                NameChange {
+                    owner: owner.into(),
+                    records,
+                }
+            })
+            .collect()
+    }
+
+    /// The differences as our journal keeps them: our SOA and what went, the new SOA and
+    /// what came.
+    fn diff(&self) -> Option<crate::zone::diff::Diff> {
+        use crate::zone::diff::{Diff, Rec};
+        let old = self.base.soa()?;
+        let (serial, soa, ttl) = self.new_soa.as_ref()?;
+        let rec = |owner: &[u8], rtype: Rtype, ttl: u32, rdata: &[u8]| Rec {
+            owner: owner.into(),
+            rtype: rtype.to_int(),
+            ttl,
+            rdata: rdata.into(),
+        };
+        let ttl_of = |(owner, rtype, _): &RecordKey| {
+            self.base
+                .node(owner)
+                .and_then(|n| n.rrset(*rtype))
+                .map_or(0, |s| s.ttl())
+        };
+        let mut deleted: Vec<Rec> = self.deleted.iter().map(|k| rec(&k.0, k.1, ttl_of(k), &k.2)).collect();
+        let mut added: Vec<Rec> = self.added.iter().map(|(k, t)| rec(&k.0, k.1, *t, &k.2)).collect();
+        deleted.sort();
+        added.sort();
+        Some(Diff {
+            from: (self.ours, rec(&self.apex, Rtype::SOA, old.ttl(), old.rdatas().next()?)),
+            to: (*serial, rec(&self.apex, Rtype::SOA, *ttl, soa)),
+            deleted,
+            added,
+        })
+    }
+}
+
+/// Writes `zone` in presentation form, one record a line, the apex SOA first: the copy a
+/// secondary keeps on disk.
+pub fn write_zone(zone: &Zone, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let apex = zone.apex();
+    if let Some(soa) = zone.soa() {
+        for rdata in soa.rdatas() {
+            w.write_all(record_text(apex, Rtype::SOA, soa.ttl(), rdata).as_bytes())?;
+        }
+    }
+    // In the index's order: the file is read back whole, in any order.
+    let names = zone.names();
+    for name in names {
+        let Some(node) = zone.node(name) else { continue };
+        for set in node.rrsets() {
+            if set.rtype() == Rtype::SOA && name == apex {
+                continue;
+            }
+            for rdata in set.rdatas() {
+                w.write_all(record_text(name, set.rtype(), set.ttl(), rdata).as_bytes())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One record as a zone file line (the rdata in its type's presentation form, or RFC 3597's
@@ -509,7 +606,8 @@ mod tests {
         t.feed(&reply(9, false, &["www.example.test. 60 IN A 192.0.2.2", SOA]))
             .unwrap();
         assert!(t.is_done());
-        let (zone, text) = t.finish().unwrap();
+        let zone = t.finish().unwrap();
+        let text = text_of(&zone);
         assert_eq!(zone.serial(), 7);
         assert_eq!(zone.record_count(), 4);
         assert!(
@@ -553,6 +651,12 @@ mod tests {
         assert_eq!(case(vec![vec![1, 2, 3]]), Err(TransferError::Malformed));
     }
 
+    fn text_of(z: &Zone) -> String {
+        let mut out = Vec::new();
+        write_zone(z, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     fn base() -> std::sync::Arc<Zone> {
         let text = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\n";
         let origin = crate::zone::name::parse_abs("example.test").unwrap();
@@ -585,10 +689,16 @@ mod tests {
             reply(9, false, &[&s3, &s1, w10, &s2, w20]),
             reply(9, false, &[&s2, w20, &s3, w30, new, &s3]),
         ];
-        let Ok(IxfrResult::Applied(z, text)) = ixfr(&msgs) else {
+        let Ok(IxfrResult::Applied(z, diff)) = ixfr(&msgs) else {
             panic!("not applied")
         };
-        assert_eq!((z.serial(), z.record_count()), (3, 5));
+        let text = text_of(&z);
+        assert_eq!((z.serial(), z.record_count(), z.name_count()), (3, 5, 4));
+        // The differences from 1 to 3, for our own journal: the .10 went, .30 and the TXT came.
+        assert_eq!(
+            (diff.from.0, diff.to.0, diff.deleted.len(), diff.added.len()),
+            (1, 3, 1, 2)
+        );
         assert!(
             text.contains("www.example.test. 300 IN A 192.0.2.30\n") && !text.contains("192.0.2.10"),
             "{text}"
@@ -608,7 +718,7 @@ mod tests {
             ],
         )]);
         assert!(
-            matches!(whole, Ok(IxfrResult::Whole(ref z, _)) if z.serial() == 3 && z.record_count() == 3),
+            matches!(whole, Ok(IxfrResult::Whole(ref z)) if z.serial() == 3 && z.record_count() == 3),
             "{:?}",
             whole.as_ref().err()
         );
