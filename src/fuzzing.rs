@@ -267,6 +267,9 @@ pub fn transfer_bytes(data: &[u8]) -> bool {
             assert!(crate::zone::transfer::write_zone(&zone, &mut text).is_ok());
             assert!(!text.is_empty(), "a zone has its SOA");
             assert!(zone.soa().is_some(), "a transferred zone has its SOA");
+            // Any transferred zone may be a catalog (RFC 9432): read as one, it lists members
+            // or says why not.
+            let _ = crate::zone::catalog::parse(&zone);
             true
         }
         Err(_) => false,
@@ -294,8 +297,69 @@ fn ixfr_stream(id: u16, mut rest: &[u8]) {
         }
     }
     if t.is_done() {
-        let _ = t.finish();
+        if let Ok(crate::zone::transfer::IxfrResult::Applied(z, diff)) = t.finish() {
+            // The patched zone (a delta over the base) is whole: its SOA is the new one.
+            assert_eq!(z.soa().map(|_| z.serial()), Some(diff.to.0));
+            let mut text = Vec::new();
+            assert!(crate::zone::transfer::write_zone(&z, &mut text).is_ok());
+        }
     }
+}
+
+/// The key of the TSIG target: `tsig.fuzz.`, HMAC-SHA256.
+fn tsig_keys() -> &'static (crate::dns::tsig::Keyring, crate::config::tsig::TsigKey) {
+    static KEYS: OnceLock<(crate::dns::tsig::Keyring, crate::config::tsig::TsigKey)> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let key = crate::config::tsig::TsigKey {
+            name: crate::zone::name::parse_abs("tsig.fuzz").unwrap_or_else(|e| panic!("{e}")),
+            algorithm: Some(domain::tsig::Algorithm::Sha256),
+            secret: b"fuzzing secret, thirty-two bytes".to_vec(),
+        };
+        let cfg = crate::config::tsig::TsigConfig {
+            pos: crate::config::Pos {
+                file: Path::new("fuzz").into(),
+                line: 1,
+                col: 1,
+            },
+            zones: vec![],
+            keys: vec![key.clone()],
+            files: vec![],
+            require: crate::config::tsig::Required::These(vec![]),
+            require_opcode: crate::config::tsig::Required::These(vec![]),
+        };
+        (crate::dns::tsig::Keyring::new([&cfg]), key)
+    })
+}
+
+/// Arbitrary bytes as a signed request (the server's check, and a signed reply to it when
+/// it checks) and as a reply to a request ringdns signed (the client's check): errors, never
+/// a panic.
+pub fn tsig_bytes(data: &[u8]) {
+    let (ring, key) = tsig_keys();
+    if let Some(crate::dns::tsig::Checked::Signed(tx)) = crate::dns::tsig::check(ring, data) {
+        let mut reply = data.to_vec();
+        if reply.len() > 2 {
+            reply[2] |= 0x80;
+        }
+        let _ = crate::dns::tsig::sign(tx, &mut reply, 512);
+    }
+    let _ = crate::dns::tsig::sequence(ring, data);
+    if let Some(signer) = crate::dns::tsig::signer(key) {
+        let q = wire::query(TRANSFER_APEX, domain::base::iana::Rtype::SOA, false);
+        if let Some((_, mut client)) = crate::dns::tsig::sign_request(signer, &q) {
+            let _ = client.check(data);
+        }
+    }
+}
+
+/// A request signed with the TSIG target's key: the seed of the `tsig` target.
+pub fn tsig_seed() -> Vec<u8> {
+    let (_, key) = tsig_keys();
+    let q = wire::query(TRANSFER_APEX, domain::base::iana::Rtype::AXFR, false);
+    crate::dns::tsig::signer(key)
+        .and_then(|k| crate::dns::tsig::sign_request(k, &q))
+        .map(|(signed, _)| signed)
+        .unwrap_or(q)
 }
 
 /// A valid AXFR stream for [`transfer_bytes`]: ID, then two framed messages holding the

@@ -84,3 +84,21 @@ fn transfer_corpus() {
         );
     }
 }
+
+#[test]
+fn tsig_corpus() {
+    // The seed is a correctly signed request; its time is when it was made, so it checks or
+    // gets BADTIME: either way no panic. Every byte flipped, and every prefix.
+    let seed = ringdns::fuzzing::tsig_seed();
+    assert!(seed.len() > 60, "the seed carries a TSIG");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/tsig");
+    assert!(replay("tsig", ringdns::fuzzing::tsig_bytes) >= 1);
+    assert!(dir.join("seed-signed-axfr").exists());
+    for i in 0..seed.len() {
+        let mut m = seed.clone();
+        m[i] ^= 0xff;
+        ringdns::fuzzing::tsig_bytes(&m);
+        ringdns::fuzzing::tsig_bytes(&seed[..i]);
+    }
+    ringdns::fuzzing::tsig_bytes(&seed);
+}
