@@ -7,28 +7,15 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use domain::base::iana::Rtype;
 use support::knot::Knot;
-use support::q;
 use support::server::{Options, Server, free_port};
+use support::{eventually, q};
 
 fn zone(origin: &str, www: &str) -> String {
     format!(
         "$ORIGIN {origin}.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A {www}\n@ MX 10 mail\nmail A 192.0.2.25\n"
     )
-}
-
-fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < until {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    check()
 }
 
 fn edge(
@@ -76,7 +63,9 @@ fn records(port: u16, name: &str, t: &str) -> Vec<String> {
     v
 }
 
-both_drivers!(members_follow_a_knot_catalog, |driver| {
+/// A Knot primary generating `catalog.test` with members a.test and b.test, NOTIFY to an
+/// edge consuming it with `catalog MEMBERS`.
+fn two_members(driver: &str, members: &str) -> (Knot, Server) {
     let port = free_port();
     let notify = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let knot = Knot::catalog_primary(
@@ -87,7 +76,12 @@ both_drivers!(members_follow_a_knot_catalog, |driver| {
         ],
         notify,
     );
-    let s = edge(driver, knot.addr(), port, "", None);
+    let s = edge(driver, knot.addr(), port, members, None);
+    (knot, s)
+}
+
+both_drivers!(members_follow_a_knot_catalog, |driver| {
+    let (knot, s) = two_members(driver, "");
     assert!(
         eventually(15, || www(&s, "a.test").is_some() && www(&s, "b.test").is_some()),
         "both members served: {}\n{}",
@@ -165,17 +159,7 @@ both_drivers!(members_follow_a_knot_catalog, |driver| {
 
 // `catalog MEMBER-ZONES`: only members at or below the names are taken (RFC 9432 §7).
 both_drivers!(member_zones_restrict_what_is_taken, |driver| {
-    let port = free_port();
-    let notify = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let knot = Knot::catalog_primary(
-        "catalog.test",
-        &[
-            ("a.test", &zone("a.test", "192.0.2.10")),
-            ("b.test", &zone("b.test", "192.0.2.20")),
-        ],
-        notify,
-    );
-    let s = edge(driver, knot.addr(), port, " a.test", None);
+    let (_knot, s) = two_members(driver, " a.test");
     assert!(eventually(15, || www(&s, "a.test").is_some()), "{}", s.log());
     assert_eq!(s.udp(&q("www.b.test", Rtype::A)).rcode(), 5);
     assert!(s.log().contains("outside its catalog MEMBER-ZONES"), "{}", s.log());

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use domain::base::iana::Rtype;
 use support::knot::Knot;
 use support::server::{Options, Server, dig, free_port};
-use support::{http_get, q};
+use support::{eventually, http_get, q};
 
 /// The primary's zone: refresh 2 s, so that a change is followed within a few seconds
 /// without NOTIFY (retry 1 s, expire one day).
@@ -34,18 +34,6 @@ fn edge(driver: &str, primary: std::net::SocketAddr, port: Option<u16>, dir: Opt
 /// The first answer's data for `name` A.
 fn first_a(s: &Server, name: &str) -> Option<String> {
     s.udp(&q(name, Rtype::A)).answer().first().map(|a| a.data.clone())
-}
-
-/// Waits up to `secs` for `check` to hold.
-fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < until {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    check()
 }
 
 /// dig's view of `name type` at `port`: status, flags, counts and every section, without

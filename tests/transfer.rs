@@ -4,12 +4,10 @@
 
 mod support;
 
-use std::process::Command;
-
 use domain::base::iana::Rtype;
 use support::knot::Knot;
-use support::q;
 use support::server::{Options, Server};
+use support::{kdig, kdig_records, q};
 
 /// A zone of `n` extra names besides the usual ones.
 fn zone(n: usize) -> String {
@@ -29,27 +27,11 @@ fn primary(driver: &str, n: usize, to: &str) -> Server {
     Server::start(Options::new(driver, &corefile).file("zone", zone(n)))
 }
 
-fn kdig(args: &[&str]) -> String {
-    let out = Command::new("kdig")
-        .args(args)
-        .output()
-        .expect("kdig (test.sh installs knot-dnsutils)");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-/// The records of a kdig transfer, one per line, without comments.
-fn records(out: &str) -> Vec<String> {
-    out.lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect()
-}
-
 both_drivers!(axfr_to_kdig_and_refused_to_others, |driver| {
     let s = primary(driver, 3000, "127.0.0.1");
     let port = s.port.to_string();
     let out = kdig(&["@127.0.0.1", "-p", &port, "AXFR", "example.test"]);
-    let recs = records(&out);
+    let recs = kdig_records(&out);
     // 11 records, 6000 more, and the SOA again at the end.
     assert_eq!(recs.len(), 11 + 6000 + 1, "{}", &out[..out.len().min(2000)]);
     assert!(
@@ -65,7 +47,12 @@ both_drivers!(axfr_to_kdig_and_refused_to_others, |driver| {
     assert!(out.contains("Received"), "{out}");
     // IXFR over TCP: the whole zone, AXFR-style (RFC 1995 §4).
     let ixfr = kdig(&["@127.0.0.1", "-p", &port, "IXFR=1", "example.test"]);
-    assert_eq!(records(&ixfr).len(), recs.len(), "{}", &ixfr[..ixfr.len().min(2000)]);
+    assert_eq!(
+        kdig_records(&ixfr).len(),
+        recs.len(),
+        "{}",
+        &ixfr[..ixfr.len().min(2000)]
+    );
     // IXFR over UDP: the SOA alone.
     let r = s.udp(&q("example.test", Rtype::IXFR));
     assert_eq!((r.rcode(), r.answer().len(), r.answer()[0].rtype), (0, 1, Rtype::SOA));
@@ -105,7 +92,7 @@ both_drivers!(knot_is_a_secondary_of_ringdns, |driver| {
         ("host.sub.example.test", "A"),
         ("nope.example.test", "A"),
     ] {
-        let ask = |p: u16| records(&kdig(&["@127.0.0.1", "-p", &p.to_string(), "+norec", name, t]));
+        let ask = |p: u16| kdig_records(&kdig(&["@127.0.0.1", "-p", &p.to_string(), "+norec", name, t]));
         assert_eq!(ask(knot.port), ask(s.port), "{name} {t}\n{}", knot.log());
     }
 });
@@ -120,7 +107,7 @@ both_drivers!(a_changed_zone_is_notified_to_its_secondaries, |driver| {
     let s = Server::start(Options::new(driver, &corefile).file("zone", zone(0)));
     let knot = Knot::secondary_on("example.test", s.addr, knot_port);
     let www = |p: u16| {
-        records(&kdig(&[
+        kdig_records(&kdig(&[
             "@127.0.0.1",
             "-p",
             &p.to_string(),
@@ -159,7 +146,7 @@ both_drivers!(a_changed_zone_is_notified_to_its_secondaries, |driver| {
     // kdig sees it too: the new SOA, the old SOA and what went, the new SOA and what
     // came, the new SOA.
     let port = s.port.to_string();
-    let ixfr = records(&kdig(&["@127.0.0.1", "-p", &port, "IXFR=42", "example.test"]));
+    let ixfr = kdig_records(&kdig(&["@127.0.0.1", "-p", &port, "IXFR=42", "example.test"]));
     let soa = |n: u32| format!("example.test. 300 IN SOA ns.example.test. admin.example.test. {n} 3600 600 86400 60");
     assert_eq!(
         ixfr,
@@ -174,10 +161,10 @@ both_drivers!(a_changed_zone_is_notified_to_its_secondaries, |driver| {
     );
     // A client that is current gets the SOA alone; one older than the journal, the zone.
     assert_eq!(
-        records(&kdig(&["@127.0.0.1", "-p", &port, "IXFR=43", "example.test"])),
+        kdig_records(&kdig(&["@127.0.0.1", "-p", &port, "IXFR=43", "example.test"])),
         [soa(43)]
     );
-    let whole = records(&kdig(&["@127.0.0.1", "-p", &port, "IXFR=41", "example.test"]));
+    let whole = kdig_records(&kdig(&["@127.0.0.1", "-p", &port, "IXFR=41", "example.test"]));
     assert_eq!(whole.len(), 12, "{whole:?}");
 });
 
@@ -196,7 +183,7 @@ both_drivers!(axfr_over_tls, |driver| {
     let ca_path = s.dir.write("ca.pem", &ca.pem());
     let (text, err) = support::kdig_encrypted(s.port2, "+tls", &ca_path, "dns.example.test", &["AXFR", "example.test"]);
     assert_eq!(
-        records(&text).len(),
+        kdig_records(&text).len(),
         11 + 1000 + 1,
         "{}\n{err}",
         &text[..text.len().min(1500)]

@@ -6,12 +6,11 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use domain::base::iana::Rtype;
 use support::knot::Knot;
-use support::q;
 use support::server::{Options, Server, free_port};
+use support::{eventually, kdig, kdig_records, q};
 
 const KEY: &str = "xfr.example";
 const SECRET: &str = "NoTCJU+DMqFWywaPyxSijrDEA/eC3nK0xi3AMEZuPVk=";
@@ -19,33 +18,6 @@ const WRONG: &str = "bm90IHRoZSBzZWNyZXQgYXQgYWxsLCBzb3JyeSEhIQ==";
 
 /// Refresh an hour: only a NOTIFY brings a change soon.
 const ZONE: &str = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\nmail A 192.0.2.25\n@ MX 10 mail\n";
-
-fn kdig(args: &[&str]) -> String {
-    let out = Command::new("kdig")
-        .args(args)
-        .output()
-        .expect("kdig (test.sh installs knot-dnsutils)");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-/// The records of kdig's output, one per line, without comments and TSIGs.
-fn records(out: &str) -> Vec<String> {
-    out.lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty() && !l.contains("\tTSIG\t"))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect()
-}
-
-fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < until {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    check()
-}
 
 fn edge(driver: &str, primary: std::net::SocketAddr, port: u16, secret: &str) -> Server {
     let corefile = format!(
@@ -129,7 +101,7 @@ both_drivers!(a_primary_checks_and_signs, |driver| {
     let good = format!("hmac-sha256:{KEY}:{SECRET}");
     let out = kdig(&["@127.0.0.1", "-p", &port, "-y", &good, "AXFR", "example.test"]);
     // kdig checks every message's TSIG and says so when one fails.
-    assert_eq!(records(&out).len(), 7, "{out}");
+    assert_eq!(kdig_records(&out).len(), 7, "{out}");
     assert!(!out.contains("WARNING") && !out.contains("failed"), "{out}");
     let out = kdig(&[
         "@127.0.0.1",
@@ -183,7 +155,7 @@ both_drivers!(a_primary_checks_and_signs, |driver| {
     // Knot, signing its requests with the key, transfers the zone.
     let knot = Knot::secondary_keyed("example.test", s.addr, knot_port, Some((KEY, SECRET)));
     let www = || {
-        records(&kdig(&[
+        kdig_records(&kdig(&[
             "@127.0.0.1",
             "-p",
             &knot_port.to_string(),

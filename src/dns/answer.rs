@@ -176,14 +176,29 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
     let Some((entry, block)) = ctx.route.and_then(|r| r.entry_for(q.key)) else {
         return error(&req, OptRcode::REFUSED, ctx, out);
     };
+    let r = Routed {
+        block,
+        entry,
+        query,
+        req,
+        q,
+        names,
+        rewrite,
+    };
     if req.tsig.is_some() || block.plugins.tsig.is_some() {
-        return signed(ctx, block, entry, query, req, q, Parts { names, rewrite }, out);
+        return signed(ctx, r, out);
     }
-    answer_routed(ctx, block, entry, query, req, q, Parts { names, rewrite }, out)
+    answer_routed(ctx, r, out)
 }
 
-/// The borrows of a [`Scratch`] that answering in a block uses.
-struct Parts<'a> {
+/// A request its block takes: the block and its route entry, the query and what parsing
+/// made of it, and the borrows of a [`Scratch`] answering it uses.
+struct Routed<'a> {
+    block: &'a super::pipeline::Block,
+    entry: usize,
+    query: &'a [u8],
+    req: Request<'a>,
+    q: Question<'a>,
     names: &'a Synthesized,
     rewrite: &'a mut Option<Box<rewrite::Scratch>>,
 }
@@ -193,17 +208,8 @@ struct Parts<'a> {
 /// its reply signed. A signed request the block would forward is REFUSED (signed): the
 /// upstream could not sign its answer with our key, and an unsigned one is worthless to
 /// a client that signed.
-#[allow(clippy::too_many_arguments)]
-fn signed<'a>(
-    ctx: &Ctx<'a>,
-    block: &'a super::pipeline::Block,
-    entry: usize,
-    query: &'a [u8],
-    req: Request<'a>,
-    q: Question<'a>,
-    parts: Parts<'a>,
-    out: &mut Vec<u8>,
-) -> Outcome<'a> {
+fn signed<'a>(ctx: &Ctx<'a>, r: Routed<'a>, out: &mut Vec<u8>) -> Outcome<'a> {
+    let (block, entry, query, req, q) = (r.block, r.entry, r.query, r.req, r.q);
     let by = Some((entry, Plugin::Tsig));
     let policy = block.plugins.tsig.as_ref().filter(|p| p.covers(q.key));
     let Some(policy) = policy else {
@@ -216,7 +222,7 @@ fn signed<'a>(
                 Some("tsig: a signed request to a block without tsig (NOTAUTH, BADKEY)"),
             );
         }
-        return answer_routed(ctx, block, entry, query, req, q, parts, out);
+        return answer_routed(ctx, r, out);
     };
     if req.tsig.is_none() {
         if policy.requires(q.qtype, req.opcode) {
@@ -228,7 +234,7 @@ fn signed<'a>(
                 Some("tsig: an unsigned request the block requires signed (REFUSED)"),
             );
         }
-        return answer_routed(ctx, block, entry, query, req, q, parts, out);
+        return answer_routed(ctx, r, out);
     }
     let tx = match super::tsig::check(&policy.keys, query) {
         Some(super::tsig::Checked::Signed(tx)) => tx,
@@ -248,7 +254,7 @@ fn signed<'a>(
         }
     };
     let limit = super::wire::reply_limit(ctx.transport, req.edns.map(|e| e.udp_size));
-    let outcome = match answer_routed(ctx, block, entry, query, req, q, parts, out) {
+    let outcome = match answer_routed(ctx, r, out) {
         Outcome::Forward(_) => {
             let w = reply::write_error(&req, OptRcode::REFUSED, ctx.transport, out);
             written(w, &req, by, Some("tsig: a signed query the block forwards (REFUSED)"))
@@ -293,18 +299,16 @@ fn replied(
 }
 
 /// Answers a request its block takes (after `tsig`).
-#[allow(clippy::too_many_arguments)]
-fn answer_routed<'a>(
-    ctx: &Ctx<'a>,
-    block: &'a super::pipeline::Block,
-    entry: usize,
-    query: &'a [u8],
-    req: Request<'a>,
-    q: Question<'a>,
-    parts: Parts<'a>,
-    out: &mut Vec<u8>,
-) -> Outcome<'a> {
-    let Parts { names, rewrite } = parts;
+fn answer_routed<'a>(ctx: &Ctx<'a>, r: Routed<'a>, out: &mut Vec<u8>) -> Outcome<'a> {
+    let Routed {
+        block,
+        entry,
+        query,
+        req,
+        q,
+        names,
+        rewrite,
+    } = r;
     let plugins = &block.plugins;
     if req.opcode == Opcode::NOTIFY {
         return notify(&req, &q, plugins, entry, ctx, out);

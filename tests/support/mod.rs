@@ -16,6 +16,36 @@ use domain::base::iana::{Class, Rtype};
 use domain::base::{Message, Name, ParsedName};
 use domain::rdata::AllRecordData;
 
+/// Waits up to `secs` for `check` to hold (polling every 100 ms); whether it did.
+pub fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    check()
+}
+
+/// kdig with `args`: its output and its errors.
+pub fn kdig(args: &[&str]) -> String {
+    let out = std::process::Command::new("kdig")
+        .args(args)
+        .output()
+        .expect("kdig (test.sh installs knot-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The records of kdig's output, one per line with single spaces, without comments and
+/// TSIGs.
+pub fn kdig_records(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty() && !l.contains("\tTSIG\t"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
 /// `GET url` with curl: (status, body); status 0 when nothing answered.
 pub fn http_get(url: &str) -> (u16, String) {
     let out = std::process::Command::new("curl")
