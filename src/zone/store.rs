@@ -173,12 +173,24 @@ impl Zone {
     /// empty non-terminal).
     #[inline]
     pub fn node(&self, key: &[u8]) -> Option<Node<'_>> {
-        self.node_entry(key).map(|(_, n)| n)
+        match &self.delta {
+            // A zone no IXFR changed (most): the frozen tables alone.
+            None => self.base.nodes.get(key).map(|e| self.view(e)),
+            Some(_) => self.node_entry_patched(key).map(|(_, n)| n),
+        }
     }
 
     /// The stored key and node at `key`.
     #[inline]
     pub fn node_entry(&self, key: &[u8]) -> Option<(&[u8], Node<'_>)> {
+        match &self.delta {
+            None => self.base.nodes.get_key_value(key).map(|(k, e)| (&**k, self.view(e))),
+            Some(_) => self.node_entry_patched(key),
+        }
+    }
+
+    /// [`Zone::node_entry`] of a zone with a delta: the delta first.
+    fn node_entry_patched(&self, key: &[u8]) -> Option<(&[u8], Node<'_>)> {
         if let Some(found) = self.in_delta(key) {
             return found;
         }
