@@ -676,12 +676,14 @@ fn push_set<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<(),
     Ok(())
 }
 
-/// RRSIGs whose type covered (the first two rdata octets) is the part's type.
+/// RRSIGs whose type covered (the first two rdata octets) is the part's type, with the
+/// TTL the part is written with (RFC 4034 §3: an RRSIG's TTL is its RRset's; the zone keeps
+/// a name's RRSIGs as one set, whose TTL is the lowest of them).
 fn push_sigs<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<(), PushError> {
     let Some(sigs) = p.sigs else { return Ok(()) };
     let covered = p.set.rtype().to_int().to_be_bytes();
     for data in sigs.records().filter(|d| d.data.get(..2) == Some(&covered[..])) {
-        push_record(s, p.owner, q, p.ttl.min(sigs.ttl()), data)?;
+        push_record(s, p.owner, q, p.ttl, data)?;
     }
     Ok(())
 }

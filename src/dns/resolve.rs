@@ -376,8 +376,18 @@ fn sections<'r>(
         if dnssec_ok { n.rrset(Rtype::RRSIG) } else { None }
     };
     for hop in 0..=MAX_CNAME_CHAIN {
+        let mut wildcard = false;
         let node = match zone.find(key, q.qtype) {
-            Found::Name(node) | Found::Wildcard(node) => node,
+            Found::Name(node) => node,
+            Found::Wildcard(node) => {
+                // RFC 4035 §3.1.3.3: a wildcard answer carries the proof that the name itself
+                // does not exist.
+                wildcard = true;
+                if dnssec_ok {
+                    push_nsec(res, zone, key);
+                }
+                node
+            }
             Found::Referral { cut, node } => {
                 // RFC 1034 §4.3.2 step 3b: a referral, the child's NS in authority. Reached
                 // through a CNAME, the reply stays authoritative for the chain it holds.
@@ -431,6 +441,11 @@ fn sections<'r>(
                 // RFC 6604 §3: the rcode describes the last name of the chain.
                 res.rcode = Rcode::NXDOMAIN;
                 push_soa(res, zone, dnssec_ok);
+                if dnssec_ok {
+                    // RFC 4035 §3.1.3.2: no such name, and no wildcard that could have made it.
+                    push_nsec(res, zone, key);
+                    push_wildcard_nsec(res, zone, key);
+                }
                 return;
             }
         };
@@ -481,10 +496,55 @@ fn sections<'r>(
         if res.answer.is_empty() || (hop > 0 && !answers_type(node, q.qtype)) {
             // NODATA (RFC 2308 §2.2), also at the end of a CNAME chain.
             push_soa(res, zone, dnssec_ok);
+            if dnssec_ok {
+                // RFC 4035 §3.1.3.1: the name's NSEC (or, for an empty non-terminal, the one
+                // that covers it) shows the type absent; §3.1.3.4: a wildcard's too.
+                if wildcard {
+                    push_wildcard_nsec(res, zone, key);
+                } else {
+                    push_nsec(res, zone, key);
+                }
+            }
         }
         return;
     }
     // The chain is longer than we follow: give what we have (the resolver continues).
+}
+
+/// The NSEC of a zone signed with NSEC that matches or covers `key` (RFC 4035 §3.1.3), with
+/// its RRSIG, into the authority section once.
+fn push_nsec<'r>(res: &mut Resolution<'r>, zone: &'r Zone, key: &[u8]) {
+    let Some((owner, node)) = zone.nsec_covering(key) else {
+        return;
+    };
+    let Some(set) = node.rrset(Rtype::NSEC) else {
+        return;
+    };
+    let seen = res
+        .authority
+        .iter()
+        .any(|p| p.set.rtype() == Rtype::NSEC && matches!(p.owner, Owner::Name(o) if o == owner));
+    if !seen {
+        res.authority.push(Part {
+            owner: Owner::Name(owner),
+            set,
+            sigs: node.rrset(Rtype::RRSIG),
+            ttl: set.ttl(),
+        });
+    }
+}
+
+/// The NSEC for `*.<closest encloser of key>` (RFC 4592 §3.3.1): the one covering it when
+/// there is no such wildcard, the wildcard's own when there is.
+fn push_wildcard_nsec<'r>(res: &mut Resolution<'r>, zone: &'r Zone, key: &[u8]) {
+    let encloser = zone.closest_encloser(key);
+    let mut buf = [0u8; MAX_NAME_LEN];
+    if encloser.len() + 2 > MAX_NAME_LEN {
+        return;
+    }
+    buf[..2].copy_from_slice(b"\x01*");
+    buf[2..2 + encloser.len()].copy_from_slice(encloser);
+    push_nsec(res, zone, &buf[..2 + encloser.len()]);
 }
 
 /// The child's NS at `cut` and, from a signed zone with DO=1, its DS with the RRSIG (RFC

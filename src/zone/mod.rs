@@ -7,6 +7,7 @@ pub mod diff;
 pub mod hosts;
 pub mod lookup;
 pub mod name;
+pub mod nsec;
 pub mod refresh;
 pub mod rrset;
 pub mod store;

@@ -118,6 +118,9 @@ struct Tables {
     nodes: NameMap<NodeEntry>,
     sets: Box<[SetEntry]>,
     data: Box<[u8]>,
+    /// The owners of NSEC records in canonical order (RFC 4034 §6.1): empty for a zone
+    /// that is not signed with NSEC.
+    nsec: Box<[StoredName]>,
 }
 
 /// Names changed since the frozen tables: their new entries (pointing into the delta's own
@@ -216,6 +219,11 @@ impl Zone {
         self.names
     }
 
+    /// The owners of the zone's NSEC records in canonical order.
+    pub(crate) fn nsec_owners(&self) -> &[StoredName] {
+        &self.base.nsec
+    }
+
     /// Number of records.
     pub fn record_count(&self) -> usize {
         self.records
@@ -241,6 +249,10 @@ impl Zone {
     /// DNAME) or the names changed since the tables were frozen would pass a sixteenth of
     /// the zone: the caller then builds the zone whole.
     pub fn patched(&self, changes: &[NameChange]) -> Result<Option<Zone>, ZoneError> {
+        // A zone signed with NSEC keeps its chain's index whole: it is built again.
+        if !self.base.nsec.is_empty() {
+            return Ok(None);
+        }
         let mut delta = self.delta.clone().unwrap_or_default();
         if delta.nodes.len() + changes.len() > (self.base.nodes.len() / 16).max(64) {
             return Ok(None);
@@ -618,6 +630,7 @@ impl ZoneBuilder {
                 nodes,
                 sets: layout.sets.into_boxed_slice(),
                 data: layout.data.into_boxed_slice(),
+                nsec: Box::default(),
             }),
             delta: None,
             // Both from the SOA, read through the zone just below.
@@ -633,9 +646,12 @@ impl ZoneBuilder {
         let soa_rdata = soa.rdatas().next().unwrap_or_default();
         let (serial, minimum) = soa_fields(soa_rdata).ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
         (zone.serial, zone.negative_ttl) = (serial, soa.ttl().min(minimum));
-        let (mut cuts, mut dnames) = (Vec::new(), Vec::new());
+        let (mut cuts, mut dnames, mut nsec) = (Vec::new(), Vec::new(), Vec::new());
         for (owner, e) in zone.base.nodes.iter() {
             let node = zone.view(e);
+            if node.rrset(Rtype::NSEC).is_some() {
+                nsec.push(owner.clone());
+            }
             if let Some(cname) = node.rrset(Rtype::CNAME) {
                 if node
                     .rrsets()
@@ -671,6 +687,8 @@ impl ZoneBuilder {
             add_empty_non_terminals(&mut t.nodes, &zone.apex);
             mark_below_cuts(&mut t.nodes, &zone.apex, &cuts);
             t.nodes.shrink_to_fit();
+            nsec.sort_unstable_by(|a: &StoredName, b| super::nsec::canonical_cmp(a, b));
+            t.nsec = nsec.into_boxed_slice();
         }
         zone.names = zone.base.nodes.len();
         check_ns_cycles(&zone, &cuts)?;

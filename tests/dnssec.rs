@@ -1,0 +1,131 @@
+//! Black-box: a zone signed with NSEC by BIND's dnssec-signzone (bind9-utils), served by
+//! ringdns, validated by delv (bind9-dnsutils) from the zone's own trust anchor for every
+//! class of answer (positive, NXDOMAIN, NODATA, wildcard, wildcard NODATA, an empty
+//! non-terminal, a name below an existing one), and answered as Knot DNS answers the same
+//! signed zone (the records of every section, in any order).
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::knot::Knot;
+use support::server::{Options, Server, TempDir};
+use support::{kdig, kdig_records};
+
+const ZONE: &str = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\nwww AAAA 2001:db8::10\n*.wild TXT \"wild\"\nc.b A 192.0.2.2\nmail A 192.0.2.25\n@ MX 10 mail\n";
+
+/// The queries: (name, type, what delv must conclude).
+const CASES: &[(&str, &str, &str)] = &[
+    ("www.example.test", "A", "; fully validated"),
+    ("example.test", "MX", "; fully validated"),
+    ("nope.example.test", "A", "; negative response, fully validated"),
+    ("www.example.test", "TXT", "; negative response, fully validated"),
+    ("x.wild.example.test", "TXT", "; fully validated"),
+    ("x.wild.example.test", "A", "; negative response, fully validated"),
+    ("b.example.test", "A", "; negative response, fully validated"),
+    ("q.c.b.example.test", "A", "; negative response, fully validated"),
+    ("zzz.example.test", "AAAA", "; negative response, fully validated"),
+];
+
+/// Signs ZONE with a new ECDSA P-256 KSK and ZSK (NSEC): the signed text and delv's trust
+/// anchor file.
+fn signed(dir: &TempDir) -> (String, std::path::PathBuf) {
+    let d = dir.path();
+    let keygen = |extra: &[&str]| {
+        let out = Command::new("dnssec-keygen")
+            .current_dir(d)
+            .args(["-q", "-a", "ECDSAP256SHA256"])
+            .args(extra)
+            .arg("example.test")
+            .output()
+            .expect("dnssec-keygen (test.sh installs bind9-utils)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (ksk, zsk) = (keygen(&["-f", "KSK"]), keygen(&[]));
+    let key_text = |k: &str| std::fs::read_to_string(d.join(format!("{k}.key"))).unwrap();
+    let db = dir.write("db", &format!("{ZONE}{}{}", key_text(&ksk), key_text(&zsk)));
+    let out = Command::new("dnssec-signzone")
+        .current_dir(d)
+        .args(["-q", "-o", "example.test", "-N", "keep", "-f", "db.signed"])
+        .arg(&db)
+        .args([&zsk, &ksk])
+        .output()
+        .expect("dnssec-signzone");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let signed = std::fs::read_to_string(d.join("db.signed")).unwrap();
+    assert!(signed.contains("NSEC"), "an NSEC chain");
+    // The KSK's public key, as delv takes a trust anchor.
+    let ksk_line = key_text(&ksk);
+    let line = ksk_line.lines().find(|l| !l.starts_with(';')).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let at = fields.iter().position(|f| *f == "DNSKEY").unwrap();
+    let anchor = format!(
+        "trust-anchors {{ example.test. static-key {} {} {} \"{}\"; }};\n",
+        fields[at + 1],
+        fields[at + 2],
+        fields[at + 3],
+        fields[at + 4..].concat()
+    );
+    (signed, dir.write("anchors", &anchor))
+}
+
+fn delv(port: u16, anchors: &Path, name: &str, t: &str) -> String {
+    let out = Command::new("delv")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "-a"])
+        .arg(anchors)
+        .args(["+root=example.test", name, t])
+        .output()
+        .expect("delv (test.sh installs bind9-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// Every record of every section for `name type` with DO=1, sorted (kdig's order is the
+/// server's; the sets are what must agree).
+fn sections(port: u16, name: &str, t: &str) -> Vec<String> {
+    let out = kdig(&[
+        "@127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "+dnssec",
+        "+norec",
+        "+noall",
+        "+answer",
+        "+authority",
+        name,
+        t,
+    ]);
+    let mut v = kdig_records(&out);
+    v.sort();
+    v
+}
+
+both_drivers!(nsec_denials_validate_and_match_knot, |driver| {
+    let dir = TempDir::new("dnssec");
+    let (text, anchors) = signed(&dir);
+    let s = Server::start(
+        Options::new(
+            driver,
+            "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/db.signed\n}\n",
+        )
+        .file("db.signed", text.clone()),
+    );
+    let knot = Knot::primary(&[("example.test", &text)], None);
+    for (name, t, want) in CASES {
+        let v = delv(s.port, &anchors, name, t);
+        assert!(v.contains(want), "{name} {t}: delv says\n{v}");
+        assert_eq!(sections(s.port, name, t), sections(knot.port, name, t), "{name} {t}");
+    }
+    // Without DO: no NSEC, no RRSIG.
+    let plain = kdig_records(&kdig(&[
+        "@127.0.0.1",
+        "-p",
+        &s.port.to_string(),
+        "+noall",
+        "+authority",
+        "nope.example.test",
+        "A",
+    ]));
+    assert_eq!(plain.len(), 1, "{plain:?}");
+});
