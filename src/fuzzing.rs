@@ -21,6 +21,9 @@ fn route() -> &'static Route {
         let origin = parse_abs("example.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
         let zone = zonefile::load_bytes(ZONE.as_bytes(), Path::new("example.test.zone"), &origin)
             .unwrap_or_else(|e| panic!("the built-in fuzz zone loads: {e}"));
+        let signed_origin = parse_abs("nsec.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
+        let signed = zonefile::load_bytes(NSEC_ZONE.as_bytes(), Path::new("nsec.test.zone"), &signed_origin)
+            .unwrap_or_else(|e| panic!("the built-in NSEC zone loads: {e}"));
         let hosts_origin = parse_abs("hosts.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
         let mut hb = HostsBuilder::default();
         hb.add_text("192.0.2.77 h1.hosts.test\n2001:db8::77 h1.hosts.test\n", true);
@@ -35,7 +38,7 @@ fn route() -> &'static Route {
                     fallthrough: None,
                 }),
                 Handler::File(FileHandler {
-                    zones: vec![Arc::new(zone)],
+                    zones: vec![Arc::new(zone), Arc::new(signed)],
                     fallthrough: None,
                 }),
             ],
@@ -48,9 +51,21 @@ fn route() -> &'static Route {
             block: block.clone(),
             series: None,
         };
-        Route::new(vec![entry(&origin, &block), entry(&hosts_origin, &block)], None, None)
+        Route::new(
+            vec![
+                entry(&origin, &block),
+                entry(&hosts_origin, &block),
+                entry(&signed_origin, &block),
+            ],
+            None,
+            None,
+        )
     })
 }
+
+/// A zone signed with NSEC (the signatures are not real: the proofs are looked up, not
+/// checked), with a wildcard, an empty non-terminal and a delegation.
+const NSEC_ZONE: &str = "$ORIGIN nsec.test.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\n@ NSEC *.w NS SOA RRSIG NSEC\n@ RRSIG NSEC 13 2 60 20300101000000 20200101000000 1 nsec.test. c2ln\n@ RRSIG SOA 13 2 300 20300101000000 20200101000000 1 nsec.test. c2ln\n*.w TXT \"w\"\n*.w NSEC c.b TXT RRSIG NSEC\n*.w RRSIG NSEC 13 3 60 20300101000000 20200101000000 1 nsec.test. c2ln\n*.w RRSIG TXT 13 3 300 20300101000000 20200101000000 1 nsec.test. c2ln\nc.b A 192.0.2.2\nc.b NSEC ns A RRSIG NSEC\nns A 192.0.2.1\nns NSEC sub A RRSIG NSEC\nsub NS ns.sub\nsub NSEC nsec.test. NS RRSIG NSEC\nns.sub A 192.0.2.53\n";
 
 /// `rewrite` rules that touch every query and every reply of the plugins route: names
 /// (with answer rules of each kind), types, classes, TTLs and rcodes.
