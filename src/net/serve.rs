@@ -93,7 +93,12 @@ pub(crate) fn query(
             let plugins = route.and_then(|r| r.entry(entry)).map(|e| &e.block.plugins);
             // IXFR from the zone's journal when it reaches back to the client's serial
             // (RFC 1995 §4); the whole zone otherwise.
-            let ixfr = (question.ends_with(&[0, 251, 0, 1]) || question.ends_with(&[0, 251, 0, 255]))
+            // The question ends with QTYPE and QCLASS.
+            let qtype = question
+                .len()
+                .checked_sub(4)
+                .map(|t| u16::from_be_bytes([question[t], question[t + 1]]));
+            let ixfr = (qtype == Some(Rtype::IXFR.to_int()))
                 .then(|| crate::dns::axfr::client_serial(wire))
                 .flatten()
                 .and_then(|serial| {
