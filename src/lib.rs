@@ -22,6 +22,7 @@ pub mod cache;
 pub mod config;
 pub mod control;
 pub mod dns;
+pub mod dnssec;
 pub mod forward;
 pub mod fuzzing;
 pub mod meter;

@@ -1,8 +1,9 @@
-//! Black-box: a zone signed with NSEC by BIND's dnssec-signzone (bind9-utils), served by
-//! ringdns, validated by delv (bind9-dnsutils) from the zone's own trust anchor for every
-//! class of answer (positive, NXDOMAIN, NODATA, wildcard, wildcard NODATA, an empty
-//! non-terminal, a name below an existing one), and answered as Knot DNS answers the same
-//! signed zone (the records of every section, in any order).
+//! Black-box: zones signed by BIND's dnssec-signzone (bind9-utils) with NSEC, NSEC3 and
+//! NSEC3 with Opt-Out, served by ringdns, validated by delv (bind9-dnsutils) from the
+//! zone's own trust anchor for every class of answer (positive, NXDOMAIN, NODATA,
+//! wildcard, wildcard NODATA, an empty non-terminal, a name below an existing one, DS at a
+//! secure and at an insecure delegation), and answered as Knot DNS answers the same signed
+//! zone (the records of every section, in any order; referrals included).
 
 mod support;
 
@@ -13,7 +14,7 @@ use support::knot::Knot;
 use support::server::{Options, Server, TempDir};
 use support::{kdig, kdig_records};
 
-const ZONE: &str = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\nwww AAAA 2001:db8::10\n*.wild TXT \"wild\"\nc.b A 192.0.2.2\nmail A 192.0.2.25\n@ MX 10 mail\n";
+const ZONE: &str = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\nwww AAAA 2001:db8::10\n*.wild TXT \"wild\"\nc.b A 192.0.2.2\nmail A 192.0.2.25\n@ MX 10 mail\nsub NS ns.sub\nns.sub A 192.0.2.53\nsec NS ns.sec\nns.sec A 192.0.2.54\nsec DS 12345 13 2 2BB183AF5F22588179A53B0A98631FAD1A292118D83C1B2A6C5D0E4A7B1C2D3E\n";
 
 /// The queries: (name, type, what delv must conclude).
 const CASES: &[(&str, &str, &str)] = &[
@@ -26,11 +27,42 @@ const CASES: &[(&str, &str, &str)] = &[
     ("b.example.test", "A", "; negative response, fully validated"),
     ("q.c.b.example.test", "A", "; negative response, fully validated"),
     ("zzz.example.test", "AAAA", "; negative response, fully validated"),
+    ("sec.example.test", "DS", "; fully validated"),
+    ("sub.example.test", "DS", "; negative response, fully validated"),
 ];
 
-/// Signs ZONE with a new ECDSA P-256 KSK and ZSK (NSEC): the signed text and delv's trust
-/// anchor file.
-fn signed(dir: &TempDir) -> (String, std::path::PathBuf) {
+/// Referrals (delv asks for recursion, so these are compared with Knot only).
+const REFERRALS: &[(&str, &str)] = &[("www.sub.example.test", "A"), ("www.sec.example.test", "A")];
+
+/// The denial chain dnssec-signzone makes.
+#[derive(Clone, Copy, Debug)]
+enum Chain {
+    Nsec,
+    Nsec3,
+    Nsec3OptOut,
+}
+
+impl Chain {
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            Chain::Nsec => &[],
+            // RFC 9276 §3.1: no extra iterations; a salt still, to see it used.
+            Chain::Nsec3 => &["-3", "aabbccdd", "-H", "0"],
+            Chain::Nsec3OptOut => &["-3", "-", "-H", "0", "-A"],
+        }
+    }
+
+    fn record(self) -> &'static str {
+        match self {
+            Chain::Nsec => "NSEC",
+            _ => "NSEC3",
+        }
+    }
+}
+
+/// Signs ZONE with a new ECDSA P-256 KSK and ZSK and the `chain`: the signed text and
+/// delv's trust anchor file.
+fn signed(dir: &TempDir, chain: Chain) -> (String, std::path::PathBuf) {
     let d = dir.path();
     let keygen = |extra: &[&str]| {
         let out = Command::new("dnssec-keygen")
@@ -49,13 +81,14 @@ fn signed(dir: &TempDir) -> (String, std::path::PathBuf) {
     let out = Command::new("dnssec-signzone")
         .current_dir(d)
         .args(["-q", "-o", "example.test", "-N", "keep", "-f", "db.signed"])
+        .args(chain.args())
         .arg(&db)
         .args([&zsk, &ksk])
         .output()
         .expect("dnssec-signzone");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let signed = std::fs::read_to_string(d.join("db.signed")).unwrap();
-    assert!(signed.contains("NSEC"), "an NSEC chain");
+    assert!(signed.contains(&format!(" {} ", chain.record())), "{chain:?} chain");
     // The KSK's public key, as delv takes a trust anchor.
     let ksk_line = key_text(&ksk);
     let line = ksk_line.lines().find(|l| !l.starts_with(';')).unwrap();
@@ -81,6 +114,14 @@ fn delv(port: u16, anchors: &Path, name: &str, t: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
+/// delv's conclusion: its first comment line.
+fn verdict(delv: &str) -> String {
+    delv.lines()
+        .find(|l| l.starts_with("; "))
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Every record of every section for `name type` with DO=1, sorted (kdig's order is the
 /// server's; the sets are what must agree).
 fn sections(port: u16, name: &str, t: &str) -> Vec<String> {
@@ -101,9 +142,11 @@ fn sections(port: u16, name: &str, t: &str) -> Vec<String> {
     v
 }
 
-both_drivers!(nsec_denials_validate_and_match_knot, |driver| {
+/// Serves the zone signed with `chain` from ringdns and Knot: delv validates ringdns's
+/// answers, and both servers give the same records.
+fn denials_validate_and_match_knot(driver: &str, chain: Chain) {
     let dir = TempDir::new("dnssec");
-    let (text, anchors) = signed(&dir);
+    let (text, anchors) = signed(&dir, chain);
     let s = Server::start(
         Options::new(
             driver,
@@ -114,10 +157,46 @@ both_drivers!(nsec_denials_validate_and_match_knot, |driver| {
     let knot = Knot::primary(&[("example.test", &text)], None);
     for (name, t, want) in CASES {
         let v = delv(s.port, &anchors, name, t);
-        assert!(v.contains(want), "{name} {t}: delv says\n{v}");
-        assert_eq!(sections(s.port, name, t), sections(knot.port, name, t), "{name} {t}");
+        match chain {
+            // An Opt-Out NSEC3 covering a name leaves it possibly an unsigned delegation
+            // (RFC 5155 §9.2), so some answers validate only as insecure: the verdict must
+            // be the one delv reaches on Knot's answer, and never a failure.
+            Chain::Nsec3OptOut => {
+                let knot_verdict = verdict(&delv(knot.port, &anchors, name, t));
+                assert_eq!(verdict(&v), knot_verdict, "{chain:?} {name} {t}: delv says\n{v}");
+                assert!(
+                    v.contains("fully validated") || v.contains("unsigned answer"),
+                    "{name} {t}: {v}"
+                );
+            }
+            _ => assert!(v.contains(want), "{chain:?} {name} {t}: delv says\n{v}"),
+        }
+        assert_eq!(
+            sections(s.port, name, t),
+            sections(knot.port, name, t),
+            "{chain:?} {name} {t}"
+        );
     }
-    // Without DO: no NSEC, no RRSIG.
+    for (name, t) in REFERRALS {
+        let ours = sections(s.port, name, t);
+        assert!(ours.iter().any(|r| r.contains(" IN NS ")), "{chain:?} {name}: {ours:?}");
+        assert_eq!(ours, sections(knot.port, name, t), "{chain:?} {name} {t}");
+    }
+    // A hashed owner is no name to ask about (RFC 5155 §7.2.8): as if it did not exist.
+    if let Some(hashed) = text.lines().find(|l| l.contains(" NSEC3 ") && !l.contains("RRSIG")) {
+        let owner = hashed.split_whitespace().next().unwrap();
+        for t in ["NSEC3", "A"] {
+            let ours = sections(s.port, owner, t);
+            assert!(
+                !ours
+                    .iter()
+                    .any(|r| r.starts_with(owner) && r.contains(" IN NSEC3 ") && r.contains(t)),
+                "{ours:?}"
+            );
+            assert_eq!(ours, sections(knot.port, owner, t), "{chain:?} {owner} {t}");
+        }
+    }
+    // Without DO: no NSEC(3), no RRSIG.
     let plain = kdig_records(&kdig(&[
         "@127.0.0.1",
         "-p",
@@ -128,4 +207,16 @@ both_drivers!(nsec_denials_validate_and_match_knot, |driver| {
         "A",
     ]));
     assert_eq!(plain.len(), 1, "{plain:?}");
+}
+
+both_drivers!(nsec_denials_validate_and_match_knot, |driver| {
+    denials_validate_and_match_knot(driver, Chain::Nsec);
+});
+
+both_drivers!(nsec3_denials_validate_and_match_knot, |driver| {
+    denials_validate_and_match_knot(driver, Chain::Nsec3);
+});
+
+both_drivers!(nsec3_opt_out_denials_validate_and_match_knot, |driver| {
+    denials_validate_and_match_knot(driver, Chain::Nsec3OptOut);
 });

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::config::Transport;
 use crate::dns::plan::Plan;
+use crate::dnssec::denial;
 use crate::meter::series::Plugin;
 use crate::zone::lookup::Found;
 use crate::zone::name::{MAX_NAME_LEN, NameKey, is_in_zone};
@@ -384,7 +385,7 @@ fn sections<'r>(
                 // does not exist.
                 wildcard = true;
                 if dnssec_ok {
-                    push_nsec(res, zone, key);
+                    denial::wildcard_answer(res, zone, key);
                 }
                 node
             }
@@ -394,7 +395,7 @@ fn sections<'r>(
                 if hop == 0 {
                     res.aa = false;
                 }
-                push_referral(res, cut, node, dnssec_ok);
+                push_referral(res, zone, cut, node, dnssec_ok);
                 return;
             }
             Found::Dname {
@@ -442,9 +443,7 @@ fn sections<'r>(
                 res.rcode = Rcode::NXDOMAIN;
                 push_soa(res, zone, dnssec_ok);
                 if dnssec_ok {
-                    // RFC 4035 §3.1.3.2: no such name, and no wildcard that could have made it.
-                    push_nsec(res, zone, key);
-                    push_wildcard_nsec(res, zone, key);
+                    denial::name_error(res, zone, key);
                 }
                 return;
             }
@@ -497,12 +496,10 @@ fn sections<'r>(
             // NODATA (RFC 2308 §2.2), also at the end of a CNAME chain.
             push_soa(res, zone, dnssec_ok);
             if dnssec_ok {
-                // RFC 4035 §3.1.3.1: the name's NSEC (or, for an empty non-terminal, the one
-                // that covers it) shows the type absent; §3.1.3.4: a wildcard's too.
                 if wildcard {
-                    push_wildcard_nsec(res, zone, key);
+                    denial::wildcard_no_data(res, zone, key);
                 } else {
-                    push_nsec(res, zone, key);
+                    denial::no_data(res, zone, key);
                 }
             }
         }
@@ -511,46 +508,11 @@ fn sections<'r>(
     // The chain is longer than we follow: give what we have (the resolver continues).
 }
 
-/// The NSEC of a zone signed with NSEC that matches or covers `key` (RFC 4035 §3.1.3), with
-/// its RRSIG, into the authority section once.
-fn push_nsec<'r>(res: &mut Resolution<'r>, zone: &'r Zone, key: &[u8]) {
-    let Some((owner, node)) = zone.nsec_covering(key) else {
-        return;
-    };
-    let Some(set) = node.rrset(Rtype::NSEC) else {
-        return;
-    };
-    let seen = res
-        .authority
-        .iter()
-        .any(|p| p.set.rtype() == Rtype::NSEC && matches!(p.owner, Owner::Name(o) if o == owner));
-    if !seen {
-        res.authority.push(Part {
-            owner: Owner::Name(owner),
-            set,
-            sigs: node.rrset(Rtype::RRSIG),
-            ttl: set.ttl(),
-        });
-    }
-}
-
-/// The NSEC for `*.<closest encloser of key>` (RFC 4592 §3.3.1): the one covering it when
-/// there is no such wildcard, the wildcard's own when there is.
-fn push_wildcard_nsec<'r>(res: &mut Resolution<'r>, zone: &'r Zone, key: &[u8]) {
-    let encloser = zone.closest_encloser(key);
-    let mut buf = [0u8; MAX_NAME_LEN];
-    if encloser.len() + 2 > MAX_NAME_LEN {
-        return;
-    }
-    buf[..2].copy_from_slice(b"\x01*");
-    buf[2..2 + encloser.len()].copy_from_slice(encloser);
-    push_nsec(res, zone, &buf[..2 + encloser.len()]);
-}
-
-/// The child's NS at `cut` and, from a signed zone with DO=1, its DS with the RRSIG (RFC
-/// 4035 §3.1.4: an unsigned zone's DS proves nothing; its referral is NS and glue). The glue
-/// is required: without it the reply is truncated (RFC 9471 §3).
-fn push_referral<'r>(res: &mut Resolution<'r>, cut: &'r [u8], node: Node<'r>, dnssec_ok: bool) {
+/// The child's NS at `cut` and, from a signed zone with DO=1, its DS with the RRSIG or the
+/// proof that it has none (RFC 4035 §3.1.4: an unsigned zone's DS proves nothing; its
+/// referral is NS and glue). The glue is required: without it the reply is truncated (RFC
+/// 9471 §3).
+fn push_referral<'r>(res: &mut Resolution<'r>, zone: &'r Zone, cut: &'r [u8], node: Node<'r>, dnssec_ok: bool) {
     let Some(ns) = node.rrset(Rtype::NS) else {
         return;
     };
@@ -568,6 +530,8 @@ fn push_referral<'r>(res: &mut Resolution<'r>, cut: &'r [u8], node: Node<'r>, dn
             sigs: Some(sigs),
             ttl: ds.ttl(),
         });
+    } else if dnssec_ok && denial::is_signed(zone) {
+        denial::insecure_referral(res, zone, cut);
     }
     res.glue_required = true;
 }

@@ -36,7 +36,7 @@ pub enum Found<'z> {
 impl Zone {
     /// Looks up `key` (lowercase wire, inside this zone) for `qtype`.
     pub fn find<'z>(&'z self, key: &[u8], qtype: Rtype) -> Found<'z> {
-        if let Some((stored, node)) = self.node_entry(key) {
+        if let Some((stored, node)) = self.node_entry(key).filter(|(_, n)| !n.is_nsec3_owner()) {
             if let Some(off) = node.below_cut() {
                 return self.referral(&key[off..]);
             }
@@ -54,7 +54,7 @@ impl Zone {
             if suffix.len() < self.apex().len() {
                 break;
             }
-            let Some((stored, enc)) = self.node_entry(suffix) else {
+            let Some((stored, enc)) = self.node_entry(suffix).filter(|(_, n)| !n.is_nsec3_owner()) else {
                 continue;
             };
             if let Some(off) = enc.below_cut() {

@@ -8,6 +8,7 @@ pub mod hosts;
 pub mod lookup;
 pub mod name;
 pub mod nsec;
+pub mod nsec3;
 pub mod refresh;
 pub mod rrset;
 pub mod store;

@@ -57,7 +57,7 @@ impl Zone {
         let n = label_starts(key, &mut starts);
         for &s in &starts[..n] {
             let suffix = &key[usize::from(s)..];
-            if suffix.len() <= self.apex().len() || self.node(suffix).is_some() {
+            if suffix.len() <= self.apex().len() || self.node(suffix).is_some_and(|n| !n.is_nsec3_owner()) {
                 return suffix;
             }
         }

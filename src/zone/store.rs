@@ -30,6 +30,9 @@ struct NodeEntry {
 const DELEGATION: u8 = 1;
 /// The name owns a DNAME (RFC 6672): the lookup redirects the names below it.
 const DNAME_OWNER: u8 = 2;
+/// The name owns NSEC3 records (RFC 5155 §7.2.8: hashed owners are no names to ask about;
+/// a query for one is answered as for a name that does not exist).
+const NSEC3_OWNER: u8 = 4;
 
 /// One RRset's place in the zone's record data.
 #[derive(Clone, Copy, Debug)]
@@ -86,6 +89,11 @@ impl<'z> Node<'z> {
         self.flags & DNAME_OWNER != 0
     }
 
+    /// True at an NSEC3 owner, a name that queries do not see.
+    pub fn is_nsec3_owner(&self) -> bool {
+        self.flags & NSEC3_OWNER != 0
+    }
+
     /// Offset of the delegation point above this node within its key.
     pub fn below_cut(&self) -> Option<usize> {
         (self.below_cut != 0).then_some(usize::from(self.below_cut))
@@ -121,6 +129,8 @@ struct Tables {
     /// The owners of NSEC records in canonical order (RFC 4034 §6.1): empty for a zone
     /// that is not signed with NSEC.
     nsec: Box<[StoredName]>,
+    /// The NSEC3 chain of the apex NSEC3PARAM and its index (RFC 5155).
+    nsec3: Option<Box<super::nsec3::Chain>>,
 }
 
 /// Names changed since the frozen tables: their new entries (pointing into the delta's own
@@ -224,6 +234,11 @@ impl Zone {
         &self.base.nsec
     }
 
+    /// The NSEC3 chain and its index, in a zone signed with NSEC3.
+    pub(crate) fn nsec3_chain(&self) -> Option<&super::nsec3::Chain> {
+        self.base.nsec3.as_deref()
+    }
+
     /// Number of records.
     pub fn record_count(&self) -> usize {
         self.records
@@ -249,8 +264,8 @@ impl Zone {
     /// DNAME) or the names changed since the tables were frozen would pass a sixteenth of
     /// the zone: the caller then builds the zone whole.
     pub fn patched(&self, changes: &[NameChange]) -> Result<Option<Zone>, ZoneError> {
-        // A zone signed with NSEC keeps its chain's index whole: it is built again.
-        if !self.base.nsec.is_empty() {
+        // A zone signed with NSEC or NSEC3 keeps its chain's index whole: it is built again.
+        if !self.base.nsec.is_empty() || self.base.nsec3.is_some() {
             return Ok(None);
         }
         let mut delta = self.delta.clone().unwrap_or_default();
@@ -631,6 +646,7 @@ impl ZoneBuilder {
                 sets: layout.sets.into_boxed_slice(),
                 data: layout.data.into_boxed_slice(),
                 nsec: Box::default(),
+                nsec3: None,
             }),
             delta: None,
             // Both from the SOA, read through the zone just below.
@@ -646,11 +662,14 @@ impl ZoneBuilder {
         let soa_rdata = soa.rdatas().next().unwrap_or_default();
         let (serial, minimum) = soa_fields(soa_rdata).ok_or_else(|| ZoneError::NoSoa(apex_text.clone()))?;
         (zone.serial, zone.negative_ttl) = (serial, soa.ttl().min(minimum));
-        let (mut cuts, mut dnames, mut nsec) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut cuts, mut dnames, mut nsec, mut hashed) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (owner, e) in zone.base.nodes.iter() {
             let node = zone.view(e);
             if node.rrset(Rtype::NSEC).is_some() {
                 nsec.push(owner.clone());
+            }
+            if node.rrset(Rtype::NSEC3).is_some() {
+                hashed.push(owner.clone());
             }
             if let Some(cname) = node.rrset(Rtype::CNAME) {
                 if node
@@ -674,7 +693,7 @@ impl ZoneBuilder {
         }
         // The tables were made just above: nobody else holds them yet.
         if let Some(t) = std::sync::Arc::get_mut(&mut zone.base) {
-            for (names, flag) in [(&cuts, DELEGATION), (&dnames, DNAME_OWNER)] {
+            for (names, flag) in [(&cuts, DELEGATION), (&dnames, DNAME_OWNER), (&hashed, NSEC3_OWNER)] {
                 for name in names {
                     if let Some(e) = t.nodes.get_mut(&**name) {
                         e.flags |= flag;
@@ -689,6 +708,18 @@ impl ZoneBuilder {
             t.nodes.shrink_to_fit();
             nsec.sort_unstable_by(|a: &StoredName, b| super::nsec::canonical_cmp(a, b));
             t.nsec = nsec.into_boxed_slice();
+        }
+        if !hashed.is_empty() {
+            // The names a query can reach: not a hashed owner, not data below a cut.
+            let askable = zone
+                .base
+                .nodes
+                .iter()
+                .filter(|(_, e)| e.flags & NSEC3_OWNER == 0 && e.below_cut == 0);
+            let chain = super::nsec3::Chain::build(&zone, askable.map(|(k, _)| k)).map(Box::new);
+            if let Some(t) = std::sync::Arc::get_mut(&mut zone.base) {
+                t.nsec3 = chain;
+            }
         }
         zone.names = zone.base.nodes.len();
         check_ns_cycles(&zone, &cuts)?;

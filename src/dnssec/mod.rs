@@ -1,0 +1,5 @@
+//! DNSSEC for the zones ringdns serves: the denial-of-existence proofs of pre-signed zones
+//! (NSEC, RFC 4035 §3.1.3; NSEC3, RFC 5155 §7.2). The indexes they read are built with the
+//! zone (`zone::nsec`, `zone::nsec3`); nothing here does I/O or allocates.
+
+pub mod denial;
