@@ -134,6 +134,7 @@ fn sections(port: u16, name: &str, t: &str) -> Vec<String> {
         "+noall",
         "+answer",
         "+authority",
+        "+additional",
         name,
         t,
     ]);
@@ -196,6 +197,24 @@ fn denials_validate_and_match_knot(driver: &str, chain: Chain) {
             assert_eq!(ours, sections(knot.port, owner, t), "{chain:?} {owner} {t}");
         }
     }
+    // RFC 4035 §3.2.3 and RFC 6840 §5.9: an authoritative answer never sets AD, even when
+    // asked to (RFC 6840 §5.7), and copies CD; DO is echoed (RFC 3225 §3).
+    let head = kdig(&[
+        "@127.0.0.1",
+        "-p",
+        &s.port.to_string(),
+        "+dnssec",
+        "+adflag",
+        "+cdflag",
+        "www.example.test",
+        "A",
+    ]);
+    let flags = head.lines().find(|l| l.starts_with(";; Flags:")).unwrap_or_default();
+    assert!(flags.contains(" cd") && !flags.contains(" ad"), "{head}");
+    assert!(
+        head.lines().any(|l| l.starts_with(";; Version: 0; flags: do;")),
+        "{head}"
+    );
     // Without DO: no NSEC(3), no RRSIG.
     let plain = kdig_records(&kdig(&[
         "@127.0.0.1",

@@ -282,10 +282,12 @@ fn write_general(
             return Err((e, auth.finish()));
         }
         let mut add = auth.additional();
-        if let Err(e) = push_parts(&mut add, &res.additional, q, req) {
-            if res.glue_required {
+        if res.glue_required {
+            if let Err(e) = push_parts(&mut add, &res.additional, q, req) {
                 return Err((e, add.finish()));
             }
+        } else {
+            push_whole_parts(&mut add, &res.additional, q, req, body_limit);
         }
         Ok(add)
     })();
@@ -669,6 +671,46 @@ fn push_parts<S: Section, const N: usize>(
     Ok(())
 }
 
+/// Optional data (the additional section of an answer): each part goes in whole, with its
+/// RRSIGs, or not at all, so no RRset is split from its signatures or cut short (RFC 2181
+/// §9, RFC 4035 §3.1.1). A part goes in when its size without compression fits.
+fn push_whole_parts<const N: usize>(
+    s: &mut AdditionalBuilder<Target>,
+    parts: &Parts<'_, N>,
+    q: &Question<'_>,
+    req: &Request<'_>,
+    body_limit: usize,
+) {
+    let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+    for p in parts.iter() {
+        let owner = match p.owner {
+            Owner::Query => q.key.len(),
+            Owner::Name(w) => w.len(),
+        };
+        let size = |set: &crate::zone::rrset::Rrset<'_>, covered: Option<[u8; 2]>| -> usize {
+            set.rdatas()
+                .filter(|r| covered.is_none_or(|c| r.get(..2) == Some(&c[..])))
+                .map(|r| owner + RR_FIXED_LEN + r.len())
+                .sum()
+        };
+        let mut need = size(&p.set, None);
+        if let (true, Some(sigs)) = (dnssec_ok, &p.sigs) {
+            need += size(sigs, Some(p.set.rtype().to_int().to_be_bytes()));
+        }
+        if s.as_slice().len() + need > body_limit {
+            continue;
+        }
+        // It fits uncompressed, so neither push can fail.
+        let _ = push_set(s, p, q);
+        if dnssec_ok {
+            let _ = push_sigs(s, p, q);
+        }
+    }
+}
+
+/// Type, class, TTL and rdata length of a resource record (RFC 1035 §4.1.3).
+const RR_FIXED_LEN: usize = 10;
+
 fn push_set<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<(), PushError> {
     for data in p.set.records() {
         push_record(s, p.owner, q, p.ttl, data)?;
@@ -848,5 +890,54 @@ mod tests {
         // for the rest.
         assert!(addresses >= 360, "the address writer answered only {addresses} cases");
         assert!(negatives >= 600, "the negative writer answered only {negatives} cases");
+    }
+
+    /// Additional data that does not all fit goes in part by part: no RRset is split from
+    /// its RRSIG or cut short.
+    #[test]
+    fn additional_rrsets_stay_whole_with_their_signatures() {
+        let sig = "A".repeat(120);
+        let mut text = String::from(
+            "$ORIGIN example.test.\n$TTL 300\n@ SOA ns1 host 1 7200 3600 1209600 60\n@ NS ns1\nns1 A 192.0.2.53\n",
+        );
+        for i in 0..12 {
+            text.push_str(&format!(
+                "@ MX {i} mx{i}\nmx{i} A 192.0.2.{i}\nmx{i} A 198.51.100.{i}\n"
+            ));
+            text.push_str(&format!(
+                "mx{i} RRSIG A 13 3 300 20300101000000 20200101000000 12345 example.test. {sig}\n"
+            ));
+        }
+        let z = load_bytes(text.as_bytes(), Path::new("t"), &parse_abs("example.test").unwrap()).unwrap();
+        let wire = query("example.test", 15, Some((1232, true, &[])));
+        let mut scratch = NameKey::EMPTY;
+        let Parsed::Query(req) = request::parse(&wire, &mut scratch) else {
+            panic!("query");
+        };
+        let q = req.question.unwrap();
+        let synth = crate::dns::resolve::Synthesized::new();
+        let mut res = Resolution::new();
+        in_zone(&z, &q, Transport::Udp, true, &synth, &mut res);
+        let mut out = Vec::new();
+        write(&req, &q, &res, Transport::Udp, &mut out);
+        let msg = domain::base::Message::from_octets(&out[..]).unwrap();
+        assert!(!msg.header().tc() && out.len() <= 1232);
+        assert_eq!(msg.header_counts().ancount(), 12);
+        let mut per_owner: std::collections::HashMap<String, (usize, usize)> = Default::default();
+        for rr in msg.additional().unwrap() {
+            let rr = rr.unwrap();
+            let e = per_owner.entry(rr.owner().to_string()).or_default();
+            match rr.rtype() {
+                Rtype::A => e.0 += 1,
+                Rtype::RRSIG => e.1 += 1,
+                _ => {}
+            }
+        }
+        per_owner.remove("");
+        assert!(
+            !per_owner.is_empty() && per_owner.len() < 12,
+            "some fit, not all: {per_owner:?}"
+        );
+        assert!(per_owner.values().all(|&c| c == (2, 1)), "{per_owner:?}");
     }
 }

@@ -319,12 +319,14 @@ pub fn in_zone<'r>(
 ) {
     res.reset(Rcode::NOERROR, true);
     sections(zone, q, transport, dnssec_ok, synth, res);
-    add_targets(zone, res);
+    add_targets(zone, dnssec_ok, res);
 }
 
 /// Additional-section processing (RFC 1034 §4.3.2 step 6): the A and AAAA RRsets of the
-/// names in NS, MX and SRV records of the answer and authority, when the zone holds them.
-fn add_targets<'r>(zone: &'r Zone, res: &mut Resolution<'r>) {
+/// names in NS, MX and SRV records of the answer and authority, when the zone holds them;
+/// with DO=1 their RRSIGs, unless they are glue (data at or below a cut is not signed,
+/// RFC 4035 §2.2).
+fn add_targets<'r>(zone: &'r Zone, dnssec_ok: bool, res: &mut Resolution<'r>) {
     let Resolution {
         answer,
         authority,
@@ -346,14 +348,19 @@ fn add_targets<'r>(zone: &'r Zone, res: &mut Resolution<'r>) {
             let Ok(name) = domain::base::Name::from_slice(target) else {
                 continue;
             };
-            let (a, aaaa) = zone.addresses(NameKey::of(name).as_slice());
-            for set in [a, aaaa].into_iter().flatten() {
-                additional.push(Part {
-                    owner: Owner::Name(target),
-                    set,
-                    sigs: None,
-                    ttl: set.ttl(),
-                });
+            let Some(node) = zone.node(NameKey::of(name).as_slice()) else {
+                continue;
+            };
+            let signed = dnssec_ok && node.below_cut().is_none() && !node.is_delegation();
+            for t in [Rtype::A, Rtype::AAAA] {
+                if let Some(set) = node.rrset(t) {
+                    additional.push(Part {
+                        owner: Owner::Name(target),
+                        set,
+                        sigs: if signed { node.rrset(Rtype::RRSIG) } else { None },
+                        ttl: set.ttl(),
+                    });
+                }
             }
         }
     }

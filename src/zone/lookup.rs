@@ -4,7 +4,6 @@
 use domain::base::iana::Rtype;
 
 use super::name::{MAX_NAME_LEN, label_starts};
-use super::rrset::Rrset;
 use super::store::{Node, Zone};
 
 /// What a zone holds for a name.
@@ -94,13 +93,5 @@ impl Zone {
         buf[1] = b'*';
         buf[2..2 + encloser.len()].copy_from_slice(encloser);
         self.node(&buf[..2 + encloser.len()])
-    }
-
-    /// A and AAAA at `key`, for glue and additional-section processing.
-    pub fn addresses(&self, key: &[u8]) -> (Option<Rrset<'_>>, Option<Rrset<'_>>) {
-        match self.node(key) {
-            Some(n) => (n.rrset(Rtype::A), n.rrset(Rtype::AAAA)),
-            None => (None, None),
-        }
     }
 }
