@@ -29,23 +29,30 @@ const CASES: &[(&str, &str, &str)] = &[
     ("zzz.example.test", "AAAA", "; negative response, fully validated"),
     ("sec.example.test", "DS", "; fully validated"),
     ("sub.example.test", "DS", "; negative response, fully validated"),
+    ("example.test", "DNSKEY", "; fully validated"),
+    ("example.test", "CDS", "; negative response, fully validated"),
+    ("example.test", "CDNSKEY", "; negative response, fully validated"),
 ];
 
 /// Referrals (delv asks for recursion, so these are compared with Knot only).
 const REFERRALS: &[(&str, &str)] = &[("www.sub.example.test", "A"), ("www.sec.example.test", "A")];
 
-/// The denial chain dnssec-signzone makes.
+/// The denial chain of the signed zone, and who signs it.
 #[derive(Clone, Copy, Debug)]
 enum Chain {
+    /// dnssec-signzone, ECDSA P-256.
     Nsec,
     Nsec3,
     Nsec3OptOut,
+    /// Knot's kzonesign with a policy of its own keys (keymgr): Ed25519, NSEC3 with
+    /// Opt-Out, CDS and CDNSKEY published.
+    KnotNsec3OptOut,
 }
 
 impl Chain {
     fn args(self) -> &'static [&'static str] {
         match self {
-            Chain::Nsec => &[],
+            Chain::Nsec | Chain::KnotNsec3OptOut => &[],
             // RFC 9276 §3.1: no extra iterations; a salt still, to see it used.
             Chain::Nsec3 => &["-3", "aabbccdd", "-H", "0"],
             Chain::Nsec3OptOut => &["-3", "-", "-H", "0", "-A"],
@@ -58,11 +65,18 @@ impl Chain {
             _ => "NSEC3",
         }
     }
+
+    fn opt_out(self) -> bool {
+        matches!(self, Chain::Nsec3OptOut | Chain::KnotNsec3OptOut)
+    }
 }
 
 /// Signs ZONE with a new ECDSA P-256 KSK and ZSK and the `chain`: the signed text and
 /// delv's trust anchor file.
 fn signed(dir: &TempDir, chain: Chain) -> (String, std::path::PathBuf) {
+    if let Chain::KnotNsec3OptOut = chain {
+        return knot_signed(dir);
+    }
     let d = dir.path();
     let keygen = |extra: &[&str]| {
         let out = Command::new("dnssec-keygen")
@@ -100,6 +114,51 @@ fn signed(dir: &TempDir, chain: Chain) -> (String, std::path::PathBuf) {
         fields[at + 2],
         fields[at + 3],
         fields[at + 4..].concat()
+    );
+    (signed, dir.write("anchors", &anchor))
+}
+
+/// Signs ZONE with Knot's kzonesign under an automatic policy (keys made by Knot, kept
+/// in its KASP database; keymgr prints the KSK for the trust anchor).
+fn knot_signed(dir: &TempDir) -> (String, std::path::PathBuf) {
+    let d = dir.path().display().to_string();
+    dir.write("example.test.zone", ZONE);
+    let conf = dir.write(
+        "knot.conf",
+        &format!(
+            "database:\n    storage: \"{d}\"\npolicy:\n  - id: p\n    algorithm: ed25519\n    nsec3: on\n    nsec3-iterations: 0\n    nsec3-opt-out: on\n    cds-cdnskey-publish: always\ntemplate:\n  - id: default\n    storage: \"{d}\"\n    dnssec-signing: on\n    dnssec-policy: p\nzone:\n  - domain: example.test\n    file: example.test.zone\n"
+        ),
+    );
+    let out = Command::new("kzonesign")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-o")
+        .arg(dir.path().join("out"))
+        .arg("example.test")
+        .output()
+        .expect("kzonesign (test.sh installs knot-dnssecutils)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let signed = std::fs::read_to_string(dir.path().join("out/example.test.zone")).unwrap();
+    assert!(signed.contains("NSEC3PARAM") && signed.contains("CDNSKEY"), "{signed}");
+    // keymgr prints the KSK's DNSKEY: "example.test. DNSKEY 257 3 15 <key>".
+    let out = Command::new("keymgr")
+        .arg("-c")
+        .arg(&conf)
+        .args(["example.test", "dnskey"])
+        .output()
+        .expect("keymgr");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("DNSKEY 257"))
+        .unwrap_or_else(|| panic!("keymgr: {text}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let anchor = format!(
+        "trust-anchors {{ example.test. static-key {} {} {} \"{}\"; }};\n",
+        f[2],
+        f[3],
+        f[4],
+        f[5..].concat()
     );
     (signed, dir.write("anchors", &anchor))
 }
@@ -162,13 +221,17 @@ fn denials_validate_and_match_knot(driver: &str, chain: Chain) {
             // An Opt-Out NSEC3 covering a name leaves it possibly an unsigned delegation
             // (RFC 5155 §9.2), so some answers validate only as insecure: the verdict must
             // be the one delv reaches on Knot's answer, and never a failure.
-            Chain::Nsec3OptOut => {
+            _ if chain.opt_out() => {
                 let knot_verdict = verdict(&delv(knot.port, &anchors, name, t));
                 assert_eq!(verdict(&v), knot_verdict, "{chain:?} {name} {t}: delv says\n{v}");
                 assert!(
                     v.contains("fully validated") || v.contains("unsigned answer"),
                     "{name} {t}: {v}"
                 );
+                // Data that exists is proven by its own signature, Opt-Out or not.
+                if *want == "; fully validated" && !name.contains("wild") {
+                    assert!(v.contains(want), "{chain:?} {name} {t}: {v}");
+                }
             }
             _ => assert!(v.contains(want), "{chain:?} {name} {t}: delv says\n{v}"),
         }
@@ -238,4 +301,8 @@ both_drivers!(nsec3_denials_validate_and_match_knot, |driver| {
 
 both_drivers!(nsec3_opt_out_denials_validate_and_match_knot, |driver| {
     denials_validate_and_match_knot(driver, Chain::Nsec3OptOut);
+});
+
+both_drivers!(knot_signed_zone_validates_and_matches_knot, |driver| {
+    denials_validate_and_match_knot(driver, Chain::KnotNsec3OptOut);
 });
