@@ -74,6 +74,11 @@ impl Chain {
 /// Signs ZONE with a new ECDSA P-256 KSK and ZSK and the `chain`: the signed text and
 /// delv's trust anchor file.
 fn signed(dir: &TempDir, chain: Chain) -> (String, std::path::PathBuf) {
+    signed_with(dir, chain, &[])
+}
+
+/// [`signed`], with more arguments for dnssec-signzone.
+fn signed_with(dir: &TempDir, chain: Chain, extra: &[&str]) -> (String, std::path::PathBuf) {
     if let Chain::KnotNsec3OptOut = chain {
         return knot_signed(dir);
     }
@@ -96,6 +101,7 @@ fn signed(dir: &TempDir, chain: Chain) -> (String, std::path::PathBuf) {
         .current_dir(d)
         .args(["-q", "-o", "example.test", "-N", "keep", "-f", "db.signed"])
         .args(chain.args())
+        .args(extra)
         .arg(&db)
         .args([&zsk, &ksk])
         .output()
@@ -305,4 +311,48 @@ both_drivers!(nsec3_opt_out_denials_validate_and_match_knot, |driver| {
 
 both_drivers!(knot_signed_zone_validates_and_matches_knot, |driver| {
     denials_validate_and_match_knot(driver, Chain::KnotNsec3OptOut);
+});
+
+// A signed zone with faults is served as it is, with a warning at load naming the first
+// broken record of each kind (README: "Signed zones").
+both_drivers!(broken_signed_zones_are_served_with_a_warning, |driver| {
+    let dir = TempDir::new("dnssec-broken");
+    // Signatures of 2020, expired; -P: dnssec-signzone would refuse to verify them.
+    let (text, _) = signed_with(
+        &dir,
+        Chain::Nsec,
+        &["-P", "-s", "20200101000000", "-e", "20200201000000"],
+    );
+    let text = format!("{text}extra.example.test. 300 IN A 192.0.2.99\n");
+    let mut s = Server::spawn(
+        Options::new(
+            driver,
+            "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/db.signed\n}\n",
+        )
+        .file("db.signed", text),
+    );
+    s.wait_ready();
+    let log = s.log();
+    assert!(
+        log.contains("signatures expired") && log.contains("RRSIG"),
+        "the expired signatures named: {log}"
+    );
+    assert!(
+        log.contains("RRsets without an RRSIG") && log.contains("extra.example.test. A"),
+        "the unsigned RRset named: {log}"
+    );
+    let www = kdig_records(&kdig(&[
+        "@127.0.0.1",
+        "-p",
+        &s.port.to_string(),
+        "+dnssec",
+        "+noall",
+        "+answer",
+        "www.example.test",
+        "A",
+    ]));
+    assert!(
+        www.iter().any(|r| r.contains(" RRSIG A ")),
+        "still served, signatures and all: {www:?}"
+    );
 });

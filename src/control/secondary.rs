@@ -267,6 +267,9 @@ async fn run(
                 refresh.transferred(Instant::now(), serial, timers, jitter(REFRESH_JITTER));
                 expired = false;
                 let z: Arc<Zone> = Arc::new(*z);
+                // What a signed zone lacks, logged off the control thread (it walks the zone).
+                let (audited, primary) = (z.clone(), from);
+                tokio::task::spawn_blocking(move || crate::dnssec::audit::warn(&audited, &primary));
                 // The difference for the journal: the IXFR's own, or (after a whole
                 // transfer) computed off the control thread: a large zone takes a while.
                 let diff = match (diff, &current, spec.journal) {

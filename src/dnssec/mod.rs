@@ -1,5 +1,7 @@
 //! DNSSEC for the zones ringdns serves: the denial-of-existence proofs of pre-signed zones
-//! (NSEC, RFC 4035 §3.1.3; NSEC3, RFC 5155 §7.2). The indexes they read are built with the
-//! zone (`zone::nsec`, `zone::nsec3`); nothing here does I/O or allocates.
+//! (NSEC, RFC 4035 §3.1.3; NSEC3, RFC 5155 §7.2) and what a signed zone lacks, found at
+//! load. The indexes they read are built with the zone (`zone::nsec`, `zone::nsec3`);
+//! nothing here does I/O, and the proofs do not allocate.
 
+pub mod audit;
 pub mod denial;

@@ -196,6 +196,21 @@ impl Chain {
         &self.params
     }
 
+    /// The owner of the first NSEC3 whose next hashed owner is not the next hash of the
+    /// chain (the last's is the first's, §3.1.7).
+    pub fn first_broken_link<'z>(&self, zone: &'z Zone) -> Option<&'z [u8]> {
+        (0..self.links.len()).find_map(|i| {
+            let (_, owner, _) = &self.links[i];
+            let want = &self.links[(i + 1) % self.links.len()].0;
+            let (owner, node) = zone.node_entry(owner)?;
+            let next = node
+                .rrset(Rtype::NSEC3)?
+                .rdatas()
+                .find_map(|rd| self.params.link_of(rd));
+            (next.map(|(_, n)| n) != Some(&want[..])).then_some(owner)
+        })
+    }
+
     /// The NSEC3 whose hash is `hash` or the nearest before it (the last covers what sorts
     /// before the first, §3.1.7).
     fn link(&self, hash: &Hash) -> Link {

@@ -835,7 +835,9 @@ impl Layout {
             return false;
         }
         let ttl = records.iter().map(|s| s.ttl).min().unwrap_or_default();
-        if records.iter().any(|s| s.ttl != ttl) {
+        // A name's RRSIGs are one set here, each written with the TTL of the RRset it
+        // covers (RFC 4034 §3): theirs differ by design.
+        if records[0].rtype != Rtype::RRSIG && records.iter().any(|s| s.ttl != ttl) {
             notes.ttl_mismatches += 1;
         }
         self.records += count;

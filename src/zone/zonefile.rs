@@ -132,6 +132,7 @@ fn build(
     if notes.ttl_mismatches > 0 {
         tracing::warn!(file = %path.display(), zone = %origin, rrsets = notes.ttl_mismatches, "RRsets with differing TTLs use their lowest TTL (RFC 2181 §5.2)");
     }
+    crate::dnssec::audit::warn(&zone, &path.display());
     Ok(zone)
 }
 
