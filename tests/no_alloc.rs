@@ -146,6 +146,68 @@ fn answer_allocates_nothing() {
     assert!(allocations() > 0);
 }
 
+/// With DO=1 from zones signed with NSEC and NSEC3: signatures, denial proofs (the NSEC3
+/// ones hash the next closer name per query) and signed additional data, without
+/// allocating.
+#[test]
+fn signed_answers_allocate_nothing() {
+    let corefile = format!(
+        "nsec.test:1053 nsec3.test:1053 {{\n bind 127.0.0.1\n file {nsec} nsec.test\n file {nsec3} nsec3.test\n}}\n",
+        nsec = data("nsec.test.signed").display(),
+        nsec3 = data("nsec3.test.signed").display(),
+    );
+    let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
+    let data = DataSet::load(&cfg, None).unwrap();
+    let snap = build::snapshot(&cfg, &data, &Default::default(), 1, None);
+    let ctx = Ctx {
+        route: snap.route(&snap.listeners[0].0),
+        transport: Transport::Udp,
+        challenges: None,
+        client: None,
+    };
+    let mut cases: Vec<(String, Vec<u8>, u16)> = Vec::new();
+    for z in ["nsec.test", "nsec3.test"] {
+        // (query, type, the fewest authority records the answer must have)
+        for (name, t, authority) in [
+            ("www", Rtype::A, 0),
+            ("@", Rtype::MX, 0),
+            ("nope", Rtype::A, 4),
+            ("www", Rtype::TXT, 4),
+            ("b", Rtype::A, 4),
+            ("x.wild", Rtype::TXT, 2),
+            ("x.wild", Rtype::A, 4),
+            ("www.sub", Rtype::A, 3),
+            ("sub", Rtype::DS, 4),
+        ] {
+            let qname = if name == "@" {
+                z.to_string()
+            } else {
+                format!("{name}.{z}")
+            };
+            let wire = q(&qname, t).edns(1232).dnssec_ok().wire();
+            cases.push((format!("{qname} {t}"), wire, authority));
+        }
+    }
+    let mut out = Vec::with_capacity(REPLY_CAPACITY);
+    for (name, wire, authority) in &cases {
+        let mut scratch = Scratch::new();
+        let o = answer(&ctx, wire, &mut scratch, &mut out);
+        assert!(matches!(o, Outcome::Reply { truncated: false, .. }), "{name}: {o:?}");
+        let nscount = u16::from_be_bytes([out[8], out[9]]);
+        assert!(nscount >= *authority, "{name}: {nscount} authority records");
+    }
+    for (name, wire, _) in &cases {
+        reset_allocations();
+        COUNTING.with(|c| c.set(true));
+        for _ in 0..1000 {
+            let mut scratch = Scratch::new();
+            std::hint::black_box(answer(&ctx, std::hint::black_box(wire), &mut scratch, &mut out));
+        }
+        COUNTING.with(|c| c.set(false));
+        assert_eq!(allocations(), 0, "{name} allocated");
+    }
+}
+
 #[test]
 fn forwarded_cache_hit_allocates_nothing() {
     use ringdns::forward::{self, Cached, ShardForward};
