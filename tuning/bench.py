@@ -42,19 +42,27 @@ ROOT = Path(__file__).resolve().parent.parent
 RINGDNS = ROOT / "target" / "release" / "ringdns"
 FLOOR = ROOT / "target" / "release" / "examples" / "floor"
 ZONE = "bench.test"
+# The same names signed by dnssec-signzone (ECDSA P-256, NSEC3 without salt or extra
+# iterations, RFC 9276), for the DO=1 section.
+SIGNED = "signed.test"
 TICK = os.sysconf("SC_CLK_TCK")
 SERVER_CPU, CLIENT_CPU = "0", "1"
 NX_POOL = 1000  # NXDOMAIN names come from a fixed pool so that caches can answer them too
 
 
 class Section:
-    def __init__(self, title, load, port, refs):
+    def __init__(self, title, load, port, refs, queries="queries", extra=()):
         self.title, self.load, self.port, self.refs = title, load, port, refs
+        # The query file and the load tool's extra flags.
+        self.queries, self.extra = queries, extra
 
 
 # Each section is one kind of load; refs are the servers every result is divided by.
 SECTIONS = {
     "udp": Section("UDP", "udp", "dns", ("floor", "knot")),
+    "udp-do": Section(
+        "UDP, DO=1, the zone signed (NSEC3)", "udp", "dns", ("knot", "nsd"), queries="signed_queries", extra=("-D",)
+    ),
     "tcp": Section("TCP (persistent, pipelined connections)", "tcp", "dns", ("knot",)),
     "dot": Section("DoT", "dot", "dot", ("unbound", "dnsdist")),
     "doh": Section("DoH (HTTP/2, GET)", "doh", "doh", ("unbound", "dnsdist")),
@@ -104,9 +112,9 @@ def free_port():
 # ---------------------------------------------------------------- data
 
 
-def write_zone(path, names):
+def write_zone(path, names, origin=ZONE):
     with open(path, "w") as f:
-        f.write(f"$ORIGIN {ZONE}.\n$TTL 3600\n")
+        f.write(f"$ORIGIN {origin}.\n$TTL 3600\n")
         f.write("@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n@ NS ns1\nns1 A 192.0.2.1\n")
         for i in range(names):
             f.write(f"h{i} A 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}\n")
@@ -114,7 +122,7 @@ def write_zone(path, names):
                 f.write(f"h{i} AAAA 2001:db8::{i & 0xffff:x}\n")
 
 
-def write_queries(path, names, count, seed=1):
+def write_queries(path, names, count, seed=1, origin=ZONE):
     """About 75% A hits, 20% AAAA (hits for every 4th name, NODATA otherwise), 5% NXDOMAIN
     (from a pool of NX_POOL names)."""
     rnd = random.Random(seed)
@@ -123,11 +131,11 @@ def write_queries(path, names, count, seed=1):
             r = rnd.random()
             i = rnd.randrange(names)
             if r < 0.75:
-                f.write(f"h{i}.{ZONE} A\n")
+                f.write(f"h{i}.{origin} A\n")
             elif r < 0.95:
-                f.write(f"h{i - i % 4}.{ZONE} AAAA\n")
+                f.write(f"h{i - i % 4}.{origin} AAAA\n")
             else:
-                f.write(f"nx{rnd.randrange(NX_POOL)}.{ZONE} A\n")
+                f.write(f"nx{rnd.randrange(NX_POOL)}.{origin} A\n")
 
 
 def write_uris(path, queries, limit=50_000):
@@ -159,12 +167,37 @@ def write_certificate(work):
 # ---------------------------------------------------------------- servers
 
 
+def write_signed_zone(work, names):
+    """The zone of `names` names as SIGNED, signed with a new KSK and ZSK: its path."""
+    d = work / "signed"
+    d.mkdir(exist_ok=True)
+    unsigned = d / "db"
+    write_zone(unsigned, names, SIGNED)
+    keys = []
+    for extra in (["-f", "KSK"], []):
+        r = subprocess.run(["dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", *extra, SIGNED], cwd=d, capture_output=True, text=True, check=True)
+        keys.append(r.stdout.strip())
+    with open(unsigned, "a") as f:
+        for k in keys:
+            f.write((d / f"{k}.key").read_text())
+    signed = d / "db.signed"
+    subprocess.run(
+        ["dnssec-signzone", "-q", "-o", SIGNED, "-N", "keep", "-3", "-", "-H", "0", "-f", str(signed), str(unsigned), *keys],
+        cwd=d,
+        capture_output=True,
+        check=True,
+    )
+    return signed
+
+
 class Env:
-    """What every server of one bench shares: the work directory, the certificate, the backend."""
+    """What every server of one bench shares: the work directory, the certificate, the backend,
+    the signed zone."""
 
     def __init__(self, work, cert, key):
         self.work, self.cert, self.key = work, cert, key
         self.backend_port = None
+        self.signed_zone = None
 
 
 class Server:
@@ -268,9 +301,9 @@ class Server:
 
 
 class Ringdns(Server):
-    """Authoritative for the zone over UDP, TCP, DoT and DoH."""
+    """Authoritative for the zone over UDP, TCP, DoT and DoH, and for the signed one."""
 
-    sections = ("udp", "tcp", "dot", "doh")
+    sections = ("udp", "udp-do", "tcp", "dot", "doh")
     measures_load = True
 
     def __init__(self, env, zone_path, driver, full=True):
@@ -285,6 +318,8 @@ class Ringdns(Server):
         out = [(f"{ZONE}:{self.ports['dns']}", [file])]
         if self.full:
             out += [(f"tls://{ZONE}:{self.ports['dot']}", [tls, file]), (f"https://{ZONE}:{self.ports['doh']}", [tls, file])]
+            if self.env.signed_zone:
+                out.append((f"{SIGNED}:{self.ports['dns']}", [f"file {self.env.signed_zone} {{\n        reload 0\n    }}"]))
         return out
 
     def command(self):
@@ -341,6 +376,7 @@ class RingdnsForward(Ringdns):
 
 class Knot(Server):
     name = "Knot DNS"
+    sections = ("udp", "udp-do", "tcp")
     measures_load = True
 
     def command(self):
@@ -369,12 +405,14 @@ zone:
   - domain: {ZONE}
     file: "{self.zone_path}"
 """
+            + (f'  - domain: {SIGNED}\n    file: "{self.env.signed_zone}"\n' if self.full and self.env.signed_zone else "")
         )
         return ["knotd", "-c", str(conf)]
 
 
 class Nsd(Server):
     name = "NSD"
+    sections = ("udp", "udp-do", "tcp")
     measures_load = True
 
     def command(self):
@@ -404,6 +442,7 @@ zone:
     name: {ZONE}
     zonefile: "{self.zone_path}"
 """
+            + (f'zone:\n    name: {SIGNED}\n    zonefile: "{self.env.signed_zone}"\n' if self.full and self.env.signed_zone else "")
         )
         return ["nsd", "-d", "-c", str(conf)]
 
@@ -544,7 +583,7 @@ def one_load(server, section, files, duration):
     port = server.ports[section.port]
     if section.load == "doh":
         return parse_h2load(h2load(port, files["uris"], duration))
-    return parse_dnsperf(dnsperf(port, files["queries"], section.load, duration))
+    return parse_dnsperf(dnsperf(port, files[section.queries], section.load, duration, section.extra))
 
 
 def throughput_run(server, section, files, duration):
@@ -564,7 +603,7 @@ def latency_run(server, section, files, rate, seconds=5):
         h2load(port, files["uris"], seconds, ["-c", "4", "-m", "8", f"--rps={rate // 4}", f"--log-file={log}"])
         lat = sorted(int(line.split()[2]) / 1e6 for line in log.read_text().splitlines() if line.count("\t") == 2)
     else:
-        out = dnsperf(port, files["queries"], section.load, seconds, ["-Q", str(rate), "-v"])
+        out = dnsperf(port, files[section.queries], section.load, seconds, [*section.extra, "-Q", str(rate), "-v"])
         lat = sorted(float(line.split()[-1]) for line in out.splitlines() if line.startswith("> "))
     if not lat:
         return None, None
@@ -628,11 +667,14 @@ def main():
 
     work = Path(tempfile.mkdtemp(prefix="ringdns-bench-"))
     zone = work / "bench.test.zone"
-    files = {"queries": work / "queries.txt", "uris": work / "uris.txt"}
+    files = {"queries": work / "queries.txt", "uris": work / "uris.txt", "signed_queries": work / "signed-queries.txt"}
     write_zone(zone, args.names)
     write_queries(files["queries"], args.names, args.queries)
     write_uris(files["uris"], files["queries"])
     env = Env(work, *write_certificate(work))
+    if "udp-do" in sections:
+        env.signed_zone = write_signed_zone(work, args.names)
+        write_queries(files["signed_queries"], args.names, args.queries, origin=SIGNED)
 
     # Every server runs at once (idle ones cost nothing) and the runs are interleaved: run 1
     # of each server, then run 2 of each... so drift of this noisy machine hits all alike.
@@ -740,7 +782,9 @@ def report(args, sections, results, loads, versions):
         "Server CPU per query is the figure that compares servers (the load tool is the limit of QPS here)."
         " Unbound serves the zone with `auth-zone`; dnsdist answers from its packet cache in front of a"
         " backend (a ringdns on CPU 1 that, after the warm-up, sees no queries); the forwarding sections"
-        " put ringdns `forward` + `cache` in front of the same backend.",
+        " put ringdns `forward` + `cache` in front of the same backend. The DO=1 section asks the same mix"
+        " with dnsperf `-D` of a copy of the zone signed by dnssec-signzone (ECDSA P-256, NSEC3, no salt, no"
+        " extra iterations): RRSIGs with every answer, NSEC3 proofs with every NODATA and NXDOMAIN.",
         "",
     ]
     chart = []
@@ -809,6 +853,18 @@ def targets(results, loads):
             m = cpu_of(results, t, variant(t, d))
             cells.append("–" if m is None else f"{m / base:.2f} {'met' if m <= factor * base else 'NOT met'}")
         lines.append(f"| {SECTIONS[t].title}: CPU/query ≤ {factor} × {short(ref)} | " + " | ".join(cells) + " |")
+    # Issue 14: signed answers keep the ratio to Knot that unsigned ones have.
+    knot_plain, knot_signed = cpu_of(results, "udp", "knot"), cpu_of(results, "udp-do", "knot")
+    if knot_plain and knot_signed:
+        cells = []
+        for d in drivers:
+            plain, signed = cpu_of(results, "udp", f"ringdns-{d}"), cpu_of(results, "udp-do", f"ringdns-{d}")
+            if None in (plain, signed):
+                cells.append("–")
+                continue
+            r_plain, r_signed = plain / knot_plain, signed / knot_signed
+            cells.append(f"{r_signed:.2f} vs {r_plain:.2f} {'met' if r_signed <= r_plain * 1.03 else 'NOT met'}")
+        lines.append("| UDP DO=1, signed zone: × Knot ≤ unsigned UDP's × Knot (within 3%) | " + " | ".join(cells) + " |")
     for t in ("udp", "tcp"):
         cells = []
         for d in drivers:
