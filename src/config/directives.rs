@@ -26,6 +26,7 @@ pub const SUPPORTED: &[&str] = &[
     "chaos",
     "debug",
     "dns64",
+    "dnssec",
     "errors",
     "file",
     "forward",
@@ -53,7 +54,7 @@ pub const SUPPORTED: &[&str] = &[
 ];
 
 /// CoreDNS directives that ringdns knows of but does not implement yet.
-const NOT_YET: &[&str] = &["dnssec", "dnstap", "etcd", "metadata", "sign", "trace", "view"];
+const NOT_YET: &[&str] = &["dnstap", "etcd", "metadata", "sign", "trace", "view"];
 
 /// CoreDNS plugins that ringdns will not have: back ends of other systems (Kubernetes,
 /// cloud DNS services, Nomad, gRPC), Go's profiler, and plugins made for those.
@@ -109,6 +110,9 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
     if let Some(t) = &mut block.tsig {
         super::tsig::read_files(t)?;
     }
+    if let Some(d) = &mut block.dnssec {
+        super::dnssec::read_keys(d)?;
+    }
     Ok(extras)
 }
 
@@ -127,6 +131,9 @@ fn rooted(block: &mut ServerBlock, root: &std::path::Path) {
         under(file);
     }
     for (f, _) in block.tsig.iter_mut().flat_map(|t| &mut t.files) {
+        under(f);
+    }
+    for (f, _) in block.dnssec.iter_mut().flat_map(|d| &mut d.key_files) {
         under(f);
     }
     for s in &mut block.secondaries {
@@ -300,6 +307,13 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
             "transfer" => {
                 let t = transfer(block, line)?;
                 block.transfers.push(t);
+            }
+            "dnssec" => {
+                // CoreDNS: "This plugin can only be used once per Server Block."
+                if block.dnssec.is_some() {
+                    return Err(err(&line.name, "dnssec may be used only once per server block"));
+                }
+                block.dnssec = Some(super::dnssec::dnssec(block, line)?);
             }
             "tsig" => {
                 if block.tsig.is_some() {

@@ -5,6 +5,7 @@
 
 mod args;
 mod directives;
+pub mod dnssec;
 mod duration;
 mod error;
 mod forward;
@@ -124,6 +125,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             timeouts: None,
             secondaries: Vec::new(),
             tsig: None,
+            dnssec: None,
             transfers: Vec::new(),
             nsid: None,
             header: None,

@@ -215,6 +215,8 @@ pub struct ServerBlock {
     pub secondaries: Vec<SecondaryConfig>,
     /// `tsig`: keys, and what must come signed.
     pub tsig: Option<super::tsig::TsigConfig>,
+    /// `dnssec`: online signing of the block's answers.
+    pub dnssec: Option<super::dnssec::DnssecConfig>,
     /// `timeouts { read D; write D; idle D; maxtcpqueries N }`.
     pub timeouts: Option<Timeouts>,
     /// `rewrite` rules, in the order written (one per directive).

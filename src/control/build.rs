@@ -252,6 +252,7 @@ pub fn block_plugins(b: &ServerBlock) -> Vec<&'static str> {
     names.extend((!b.secondaries.is_empty()).then_some("secondary"));
     names.extend((!b.transfers.is_empty()).then_some("transfer"));
     names.extend(b.tsig.as_ref().map(|_| "tsig"));
+    names.extend(b.dnssec.as_ref().map(|_| "dnssec"));
     names.extend(b.forward.as_ref().map(|_| "forward"));
     names.extend(b.chaos.as_ref().map(|_| "chaos"));
     names.extend(b.any.then_some("any"));
@@ -426,6 +427,7 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet, keys: &Arc<crate::dns::t
                 .tsig
                 .as_ref()
                 .map(|t| Arc::new(crate::dns::tsig::Policy::new(t, keys.clone()))),
+            dnssec: data.signers.get(&index).cloned(),
             journals: b
                 .transfers
                 .iter()

@@ -153,6 +153,9 @@ pub struct DataSet {
     pub journals: HashMap<Box<[u8]>, Arc<crate::zone::diff::Journal>>,
     /// The zones that keep a journal: those a `transfer` lists.
     journaled: Vec<Box<[u8]>>,
+    /// `dnssec` signers by server block index: made once per configuration, so the
+    /// shards' signature caches live as long as it does.
+    pub signers: HashMap<usize, Arc<crate::dnssec::online::Signer>>,
 }
 
 /// The zones a `transfer` lists (lowercase wire): they keep a journal of differences.
@@ -225,6 +228,14 @@ impl DataSet {
             set.journals.retain(|apex, _| set.journaled.contains(apex));
         }
         for (bi, block) in cfg.blocks.iter().enumerate() {
+            if let Some(d) = &block.dnssec {
+                let zones = d.zones.iter().map(|z| NameKey::of(z).as_slice().into()).collect();
+                let keys = d.keys.iter().map(|k| k.0.clone()).collect();
+                set.signers.insert(
+                    bi,
+                    Arc::new(crate::dnssec::online::Signer::new(zones, keys, d.cache_capacity)),
+                );
+            }
             for f in &block.files {
                 for origin in &f.zones {
                     let id: FileId = (f.path.clone(), NameKey::of(origin).as_slice().into());

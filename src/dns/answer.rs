@@ -527,13 +527,24 @@ fn answer_block<'a>(
     }
     let transport = ctx.transport;
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+    // The NSEC of a black lie, when the block signs online (declared before the resolution
+    // that may point into it).
+    let mut lie;
     let mut res = Resolution::new();
     match resolve::resolve(block, &q, transport, dnssec_ok, names, &mut res) {
         Some(resolve::Step::Answer(plugin)) => {
             if plugins.minimal {
                 res.minimize();
             }
-            written(write(&req, &q, &res, ctx, out), &req, Some((entry, plugin)), None)
+            let w = match &plugins.dnssec {
+                Some(signer) => {
+                    lie = crate::dnssec::online::Lie::new();
+                    crate::dnssec::online::prepare(signer, block, &q, dnssec_ok, &mut res, &mut lie);
+                    write_online(signer, &req, &q, &res, ctx, out)
+                }
+                None => write(&req, &q, &res, ctx, out),
+            };
+            written(w, &req, Some((entry, plugin)), None)
         }
         Some(resolve::Step::Unavailable(ede)) => {
             let w = reply::write_refusal(&req, OptRcode::SERVFAIL, ede, ctx.transport, out);
@@ -570,6 +581,28 @@ fn answer_block<'a>(
 
 fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Written {
     reply::write(req, q, res, ctx.transport, out)
+}
+
+/// Writes `res` with the signatures of `signer` (this shard's cache, or signed now) when
+/// the query has DO=1.
+fn write_online(
+    signer: &Arc<crate::dnssec::online::Signer>,
+    req: &Request<'_>,
+    q: &Question<'_>,
+    res: &Resolution<'_>,
+    ctx: &Ctx<'_>,
+    out: &mut Vec<u8>,
+) -> Written {
+    if !req.edns.is_some_and(|e| e.dnssec_ok) {
+        return write(req, q, res, ctx, out);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    crate::dnssec::online::with_cache(signer, |cache| {
+        let mut sigs = crate::dnssec::online::Online::new(signer, cache, now);
+        reply::write_signed(req, q, res, ctx.transport, &mut sigs, out)
+    })
 }
 
 /// NOTIFY (RFC 1996 §4.7): for a `secondary` zone of the block, from one of its primaries,

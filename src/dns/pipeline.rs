@@ -210,6 +210,8 @@ pub struct BlockPlugins {
     pub primaries: Vec<(Box<[u8]>, Vec<std::net::IpAddr>)>,
     /// `tsig`: the keys its signed requests are checked against, and what must be signed.
     pub tsig: Option<Arc<super::tsig::Policy>>,
+    /// `dnssec`: its answers signed online.
+    pub dnssec: Option<Arc<crate::dnssec::online::Signer>>,
     /// `timeouts` of its listeners' connections.
     pub timeouts: Option<crate::config::Timeouts>,
     /// `rewrite` rules, in order.

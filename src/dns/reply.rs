@@ -14,7 +14,7 @@ use super::request::{Question, Request};
 use super::resolve::{Owner, Part, Parts, Resolution};
 use super::wire::{self, OPT_LEN, OPTION_HEADER_LEN, PADDING_BLOCK, announced_payload, flags1, flags2};
 use crate::config::Transport;
-use crate::zone::rrset::WireData;
+use crate::zone::rrset::{Rrset, WireData};
 
 /// Buffer type of replies.
 pub type Target = StaticCompressor<Vec<u8>>;
@@ -57,7 +57,35 @@ pub fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Trans
     if let Some(w) = write_negative(req, q, res, t, out) {
         return w;
     }
-    write_general(req, q, res, t, out)
+    write_general(req, q, res, t, &mut Stored, out)
+}
+
+/// Writes the reply for `res` with the RRSIGs `sigs` gives (online signing).
+pub fn write_signed(
+    req: &Request<'_>,
+    q: &Question<'_>,
+    res: &Resolution<'_>,
+    t: Transport,
+    sigs: &mut dyn Signatures,
+    out: &mut Vec<u8>,
+) -> Written {
+    write_general(req, q, res, t, sigs, out)
+}
+
+/// Where the RRSIGs of a part come from (written when the query has DO=1).
+pub trait Signatures {
+    /// The RRSIG records to write after `p`, and the type covered they are to be filtered
+    /// by (`None`: all of them).
+    fn of<'s, 'p: 's>(&'s mut self, p: &Part<'p>, q: &Question<'_>) -> Option<(Rrset<'s>, Option<[u8; 2]>)>;
+}
+
+/// The signatures the zone holds (a pre-signed zone): the part's RRSIGs over its type.
+pub struct Stored;
+
+impl Signatures for Stored {
+    fn of<'s, 'p: 's>(&'s mut self, p: &Part<'p>, _: &Question<'_>) -> Option<(Rrset<'s>, Option<[u8; 2]>)> {
+        p.sigs.map(|s| (s, Some(p.set.rtype().to_int().to_be_bytes())))
+    }
 }
 
 /// True when the OPT of the reply carries no option (keepalive over streams, padding over
@@ -265,6 +293,7 @@ fn write_general(
     q: &Question<'_>,
     res: &Resolution<'_>,
     t: Transport,
+    sigs: &mut dyn Signatures,
     out: &mut Vec<u8>,
 ) -> Written {
     let limit = size_limit(req, t);
@@ -274,20 +303,20 @@ fn write_general(
         let mut ans = start(req, Some(q), std::mem::take(out), body_limit).map_err(|(e, m)| (e, m.finish()))?;
         ans.header_mut().set_aa(res.aa);
         ans.header_mut().set_rcode(res.rcode);
-        if let Err(e) = push_parts(&mut ans, &res.answer, q, req) {
+        if let Err(e) = push_parts(&mut ans, &res.answer, q, req, sigs) {
             return Err((e, ans.finish()));
         }
         let mut auth = ans.authority();
-        if let Err(e) = push_parts(&mut auth, &res.authority, q, req) {
+        if let Err(e) = push_parts(&mut auth, &res.authority, q, req, sigs) {
             return Err((e, auth.finish()));
         }
         let mut add = auth.additional();
         if res.glue_required {
-            if let Err(e) = push_parts(&mut add, &res.additional, q, req) {
+            if let Err(e) = push_parts(&mut add, &res.additional, q, req, sigs) {
                 return Err((e, add.finish()));
             }
         } else {
-            push_whole_parts(&mut add, &res.additional, q, req, body_limit);
+            push_whole_parts(&mut add, &res.additional, q, req, sigs, body_limit);
         }
         Ok(add)
     })();
@@ -660,12 +689,15 @@ fn push_parts<S: Section, const N: usize>(
     parts: &Parts<'_, N>,
     q: &Question<'_>,
     req: &Request<'_>,
+    sigs: &mut dyn Signatures,
 ) -> Result<(), PushError> {
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     for p in parts.iter() {
         push_set(s, p, q)?;
         if dnssec_ok {
-            push_sigs(s, p, q)?;
+            if let Some(rrsigs) = sigs.of(p, q) {
+                push_sigs(s, p, q, rrsigs)?;
+            }
         }
     }
     Ok(())
@@ -679,6 +711,7 @@ fn push_whole_parts<const N: usize>(
     parts: &Parts<'_, N>,
     q: &Question<'_>,
     req: &Request<'_>,
+    sigs: &mut dyn Signatures,
     body_limit: usize,
 ) {
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
@@ -687,23 +720,21 @@ fn push_whole_parts<const N: usize>(
             Owner::Query => q.key.len(),
             Owner::Name(w) => w.len(),
         };
-        let size = |set: &crate::zone::rrset::Rrset<'_>, covered: Option<[u8; 2]>| -> usize {
+        let size = |set: &Rrset<'_>, covered: Option<[u8; 2]>| -> usize {
             set.rdatas()
                 .filter(|r| covered.is_none_or(|c| r.get(..2) == Some(&c[..])))
                 .map(|r| owner + RR_FIXED_LEN + r.len())
                 .sum()
         };
-        let mut need = size(&p.set, None);
-        if let (true, Some(sigs)) = (dnssec_ok, &p.sigs) {
-            need += size(sigs, Some(p.set.rtype().to_int().to_be_bytes()));
-        }
+        let rrsigs = if dnssec_ok { sigs.of(p, q) } else { None };
+        let need = size(&p.set, None) + rrsigs.map_or(0, |(set, covered)| size(&set, covered));
         if s.as_slice().len() + need > body_limit {
             continue;
         }
         // It fits uncompressed, so neither push can fail.
         let _ = push_set(s, p, q);
-        if dnssec_ok {
-            let _ = push_sigs(s, p, q);
+        if let Some(rrsigs) = rrsigs {
+            let _ = push_sigs(s, p, q, rrsigs);
         }
     }
 }
@@ -718,13 +749,19 @@ fn push_set<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<(),
     Ok(())
 }
 
-/// RRSIGs whose type covered (the first two rdata octets) is the part's type, with the
-/// TTL the part is written with (RFC 4034 §3: an RRSIG's TTL is its RRset's; the zone keeps
-/// a name's RRSIGs as one set, whose TTL is the lowest of them).
-fn push_sigs<S: Section>(s: &mut S, p: &Part<'_>, q: &Question<'_>) -> Result<(), PushError> {
-    let Some(sigs) = p.sigs else { return Ok(()) };
-    let covered = p.set.rtype().to_int().to_be_bytes();
-    for data in sigs.records().filter(|d| d.data.get(..2) == Some(&covered[..])) {
+/// The RRSIGs of a part (those of its type covered, when filtered), with the TTL the part
+/// is written with (RFC 4034 §3: an RRSIG's TTL is its RRset's; the zone keeps a name's
+/// RRSIGs as one set, whose TTL is the lowest of them).
+fn push_sigs<S: Section>(
+    s: &mut S,
+    p: &Part<'_>,
+    q: &Question<'_>,
+    (rrsigs, covered): (Rrset<'_>, Option<[u8; 2]>),
+) -> Result<(), PushError> {
+    for data in rrsigs
+        .records()
+        .filter(|d| covered.is_none_or(|c| d.data.get(..2) == Some(&c[..])))
+    {
         push_record(s, p.owner, q, p.ttl, data)?;
     }
     Ok(())
@@ -869,7 +906,7 @@ mod tests {
                             let mut res = Resolution::new();
                             in_zone(z, &q, t, dnssec_ok, &synth, &mut res);
                             let mut general = Vec::new();
-                            let expected = write_general(&req, &q, &res, t, &mut general);
+                            let expected = write_general(&req, &q, &res, t, &mut Stored, &mut general);
                             let case = format!("{name} {qtype} {opt:?} {t:?}");
                             let mut fast = Vec::new();
                             if let Some(w) = write_address_answer(&req, &q, &res, t, &mut fast) {

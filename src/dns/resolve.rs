@@ -40,6 +40,9 @@ pub struct Part<'r> {
     pub sigs: Option<Rrset<'r>>,
     /// TTL to write.
     pub ttl: u32,
+    /// The zone is authoritative for the RRset, so it is signed: not the NS of a cut, not
+    /// glue (RFC 4035 §2.2).
+    pub authoritative: bool,
 }
 
 /// Most RRsets in the answer or authority section: a full CNAME chain plus an ANY answer fit.
@@ -238,6 +241,7 @@ pub fn challenge<'r>(set: Rrset<'r>, res: &mut Resolution<'r>) {
         set,
         sigs: None,
         ttl: set.ttl(),
+        authoritative: true,
     });
 }
 
@@ -351,14 +355,19 @@ fn add_targets<'r>(zone: &'r Zone, dnssec_ok: bool, res: &mut Resolution<'r>) {
             let Some(node) = zone.node(NameKey::of(name).as_slice()) else {
                 continue;
             };
-            let signed = dnssec_ok && node.below_cut().is_none() && !node.is_delegation();
+            let authoritative = node.below_cut().is_none() && !node.is_delegation();
             for t in [Rtype::A, Rtype::AAAA] {
                 if let Some(set) = node.rrset(t) {
                     additional.push(Part {
                         owner: Owner::Name(target),
                         set,
-                        sigs: if signed { node.rrset(Rtype::RRSIG) } else { None },
+                        sigs: if dnssec_ok && authoritative {
+                            node.rrset(Rtype::RRSIG)
+                        } else {
+                            None
+                        },
                         ttl: set.ttl(),
+                        authoritative,
                     });
                 }
             }
@@ -419,6 +428,7 @@ fn sections<'r>(
                     set: dname,
                     sigs: sigs_of(node),
                     ttl: dname.ttl(),
+                    authoritative: true,
                 });
                 let Some(target) = dname.rdatas().next() else {
                     return;
@@ -437,6 +447,7 @@ fn sections<'r>(
                     set: Rrset::from_parts(Rtype::CNAME, dname.ttl(), 1, name.rdata()),
                     sigs: None,
                     ttl: dname.ttl(),
+                    authoritative: true,
                 });
                 if q.qtype == Rtype::CNAME || !is_in_zone(name.name(), zone.apex()) {
                     return;
@@ -462,6 +473,7 @@ fn sections<'r>(
                     set: cname,
                     sigs: sigs_of(node),
                     ttl: cname.ttl(),
+                    authoritative: true,
                 });
                 let Some(target) = cname.rdatas().next() else {
                     return;
@@ -486,6 +498,7 @@ fn sections<'r>(
                     set,
                     sigs: sigs_of(node),
                     ttl: set.ttl(),
+                    authoritative: true,
                 });
                 if !transport.is_stream() {
                     break;
@@ -497,6 +510,7 @@ fn sections<'r>(
                 set,
                 sigs: sigs_of(node),
                 ttl: set.ttl(),
+                authoritative: true,
             });
         }
         if res.answer.is_empty() || (hop > 0 && !answers_type(node, q.qtype)) {
@@ -528,6 +542,8 @@ fn push_referral<'r>(res: &mut Resolution<'r>, zone: &'r Zone, cut: &'r [u8], no
         set: ns,
         sigs: None,
         ttl: ns.ttl(),
+        // The child's (RFC 4035 §2.2).
+        authoritative: false,
     });
     let sigs = node.rrset(Rtype::RRSIG).filter(|s| dnssec_ok && covers(*s, Rtype::DS));
     if let (Some(ds), Some(sigs)) = (node.rrset(Rtype::DS), sigs) {
@@ -536,6 +552,7 @@ fn push_referral<'r>(res: &mut Resolution<'r>, zone: &'r Zone, cut: &'r [u8], no
             set: ds,
             sigs: Some(sigs),
             ttl: ds.ttl(),
+            authoritative: true,
         });
     } else if dnssec_ok && denial::is_signed(zone) {
         denial::insecure_referral(res, zone, cut);
@@ -562,6 +579,7 @@ fn push_soa<'r>(res: &mut Resolution<'r>, zone: &'r Zone, dnssec_ok: bool) {
             set: soa,
             sigs: if dnssec_ok { apex.rrset(Rtype::RRSIG) } else { None },
             ttl: zone.negative_ttl(),
+            authoritative: true,
         });
     }
 }
@@ -581,6 +599,7 @@ fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, transport: Transport, res
                 set: ptr,
                 sigs: None,
                 ttl: ptr.ttl(),
+                authoritative: true,
             });
         } else if let Some((origin, soa)) = table.origin_of(key) {
             res.authority.push(soa_part(origin, soa, table.ttl()));
@@ -613,6 +632,7 @@ fn hosts<'r>(h: &'r HostsHandler, q: &'r Question<'_>, transport: Transport, res
             set,
             sigs: None,
             ttl: set.ttl(),
+            authoritative: true,
         })
     };
     let any = q.qtype == Rtype::ANY;
@@ -651,5 +671,6 @@ fn soa_part<'r>(origin: &'r [u8], soa: Rrset<'r>, ttl: u32) -> Part<'r> {
         set: soa,
         sigs: None,
         ttl,
+        authoritative: true,
     }
 }

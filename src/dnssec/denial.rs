@@ -147,6 +147,7 @@ fn push_once<'r>(res: &mut Resolution<'r>, owner: &'r [u8], node: Node<'r>, rtyp
             set,
             sigs: node.rrset(Rtype::RRSIG),
             ttl: set.ttl(),
+            authoritative: true,
         });
     }
 }

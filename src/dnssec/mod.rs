@@ -4,4 +4,8 @@
 //! nothing here does I/O, and the proofs do not allocate.
 
 pub mod audit;
+pub mod cache;
 pub mod denial;
+pub mod keys;
+pub mod online;
+pub mod sign;

@@ -1,0 +1,463 @@
+//! Online signing, CoreDNS's `dnssec [ZONES] { key file KEY...; cache_capacity N }`: the
+//! answers of a block's data sources (`file`, `auto`, `secondary`, `hosts`) signed as they
+//! are written, with the block's keys.
+//!
+//! - Every authoritative RRset of every section gets an RRSIG per signing key (not the NS
+//!   of a cut or glue, RFC 4035 §2.2); with keys of both kinds (SEP set and not) the DNSKEY
+//!   RRset is signed by the key-signing keys and everything else by the others, as CoreDNS
+//!   does; otherwise every key signs everything.
+//! - Denial is by compact "black lies" (RFC 9824, CoreDNS's NSEC black lies): a name that
+//!   does not exist gets NOERROR and an NSEC at that name whose next name is
+//!   `\000.<name>` and whose types are RRSIG, NSEC and NXNAME; a type that does not exist,
+//!   an NSEC at the name listing the types it has; a referral without DS, an NSEC at the
+//!   cut listing NS, RRSIG and NSEC. Nothing is hashed, and no chain is needed.
+//! - DNSKEY at a signed zone's apex is answered from the keys (CoreDNS: whatever the data
+//!   says).
+//! - Signatures last from three hours ago to eight days ahead and are made again two days
+//!   before they expire; a per-shard [`SigCache`] keeps them, so a repeated answer costs a
+//!   lookup, not a signature.
+
+use std::cell::RefCell;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Weak};
+
+use arrayvec::ArrayVec;
+use domain::base::iana::{Rcode, Rtype};
+
+use super::cache::SigCache;
+use super::keys::SigningKey;
+use super::sign::{Signee, Validity, rrsig};
+use crate::dns::pipeline::{Block, Handler};
+use crate::dns::reply::Signatures;
+use crate::dns::request::Question;
+use crate::dns::resolve::{Owner, Part, Resolution};
+use crate::zone::lookup::Found;
+use crate::zone::name::{MAX_NAME_LEN, is_in_zone};
+use crate::zone::rrset::{Rrset, push_rdata};
+
+/// TTL of the DNSKEY RRset answered from the keys (CoreDNS's 3600).
+pub const DNSKEY_TTL: u32 = 3600;
+/// CoreDNS's default `cache_capacity`.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+/// RFC 9824 §2: the pseudo-type that marks a name that does not exist.
+const NXNAME: u16 = 128;
+
+/// A block's `dnssec`.
+pub struct Signer {
+    /// The zones it signs (lowercase wire).
+    pub zones: Vec<Box<[u8]>>,
+    keys: Vec<Arc<SigningKey>>,
+    /// Keys of both kinds: KSKs sign DNSKEY, the others the rest.
+    split: bool,
+    /// Signatures kept per shard.
+    pub capacity: usize,
+    /// The DNSKEY RRset's records.
+    dnskeys: Box<[u8]>,
+    dnskey_count: u16,
+    seed: foldhash::fast::RandomState,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("keys", &self.keys)
+            .field("split", &self.split)
+            .finish()
+    }
+}
+
+impl Signer {
+    /// The signer of `zones` with `keys` (at least one).
+    pub fn new(zones: Vec<Box<[u8]>>, keys: Vec<Arc<SigningKey>>, capacity: usize) -> Signer {
+        let split = keys.iter().any(|k| k.is_ksk()) && keys.iter().any(|k| !k.is_ksk());
+        let mut dnskeys = Vec::new();
+        for k in &keys {
+            push_rdata(&mut dnskeys, &k.dnskey);
+        }
+        Signer {
+            zones,
+            dnskey_count: keys.len() as u16,
+            keys,
+            split,
+            capacity: capacity.max(1),
+            dnskeys: dnskeys.into(),
+            seed: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    /// The longest of its zones that holds `key`.
+    pub fn zone_of(&self, key: &[u8]) -> Option<&[u8]> {
+        self.zones
+            .iter()
+            .filter(|z| is_in_zone(key, z))
+            .max_by_key(|z| z.len())
+            .map(|z| &**z)
+    }
+
+    /// The DNSKEY RRset of its keys.
+    pub fn dnskeys(&self) -> Rrset<'_> {
+        Rrset::from_parts(Rtype::DNSKEY, DNSKEY_TTL, self.dnskey_count, &self.dnskeys)
+    }
+
+    /// The keys that sign an RRset of `rtype`.
+    fn signing(&self, rtype: Rtype) -> impl Iterator<Item = &SigningKey> {
+        let ksk = rtype == Rtype::DNSKEY;
+        self.keys
+            .iter()
+            .map(|k| &**k)
+            .filter(move |k| !self.split || k.is_ksk() == ksk)
+    }
+
+    /// The cache key of an RRset's signatures.
+    fn cache_key(&self, apex: &[u8], owner: &[u8], set: &Rrset<'_>, ttl: u32) -> u64 {
+        let mut h = self.seed.build_hasher();
+        h.write(apex);
+        h.write(owner);
+        h.write_u16(set.rtype().to_int());
+        h.write_u32(ttl);
+        for rd in set.rdatas() {
+            h.write(rd);
+        }
+        h.finish()
+    }
+}
+
+thread_local! {
+    /// Each shard thread's caches, one per signer of the snapshot it serves (and of the
+    /// ones it served, until they are dropped): no lock, nothing shared.
+    static CACHES: RefCell<Vec<(Weak<Signer>, SigCache)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's cache of `signer`, made on first use.
+pub fn with_cache<R>(signer: &Arc<Signer>, f: impl FnOnce(&mut SigCache) -> R) -> R {
+    CACHES.with(|caches| {
+        let mut caches = caches.borrow_mut();
+        let at = match caches
+            .iter()
+            .position(|(s, _)| std::ptr::eq(s.as_ptr(), Arc::as_ptr(signer)))
+        {
+            Some(at) => at,
+            None => {
+                // A reload made a new signer: the old ones' caches go with them.
+                caches.retain(|(s, _)| s.strong_count() > 0);
+                caches.push((Arc::downgrade(signer), SigCache::new(signer.capacity)));
+                caches.len() - 1
+            }
+        };
+        f(&mut caches[at].1)
+    })
+}
+
+/// The RRSIGs of each part, from the cache or signed now.
+pub struct Online<'a> {
+    signer: &'a Signer,
+    cache: &'a mut SigCache,
+    validity: Validity,
+    now: u32,
+}
+
+impl<'a> Online<'a> {
+    /// Signing at `now` (seconds since the epoch).
+    pub fn new(signer: &'a Signer, cache: &'a mut SigCache, now: u64) -> Online<'a> {
+        Online {
+            signer,
+            cache,
+            validity: Validity::from(now),
+            now: now as u32,
+        }
+    }
+}
+
+impl Signatures for Online<'_> {
+    fn of<'s, 'p: 's>(&'s mut self, p: &Part<'p>, q: &Question<'_>) -> Option<(Rrset<'s>, Option<[u8; 2]>)> {
+        if !p.authoritative || p.set.rtype() == Rtype::RRSIG {
+            return None;
+        }
+        let mut buf = [0u8; MAX_NAME_LEN];
+        let owner: &[u8] = match p.owner {
+            Owner::Query => q.key,
+            Owner::Name(w) => {
+                let o = buf.get_mut(..w.len())?;
+                o.copy_from_slice(w);
+                o.make_ascii_lowercase();
+                o
+            }
+        };
+        let apex = self.signer.zone_of(owner)?;
+        let key = self.signer.cache_key(apex, owner, &p.set, p.ttl);
+        let slot = match self.cache.find(key, self.now) {
+            Some(slot) => slot,
+            None => {
+                let (signer, validity) = (self.signer, self.validity);
+                let rdatas: ArrayVec<&[u8], 64> = p.set.rdatas().take(64).collect();
+                let signee = Signee {
+                    owner,
+                    rtype: p.set.rtype(),
+                    ttl: p.ttl,
+                    rdatas: &rdatas,
+                };
+                self.cache.insert(key, validity.expiration, |out| {
+                    let mut n = 0u16;
+                    for k in signer.signing(signee.rtype) {
+                        if rrsig(k, apex, &signee, validity, out) {
+                            n += 1;
+                        }
+                    }
+                    (n > 0).then_some(n)
+                })?
+            }
+        };
+        let (count, records) = self.cache.records(slot);
+        Some((Rrset::from_parts(Rtype::RRSIG, p.ttl, count, records), None))
+    }
+}
+
+/// Room for the one NSEC a black lie adds: its rdata (next name and type bitmap) after its
+/// length.
+pub struct Lie {
+    buf: [u8; 2 + MAX_NAME_LEN + BITMAP_MAX],
+    len: usize,
+}
+
+/// The bitmap of at most a few windows (what a name's types need in practice; more are cut).
+const BITMAP_MAX: usize = 4 * 34;
+
+impl Lie {
+    /// Empty.
+    pub const fn new() -> Lie {
+        Lie {
+            buf: [0; 2 + MAX_NAME_LEN + BITMAP_MAX],
+            len: 0,
+        }
+    }
+}
+
+impl Default for Lie {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reshapes an answer of a signed zone before it is written: DNSKEY at the apex from the
+/// keys; with DO=1, the black lie of a denial.
+pub fn prepare<'r>(
+    signer: &'r Signer,
+    block: &'r Block,
+    q: &'r Question<'_>,
+    dnssec_ok: bool,
+    res: &mut Resolution<'r>,
+    lie: &'r mut Lie,
+) {
+    let Some(apex) = signer.zone_of(q.key) else {
+        return;
+    };
+    if q.qtype == Rtype::DNSKEY && *q.key == *apex {
+        res.rcode = Rcode::NOERROR;
+        res.aa = true;
+        res.answer.clear();
+        res.authority.clear();
+        res.additional.clear();
+        let set = signer.dnskeys();
+        res.answer.push(Part {
+            owner: Owner::Query,
+            set,
+            sigs: None,
+            ttl: set.ttl(),
+            authoritative: true,
+        });
+        return;
+    }
+    if !dnssec_ok {
+        return;
+    }
+    if res.glue_required {
+        // A referral: the DS is signed with the rest; without one, an NSEC at the cut shows
+        // NS and no DS.
+        let Some(cut) = res.authority.iter().find_map(|p| match (p.owner, p.set.rtype()) {
+            (Owner::Name(cut), Rtype::NS) => Some(cut),
+            _ => None,
+        }) else {
+            return;
+        };
+        if res.authority.iter().any(|p| p.set.rtype() == Rtype::DS) {
+            return;
+        }
+        let ttl = res.authority.iter().next().map_or(DNSKEY_TTL, |p| p.ttl);
+        if let Some(set) = lie_at(lie, cut, &[Rtype::NS.to_int()], ttl) {
+            res.authority.push(Part {
+                owner: Owner::Name(cut),
+                set,
+                sigs: None,
+                ttl,
+                authoritative: true,
+            });
+        }
+        return;
+    }
+    // A denial carries the zone's SOA: RFC 2308 §3.
+    let Some(soa_ttl) = res
+        .authority
+        .iter()
+        .find(|p| p.set.rtype() == Rtype::SOA)
+        .map(|p| p.ttl)
+    else {
+        return;
+    };
+    let exists = res.rcode != Rcode::NXDOMAIN;
+    if res.rcode != Rcode::NOERROR && exists {
+        return;
+    }
+    // The name denied: the last of a CNAME chain, or the query name.
+    let mut name_buf = [0u8; MAX_NAME_LEN];
+    let name: &[u8] = match res.answer.iter().last().filter(|p| p.set.rtype() == Rtype::CNAME) {
+        Some(cname) => match cname.set.rdatas().next() {
+            Some(target) if target.len() <= MAX_NAME_LEN => {
+                name_buf[..target.len()].copy_from_slice(target);
+                name_buf[..target.len()].make_ascii_lowercase();
+                &name_buf[..target.len()]
+            }
+            _ => return,
+        },
+        None => q.key,
+    };
+    if !is_in_zone(name, apex) {
+        return;
+    }
+    let mut types: ArrayVec<u16, 64> = ArrayVec::new();
+    if exists {
+        types_at(block, name, &mut types);
+        if *name == *apex {
+            let _ = types.try_push(Rtype::DNSKEY.to_int());
+        }
+    } else {
+        // RFC 9824 §3.1: NOERROR, and the NSEC says the name does not exist.
+        res.rcode = Rcode::NOERROR;
+        types.push(NXNAME);
+    }
+    let owner: &'r [u8] = match res.answer.iter().last().filter(|p| p.set.rtype() == Rtype::CNAME) {
+        // The CNAME's target, as the zone holds it (lowercased by the signer).
+        Some(cname) => match cname.set.rdatas().next() {
+            Some(target) => target,
+            None => return,
+        },
+        None => q.key,
+    };
+    if let Some(set) = lie_at(lie, name, &types, soa_ttl) {
+        res.authority.push(Part {
+            owner: if *owner == *q.key {
+                Owner::Query
+            } else {
+                Owner::Name(owner)
+            },
+            set,
+            sigs: None,
+            ttl: soa_ttl,
+            authoritative: true,
+        });
+    }
+}
+
+/// The types `key` owns in the block's data (a wildcard's when it is made from one).
+fn types_at(block: &Block, key: &[u8], out: &mut ArrayVec<u16, 64>) {
+    for h in &block.handlers {
+        match h {
+            Handler::File(f) => {
+                if let Some(zone) = f.zone_for(key) {
+                    if let Found::Name(node) | Found::Wildcard(node) = zone.find(key, Rtype::DS) {
+                        for set in node.rrsets() {
+                            let _ = out.try_push(set.rtype().to_int());
+                        }
+                    }
+                    return;
+                }
+            }
+            Handler::Hosts(h) => {
+                if let Some(n) = h.table.forward(key) {
+                    for t in [Rtype::A, Rtype::AAAA] {
+                        if n.rrset(t).is_some() {
+                            let _ = out.try_push(t.to_int());
+                        }
+                    }
+                }
+                if h.table.apex(key).is_some() {
+                    let _ = out.try_extend_from_slice(&[Rtype::SOA.to_int(), Rtype::NS.to_int()]);
+                }
+                if h.zones.iter().any(|z| is_in_zone(key, z)) {
+                    return;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The NSEC of a black lie at `owner` (lowercase wire): next name `\000.<owner>` (nothing
+/// sorts between them, RFC 4034 §6.1), the given types and RRSIG and NSEC.
+fn lie_at<'l>(lie: &'l mut Lie, owner: &[u8], types: &[u16], ttl: u32) -> Option<Rrset<'l>> {
+    let next_len = 2 + owner.len();
+    if next_len > MAX_NAME_LEN {
+        return None;
+    }
+    let mut all: ArrayVec<u16, 68> = types.iter().copied().collect();
+    all.extend([Rtype::RRSIG.to_int(), Rtype::NSEC.to_int()]);
+    all.sort_unstable();
+    let mut n = 0;
+    for i in 0..all.len() {
+        if i == 0 || all[i] != all[n - 1] {
+            all[n] = all[i];
+            n += 1;
+        }
+    }
+    all.truncate(n);
+    let buf = &mut lie.buf;
+    let mut at = 2;
+    buf[at..at + 2].copy_from_slice(b"\x01\x00");
+    buf[at + 2..at + next_len].copy_from_slice(owner);
+    at += next_len;
+    // RFC 4034 §4.1.2: per window of 256 types, its number, its length, its bits.
+    let mut i = 0;
+    while i < all.len() {
+        let window = (all[i] >> 8) as u8;
+        let mut bits = [0u8; 32];
+        let mut used = 0;
+        while i < all.len() && (all[i] >> 8) as u8 == window {
+            let low = (all[i] & 0xff) as usize;
+            bits[low / 8] |= 0x80 >> (low % 8);
+            used = used.max(low / 8 + 1);
+            i += 1;
+        }
+        if at + 2 + used > buf.len() {
+            break;
+        }
+        buf[at] = window;
+        buf[at + 1] = used as u8;
+        buf[at + 2..at + 2 + used].copy_from_slice(&bits[..used]);
+        at += 2 + used;
+    }
+    buf[..2].copy_from_slice(&((at - 2) as u16).to_be_bytes());
+    lie.len = at;
+    Some(Rrset::from_parts(Rtype::NSEC, ttl, 1, &lie.buf[..lie.len]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_black_lie_names_its_successor_and_its_types() {
+        let mut lie = Lie::new();
+        let set = lie_at(&mut lie, b"\x01x\x07example\x00", &[NXNAME], 60).unwrap();
+        let rd = set.rdatas().next().unwrap();
+        // \000.x.example. then window 0 with RRSIG (46), NSEC (47) and NXNAME (128).
+        let mut want = b"\x01\x00\x01x\x07example\x00\x00\x11".to_vec();
+        let mut bits = [0u8; 17];
+        bits[5] = 0x03;
+        bits[16] = 0x80;
+        want.extend_from_slice(&bits);
+        assert_eq!(rd, &want[..]);
+        let set = lie_at(&mut lie, b"\x00", &[Rtype::CAA.to_int()], 60).unwrap();
+        let rd = set.rdatas().next().unwrap();
+        assert_eq!(&rd[..3], b"\x01\x00\x00");
+        assert_eq!(&rd[rd.len() - 3..], b"\x01\x01\x40", "CAA (257) in window 1");
+    }
+}
