@@ -28,6 +28,10 @@ fn replied(ctx: &Ctx<'_>, q: &[u8], scratch: &mut Scratch, out: &mut Vec<u8>) ->
 }
 
 fn route_for(zone: Zone) -> Route {
+    route_with(zone, Default::default())
+}
+
+fn route_with(zone: Zone, plugins: ringdns::dns::pipeline::BlockPlugins) -> Route {
     let apex: Box<[u8]> = zone.apex().into();
     let block = Arc::new(Block {
         index: 0,
@@ -38,7 +42,7 @@ fn route_for(zone: Zone) -> Route {
         })],
         log: Vec::new(),
         errors: false,
-        plugins: Default::default(),
+        plugins,
     });
     Route::new(
         vec![RouteEntry {
@@ -130,6 +134,57 @@ fn signed(c: &mut Criterion) {
     g.finish();
 }
 
+/// Online signing (`dnssec`, the ECDSA P-256 key of tests/data) of the unsigned test zone:
+/// answers whose signatures the shard's cache holds, and denials of names never asked
+/// before, each a new black lie to sign.
+fn online(c: &mut Criterion) {
+    let origin = parse_abs("example.test").unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let text = std::fs::read(dir.join("example.test.zone")).unwrap();
+    let zone = zonefile::load_bytes(&text, Path::new("example.test.zone"), &origin).unwrap();
+    let key = ringdns::dnssec::keys::SigningKey::read(&dir.join("Kexample.test.+013+33970")).unwrap();
+    let signer = Arc::new(ringdns::dnssec::online::Signer::new(
+        vec![zone.apex().into()],
+        vec![Arc::new(key)],
+        100_000,
+    ));
+    let route = route_with(
+        zone,
+        ringdns::dns::pipeline::BlockPlugins {
+            dnssec: Some(signer),
+            ..Default::default()
+        },
+    );
+    let ctx = Ctx {
+        route: Some(&route),
+        transport: Transport::Udp,
+        challenges: None,
+        client: None,
+    };
+    let mut out = Vec::with_capacity(REPLY_CAPACITY);
+    let mut scratch = Scratch::new();
+    let signed = |name: &str, t: Rtype| ringdns::testing::query(name, t).edns(1232).dnssec_ok().wire();
+    let mut g = c.benchmark_group("online");
+    for (label, q) in [
+        ("hit", signed("www.example.test", Rtype::A)),
+        ("nodata-hit", signed("www.example.test", Rtype::TXT)),
+        ("nxdomain-hit", signed("nope.example.test", Rtype::A)),
+    ] {
+        g.bench_function(label, |b| {
+            b.iter(|| replied(&ctx, black_box(&q), &mut scratch, &mut out))
+        });
+    }
+    let mut n = 0u64;
+    g.bench_function("nxdomain-miss", |b| {
+        b.iter(|| {
+            n += 1;
+            let q = signed(&format!("nx{n}.example.test"), Rtype::A);
+            replied(&ctx, black_box(&q), &mut scratch, &mut out)
+        })
+    });
+    g.finish();
+}
+
 /// A zone of `n` names `hN.bench.test` with one A each.
 fn synthetic(n: usize) -> Zone {
     let origin = parse_abs("bench.test").unwrap();
@@ -203,5 +258,5 @@ fn metrics(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, classes, signed, lookups, metrics);
+criterion_group!(benches, classes, signed, online, lookups, metrics);
 criterion_main!(benches);

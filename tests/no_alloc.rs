@@ -208,6 +208,71 @@ fn signed_answers_allocate_nothing() {
     }
 }
 
+/// Online signing (`dnssec`) of an unsigned zone: once the shard's cache holds the
+/// signatures, answers with DO=1 (positive, black lies, DNSKEY) allocate nothing.
+#[test]
+fn online_signed_cache_hits_allocate_nothing() {
+    let corefile = format!(
+        "example.test:1053 {{\n bind 127.0.0.1\n file {zone} example.test\n dnssec {{\n  key file {key}\n }}\n}}\n",
+        zone = data("example.test.zone").display(),
+        key = data("Kexample.test.+013+33970").display(),
+    );
+    let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
+    let data = DataSet::load(&cfg, None).unwrap();
+    let snap = build::snapshot(&cfg, &data, &Default::default(), 1, None);
+    let ctx = Ctx {
+        route: snap.route(&snap.listeners[0].0),
+        transport: Transport::Udp,
+        challenges: None,
+        client: None,
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("hit", q("www.example.test", Rtype::A).edns(1232).dnssec_ok().wire()),
+        (
+            "nxdomain",
+            q("nope.example.test", Rtype::A).edns(1232).dnssec_ok().wire(),
+        ),
+        (
+            "nodata",
+            q("www.example.test", Rtype::TXT).edns(1232).dnssec_ok().wire(),
+        ),
+        ("dnskey", q("example.test", Rtype::DNSKEY).edns(1232).dnssec_ok().wire()),
+        (
+            "wildcard",
+            q("x.wild.example.test", Rtype::A).edns(1232).dnssec_ok().wire(),
+        ),
+        (
+            "referral",
+            q("host.sub.example.test", Rtype::A).edns(1232).dnssec_ok().wire(),
+        ),
+    ];
+    let mut out = Vec::with_capacity(REPLY_CAPACITY);
+    for (name, wire) in &cases {
+        // Fills the cache, and checks that signatures come.
+        let mut scratch = Scratch::new();
+        let o = answer(&ctx, wire, &mut scratch, &mut out);
+        assert!(matches!(o, Outcome::Reply { truncated: false, .. }), "{name}: {o:?}");
+        let msg = domain::base::Message::from_octets(&out[..]).unwrap();
+        let sigs = msg
+            .answer()
+            .unwrap()
+            .chain(msg.authority().unwrap())
+            .filter(|r| r.as_ref().is_ok_and(|r| r.rtype() == Rtype::RRSIG))
+            .count();
+        assert!(sigs > 0, "{name}: no RRSIG");
+    }
+    for (name, wire) in &cases {
+        reset_allocations();
+        COUNTING.with(|c| c.set(true));
+        for _ in 0..1000 {
+            let mut scratch = Scratch::new();
+            std::hint::black_box(answer(&ctx, std::hint::black_box(wire), &mut scratch, &mut out));
+        }
+        COUNTING.with(|c| c.set(false));
+        assert_eq!(allocations(), 0, "{name} allocated");
+    }
+}
+
 #[test]
 fn forwarded_cache_hit_allocates_nothing() {
     use ringdns::forward::{self, Cached, ShardForward};
