@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of ringdns. On a fresh Debian machine it first installs the
 # tools the tests use (kdig, dig and delv, dnssec-keygen and dnssec-signzone, Knot's
-# kzonesign and keymgr, openssl,
+# kzonesign and keymgr, ldns-verify-zone, openssl,
 # unbound as a DoT upstream, Knot DNS as a hidden primary, prometheus and promtool
 # for the metrics, and pebble, the test ACME CA of ../shared/acme-testbed, which each ACME test
 # starts on its own ports) with apt-get.
@@ -13,6 +13,7 @@ command -v kdig >/dev/null || missing+=(knot-dnsutils)
 command -v dig >/dev/null || missing+=(bind9-dnsutils)
 command -v dnssec-signzone >/dev/null || missing+=(bind9-utils)
 command -v kzonesign >/dev/null || missing+=(knot-dnssecutils)
+command -v ldns-verify-zone >/dev/null || missing+=(ldnsutils)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)

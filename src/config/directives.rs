@@ -45,6 +45,7 @@ pub const SUPPORTED: &[&str] = &[
     "rewrite",
     "root",
     "secondary",
+    "sign",
     "template",
     "timeouts",
     "tls",
@@ -54,7 +55,7 @@ pub const SUPPORTED: &[&str] = &[
 ];
 
 /// CoreDNS directives that ringdns knows of but does not implement yet.
-const NOT_YET: &[&str] = &["dnstap", "etcd", "metadata", "sign", "trace", "view"];
+const NOT_YET: &[&str] = &["dnstap", "etcd", "metadata", "trace", "view"];
 
 /// CoreDNS plugins that ringdns will not have: back ends of other systems (Kubernetes,
 /// cloud DNS services, Nomad, gRPC), Go's profiler, and plugins made for those.
@@ -113,6 +114,9 @@ pub fn apply(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Con
     if let Some(d) = &mut block.dnssec {
         super::dnssec::read_keys(d)?;
     }
+    for s in &mut block.signs {
+        super::sign::read_keys(s)?;
+    }
     Ok(extras)
 }
 
@@ -135,6 +139,13 @@ fn rooted(block: &mut ServerBlock, root: &std::path::Path) {
     }
     for (f, _) in block.dnssec.iter_mut().flat_map(|d| &mut d.key_files) {
         under(f);
+    }
+    for s in &mut block.signs {
+        under(&mut s.dbfile);
+        under(&mut s.directory);
+        for (f, _) in s.key_files.iter_mut().chain(&mut s.key_dirs) {
+            under(f);
+        }
     }
     for s in &mut block.secondaries {
         under(&mut s.directory);
@@ -314,6 +325,10 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
                     return Err(err(&line.name, "dnssec may be used only once per server block"));
                 }
                 block.dnssec = Some(super::dnssec::dnssec(block, line)?);
+            }
+            "sign" => {
+                let s = super::sign::sign(block, line)?;
+                block.signs.push(s);
             }
             "tsig" => {
                 if block.tsig.is_some() {

@@ -14,6 +14,7 @@ mod keys;
 mod lexer;
 mod model;
 pub mod rewrite;
+pub mod sign;
 mod syntax;
 pub mod template;
 pub mod tsig;
@@ -126,6 +127,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             secondaries: Vec::new(),
             tsig: None,
             dnssec: None,
+            signs: Vec::new(),
             transfers: Vec::new(),
             nsid: None,
             header: None,

@@ -217,6 +217,8 @@ pub struct ServerBlock {
     pub tsig: Option<super::tsig::TsigConfig>,
     /// `dnssec`: online signing of the block's answers.
     pub dnssec: Option<super::dnssec::DnssecConfig>,
+    /// `sign` directives: zone files signed into files that `file` serves.
+    pub signs: Vec<super::sign::SignConfig>,
     /// `timeouts { read D; write D; idle D; maxtcpqueries N }`.
     pub timeouts: Option<Timeouts>,
     /// `rewrite` rules, in the order written (one per directive).

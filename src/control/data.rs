@@ -156,6 +156,9 @@ pub struct DataSet {
     /// `dnssec` signers by server block index: made once per configuration, so the
     /// shards' signature caches live as long as it does.
     pub signers: HashMap<usize, Arc<crate::dnssec::online::Signer>>,
+    /// The zones `sign` keeps signed (filled by the caller of [`DataSet::load`], which
+    /// signs before loading).
+    pub signs: Vec<super::sign::SignEntry>,
 }
 
 /// The zones a `transfer` lists (lowercase wire): they keep a journal of differences.
@@ -465,6 +468,13 @@ impl DataSet {
     pub fn refresh(&mut self, now: Instant) -> Refreshed {
         let mut changed = false;
         let mut certs = false;
+        // Zones signed again are loaded again at once, whatever their `reload`.
+        let resigned: Vec<PathBuf> = self
+            .signs
+            .iter_mut()
+            .filter(|e| now >= e.next_check)
+            .filter_map(|e| e.ensure(now).then(|| e.out.clone()))
+            .collect();
         for ((cert, key), entry) in self.certs.iter_mut() {
             if now < entry.next_check {
                 continue;
@@ -493,7 +503,8 @@ impl DataSet {
             }
         }
         for entry in self.files.values_mut() {
-            if entry.reload.is_zero() || now < entry.next_check {
+            let forced = resigned.contains(&entry.path);
+            if !forced && (entry.reload.is_zero() || now < entry.next_check) {
                 continue;
             }
             entry.next_check = now + entry.reload;
@@ -565,7 +576,8 @@ impl DataSet {
             .values()
             .filter(|e| !e.reload.is_zero())
             .map(|e| e.next_check);
-        files.chain(hosts).chain(certs).chain(weights).min()
+        let signs = self.signs.iter().map(|e| e.next_check);
+        files.chain(hosts).chain(certs).chain(weights).chain(signs).min()
     }
 
     /// The certificate pair loaded from `cert` and `key`.

@@ -8,6 +8,7 @@ pub mod notify;
 pub mod notify_out;
 pub mod run;
 pub mod secondary;
+pub mod sign;
 
 pub use run::{DriverChoice, RunError, RunOptions, run};
 pub mod check;

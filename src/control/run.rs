@@ -101,7 +101,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let stats: Arc<[ShardStats]> = (0..opts.shards).map(|_| ShardStats::default()).collect();
     let metrics = Arc::new(Registry::new(stats.clone()));
     let probes = start_probes(&cfg, &readiness, &metrics)?;
-    let data = DataSet::load(&cfg, None)?;
+    let signs = super::sign::sign_all(&cfg);
+    let mut data = DataSet::load(&cfg, None)?;
+    data.signs = signs;
     let units = acme::units(&cfg);
     let acme_certs = acme::preload(&units);
     let driver = match opts.driver {
@@ -462,7 +464,9 @@ struct Prepared {
 
 fn prepare_reload(s: &State) -> Result<Prepared, RunError> {
     let cfg = config::load(&s.opts.conf, s.opts.load)?;
-    let data = DataSet::load(&cfg, Some(&s.data))?;
+    let signs = super::sign::sign_all(&cfg);
+    let mut data = DataSet::load(&cfg, Some(&s.data))?;
+    data.signs = signs;
     Ok(Prepared { cfg, data })
 }
 

@@ -7,5 +7,6 @@ pub mod audit;
 pub mod cache;
 pub mod denial;
 pub mod keys;
+pub mod offline;
 pub mod online;
 pub mod sign;

@@ -26,7 +26,7 @@ use domain::base::iana::{Rcode, Rtype};
 
 use super::cache::SigCache;
 use super::keys::SigningKey;
-use super::sign::{Signee, Validity, rrsig};
+use super::sign::{Signee, Validity, rrsig, type_bitmap};
 use crate::dns::pipeline::{Block, Handler};
 use crate::dns::reply::Signatures;
 use crate::dns::request::Question;
@@ -414,26 +414,7 @@ fn lie_at<'l>(lie: &'l mut Lie, owner: &[u8], types: &[u16], ttl: u32) -> Option
     buf[at..at + 2].copy_from_slice(b"\x01\x00");
     buf[at + 2..at + next_len].copy_from_slice(owner);
     at += next_len;
-    // RFC 4034 §4.1.2: per window of 256 types, its number, its length, its bits.
-    let mut i = 0;
-    while i < all.len() {
-        let window = (all[i] >> 8) as u8;
-        let mut bits = [0u8; 32];
-        let mut used = 0;
-        while i < all.len() && (all[i] >> 8) as u8 == window {
-            let low = (all[i] & 0xff) as usize;
-            bits[low / 8] |= 0x80 >> (low % 8);
-            used = used.max(low / 8 + 1);
-            i += 1;
-        }
-        if at + 2 + used > buf.len() {
-            break;
-        }
-        buf[at] = window;
-        buf[at + 1] = used as u8;
-        buf[at + 2..at + 2 + used].copy_from_slice(&bits[..used]);
-        at += 2 + used;
-    }
+    at += type_bitmap(&all, &mut buf[at..]);
     buf[..2].copy_from_slice(&((at - 2) as u16).to_be_bytes());
     lie.len = at;
     Some(Rrset::from_parts(Rtype::NSEC, ttl, 1, &lie.buf[..lie.len]))

@@ -70,6 +70,32 @@ pub fn rrsig(key: &SigningKey, signer: &[u8], rrset: &Signee<'_>, validity: Vali
     true
 }
 
+/// The type bitmap of NSEC (RFC 4034 §4.1.2) for `types`, sorted and without repeats,
+/// into `out`: per window of 256 types that has one, its number, its length and its bits.
+/// Returns the length written; windows that do not fit are left out.
+pub fn type_bitmap(types: &[u16], out: &mut [u8]) -> usize {
+    let (mut i, mut at) = (0, 0);
+    while i < types.len() {
+        let window = types[i] >> 8;
+        let mut bits = [0u8; 32];
+        let mut used = 0;
+        while i < types.len() && types[i] >> 8 == window {
+            let low = usize::from(types[i] & 0xff);
+            bits[low / 8] |= 0x80 >> (low % 8);
+            used = used.max(low / 8 + 1);
+            i += 1;
+        }
+        let Some(dst) = out.get_mut(at..at + 2 + used) else {
+            break;
+        };
+        dst[0] = window as u8;
+        dst[1] = used as u8;
+        dst[2..].copy_from_slice(&bits[..used]);
+        at += 2 + used;
+    }
+    at
+}
+
 /// The labels field (RFC 4034 §3.1.3): the owner's labels, not counting the root or a
 /// leading wildcard label.
 pub fn labels(owner: &[u8]) -> u8 {
