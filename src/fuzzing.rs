@@ -24,6 +24,19 @@ fn route() -> &'static Route {
         let signed_origin = parse_abs("nsec.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
         let signed = zonefile::load_bytes(NSEC_ZONE.as_bytes(), Path::new("nsec.test.zone"), &signed_origin)
             .unwrap_or_else(|e| panic!("the built-in NSEC zone loads: {e}"));
+        let nsec3_origin = parse_abs("nsec3.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
+        let nsec3 = zonefile::load_bytes(NSEC3_ZONE.as_bytes(), Path::new("nsec3.test.signed"), &nsec3_origin)
+            .unwrap_or_else(|e| panic!("the built-in NSEC3 zone loads: {e}"));
+        let online_origin = parse_abs("online.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
+        let online = zonefile::load_bytes(ONLINE_ZONE.as_bytes(), Path::new("online.test.zone"), &online_origin)
+            .unwrap_or_else(|e| panic!("the built-in online zone loads: {e}"));
+        let key = crate::dnssec::keys::SigningKey::parse(
+            ONLINE_KEY.0,
+            ONLINE_KEY.1,
+            Path::new("Kexample.test.+013+33970.key"),
+            Path::new("Kexample.test.+013+33970.private"),
+        )
+        .unwrap_or_else(|e| panic!("the built-in key loads: {e}"));
         let hosts_origin = parse_abs("hosts.test").unwrap_or_else(|_| domain::base::Name::root_bytes());
         let mut hb = HostsBuilder::default();
         hb.add_text("192.0.2.77 h1.hosts.test\n2001:db8::77 h1.hosts.test\n", true);
@@ -38,13 +51,24 @@ fn route() -> &'static Route {
                     fallthrough: None,
                 }),
                 Handler::File(FileHandler {
-                    zones: vec![Arc::new(zone), Arc::new(signed)],
+                    zones: vec![Arc::new(zone), Arc::new(signed), Arc::new(nsec3), Arc::new(online)],
                     fallthrough: None,
                 }),
             ],
             log: Vec::new(),
             errors: false,
-            plugins: Default::default(),
+            plugins: crate::dns::pipeline::BlockPlugins {
+                // Signs online.test and the hosts zone as they are answered.
+                dnssec: Some(Arc::new(crate::dnssec::online::Signer::new(
+                    vec![
+                        NameKey::of(&online_origin).as_slice().into(),
+                        NameKey::of(&hosts_origin).as_slice().into(),
+                    ],
+                    vec![Arc::new(key)],
+                    64,
+                ))),
+                ..Default::default()
+            },
         });
         let entry = |zone: &domain::base::Name<bytes::Bytes>, block: &Arc<Block>| RouteEntry {
             zone: NameKey::of(zone).as_slice().into(),
@@ -56,12 +80,24 @@ fn route() -> &'static Route {
                 entry(&origin, &block),
                 entry(&hosts_origin, &block),
                 entry(&signed_origin, &block),
+                entry(&nsec3_origin, &block),
+                entry(&online_origin, &block),
             ],
             None,
             None,
         )
     })
 }
+
+/// A zone signed with NSEC3 by dnssec-signzone (real signatures, valid to 2035).
+const NSEC3_ZONE: &str = include_str!("../tests/data/nsec3.test.signed");
+
+/// An unsigned zone that the route's `dnssec` signs online, with the test key.
+const ONLINE_ZONE: &str = "$ORIGIN online.test.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\n@ MX 10 ns\nns A 192.0.2.1\n*.w TXT \"w\"\nc.b A 192.0.2.2\nalias CNAME c.b\nout CNAME www.example.test.\nsub NS ns.sub\nns.sub A 192.0.2.53\n";
+const ONLINE_KEY: (&str, &str) = (
+    include_str!("../tests/data/Kexample.test.+013+33970.key"),
+    include_str!("../tests/data/Kexample.test.+013+33970.private"),
+);
 
 /// A zone signed with NSEC (the signatures are not real: the proofs are looked up, not
 /// checked), with a wildcard, an empty non-terminal and a delegation.

@@ -106,19 +106,24 @@ impl SigningKey {
         );
         let read = |p: &Path| std::fs::read_to_string(p).map_err(|source| KeyError::Read { path: p.into(), source });
         let (pub_text, priv_text) = (read(&public)?, read(&private)?);
-        let dnskey = parse_public(&pub_text).map_err(|what| KeyError::Format {
-            path: public.clone(),
+        Self::parse(&pub_text, &priv_text, &public, &private)
+    }
+
+    /// The pair from the texts of its two files (named for messages).
+    pub fn parse(public_text: &str, private_text: &str, public: &Path, private: &Path) -> Result<SigningKey, KeyError> {
+        let dnskey = parse_public(public_text).map_err(|what| KeyError::Format {
+            path: public.into(),
             what,
         })?;
-        let pair = parse_private(&priv_text, &dnskey).map_err(|what| KeyError::Format {
-            path: private.clone(),
+        let pair = parse_private(private_text, &dnskey).map_err(|what| KeyError::Format {
+            path: private.into(),
             what,
         })?;
         Ok(SigningKey {
             tag: key_tag(&dnskey),
             algorithm: dnskey[3],
             dnskey: dnskey.into(),
-            path: public,
+            path: public.into(),
             pair,
         })
     }
