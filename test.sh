@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of ringdns. On a fresh Debian machine it first installs the
 # tools the tests use (kdig, dig and delv, dnssec-keygen and dnssec-signzone, Knot's
-# kzonesign and keymgr, ldns-verify-zone, openssl,
+# kzonesign and keymgr, ldns-verify-zone, dnsviz (with BIND's named), openssl,
 # unbound as a DoT upstream, Knot DNS as a hidden primary, prometheus and promtool
 # for the metrics, and pebble, the test ACME CA of ../shared/acme-testbed, which each ACME test
 # starts on its own ports) with apt-get.
@@ -14,6 +14,9 @@ command -v dig >/dev/null || missing+=(bind9-dnsutils)
 command -v dnssec-signzone >/dev/null || missing+=(bind9-utils)
 command -v kzonesign >/dev/null || missing+=(knot-dnssecutils)
 command -v ldns-verify-zone >/dev/null || missing+=(ldnsutils)
+command -v dnsviz >/dev/null || missing+=(dnsviz)
+# dnsviz probe needs BIND's named for its delegation stub (it starts its own).
+[ -x /usr/sbin/named ] || missing+=(bind9)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
@@ -28,7 +31,16 @@ if ((${#missing[@]})); then
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "test.sh: installing ${missing[*]}" >&2
     $sudo apt-get update -qq
+    # Installing bind9 must not start a named service on port 53 of this machine: a
+    # policy-rc.d that says no, for the length of the install, when there is none.
+    policy=""
+    if [[ " ${missing[*]} " == *" bind9 "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+        $sudo chmod +x "$policy"
+    fi
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    [ -z "$policy" ] || $sudo rm -f "$policy"
 fi
 
 cargo fmt --all -- --check
