@@ -353,3 +353,51 @@ fn key_errors_name_the_line_and_the_file() {
         assert!(err.contains(at) && err.contains(says), "{directive}: {err}");
     }
 }
+
+// CoreDNS's dnssec metrics: the signature cache's hits, misses and entries, per server;
+// promtool accepts the exposition.
+both_drivers!(cache_counts_are_in_the_metrics, |driver| {
+    let dir = TempDir::new("online-metrics");
+    let key = keygen(dir.path(), "example.org", "ECDSAP256SHA256", false);
+    let corefile = format!(
+        "example.org:{{PORT}} {{\n    bind 127.0.0.1\n    file {{DIR}}/db\n    prometheus 127.0.0.1:{{PORT2}}\n    dnssec {{\n        key file {}\n    }}\n}}\n",
+        key.display()
+    );
+    let s = Server::start(
+        Options::new(driver, &corefile)
+            .file("db", ZONE)
+            .arg("--shards")
+            .arg("1"),
+    );
+    for _ in 0..3 {
+        signed_records(s.port, "www.example.org", "A");
+    }
+    let scrape = || {
+        let out = Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{}/metrics", s.port2)])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let value = |text: &str, family: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with(family) && l.contains(&format!("server=\"dns://127.0.0.1:{}\"", s.port)))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let text = scrape();
+    // The first answer signs (a miss), the next two are cache hits.
+    assert_eq!(value(&text, "coredns_dnssec_cache_hits_total"), Some(2), "{text}");
+    assert_eq!(value(&text, "coredns_dnssec_cache_misses_total"), Some(1), "{text}");
+    assert_eq!(value(&text, "coredns_dnssec_cache_entries"), Some(1), "{text}");
+    let check = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "curl -s http://127.0.0.1:{}/metrics | promtool check metrics",
+            s.port2
+        ))
+        .output()
+        .expect("promtool (test.sh installs prometheus)");
+    let said = String::from_utf8_lossy(&check.stdout).into_owned() + &String::from_utf8_lossy(&check.stderr);
+    assert!(!said.contains("dnssec"), "promtool: {said}");
+});

@@ -198,6 +198,7 @@ pub fn snapshot(
     if let Some(m) = metrics {
         m.set_enabled(enabled_plugins(cfg));
         attach_plan_metrics(cfg, data, m);
+        m.set_dnssec(dnssec_series(cfg, data));
     }
     Snapshot {
         generation,
@@ -292,6 +293,19 @@ fn attach_plan_metrics(cfg: &Config, data: &DataSet, m: &Registry) {
             upstreams: plan.cfg.to.iter().map(|u| m.upstream(&upstream_label(u))).collect(),
         });
     }
+}
+
+/// The `dnssec` signers of the blocks with `prometheus`, by their first listener's label.
+fn dnssec_series(cfg: &Config, data: &DataSet) -> Vec<(String, Arc<crate::dnssec::online::Signer>)> {
+    cfg.blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.prometheus.is_some())
+        .filter_map(|(i, b)| {
+            let server = block_listeners(b).first().map(server_label)?;
+            Some((server, data.signers.get(&i)?.clone()))
+        })
+        .collect()
 }
 
 /// A zone as CoreDNS labels it: absolute, with the final dot (`example.org.`, `.`).

@@ -34,6 +34,8 @@ pub struct SigCache {
     pub hits: u64,
     /// Misses.
     pub misses: u64,
+    /// Slots in use.
+    pub entries: u64,
 }
 
 impl SigCache {
@@ -46,6 +48,7 @@ impl SigCache {
             clock: 0,
             hits: 0,
             misses: 0,
+            entries: 0,
         }
     }
 
@@ -96,8 +99,12 @@ impl SigCache {
             .unwrap_or_else(|| (0..WAYS).min_by_key(|&w| ways[w].used).unwrap_or_default());
         let slot = &mut self.slots[range.start + i];
         slot.records.clear();
-        slot.expiration = 0;
+        if slot.expiration != 0 {
+            slot.expiration = 0;
+            self.entries -= 1;
+        }
         let count = fill(&mut slot.records)?;
+        self.entries += 1;
         slot.key = key;
         slot.count = count;
         slot.expiration = expiration.max(1);
@@ -114,7 +121,7 @@ impl SigCache {
 
     /// Entries in use.
     pub fn len(&self) -> usize {
-        self.slots.iter().filter(|s| s.expiration != 0).count()
+        self.entries as usize
     }
 
     /// True when nothing is cached.

@@ -19,6 +19,7 @@
 
 use std::cell::RefCell;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use arrayvec::ArrayVec;
@@ -55,6 +56,27 @@ pub struct Signer {
     dnskeys: Box<[u8]>,
     dnskey_count: u16,
     seed: foldhash::fast::RandomState,
+    /// Each shard's cache counts (registered when the shard makes its cache).
+    counters: std::sync::Mutex<Vec<Arc<CacheCounters>>>,
+}
+
+/// One shard's cache counts, for `coredns_dnssec_cache_*`: written by that shard only.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    entries: AtomicU64,
+}
+
+/// The counts of a signer's caches, summed over the shards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheTotals {
+    /// Lookups that found fresh signatures.
+    pub hits: u64,
+    /// Lookups that did not.
+    pub misses: u64,
+    /// RRSIG RRsets held.
+    pub entries: u64,
 }
 
 impl std::fmt::Debug for Signer {
@@ -82,7 +104,18 @@ impl Signer {
             capacity: capacity.max(1),
             dnskeys: dnskeys.into(),
             seed: foldhash::fast::RandomState::default(),
+            counters: Default::default(),
         }
+    }
+
+    /// The counts of its caches, summed over the shards.
+    pub fn cache_totals(&self) -> CacheTotals {
+        let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        counters.iter().fold(CacheTotals::default(), |t, c| CacheTotals {
+            hits: t.hits + c.hits.load(Ordering::Relaxed),
+            misses: t.misses + c.misses.load(Ordering::Relaxed),
+            entries: t.entries + c.entries.load(Ordering::Relaxed),
+        })
     }
 
     /// The longest of its zones that holds `key`.
@@ -125,26 +158,49 @@ impl Signer {
 thread_local! {
     /// Each shard thread's caches, one per signer of the snapshot it serves (and of the
     /// ones it served, until they are dropped): no lock, nothing shared.
-    static CACHES: RefCell<Vec<(Weak<Signer>, SigCache)>> = const { RefCell::new(Vec::new()) };
+    static CACHES: RefCell<Vec<ShardCache>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's cache of `signer`, made on first use.
+/// A shard's cache of one signer, and where its counts are published.
+struct ShardCache {
+    signer: Weak<Signer>,
+    cache: SigCache,
+    counters: Arc<CacheCounters>,
+}
+
+/// Runs `f` with this thread's cache of `signer`, made on first use (the one time this
+/// takes the signer's lock, to register the cache's counts).
 pub fn with_cache<R>(signer: &Arc<Signer>, f: impl FnOnce(&mut SigCache) -> R) -> R {
     CACHES.with(|caches| {
         let mut caches = caches.borrow_mut();
         let at = match caches
             .iter()
-            .position(|(s, _)| std::ptr::eq(s.as_ptr(), Arc::as_ptr(signer)))
+            .position(|c| std::ptr::eq(c.signer.as_ptr(), Arc::as_ptr(signer)))
         {
             Some(at) => at,
             None => {
                 // A reload made a new signer: the old ones' caches go with them.
-                caches.retain(|(s, _)| s.strong_count() > 0);
-                caches.push((Arc::downgrade(signer), SigCache::new(signer.capacity)));
+                caches.retain(|c| c.signer.strong_count() > 0);
+                let counters = Arc::new(CacheCounters::default());
+                signer
+                    .counters
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(counters.clone());
+                caches.push(ShardCache {
+                    signer: Arc::downgrade(signer),
+                    cache: SigCache::new(signer.capacity),
+                    counters,
+                });
                 caches.len() - 1
             }
         };
-        f(&mut caches[at].1)
+        let c = &mut caches[at];
+        let r = f(&mut c.cache);
+        c.counters.hits.store(c.cache.hits, Ordering::Relaxed);
+        c.counters.misses.store(c.cache.misses, Ordering::Relaxed);
+        c.counters.entries.store(c.cache.entries, Ordering::Relaxed);
+        r
     })
 }
 

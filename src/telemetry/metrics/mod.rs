@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::dns::pipeline::ZoneSeries;
+use crate::dnssec::online::{CacheTotals, Signer};
 use crate::meter::Counter;
 use crate::meter::series::{
     CacheShard, HistogramSum, PLUGINS, PROTOS, QTYPES, RCODES, SIZE_BOUNDS, Sharded, TIME_BUCKETS, UpstreamShard,
@@ -39,6 +40,10 @@ pub type CacheSeries = Sharded<CacheShard>;
 /// Per-shard counts of one upstream of a `forward`.
 pub type UpstreamSeries = Sharded<UpstreamShard>;
 
+/// One server's `dnssec` counts: what the signers before the current one counted, and the
+/// current one.
+type SignerSeries = (CacheTotals, Option<Arc<Signer>>);
+
 /// Every series ringdns exports, by labels.
 pub struct Registry {
     shards: usize,
@@ -53,6 +58,8 @@ pub struct Registry {
     certificates: Mutex<Vec<(String, &'static str, u64)>>,
     /// ACME orders by result (valid, invalid, error), control thread only.
     orders: [Counter; 3],
+    /// `dnssec` signature caches by server.
+    dnssec: Mutex<BTreeMap<String, SignerSeries>>,
     stats: Arc<[ShardStats]>,
 }
 
@@ -74,6 +81,7 @@ impl Registry {
             reload_failed: Counter::default(),
             certificates: Mutex::default(),
             orders: Default::default(),
+            dnssec: Mutex::default(),
             stats,
         }
     }
@@ -132,6 +140,23 @@ impl Registry {
         self.orders[result as usize].incr();
     }
 
+    /// The `dnssec` signers of the running configuration, by server label. Counts of the
+    /// signers they replace are kept, so the counters do not go back on a reload.
+    pub fn set_dnssec(&self, signers: Vec<(String, Arc<Signer>)>) {
+        let mut all = locked(&self.dnssec);
+        for (base, current) in all.values_mut() {
+            let Some(old) = current.take() else { continue };
+            if !signers.iter().any(|(_, s)| Arc::ptr_eq(s, &old)) {
+                let t = old.cache_totals();
+                base.hits += t.hits;
+                base.misses += t.misses;
+            }
+        }
+        for (server, signer) in signers {
+            all.entry(server).or_default().1 = Some(signer);
+        }
+    }
+
     /// Counts a failed reload (control thread only).
     pub fn reload_failed(&self) {
         self.reload_failed.incr();
@@ -160,10 +185,54 @@ impl Registry {
             "counter",
         );
         t.sample("coredns_reload_failed_total", "", self.reload_failed.get());
+        self.dnssec(&mut t);
         shards(&mut t, &self.stats);
         self.tls(&mut t);
         process::render(&mut t);
         t.into_string()
+    }
+
+    /// CoreDNS's `dnssec` families.
+    fn dnssec(&self, t: &mut Text) {
+        let all = locked(&self.dnssec);
+        if all.is_empty() {
+            return;
+        }
+        let rows: Vec<(&String, CacheTotals)> = all
+            .iter()
+            .map(|(server, (base, current))| {
+                let now = current.as_ref().map(|c| c.cache_totals()).unwrap_or_default();
+                let t = CacheTotals {
+                    hits: base.hits + now.hits,
+                    misses: base.misses + now.misses,
+                    entries: now.entries,
+                };
+                (server, t)
+            })
+            .collect();
+        const ENTRIES: &str = "coredns_dnssec_cache_entries";
+        t.family(ENTRIES, "The number of elements in the dnssec cache.", "gauge");
+        for (server, c) in &rows {
+            let l = Labels::new().with("server", server).with("type", "signature");
+            t.sample(ENTRIES, l.as_str(), c.entries);
+        }
+        for (name, help, get) in [
+            (
+                "coredns_dnssec_cache_hits_total",
+                "The count of cache hits.",
+                (|c: &CacheTotals| c.hits) as fn(&CacheTotals) -> u64,
+            ),
+            (
+                "coredns_dnssec_cache_misses_total",
+                "The count of cache misses.",
+                |c: &CacheTotals| c.misses,
+            ),
+        ] {
+            t.family(name, help, "counter");
+            for (server, c) in &rows {
+                t.sample(name, Labels::new().with("server", server).as_str(), get(c));
+            }
+        }
     }
 
     fn tls(&self, t: &mut Text) {
