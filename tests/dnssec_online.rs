@@ -401,3 +401,36 @@ both_drivers!(cache_counts_are_in_the_metrics, |driver| {
     let said = String::from_utf8_lossy(&check.stdout).into_owned() + &String::from_utf8_lossy(&check.stderr);
     assert!(!said.contains("dnssec"), "promtool: {said}");
 });
+
+// `template` answers are signed too (CoreDNS signs whatever the plugins after `dnssec`
+// answer): the README's address template and an NXDOMAIN template, and the DNSKEY of a
+// zone that only templates serve.
+both_drivers!(template_answers_are_signed, |driver| {
+    let dir = TempDir::new("online-template");
+    let key = keygen(dir.path(), "example.net", "ECDSAP256SHA256", false);
+    let corefile = format!(
+        "example.net:{{PORT}} {{\n    bind 127.0.0.1\n    template IN A example.net {{\n        match \"^ip-(?P<a>[0-9]*)-(?P<b>[0-9]*)-(?P<c>[0-9]*)-(?P<d>[0-9]*)[.]example[.]net[.]$\"\n        answer \"{{{{ .Name }}}} 60 IN A {{{{ .Group.a }}}}.{{{{ .Group.b }}}}.{{{{ .Group.c }}}}.{{{{ .Group.d }}}}\"\n        fallthrough\n    }}\n    template IN ANY nx.example.net {{\n        rcode NXDOMAIN\n        authority \"example.net. 60 IN SOA ns.example.net. h.example.net. 1 60 60 60 60\"\n    }}\n    dnssec {{\n        key file {}\n    }}\n}}\n",
+        key.display()
+    );
+    let s = Server::start(Options::new(driver, &corefile));
+    let [flags, proto, alg, k] = dnskey(&key);
+    let anchors = dir.write(
+        "anchors",
+        &format!("trust-anchors {{ example.net. static-key {flags} {proto} {alg} \"{k}\"; }};\n"),
+    );
+    for (name, t, want) in [
+        ("ip-192-0-2-1.example.net", "A", "; fully validated"),
+        ("example.net", "DNSKEY", "; fully validated"),
+        ("x.nx.example.net", "A", "; negative response, fully validated"),
+        ("x.nx.example.net", "TXT", "; negative response, fully validated"),
+    ] {
+        let out = Command::new("delv")
+            .args(["@127.0.0.1", "-p", &s.port.to_string(), "-a"])
+            .arg(&anchors)
+            .args(["+root=example.net", name, t])
+            .output()
+            .expect("delv");
+        let v = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(v.contains(want), "{name} {t}: delv says\n{v}");
+    }
+});

@@ -485,6 +485,20 @@ fn answer_block<'a>(
         let w = reply::write_error(&req, OptRcode::REFUSED, ctx.transport, out);
         return written(w, &req, Some((entry, Plugin::Server)), None);
     }
+    // CoreDNS's `dnssec` comes before `template` and the data: DNSKEY at a signed apex is
+    // the keys', whoever serves the rest of the zone.
+    if let Some(signer) = plugins
+        .dnssec
+        .as_ref()
+        .filter(|s| q.qtype == Rtype::DNSKEY && s.zone_of(q.key) == Some(q.key))
+    {
+        let mut lie = crate::dnssec::online::Lie::new();
+        let mut res = Resolution::new();
+        let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+        crate::dnssec::online::prepare(signer, block, &q, dnssec_ok, &mut res, &mut lie);
+        let w = write_online(signer, &req, &q, &res, ctx, out);
+        return written(w, &req, Some((entry, Plugin::Dnssec)), None);
+    }
     for t in &plugins.templates {
         match t.answer(&q, ctx.client) {
             template::Step::Next => {}
@@ -498,7 +512,14 @@ fn answer_block<'a>(
                 );
             }
             template::Step::Reply(r) => {
-                let w = write_rendered(&req, &q, &r, ctx.transport, out);
+                let online = plugins
+                    .dnssec
+                    .as_ref()
+                    .filter(|s| r.ede.is_none() && s.zone_of(q.key).is_some());
+                let w = match online {
+                    Some(signer) => write_rendered_online(signer, block, &req, &q, &r, ctx, out),
+                    None => write_rendered(&req, &q, &r, ctx.transport, out),
+                };
                 return written(w, &req, Some((entry, Plugin::Template)), None);
             }
         }
@@ -770,6 +791,80 @@ fn write_rendered(
         ede: r.ede,
     };
     reply::write_made(req, q, &m, t, out)
+}
+
+/// One RRset of a template's reply: its section, owner, type, TTL and records.
+struct RenderedSet<'a> {
+    section: usize,
+    owner: &'a [u8],
+    rtype: Rtype,
+    ttl: u32,
+    records: Vec<u8>,
+    count: u16,
+}
+
+/// A template's reply in a block that signs online: its records grouped into RRsets (one
+/// per owner and type in each section) and written as the data sources' answers are, so
+/// they are signed and their denials get black lies. (An EDE reply is written unsigned.)
+fn write_rendered_online(
+    signer: &Arc<crate::dnssec::online::Signer>,
+    block: &super::pipeline::Block,
+    req: &Request<'_>,
+    q: &Question<'_>,
+    r: &template::Rendered,
+    ctx: &Ctx<'_>,
+    out: &mut Vec<u8>,
+) -> Written {
+    let mut sets: Vec<RenderedSet<'_>> = Vec::new();
+    for (section, records) in r.sections.iter().enumerate() {
+        for rec in records {
+            let same =
+                |s: &&mut RenderedSet<'_>| s.section == section && s.owner == &*rec.owner && s.rtype == rec.rtype;
+            match sets.iter_mut().find(same) {
+                Some(s) => {
+                    crate::zone::rrset::push_rdata(&mut s.records, &rec.rdata);
+                    s.ttl = s.ttl.min(rec.ttl);
+                    s.count += 1;
+                }
+                None => {
+                    let mut records = Vec::new();
+                    crate::zone::rrset::push_rdata(&mut records, &rec.rdata);
+                    sets.push(RenderedSet {
+                        section,
+                        owner: &rec.owner,
+                        rtype: rec.rtype,
+                        ttl: rec.ttl,
+                        records,
+                        count: 1,
+                    });
+                }
+            }
+        }
+    }
+    let mut lie = crate::dnssec::online::Lie::new();
+    let mut res = Resolution::new();
+    res.rcode = r.rcode;
+    for set in &sets {
+        let part = resolve::Part {
+            owner: if set.owner == q.key {
+                resolve::Owner::Query
+            } else {
+                resolve::Owner::Name(set.owner)
+            },
+            set: crate::zone::rrset::Rrset::from_parts(set.rtype, set.ttl, set.count, &set.records),
+            sigs: None,
+            ttl: set.ttl,
+            authoritative: true,
+        };
+        let _ = match set.section {
+            0 => res.answer.push(part),
+            1 => res.authority.push(part),
+            _ => res.additional.push(part),
+        };
+    }
+    let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+    crate::dnssec::online::prepare(signer, block, q, dnssec_ok, &mut res, &mut lie);
+    write_online(signer, req, q, &res, ctx, out)
 }
 
 /// `whoami`: an empty answer with the client's address (A or AAAA at the query name) and

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 
-use domain::base::iana::{Class, Rcode};
+use domain::base::iana::{Class, Rcode, Rtype};
 
 use super::request::Question;
 use crate::config::TemplateConfig;
@@ -52,6 +52,13 @@ impl Template {
             fallthrough: cfg.fallthrough.as_ref().map(|zs| zs.iter().map(wire).collect()),
             cfg: cfg.clone(),
         }
+    }
+
+    /// The type this template answers at `key` when its zones hold the name (whatever its
+    /// regexes say): what a signer may list as existing there. `None` for other names and
+    /// for templates of every type.
+    pub fn qtype_at(&self, key: &[u8]) -> Option<Rtype> {
+        self.zones.iter().any(|z| is_in_zone(key, z)).then_some(self.cfg.qtype?)
     }
 
     /// What this template does with `q` from `client`.

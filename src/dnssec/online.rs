@@ -413,8 +413,15 @@ pub fn prepare<'r>(
     }
 }
 
-/// The types `key` owns in the block's data (a wildcard's when it is made from one).
+/// The types `key` owns in the block's data (a wildcard's when it is made from one), and
+/// those its templates answer there (listing a type that is not there is safe: a query
+/// for it gets its own denial; leaving out one that is would deny it).
 fn types_at(block: &Block, key: &[u8], out: &mut ArrayVec<u16, 64>) {
+    for t in &block.plugins.templates {
+        if let Some(qtype) = t.qtype_at(key) {
+            let _ = out.try_push(qtype.to_int());
+        }
+    }
     for h in &block.handlers {
         match h {
             Handler::File(f) => {

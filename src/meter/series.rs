@@ -137,10 +137,12 @@ pub enum Plugin {
     Secondary,
     /// `tsig`: a request refused for its signature, or for the lack of one.
     Tsig,
+    /// `dnssec`: the DNSKEY RRset of a zone signed online.
+    Dnssec,
 }
 
 /// Every [`Plugin`], in slot order.
-pub const PLUGINS: [Plugin; 15] = [
+pub const PLUGINS: [Plugin; 16] = [
     Plugin::Server,
     Plugin::Hosts,
     Plugin::File,
@@ -156,6 +158,7 @@ pub const PLUGINS: [Plugin; 15] = [
     Plugin::Dns64,
     Plugin::Secondary,
     Plugin::Tsig,
+    Plugin::Dnssec,
 ];
 
 impl Plugin {
@@ -177,6 +180,7 @@ impl Plugin {
             Plugin::Dns64 => "dns64",
             Plugin::Secondary => "secondary",
             Plugin::Tsig => "tsig",
+            Plugin::Dnssec => "dnssec",
         }
     }
 }
