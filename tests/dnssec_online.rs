@@ -3,7 +3,9 @@
 //! a ZSK, RSA/SHA-256. delv (bind9-dnsutils) validates every class of answer from the key
 //! as trust anchor, an unbound that validates with it and forwards to ringdns sets AD on
 //! what it relays, signatures come from the shard's cache until two days before they
-//! expire (libfaketime moves the clock) and the DNSKEY RRset is signed by the KSK alone.
+//! expire (libfaketime moves the clock) and the DNSKEY RRset is signed by the KSK alone;
+//! `secondary` (from Knot DNS), `auto` and `template` answers are signed too, and the
+//! cache's counts are in the metrics.
 
 mod support;
 
@@ -11,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::eventually;
+use support::knot::Knot;
 use support::server::{Options, Server, TempDir, free_port};
 use support::{kdig, kdig_records};
 
@@ -431,6 +435,64 @@ both_drivers!(template_answers_are_signed, |driver| {
             .output()
             .expect("delv");
         let v = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(v.contains(want), "{name} {t}: delv says\n{v}");
+    }
+});
+
+// `secondary` (Knot DNS as the hidden primary) and `auto` zones are signed online as well.
+both_drivers!(secondary_and_auto_zones_are_signed, |driver| {
+    let dir = TempDir::new("online-secondary");
+    let key = keygen(dir.path(), "example.org", "ECDSAP256SHA256", false);
+    let knot = Knot::primary(&[("example.org", ZONE)], None);
+    std::fs::create_dir_all(dir.path().join("auto")).unwrap();
+    dir.write("auto/db.auto.example", &ZONE.replace("example.org.", "auto.example."));
+    let keyfile = key.display().to_string();
+    let corefile = format!(
+        "example.org:{{PORT}} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from 127.0.0.1:{kp}\n        directory {{DIR}}/zones\n    }}\n    dnssec {{\n        key file {keyfile}\n    }}\n}}\n\
+         auto.example:{{PORT}} {{\n    bind 127.0.0.1\n    auto {{\n        directory {d}/auto\n    }}\n    dnssec {{\n        key file {keyfile}\n    }}\n}}\n",
+        kp = knot.port,
+        d = dir.path().display(),
+    );
+    let s = Server::start(Options::new(driver, &corefile));
+    let [flags, proto, alg, k] = dnskey(&key);
+    let mut text = String::from("trust-anchors {\n");
+    for z in ["example.org", "auto.example"] {
+        text.push_str(&format!("  {z}. static-key {flags} {proto} {alg} \"{k}\";\n"));
+    }
+    let anchors = dir.write("anchors", &(text + "};\n"));
+    let ask = |root: &str, name: &str, t: &str| {
+        let out = Command::new("delv")
+            .args(["@127.0.0.1", "-p", &s.port.to_string(), "-a"])
+            .arg(&anchors)
+            .arg(format!("+root={root}"))
+            .args([name, t])
+            .output()
+            .expect("delv");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    assert!(
+        eventually(10, || ask("example.org", "www.example.org", "A")
+            .contains("; fully validated")),
+        "the transferred zone is signed: {}",
+        s.log()
+    );
+    for (root, name, t, want) in [
+        (
+            "example.org",
+            "nope.example.org",
+            "A",
+            "; negative response, fully validated",
+        ),
+        ("auto.example", "www.auto.example", "A", "; fully validated"),
+        (
+            "auto.example",
+            "nope.auto.example",
+            "A",
+            "; negative response, fully validated",
+        ),
+        ("auto.example", "auto.example", "DNSKEY", "; fully validated"),
+    ] {
+        let v = ask(root, name, t);
         assert!(v.contains(want), "{name} {t}: delv says\n{v}");
     }
 });
