@@ -10,6 +10,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
+use support::dnssec;
 use support::knot::Knot;
 use support::server::{Options, Server, TempDir};
 use support::{kdig, kdig_records};
@@ -110,18 +111,8 @@ fn signed_with(dir: &TempDir, chain: Chain, extra: &[&str]) -> (String, std::pat
     let signed = std::fs::read_to_string(d.join("db.signed")).unwrap();
     assert!(signed.contains(&format!(" {} ", chain.record())), "{chain:?} chain");
     // The KSK's public key, as delv takes a trust anchor.
-    let ksk_line = key_text(&ksk);
-    let line = ksk_line.lines().find(|l| !l.starts_with(';')).unwrap();
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    let at = fields.iter().position(|f| *f == "DNSKEY").unwrap();
-    let anchor = format!(
-        "trust-anchors {{ example.test. static-key {} {} {} \"{}\"; }};\n",
-        fields[at + 1],
-        fields[at + 2],
-        fields[at + 3],
-        fields[at + 4..].concat()
-    );
-    (signed, dir.write("anchors", &anchor))
+    let anchors = dnssec::anchors(dir, &["example.test"], &dnssec::dnskey_fields(&key_text(&ksk)));
+    (signed, anchors)
 }
 
 /// Signs ZONE with Knot's kzonesign under an automatic policy (keys made by Knot, kept
@@ -158,25 +149,15 @@ fn knot_signed(dir: &TempDir) -> (String, std::path::PathBuf) {
         .lines()
         .find(|l| l.contains("DNSKEY 257"))
         .unwrap_or_else(|| panic!("keymgr: {text}"));
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let anchor = format!(
-        "trust-anchors {{ example.test. static-key {} {} {} \"{}\"; }};\n",
-        f[2],
-        f[3],
-        f[4],
-        f[5..].concat()
-    );
-    (signed, dir.write("anchors", &anchor))
+    (
+        signed,
+        dnssec::anchors(dir, &["example.test"], &dnssec::dnskey_fields(line)),
+    )
 }
 
+/// delv validating from the zone's trust anchor.
 fn delv(port: u16, anchors: &Path, name: &str, t: &str) -> String {
-    let out = Command::new("delv")
-        .args(["@127.0.0.1", "-p", &port.to_string(), "-a"])
-        .arg(anchors)
-        .args(["+root=example.test", name, t])
-        .output()
-        .expect("delv (test.sh installs bind9-dnsutils)");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    dnssec::delv(port, anchors, "example.test", name, t)
 }
 
 /// delv's conclusion: its first comment line.
@@ -190,20 +171,7 @@ fn verdict(delv: &str) -> String {
 /// Every record of every section for `name type` with DO=1, sorted (kdig's order is the
 /// server's; the sets are what must agree).
 fn sections(port: u16, name: &str, t: &str) -> Vec<String> {
-    let out = kdig(&[
-        "@127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "+dnssec",
-        "+norec",
-        "+noall",
-        "+answer",
-        "+authority",
-        "+additional",
-        name,
-        t,
-    ]);
-    let mut v = kdig_records(&out);
+    let mut v = dnssec::signed_records(port, &["+answer", "+authority", "+additional"], name, t);
     v.sort();
     v
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::dnssec::{self, dnskey, keygen};
 use support::eventually;
 use support::knot::Knot;
 use support::server::{Options, Server, TempDir, free_port};
@@ -40,47 +41,9 @@ const CASES: &[(&str, &str, &str)] = &[
     ("nobody.hosts.example", "A", "; negative response, fully validated"),
 ];
 
-/// A new key from dnssec-keygen in `dir`: its base name.
-fn keygen(dir: &Path, zone: &str, algorithm: &str, ksk: bool) -> PathBuf {
-    let mut cmd = Command::new("dnssec-keygen");
-    cmd.current_dir(dir).args(["-q", "-a", algorithm]);
-    if algorithm == "RSASHA256" {
-        cmd.args(["-b", "2048"]);
-    }
-    if ksk {
-        cmd.args(["-f", "KSK"]);
-    }
-    let out = cmd
-        .arg(zone)
-        .output()
-        .expect("dnssec-keygen (test.sh installs bind9-utils)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    dir.join(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-/// The DNSKEY of a key's `.key` file as (flags, protocol, algorithm, key).
-fn dnskey(base: &Path) -> [String; 4] {
-    let text = std::fs::read_to_string(format!("{}.key", base.display())).unwrap();
-    let line = text.lines().find(|l| !l.starts_with(';')).unwrap();
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let at = f.iter().position(|t| *t == "DNSKEY").unwrap();
-    [
-        f[at + 1].into(),
-        f[at + 2].into(),
-        f[at + 3].into(),
-        f[at + 4..].concat(),
-    ]
-}
-
-/// A trust-anchors clause for delv with `anchor` for each zone.
+/// A trust-anchors file for delv with `anchor` for both zones.
 fn anchors(dir: &TempDir, anchor: &Path) -> PathBuf {
-    let [flags, proto, alg, key] = dnskey(anchor);
-    let mut text = String::from("trust-anchors {\n");
-    for z in ["example.org", "hosts.example"] {
-        text.push_str(&format!("  {z}. static-key {flags} {proto} {alg} \"{key}\";\n"));
-    }
-    text.push_str("};\n");
-    dir.write("anchors", &text)
+    dnssec::anchors(dir, &["example.org", "hosts.example"], &dnskey(anchor))
 }
 
 fn corefile(keys: &[PathBuf]) -> String {
@@ -98,30 +61,12 @@ fn delv(port: u16, anchors: &Path, name: &str, t: &str) -> String {
     } else {
         "example.org"
     };
-    let out = Command::new("delv")
-        .args(["@127.0.0.1", "-p", &port.to_string(), "-a"])
-        .arg(anchors)
-        .arg(format!("+root={root}"))
-        .args([name, t])
-        .output()
-        .expect("delv (test.sh installs bind9-dnsutils)");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    dnssec::delv(port, anchors, root, name, t)
 }
 
 /// The records of the answer and authority sections with DO=1.
 fn signed_records(port: u16, name: &str, t: &str) -> Vec<String> {
-    kdig_records(&kdig(&[
-        "@127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "+dnssec",
-        "+norec",
-        "+noall",
-        "+answer",
-        "+authority",
-        name,
-        t,
-    ]))
+    dnssec::signed_records(port, &["+answer", "+authority"], name, t)
 }
 
 /// The RRSIG records over `covered` among `records`, as their fields.
@@ -417,24 +362,14 @@ both_drivers!(template_answers_are_signed, |driver| {
         key.display()
     );
     let s = Server::start(Options::new(driver, &corefile));
-    let [flags, proto, alg, k] = dnskey(&key);
-    let anchors = dir.write(
-        "anchors",
-        &format!("trust-anchors {{ example.net. static-key {flags} {proto} {alg} \"{k}\"; }};\n"),
-    );
+    let anchors = dnssec::anchors(&dir, &["example.net"], &dnskey(&key));
     for (name, t, want) in [
         ("ip-192-0-2-1.example.net", "A", "; fully validated"),
         ("example.net", "DNSKEY", "; fully validated"),
         ("x.nx.example.net", "A", "; negative response, fully validated"),
         ("x.nx.example.net", "TXT", "; negative response, fully validated"),
     ] {
-        let out = Command::new("delv")
-            .args(["@127.0.0.1", "-p", &s.port.to_string(), "-a"])
-            .arg(&anchors)
-            .args(["+root=example.net", name, t])
-            .output()
-            .expect("delv");
-        let v = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        let v = dnssec::delv(s.port, &anchors, "example.net", name, t);
         assert!(v.contains(want), "{name} {t}: delv says\n{v}");
     }
 });
@@ -454,22 +389,8 @@ both_drivers!(secondary_and_auto_zones_are_signed, |driver| {
         d = dir.path().display(),
     );
     let s = Server::start(Options::new(driver, &corefile));
-    let [flags, proto, alg, k] = dnskey(&key);
-    let mut text = String::from("trust-anchors {\n");
-    for z in ["example.org", "auto.example"] {
-        text.push_str(&format!("  {z}. static-key {flags} {proto} {alg} \"{k}\";\n"));
-    }
-    let anchors = dir.write("anchors", &(text + "};\n"));
-    let ask = |root: &str, name: &str, t: &str| {
-        let out = Command::new("delv")
-            .args(["@127.0.0.1", "-p", &s.port.to_string(), "-a"])
-            .arg(&anchors)
-            .arg(format!("+root={root}"))
-            .args([name, t])
-            .output()
-            .expect("delv");
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    };
+    let anchors = dnssec::anchors(&dir, &["example.org", "auto.example"], &dnskey(&key));
+    let ask = |root: &str, name: &str, t: &str| dnssec::delv(s.port, &anchors, root, name, t);
     assert!(
         eventually(10, || ask("example.org", "www.example.org", "A")
             .contains("; fully validated")),

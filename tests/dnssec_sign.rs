@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use support::knot::Knot;
 use support::server::{Options, Server, TempDir};
-use support::{eventually, kdig, kdig_records};
+use support::{dnssec, eventually};
 
 const ZONE: &str = "$ORIGIN example.org.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\nwww AAAA 2001:db8::10\n*.wild TXT \"wild\"\nc.b A 192.0.2.2\n@ MX 10 mail\nmail A 192.0.2.25\nsub NS ns.sub\nns.sub A 192.0.2.53\nsec NS ns.sec\nns.sec A 192.0.2.54\nsec DS 12345 13 2 2BB183AF5F22588179A53B0A98631FAD1A292118D83C1B2A6C5D0E4A7B1C2D3E\n";
 
@@ -34,25 +34,9 @@ const CASES: &[(&str, &str, &str)] = &[
 
 /// A KSK from dnssec-keygen: its base name and delv's trust anchor file.
 fn key(dir: &TempDir) -> (PathBuf, PathBuf) {
-    let out = Command::new("dnssec-keygen")
-        .current_dir(dir.path())
-        .args(["-q", "-a", "ECDSAP256SHA256", "-f", "KSK", "example.org"])
-        .output()
-        .expect("dnssec-keygen (test.sh installs bind9-utils)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let base = dir.path().join(String::from_utf8_lossy(&out.stdout).trim());
-    let text = std::fs::read_to_string(format!("{}.key", base.display())).unwrap();
-    let line = text.lines().find(|l| !l.starts_with(';')).unwrap();
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let at = f.iter().position(|t| *t == "DNSKEY").unwrap();
-    let anchor = format!(
-        "trust-anchors {{ example.org. static-key {} {} {} \"{}\"; }};\n",
-        f[at + 1],
-        f[at + 2],
-        f[at + 3],
-        f[at + 4..].concat()
-    );
-    (base, dir.write("anchors", &anchor))
+    let base = dnssec::keygen(dir.path(), "example.org", "ECDSAP256SHA256", true);
+    let anchors = dnssec::anchors(dir, &["example.org"], &dnssec::dnskey(&base));
+    (base, anchors)
 }
 
 fn corefile(dir: &Path, key: &Path) -> String {
@@ -64,30 +48,7 @@ fn corefile(dir: &Path, key: &Path) -> String {
 }
 
 fn delv(port: u16, anchors: &Path, name: &str, t: &str) -> String {
-    let out = Command::new("delv")
-        .args(["@127.0.0.1", "-p", &port.to_string(), "-a"])
-        .arg(anchors)
-        .args(["+root=example.org", name, t])
-        .output()
-        .expect("delv");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn sections(port: u16, name: &str, t: &str) -> Vec<String> {
-    let mut v = kdig_records(&kdig(&[
-        "@127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "+dnssec",
-        "+norec",
-        "+noall",
-        "+answer",
-        "+authority",
-        name,
-        t,
-    ]));
-    v.sort();
-    v
+    dnssec::delv(port, anchors, "example.org", name, t)
 }
 
 fn verify(path: &Path) {
@@ -121,7 +82,11 @@ both_drivers!(signed_zone_verifies_validates_and_matches_knot, |driver| {
     for (name, t, want) in CASES {
         let v = delv(s.port, &anchors, name, t);
         assert!(v.contains(want), "{name} {t}: delv says\n{v}");
-        assert_eq!(sections(s.port, name, t), sections(knot.port, name, t), "{name} {t}");
+        assert_eq!(
+            dnssec::sections(s.port, name, t),
+            dnssec::sections(knot.port, name, t),
+            "{name} {t}"
+        );
     }
     assert!(s.log().contains("zone signed"), "{}", s.log());
 });

@@ -24,20 +24,12 @@ fn zone(ns: &str) -> String {
     )
 }
 
-/// A KSK and a ZSK for dnsviz.test in `dir`: base names.
+/// A KSK and a ZSK for dnsviz.test in `dir`: their base names, relative to `dir`.
 fn keys(dir: &Path) -> [String; 2] {
-    let keygen = |extra: &[&str]| {
-        let out = Command::new("dnssec-keygen")
-            .current_dir(dir)
-            .args(["-q", "-a", "ECDSAP256SHA256"])
-            .args(extra)
-            .arg("dnsviz.test")
-            .output()
-            .expect("dnssec-keygen");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    [keygen(&["-f", "KSK"]), keygen(&[])]
+    [true, false].map(|ksk| {
+        let base = support::dnssec::keygen(dir, "dnsviz.test", "ECDSAP256SHA256", ksk);
+        base.file_name().unwrap().to_string_lossy().into_owned()
+    })
 }
 
 /// The DS of the KSK `ksk` as dnsviz's -D takes it: "TAG ALG 2 HEX".

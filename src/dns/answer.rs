@@ -622,7 +622,7 @@ fn write_online(
         .map_or(0, |d| d.as_secs());
     crate::dnssec::online::with_cache(signer, |cache| {
         let mut sigs = crate::dnssec::online::Online::new(signer, cache, now);
-        reply::write_signed(req, q, res, ctx.transport, &mut sigs, out)
+        reply::write_general(req, q, res, ctx.transport, &mut sigs, out)
     })
 }
 

@@ -60,18 +60,6 @@ pub fn write(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, t: Trans
     write_general(req, q, res, t, &mut Stored, out)
 }
 
-/// Writes the reply for `res` with the RRSIGs `sigs` gives (online signing).
-pub fn write_signed(
-    req: &Request<'_>,
-    q: &Question<'_>,
-    res: &Resolution<'_>,
-    t: Transport,
-    sigs: &mut dyn Signatures,
-    out: &mut Vec<u8>,
-) -> Written {
-    write_general(req, q, res, t, sigs, out)
-}
-
 /// Where the RRSIGs of a part come from (written when the query has DO=1).
 pub trait Signatures {
     /// The RRSIG records to write after `p`, and the type covered they are to be filtered
@@ -288,7 +276,9 @@ impl<'a> Names<'a> {
     }
 }
 
-fn write_general(
+/// Writes the reply for `res` with the RRSIGs `sigs` gives (the general writer: [`write`]
+/// with the zone's own RRSIGs when no direct writer fits, online signing with its own).
+pub fn write_general(
     req: &Request<'_>,
     q: &Question<'_>,
     res: &Resolution<'_>,

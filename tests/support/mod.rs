@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod acme_stub;
+pub mod dnssec;
 pub mod doh;
 pub mod knot;
 pub mod pebble;
