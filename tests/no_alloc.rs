@@ -57,6 +57,23 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The snapshot a Corefile makes.
+fn snapshot(corefile: &str) -> ringdns::dns::pipeline::Snapshot {
+    let cfg = config::parse(corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
+    let data = DataSet::load(&cfg, None).unwrap();
+    build::snapshot(&cfg, &data, &Default::default(), 1, None)
+}
+
+/// The context of a UDP query to the snapshot's first listener.
+fn udp(snap: &ringdns::dns::pipeline::Snapshot) -> Ctx<'_> {
+    Ctx {
+        route: snap.route(&snap.listeners[0].0),
+        transport: Transport::Udp,
+        challenges: None,
+        client: None,
+    }
+}
+
 /// Answers each query 1000 times (after the warm-up the caller did): no allocation.
 fn answers_allocate_nothing<'w>(ctx: &Ctx<'_>, cases: impl Iterator<Item = (String, &'w [u8])>, out: &mut Vec<u8>) {
     for (name, wire) in cases {
@@ -78,9 +95,7 @@ fn answer_allocates_nothing() {
         zone = data("example.test.zone").display(),
         none = data("no-such-hosts-file").display(),
     );
-    let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
-    let data = DataSet::load(&cfg, None).unwrap();
-    let snap = build::snapshot(&cfg, &data, &Default::default(), 1, None);
+    let snap = snapshot(&corefile);
     let challenge = ringdns::zone::challenge::challenge_name("example.test").unwrap();
     let values = ["LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0".to_string()];
     let challenges = ringdns::zone::challenge::ChallengeSet::new(1, [(&challenge, &values[..])]);
@@ -161,15 +176,8 @@ fn signed_answers_allocate_nothing() {
         nsec = data("nsec.test.signed").display(),
         nsec3 = data("nsec3.test.signed").display(),
     );
-    let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
-    let data = DataSet::load(&cfg, None).unwrap();
-    let snap = build::snapshot(&cfg, &data, &Default::default(), 1, None);
-    let ctx = Ctx {
-        route: snap.route(&snap.listeners[0].0),
-        transport: Transport::Udp,
-        challenges: None,
-        client: None,
-    };
+    let snap = snapshot(&corefile);
+    let ctx = udp(&snap);
     let mut cases: Vec<(String, Vec<u8>, u16)> = Vec::new();
     for z in ["nsec.test", "nsec3.test"] {
         // (query, type, the fewest authority records the answer must have)
@@ -213,15 +221,8 @@ fn online_signed_cache_hits_allocate_nothing() {
         zone = data("example.test.zone").display(),
         key = data("Kexample.test.+013+33970").display(),
     );
-    let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
-    let data = DataSet::load(&cfg, None).unwrap();
-    let snap = build::snapshot(&cfg, &data, &Default::default(), 1, None);
-    let ctx = Ctx {
-        route: snap.route(&snap.listeners[0].0),
-        transport: Transport::Udp,
-        challenges: None,
-        client: None,
-    };
+    let snap = snapshot(&corefile);
+    let ctx = udp(&snap);
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("hit", q("www.example.test", Rtype::A).edns(1232).dnssec_ok().wire()),
         (
@@ -275,15 +276,8 @@ fn forwarded_cache_hit_allocates_nothing() {
         ))]
     });
     let corefile = format!(".:1053 {{\n bind 127.0.0.1\n forward . {}\n cache\n}}\n", up.addr);
-    let cfg = config::parse(&corefile, Path::new("Corefile"), LoadOptions::default()).unwrap();
-    let data = DataSet::load(&cfg, None).unwrap();
-    let snap = build::snapshot(&cfg, &data, &Default::default(), 1, None);
-    let ctx = Ctx {
-        route: snap.route(&snap.listeners[0].0),
-        transport: Transport::Udp,
-        challenges: None,
-        client: None,
-    };
+    let snap = snapshot(&corefile);
+    let ctx = udp(&snap);
     let fwd = std::rc::Rc::new(ShardForward::new(Default::default()));
     let query = q("www.cached.test", Rtype::A).edns(1232).wire();
     // What a serving loop does with a forwarded query: the core's answer hands over the plan
