@@ -24,6 +24,7 @@ pub const SUPPORTED: &[&str] = &[
     "cache",
     "cancel",
     "chaos",
+    "cookies",
     "debug",
     "dns64",
     "dnssec",
@@ -100,6 +101,8 @@ pub struct BlockExtras {
     pub root: Option<PathBuf>,
     /// The shortest `auto` reload interval of this block: how often its folders are read.
     pub rescan: Option<Duration>,
+    /// `cookies` found in this block.
+    pub cookies: Option<super::cookies::CookiesConfig>,
 }
 
 /// Fills `block` from its lines.
@@ -175,6 +178,7 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
         ready: None,
         root: None,
         rescan: None,
+        cookies: None,
     };
     let where_ = block.label();
     for line in lines {
@@ -202,6 +206,12 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
             "errors" => {
                 errors(line)?;
                 block.errors = true;
+            }
+            "cookies" => {
+                if extras.cookies.is_some() {
+                    return Err(err(&line.name, "cookies may be used only once per server block"));
+                }
+                extras.cookies = Some(super::cookies::cookies(line)?);
             }
             "reload" => {
                 if extras.reload.is_some() {

@@ -4,6 +4,7 @@
 //! ringdns does not implement is an error naming file, line and column, never ignored.
 
 mod args;
+pub mod cookies;
 mod directives;
 pub mod dnssec;
 mod duration;
@@ -91,6 +92,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         ready: Vec::new(),
         metrics: Vec::new(),
         rescan: None,
+        cookies: None,
     };
     // Where each (scheme, zone, address) was first defined, to reject duplicates; the
     // same zone and port may be served by several blocks bound to different addresses.
@@ -155,6 +157,22 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         }
         if let Some(r) = extras.reload {
             cfg.reload = Some(r);
+        }
+        // The cookie secret is the server's: blocks that give one give the same.
+        if let Some(c) = extras.cookies {
+            match &cfg.cookies {
+                Some(first) if first.secrets != c.secrets => {
+                    return Err(ConfigError::At {
+                        pos: c.pos,
+                        msg: format!(
+                            "cookies: the secret differs from the one at {} (one secret per server)",
+                            first.pos
+                        ),
+                    });
+                }
+                Some(_) => {}
+                None => cfg.cookies = Some(c),
+            }
         }
         if let Some(r) = extras.rescan {
             cfg.rescan = Some(cfg.rescan.map_or(r, |x: std::time::Duration| x.min(r)));

@@ -121,6 +121,8 @@ pub struct Config {
     pub metrics: Vec<SocketAddr>,
     /// How often `auto` folders are read again (the shortest `auto` reload).
     pub rescan: Option<Duration>,
+    /// `cookies`: the server's DNS Cookie secret (a ringdns directive).
+    pub cookies: Option<super::cookies::CookiesConfig>,
 }
 
 impl Config {

@@ -200,13 +200,14 @@ pub fn snapshot(
         attach_plan_metrics(cfg, data, m);
         m.set_dnssec(dnssec_series(cfg, data));
     }
+    let cookies = cfg.cookies.as_ref().map(|c| Arc::new(c.secrets.clone()));
     Snapshot {
         generation,
         listeners: routes
             .into_iter()
             .map(|(k, v)| {
                 let dropped = metrics.map(|m| m.zone(&server_label(&k), "dropped"));
-                (k, Route::new(v, tls.config(&k), dropped))
+                (k, Route::new(v, tls.config(&k), dropped).with_cookies(cookies.clone()))
             })
             .collect(),
     }

@@ -38,6 +38,9 @@ pub struct Ctx<'a> {
 }
 
 /// What happened to a query.
+// It lives on the stack for one query: boxing the forwarded request (the large variant)
+// would allocate on the forwarder's cache-hit path, which allocates nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug)]
 pub enum Outcome<'a> {
     /// Nothing to send.
@@ -148,6 +151,7 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
     let req = match request::parse(query, key) {
         Parsed::Drop(r) => return Outcome::Drop(r),
         Parsed::Error(mut req, e) => {
+            cookie(&mut req, ctx);
             if e == EarlyError::NotImp && req.opcode != Opcode::QUERY {
                 // RD and CD are defined for QUERY only (RFC 1035 §4.1.1, RFC 4035 §3.2.2):
                 // a reply to an opcode we do not know does not claim them.
@@ -159,10 +163,14 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
                 EarlyError::NotImp => OptRcode::NOTIMP,
                 EarlyError::Refused => OptRcode::REFUSED,
                 EarlyError::BadVers => OptRcode::BADVERS,
+                EarlyError::CookieOnly => OptRcode::NOERROR,
             };
             return error(&req, rcode, ctx, out);
         }
-        Parsed::Query(req) => req,
+        Parsed::Query(mut req) => {
+            cookie(&mut req, ctx);
+            req
+        }
     };
     let Some(q) = req.question else {
         return error(&req, OptRcode::FORMERR, ctx, out);
@@ -189,6 +197,22 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
         return signed(ctx, r, out);
     }
     answer_routed(ctx, r, out)
+}
+
+/// RFC 7873: the request's cookie checked against the client's address, and the one its
+/// reply is to carry.
+fn cookie(req: &mut Request<'_>, ctx: &Ctx<'_>) {
+    let (Some(data), Some(client)) = (req.cookie, ctx.client) else {
+        return;
+    };
+    let secrets = match ctx.route {
+        Some(r) => r.cookie_secrets(),
+        None => super::cookie::Secrets::process(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32);
+    req.cookie_reply = super::cookie::answer(data, client.ip().to_canonical(), now, secrets);
 }
 
 /// A request its block takes: the block and its route entry, the query and what parsing

@@ -5,6 +5,7 @@
 pub mod answer;
 pub mod axfr;
 pub mod balance;
+pub mod cookie;
 pub mod dns64;
 pub mod local;
 pub mod pipeline;

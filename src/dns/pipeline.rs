@@ -74,6 +74,8 @@ pub struct Route {
     dropped: Option<Arc<ZoneSeries>>,
     /// TLS configuration of a `tls://` listener.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// The configured cookie secrets (`cookies`); the process's random one without.
+    cookies: Option<Arc<super::cookie::Secrets>>,
 }
 
 impl Route {
@@ -108,6 +110,21 @@ impl Route {
             timeouts,
             dropped,
             tls,
+            cookies: None,
+        }
+    }
+
+    /// The route with the configured cookie secrets.
+    pub fn with_cookies(mut self, secrets: Option<Arc<super::cookie::Secrets>>) -> Self {
+        self.cookies = secrets;
+        self
+    }
+
+    /// The secrets its cookies are made and checked with.
+    pub fn cookie_secrets(&self) -> &super::cookie::Secrets {
+        match self.cookies.as_deref() {
+            Some(s) => s,
+            None => super::cookie::Secrets::process(),
         }
     }
 

@@ -41,10 +41,11 @@ fn keepalive(req: &Request<'_>, t: Transport) -> Option<u16> {
 
 fn opt_space(req: &Request<'_>, t: Transport) -> usize {
     let nsid = req.nsid.map_or(0, |n| OPTION_HEADER_LEN + n.len());
+    let cookie = req.cookie_reply.map_or(0, |c| OPTION_HEADER_LEN + c.reply.len());
     match req.edns {
         None => 0,
-        Some(_) if keepalive(req, t).is_some() => OPT_LEN + OPTION_HEADER_LEN + 2 + nsid,
-        Some(_) => OPT_LEN + nsid,
+        Some(_) if keepalive(req, t).is_some() => OPT_LEN + OPTION_HEADER_LEN + 2 + nsid + cookie,
+        Some(_) => OPT_LEN + nsid + cookie,
     }
 }
 
@@ -79,8 +80,12 @@ impl Signatures for Stored {
 /// True when the OPT of the reply carries no option (keepalive over streams, padding over
 /// encrypted transports and NSID add one).
 fn plain_opt(req: &Request<'_>, t: Transport) -> bool {
-    req.edns
-        .is_none_or(|e| !(keepalive(req, t).is_some() || e.padding && t.is_encrypted() || req.nsid.is_some()))
+    req.edns.is_none_or(|e| {
+        !(keepalive(req, t).is_some()
+            || e.padding && t.is_encrypted()
+            || req.nsid.is_some()
+            || req.cookie_reply.is_some())
+    })
 }
 
 /// Header (with the counts) and question of a directly written reply.
@@ -589,10 +594,12 @@ fn finish_with(
         // RFC 8467 block-length padding, only over encrypted transports and only when asked;
         // never beyond the size limit.
         let nsid = req.nsid.filter(|n| n.len() <= usize::from(u16::MAX));
+        let cookie = req.cookie_reply.map(|c| c.reply);
         let pad = if e.padding && t.is_encrypted() {
             let keepalive_len = keepalive.map_or(0, |_| OPTION_HEADER_LEN + 2);
             let nsid_len = nsid.map_or(0, |n| OPTION_HEADER_LEN + n.len());
-            let fixed = add.as_slice().len() + OPT_LEN + keepalive_len + nsid_len + OPTION_HEADER_LEN;
+            let cookie_len = cookie.map_or(0, |c| OPTION_HEADER_LEN + c.len());
+            let fixed = add.as_slice().len() + OPT_LEN + keepalive_len + nsid_len + cookie_len + OPTION_HEADER_LEN;
             Some(wire::padding_len(fixed, limit))
         } else {
             None
@@ -606,6 +613,11 @@ fn finish_with(
             if let Some(timeout) = keepalive {
                 opt.push_raw_option(OptionCode::from_int(wire::option::TCP_KEEPALIVE), 2, |tgt| {
                     tgt.append_slice(&timeout.to_be_bytes())
+                })?;
+            }
+            if let Some(c) = &cookie {
+                opt.push_raw_option(OptionCode::from_int(wire::option::COOKIE), c.len() as u16, |tgt| {
+                    tgt.append_slice(c)
                 })?;
             }
             if let Some(n) = nsid {

@@ -39,6 +39,8 @@ pub enum EarlyError {
     Refused,
     /// BADVERS: EDNS version above 0 (RFC 6891 §6.1.3).
     BadVers,
+    /// No question, but a COOKIE: NOERROR with the server cookie (RFC 7873 §5.4).
+    CookieOnly,
 }
 
 /// The TSIG record of a request (RFC 8945 §4.2), as much as an error reply echoes.
@@ -103,6 +105,11 @@ pub struct Request<'a> {
     /// The NSID to put in the reply (RFC 5001): set when the client asked and its block
     /// has `nsid`.
     pub nsid: Option<&'a [u8]>,
+    /// The COOKIE option's data (RFC 7873 §4: a length `cookie::well_formed` takes).
+    pub cookie: Option<&'a [u8]>,
+    /// What that cookie showed and the one the reply carries, once the client's address
+    /// is known (`dns::answer`).
+    pub cookie_reply: Option<super::cookie::Answered>,
 }
 
 /// Result of parsing.
@@ -135,6 +142,8 @@ pub fn parse<'a>(wire: &'a [u8], scratch: &'a mut NameKey) -> Parsed<'a> {
         edns: None,
         tsig: None,
         nsid: None,
+        cookie: None,
+        cookie_reply: None,
     };
     let mut parser = Parser::from_ref(wire);
     if parser.advance(HEADER_LEN).is_err() {
@@ -159,6 +168,7 @@ pub fn parse<'a>(wire: &'a [u8], scratch: &'a mut NameKey) -> Parsed<'a> {
     }
     let records = walk(&mut parser, wire, an, ns, ar);
     req.edns = records.edns;
+    req.cookie = records.cookie;
     match opcode {
         // NOTIFY (RFC 1996) is parsed as a query is: one question, the zone's SOA; the
         // block decides whether its source is a primary of the zone.
@@ -166,6 +176,9 @@ pub fn parse<'a>(wire: &'a [u8], scratch: &'a mut NameKey) -> Parsed<'a> {
         // UPDATE needs an ACL that does not exist yet: refuse, process nothing.
         Opcode::UPDATE => return Parsed::Error(req, EarlyError::Refused),
         _ => return Parsed::Error(req, EarlyError::NotImp),
+    }
+    if qd == 0 && !records.malformed && opcode == Opcode::QUERY && req.cookie.is_some() {
+        return Parsed::Error(req, EarlyError::CookieOnly);
     }
     if qd != 1 || records.malformed {
         return Parsed::Error(req, EarlyError::FormErr);
@@ -185,6 +198,8 @@ struct Records<'a> {
     edns: Option<Edns>,
     /// The TSIG, when it is the last record and well formed.
     tsig: Option<Tsig<'a>>,
+    /// The OPT's COOKIE option data.
+    cookie: Option<&'a [u8]>,
     /// FORMERR: counts beyond the records, an OPT out of place, two OPTs, an OPT owner other
     /// than the root or options that do not parse, a TSIG that is not last or malformed,
     /// bytes after the last record.
@@ -196,6 +211,7 @@ fn walk<'a>(parser: &mut Parser<'a, [u8]>, wire: &'a [u8], an: u16, ns: u16, ar:
     let mut r = Records {
         edns: None,
         tsig: None,
+        cookie: None,
         malformed: true,
     };
     // Answer and authority: walk them so counts and lengths are checked; OPT may not be there.
@@ -216,9 +232,12 @@ fn walk<'a>(parser: &mut Parser<'a, [u8]>, wire: &'a [u8], an: u16, ns: u16, ar:
             r.tsig = parse_tsig(wire, start).filter(|_| i + 1 == ar);
             ok &= r.tsig.is_some();
         } else if rtype == Rtype::OPT {
-            let (edns, valid) = parse_opt(&wire[start..parser.pos()]);
+            let (edns, cookie, valid) = parse_opt(&wire[start..parser.pos()]);
             // RFC 6891 §6.1.1: at most one OPT, owner the root.
             ok &= valid && r.edns.is_none() && wire[start] == 0;
+            if r.edns.is_none() {
+                r.cookie = cookie;
+            }
             r.edns.get_or_insert(edns);
         }
     }
@@ -267,9 +286,10 @@ fn parse_question<'a>(parser: &mut Parser<'a, [u8]>, scratch: &'a mut NameKey) -
     })
 }
 
-/// Reads an OPT record (walked by `skip_record`): `rr` starts at its owner octet. Whether
-/// its options parse; when they do not, only the payload size, version and DO are kept.
-fn parse_opt(rr: &[u8]) -> (Edns, bool) {
+/// Reads an OPT record (walked by `skip_record`): `rr` starts at its owner octet. Its
+/// COOKIE, and whether its options parse; when they do not, only the payload size,
+/// version and DO are kept.
+fn parse_opt(rr: &[u8]) -> (Edns, Option<&[u8]>, bool) {
     // owner(1) type(2) class=udp size(2) ttl=ext rcode(1) version(1) flags(2) rdlen(2)
     let field = |i: usize| rr.get(i).copied().unwrap_or(0);
     let mut edns = Edns {
@@ -281,29 +301,33 @@ fn parse_opt(rr: &[u8]) -> (Edns, bool) {
         padding: false,
     };
     let basic = edns;
+    let mut cookie = None;
     let mut opts = rr.get(11..).unwrap_or_default();
     while !opts.is_empty() {
         let Some(header) = opts.get(..4) else {
-            return (basic, false);
+            return (basic, None, false);
         };
         let code = u16::from_be_bytes([header[0], header[1]]);
         let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
         let Some(data) = opts.get(4..4 + len) else {
-            return (basic, false);
+            return (basic, None, false);
         };
         match code {
             opt_code::NSID => edns.nsid = true,
             // RFC 7828 §3.2.1: a query's keepalive option carries no TIMEOUT.
-            opt_code::TCP_KEEPALIVE if len != 0 => return (basic, false),
+            opt_code::TCP_KEEPALIVE if len != 0 => return (basic, None, false),
             opt_code::TCP_KEEPALIVE => edns.keepalive = true,
-            opt_code::CLIENT_SUBNET if check_client_subnet(data).is_none() => return (basic, false),
+            opt_code::CLIENT_SUBNET if check_client_subnet(data).is_none() => return (basic, None, false),
             opt_code::PADDING => edns.padding = true,
+            // RFC 7873 §5.2.2: a client cookie, and a server cookie of 8 to 32 octets.
+            opt_code::COOKIE if !super::cookie::well_formed(len) || cookie.is_some() => return (basic, None, false),
+            opt_code::COOKIE => cookie = Some(data),
             // Unknown options are ignored (RFC 6891 §6.1.2) and never echoed.
             _ => {}
         }
         opts = &opts[4 + len..];
     }
-    (edns, true)
+    (edns, cookie, true)
 }
 
 /// RFC 7871 §6/§7.1.1: FAMILY, SOURCE PREFIX-LENGTH within the family, SCOPE 0 in queries,

@@ -112,6 +112,8 @@ pub mod option {
     pub const NSID: u16 = 3;
     /// Client subnet (RFC 7871).
     pub const CLIENT_SUBNET: u16 = 8;
+    /// COOKIE (RFC 7873).
+    pub const COOKIE: u16 = 10;
     /// edns-tcp-keepalive (RFC 7828).
     pub const TCP_KEEPALIVE: u16 = 11;
     /// Padding (RFC 7830).

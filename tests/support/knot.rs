@@ -59,6 +59,22 @@ impl Knot {
         k
     }
 
+    /// Knot serving `origin` (text) with DNS Cookies by its `mod-cookies` and `secret`
+    /// (32 hex digits), the reference for ringdns's RFC 9018 cookies.
+    pub fn with_cookies(origin: &str, text: &str, secret: &str) -> Knot {
+        let dir = TempDir::new("knot-cookies");
+        let port = free_port();
+        let d = dir.path().display().to_string();
+        let file = dir.write(&format!("{origin}.zone"), text);
+        let conf = format!(
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\ndatabase:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\nmod-cookies:\n  - id: c\n    secret: 0x{secret}\ntemplate:\n  - id: default\n    storage: \"{d}\"\n    global-module: mod-cookies/c\nzone:\n  - domain: {origin}\n    file: \"{}\"\n",
+            file.display()
+        );
+        let k = Self::spawn(dir, port, &conf);
+        k.wait_serving(origin);
+        k
+    }
+
     /// A primary of `members` (origin, zone text) that generates the catalog zone `catalog`
     /// (RFC 9432, Knot's `catalog-role: generate`) listing them, NOTIFY to `notify`.
     pub fn catalog_primary(catalog: &str, members: &[(&str, &str)], notify: SocketAddr) -> Knot {
