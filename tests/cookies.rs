@@ -157,3 +157,35 @@ fn cookie_errors_name_the_line() {
         "{err}"
     );
 }
+
+// What the cookies showed is counted: ringdns_cookies_total{result}.
+both_drivers!(cookie_outcomes_are_in_the_metrics, |driver| {
+    let s = Server::start(
+        Options::new(
+            driver,
+            &format!("example.test:{{PORT}} {{\n    bind 127.0.0.1\n    file {{DIR}}/db\n    prometheus 127.0.0.1:{{PORT2}}\n    cookies {{\n        secret {SECRET}\n    }}\n}}\n"),
+        )
+        .file("db", ZONE),
+    );
+    let ask = |c: &str| {
+        cookie(&dig(s.port, &[&format!("+cookie={c}"), "www.example.test", "A"]))
+            .unwrap()
+            .0
+    };
+    let ours = ask(CLIENT);
+    assert_eq!(ask(&ours), ours);
+    // A server cookie made with another secret does not check.
+    ask("2464c4abcf10c957010000005cf79f111f8130c3eee29481");
+    let (_, text) = support::http_get(&format!("http://127.0.0.1:{}/metrics", s.port2));
+    let total = |result: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with("ringdns_cookies_total{") && l.contains(&format!("result=\"{result}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert_eq!(
+        (total("client_only"), total("valid"), total("bad")),
+        (1, 1, 1),
+        "{text}"
+    );
+});

@@ -81,6 +81,8 @@ pub struct Asked {
     pub qtype: u16,
     /// DO set in its OPT.
     pub dnssec_ok: bool,
+    /// What its DNS Cookie showed, if it had one.
+    pub cookie: Option<super::cookie::Verdict>,
 }
 
 impl Asked {
@@ -89,6 +91,7 @@ impl Asked {
         Asked {
             qtype: req.question.map_or(0, |q| q.qtype.to_int()),
             dnssec_ok: req.edns.is_some_and(|e| e.dnssec_ok),
+            cookie: req.cookie_reply.map(|c| c.verdict),
         }
     }
 }

@@ -72,15 +72,15 @@ impl Secrets {
     }
 }
 
-/// What the request's cookie showed.
+/// What the request's cookie showed (the order of `ringdns_cookies_total`'s counters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// A client cookie alone.
-    ClientOnly,
+    ClientOnly = 0,
     /// A server cookie that is not ours, too old, from the future or forged.
-    Bad,
+    Bad = 1,
     /// A server cookie we made for this client: its address is proven.
-    Valid,
+    Valid = 2,
 }
 
 /// A request's cookie and the one its reply carries.

@@ -119,6 +119,9 @@ impl Reporter {
         else {
             return;
         };
+        if let Some(v) = asked.cookie {
+            self.ctx.stats().cookies[v as usize].incr();
+        }
         let Some(route) = route else { return };
         let (peer, query, reply) = exchange;
         if let (true, Some(t0)) = (route.metered(), started) {

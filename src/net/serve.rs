@@ -88,6 +88,7 @@ pub(crate) fn query(
                 asked: Asked {
                     qtype: Rtype::AXFR.to_int(),
                     dnssec_ok: false,
+                    cookie: None,
                 },
             };
             let plugins = route.and_then(|r| r.entry(entry)).map(|e| &e.block.plugins);

@@ -40,6 +40,9 @@ pub struct ShardStats {
     pub cache_hits: Counter,
     /// Forwarded queries that waited for an identical query already upstream.
     pub coalesced: Counter,
+    /// Requests with a DNS Cookie, by what it showed: a client cookie alone, a server
+    /// cookie that did not check, one that did (`dns::cookie::Verdict`).
+    pub cookies: [Counter; 3],
 }
 
 /// One shard's counters, held by state that lives on the shard.

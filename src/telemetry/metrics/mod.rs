@@ -582,6 +582,21 @@ fn shards(t: &mut Text, stats: &[ShardStats]) {
         t,
         stats,
         (
+            "ringdns_cookies_total",
+            "Requests with a DNS Cookie, by what it showed: a client cookie alone, a server cookie that did not check, one that did.",
+            "result",
+        ),
+        |s| {
+            ["client_only", "bad", "valid"]
+                .into_iter()
+                .zip(s.cookies.iter().map(Counter::get))
+                .collect()
+        },
+    );
+    by_shard(
+        t,
+        stats,
+        (
             "ringdns_udp_drops_total",
             "UDP datagrams dropped without a reply, by reason.",
             "reason",
