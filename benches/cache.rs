@@ -82,6 +82,7 @@ fn hit(c: &mut Criterion) {
         limit: 1232,
         pad: false,
         nsid: None,
+        cookie: None,
     };
     let mut out = Vec::with_capacity(65536);
     c.bench_function("cache/hit", |b| {

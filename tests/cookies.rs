@@ -189,3 +189,21 @@ both_drivers!(cookie_outcomes_are_in_the_metrics, |driver| {
         "{text}"
     );
 });
+
+// Forwarded answers carry the client's cookie too, from the upstream and from the cache.
+both_drivers!(forwarded_and_cached_answers_carry_the_cookie, |driver| {
+    let knot = Knot::primary(&[("example.test", ZONE)], None);
+    let s = Server::start(Options::new(
+        driver,
+        &format!(
+            "example.test:{{PORT}} {{\n    bind 127.0.0.1\n    forward . 127.0.0.1:{}\n    cache\n}}\n",
+            knot.port
+        ),
+    ));
+    for round in ["upstream", "cache"] {
+        let out = dig(s.port, &[&format!("+cookie={CLIENT}"), "www.example.test", "A"]);
+        let (c, good) = cookie(&out).unwrap_or_else(|| panic!("{round}: no cookie: {out}"));
+        assert!(good && c.starts_with(CLIENT) && c.len() == 48, "{round}: {out}");
+        assert!(out.contains("192.0.2.10"), "{round}: {out}");
+    }
+});

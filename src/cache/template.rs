@@ -94,6 +94,8 @@ pub struct Client<'a> {
     pub pad: bool,
     /// The NSID to put in the OPT (RFC 5001): the client asked and the block has `nsid`.
     pub nsid: Option<&'a [u8]>,
+    /// The COOKIE to put in the OPT (RFC 7873): the client's and our server cookie.
+    pub cookie: Option<&'a [u8; crate::dns::cookie::REPLY_LEN]>,
 }
 
 /// How old the template is.
@@ -137,7 +139,10 @@ pub fn render(t: &Template, c: &Client<'_>, age: Age, extra_ede: Option<u16>, ou
     let ede_len = OPTION_HEADER_LEN + 2;
     let nsid = c.nsid.filter(|n| n.len() <= 512);
     let nsid_len = nsid.map_or(0, |n| OPTION_HEADER_LEN + n.len());
-    let opt_len = c.edns.map_or(0, |_| OPT_LEN + nsid_len + ede.map_or(0, |_| ede_len));
+    let cookie_len = c.cookie.map_or(0, |k| OPTION_HEADER_LEN + k.len());
+    let opt_len = c
+        .edns
+        .map_or(0, |_| OPT_LEN + nsid_len + cookie_len + ede.map_or(0, |_| ede_len));
     if out.len() + opt_len > c.limit {
         // Does not fit: TC=1 and empty sections (RFC 2181 §9).
         out.truncate(HEADER_LEN + qlen);
@@ -148,6 +153,9 @@ pub fn render(t: &Template, c: &Client<'_>, age: Age, extra_ede: Option<u16>, ou
     }
     if let Some((payload, dnssec_ok)) = c.edns {
         let at = wire::start_opt(out, wire::announced_payload(payload), t.ext_rcode, dnssec_ok);
+        if let Some(k) = c.cookie {
+            wire::push_option(out, wire::option::COOKIE, k);
+        }
         if let Some(n) = nsid {
             wire::push_option(out, wire::option::NSID, n);
         }

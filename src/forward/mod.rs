@@ -94,13 +94,14 @@ pub struct ShardForward {
 /// The client side of a render. The largest reply a client gets: 65535 octets over streams;
 /// over UDP its EDNS payload size within 512..=1232 (the DNS flag day 2020 default), or 512
 /// without EDNS (RFC 1035 §4.2.1). Padded over DoT and DoH when the query was (RFC 8467).
-fn client<'a>(query: &'a [u8], q: &Query, via: Transport, nsid: Option<&'a [u8]>) -> Client<'a> {
+fn client<'a>(query: &'a [u8], q: &'a Query, via: Transport, nsid: Option<&'a [u8]>) -> Client<'a> {
     Client {
         query,
         edns: q.edns,
         limit: crate::dns::wire::reply_limit(via, q.edns.map(|(size, _)| size)),
         pad: q.padding && via.is_encrypted(),
         nsid: nsid.filter(|_| q.nsid),
+        cookie: q.cookie.as_ref(),
     }
 }
 
@@ -132,6 +133,8 @@ pub struct Query {
     padding: bool,
     /// The client asked for NSID (RFC 5001).
     nsid: bool,
+    /// The COOKIE its reply carries (RFC 7873), made by the core for the client.
+    cookie: Option<[u8; crate::dns::cookie::REPLY_LEN]>,
     rd: bool,
     cd: bool,
 }
@@ -149,6 +152,7 @@ impl Query {
             edns: req.edns.map(|e| (e.udp_size, e.dnssec_ok)),
             padding: req.edns.is_some_and(|e| e.padding),
             nsid: req.edns.is_some_and(|e| e.nsid),
+            cookie: req.cookie_reply.map(|c| c.reply),
             rd: req.rd,
             cd: req.cd,
         })

@@ -351,6 +351,7 @@ mod tests {
                 limit: 1232,
                 pad: false,
                 nsid: None,
+                cookie: None,
             },
             Age::Fresh { age: 10, lifetime: 60 },
             None,
@@ -483,6 +484,7 @@ mod tests {
                 limit: 512,
                 pad: false,
                 nsid: None,
+                cookie: None,
             },
             Age::Fresh { age: 0, lifetime: 0 },
             None,
@@ -498,6 +500,7 @@ mod tests {
                 limit: 65535,
                 pad: false,
                 nsid: None,
+                cookie: None,
             },
             Age::Stale,
             Some(ede::STALE_ANSWER),
@@ -586,11 +589,21 @@ mod render_guard {
             }
             if let Some((payload, dnssec_ok)) = c.edns {
                 let header_rcode = tm.header().rcode();
-                let fixed = ad.as_slice().len() + wire::OPT_LEN + ede.map_or(0, |_| OPTION_HEADER_LEN + 2);
+                let fixed = ad.as_slice().len()
+                    + wire::OPT_LEN
+                    + ede.map_or(0, |_| OPTION_HEADER_LEN + 2)
+                    + c.cookie.map_or(0, |k| OPTION_HEADER_LEN + k.len());
                 ad.opt(|o| {
                     o.set_udp_payload_size(wire::announced_payload(payload));
                     o.set_rcode(OptRcode::from_parts(header_rcode, t.ext_rcode));
                     o.set_dnssec_ok(dnssec_ok);
+                    if let Some(k) = c.cookie {
+                        o.push_raw_option(
+                            domain::base::iana::OptionCode::from_int(wire::option::COOKIE),
+                            k.len() as u16,
+                            |tg| domain::dep::octseq::OctetsBuilder::append_slice(tg, k),
+                        )?;
+                    }
                     if let Some(code) = ede {
                         o.push_raw_option(domain::base::iana::OptionCode::from_int(wire::option::EDE), 2, |tg| {
                             domain::dep::octseq::OctetsBuilder::append_slice(tg, &code.to_be_bytes())
@@ -611,9 +624,11 @@ mod render_guard {
             }
             ad.finish().into_target()
         };
-        let opt_len = c
-            .edns
-            .map_or(0, |_| wire::OPT_LEN + ede.map_or(0, |_| OPTION_HEADER_LEN + 2));
+        let opt_len = c.edns.map_or(0, |_| {
+            wire::OPT_LEN
+                + ede.map_or(0, |_| OPTION_HEADER_LEN + 2)
+                + c.cookie.map_or(0, |k| OPTION_HEADER_LEN + k.len())
+        });
         if t.bytes.len() + opt_len > c.limit {
             build(false)
         } else {
@@ -675,6 +690,7 @@ mod render_guard {
                                         limit,
                                         pad,
                                         nsid: None,
+                                        cookie: None,
                                     };
                                     let mut got = Vec::with_capacity(65536);
                                     render(t, &c, age, extra, &mut got);
