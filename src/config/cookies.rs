@@ -11,15 +11,16 @@ use std::path::PathBuf;
 use super::args::err;
 use super::error::{ConfigError, Pos};
 use super::syntax::Line;
-use crate::dns::cookie::Secrets;
 
 /// One `cookies` directive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CookiesConfig {
     /// Where the directive is.
     pub pos: Pos,
-    /// The secrets.
-    pub secrets: Secrets,
+    /// The secret cookies are made and checked with.
+    pub current: [u8; 16],
+    /// The one before it, still taken.
+    pub previous: Option<[u8; 16]>,
 }
 
 /// Reads a `cookies` line.
@@ -67,7 +68,8 @@ pub(super) fn cookies(line: &Line) -> Result<CookiesConfig, ConfigError> {
     };
     Ok(CookiesConfig {
         pos: line.pos().clone(),
-        secrets: Secrets { current, previous },
+        current,
+        previous,
     })
 }
 

@@ -22,7 +22,9 @@ use super::error::{ConfigError, Pos};
 use super::model::ServerBlock;
 use super::syntax::Line;
 use crate::dnssec::keys::SigningKey;
-use crate::dnssec::online::DEFAULT_CAPACITY;
+
+/// CoreDNS's default `cache_capacity`.
+pub const DEFAULT_CAPACITY: usize = 10_000;
 
 /// One `dnssec` directive.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -161,7 +161,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         // The cookie secret is the server's: blocks that give one give the same.
         if let Some(c) = extras.cookies {
             match &cfg.cookies {
-                Some(first) if first.secrets != c.secrets => {
+                Some(first) if (first.current, first.previous) != (c.current, c.previous) => {
                     return Err(ConfigError::At {
                         pos: c.pos,
                         msg: format!(

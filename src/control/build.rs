@@ -200,7 +200,12 @@ pub fn snapshot(
         attach_plan_metrics(cfg, data, m);
         m.set_dnssec(dnssec_series(cfg, data));
     }
-    let cookies = cfg.cookies.as_ref().map(|c| Arc::new(c.secrets.clone()));
+    let cookies = cfg.cookies.as_ref().map(|c| {
+        Arc::new(crate::dns::cookie::Secrets {
+            current: c.current,
+            previous: c.previous,
+        })
+    });
     Snapshot {
         generation,
         listeners: routes

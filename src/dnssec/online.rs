@@ -38,8 +38,6 @@ use crate::zone::rrset::{Rrset, push_rdata};
 
 /// TTL of the DNSKEY RRset answered from the keys (CoreDNS's 3600).
 pub const DNSKEY_TTL: u32 = 3600;
-/// CoreDNS's default `cache_capacity`.
-pub const DEFAULT_CAPACITY: usize = 10_000;
 /// RFC 9824 §2: the pseudo-type that marks a name that does not exist.
 const NXNAME: u16 = 128;
 
