@@ -80,12 +80,8 @@ impl Signatures for Stored {
 /// True when the OPT of the reply carries no option (keepalive over streams, padding over
 /// encrypted transports and NSID add one).
 fn plain_opt(req: &Request<'_>, t: Transport) -> bool {
-    req.edns.is_none_or(|e| {
-        !(keepalive(req, t).is_some()
-            || e.padding && t.is_encrypted()
-            || req.nsid.is_some()
-            || req.cookie_reply.is_some())
-    })
+    req.edns
+        .is_none_or(|e| !(keepalive(req, t).is_some() || e.padding && t.is_encrypted() || req.nsid.is_some()))
 }
 
 /// Header (with the counts) and question of a directly written reply.
@@ -109,12 +105,24 @@ fn write_head(req: &Request<'_>, q: &Question<'_>, res: &Resolution<'_>, counts:
 }
 
 /// The OPT of a directly written reply: root owner, payload size, extended rcode 0,
-/// version 0, DO echoed, no options.
+/// version 0, DO echoed, no option but the client's COOKIE (RFC 7873) when it sent one.
 fn write_plain_opt(req: &Request<'_>, out: &mut Vec<u8>) {
     if let Some(e) = req.edns {
         // Counted in ARCOUNT by `write_head`.
-        wire::start_opt(out, announced_payload(e.udp_size), 0, e.dnssec_ok);
+        let rdlen_at = wire::start_opt(out, announced_payload(e.udp_size), 0, e.dnssec_ok);
+        if let Some(c) = req.cookie_reply {
+            wire::push_option(out, wire::option::COOKIE, &c.reply);
+            let rdlen = (out.len() - rdlen_at - 2) as u16;
+            out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+        }
     }
+}
+
+/// The length of [`write_plain_opt`]'s OPT.
+fn plain_opt_len(req: &Request<'_>) -> usize {
+    req.edns.map_or(0, |_| {
+        OPT_LEN + req.cookie_reply.map_or(0, |c| OPTION_HEADER_LEN + c.reply.len())
+    })
 }
 
 fn question_len(q: &Question<'_>) -> usize {
@@ -122,7 +130,7 @@ fn question_len(q: &Question<'_>) -> usize {
 }
 
 /// The most common reply, written directly: NOERROR with one A or AAAA RRset at the query
-/// name and nothing else but an OPT without options. None of it compresses beyond the
+/// name and nothing else but an OPT without options (but a COOKIE). None of it compresses beyond the
 /// owner's pointer to the question, so the general builder's work (about 0.1 µs a query
 /// under perf, 2% of a UDP query's CPU) buys nothing here. `None` for anything else, which
 /// the general writer handles; a test checks that both write the same octets.
@@ -145,7 +153,7 @@ fn write_address_answer(
         return None;
     }
     let rdata_len: usize = part.set.rdatas().map(|r| 12 + r.len()).sum();
-    let size = 12 + question_len(q) + rdata_len + req.edns.map_or(0, |_| OPT_LEN);
+    let size = 12 + question_len(q) + rdata_len + plain_opt_len(req);
     if size > size_limit(req, t) {
         return None;
     }
@@ -166,7 +174,7 @@ fn write_address_answer(
 }
 
 /// The other common reply, written directly: NODATA or NXDOMAIN with the zone's SOA in the
-/// authority section (RFC 2308 §2) and an OPT without options. The general builder spent
+/// authority section (RFC 2308 §2) and an OPT without options (but a COOKIE). The general builder spent
 /// most of such a reply comparing names for compression; this compresses the same way
 /// (see [`Names`]), so a test checks that both write the same octets.
 fn write_negative(
@@ -194,7 +202,7 @@ fn write_negative(
     let (mname, rest) = split_name(rdata)?;
     let (rname, fixed) = split_name(rest)?;
     // The longest it can be, uncompressed; a reply near the limit takes the general path.
-    let size = 12 + question_len(q) + apex.len() + 10 + rdata.len() + req.edns.map_or(0, |_| OPT_LEN);
+    let size = 12 + question_len(q) + apex.len() + 10 + rdata.len() + plain_opt_len(req);
     if size > size_limit(req, t) {
         return None;
     }
@@ -868,13 +876,14 @@ mod tests {
         ];
         // TCP announces a keepalive; HTTPS pads and announces none.
         let transports = [Transport::Udp, Transport::Tcp, Transport::Https];
-        let opts: [Opt; 6] = [
+        let opts: [Opt; 7] = [
             None,
             Some((512, false, &[])),
             Some((4096, true, &[])),
             Some((1232, false, &[(wire::option::TCP_KEEPALIVE, 0)])),
             Some((1232, false, &[(wire::option::PADDING, 8)])),
             Some((100, true, &[])),
+            Some((1232, false, &[(wire::option::COOKIE, 8)])),
         ];
         let names = [
             "a",
@@ -899,9 +908,17 @@ mod tests {
                         for qtype in [1u16, 28, 15] {
                             let wire = query(&format!("{name}.example.test"), qtype, opt);
                             let mut scratch = NameKey::EMPTY;
-                            let Parsed::Query(req) = request::parse(&wire, &mut scratch) else {
+                            let Parsed::Query(mut req) = request::parse(&wire, &mut scratch) else {
                                 panic!("query for {name} does not parse");
                             };
+                            // What the core makes of a client cookie from 192.0.2.1.
+                            req.cookie_reply = req.cookie.and_then(|c| {
+                                let secrets = crate::dns::cookie::Secrets {
+                                    current: [3; 16],
+                                    previous: None,
+                                };
+                                crate::dns::cookie::answer(c, [192, 0, 2, 1].into(), 1_800_000_000, &secrets)
+                            });
                             let q = req.question.unwrap();
                             let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
                             let synth = crate::dns::resolve::Synthesized::new();
