@@ -27,6 +27,16 @@ fn replied(ctx: &Ctx<'_>, q: &[u8], scratch: &mut Scratch, out: &mut Vec<u8>) ->
     matches!(answer(ctx, q, scratch, out), Outcome::Reply { .. })
 }
 
+/// A UDP query's context on `route`, from no particular client.
+fn udp(route: &Route) -> Ctx<'_> {
+    Ctx {
+        route: Some(route),
+        transport: Transport::Udp,
+        challenges: None,
+        client: None,
+    }
+}
+
 fn route_for(zone: Zone) -> Route {
     route_with(zone, Default::default())
 }
@@ -60,12 +70,7 @@ fn classes(c: &mut Criterion) {
     let text = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/example.test.zone")).unwrap();
     let zone = zonefile::load_bytes(&text, Path::new("example.test.zone"), &origin).unwrap();
     let route = route_for(zone);
-    let ctx = Ctx {
-        route: Some(&route),
-        transport: Transport::Udp,
-        challenges: None,
-        client: None,
-    };
+    let ctx = udp(&route);
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
     let mut scratch = Scratch::new();
     let mut g = c.benchmark_group("answer");
@@ -109,12 +114,7 @@ fn signed(c: &mut Criterion) {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/{z}.signed"));
         let zone = zonefile::load_bytes(&std::fs::read(&path).unwrap(), &path, &origin).unwrap();
         let route = route_for(zone);
-        let ctx = Ctx {
-            route: Some(&route),
-            transport: Transport::Udp,
-            challenges: None,
-            client: None,
-        };
+        let ctx = udp(&route);
         let mut out = Vec::with_capacity(REPLY_CAPACITY);
         let mut scratch = Scratch::new();
         let signed = |name: &str, t: Rtype| {
@@ -168,12 +168,7 @@ fn online(c: &mut Criterion) {
             ..Default::default()
         },
     );
-    let ctx = Ctx {
-        route: Some(&route),
-        transport: Transport::Udp,
-        challenges: None,
-        client: None,
-    };
+    let ctx = udp(&route);
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
     let mut scratch = Scratch::new();
     let signed = |name: &str, t: Rtype| ringdns::testing::query(name, t).edns(1232).dnssec_ok().wire();
@@ -224,12 +219,7 @@ fn lookups(c: &mut Criterion) {
     g.sample_size(20);
     for n in [1_000usize, 100_000, 1_000_000] {
         let route = route_for(synthetic(n));
-        let ctx = Ctx {
-            route: Some(&route),
-            transport: Transport::Udp,
-            challenges: None,
-            client: None,
-        };
+        let ctx = udp(&route);
         let queries: Vec<Vec<u8>> = (0..1024)
             .map(|i| query(&format!("h{}.bench.test", (i * 7919) % n), Rtype::A, true))
             .collect();

@@ -321,6 +321,8 @@ pub fn transfer_bytes(data: &[u8]) -> bool {
             // Any transferred zone may be a catalog (RFC 9432): read as one, it lists members
             // or says why not.
             let _ = crate::zone::catalog::parse(&zone);
+            // And a signed one: what a transfer brings is audited as it lands.
+            let _ = crate::dnssec::audit::audit(&zone, 1_800_000_000);
             true
         }
         Err(_) => false,

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use domain::base::Name;
@@ -67,7 +67,7 @@ impl SignEntry {
         if deep {
             self.next_deep = now + DEEP_CHECK;
         }
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let wall = crate::dns::unix_seconds();
         let Some(why) = self.due(wall, deep) else {
             return false;
         };

@@ -212,9 +212,7 @@ fn cookie(req: &mut Request<'_>, ctx: &Ctx<'_>) {
         Some(r) => r.cookie_secrets(),
         None => super::cookie::Secrets::process(),
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32);
+    let now = super::unix_seconds() as u32;
     req.cookie_reply = super::cookie::answer(data, client.ip().to_canonical(), now, secrets);
 }
 
@@ -421,7 +419,7 @@ fn answer_routed<'a>(ctx: &Ctx<'a>, r: Routed<'a>, out: &mut Vec<u8>) -> Outcome
     if let Some(set) = ctx.challenges.and_then(|c| c.lookup(q.key)) {
         if matches!(q.qtype, Rtype::TXT | Rtype::ANY) {
             let mut res = Resolution::new();
-            resolve::challenge(set, &mut res);
+            resolve::single_answer(set, &mut res);
             let by = Some((entry, Plugin::Tls));
             return written(write(&req, &q, &res, ctx, out), &req, by, None);
         }
@@ -644,9 +642,7 @@ fn write_online(
     if !req.edns.is_some_and(|e| e.dnssec_ok) {
         return write(req, q, res, ctx, out);
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = super::unix_seconds();
     crate::dnssec::online::with_cache(signer, |cache| {
         let mut sigs = crate::dnssec::online::Online::new(signer, cache, now);
         reply::write_general(req, q, res, ctx.transport, &mut sigs, out)

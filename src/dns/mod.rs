@@ -20,3 +20,11 @@ pub mod tsig;
 pub mod wire;
 
 pub use answer::{Ctx, Forwarding, Outcome, Scratch, answer};
+
+/// The wall clock in seconds since the epoch (0 before it): what signature validity and
+/// cookie timestamps count in. A vDSO read, no system call.
+pub fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -233,8 +233,9 @@ impl Default for Resolution<'_> {
     }
 }
 
-/// The answer with the challenge values at the query name (AA set).
-pub fn challenge<'r>(set: Rrset<'r>, res: &mut Resolution<'r>) {
+/// An authoritative answer of one RRset at the query name and nothing else: the ACME
+/// challenge values, the DNSKEY RRset of an online signer.
+pub fn single_answer<'r>(set: Rrset<'r>, res: &mut Resolution<'r>) {
     res.reset(Rcode::NOERROR, true);
     res.answer.push(Part {
         owner: Owner::Query,

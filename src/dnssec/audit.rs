@@ -136,9 +136,7 @@ pub fn audit(zone: &Zone, now: u64) -> Vec<Finding> {
 
 /// Logs the findings of `zone` (loaded from `source`, a file or a primary) as warnings.
 pub fn warn(zone: &Zone, source: &dyn fmt::Display) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::dns::unix_seconds();
     let name = display(zone.apex());
     for f in audit(zone, now) {
         tracing::warn!(zone = %name, from = %source, first = %f.first, count = f.count, "signed zone served as it is: {}", f.kind);

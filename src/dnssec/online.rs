@@ -306,19 +306,7 @@ pub fn prepare<'r>(
         return;
     };
     if q.qtype == Rtype::DNSKEY && *q.key == *apex {
-        res.rcode = Rcode::NOERROR;
-        res.aa = true;
-        res.answer.clear();
-        res.authority.clear();
-        res.additional.clear();
-        let set = signer.dnskeys();
-        res.answer.push(Part {
-            owner: Owner::Query,
-            set,
-            sigs: None,
-            ttl: set.ttl(),
-            authoritative: true,
-        });
+        crate::dns::resolve::single_answer(signer.dnskeys(), res);
         return;
     }
     if !dnssec_ok {
@@ -361,19 +349,23 @@ pub fn prepare<'r>(
     if res.rcode != Rcode::NOERROR && exists {
         return;
     }
-    // The name denied: the last of a CNAME chain, or the query name.
-    let mut name_buf = [0u8; MAX_NAME_LEN];
-    let name: &[u8] = match res.answer.iter().last().filter(|p| p.set.rtype() == Rtype::CNAME) {
-        Some(cname) => match cname.set.rdatas().next() {
-            Some(target) if target.len() <= MAX_NAME_LEN => {
-                name_buf[..target.len()].copy_from_slice(target);
-                name_buf[..target.len()].make_ascii_lowercase();
-                &name_buf[..target.len()]
-            }
-            _ => return,
-        },
-        None => q.key,
+    // The name denied: the last of a CNAME chain (as the zone holds it), or the query name.
+    let last_cname = res
+        .answer
+        .iter()
+        .last()
+        .filter(|p| p.set.rtype() == Rtype::CNAME)
+        .map(|p| p.set.rdatas().next());
+    let (owner, wire): (Owner<'r>, &'r [u8]) = match last_cname {
+        None => (Owner::Query, q.key),
+        Some(Some(target)) if target.len() <= MAX_NAME_LEN => (Owner::Name(target), target),
+        Some(_) => return,
     };
+    let mut name_buf = [0u8; MAX_NAME_LEN];
+    let name = &mut name_buf[..wire.len()];
+    name.copy_from_slice(wire);
+    name.make_ascii_lowercase();
+    let name: &[u8] = name;
     if !is_in_zone(name, apex) {
         return;
     }
@@ -388,21 +380,9 @@ pub fn prepare<'r>(
         res.rcode = Rcode::NOERROR;
         types.push(NXNAME);
     }
-    let owner: &'r [u8] = match res.answer.iter().last().filter(|p| p.set.rtype() == Rtype::CNAME) {
-        // The CNAME's target, as the zone holds it (lowercased by the signer).
-        Some(cname) => match cname.set.rdatas().next() {
-            Some(target) => target,
-            None => return,
-        },
-        None => q.key,
-    };
     if let Some(set) = lie_at(lie, name, &types, soa_ttl) {
         res.authority.push(Part {
-            owner: if *owner == *q.key {
-                Owner::Query
-            } else {
-                Owner::Name(owner)
-            },
+            owner,
             set,
             sigs: None,
             ttl: soa_ttl,
