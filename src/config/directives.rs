@@ -45,6 +45,7 @@ pub const SUPPORTED: &[&str] = &[
     "reload",
     "rewrite",
     "root",
+    "rrl",
     "secondary",
     "sign",
     "template",
@@ -360,6 +361,12 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
             "rewrite" => {
                 let rule = super::rewrite::rewrite(line)?;
                 block.rewrites.push(rule);
+            }
+            "rrl" => {
+                if block.rrl.is_some() {
+                    return Err(err(&line.name, "rrl may be used only once per server block"));
+                }
+                block.rrl = Some(super::rrl::rrl(block, line)?);
             }
             "acl" => {
                 let rule = acl(block, line)?;

@@ -15,6 +15,7 @@ mod keys;
 mod lexer;
 mod model;
 pub mod rewrite;
+pub mod rrl;
 pub mod sign;
 mod syntax;
 pub mod template;
@@ -136,6 +137,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             local: None,
             cancel: None,
             dns64: None,
+            rrl: None,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();
@@ -273,6 +275,56 @@ mod tests {
         parse(src, Path::new("Corefile"), LoadOptions::default())
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn rrl() {
+        let b = parse_ok(". {\n rrl example.org {\n  responses-per-second 10\n  nxdomains-per-second 0.5\n  errors-per-second 0\n  window 5\n  ipv4-prefix-length 32\n  ipv6-prefix-length 64\n  slip-ratio 2\n  requests-per-second 100\n  max-table-size 5000\n  report-only\n }\n}\n")
+            .blocks[0]
+            .clone();
+        let r = b.rrl.unwrap();
+        assert_eq!(
+            crate::zone::name::display(crate::zone::name::NameKey::of(&r.zones[0]).as_slice()),
+            "example.org."
+        );
+        // Nodata and referrals default to responses; nxdomains and errors are their own.
+        assert_eq!(r.intervals, [100_000_000, 100_000_000, 2_000_000_000, 100_000_000, 0]);
+        assert_eq!(
+            (r.window, r.ipv4_prefix, r.ipv6_prefix, r.slip),
+            (5_000_000_000, 32, 64, 2)
+        );
+        assert_eq!(
+            (r.request_interval, r.table_size, r.report_only),
+            (10_000_000, 5000, true)
+        );
+        // CoreDNS's defaults: nothing limited until an allowance is given.
+        let d = parse_ok("a.test {\n rrl\n}\n").blocks[0].clone().rrl.unwrap();
+        assert_eq!(
+            (d.intervals, d.window, d.ipv4_prefix, d.ipv6_prefix),
+            ([0; 5], 15_000_000_000, 24, 56)
+        );
+        assert_eq!((d.slip, d.table_size, d.report_only), (0, 100_000, false));
+        for (src, want) in [
+            ("a.test {\n rrl {\n  window 0\n }\n}\n", "window is from"),
+            (
+                "a.test {\n rrl {\n  slip-ratio 11\n }\n}\n",
+                "slip-ratio is a whole number from 0 to 10",
+            ),
+            ("a.test {\n rrl {\n  ipv4-prefix-length 33\n }\n}\n", "from 1 to 32"),
+            ("a.test {\n rrl {\n  responses-per-second -1\n }\n}\n", "from 0 to"),
+            (
+                "a.test {\n rrl {\n  responses-per-second many\n }\n}\n",
+                "is not a number",
+            ),
+            ("a.test {\n rrl {\n  report-only yes\n }\n}\n", "takes no value"),
+            ("a.test {\n rrl {\n  burst 5\n }\n}\n", "unknown rrl option \"burst\""),
+            ("a.test {\n rrl other.test\n}\n", "other.test"),
+            ("a.test {\n rrl\n rrl\n}\n", "only once"),
+        ] {
+            let e = parse_err(src);
+            assert!(e.contains(want), "{src:?}: {e}");
+            assert!(e.starts_with("Corefile:"), "{e}");
+        }
     }
 
     #[test]

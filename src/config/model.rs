@@ -231,6 +231,8 @@ pub struct ServerBlock {
     pub loadbalance: Option<LoadBalanceConfig>,
     /// `loop`: the probe that detects a forwarding loop at start-up.
     pub loop_probe: Option<std::sync::Arc<LoopProbe>>,
+    /// `rrl [ZONES] { ... }`: response rate limiting of UDP replies.
+    pub rrl: Option<super::rrl::RrlConfig>,
 }
 
 /// `loop`: a query for a name nobody else knows (`<random>.<random>.<zone>` HINFO), sent to

@@ -276,6 +276,7 @@ pub fn block_plugins(b: &ServerBlock) -> Vec<&'static str> {
     names.extend(b.header.map(|_| "header"));
     names.extend(b.local.map(|_| "local"));
     names.extend(b.dns64.map(|_| "dns64"));
+    names.extend(b.rrl.as_ref().map(|_| "rrl"));
     names
 }
 
@@ -432,6 +433,19 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet, keys: &Arc<crate::dns::t
                 prefer: l.prefer.clone(),
             }),
             bufsize: b.bufsize,
+            rrl: b.rrl.as_ref().map(|r| {
+                Arc::new(crate::dns::rrl::Limits {
+                    zones: r.zones.iter().map(|z| NameKey::of(z).as_slice().into()).collect(),
+                    interval: r.intervals,
+                    request_interval: r.request_interval,
+                    window: r.window,
+                    ipv4_prefix: r.ipv4_prefix,
+                    ipv6_prefix: r.ipv6_prefix,
+                    slip: r.slip,
+                    table_size: r.table_size,
+                    report_only: r.report_only,
+                })
+            }),
             acl: b
                 .acl
                 .iter()

@@ -15,6 +15,7 @@ pub mod request;
 pub mod resolve;
 pub mod rewrite;
 pub mod rng;
+pub mod rrl;
 pub mod template;
 pub mod tsig;
 pub mod wire;

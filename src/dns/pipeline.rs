@@ -237,6 +237,8 @@ pub struct BlockPlugins {
     pub loadbalance: Option<super::balance::Balance>,
     /// `loop`'s probe, which counts the queries for its name.
     pub loop_probe: Option<Arc<crate::config::LoopProbe>>,
+    /// `rrl`: what the block's UDP replies are limited to.
+    pub rrl: Option<Arc<super::rrl::Limits>>,
 }
 
 /// One `acl` rule at run time.

@@ -26,6 +26,8 @@ pub enum DropReason {
     Oversized,
     /// `acl` says drop.
     Policy,
+    /// `rrl` says drop (UDP only).
+    RateLimit,
 }
 
 /// The error a request earns before any zone is consulted.

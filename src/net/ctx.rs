@@ -43,6 +43,8 @@ pub struct ShardCtx {
     pub forward: Rc<crate::forward::ShardForward>,
     /// When a refused NOTIFY or zone transfer was last logged, per source (once a minute).
     pub zone_refusals: RefCell<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
+    /// `rrl`'s accounts of this shard.
+    pub(crate) limiter: super::limit::Limiter,
 }
 
 impl ShardCtx {

@@ -289,7 +289,11 @@ async fn resolve(
             Served::Later(pending) => pending,
         }
     };
-    dns_response(ctx, pending.run(reporter, peer).await)
+    match pending.run(reporter, peer).await {
+        Some(reply) => dns_response(ctx, reply),
+        // `rrl` limits UDP only; were it to drop a reply here, this is what the client sees.
+        None => plain(StatusCode::TOO_MANY_REQUESTS, "rate limited\n"),
+    }
 }
 
 /// A 200 response carrying a DNS reply, cacheable for its smallest TTL (RFC 8484 §5.1).

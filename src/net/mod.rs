@@ -4,6 +4,7 @@ pub mod conns;
 pub mod ctx;
 pub mod doh;
 mod handshake;
+pub mod limit;
 pub mod mmsg;
 mod outbox;
 mod report;

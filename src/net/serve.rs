@@ -11,6 +11,7 @@ use std::time::Instant;
 use domain::base::iana::Rcode;
 
 use super::ctx::ShardCtx;
+use super::limit;
 use super::report::Reporter;
 use crate::config::Transport;
 use crate::dns::answer::{Asked, Plugin};
@@ -121,24 +122,38 @@ pub(crate) fn query(
             l.reporter.answered(route, &t, (peer, wire, out), started);
             return Served::Transfer(axfr);
         }
-        Outcome::Forward(f) => match cached(l, f, wire, started, out) {
-            Some(mut pending) => {
-                pending.dns64 = dns64_for(route, Some(f.entry), peer, &f.request);
-                return Served::Later(pending);
-            }
-            None => {
-                if let Some(r) = f.reverts {
-                    rewrite::respond(r, wire, out);
+        Outcome::Forward(f) => {
+            let cookie = f.request.cookie_reply.map(|c| c.verdict);
+            if let Some(limits) = udp_limits(l, Some(f.entry), cookie) {
+                if !l
+                    .shard
+                    .limiter
+                    .request(limits, peer.ip(), wire, clock(l), l.shard.stats())
+                {
+                    return Served::Drop(DropReason::RateLimit);
                 }
-                let by = (f.entry, Plugin::Cache);
-                if let Some(p) = dns64_later(l, by, Asked::of(&f.request), peer, wire, &f.request, started, out) {
-                    return Served::Later(p);
-                }
-                reply_outcome(f.entry, Plugin::Cache, Asked::of(&f.request), out)
             }
-        },
-        o @ Outcome::Reply { .. } => o,
+            match forwarded(l, f, peer, wire, started, out) {
+                Ok(o) => o,
+                Err(later) => return later,
+            }
+        }
+        o @ Outcome::Reply { .. } => {
+            if let Outcome::Reply { entry, asked, .. } = o {
+                if let Some(limits) = udp_limits(l, entry, asked.cookie) {
+                    if !l
+                        .shard
+                        .limiter
+                        .request(limits, peer.ip(), wire, clock(l), l.shard.stats())
+                    {
+                        return Served::Drop(DropReason::RateLimit);
+                    }
+                }
+            }
+            o
+        }
     };
+
     if let Outcome::Reply {
         entry: Some(e),
         asked,
@@ -172,8 +187,101 @@ pub(crate) fn query(
         }
     }
     shape(route, &outcome, out);
+    let outcome = match limit_reply(l, peer, outcome, out) {
+        Some(o) => o,
+        None => return Served::Drop(DropReason::RateLimit),
+    };
     l.reporter.answered(route, &outcome, (peer, wire, out), started);
     Served::Reply
+}
+
+/// A forwarded query: the cache's reply in `out`, or the work of asking upstream (or of
+/// `dns64`'s A lookup) as the `Err`.
+fn forwarded(
+    l: &Listener<'_>,
+    f: Forwarding<'_>,
+    peer: SocketAddr,
+    wire: &[u8],
+    started: Option<Instant>,
+    out: &mut Vec<u8>,
+) -> Result<Outcome<'static>, Served> {
+    match cached(l, f, wire, started, out) {
+        Some(mut pending) => {
+            pending.dns64 = dns64_for(l.dns.route, Some(f.entry), peer, &f.request);
+            Err(Served::Later(pending))
+        }
+        None => {
+            if let Some(r) = f.reverts {
+                rewrite::respond(r, wire, out);
+            }
+            let by = (f.entry, Plugin::Cache);
+            if let Some(p) = dns64_later(l, by, Asked::of(&f.request), peer, wire, &f.request, started, out) {
+                return Err(Served::Later(p));
+            }
+            Ok(reply_outcome(f.entry, Plugin::Cache, Asked::of(&f.request), out))
+        }
+    }
+}
+
+/// The block's `rrl`, when the query came over UDP (the one transport it limits) and its
+/// cookie does not exempt it.
+fn udp_limits<'r>(
+    l: &Listener<'r>,
+    entry: Option<usize>,
+    cookie: Option<crate::dns::cookie::Verdict>,
+) -> Option<&'r Arc<crate::dns::rrl::Limits>> {
+    if l.dns.transport != Transport::Udp || limit::exempt(cookie) {
+        return None;
+    }
+    l.dns.route?.entry(entry?)?.block.plugins.rrl.as_ref()
+}
+
+/// The time RRL counts a query at: the batch's arrival when the loop read it.
+fn clock(l: &Listener<'_>) -> Instant {
+    l.received.unwrap_or_else(Instant::now)
+}
+
+/// `rrl`'s response stage: the outcome to report for the reply in `out` (rewritten if it
+/// slipped), or `None` when it is not to be sent.
+fn limit_reply<'o>(l: &Listener<'_>, peer: SocketAddr, outcome: Outcome<'o>, out: &mut Vec<u8>) -> Option<Outcome<'o>> {
+    let Outcome::Reply { entry, asked, .. } = outcome else {
+        return Some(outcome);
+    };
+    let Some(limits) = udp_limits(l, entry, asked.cookie) else {
+        return Some(outcome);
+    };
+    let sent = out.len();
+    if !l
+        .shard
+        .limiter
+        .response(limits, peer.ip(), asked.cookie, out, clock(l), l.shard.stats())
+    {
+        return None;
+    }
+    Some(if out.len() == sent {
+        outcome
+    } else {
+        slipped(outcome, out)
+    })
+}
+
+/// The outcome of a reply `rrl` rewrote.
+fn slipped<'o>(outcome: Outcome<'o>, out: &[u8]) -> Outcome<'o> {
+    let Outcome::Reply {
+        entry, plugin, asked, ..
+    } = outcome
+    else {
+        return outcome;
+    };
+    let (rcode, truncated) = crate::dns::wire::rcode_and_tc(out);
+    Outcome::Reply {
+        rcode,
+        truncated,
+        entry,
+        error: Some("rrl: over the response rate, slipped"),
+        plugin,
+        asked,
+    }
 }
 
 /// NOTIFY's opcode (RFC 1996 §3.3).
@@ -320,8 +428,9 @@ enum First {
 }
 
 impl Pending {
-    /// Asks upstream, reports the reply in the block's logs and returns it.
-    pub(crate) async fn run(mut self, reporter: &Reporter, peer: SocketAddr) -> Vec<u8> {
+    /// Asks upstream, reports the reply in the block's logs and returns it; `None` when
+    /// `rrl` says not to send it (UDP only).
+    pub(crate) async fn run(mut self, reporter: &Reporter, peer: SocketAddr) -> Option<Vec<u8>> {
         let route = self.snapshot.route(&self.key);
         // The block's NSID, for a client that asked (the forwarder checks that).
         let nsid = route
@@ -347,10 +456,27 @@ impl Pending {
                 plugin = Plugin::Dns64;
             }
         }
-        let outcome = reply_outcome(self.entry, plugin, self.asked, &reply);
+        let mut outcome = reply_outcome(self.entry, plugin, self.asked, &reply);
         shape(route, &outcome, &mut reply);
+        let limits = route
+            .and_then(|r| r.entry(self.entry))
+            .and_then(|e| e.block.plugins.rrl.as_ref())
+            .filter(|_| self.via == Transport::Udp && !limit::exempt(self.asked.cookie));
+        if let Some(limits) = limits {
+            let (shard, sent) = (&self.shard, reply.len());
+            let cookie = self.asked.cookie;
+            if !shard
+                .limiter
+                .response(limits, peer.ip(), cookie, &mut reply, Instant::now(), shard.stats())
+            {
+                return None;
+            }
+            if reply.len() != sent {
+                outcome = slipped(outcome, &reply);
+            }
+        }
         reporter.after(route, &outcome, (peer, &self.wire, &reply), self.started);
-        reply
+        Some(reply)
     }
 }
 

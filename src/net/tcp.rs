@@ -286,9 +286,11 @@ async fn read_queries<R: StreamRead>(
                     let open = outbox.forward_opened();
                     let (outbox, reporter, ctx) = (outbox.clone(), reporter.clone(), ctx.clone());
                     monoio::spawn(async move {
-                        let reply = pending.run(&reporter, peer).await;
-                        outbox.push(&reply);
-                        ctx.stats().tcp_answered.incr();
+                        // `rrl` limits UDP only: a stream's reply always comes.
+                        if let Some(reply) = pending.run(&reporter, peer).await {
+                            outbox.push(&reply);
+                            ctx.stats().tcp_answered.incr();
+                        }
                         drop(open);
                     });
                 }

@@ -120,18 +120,24 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
 
 /// Counts (and now and then logs) a datagram dropped without a reply.
 fn dropped(ctx: &ShardCtx, key: &ListenerKey, last: &mut Option<Instant>, reason: DropReason) {
+    count_drop(ctx, reason);
+    // A drop that `acl` or `rrl` asks for is meant, not a fault to report.
+    if !matches!(reason, DropReason::Policy | DropReason::RateLimit) && rate_ok(last) {
+        tracing::info!(listener = %key, ?reason, total = ctx.stats().udp_dropped.get(), "dropping malformed datagrams (short, oversized, or a response)");
+    }
+}
+
+/// Counts a datagram dropped without a reply, by reason (`ShardStats::udp_drops`).
+fn count_drop(ctx: &ShardCtx, reason: DropReason) {
     ctx.stats().udp_dropped.incr();
     let slot = match reason {
         DropReason::Short => 0,
         DropReason::Response => 1,
         DropReason::Oversized => 2,
         DropReason::Policy => 3,
+        DropReason::RateLimit => 4,
     };
     ctx.stats().udp_drops[slot].incr();
-    // A drop that `acl` asks for is meant, not a fault to report.
-    if reason != DropReason::Policy && rate_ok(last) {
-        tracing::info!(listener = %key, ?reason, total = ctx.stats().udp_dropped.get(), "dropping malformed datagrams (short, oversized, or a response)");
-    }
 }
 
 /// Returns to the executor once, so other tasks of the shard run.
@@ -157,7 +163,10 @@ async fn send_later(
     peer: SocketAddr,
     ctx: Rc<ShardCtx>,
 ) {
-    let reply = pending.run(&reporter, peer).await;
+    let Some(reply) = pending.run(&reporter, peer).await else {
+        count_drop(&ctx, DropReason::RateLimit);
+        return;
+    };
     match sock.send_to(reply, peer).await.0 {
         Ok(_) => ctx.stats().udp_answered.incr(),
         Err(e) => tracing::debug!(%peer, error = %e, "udp send of a forwarded reply failed"),

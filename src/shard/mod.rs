@@ -196,6 +196,7 @@ async fn shard_main(id: usize, shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
         querylog: RefCell::new(Default::default()),
         forward: Rc::new(crate::forward::ShardForward::new(stats)),
         zone_refusals: RefCell::default(),
+        limiter: Default::default(),
     });
     let mut stops: HashMap<ListenerKey, Vec<oneshot::Sender<()>>> = HashMap::new();
     while let Some(cmd) = next(&mut rx).await {

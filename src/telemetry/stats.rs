@@ -11,8 +11,8 @@ pub struct ShardStats {
     pub udp_answered: Counter,
     /// Datagrams dropped without a reply (short, or QR=1).
     pub udp_dropped: Counter,
-    /// The same by reason: short, a response, oversized, `acl` drop.
-    pub udp_drops: [Counter; 4],
+    /// The same by reason: short, a response, oversized, `acl` drop, `rrl` drop.
+    pub udp_drops: [Counter; 5],
     /// Queries answered over TCP.
     pub tcp_answered: Counter,
     /// TCP connections accepted and served.
@@ -43,6 +43,9 @@ pub struct ShardStats {
     /// Requests with a DNS Cookie, by what it showed: a client cookie alone, a server
     /// cookie that did not check, one that did (`dns::cookie::Verdict`).
     pub cookies: [Counter; 3],
+    /// `rrl`: requests dropped, replies dropped, slipped, answered BADCOOKIE, and those
+    /// over the limit but sent (`report-only`), as `net::limit::counted` numbers them.
+    pub rrl: [Counter; 5],
 }
 
 /// One shard's counters, held by state that lives on the shard.

@@ -597,12 +597,27 @@ fn shards(t: &mut Text, stats: &[ShardStats]) {
         t,
         stats,
         (
+            "ringdns_rrl_total",
+            "UDP requests and replies over an rrl limit, by what became of them: requests dropped, replies dropped, replies slipped (truncated), replies sent as BADCOOKIE, and those sent anyway (report-only).",
+            "action",
+        ),
+        |s| {
+            ["request_dropped", "dropped", "slipped", "badcookie", "reported"]
+                .into_iter()
+                .zip(s.rrl.iter().map(Counter::get))
+                .collect()
+        },
+    );
+    by_shard(
+        t,
+        stats,
+        (
             "ringdns_udp_drops_total",
             "UDP datagrams dropped without a reply, by reason.",
             "reason",
         ),
         |s| {
-            ["short", "response", "oversized", "acl"]
+            ["short", "response", "oversized", "acl", "rrl"]
                 .into_iter()
                 .zip(s.udp_drops.iter().map(Counter::get))
                 .collect()
