@@ -3,7 +3,7 @@
 # tools the tests use (kdig, dig and delv, dnssec-keygen and dnssec-signzone, Knot's
 # kzonesign and keymgr, ldns-verify-zone, dnsviz (with BIND's named), openssl,
 # unbound as a DoT upstream, Knot DNS as a hidden primary, prometheus and promtool
-# for the metrics, and pebble, the test ACME CA of ../shared/acme-testbed, which each ACME test
+# for the metrics, dnsperf and iproute2 (network namespaces) for rate limiting, and pebble, the test ACME CA of ../shared/acme-testbed, which each ACME test
 # starts on its own ports) with apt-get.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -25,6 +25,8 @@ command -v faketime >/dev/null || missing+=(faketime)
 [ -x /usr/sbin/unbound ] || missing+=(unbound)
 [ -x /usr/sbin/knotd ] || missing+=(knot)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v dnsperf >/dev/null || missing+=(dnsperf)
+command -v ip >/dev/null || missing+=(iproute2)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 if ((${#missing[@]})); then
     sudo=""
