@@ -244,11 +244,13 @@ fn rewrite_reverts() -> &'static (Vec<u8>, crate::dns::rewrite::Reverts) {
 }
 
 /// Arbitrary bytes as a reply that ringdns rewrites before sending it on: `loadbalance`'s
-/// shuffle (forwarded replies come from upstreams), `rewrite`'s mapping back and `dns64`'s
-/// synthesis from an A reply.
-/// Checks that the shuffle keeps the size and the header, and that a synthesised reply
-/// stays within its limit.
+/// shuffle (forwarded replies come from upstreams), `rewrite`'s mapping back, `dns64`'s
+/// synthesis from an A reply, and `rrl`'s reading, slipping and BADCOOKIE of it.
+/// Checks that the shuffle keeps the size and the header, that a synthesised reply stays
+/// within its limit, and that a slipped reply is never larger than the one it replaces
+/// (a BADCOOKIE one, by at most its OPT).
 pub fn reply_bytes(data: &[u8]) {
+    rate_limited(data);
     let mut shuffled = data.to_vec();
     crate::dns::balance::shuffle_addresses(&mut shuffled);
     assert_eq!(shuffled.len(), data.len(), "the shuffle moves octets, it adds none");
@@ -286,6 +288,39 @@ pub fn reply_bytes(data: &[u8]) {
             assert!(out.len() <= 512, "a synthesised reply of {} octets over 512", out.len());
         }
     }
+}
+
+/// `rrl` on a reply from anywhere: its category and names, the table's verdict, the slip.
+fn rate_limited(data: &[u8]) {
+    use crate::dns::rrl;
+    let _ = rrl::classify(data);
+    let limits = rrl::Limits {
+        zones: vec![Box::from(&b"\0"[..])],
+        interval: [rrl::SECOND; rrl::CATEGORIES],
+        request_interval: rrl::SECOND,
+        window: rrl::SECOND,
+        ipv4_prefix: 24,
+        ipv6_prefix: 56,
+        slip: 1,
+        table_size: 4,
+        report_only: false,
+    };
+    let mut table = rrl::Table::new(limits.table_size);
+    let client = std::net::IpAddr::from([198, 18, 0, 1]);
+    for now in [1, 2] {
+        let _ = table.request(&limits, client, data, now);
+        let _ = table.reply(&limits, client, data, now);
+    }
+    let mut slipped = data.to_vec();
+    rrl::slip(&mut slipped);
+    assert!(slipped.len() <= data.len(), "a slipped reply grew");
+    let mut bad = data.to_vec();
+    rrl::bad_cookie(&mut bad);
+    let opt = wire::OPT_LEN + wire::OPTION_HEADER_LEN + crate::dns::cookie::CLIENT_LEN + crate::dns::cookie::SERVER_MAX;
+    assert!(
+        bad.len() <= data.len().max(slipped.len() + opt),
+        "a BADCOOKIE reply grew past its OPT"
+    );
 }
 
 /// The apex the transfer target's streams are read for: `example.test`.

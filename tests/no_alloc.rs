@@ -373,3 +373,59 @@ fn loadbalance_allocates_nothing() {
         assert!(firsts[3], "case {i}: .3 comes first, always with prefer");
     }
 }
+
+/// `rrl`'s response and request stages on the UDP path: classifying each kind of reply,
+/// spending or limiting its account, slipping it and turning it into BADCOOKIE allocate
+/// nothing once the table is made.
+#[test]
+fn rate_limiting_allocates_nothing() {
+    use ringdns::dns::rrl::{self, Table};
+    let corefile = format!(
+        "example.test:1053 {{\n bind 127.0.0.1\n file {zone} example.test\n rrl {{\n  responses-per-second 10\n  requests-per-second 100\n  slip-ratio 2\n }}\n}}\n",
+        zone = data("example.test.zone").display(),
+    );
+    let snap = snapshot(&corefile);
+    let ctx = Ctx {
+        client: Some("198.18.0.7:5353".parse().unwrap()),
+        ..udp(&snap)
+    };
+    let route = ctx.route.unwrap();
+    let limits = route.entry(0).unwrap().block.plugins.rrl.clone().unwrap();
+    let mut table = Table::new(limits.table_size);
+    let client = ctx.client.unwrap().ip();
+    let cases = [
+        ("answer", q("www.example.test", Rtype::A)),
+        ("nxdomain", q("nope.example.test", Rtype::A)),
+        ("nodata", q("www.example.test", Rtype::MX)),
+        ("referral", q("x.sub.example.test", Rtype::A)),
+        (
+            "with a cookie",
+            q("www.example.test", Rtype::A).edns(1232).option(10, &[7; 8]),
+        ),
+    ];
+    let mut out = Vec::with_capacity(REPLY_CAPACITY);
+    for (name, query) in cases {
+        let wire = query.wire();
+        let mut scratch = Scratch::new();
+        assert!(matches!(
+            answer(&ctx, &wire, &mut scratch, &mut out),
+            Outcome::Reply { .. }
+        ));
+        let reply = out.clone();
+        reset_allocations();
+        COUNTING.with(|c| c.set(true));
+        for i in 0..1000u64 {
+            let now = 1_000 + i * 1_000_000;
+            std::hint::black_box(table.request(&limits, client, &wire, now));
+            std::hint::black_box(table.reply(&limits, client, &reply, now));
+            out.clear();
+            out.extend_from_slice(&reply);
+            rrl::slip(&mut out);
+            out.clear();
+            out.extend_from_slice(&reply);
+            rrl::bad_cookie(&mut out);
+        }
+        COUNTING.with(|c| c.set(false));
+        assert_eq!(allocations(), 0, "{name} allocated");
+    }
+}

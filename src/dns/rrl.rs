@@ -611,6 +611,29 @@ mod tests {
     }
 
     #[test]
+    fn bad_cookie_keeps_the_question_and_the_cookie() {
+        let mut r = reply(WWW, 0, 1, None);
+        let at = wire::start_opt(&mut r, 1232, 0, true);
+        let cookie: Vec<u8> = (0..24).collect();
+        wire::push_option(&mut r, wire::option::COOKIE, &cookie);
+        wire::push_option(&mut r, wire::option::NSID, b"edge");
+        wire::end_opt(&mut r, at);
+        bad_cookie(&mut r);
+        let m = domain::base::Message::from_octets(r.as_slice()).unwrap();
+        assert_eq!(m.opt_rcode().to_int(), BADCOOKIE);
+        assert_eq!((m.header().tc(), wire::count(&r, 1), wire::count(&r, 3)), (false, 0, 1));
+        let opt = m.opt().unwrap();
+        assert!(opt.dnssec_ok() && opt.udp_payload_size() == 1232);
+        let options: Vec<_> = opt.opt().iter::<domain::base::opt::AllOptData<_, _>>().collect();
+        assert_eq!(options.len(), 1, "only the cookie stays");
+        assert!(r.ends_with(&cookie));
+        // Without a cookie to send back it is a plain slip.
+        let mut plain = reply(WWW, 0, 1, None);
+        bad_cookie(&mut plain);
+        assert_ne!(plain[wire::FLAGS1] & flags1::TC, 0);
+    }
+
+    #[test]
     fn slipping_empties_the_reply_and_sets_tc() {
         let mut r = reply(NOPE, 3, 0, Some(Rtype::SOA));
         slip(&mut r);
