@@ -261,5 +261,61 @@ fn metrics(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, classes, signed, online, lookups, metrics);
+/// `rrl`'s response stage per reply, nothing limited: read the reply, hash its account,
+/// spend its credit (the cost each UDP answer pays in a block with `rrl`), over 10k clients'
+/// accounts; and the slip a limited reply gets.
+fn rate_limit(c: &mut Criterion) {
+    use ringdns::dns::rrl::{self, Limits, SECOND, Table};
+    let origin = parse_abs("example.test").unwrap();
+    let text = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/example.test.zone")).unwrap();
+    let zone = zonefile::load_bytes(&text, Path::new("example.test.zone"), &origin).unwrap();
+    let route = route_for(zone);
+    let ctx = udp(&route);
+    let limits = Limits {
+        zones: vec![Box::from(&b"\0"[..])],
+        interval: [SECOND / 10_000_000; rrl::CATEGORIES],
+        request_interval: 0,
+        window: 15 * SECOND,
+        ipv4_prefix: 24,
+        ipv6_prefix: 56,
+        slip: 2,
+        table_size: 100_000,
+        report_only: false,
+    };
+    let mut table = Table::new(limits.table_size);
+    let mut g = c.benchmark_group("rrl");
+    for (label, q) in [
+        ("answer", query("www.example.test", Rtype::A, true)),
+        ("nxdomain", query("nope.example.test", Rtype::A, true)),
+    ] {
+        let mut out = Vec::with_capacity(REPLY_CAPACITY);
+        let mut scratch = Scratch::new();
+        assert!(replied(&ctx, &q, &mut scratch, &mut out));
+        let mut now = SECOND;
+        let mut client = 0u32;
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                now += 1_000;
+                client = (client + 1) % 10_000;
+                let ip = std::net::IpAddr::from((0xC612_0000u32 + (client << 8)).to_be_bytes());
+                black_box(table.reply(&limits, ip, black_box(&out), now))
+            })
+        });
+    }
+    let mut out = Vec::with_capacity(REPLY_CAPACITY);
+    let mut scratch = Scratch::new();
+    let q = query("www.example.test", Rtype::A, true);
+    assert!(replied(&ctx, &q, &mut scratch, &mut out));
+    let reply = out.clone();
+    g.bench_function("slip", |b| {
+        b.iter(|| {
+            out.clear();
+            out.extend_from_slice(&reply);
+            rrl::slip(black_box(&mut out));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, classes, signed, online, lookups, metrics, rate_limit);
 criterion_main!(benches);

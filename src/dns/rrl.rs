@@ -259,20 +259,18 @@ fn mask128(len: u8) -> u128 {
     }
 }
 
-/// A name read from a message: lowercase, uncompressed.
-pub struct ReadName {
-    buf: [u8; 255],
-    len: usize,
-}
+/// A name read from a message: lowercase, uncompressed (not zeroed first: most names are
+/// short).
+pub struct ReadName(arrayvec::ArrayVec<u8, 255>);
 
 impl ReadName {
     const fn new() -> Self {
-        ReadName { buf: [0; 255], len: 0 }
+        ReadName(arrayvec::ArrayVec::new_const())
     }
 
     /// The name's wire form.
     pub fn as_slice(&self) -> &[u8] {
-        &self.buf[..self.len]
+        &self.0
     }
 }
 
@@ -294,24 +292,18 @@ const MAX_POINTERS: usize = 16;
 /// Reads the name at `at` of `msg` into `out` (lowercase, pointers followed), returning
 /// where the name ends in the message.
 fn read_name(msg: &[u8], mut at: usize, out: &mut ReadName) -> Option<usize> {
-    out.len = 0;
+    out.0.clear();
     let mut end = None;
     let mut jumps = 0;
     loop {
         let len = *msg.get(at)?;
         match len & 0xC0 {
             0x00 => {
-                let len = usize::from(len);
-                let label = msg.get(at + 1..at + 1 + len)?;
-                if out.len + 1 + len > out.buf.len() {
-                    return None;
-                }
-                out.buf[out.len] = len as u8;
-                for (d, s) in out.buf[out.len + 1..out.len + 1 + len].iter_mut().zip(label) {
-                    *d = s.to_ascii_lowercase();
-                }
-                out.len += 1 + len;
-                at += 1 + len;
+                let label = msg.get(at..at + 1 + usize::from(len))?;
+                let from = out.0.len();
+                out.0.try_extend_from_slice(label).ok()?;
+                out.0[from + 1..].make_ascii_lowercase();
+                at += label.len();
                 if len == 0 {
                     return Some(end.unwrap_or(at));
                 }
