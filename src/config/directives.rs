@@ -47,6 +47,7 @@ pub const SUPPORTED: &[&str] = &[
     "root",
     "rrl",
     "secondary",
+    "shed",
     "sign",
     "template",
     "timeouts",
@@ -361,6 +362,17 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
             "rewrite" => {
                 let rule = super::rewrite::rewrite(line)?;
                 block.rewrites.push(rule);
+            }
+            "shed" => {
+                no_args(line)?;
+                no_block(line)?;
+                if !block.keys.iter().all(|k| k.scheme == Scheme::Dns) {
+                    return Err(err(
+                        &line.name,
+                        "shed acts on UDP only: it may be used in plain DNS server blocks, not tls:// or https:// ones",
+                    ));
+                }
+                block.shed = true;
             }
             "rrl" => {
                 if block.rrl.is_some() {

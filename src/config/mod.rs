@@ -138,6 +138,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             cancel: None,
             dns64: None,
             rrl: None,
+            shed: false,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();

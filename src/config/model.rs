@@ -233,6 +233,9 @@ pub struct ServerBlock {
     pub loop_probe: Option<std::sync::Arc<LoopProbe>>,
     /// `rrl [ZONES] { ... }`: response rate limiting of UDP replies.
     pub rrl: Option<super::rrl::RrlConfig>,
+    /// `shed`: the block's UDP listeners drop queries that waited too long and shrink
+    /// their receive buffers while they cannot keep up (`net::shed`).
+    pub shed: bool,
 }
 
 /// `loop`: a query for a name nobody else knows (`<random>.<random>.<zone>` HINFO), sent to

@@ -277,6 +277,7 @@ pub fn block_plugins(b: &ServerBlock) -> Vec<&'static str> {
     names.extend(b.local.map(|_| "local"));
     names.extend(b.dns64.map(|_| "dns64"));
     names.extend(b.rrl.as_ref().map(|_| "rrl"));
+    names.extend(b.shed.then_some("shed"));
     names
 }
 
@@ -433,6 +434,7 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet, keys: &Arc<crate::dns::t
                 prefer: l.prefer.clone(),
             }),
             bufsize: b.bufsize,
+            shed: b.shed,
             rrl: b.rrl.as_ref().map(|r| {
                 Arc::new(crate::dns::rrl::Limits {
                     zones: r.zones.iter().map(|z| NameKey::of(z).as_slice().into()).collect(),

@@ -76,6 +76,8 @@ pub struct Route {
     tls: Option<Arc<rustls::ServerConfig>>,
     /// The configured cookie secrets (`cookies`); the process's random one without.
     cookies: Option<Arc<super::cookie::Secrets>>,
+    /// Some block behind this listener has `shed`.
+    sheds: bool,
 }
 
 impl Route {
@@ -89,6 +91,7 @@ impl Route {
         zones.sort_by(|a, b| b.zone.len().cmp(&a.zone.len()).then_with(|| a.zone.cmp(&b.zone)));
         let logs = zones.iter().any(|e| !e.block.log.is_empty());
         let chaos = zones.iter().any(|e| e.block.plugins.chaos.is_some());
+        let sheds = zones.iter().any(|e| e.block.plugins.shed);
         let reclass = zones.iter().any(|e| {
             e.block
                 .plugins
@@ -111,7 +114,14 @@ impl Route {
             dropped,
             tls,
             cookies: None,
+            sheds,
         }
+    }
+
+    /// Whether a block of this listener has `shed` (CoreDNS: any block with it installs
+    /// it on the shared socket).
+    pub fn sheds(&self) -> bool {
+        self.sheds
     }
 
     /// The route with the configured cookie secrets.
@@ -237,6 +247,8 @@ pub struct BlockPlugins {
     pub loadbalance: Option<super::balance::Balance>,
     /// `loop`'s probe, which counts the queries for its name.
     pub loop_probe: Option<Arc<crate::config::LoopProbe>>,
+    /// `shed`: its UDP listeners drop work that waited too long (`net::shed`).
+    pub shed: bool,
     /// `rrl`: what the block's UDP replies are limited to.
     pub rrl: Option<Arc<super::rrl::Limits>>,
 }

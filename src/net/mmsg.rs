@@ -16,9 +16,16 @@ pub const MAX_QUERY: usize = 4096;
 /// never grows.
 pub const MAX_REPLY: usize = 4096;
 
+/// Room for one control message holding a `timespec` (the arrival stamp).
+const CONTROL_LEN: usize = 64;
+
 /// Receive and reply buffers for one socket.
 pub struct Batch {
     queries: Vec<[u8; MAX_QUERY]>,
+    /// Control buffers, used when arrival stamps are asked for.
+    control: Vec<[u64; CONTROL_LEN / 8]>,
+    stamps: bool,
+    arrived: [u64; BATCH],
     lens: [usize; BATCH],
     truncated: [bool; BATCH],
     peers: Vec<libc::sockaddr_storage>,
@@ -35,6 +42,9 @@ impl Default for Batch {
     fn default() -> Self {
         Batch {
             queries: vec![[0; MAX_QUERY]; BATCH],
+            control: vec![[0; CONTROL_LEN / 8]; BATCH],
+            stamps: false,
+            arrived: [0; BATCH],
             lens: [0; BATCH],
             truncated: [false; BATCH],
             // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
@@ -58,9 +68,25 @@ impl Default for Batch {
 }
 
 impl Batch {
+    /// Whether to read the arrival stamps (the socket must have `sys::set_arrival_stamps`).
+    pub fn read_stamps(&mut self, on: bool) {
+        self.stamps = on;
+    }
+
+    /// When datagram `i` of the last receive arrived (CLOCK_REALTIME nanoseconds), if the
+    /// stamps are read and the kernel gave one.
+    pub fn arrived(&self, i: usize) -> Option<u64> {
+        Some(self.arrived[i]).filter(|t| *t != 0)
+    }
+
     /// Receives up to [`BATCH`] datagrams without blocking; `Ok(0)` when none is waiting.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         for i in 0..BATCH {
+            let (control, control_len): (*mut libc::c_void, usize) = if self.stamps {
+                (self.control[i].as_mut_ptr().cast(), CONTROL_LEN)
+            } else {
+                (std::ptr::null_mut(), 0)
+            };
             self.iov[i] = libc::iovec {
                 iov_base: self.queries[i].as_mut_ptr().cast(),
                 iov_len: MAX_QUERY,
@@ -70,8 +96,8 @@ impl Batch {
                 msg_namelen: std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
                 msg_iov: &mut self.iov[i],
                 msg_iovlen: 1,
-                msg_control: std::ptr::null_mut(),
-                msg_controllen: 0,
+                msg_control: control,
+                msg_controllen: control_len,
                 msg_flags: 0,
             };
             self.hdrs[i].msg_len = 0;
@@ -100,6 +126,7 @@ impl Batch {
             self.truncated[i] = self.hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             self.peer_lens[i] = self.hdrs[i].msg_hdr.msg_namelen;
             self.send[i] = false;
+            self.arrived[i] = if self.stamps { stamp(&self.hdrs[i].msg_hdr) } else { 0 };
         }
         Ok(n)
     }
@@ -175,6 +202,23 @@ impl Batch {
         }
         Ok(self.to_send)
     }
+}
+
+/// The SCM_TIMESTAMPNS stamp among a received message's control messages, 0 without one.
+fn stamp(hdr: &libc::msghdr) -> u64 {
+    // SAFETY: `hdr` is the header recvmmsg just filled: its control pointer and length
+    // describe a buffer of this batch, and CMSG_FIRSTHDR/CMSG_NXTHDR stay within them.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                return (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64;
+            }
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+    }
+    0
 }
 
 /// A socket address from the kernel's representation.

@@ -9,6 +9,7 @@ pub mod mmsg;
 mod outbox;
 mod report;
 mod serve;
+pub mod shed;
 pub mod socket;
 mod sys;
 pub mod tcp;

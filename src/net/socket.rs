@@ -9,7 +9,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// Backlog of TCP listeners.
 const LISTEN_BACKLOG: i32 = 1024;
 /// Receive buffer asked for UDP sockets (the kernel caps it at net.core.rmem_max).
-const UDP_RECV_BUFFER: usize = 4 << 20;
+pub const UDP_RECV_BUFFER: usize = 4 << 20;
 
 fn base(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
     let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;

@@ -21,6 +21,31 @@ pub fn set_dont_fragment(sock: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
     setsockopt_int(sock, level, name, value)
 }
 
+/// Asks the kernel to stamp each received datagram with its arrival time (SO_TIMESTAMPNS:
+/// CLOCK_REALTIME, read back by `net::mmsg`), or stops it.
+pub fn set_arrival_stamps(sock: &impl AsRawFd, on: bool) -> io::Result<()> {
+    setsockopt_int(sock, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, libc::c_int::from(on))
+}
+
+/// Sets the receive buffer (the kernel doubles it for its bookkeeping and caps it at
+/// net.core.rmem_max).
+pub fn set_recv_buffer(sock: &impl AsRawFd, bytes: usize) -> io::Result<()> {
+    setsockopt_int(
+        sock,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX),
+    )
+}
+
+/// CLOCK_REALTIME in nanoseconds, the clock of the arrival stamps.
+pub fn realtime_nanos() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is valid for writes; CLOCK_REALTIME always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
 fn setsockopt_int(sock: &impl AsRawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: `value` lives across the call and its size is passed; the descriptor is owned
     // by `sock`, which the caller keeps alive.

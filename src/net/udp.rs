@@ -16,6 +16,8 @@ use super::ctx::ShardCtx;
 use super::mmsg::{BATCH, Batch};
 use super::report::Reporter;
 use super::serve::{self, Listener, Pending, Served};
+use super::shed::{Resize, Shedder};
+use super::socket::UDP_RECV_BUFFER;
 use crate::config::Transport;
 use crate::dns::pipeline::{ListenerKey, Route, Snapshot};
 use crate::dns::request::DropReason;
@@ -35,6 +37,7 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
     let mut last_drop_log: Option<Instant> = None;
     let mut last_err_log: Option<Instant> = None;
     let reporter = Rc::new(Reporter::batched(&ctx, Transport::Udp));
+    let mut shedding: Option<Shedder> = None;
     tracing::debug!(listener = %key, "udp listener started");
     loop {
         if !matches!(stop.try_recv(), Ok(None)) {
@@ -60,6 +63,12 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
         };
         let snapshot = snapshots.load();
         let route = route_of.get(snapshot, &key);
+        let sheds = route.is_some_and(Route::sheds);
+        if sheds != shedding.is_some() {
+            shedding = shed_turned(&sock, &key, &mut batch, sheds);
+        }
+        // The realtime clock of the arrival stamps, once per batch.
+        let stamped_now = shedding.as_ref().map(|_| super::sys::realtime_nanos());
         // One clock read for the batch, when something reports its queries.
         let received = route.is_some_and(|r| r.logs() || r.metered()).then(Instant::now);
         let listener = Listener {
@@ -76,6 +85,12 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
             received,
         };
         for i in 0..n {
+            if let Some(now) = stamped_now {
+                if Shedder::stale(batch.arrived(i), now) {
+                    ctx.stats().shed[0].incr();
+                    continue;
+                }
+            }
             let peer = batch.peer(i);
             let (query, out, send) = batch.slot(i);
             let Some(query) = query else {
@@ -93,6 +108,15 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
             }
         }
         reporter.flush(route);
+        if let (Some(s), Some(now)) = (shedding.as_mut(), stamped_now) {
+            if let Resize::To(bytes) = s.after_batch(n, BATCH, batch.arrived(0), now) {
+                // Best effort: the kernel may cap it; a failure leaves the old size.
+                let _ = super::sys::set_recv_buffer(&*sock, bytes);
+                if bytes < UDP_RECV_BUFFER && rate_ok(&mut last_drop_log) {
+                    tracing::warn!(listener = %key, receive_buffer = bytes, "shard cannot keep up: shedding queries that waited over {:?} and shrinking the receive buffer", super::shed::MAX_WAIT);
+                }
+            }
+        }
         batch.prepare_send(n);
         let mut failed = 0;
         let sent = loop {
@@ -116,6 +140,19 @@ pub async fn serve(sock: Rc<UdpSocket>, key: ListenerKey, ctx: Rc<ShardCtx>, mut
         }
     }
     tracing::debug!(listener = %key, "udp listener stopped");
+}
+
+/// `shed` turned on or off for the listener: the socket's arrival stamps and its full
+/// receive buffer follow.
+fn shed_turned(sock: &UdpSocket, key: &ListenerKey, batch: &mut Batch, on: bool) -> Option<Shedder> {
+    if let Err(e) = super::sys::set_arrival_stamps(sock, on) {
+        tracing::warn!(listener = %key, error = %e, "shed: the kernel gives no arrival stamps; not shedding");
+        batch.read_stamps(false);
+        return None;
+    }
+    batch.read_stamps(on);
+    let _ = super::sys::set_recv_buffer(sock, UDP_RECV_BUFFER);
+    on.then(|| Shedder::new(UDP_RECV_BUFFER))
 }
 
 /// Counts (and now and then logs) a datagram dropped without a reply.

@@ -46,6 +46,10 @@ pub struct ShardStats {
     /// `rrl`: requests dropped, replies dropped, slipped, answered BADCOOKIE, and those
     /// over the limit but sent (`report-only`), as `net::limit::counted` numbers them.
     pub rrl: [Counter; 5],
+    /// `shed`: UDP queries dropped unanswered because they waited too long; forwarded
+    /// queries refused at once because the shard had as many upstream queries in flight
+    /// as it allows (`max_concurrent`).
+    pub shed: [Counter; 2],
 }
 
 /// One shard's counters, held by state that lives on the shard.

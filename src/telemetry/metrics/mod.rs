@@ -597,6 +597,21 @@ fn shards(t: &mut Text, stats: &[ShardStats]) {
         t,
         stats,
         (
+            "ringdns_shed_total",
+            "Work shed by a shard that could not keep up: UDP queries dropped unanswered after waiting too long (shed), forwarded queries refused at once over max_concurrent.",
+            "reason",
+        ),
+        |s| {
+            ["stale_query", "forward_refused"]
+                .into_iter()
+                .zip(s.shed.iter().map(Counter::get))
+                .collect()
+        },
+    );
+    by_shard(
+        t,
+        stats,
+        (
             "ringdns_rrl_total",
             "UDP requests and replies over an rrl limit, by what became of them: requests dropped, replies dropped, replies slipped (truncated), replies sent as BADCOOKIE, and those sent anyway (report-only).",
             "action",
