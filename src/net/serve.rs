@@ -124,14 +124,8 @@ pub(crate) fn query(
         }
         Outcome::Forward(f) => {
             let cookie = f.request.cookie_reply.map(|c| c.verdict);
-            if let Some(limits) = udp_limits(l, Some(f.entry), cookie) {
-                if !l
-                    .shard
-                    .limiter
-                    .request(limits, peer.ip(), wire, clock(l), l.shard.stats())
-                {
-                    return Served::Drop(DropReason::RateLimit);
-                }
+            if !request_allowed(l, Some(f.entry), cookie, peer, wire) {
+                return Served::Drop(DropReason::RateLimit);
             }
             match forwarded(l, f, peer, wire, started, out) {
                 Ok(o) => o,
@@ -140,14 +134,8 @@ pub(crate) fn query(
         }
         o @ Outcome::Reply { .. } => {
             if let Outcome::Reply { entry, asked, .. } = o {
-                if let Some(limits) = udp_limits(l, entry, asked.cookie) {
-                    if !l
-                        .shard
-                        .limiter
-                        .request(limits, peer.ip(), wire, clock(l), l.shard.stats())
-                    {
-                        return Served::Drop(DropReason::RateLimit);
-                    }
+                if !request_allowed(l, entry, asked.cookie, peer, wire) {
+                    return Served::Drop(DropReason::RateLimit);
                 }
             }
             o
@@ -234,6 +222,21 @@ fn udp_limits<'r>(
         return None;
     }
     l.dns.route?.entry(entry?)?.block.plugins.rrl.as_ref()
+}
+
+/// `rrl`'s request stage (`requests-per-second`): false when the request is dropped.
+fn request_allowed(
+    l: &Listener<'_>,
+    entry: Option<usize>,
+    cookie: Option<crate::dns::cookie::Verdict>,
+    peer: SocketAddr,
+    wire: &[u8],
+) -> bool {
+    udp_limits(l, entry, cookie).is_none_or(|limits| {
+        l.shard
+            .limiter
+            .request(limits, peer.ip(), wire, clock(l), l.shard.stats())
+    })
 }
 
 /// The time RRL counts a query at: the batch's arrival when the loop read it.
