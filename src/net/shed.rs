@@ -9,7 +9,7 @@
 //! - shrinks its receive buffer while the oldest datagram of a batch waited longer than
 //!   that (the buffer holds more work than the shard does in [`MAX_WAIT`]), so that the kernel turns the excess away at the door, which costs the shard
 //!   nothing (reading a datagram only to drop it costs a third of answering a cheap one),
-//!   and grows it back towards its full size once the queue drains.
+//!   and grows it back to its full size within some 60 ms once the queue drains.
 //!
 //! The controller is a plain type the tests step with made-up times.
 
@@ -21,8 +21,10 @@ pub const MAX_WAIT: Duration = Duration::from_millis(5);
 const MIN_BUFFER: usize = 64 << 10;
 /// Shrink at most this often (the queue needs time to drain to show the effect)...
 const SHRINK_EVERY: u64 = 5_000_000;
-/// ...and grow back at most this often.
-const GROW_EVERY: u64 = 100_000_000;
+/// ...and grow back at most this often: doubling every 10 ms, the buffer is whole again
+/// some 60 ms after a flood ends (a drained queue means the flood is over; under a flood
+/// every batch is full, so this never undoes the shrinking while it lasts).
+const GROW_EVERY: u64 = 10_000_000;
 
 /// What the controller asks of the socket after a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +79,7 @@ impl Shedder {
         let next = if waited > max && since >= SHRINK_EVERY {
             (self.buffer / 4 * 3).max(MIN_BUFFER)
         } else if n < batch && waited < max / 4 && since >= GROW_EVERY {
-            (self.buffer / 4 * 5).min(self.full)
+            (self.buffer * 2).min(self.full)
         } else {
             return Resize::Keep;
         };
@@ -126,11 +128,20 @@ mod tests {
         assert!((10..=80).contains(&shrinks), "{shrinks}");
         // A fresh queue that is not drained keeps the buffer.
         assert_eq!(s.after_batch(32, 32, Some(now), now + 100 * MS), Resize::Keep);
-        // Drained: it grows back, at most every 100 ms, to its full size and no further.
-        for _ in 0..2_000 {
-            now += 10 * MS;
+        // Drained: it grows back, at most every 10 ms, to its full size and no further,
+        // within 100 ms of the first drained batch.
+        let drained = now;
+        while s.buffer() < full {
+            now += MS;
             s.after_batch(3, 32, Some(now - MS / 10), now);
+            assert!(
+                now - drained <= 100 * MS,
+                "still {} after {} ms",
+                s.buffer(),
+                (now - drained) / MS
+            );
         }
+        s.after_batch(3, 32, Some(now + 20 * MS - MS / 10), now + 20 * MS);
         assert_eq!(s.buffer(), full);
         // No stamps (shedding just turned on): nothing to go by.
         assert_eq!(s.after_batch(32, 32, None, now + 10_000 * MS), Resize::Keep);
