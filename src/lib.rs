@@ -33,4 +33,5 @@ pub(crate) mod stream;
 pub mod telemetry;
 pub mod testing;
 pub mod tls;
+pub mod update;
 pub mod zone;

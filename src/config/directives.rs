@@ -54,6 +54,7 @@ pub const SUPPORTED: &[&str] = &[
     "tls",
     "transfer",
     "tsig",
+    "update",
     "whoami",
 ];
 
@@ -151,6 +152,9 @@ fn rooted(block: &mut ServerBlock, root: &std::path::Path) {
         for (f, _) in s.key_files.iter_mut().chain(&mut s.key_dirs) {
             under(f);
         }
+    }
+    if let Some(u) = &mut block.update {
+        under(&mut u.directory);
     }
     for s in &mut block.secondaries {
         under(&mut s.directory);
@@ -373,6 +377,12 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
                     ));
                 }
                 block.shed = true;
+            }
+            "update" => {
+                if block.update.is_some() {
+                    return Err(err(&line.name, "update may be used only once per server block"));
+                }
+                block.update = Some(super::update::update(block, line)?);
             }
             "rrl" => {
                 if block.rrl.is_some() {

@@ -20,6 +20,7 @@ pub mod sign;
 mod syntax;
 pub mod template;
 pub mod tsig;
+pub mod update;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -139,6 +140,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             dns64: None,
             rrl: None,
             shed: false,
+            update: None,
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();
@@ -223,6 +225,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             ),
         ));
     }
+    update_keys_defined(&cfg)?;
     if cfg.blocks.is_empty() {
         return Err(ConfigError::at(
             &Pos {
@@ -234,6 +237,29 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
         ));
     }
     Ok(cfg)
+}
+
+/// Every key an `update` grants is one some `tsig` of the Corefile defines (TSIG keys are
+/// the server's, CoreDNS says, whichever block names them).
+fn update_keys_defined(cfg: &Config) -> Result<(), ConfigError> {
+    let defined = |name: &domain::base::Name<bytes::Bytes>| {
+        cfg.blocks
+            .iter()
+            .flat_map(|b| b.tsig.iter().flat_map(|t| &t.keys))
+            .any(|k| domain::base::ToName::name_eq(&k.name, name))
+    };
+    for g in cfg.blocks.iter().flat_map(|b| b.update.iter().flat_map(|u| &u.grants)) {
+        if !defined(&g.key) {
+            return Err(ConfigError::at(
+                &g.pos,
+                format!(
+                    "update: no tsig defines key {} (add tsig {{ secret {} SECRET }} to a server block)",
+                    g.key, g.key
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The host's name (for `nsid` and `chaos`); "localhost" when it has none, as CoreDNS.

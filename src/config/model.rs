@@ -236,6 +236,9 @@ pub struct ServerBlock {
     /// `shed`: the block's UDP listeners drop queries that waited too long and shrink
     /// their receive buffers while they cannot keep up (`net::shed`).
     pub shed: bool,
+    /// `update [ZONES] { key NAME [NAMES...]; allow_types TYPE... }`: RFC 2136 updates of
+    /// the block's zone files.
+    pub update: Option<super::update::UpdateConfig>,
 }
 
 /// `loop`: a query for a name nobody else knows (`<random>.<random>.<zone>` HINFO), sent to

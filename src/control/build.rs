@@ -278,6 +278,7 @@ pub fn block_plugins(b: &ServerBlock) -> Vec<&'static str> {
     names.extend(b.dns64.map(|_| "dns64"));
     names.extend(b.rrl.as_ref().map(|_| "rrl"));
     names.extend(b.shed.then_some("shed"));
+    names.extend(b.update.as_ref().map(|_| "update"));
     names
 }
 

@@ -256,6 +256,34 @@ pub struct NameChange {
 }
 
 impl Zone {
+    /// This zone with each changed name's records replaced by `changes` (sorted by owner):
+    /// [`patched`](Self::patched) when a delta carries them, otherwise built whole (every
+    /// other name as it is).
+    pub fn with_changes(&self, changes: &[NameChange]) -> Result<Zone, ZoneError> {
+        if let Some(z) = self.patched(changes)? {
+            return Ok(z);
+        }
+        let changed = |name: &[u8]| changes.binary_search_by(|c| (*c.owner).cmp(name)).is_ok();
+        let mut b = ZoneBuilder::new(self.apex());
+        b.reserve(self.name_count() + changes.len());
+        // The apex first: its SOA opens the zone, as in a file.
+        let apex_first = changes.iter().filter(|c| *c.owner == *self.apex());
+        for c in apex_first.chain(changes.iter().filter(|c| *c.owner != *self.apex())) {
+            for (rtype, ttl, rdata) in &c.records {
+                b.add(&c.owner, *rtype, *ttl, rdata);
+            }
+        }
+        for name in self.names().filter(|n| !changed(n)) {
+            let Some(node) = self.node(name) else { continue };
+            for set in node.rrsets() {
+                for rdata in set.rdatas() {
+                    b.add(name, set.rtype(), set.ttl(), rdata);
+                }
+            }
+        }
+        b.build().map(|(z, _)| z)
+    }
+
     /// This zone with each changed name's records replaced by `changes` (the apex's with
     /// the new SOA among them), sharing this version's frozen tables: the cost is the names
     /// changed, and a name emptied costs one pass over the names (to know whether it stays
