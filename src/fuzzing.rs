@@ -187,7 +187,10 @@ pub fn answer_udp(query: &[u8]) -> Option<Vec<u8>> {
     let mut scratch = Scratch::new();
     match answer(&ctx, query, &mut scratch, &mut out) {
         crate::dns::Outcome::Reply { .. } => Some(out),
-        crate::dns::Outcome::Drop(_) | crate::dns::Outcome::Forward(_) | crate::dns::Outcome::Transfer { .. } => None,
+        crate::dns::Outcome::Drop(_)
+        | crate::dns::Outcome::Forward(_)
+        | crate::dns::Outcome::Transfer { .. }
+        | crate::dns::Outcome::Update(_) => None,
     }
 }
 

@@ -68,6 +68,7 @@ impl World {
             Outcome::Drop(_) => None,
             Outcome::Forward(_) => panic!("scenarios have no forward"),
             Outcome::Transfer { .. } => panic!("scenarios ask no transfer over UDP"),
+            Outcome::Update(_) => panic!("scenarios send no update"),
             Outcome::Reply { .. } => Some(Reply::parse(&out)),
         }
     }

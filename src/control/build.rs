@@ -464,6 +464,12 @@ fn block(index: usize, b: &ServerBlock, data: &DataSet, keys: &Arc<crate::dns::t
                 .tsig
                 .as_ref()
                 .map(|t| Arc::new(crate::dns::tsig::Policy::new(t, keys.clone()))),
+            update: b.update.as_ref().map(|u| {
+                Arc::new(crate::dns::pipeline::UpdateZones {
+                    zones: u.zones.iter().map(|z| NameKey::of(z).as_slice().into()).collect(),
+                    keys: keys.clone(),
+                })
+            }),
             dnssec: data.signers.get(&index).cloned(),
             journals: b
                 .transfers

@@ -30,6 +30,10 @@ pub struct FileEntry {
     stamp: Option<Stamp>,
     reload: Duration,
     next_check: Instant,
+    /// The serial of the file itself (the zone's is larger once updates applied).
+    file_serial: u32,
+    /// With `update`: the applied updates, replayed over the file at every load.
+    pub(super) log: Option<super::update::UpdateLog>,
 }
 
 /// A hosts table of one server block.
@@ -215,6 +219,14 @@ pub enum DataError {
         #[source]
         source: Box<CertError>,
     },
+    /// The log of applied updates of a zone does not read.
+    #[error("{where_}: update: {why}")]
+    UpdateLog {
+        /// The `update` directive.
+        where_: crate::config::Pos,
+        /// Why (the file and line).
+        why: String,
+    },
 }
 
 impl DataSet {
@@ -246,15 +258,36 @@ impl DataSet {
                         continue;
                     }
                     let current = stamp(&f.path);
+                    let updated = block.update.as_ref().filter(|u| u.zones.contains(origin));
                     let reused = previous
                         .and_then(|p| p.files.get(&id))
-                        .filter(|old| old.stamp.is_some() && old.stamp == current);
-                    let zone = match reused {
-                        Some(old) => old.zone.clone(),
-                        None => Arc::new(zonefile::load(&f.path, origin).map_err(|source| DataError::Zone {
-                            where_: f.pos.clone(),
-                            source,
-                        })?),
+                        .filter(|old| old.stamp.is_some() && old.stamp == current)
+                        .filter(|old| old.log.is_some() == updated.is_some());
+                    let (zone, file_serial, log) = match reused {
+                        Some(old) => (old.zone.clone(), old.file_serial, old.log.clone()),
+                        None => {
+                            let zone = zonefile::load(&f.path, origin).map_err(|source| DataError::Zone {
+                                where_: f.pos.clone(),
+                                source,
+                            })?;
+                            let file_serial = zone.serial();
+                            let log = match updated {
+                                Some(u) => {
+                                    Some(super::update::UpdateLog::open(&u.directory, &id.1).map_err(|why| {
+                                        DataError::UpdateLog {
+                                            where_: u.pos.clone(),
+                                            why,
+                                        }
+                                    })?)
+                                }
+                                None => None,
+                            };
+                            let zone = match &log {
+                                Some(l) => l.replay(zone),
+                                None => zone,
+                            };
+                            (Arc::new(zone), file_serial, log)
+                        }
                     };
                     set.files.insert(
                         id,
@@ -265,6 +298,8 @@ impl DataSet {
                             stamp: current,
                             reload: f.reload,
                             next_check: now + f.reload,
+                            file_serial,
+                            log,
                         },
                     );
                 }
@@ -620,10 +655,16 @@ fn refresh_file(entry: &mut FileEntry) -> bool {
     }
     match zonefile::load(&entry.path, &entry.origin) {
         Ok(zone) => {
-            let (old, new) = (entry.zone.serial(), zone.serial());
+            // The file's serial against the file's before (updates move the zone's on).
+            let (old, new) = (entry.file_serial, zone.serial());
             entry.stamp = st;
             if serial_gt(new, old) {
                 tracing::info!(file = %entry.path.display(), zone = %entry.origin, old, new, "zone reloaded");
+                entry.file_serial = new;
+                let zone = match &entry.log {
+                    Some(l) => l.replay(zone),
+                    None => zone,
+                };
                 entry.zone = Arc::new(zone);
                 true
             } else {

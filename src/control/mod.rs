@@ -9,6 +9,7 @@ pub mod notify_out;
 pub mod run;
 pub mod secondary;
 pub mod sign;
+pub mod update;
 
 pub use run::{DriverChoice, RunError, RunOptions, run};
 pub mod check;

@@ -125,12 +125,14 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     tls.sync(&cfg, &data, &acme_certs, &listeners)?;
     let sockets = bind_all(&listeners, opts.shards)?;
     let (notified_tx, notified) = tokio::sync::mpsc::unbounded_channel();
+    let (updates_tx, updates) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(build::snapshot(&cfg, &data, &tls, 1, Some(&metrics))),
         challenges: ArcSwap::from_pointee(Default::default()),
         stats,
         conn_limits: opts.conn_limits,
         notified: notified_tx,
+        updates: updates_tx,
     });
     let shards = shard::launch(opts.shards, driver, opts.pin, shared.clone())?;
     for (shard, socks) in shards.iter().zip(sockets) {
@@ -173,7 +175,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         .set_certificates(certificates(&state.cfg, &state.data, &state.acme_certs));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let shared = state.shared.clone();
-    let result = rt.block_on(control_loop(state, &shards, notified));
+    let result = rt.block_on(control_loop(state, &shards, notified, updates));
     for s in &shards {
         s.send(Command::Shutdown { grace: SHUTDOWN_GRACE });
     }
@@ -283,6 +285,7 @@ async fn control_loop(
     mut state: State,
     shards: &[ShardHandle],
     mut notified: tokio::sync::mpsc::UnboundedReceiver<crate::net::ctx::Notified>,
+    mut updates: tokio::sync::mpsc::UnboundedReceiver<crate::net::ctx::UpdateRequest>,
 ) -> Result<(), RunError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
@@ -327,6 +330,15 @@ async fn control_loop(
                 if !secondaries.notified(&apex, from) {
                     tracing::debug!(zone = %crate::zone::name::display(&apex), %from, "NOTIFY for a zone that has no such primary (its configuration changed)");
                 }
+            }
+            Some(req) = updates.recv() => {
+                // Applied and published before the reply goes: the client's next query, on
+                // any shard, sees it.
+                let (rcode, changed) = super::update::handle(&state.cfg, &mut state.data, &req);
+                if changed {
+                    state.publish();
+                }
+                let _ = req.done.send(rcode);
             }
             Some(event) = zone_events.recv() => {
                 use super::secondary::Event;

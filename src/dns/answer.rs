@@ -41,7 +41,7 @@ pub struct Ctx<'a> {
 // It lives on the stack for one query: boxing the forwarded request (the large variant)
 // would allocate on the forwarder's cache-hit path, which allocates nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub enum Outcome<'a> {
     /// Nothing to send.
     Drop(DropReason),
@@ -57,6 +57,9 @@ pub enum Outcome<'a> {
         /// The query's ID.
         id: u16,
     },
+    /// An RFC 2136 update the block takes: the control thread applies it and the network
+    /// layer sends the reply it holds with the rcode that comes back.
+    Update(Box<super::update::UpdateAsk>),
     /// `out` holds a reply.
     Reply {
         /// Full response code.
@@ -164,7 +167,6 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
             let rcode = match e {
                 EarlyError::FormErr => OptRcode::FORMERR,
                 EarlyError::NotImp => OptRcode::NOTIMP,
-                EarlyError::Refused => OptRcode::REFUSED,
                 EarlyError::BadVers => OptRcode::BADVERS,
                 EarlyError::CookieOnly => OptRcode::NOERROR,
             };
@@ -195,6 +197,7 @@ pub fn answer<'a>(ctx: &Ctx<'a>, query: &'a [u8], scratch: &'a mut Scratch, out:
         q,
         names,
         rewrite,
+        signer: None,
     };
     if req.tsig.is_some() || block.plugins.tsig.is_some() {
         return signed(ctx, r, out);
@@ -226,6 +229,8 @@ struct Routed<'a> {
     q: Question<'a>,
     names: &'a Synthesized,
     rewrite: &'a mut Option<Box<rewrite::Scratch>>,
+    /// The key that signed the request, once its TSIG checked.
+    signer: Option<NameKey>,
 }
 
 /// `tsig` (RFC 8945 §5.2): a block without it answers a signed request BADKEY; with it, an
@@ -237,7 +242,12 @@ fn signed<'a>(ctx: &Ctx<'a>, r: Routed<'a>, out: &mut Vec<u8>) -> Outcome<'a> {
     let (block, entry, query, req, q) = (r.block, r.entry, r.query, r.req, r.q);
     let by = Some((entry, Plugin::Tsig));
     let policy = block.plugins.tsig.as_ref().filter(|p| p.covers(q.key));
-    let Some(policy) = policy else {
+    // An update is checked against every key of the server, with or without a `tsig` here.
+    let update_keys = (req.opcode == Opcode::UPDATE)
+        .then_some(block.plugins.update.as_ref())
+        .flatten()
+        .map(|u| &u.keys);
+    let Some(keys) = policy.map(|p| &p.keys).or(update_keys) else {
         if req.tsig.is_some() {
             let w = reply::write_tsig_error(&req, reply::TsigError::BadKey, ctx.transport, out);
             return written(
@@ -250,7 +260,7 @@ fn signed<'a>(ctx: &Ctx<'a>, r: Routed<'a>, out: &mut Vec<u8>) -> Outcome<'a> {
         return answer_routed(ctx, r, out);
     };
     if req.tsig.is_none() {
-        if policy.requires(q.qtype, req.opcode) {
+        if policy.is_some_and(|p| p.requires(q.qtype, req.opcode)) {
             let w = reply::write_error(&req, OptRcode::REFUSED, ctx.transport, out);
             return written(
                 w,
@@ -261,7 +271,7 @@ fn signed<'a>(ctx: &Ctx<'a>, r: Routed<'a>, out: &mut Vec<u8>) -> Outcome<'a> {
         }
         return answer_routed(ctx, r, out);
     }
-    let tx = match super::tsig::check(&policy.keys, query) {
+    let tx = match super::tsig::check(keys, query) {
         Some(super::tsig::Checked::Signed(tx)) => tx,
         Some(super::tsig::Checked::Unsigned(e)) => {
             let w = reply::write_tsig_error(&req, e, ctx.transport, out);
@@ -279,6 +289,10 @@ fn signed<'a>(ctx: &Ctx<'a>, r: Routed<'a>, out: &mut Vec<u8>) -> Outcome<'a> {
         }
     };
     let limit = super::wire::reply_limit(ctx.transport, req.edns.map(|e| e.udp_size));
+    let r = Routed {
+        signer: Some(NameKey::of(tx.key().name())),
+        ..r
+    };
     let outcome = match answer_routed(ctx, r, out) {
         Outcome::Forward(_) => {
             let w = reply::write_error(&req, OptRcode::REFUSED, ctx.transport, out);
@@ -298,6 +312,11 @@ fn signed<'a>(ctx: &Ctx<'a>, r: Routed<'a>, out: &mut Vec<u8>) -> Outcome<'a> {
                 return Outcome::Drop(DropReason::Policy);
             }
             replied(out, entry, plugin, asked, error)
+        }
+        // The reply to an update is signed once the control thread has given its rcode.
+        Outcome::Update(mut u) => {
+            u.tx = Some(tx);
+            Outcome::Update(u)
         }
         // A transfer is signed message by message by whoever writes it (`net::serve`).
         o => o,
@@ -333,8 +352,20 @@ fn answer_routed<'a>(ctx: &Ctx<'a>, r: Routed<'a>, out: &mut Vec<u8>) -> Outcome
         q,
         names,
         rewrite,
+        signer,
     } = r;
     let plugins = &block.plugins;
+    if req.opcode == Opcode::UPDATE {
+        return super::update::take(
+            &req,
+            q.key,
+            plugins,
+            (entry, signer.as_ref()),
+            query,
+            ctx.transport,
+            out,
+        );
+    }
     if req.opcode == Opcode::NOTIFY {
         return notify(&req, &q, plugins, entry, ctx, out);
     }
@@ -468,7 +499,8 @@ fn answer_routed<'a>(ctx: &Ctx<'a>, r: Routed<'a>, out: &mut Vec<u8>) -> Outcome
                 }),
                 Outcome::Drop(r) => Outcome::Drop(r),
                 // answer_block refuses transfers (the client's query is the one transferred).
-                t @ Outcome::Transfer { .. } => t,
+                // Updates are taken before `rewrite`: none comes back from here.
+                t @ (Outcome::Transfer { .. } | Outcome::Update(_)) => t,
                 Outcome::Reply {
                     entry, error, plugin, ..
                 } => {

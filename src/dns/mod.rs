@@ -18,6 +18,7 @@ pub mod rng;
 pub mod rrl;
 pub mod template;
 pub mod tsig;
+pub mod update;
 pub mod wire;
 
 pub use answer::{Ctx, Forwarding, Outcome, Scratch, answer};

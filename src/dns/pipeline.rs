@@ -237,6 +237,9 @@ pub struct BlockPlugins {
     pub primaries: Vec<(Box<[u8]>, Vec<std::net::IpAddr>)>,
     /// `tsig`: the keys its signed requests are checked against, and what must be signed.
     pub tsig: Option<Arc<super::tsig::Policy>>,
+    /// `update`: the zones (lowercase wire) it takes RFC 2136 updates for, and the
+    /// server's TSIG keys they are checked against.
+    pub update: Option<Arc<UpdateZones>>,
     /// `dnssec`: its answers signed online.
     pub dnssec: Option<Arc<crate::dnssec::online::Signer>>,
     /// `timeouts` of its listeners' connections.
@@ -405,4 +408,13 @@ impl HostsHandler {
             Some(zones) => zones.is_empty() || zones.iter().any(|z| is_in_zone(key, z)),
         }
     }
+}
+
+/// A block's `update`: the shard checks the zone and the signature; the control thread the
+/// key's grant and the update itself.
+pub struct UpdateZones {
+    /// The zones, lowercase wire.
+    pub zones: Vec<Box<[u8]>>,
+    /// Every TSIG key of the server (those of every `tsig`).
+    pub keys: Arc<super::tsig::Keyring>,
 }

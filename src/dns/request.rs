@@ -37,8 +37,6 @@ pub enum EarlyError {
     FormErr,
     /// NOTIMP: an opcode or query type we do not implement.
     NotImp,
-    /// REFUSED: UPDATE (no ACL allows it yet).
-    Refused,
     /// BADVERS: EDNS version above 0 (RFC 6891 §6.1.3).
     BadVers,
     /// No question, but a COOKIE: NOERROR with the server cookie (RFC 7873 §5.4).
@@ -174,9 +172,10 @@ pub fn parse<'a>(wire: &'a [u8], scratch: &'a mut NameKey) -> Parsed<'a> {
     match opcode {
         // NOTIFY (RFC 1996) is parsed as a query is: one question, the zone's SOA; the
         // block decides whether its source is a primary of the zone.
-        Opcode::QUERY | Opcode::NOTIFY => {}
-        // UPDATE needs an ACL that does not exist yet: refuse, process nothing.
-        Opcode::UPDATE => return Parsed::Error(req, EarlyError::Refused),
+        // UPDATE (RFC 2136 §2.3) too: its zone section is the question (one, type SOA),
+        // its prerequisites and updates the answer and authority sections, which the
+        // block that takes updates reads (`update`); any other block refuses it.
+        Opcode::QUERY | Opcode::NOTIFY | Opcode::UPDATE => {}
         _ => return Parsed::Error(req, EarlyError::NotImp),
     }
     if qd == 0 && !records.malformed && opcode == Opcode::QUERY && req.cookie.is_some() {
@@ -502,11 +501,11 @@ mod tests {
         assert_eq!(verdict(&q), Err("NotImp".into()));
         q[2] = 15 << 3;
         assert_eq!(verdict(&q), Err("NotImp".into()));
-        // NOTIFY parses as a query does (the block decides on it); UPDATE is refused.
+        // NOTIFY and UPDATE parse as a query does (the block decides on them).
         q[2] = 4 << 3;
         assert_eq!(verdict(&q), Ok(None));
         q[2] = 5 << 3;
-        assert_eq!(verdict(&q), Err("Refused".into()));
+        assert_eq!(verdict(&q), Ok(None));
         assert_eq!(
             verdict(&query(NAME, 1, 1, &opt(1232, 1, 0, &[]))),
             Err("BadVers".into())

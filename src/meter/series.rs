@@ -139,10 +139,12 @@ pub enum Plugin {
     Tsig,
     /// `dnssec`: the DNSKEY RRset of a zone signed online.
     Dnssec,
+    /// `update`: an RFC 2136 update answered.
+    Update,
 }
 
 /// Every [`Plugin`], in slot order.
-pub const PLUGINS: [Plugin; 16] = [
+pub const PLUGINS: [Plugin; 17] = [
     Plugin::Server,
     Plugin::Hosts,
     Plugin::File,
@@ -159,6 +161,7 @@ pub const PLUGINS: [Plugin; 16] = [
     Plugin::Secondary,
     Plugin::Tsig,
     Plugin::Dnssec,
+    Plugin::Update,
 ];
 
 impl Plugin {
@@ -181,6 +184,7 @@ impl Plugin {
             Plugin::Secondary => "secondary",
             Plugin::Tsig => "tsig",
             Plugin::Dnssec => "dnssec",
+            Plugin::Update => "update",
         }
     }
 }

@@ -24,6 +24,23 @@ pub struct Shared {
     pub conn_limits: ConnLimits,
     /// NOTIFYs taken from primaries, for the control thread: (zone apex, the primary).
     pub notified: tokio::sync::mpsc::UnboundedSender<Notified>,
+    /// RFC 2136 updates taken by shards, for the control thread to apply.
+    pub updates: tokio::sync::mpsc::UnboundedSender<UpdateRequest>,
+}
+
+/// An update a shard took (its block takes updates for the zone, its TSIG checked), for
+/// the control thread: it checks the key's grant, applies it and answers the rcode.
+pub struct UpdateRequest {
+    /// The zone, lowercase wire.
+    pub zone: Box<[u8]>,
+    /// The UPDATE message.
+    pub message: Vec<u8>,
+    /// The key that signed it, lowercase wire.
+    pub key: Box<[u8]>,
+    /// Who sent it (for the log).
+    pub from: std::net::IpAddr,
+    /// Where the rcode goes.
+    pub done: futures_channel::oneshot::Sender<domain::base::iana::Rcode>,
 }
 
 /// A NOTIFY a shard took: the zone (lowercase wire) and the primary that sent it.

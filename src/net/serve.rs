@@ -132,6 +132,22 @@ pub(crate) fn query(
                 Err(later) => return later,
             }
         }
+        Outcome::Update(u) => {
+            let (entry, asked) = (u.entry, u.asked);
+            return Served::Later(Box::new(Pending {
+                shard: l.shard.clone(),
+                snapshot: l.snapshot.clone(),
+                key: l.key,
+                entry,
+                asked,
+                first: First::Update(u),
+                wire: wire.to_vec(),
+                rewrite: None,
+                via: l.dns.transport,
+                started,
+                dns64: None,
+            }));
+        }
         o @ Outcome::Reply { .. } => {
             if let Outcome::Reply { entry, asked, .. } = o {
                 if !request_allowed(l, entry, asked.cookie, peer, wire) {
@@ -428,6 +444,8 @@ enum First {
     Upstream { plan: Arc<Plan>, query: forward::Query },
     /// It is there already (the block's own answer, or the cache's), written by this plugin.
     Ready(Vec<u8>, Plugin),
+    /// The control thread, which applies an update and gives the rcode of its reply.
+    Update(Box<crate::dns::update::UpdateAsk>),
 }
 
 impl Pending {
@@ -451,6 +469,22 @@ impl Pending {
                 (r, Plugin::Forward)
             }
             First::Ready(r, by) => (r, by),
+            First::Update(mut u) => {
+                let (done, rcode) = futures_channel::oneshot::channel();
+                let ask = super::ctx::UpdateRequest {
+                    zone: u.zone.clone(),
+                    message: std::mem::take(&mut u.message),
+                    key: u.key.clone(),
+                    from: peer.ip().to_canonical(),
+                    done,
+                };
+                // A control thread that is gone (shutting down) or drops the request: SERVFAIL.
+                let rcode = match self.shard.shared.updates.send(ask) {
+                    Ok(()) => rcode.await.unwrap_or(Rcode::SERVFAIL),
+                    Err(_) => Rcode::SERVFAIL,
+                };
+                (u.reply(rcode)?, Plugin::Update)
+            }
         };
         let mut reply = reply;
         if let Some(cfg) = self.dns64.filter(|c| dns64::needed(&reply, c.translate_all)) {
@@ -499,7 +533,7 @@ impl Pending {
         let mut out = Vec::with_capacity(crate::dns::answer::REPLY_CAPACITY);
         let (a_reply, limit) = match answer(&ctx, &a_wire, &mut scratch, &mut out) {
             Outcome::Reply { .. } => (out, None),
-            Outcome::Drop(_) | Outcome::Transfer { .. } => return None,
+            Outcome::Drop(_) | Outcome::Transfer { .. } | Outcome::Update(_) => return None,
             Outcome::Forward(f) => {
                 let limit = f.request.edns.map(|e| e.udp_size);
                 let q = forward::Query::of(&f.request)?;
