@@ -3,7 +3,8 @@
 # tools the tests use (kdig, dig and delv, dnssec-keygen and dnssec-signzone, Knot's
 # kzonesign and keymgr, ldns-verify-zone, dnsviz (with BIND's named), openssl,
 # unbound as a DoT upstream, Knot DNS as a hidden primary, prometheus and promtool
-# for the metrics, dnsperf and iproute2 (network namespaces) for rate limiting, and pebble, the test ACME CA of ../shared/acme-testbed, which each ACME test
+# for the metrics, dnsperf and iproute2 (network namespaces) for rate limiting, lego and
+# certbot (with its rfc2136 plugin) as ACME clients of update, and pebble, the test ACME CA of ../shared/acme-testbed, which each ACME test
 # starts on its own ports) with apt-get.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -28,6 +29,10 @@ command -v promtool >/dev/null || missing+=(prometheus)
 command -v dnsperf >/dev/null || missing+=(dnsperf)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+# ACME clients that publish their DNS-01 values by RFC 2136 (update).
+command -v lego >/dev/null || missing+=(lego)
+command -v certbot >/dev/null || missing+=(certbot)
+[ -d /usr/lib/python3/dist-packages/certbot_dns_rfc2136 ] || missing+=(python3-certbot-dns-rfc2136)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -60,6 +60,16 @@ fn nsupdate(port: u16, key: Option<(&str, &str)>, commands: &str) -> (bool, Stri
     )
 }
 
+fn nsupdate_tcp(port: u16, key: Option<(&str, &str)>, commands: &str) -> (bool, String) {
+    let (n, sec) = key.unwrap();
+    let y = format!("hmac-sha256:{n}:{sec}");
+    run_update(
+        "nsupdate",
+        &["-v", "-t", "3", "-y", &y],
+        &format!("server 127.0.0.1 {port}\nzone example.test\n{commands}send\n"),
+    )
+}
+
 fn knsupdate(port: u16, key: (&str, &str), commands: &str) -> (bool, String) {
     let y = format!("hmac-sha256:{}:{}", key.0, key.1);
     run_update(
@@ -145,8 +155,8 @@ both_drivers!(acme_clients_publish_and_remove_their_values, |driver| {
         &format!("prereq nxrrset {ACME}. TXT\nupdate add {ACME}. 60 TXT \"x\"\n"),
     );
     assert!(!ok && out.contains("YXRRSET"), "{out}");
-    // acme.sh: deletes the whole name.
-    let (ok, out) = nsupdate(s.port, key, &format!("update delete {ACME}.\n"));
+    // acme.sh: deletes the whole name (over TCP: nsupdate -v).
+    let (ok, out) = nsupdate_tcp(s.port, key, &format!("update delete {ACME}.\n"));
     assert!(ok, "{out}");
     assert!(txt(&s, ACME).is_empty());
     assert_eq!(serial(&s), 14);
