@@ -490,3 +490,66 @@ pub fn transfer_seed() -> Vec<u8> {
     }
     out
 }
+
+/// The zone the `update` target changes.
+fn update_zone() -> &'static crate::zone::store::Zone {
+    static ZONE: std::sync::OnceLock<crate::zone::store::Zone> = std::sync::OnceLock::new();
+    ZONE.get_or_init(|| {
+        let text = "$ORIGIN example.test.\n@ 300 IN SOA ns admin 1 60 60 600 60\n@ 300 IN NS ns\nns 300 IN A 192.0.2.1\nwww 300 IN CNAME ns\n_acme-challenge 60 IN TXT \"old\"\n";
+        // A fixed, valid name and zone text: they always load.
+        let origin = crate::zone::name::parse_abs("example.test").expect("a valid name");
+        crate::zone::zonefile::load_bytes(text.as_bytes(), std::path::Path::new("fuzz"), &origin).expect("a valid zone")
+    })
+}
+
+/// Arbitrary bytes as an RFC 2136 UPDATE (read, checked against a zone and applied for a
+/// key granted every name and type), and as the text of an update log: an rcode or an
+/// error, never a panic; a change that applies makes a zone whose serial grew.
+pub fn update_bytes(data: &[u8]) {
+    use crate::update::rfc2136::{GrantName, Grants};
+    use domain::base::iana::Rtype;
+    let zone = update_zone();
+    let grants = Grants {
+        types: vec![Rtype::TXT, Rtype::A, Rtype::AAAA, Rtype::CNAME, Rtype::NS, Rtype::MX],
+        keys: vec![(
+            b"\x01k\x00".as_slice().into(),
+            vec![
+                GrantName::Below(b"\x04test\x00".as_slice().into()),
+                GrantName::Exact(zone.apex().into()),
+            ],
+        )],
+    };
+    if let Ok(u) = crate::update::rfc2136::parse(data) {
+        if let Ok(Some(a)) = crate::update::rfc2136::apply(zone, &u, b"\x01k\x00", &grants) {
+            assert!(crate::zone::refresh::serial_gt(a.zone.serial(), zone.serial()));
+            let entry = crate::update::log::Entry {
+                serial: a.zone.serial(),
+                changes: a.changes,
+            };
+            let text = crate::update::log::encode(&entry);
+            assert_eq!(
+                crate::update::log::decode(&text).ok(),
+                Some(vec![entry]),
+                "the log reads back what it wrote"
+            );
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(entries) = crate::update::log::decode(text) {
+            let changes = entries.into_iter().flat_map(|e| e.changes).collect();
+            let _ = crate::update::rfc2136::apply_changes(zone, changes, None);
+        }
+    }
+}
+
+/// An UPDATE that deletes the zone's `_acme-challenge` TXT RRset and adds a value: the seed
+/// of the `update` target.
+pub fn update_seed() -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 0x28, 0x00, 0, 1, 0, 0, 0, 2, 0, 0];
+    m.extend_from_slice(b"\x07example\x04test\x00\x00\x06\x00\x01");
+    // Delete the RRset: class ANY, TTL 0, no data (RFC 2136 §2.5.2).
+    m.extend_from_slice(b"\x0f_acme-challenge\xc0\x0c\x00\x10\x00\xff\x00\x00\x00\x00\x00\x00");
+    // Add a value.
+    m.extend_from_slice(b"\xc0\x1e\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x06\x05token");
+    m
+}

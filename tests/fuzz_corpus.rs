@@ -102,3 +102,24 @@ fn tsig_corpus() {
     }
     ringdns::fuzzing::tsig_bytes(&seed);
 }
+
+#[test]
+fn update_corpus() {
+    // The seed is a valid update: it changes the zone (checked inside update_bytes).
+    let seed = ringdns::fuzzing::update_seed();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/update");
+    assert_eq!(
+        std::fs::read(dir.join("seed")).unwrap(),
+        seed,
+        "the committed seed is update_seed()"
+    );
+    let u = ringdns::update::rfc2136::parse(&seed).expect("the seed reads");
+    assert_eq!(u.updates.len(), 2);
+    assert!(replay("update", ringdns::fuzzing::update_bytes) >= 2);
+    for i in 0..seed.len() {
+        let mut m = seed.clone();
+        m[i] ^= 0xff;
+        ringdns::fuzzing::update_bytes(&m);
+        ringdns::fuzzing::update_bytes(&seed[..i]);
+    }
+}
