@@ -21,6 +21,7 @@ const WRONG: &str = "bm90IHRoZSBzZWNyZXQgYXQgYWxsLCBzb3JyeSEhIQ==";
 const ZONE: &str = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns admin 10 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\nhost A 192.0.2.20\n";
 
 const ACME: &str = "_acme-challenge.www.example.test";
+const XFR_KEY: &str = "xfr.key";
 
 /// A server of the zone in `dir` (the zone file and the update log outlive the server).
 fn server(driver: &str, dir: &TempDir) -> Server {
@@ -235,4 +236,55 @@ both_drivers!(a_restart_keeps_the_updates_over_the_zone_file, |driver| {
     assert_eq!(serial(&s), 21);
     let log = std::fs::read_to_string(dir.path().join("updates/example.test.updates")).unwrap();
     assert!(log.starts_with("; ringdns"), "{log}");
+});
+
+// An update is a new version of the zone like any other: announced by NOTIFY to the
+// secondaries in `transfer to` and carried by IXFR (Knot's refresh is an hour away).
+both_drivers!(a_knot_secondary_follows_an_update_by_notify_and_ixfr, |driver| {
+    let dir = TempDir::new("update-knot");
+    dir.write("example.test.zone", ZONE);
+    let knot_port = support::server::free_port();
+    let d = dir.path().display();
+    let corefile = format!(
+        "example.test:{{PORT}} {{\n    bind 127.0.0.1\n    file {d}/example.test.zone\n    tsig {{\n        secret {XFR_KEY}. {OTHER_SECRET}\n        secret {ACME_KEY}. {SECRET}\n    }}\n    update {{\n        key {ACME_KEY}\n        directory {d}/updates\n    }}\n    transfer {{\n        to 127.0.0.1:{knot_port}\n    }}\n}}\n"
+    );
+    let s = Server::start(Options::new(driver, &corefile));
+    // The fleet's transfer key comes first in `tsig`: NOTIFYs are signed with it.
+    let knot = support::knot::Knot::secondary_keyed("example.test", s.addr, knot_port, Some((XFR_KEY, OTHER_SECRET)));
+    let at_knot = || {
+        support::kdig_records(&kdig(&[
+            "@127.0.0.1",
+            "-p",
+            &knot.port.to_string(),
+            "+norec",
+            ACME,
+            "TXT",
+        ]))
+    };
+    assert!(
+        support::eventually(10, || kdig(&[
+            "@127.0.0.1",
+            "-p",
+            &knot.port.to_string(),
+            "example.test",
+            "SOA"
+        ])
+        .contains(" 10 3600")),
+        "{}",
+        knot.log()
+    );
+    let (ok, out) = nsupdate(
+        s.port,
+        Some((ACME_KEY, SECRET)),
+        &format!("update add {ACME}. 60 TXT \"to-knot\"\n"),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        support::eventually(15, || at_knot() == [format!("{ACME}. 60 IN TXT \"to-knot\"")]),
+        "{:?}\n{}\n{}",
+        at_knot(),
+        knot.log(),
+        s.log()
+    );
+    assert!(knot.log().contains("IXFR"), "{}", knot.log());
 });
