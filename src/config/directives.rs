@@ -17,6 +17,7 @@ use crate::zone::name::parse_abs;
 /// Directives this version implements.
 pub const SUPPORTED: &[&str] = &[
     "acl",
+    "acme_dns",
     "any",
     "auto",
     "bind",
@@ -155,6 +156,9 @@ fn rooted(block: &mut ServerBlock, root: &std::path::Path) {
     }
     if let Some(u) = &mut block.update {
         under(&mut u.directory);
+    }
+    for a in &mut block.acme_dns {
+        under(&mut a.directory);
     }
     for s in &mut block.secondaries {
         under(&mut s.directory);
@@ -377,6 +381,10 @@ fn directives(block: &mut ServerBlock, lines: &[Line]) -> Result<BlockExtras, Co
                     ));
                 }
                 block.shed = true;
+            }
+            "acme_dns" => {
+                let a = super::acme_dns::acme_dns(block, line)?;
+                block.acme_dns.push(a);
             }
             "update" => {
                 if block.update.is_some() {
@@ -1126,6 +1134,11 @@ fn acl(block: &ServerBlock, line: &Line) -> Result<AclRule, ConfigError> {
         ));
     }
     Ok(AclRule { zones, policies })
+}
+
+/// `IP` or `IP/LEN`.
+pub(super) fn net(v: &str) -> Option<(IpAddr, u8)> {
+    acl_net(v)
 }
 
 /// `IP` or `IP/LEN`.

@@ -3,6 +3,7 @@
 //! The dialect is CoreDNS' (see the README's Corefile reference). Anything
 //! ringdns does not implement is an error naming file, line and column, never ignored.
 
+pub mod acme_dns;
 mod args;
 pub mod cookies;
 mod directives;
@@ -141,6 +142,7 @@ fn build(path: &Path, raw: Vec<syntax::RawBlock>, opts: LoadOptions) -> Result<C
             rrl: None,
             shed: false,
             update: None,
+            acme_dns: Vec::new(),
         };
         let extras = directives::apply(&mut block, &rb.lines)?;
         let addrs = block.addrs();
@@ -248,6 +250,28 @@ fn update_keys_defined(cfg: &Config) -> Result<(), ConfigError> {
             .flat_map(|b| b.tsig.iter().flat_map(|t| &t.keys))
             .any(|k| domain::base::ToName::name_eq(&k.name, name))
     };
+    // acme_dns serves its values in a zone file of its block (which gives the SOA and NS).
+    let mut listens: Vec<(std::net::SocketAddr, &Pos)> = Vec::new();
+    for b in &cfg.blocks {
+        for a in &b.acme_dns {
+            if !b.files.iter().any(|f| f.zones.contains(&a.zone)) {
+                return Err(ConfigError::at(
+                    &a.pos,
+                    format!(
+                        "acme_dns: the block has no file for zone {} (its values are served in it: file db.{} {})",
+                        a.zone, a.zone, a.zone
+                    ),
+                ));
+            }
+            if let Some((_, first)) = listens.iter().find(|(l, _)| *l == a.listen) {
+                return Err(ConfigError::at(
+                    &a.pos,
+                    format!("acme_dns: {} is already the listen address at {first}", a.listen),
+                ));
+            }
+            listens.push((a.listen, &a.pos));
+        }
+    }
     for g in cfg.blocks.iter().flat_map(|b| b.update.iter().flat_map(|u| &u.grants)) {
         if !defined(&g.key) {
             return Err(ConfigError::at(

@@ -239,6 +239,9 @@ pub struct ServerBlock {
     /// `update [ZONES] { key NAME [NAMES...]; allow_types TYPE... }`: RFC 2136 updates of
     /// the block's zone files.
     pub update: Option<super::update::UpdateConfig>,
+    /// `acme_dns ZONE { listen ADDR; ... }`: the acme-dns HTTP API, its values served in
+    /// the zone file ZONE of the block.
+    pub acme_dns: Vec<super::acme_dns::AcmeDnsConfig>,
 }
 
 /// `loop`: a query for a name nobody else knows (`<random>.<random>.<zone>` HINFO), sent to
@@ -656,6 +659,16 @@ pub const ANY_ADDRS: [IpAddr; 2] = [
 ];
 
 impl ServerBlock {
+    /// Where the log of applied updates of the block's zone file `origin` is kept, and the
+    /// directive that keeps it: `update` when it covers the zone, or `acme_dns` for it.
+    pub fn update_log_dir(&self, origin: &Name<Bytes>) -> Option<(&std::path::Path, &Pos)> {
+        if let Some(u) = self.update.as_ref().filter(|u| u.zones.contains(origin)) {
+            return Some((&u.directory, &u.pos));
+        }
+        let a = self.acme_dns.iter().find(|a| a.zone == *origin)?;
+        Some((&a.directory, &a.pos))
+    }
+
     /// The addresses the block listens on: its `bind` list, or every address.
     pub fn addrs(&self) -> &[IpAddr] {
         if self.bind.is_empty() { &ANY_ADDRS } else { &self.bind }

@@ -279,6 +279,7 @@ pub fn block_plugins(b: &ServerBlock) -> Vec<&'static str> {
     names.extend(b.rrl.as_ref().map(|_| "rrl"));
     names.extend(b.shed.then_some("shed"));
     names.extend(b.update.as_ref().map(|_| "update"));
+    names.extend((!b.acme_dns.is_empty()).then_some("acme_dns"));
     names
 }
 

@@ -258,7 +258,7 @@ impl DataSet {
                         continue;
                     }
                     let current = stamp(&f.path);
-                    let updated = block.update.as_ref().filter(|u| u.zones.contains(origin));
+                    let updated = block.update_log_dir(origin);
                     let reused = previous
                         .and_then(|p| p.files.get(&id))
                         .filter(|old| old.stamp.is_some() && old.stamp == current)
@@ -272,10 +272,10 @@ impl DataSet {
                             })?;
                             let file_serial = zone.serial();
                             let log = match updated {
-                                Some(u) => {
-                                    Some(super::update::UpdateLog::open(&u.directory, &id.1).map_err(|why| {
+                                Some((dir, pos)) => {
+                                    Some(super::update::UpdateLog::open(dir, &id.1).map_err(|why| {
                                         DataError::UpdateLog {
-                                            where_: u.pos.clone(),
+                                            where_: pos.clone(),
                                             why,
                                         }
                                     })?)

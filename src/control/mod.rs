@@ -1,5 +1,6 @@
 //! The control side: loading data, building snapshots, reloads and signals.
 
+pub mod acme_dns;
 pub mod build;
 pub mod catalog;
 pub mod data;

@@ -91,6 +91,9 @@ pub enum RunError {
     /// Threads or the control runtime.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// An `acme_dns` API that cannot start.
+    #[error("{0}")]
+    AcmeDns(String),
 }
 
 /// Reads, loads and binds everything, then serves until SIGTERM or SIGINT.
@@ -167,6 +170,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         probes,
         metrics,
         told: Default::default(),
+        apis: Default::default(),
     };
     let mut state = state;
     state.told = super::notify_out::serials(&state.cfg, &state.data);
@@ -225,6 +229,8 @@ struct State {
     metrics: Arc<Registry>,
     /// The serials the secondaries of each transferred zone were last told of (NOTIFY).
     told: super::notify_out::Told,
+    /// The `acme_dns` APIs.
+    apis: super::acme_dns::AcmeDnsApis,
 }
 
 impl State {
@@ -254,6 +260,18 @@ impl State {
         }
         self.metrics
             .set_certificates(certificates(&self.cfg, &self.data, &self.acme_certs));
+        self.apis
+            .set_certificates(all_certificates(&self.cfg, &self.data, &self.acme_certs));
+    }
+
+    /// Starts and stops the `acme_dns` APIs the configuration names (inside the runtime).
+    fn sync_apis(&mut self) -> Result<(), RunError> {
+        self.apis
+            .sync(&self.cfg, &self.shared.updates)
+            .map_err(RunError::AcmeDns)?;
+        self.apis
+            .set_certificates(all_certificates(&self.cfg, &self.data, &self.acme_certs));
+        Ok(())
     }
 
     /// Tells `/ready` which secondary zones have no data to serve.
@@ -305,6 +323,7 @@ async fn control_loop(
         tracing::error!(error = %e, "ACME cannot start; TLS listeners that need its certificates stay without one");
     }
     state.acme = Some(manager);
+    state.sync_apis()?;
     super::notify::spawn_watchdog();
     let (loops_tx, mut loops) = tokio::sync::mpsc::unbounded_channel();
     super::loops::spawn(&state.cfg, &loops_tx);
@@ -370,6 +389,9 @@ async fn control_loop(
             }
             _ = hup.recv() => {
                 state = reload_blocking(state, shards, "SIGHUP").await;
+                if let Err(e) = state.sync_apis() {
+                    tracing::error!(error = %e, "acme_dns API not started");
+                }
                 super::loops::spawn(&state.cfg, &loops_tx);
                 sync_secondaries(&mut secondaries, &state);
             }
@@ -405,6 +427,9 @@ async fn control_loop(
                 let current = config::fingerprint(&state.opts.conf).ok();
                 if current.is_some() && current != state.fingerprint {
                     state = reload_blocking(state, shards, "Corefile changed").await;
+                    if let Err(e) = state.sync_apis() {
+                        tracing::error!(error = %e, "acme_dns API not started");
+                    }
                     super::loops::spawn(&state.cfg, &loops_tx);
                     sync_secondaries(&mut secondaries, &state);
                     next_conf_check = state
@@ -616,4 +641,21 @@ fn bind_all(keys: &[ListenerKey], shards: usize) -> Result<Vec<Vec<(ListenerKey,
         }
     }
     Ok(per_shard)
+}
+
+/// Every certificate the server has (the `acme_dns` APIs answer with the one the client's
+/// SNI names, the first one otherwise).
+fn all_certificates(cfg: &Config, data: &DataSet, acme_certs: &AcmeCerts) -> Vec<Arc<rustls::sign::CertifiedKey>> {
+    let mut out: Vec<Arc<rustls::sign::CertifiedKey>> = Vec::new();
+    for b in &cfg.blocks {
+        let pair = match &b.tls {
+            Some(crate::config::TlsConfig::Files { cert, key, .. }) => data.cert(cert, key),
+            Some(crate::config::TlsConfig::Acme(a)) => acme_certs.get(&crate::acme::unit_of(a).id).cloned(),
+            None => None,
+        };
+        if let Some(p) = pair.filter(|p| !out.iter().any(|o| Arc::ptr_eq(o, p))) {
+            out.push(p);
+        }
+    }
+    out
 }

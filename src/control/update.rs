@@ -12,9 +12,9 @@ use domain::base::iana::{Rcode, Rtype};
 
 use crate::config::Config;
 use crate::config::update::{GrantName as CfgGrantName, UpdateConfig};
-use crate::net::ctx::UpdateRequest;
+use crate::net::ctx::{UpdateRequest, UpdateWhat};
 use crate::update::log::{self, Entry};
-use crate::update::rfc2136::{self, GrantName, Grants, Refusal};
+use crate::update::rfc2136::{self, Change, GrantName, Grants, Refusal};
 use crate::zone::name::{NameKey, display};
 use crate::zone::store::Zone;
 
@@ -122,25 +122,28 @@ pub fn grants(u: &UpdateConfig) -> Grants {
 /// then due).
 pub fn handle(cfg: &Config, data: &mut super::data::DataSet, req: &UpdateRequest) -> (Rcode, bool) {
     let zone_name = display(&req.zone);
-    let key = display(&req.key);
-    let from = req.from;
+    let (who, from) = match &req.what {
+        UpdateWhat::Message { key, .. } => (format!("key {}", display(key)), req.from),
+        UpdateWhat::Values { .. } => ("acme_dns".to_string(), req.from),
+    };
     let refuse = |rcode: Rcode, why: &str| {
-        tracing::warn!(zone = %zone_name, %key, %from, %rcode, "update refused: {why}");
+        tracing::warn!(zone = %zone_name, by = %who, %from, %rcode, "update refused: {why}");
         (rcode, false)
     };
-    // The first block that takes updates for the zone and has a zone file for it.
+    let in_zone = |z: &domain::base::Name<bytes::Bytes>| *NameKey::of(z).as_slice() == *req.zone;
+    // The first block that takes this kind of change for the zone and has a file for it.
     let found = cfg.blocks.iter().find_map(|b| {
-        let u = b.update.as_ref()?;
-        if !u.zones.iter().any(|z| *NameKey::of(z).as_slice() == *req.zone) {
-            return None;
-        }
-        let file = b
-            .files
-            .iter()
-            .find(|f| f.zones.iter().any(|z| *NameKey::of(z).as_slice() == *req.zone))?;
-        Some((u, file.path.clone()))
+        let grants = match &req.what {
+            UpdateWhat::Message { .. } => Some(grants(b.update.as_ref().filter(|u| u.zones.iter().any(in_zone))?)),
+            UpdateWhat::Values { .. } => {
+                b.acme_dns.iter().find(|a| in_zone(&a.zone))?;
+                None
+            }
+        };
+        let file = b.files.iter().find(|f| f.zones.iter().any(in_zone))?;
+        Some((grants, file.path.clone()))
     });
-    let Some((u, path)) = found else {
+    let Some((grants, path)) = found else {
         return refuse(Rcode::REFUSED, "the zone is not a file zone that takes updates");
     };
     let Some(entry) = data.files.get_mut(&(path, req.zone.clone())) else {
@@ -153,14 +156,20 @@ pub fn handle(cfg: &Config, data: &mut super::data::DataSet, req: &UpdateRequest
             "the zone file is signed (its signatures would not cover the change)",
         );
     }
-    let update = match rfc2136::parse(&req.message) {
-        Ok(u) => u,
-        Err(rcode) => return refuse(rcode, "the message is malformed"),
+    let result = match (&req.what, grants) {
+        (UpdateWhat::Message { message, key }, Some(grants)) => match rfc2136::parse(message) {
+            Ok(u) => rfc2136::apply(&entry.zone, &u, key, &grants),
+            Err(rcode) => return refuse(rcode, "the message is malformed"),
+        },
+        (UpdateWhat::Values { owner, values }, _) => {
+            rfc2136::apply_changes(&entry.zone, value_changes(owner, values), None)
+        }
+        (UpdateWhat::Message { .. }, None) => return refuse(Rcode::REFUSED, "no update grants"),
     };
-    let applied = match rfc2136::apply(&entry.zone, &update, &req.key, &grants(u)) {
+    let applied = match result {
         Ok(Some(a)) => a,
         Ok(None) => {
-            tracing::info!(zone = %zone_name, %key, %from, "update: nothing to change");
+            tracing::info!(zone = %zone_name, by = %who, %from, "update: nothing to change");
             return (Rcode::NOERROR, false);
         }
         Err(Refusal::Rcode(rcode)) => {
@@ -189,6 +198,31 @@ pub fn handle(cfg: &Config, data: &mut super::data::DataSet, req: &UpdateRequest
     let zone = Arc::new(applied.zone);
     entry.zone = zone.clone();
     data.journal(applied.diff, &zone);
-    tracing::info!(zone = %zone_name, %key, %from, serial, "update applied");
+    tracing::info!(zone = %zone_name, by = %who, %from, serial, "update applied");
     (Rcode::NOERROR, true)
+}
+
+/// The TTL of acme-dns's TXT records (its `dns.go` answers with 1).
+pub const ACME_DNS_TTL: u32 = 1;
+
+/// An acme-dns name's TXT RRset replaced by `values` (each one character-string).
+fn value_changes(owner: &[u8], values: &[String]) -> Vec<Change> {
+    let txt = Rtype::TXT.to_int();
+    let mut out = vec![Change::DeleteRrset {
+        owner: owner.into(),
+        rtype: txt,
+    }];
+    for v in values {
+        let bytes = &v.as_bytes()[..v.len().min(255)];
+        let mut rdata = Vec::with_capacity(1 + bytes.len());
+        rdata.push(bytes.len() as u8);
+        rdata.extend_from_slice(bytes);
+        out.push(Change::Add(crate::zone::diff::Rec {
+            owner: owner.into(),
+            rtype: txt,
+            ttl: ACME_DNS_TTL,
+            rdata: rdata.into(),
+        }));
+    }
+    out
 }

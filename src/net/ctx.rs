@@ -28,15 +28,14 @@ pub struct Shared {
     pub updates: tokio::sync::mpsc::UnboundedSender<UpdateRequest>,
 }
 
-/// An update a shard took (its block takes updates for the zone, its TSIG checked), for
-/// the control thread: it checks the key's grant, applies it and answers the rcode.
+/// A change to a zone for the control thread: an update a shard took (its block takes
+/// updates for the zone, its TSIG checked; the control thread checks the key's grant), or
+/// the values of an acme-dns registration. The rcode says how it went.
 pub struct UpdateRequest {
     /// The zone, lowercase wire.
     pub zone: Box<[u8]>,
-    /// The UPDATE message.
-    pub message: Vec<u8>,
-    /// The key that signed it, lowercase wire.
-    pub key: Box<[u8]>,
+    /// What to change.
+    pub what: UpdateWhat,
     /// Who sent it (for the log).
     pub from: std::net::IpAddr,
     /// Where the rcode goes.
@@ -69,4 +68,22 @@ impl ShardCtx {
     pub fn stats(&self) -> &ShardStats {
         &self.shared.stats[self.id]
     }
+}
+
+/// What an [`UpdateRequest`] changes.
+pub enum UpdateWhat {
+    /// An RFC 2136 UPDATE message and the key that signed it (lowercase wire).
+    Message {
+        /// The message.
+        message: Vec<u8>,
+        /// The key.
+        key: Box<[u8]>,
+    },
+    /// The TXT values of an acme-dns registration's name (lowercase wire), newest last.
+    Values {
+        /// The name.
+        owner: Box<[u8]>,
+        /// Its values.
+        values: Vec<String>,
+    },
 }

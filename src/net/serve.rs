@@ -473,8 +473,10 @@ impl Pending {
                 let (done, rcode) = futures_channel::oneshot::channel();
                 let ask = super::ctx::UpdateRequest {
                     zone: u.zone.clone(),
-                    message: std::mem::take(&mut u.message),
-                    key: u.key.clone(),
+                    what: super::ctx::UpdateWhat::Message {
+                        message: std::mem::take(&mut u.message),
+                        key: u.key.clone(),
+                    },
                     from: peer.ip().to_canonical(),
                     done,
                 };

@@ -214,9 +214,9 @@ impl Store {
 
     /// `POST /update` from `client` with the `X-Api-User` and `X-Api-Key` headers and
     /// `body`: on success the registration's subdomain and its values to serve (the newest
-    /// last), and the answer to send once they are served.
+    /// last), and the answer to send once they are served (then [`Store::set_values`]).
     pub fn update(
-        &mut self,
+        &self,
         user: Option<&str>,
         key: Option<&str>,
         client: IpAddr,
@@ -230,7 +230,7 @@ impl Store {
             return Err(forbidden());
         }
         let user = user.to_ascii_lowercase();
-        let Some(r) = self.registrations.iter_mut().find(|r| r.username == user) else {
+        let Some(r) = self.registrations.iter().find(|r| r.username == user) else {
             // As acme-dns: the same work for an unknown user as for a wrong password.
             let _ = check_password(
                 key,
@@ -254,15 +254,23 @@ impl Store {
             return Err(error(400, "bad_txt"));
         }
         // The two most recent values: the older one goes.
-        r.values.push(txt.clone());
-        if r.values.len() > 2 {
-            r.values.remove(0);
+        let mut values = r.values.clone();
+        values.push(txt.clone());
+        if values.len() > 2 {
+            values.remove(0);
         }
         let answer = Answer {
             status: 200,
             body: format!("{{\"txt\": \"{txt}\"}}"),
         };
-        Ok((subdomain, r.values.clone(), answer))
+        Ok((subdomain, values, answer))
+    }
+
+    /// The values of `subdomain`'s registration, once served.
+    pub fn set_values(&mut self, subdomain: &str, values: Vec<String>) {
+        if let Some(r) = self.registrations.iter_mut().find(|r| r.subdomain == subdomain) {
+            r.values = values;
+        }
     }
 
     /// The store as the JSON kept on disk.
@@ -367,13 +375,16 @@ mod tests {
         let body = |sub: &str, txt: &str| format!("{{\"subdomain\": \"{sub}\", \"txt\": \"{txt}\"}}").into_bytes();
         let (got_sub, values, ok) = s.update(Some(user), Some(pass), client, &body(sub, TXT)).unwrap();
         assert_eq!((got_sub.as_str(), values.len(), ok.status), (sub, 1, 200));
+        s.set_values(sub, values);
         assert_eq!(ok.body, format!("{{\"txt\": \"{TXT}\"}}"));
         // Two more: the two most recent are kept.
         let t2 = TXT.replace('1', "2");
         let t3 = TXT.replace('1', "3");
-        s.update(Some(user), Some(pass), client, &body(sub, &t2)).unwrap();
+        let (_, values, _) = s.update(Some(user), Some(pass), client, &body(sub, &t2)).unwrap();
+        s.set_values(sub, values);
         let (_, values, _) = s.update(Some(user), Some(pass), client, &body(sub, &t3)).unwrap();
         assert_eq!(values, vec![t2, t3]);
+        s.set_values(sub, values);
         // The errors acme-dns gives.
         let err = |r: Result<(String, Vec<String>, Answer), Answer>| r.unwrap_err();
         assert_eq!(
