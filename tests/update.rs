@@ -288,3 +288,27 @@ both_drivers!(a_knot_secondary_follows_an_update_by_notify_and_ixfr, |driver| {
     );
     assert!(knot.log().contains("IXFR"), "{}", knot.log());
 });
+
+// The README's examples of update and acme_dns pass `ringdns check`.
+#[test]
+fn the_readme_examples_check() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let dir = TempDir::new("update-readme");
+    for (marker, zone) in [
+        ("## ACME for other servers: RFC 2136 updates", "example.com"),
+        ("## acme-dns: the HTTP API for ACME clients", "auth.example.com"),
+    ] {
+        let db = dir.write(
+            &format!("db.{zone}"),
+            &ZONE.replace("example.test.", &format!("{zone}.")),
+        );
+        let at = readme.find(marker).unwrap_or_else(|| panic!("README lacks {marker:?}"));
+        let block = readme[at..].split("```").nth(1).unwrap();
+        let text = block
+            .trim_start_matches('\n')
+            .replace(&format!("db.{zone}"), &db.display().to_string())
+            .replace("192.0.2.53:8443", "127.0.0.1:8443");
+        let out = support::server::check(&text);
+        assert!(out.is_ok(), "{marker}: {out:?}\n{text}");
+    }
+}
