@@ -553,3 +553,45 @@ pub fn update_seed() -> Vec<u8> {
     m.extend_from_slice(b"\xc0\x1e\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x06\x05token");
     m
 }
+
+/// Arbitrary bytes as acme-dns request bodies: the first octet picks `/register` or
+/// `/update` (with a registration's own credentials, so the checks past the password run;
+/// `SUB` in the body is its subdomain),
+/// the rest is the body; the store stays readable whatever happens.
+pub fn acme_dns_bytes(data: &[u8]) {
+    use crate::update::acme_dns::Store;
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    let mut n = 0x9e37_79b9u32;
+    let mut random = |b: &mut [u8]| {
+        for x in b {
+            n ^= n << 13;
+            n ^= n >> 17;
+            n ^= n << 5;
+            *x = n as u8;
+        }
+    };
+    let mut store = Store::default();
+    let client = std::net::IpAddr::from([192, 0, 2, 1]);
+    if pick % 2 == 0 {
+        let _ = store.register(body, "auth.example.test.", &mut random);
+    } else {
+        let made = store.register(b"", "auth.example.test.", &mut random);
+        let v: serde_json::Value = serde_json::from_str(&made.body).unwrap_or_default();
+        let (user, pass) = (v["username"].as_str(), v["password"].as_str());
+        // `SUB` in the body stands for the registration's own subdomain.
+        let body = match (std::str::from_utf8(body), v["subdomain"].as_str()) {
+            (Ok(text), Some(sub)) => text.replace("SUB", sub).into_bytes(),
+            _ => body.to_vec(),
+        };
+        if let Ok((sub, values, _)) = store.update(user, pass, client, &body) {
+            store.set_values(&sub, values);
+        }
+    }
+    assert_eq!(
+        Store::decode(&store.encode()).ok(),
+        Some(store),
+        "the store reads back what it wrote"
+    );
+}

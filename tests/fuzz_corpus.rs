@@ -123,3 +123,18 @@ fn update_corpus() {
         ringdns::fuzzing::update_bytes(&seed[..i]);
     }
 }
+
+#[test]
+fn acme_dns_corpus() {
+    assert!(replay("acme_dns", ringdns::fuzzing::acme_dns_bytes) >= 2);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/acme_dns");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let seed = std::fs::read(entry.unwrap().path()).unwrap();
+        for i in 0..seed.len() {
+            let mut m = seed.clone();
+            m[i] ^= 0xff;
+            ringdns::fuzzing::acme_dns_bytes(&m);
+            ringdns::fuzzing::acme_dns_bytes(&seed[..i]);
+        }
+    }
+}

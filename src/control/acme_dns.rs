@@ -26,9 +26,8 @@ use crate::zone::name::{NameKey, parse_abs};
 const MAX_BODY: usize = 64 << 10;
 
 /// Where the registrations of `zone` are kept in `dir`.
-pub fn store_path(dir: &Path, zone: &str) -> PathBuf {
-    let name = zone.trim_end_matches('.');
-    dir.join(format!("{}.acme-dns.json", name.replace('/', "%2F")))
+pub fn store_path(dir: &Path, zone: &domain::base::Name<bytes::Bytes>) -> PathBuf {
+    super::secondary::zone_file(dir, NameKey::of(zone).as_slice(), "acme-dns.json")
 }
 
 /// One running API.
@@ -92,7 +91,7 @@ impl AcmeDnsApis {
         updates: tokio::sync::mpsc::UnboundedSender<UpdateRequest>,
     ) -> Result<tokio::task::JoinHandle<()>, String> {
         let zone = format!("{}.", a.zone.to_string().trim_end_matches('.'));
-        let path = store_path(&a.directory, &zone);
+        let path = store_path(&a.directory, &a.zone);
         let store = match std::fs::read_to_string(&path) {
             Ok(text) => Store::decode(&text).map_err(|e| format!("{}: acme_dns: {}: {e}", a.pos, path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::default(),

@@ -89,10 +89,16 @@ impl Spec {
 /// `<dir>/<zone>.zone`, the zone's name in presentation form (`root` for the root zone,
 /// `/` of RFC 2317 names written `%2F`).
 pub fn zone_path(dir: &Path, apex: &[u8]) -> PathBuf {
+    zone_file(dir, apex, "zone")
+}
+
+/// `DIR/<zone>.<ext>`: the file a zone keeps something in (the root zone is `root`, a `/`
+/// of an RFC 2317 name is `%2F`).
+pub fn zone_file(dir: &Path, apex: &[u8], ext: &str) -> PathBuf {
     let name = display(apex);
     let name = name.trim_end_matches('.');
     let name = if name.is_empty() { "root" } else { name };
-    dir.join(format!("{}.zone", name.replace('/', "%2F")))
+    dir.join(format!("{}.{ext}", name.replace('/', "%2F")))
 }
 
 /// Every secondary zone of `cfg`, each once, and the catalog `members` served.

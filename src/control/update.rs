@@ -27,10 +27,7 @@ pub struct UpdateLog {
 
 /// Where the log of zone `apex` is kept in `dir`.
 pub fn log_path(dir: &Path, apex: &[u8]) -> PathBuf {
-    let name = display(apex);
-    let name = name.trim_end_matches('.');
-    let name = if name.is_empty() { "root" } else { name };
-    dir.join(format!("{}.updates", name.replace('/', "%2F")))
+    super::secondary::zone_file(dir, apex, "updates")
 }
 
 impl UpdateLog {
