@@ -33,6 +33,9 @@ command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v lego >/dev/null || missing+=(lego)
 command -v certbot >/dev/null || missing+=(certbot)
 [ -d /usr/lib/python3/dist-packages/certbot_dns_rfc2136 ] || missing+=(python3-certbot-dns-rfc2136)
+# The acme-dns client (certbot-dns-acmedns from PyPI) lives in a virtualenv the tests make
+# (tests/clients/certbot-acmedns.sh).
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

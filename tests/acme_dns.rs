@@ -184,3 +184,108 @@ fn plain_http_only_on_loopback_and_the_zone_must_be_a_file_zone() {
     let e = support::server::check(&nofile).unwrap_err();
     assert!(e.contains("acme_dns: the block has no file for zone"), "{e}");
 }
+
+/// certbot with the certbot-dns-acmedns plugin (PyPI, in a virtualenv of its own).
+fn certbot_acmedns() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new("bash")
+        .arg(format!("{root}/tests/clients/certbot-acmedns.sh"))
+        .arg(format!("{root}/target/venv-certbot-acmedns"))
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "the certbot-dns-acmedns virtualenv: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+// A real acme-dns client obtains a certificate: the operator registers, points
+// _acme-challenge.www at the registration's name with a CNAME (in the same zone, so that
+// ringdns answers the chain: the test CA follows no CNAME), and certbot with its acme-dns
+// plugin sets the value through the API.
+both_drivers!(certbot_obtains_a_certificate_through_the_acme_dns_api, |driver| {
+    let certbot = certbot_acmedns();
+    let pebble = support::pebble::Pebble::start(None);
+    let zone = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\nwww A 127.0.0.1\n";
+    let corefile = "example.test:{PORT} {\n    bind 127.0.0.1\n    file {DIR}/example.test.zone\n    acme_dns example.test {\n        listen 127.0.0.1:{PORT2}\n        plain\n        directory {DIR}/acme-dns\n    }\n}\n";
+    let s = Server::start(
+        Options::new(driver, corefile)
+            .port(pebble.dns_port)
+            .file("example.test.zone", zone),
+    );
+    let base = format!("http://127.0.0.1:{}", s.port2);
+    let (status, reg) = register(&format!("{base}/register"), None);
+    assert_eq!(status, 201, "{reg}");
+    let full = reg["fulldomain"].as_str().unwrap().to_string();
+    // The operator's CNAME, then a reload.
+    let with_cname = zone.replace(" 1 3600", " 2 3600") + &format!("_acme-challenge.www CNAME {full}.\n");
+    std::fs::write(s.dir.path().join("example.test.zone"), with_cname).unwrap();
+    s.signal("HUP");
+    assert!(
+        support::eventually(10, || !s
+            .udp(&q("_acme-challenge.www.example.test", Rtype::CNAME))
+            .answer()
+            .is_empty()),
+        "{}",
+        s.log()
+    );
+    let work = TempDir::new("certbot-acmedns");
+    let regfile = work.write(
+        "registration.json",
+        &serde_json::json!({ "www.example.test": reg }).to_string(),
+    );
+    let ini = work.write(
+        "acmedns.ini",
+        &format!(
+            "dns_acmedns_api_url = {base}\ndns_acmedns_registration_file = {}\n",
+            regfile.display()
+        ),
+    );
+    for f in [&regfile, &ini] {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    let d = work.path();
+    let out = Command::new(&certbot)
+        .env("REQUESTS_CA_BUNDLE", pebble.https_ca())
+        .args([
+            "certonly",
+            "--non-interactive",
+            "--agree-tos",
+            "-m",
+            "ops@example.test",
+            "--no-eff-email",
+        ])
+        .args([
+            "--server",
+            &pebble.directory(),
+            "--authenticator",
+            "dns-acmedns",
+            "--dns-acmedns-credentials",
+        ])
+        .arg(&ini)
+        .args(["--dns-acmedns-propagation-seconds", "1", "-d", "www.example.test"])
+        .arg("--config-dir")
+        .arg(d.join("config"))
+        .arg("--work-dir")
+        .arg(d.join("work"))
+        .arg("--logs-dir")
+        .arg(d.join("logs"))
+        .output()
+        .expect("certbot");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let logs = std::fs::read_to_string(d.join("logs/letsencrypt.log")).unwrap_or_default();
+    assert!(out.status.success(), "{text}\n{logs}\n{}\n{}", s.log(), pebble.log());
+    let cert = d.join("config/live/www.example.test/fullchain.pem");
+    let san = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(String::from_utf8_lossy(&san.stdout).contains("DNS:www.example.test"));
+    // A second registration cannot update the first one's subdomain.
+    let (_, second) = register(&format!("{base}/register"), None);
+    let sub = reg["subdomain"].as_str().unwrap();
+    assert_eq!(update(&format!("{base}/update"), &second, sub, &token('z')).0, 401);
+});
