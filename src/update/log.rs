@@ -19,7 +19,7 @@ use domain::base::iana::Rtype;
 
 use super::rfc2136::Change;
 use crate::zone::diff::Rec;
-use crate::zone::name::{NameKey, display, parse_abs};
+use crate::zone::name::{NameKey, parse_abs};
 use crate::zone::store::Zone;
 
 /// One applied update.
@@ -41,18 +41,44 @@ pub fn encode(e: &Entry) -> String {
         match c {
             Change::Add(r) => s.push_str(&format!(
                 "add {} {} {} {}\n",
-                display(&r.owner),
+                owner_text(&r.owner),
                 r.ttl,
                 r.rtype,
                 hex(&r.rdata)
             )),
-            Change::DeleteRrset { owner, rtype } => s.push_str(&format!("rrset {} {rtype}\n", display(owner))),
+            Change::DeleteRrset { owner, rtype } => s.push_str(&format!("rrset {} {rtype}\n", owner_text(owner))),
             Change::DeleteRr { owner, rtype, rdata } => {
-                s.push_str(&format!("rr {} {rtype} {}\n", display(owner), hex(rdata)))
+                s.push_str(&format!("rr {} {rtype} {}\n", owner_text(owner), hex(rdata)))
             }
         }
     }
     s
+}
+
+/// A wire name in presentation form with every octet but letters, digits, `-` and `_`
+/// escaped as `\DDD` (RFC 1035 §5.1), so that a line splits on its spaces whatever the
+/// labels hold.
+fn owner_text(wire: &[u8]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while let Some(&len) = wire.get(i) {
+        if len == 0 {
+            break;
+        }
+        for &b in wire.get(i + 1..i + 1 + usize::from(len)).unwrap_or_default() {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("\\{b:03}"));
+            }
+        }
+        out.push('.');
+        i += 1 + usize::from(len);
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
 }
 
 fn hex(b: &[u8]) -> String {
@@ -191,6 +217,15 @@ mod tests {
                 changes: vec![]
             })
         );
+        // Labels with dots, spaces and other octets survive the text.
+        let odd = Entry {
+            serial: 9,
+            changes: vec![Change::DeleteRrset {
+                owner: b"\x08a.b c\\d\xff\x04test\x00".as_slice().into(),
+                rtype: 16,
+            }],
+        };
+        assert_eq!(decode(&encode(&odd)).unwrap(), vec![odd]);
         let back = decode(&text).unwrap();
         assert_eq!(
             back,
