@@ -51,6 +51,8 @@ struct Api {
     path: PathBuf,
     store: Mutex<Store>,
     updates: tokio::sync::mpsc::UnboundedSender<UpdateRequest>,
+    /// When a refused request was last logged, per source.
+    refusals: Mutex<super::update::RefusalLog>,
 }
 
 impl AcmeDnsApis {
@@ -119,6 +121,7 @@ impl AcmeDnsApis {
             path,
             store: Mutex::new(store),
             updates,
+            refusals: Mutex::default(),
         });
         Ok(tokio::spawn(accept(listener, tls, api)))
     }
@@ -269,7 +272,9 @@ async fn answer(
             let (subdomain, values, answer) = match checked {
                 Ok(x) => x,
                 Err(refused) => {
-                    tracing::warn!(zone = %api.zone, %from, status = refused.status, "acme_dns: update refused");
+                    if api.refusals.lock().unwrap_or_else(|p| p.into_inner()).due(from) {
+                        tracing::warn!(zone = %api.zone, %from, status = refused.status, "acme_dns: update refused (logged once a minute per source)");
+                    }
                     return Ok(reply(refused));
                 }
             };

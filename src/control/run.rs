@@ -171,6 +171,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         metrics,
         told: Default::default(),
         apis: Default::default(),
+        refusals: Default::default(),
     };
     let mut state = state;
     state.told = super::notify_out::serials(&state.cfg, &state.data);
@@ -231,6 +232,8 @@ struct State {
     told: super::notify_out::Told,
     /// The `acme_dns` APIs.
     apis: super::acme_dns::AcmeDnsApis,
+    /// When a refused update was last logged, per source.
+    refusals: super::update::RefusalLog,
 }
 
 impl State {
@@ -353,7 +356,7 @@ async fn control_loop(
             Some(req) = updates.recv() => {
                 // Applied and published before the reply goes: the client's next query, on
                 // any shard, sees it.
-                let (rcode, changed) = super::update::handle(&state.cfg, &mut state.data, &req);
+                let (rcode, changed) = super::update::handle(&state.cfg, &mut state.data, &req, &mut state.refusals);
                 if changed {
                     state.publish();
                 }

@@ -115,16 +115,49 @@ pub fn grants(u: &UpdateConfig) -> Grants {
     }
 }
 
+/// When a refused change was last logged, per source: at most once a minute each
+/// (ROBUSTNESS: a flood of bad updates does not flood the log).
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    last: std::collections::HashMap<std::net::IpAddr, std::time::Instant>,
+}
+
+impl RefusalLog {
+    /// Whether a refusal from `from` is to be logged now.
+    pub fn due(&mut self, from: std::net::IpAddr) -> bool {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .get(&from)
+            .is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(60))
+        {
+            return false;
+        }
+        if self.last.len() >= 4096 {
+            self.last.clear();
+        }
+        self.last.insert(from, now);
+        true
+    }
+}
+
 /// Applies `req` to the data: its rcode, and whether the zone changed (a new snapshot is
-/// then due).
-pub fn handle(cfg: &Config, data: &mut super::data::DataSet, req: &UpdateRequest) -> (Rcode, bool) {
+/// then due). Refusals are logged at most once a minute per source (`refusals`).
+pub fn handle(
+    cfg: &Config,
+    data: &mut super::data::DataSet,
+    req: &UpdateRequest,
+    refusals: &mut RefusalLog,
+) -> (Rcode, bool) {
     let zone_name = display(&req.zone);
     let (who, from) = match &req.what {
         UpdateWhat::Message { key, .. } => (format!("key {}", display(key)), req.from),
         UpdateWhat::Values { .. } => ("acme_dns".to_string(), req.from),
     };
-    let refuse = |rcode: Rcode, why: &str| {
-        tracing::warn!(zone = %zone_name, by = %who, %from, %rcode, "update refused: {why}");
+    let mut refuse = |rcode: Rcode, why: &str| {
+        if refusals.due(from) {
+            tracing::warn!(zone = %zone_name, by = %who, %from, %rcode, "update refused: {why} (logged once a minute per source)");
+        }
         (rcode, false)
     };
     let in_zone = |z: &domain::base::Name<bytes::Bytes>| *NameKey::of(z).as_slice() == *req.zone;
