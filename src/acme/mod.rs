@@ -7,6 +7,7 @@ mod board;
 pub mod cert;
 pub mod http;
 mod peers;
+mod remote;
 pub mod schedule;
 mod unit;
 

@@ -513,8 +513,16 @@ impl Task {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1);
         let _withdraw = Withdraw(self.peers.clone(), generation);
+        let mut _remote = None;
         if !values.is_empty() {
-            self.post_and_wait(generation, &values).await?;
+            match &self.spec.cfg.dns {
+                // A server ringdns does not run: published there, deleted when the order ends.
+                Some(p) => {
+                    let published = super::remote::publish(p, &values).await?;
+                    _remote = Some(RemoteWithdraw(Some(((**p).clone(), published))));
+                }
+                None => self.post_and_wait(generation, &values).await?,
+            }
             let mut authzs = order.authorizations();
             while let Some(a) = authzs.next().await {
                 let mut a = a?;
@@ -588,6 +596,17 @@ impl Drop for Withdraw {
 
 /// Keeps this instance registered with the others sharing the storage and serves whatever
 /// challenge is posted there, acknowledging each one once the shards serve it.
+/// Deletes values published on a remote server when the order is over, however it ends.
+struct RemoteWithdraw(Option<(crate::config::DnsPublisher, Vec<super::remote::Published>)>);
+
+impl Drop for RemoteWithdraw {
+    fn drop(&mut self) {
+        if let Some((p, published)) = self.0.take() {
+            tokio::spawn(super::remote::withdraw(p, published));
+        }
+    }
+}
+
 async fn follow(peers: Peers, board: Arc<Board>, unit: String) {
     struct Leave(Peers);
     impl Drop for Leave {

@@ -1647,6 +1647,7 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
         key_type: KeyType::default(),
         eab: None,
         renew: RenewPolicy::Ari,
+        dns: None,
     };
     let names_opt = if syntax == AcmeSyntax::Tlsplus {
         "domain"
@@ -1654,12 +1655,16 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
         "acme"
     };
     let accepted = if syntax == AcmeSyntax::Tlsplus {
-        "domain, email, ca, cacert, certpath, port, checkinterval, key_type, eab, renew"
+        "domain, email, ca, cacert, certpath, port, checkinterval, key_type, eab, renew, dns"
     } else {
-        "acme, email, ca, ca_root, storage, port, checkinterval, key_type, eab, renew"
+        "acme, email, ca, ca_root, storage, port, checkinterval, key_type, eab, renew, dns"
     };
     for o in opts {
         let name = o.name.text.as_str();
+        if name == "dns" {
+            c.dns = Some(Box::new(dns_publisher(o)?));
+            continue;
+        }
         if o.block.is_some() {
             return Err(err(&o.name, format!("{name} takes no {{ }} block")));
         }
@@ -1759,6 +1764,63 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
         ));
     }
     Ok(TlsConfig::Acme(c))
+}
+
+/// `dns rfc2136 SERVER[:PORT] { key NAME ALGORITHM SECRET; check ADDR[:PORT]... }`, a
+/// ringdns extension of `tls acme`.
+fn dns_publisher(o: &Line) -> Result<super::model::DnsPublisher, ConfigError> {
+    let [kind, server] = o.args.as_slice() else {
+        return Err(err(&o.name, "dns rfc2136 SERVER[:PORT] { key NAME ALGORITHM SECRET }"));
+    };
+    if kind.text != "rfc2136" {
+        return Err(err(
+            kind,
+            format!("unknown dns publisher {:?} (accepted: rfc2136)", kind.text),
+        ));
+    }
+    let addr = |t: &Token| -> Result<std::net::SocketAddr, ConfigError> {
+        t.text
+            .parse::<std::net::SocketAddr>()
+            .or_else(|_| t.text.parse::<IpAddr>().map(|ip| std::net::SocketAddr::new(ip, 53)))
+            .map_err(|_| err(t, format!("{:?} is not an IP address with an optional :PORT", t.text)))
+    };
+    let server = addr(server)?;
+    let (mut key, mut check) = (None, Vec::new());
+    for k in o.block.iter().flatten() {
+        match k.name.text.as_str() {
+            "key" => {
+                let [name, alg, secret] = k.args.as_slice() else {
+                    return Err(err(&k.name, "dns rfc2136: key NAME ALGORITHM SECRET"));
+                };
+                key = Some(super::tsig::TsigKey {
+                    name: parse_abs(&name.text).map_err(|e| err(name, e))?,
+                    algorithm: Some(super::tsig::algorithm(&alg.text).map_err(|e| err(alg, e))?),
+                    secret: super::tsig::secret(&secret.text).map_err(|e| err(secret, e))?,
+                });
+            }
+            "check" => {
+                if k.args.is_empty() {
+                    return Err(err(&k.name, "dns rfc2136: check ADDR[:PORT]..."));
+                }
+                for t in &k.args {
+                    check.push(addr(t)?);
+                }
+            }
+            other => {
+                return Err(err(
+                    &k.name,
+                    format!("unknown dns rfc2136 option {other:?} (accepted: key, check)"),
+                ));
+            }
+        }
+    }
+    let Some(key) = key else {
+        return Err(err(
+            &o.name,
+            "dns rfc2136 needs key NAME ALGORITHM SECRET (updates are signed)",
+        ));
+    };
+    Ok(super::model::DnsPublisher::Rfc2136 { server, key, check })
 }
 
 #[cfg(test)]

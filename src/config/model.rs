@@ -814,4 +814,23 @@ pub struct AcmeConfig {
     pub eab: Option<(String, String)>,
     /// Renewal policy.
     pub renew: RenewPolicy,
+    /// `dns`: where the DNS-01 values are published when ringdns does not serve the names
+    /// (`None`: by its own shards).
+    pub dns: Option<Box<DnsPublisher>>,
+}
+
+/// `tls acme { dns ... }`: a remote server that publishes the challenge values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DnsPublisher {
+    /// `dns rfc2136 SERVER[:PORT] { key NAME ALGORITHM SECRET; check ADDR[:PORT]... }`:
+    /// RFC 2136 updates signed with the key; `check` names the authoritative servers to
+    /// ask before the CA is told (default: the zone's NS addresses, port 53).
+    Rfc2136 {
+        /// The primary that takes the updates.
+        server: SocketAddr,
+        /// The key that signs them.
+        key: super::tsig::TsigKey,
+        /// The servers that must answer the value first.
+        check: Vec<SocketAddr>,
+    },
 }

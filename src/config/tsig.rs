@@ -185,7 +185,7 @@ fn opcode(s: &str) -> Option<Opcode> {
     })
 }
 
-fn secret(b64: &str) -> Result<Vec<u8>, String> {
+pub(super) fn secret(b64: &str) -> Result<Vec<u8>, String> {
     let s = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|e| format!("the key is not base64 ({e})"))?;
@@ -195,7 +195,7 @@ fn secret(b64: &str) -> Result<Vec<u8>, String> {
     Ok(s)
 }
 
-fn algorithm(name: &str) -> Result<Algorithm, String> {
+pub(super) fn algorithm(name: &str) -> Result<Algorithm, String> {
     let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
     if name.starts_with("hmac-md5") {
         return Err("hmac-md5 is refused (RFC 8945 §6); use hmac-sha256".into());

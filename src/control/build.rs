@@ -36,6 +36,10 @@ pub fn responders(cfg: &Config) -> Vec<(ListenerKey, Vec<Box<[u8]>>)> {
     let mut out: BTreeMap<ListenerKey, Vec<Box<[u8]>>> = BTreeMap::new();
     for b in &cfg.blocks {
         let Some(TlsConfig::Acme(a)) = &b.tls else { continue };
+        // Values published on another server need no answering here.
+        if a.dns.is_some() {
+            continue;
+        }
         let addrs = b.addrs();
         for d in &a.domains {
             let Ok(name) = challenge_name(d) else { continue };

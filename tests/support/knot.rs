@@ -59,6 +59,25 @@ impl Knot {
         k
     }
 
+    /// A primary for `zone` (origin, text) that takes RFC 2136 updates signed with `key`
+    /// (name, hmac-sha256 secret in base64), as a hidden primary of ACME clients is set up.
+    pub fn updatable(zone: (&str, &str), key: (&str, &str)) -> Knot {
+        let dir = TempDir::new("knot-upd");
+        let port = free_port();
+        let d = dir.path().display().to_string();
+        let file = dir.write(&format!("{}.zone", zone.0), zone.1);
+        let conf = format!(
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\ndatabase:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n{}acl:\n  - id: update\n    address: 127.0.0.0/8\n    action: update\n{}template:\n  - id: default\n    storage: \"{d}\"\n    semantic-checks: off\n    zonefile-sync: -1\n    acl: update\nzone:\n  - domain: {}\n    file: \"{}\"\n",
+            key_section(Some(key)),
+            acl_key(Some(key)),
+            zone.0,
+            file.display()
+        );
+        let k = Self::spawn(dir, port, &conf);
+        k.wait_serving(zone.0);
+        k
+    }
+
     /// Knot serving `origin` (text) with DNS Cookies by its `mod-cookies` and `secret`
     /// (32 hex digits), the reference for ringdns's RFC 9018 cookies.
     pub fn with_cookies(origin: &str, text: &str, secret: &str) -> Knot {
