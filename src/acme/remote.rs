@@ -1,8 +1,9 @@
-//! DNS-01 values published on a server ringdns does not run (`tls acme { dns rfc2136 ... }`):
-//! the name's zone found by asking that server (a CNAME at `_acme-challenge.<name>`
-//! followed, as the CA will), the value added by an RFC 2136 update signed with the key,
-//! every authoritative server asked until it answers the value (the CA is told only then),
-//! and the value deleted again once the order is over.
+//! DNS-01 values published on a server ringdns does not run (`tls acme { dns ... }`).
+//! `rfc2136`: the name's zone found by asking that server (a CNAME at `_acme-challenge.<name>`
+//! followed, as the CA will), the value added by an RFC 2136 update signed with the key and
+//! deleted again once the order is over. `acme_dns`: the value set by the acme-dns API at
+//! the registration's name. Either way every authoritative server is asked until it answers
+//! the value, and the CA is told only then.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -165,7 +166,14 @@ pub struct Published {
 
 /// Publishes every value and returns once every authoritative server answers each one.
 pub async fn publish(p: &DnsPublisher, values: &[(NameKey, String)]) -> Result<Vec<Published>, AcmeError> {
-    let DnsPublisher::Rfc2136 { server, key, check } = p;
+    let (server, key, check) = match p {
+        DnsPublisher::Rfc2136 { server, key, check } => (server, key, check),
+        DnsPublisher::AcmeDns { url, .. } => {
+            return publish_acme_dns(p, values)
+                .await
+                .map_err(|e| AcmeError::Board(format!("dns acme_dns {url}: {e}")));
+        }
+    };
     let fail = |e: String| AcmeError::Board(format!("dns rfc2136 {server}: {e}"));
     let mut done = Vec::new();
     for (name, value) in values {
@@ -250,7 +258,10 @@ async fn wait_served(servers: &[SocketAddr], p: &Published) -> Result<(), String
 /// Deletes the published values (best effort: a failure is logged; the value expires
 /// with its TTL and the next order replaces nothing of it).
 pub async fn withdraw(p: DnsPublisher, published: Vec<Published>) {
-    let DnsPublisher::Rfc2136 { server, key, .. } = &p;
+    // acme-dns has no deletion: the next update replaces the older of its two values.
+    let DnsPublisher::Rfc2136 { server, key, .. } = &p else {
+        return;
+    };
     for v in published {
         match signed(*server, key, &update(&v.zone, &v.name, &v.value, false)).await {
             Ok(()) => tracing::info!(name = %name_text(&v.name), %server, "ACME: challenge value removed"),
@@ -259,4 +270,95 @@ pub async fn withdraw(p: DnsPublisher, published: Vec<Published>) {
             }
         }
     }
+}
+
+/// acme-dns: each value set by `POST /update`, then asked of the check servers at the
+/// registration's name (its `fulldomain`, or the CNAME target of the challenge name).
+async fn publish_acme_dns(p: &DnsPublisher, values: &[(NameKey, String)]) -> Result<Vec<Published>, String> {
+    let DnsPublisher::AcmeDns {
+        url,
+        username,
+        password,
+        subdomain,
+        fulldomain,
+        check,
+    } = p
+    else {
+        return Err("not an acme-dns publisher".into());
+    };
+    let client = http_client()?;
+    let mut done = Vec::new();
+    for (name, value) in values {
+        let body = serde_json::json!({ "subdomain": subdomain, "txt": value }).to_string();
+        let req = hyper::Request::post(format!("{url}/update"))
+            .header("X-Api-User", username.as_str())
+            .header("X-Api-Key", password.as_str())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let rsp = tokio::time::timeout(EXCHANGE_TIMEOUT, client.request(req))
+            .await
+            .map_err(|_| format!("no answer within {EXCHANGE_TIMEOUT:?}"))?
+            .map_err(|e| e.to_string())?;
+        let status = rsp.status();
+        let text = http_body_util::BodyExt::collect(rsp.into_body())
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
+        if !status.is_success() {
+            return Err(format!("/update answered {status}: {text}"));
+        }
+        // Where the CA will read it: the registration's name, found as it will find it.
+        let at: Box<[u8]> = match fulldomain {
+            Some(n) => NameKey::of(n).as_slice().into(),
+            None => cname_target(check, name.as_slice()).await?,
+        };
+        tracing::info!(name = %name_text(&at), %url, "ACME: challenge value published by acme-dns");
+        done.push(Published {
+            zone: Box::default(),
+            name: at,
+            value: value.clone(),
+        });
+    }
+    for d in &done {
+        wait_served(check, d).await?;
+    }
+    Ok(done)
+}
+
+/// The CNAME target of `name` as one of `servers` answers it.
+async fn cname_target(servers: &[SocketAddr], name: &[u8]) -> Result<Box<[u8]>, String> {
+    for s in servers {
+        let Ok(reply) = exchange(*s, &query(name, Rtype::CNAME)).await else {
+            continue;
+        };
+        if let Some(t) = records(&reply, false)
+            .into_iter()
+            .find(|(o, t, _)| *t == Rtype::CNAME && **o == *name)
+            .and_then(|(_, _, d)| rdata_name(&d))
+        {
+            return Ok(t);
+        }
+    }
+    Err(format!(
+        "no CNAME at {} on {servers:?}: point it at the registration's fulldomain, or give fulldomain",
+        name_text(name)
+    ))
+}
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// An HTTP client for the acme-dns API: https with the system's roots, or plain http (the
+/// configuration allows it to loopback only).
+fn http_client() -> Result<HttpClient, String> {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_platform_verifier(crate::tls::certs::provider())
+        .map_err(|e| format!("system trust store: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector))
 }

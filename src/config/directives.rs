@@ -1770,13 +1770,20 @@ fn acme(line: &Line, opts: &[Line], syntax: AcmeSyntax) -> Result<TlsConfig, Con
 /// ringdns extension of `tls acme`.
 fn dns_publisher(o: &Line) -> Result<super::model::DnsPublisher, ConfigError> {
     let [kind, server] = o.args.as_slice() else {
-        return Err(err(&o.name, "dns rfc2136 SERVER[:PORT] { key NAME ALGORITHM SECRET }"));
-    };
-    if kind.text != "rfc2136" {
         return Err(err(
-            kind,
-            format!("unknown dns publisher {:?} (accepted: rfc2136)", kind.text),
+            &o.name,
+            "dns rfc2136 SERVER[:PORT] { key NAME ALGORITHM SECRET } or dns acme_dns URL { username U; password P; subdomain S }",
         ));
+    };
+    match kind.text.as_str() {
+        "rfc2136" => {}
+        "acme_dns" => return acme_dns_publisher(o, server),
+        _ => {
+            return Err(err(
+                kind,
+                format!("unknown dns publisher {:?} (accepted: rfc2136, acme_dns)", kind.text),
+            ));
+        }
     }
     let addr = |t: &Token| -> Result<std::net::SocketAddr, ConfigError> {
         t.text
@@ -1821,6 +1828,82 @@ fn dns_publisher(o: &Line) -> Result<super::model::DnsPublisher, ConfigError> {
         ));
     };
     Ok(super::model::DnsPublisher::Rfc2136 { server, key, check })
+}
+
+/// `dns acme_dns URL { username U; password P; subdomain S; fulldomain NAME; check ADDR... }`.
+fn acme_dns_publisher(o: &Line, url: &Token) -> Result<super::model::DnsPublisher, ConfigError> {
+    let host = url
+        .text
+        .strip_prefix("https://")
+        .or_else(|| url.text.strip_prefix("http://"))
+        .and_then(|rest| rest.split('/').next())
+        .ok_or_else(|| err(url, "dns acme_dns: the URL is http:// or https://"))?;
+    let host_ip = host
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .or_else(|_| host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>());
+    // The password crosses the connection: plain HTTP only to this host.
+    if url.text.starts_with("http://") && !host_ip.as_ref().is_ok_and(IpAddr::is_loopback) {
+        return Err(err(
+            url,
+            "dns acme_dns: plain http:// only to a loopback address (the password crosses it)",
+        ));
+    }
+    let (mut username, mut password, mut subdomain, mut fulldomain, mut check) = (None, None, None, None, Vec::new());
+    for k in o.block.iter().flatten() {
+        match k.name.text.as_str() {
+            "username" => username = Some(one_arg(k, "the registration's username")?.text.clone()),
+            "password" => password = Some(one_arg(k, "the registration's password")?.text.clone()),
+            "subdomain" => subdomain = Some(one_arg(k, "the registration's subdomain")?.text.clone()),
+            "fulldomain" => {
+                let t = one_arg(k, "the registration's full name")?;
+                fulldomain = Some(parse_abs(&t.text).map_err(|e| err(t, e))?);
+            }
+            "check" => {
+                for t in &k.args {
+                    let a = t
+                        .text
+                        .parse::<std::net::SocketAddr>()
+                        .or_else(|_| t.text.parse::<IpAddr>().map(|ip| std::net::SocketAddr::new(ip, 53)))
+                        .map_err(|_| err(t, format!("{:?} is not an IP address with an optional :PORT", t.text)))?;
+                    check.push(a);
+                }
+            }
+            other => {
+                return Err(err(
+                    &k.name,
+                    format!(
+                        "unknown dns acme_dns option {other:?} (accepted: username, password, subdomain, fulldomain, check)"
+                    ),
+                ));
+            }
+        }
+    }
+    let (Some(username), Some(password), Some(subdomain)) = (username, password, subdomain) else {
+        return Err(err(
+            &o.name,
+            "dns acme_dns needs username, password and subdomain (the registration)",
+        ));
+    };
+    if check.is_empty() {
+        match host_ip {
+            Ok(ip) => check.push(std::net::SocketAddr::new(ip, 53)),
+            Err(_) => {
+                return Err(err(
+                    &o.name,
+                    "dns acme_dns: the URL names no IP address: say which servers answer the values (check ADDR...)",
+                ));
+            }
+        }
+    }
+    Ok(super::model::DnsPublisher::AcmeDns {
+        url: url.text.trim_end_matches('/').to_string(),
+        username,
+        password,
+        subdomain,
+        fulldomain,
+        check,
+    })
 }
 
 #[cfg(test)]

@@ -833,4 +833,22 @@ pub enum DnsPublisher {
         /// The servers that must answer the value first.
         check: Vec<SocketAddr>,
     },
+    /// `dns acme_dns URL { username U; password P; subdomain S; fulldomain NAME; check
+    /// ADDR[:PORT]... }`: an acme-dns server (ringdns's `acme_dns` included). `check`
+    /// defaults to the URL's host on port 53 (acme-dns answers DNS where it answers HTTP);
+    /// the value is asked there at `fulldomain`, or at the CNAME target of the challenge name.
+    AcmeDns {
+        /// The API's base URL.
+        url: String,
+        /// `X-Api-User`.
+        username: String,
+        /// `X-Api-Key`.
+        password: String,
+        /// The registration's subdomain.
+        subdomain: String,
+        /// The registration's full name, if given.
+        fulldomain: Option<Name<Bytes>>,
+        /// The servers that must answer the value first.
+        check: Vec<SocketAddr>,
+    },
 }
