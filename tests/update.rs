@@ -290,7 +290,7 @@ both_drivers!(a_knot_secondary_follows_an_update_by_notify_and_ixfr, |driver| {
     assert!(knot.log().contains("IXFR"), "{}", knot.log());
 });
 
-// The README's examples of update and acme_dns pass `ringdns check`.
+// The README's examples of update, acme_dns and tls acme's dns pass `ringdns check`.
 #[test]
 fn the_readme_examples_check() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
@@ -298,6 +298,7 @@ fn the_readme_examples_check() {
     for (marker, zone) in [
         ("## ACME for other servers: RFC 2136 updates", "example.com"),
         ("## acme-dns: the HTTP API for ACME clients", "auth.example.com"),
+        ("**Names ringdns does not serve**", "example.com"),
     ] {
         let db = dir.write(
             &format!("db.{zone}"),
