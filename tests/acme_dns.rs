@@ -289,3 +289,37 @@ both_drivers!(certbot_obtains_a_certificate_through_the_acme_dns_api, |driver| {
     let sub = reg["subdomain"].as_str().unwrap();
     assert_eq!(update(&format!("{base}/update"), &second, sub, &token('z')).0, 401);
 });
+
+// Behind a trusted proxy the client is the last address of its header; from anyone else
+// the header means nothing.
+both_drivers!(a_trusted_proxy_names_the_client, |driver| {
+    let dir = TempDir::new("acme-dns-proxy");
+    dir.write("auth.zone", ZONE);
+    let s = Server::start(Options::new(
+        driver,
+        &corefile(
+            dir.path(),
+            "        plain\n        proxy_header X-Forwarded-For 127.0.0.1\n",
+        ),
+    ));
+    let base = format!("http://127.0.0.1:{}", s.port2);
+    let (_, reg) = register(&format!("{base}/register"), Some("{\"allowfrom\": [\"192.0.2.0/24\"]}"));
+    let sub = reg["subdomain"].as_str().unwrap().to_string();
+    let user = format!("X-Api-User: {}", reg["username"].as_str().unwrap());
+    let key = format!("X-Api-Key: {}", reg["password"].as_str().unwrap());
+    let body = format!("{{\"subdomain\": \"{sub}\", \"txt\": \"{}\"}}", token('p'));
+    let with = |forwarded: Option<&str>| {
+        let mut args = vec!["-X", "POST", "-H", &user, "-H", &key, "--data", &body];
+        let h;
+        if let Some(f) = forwarded {
+            h = format!("X-Forwarded-For: {f}");
+            args.extend(["-H", &h]);
+        }
+        let url = format!("{base}/update");
+        args.push(&url);
+        curl(&args).0
+    };
+    assert_eq!(with(None), 401, "the proxy itself is not in allowfrom");
+    assert_eq!(with(Some("192.0.2.9, 198.51.100.7")), 401, "the proxy saw 198.51.100.7");
+    assert_eq!(with(Some("198.51.100.7, 192.0.2.9")), 200, "the proxy saw 192.0.2.9");
+});
