@@ -323,3 +323,28 @@ both_drivers!(a_trusted_proxy_names_the_client, |driver| {
     assert_eq!(with(Some("192.0.2.9, 198.51.100.7")), 401, "the proxy saw 198.51.100.7");
     assert_eq!(with(Some("198.51.100.7, 192.0.2.9")), 200, "the proxy saw 192.0.2.9");
 });
+
+// With `tls acme` in the Corefile, the API's HTTPS certificate is the one ringdns obtains
+// (and renews) itself: no certificate at start, then the CA's.
+both_drivers!(the_api_uses_the_certificate_ringdns_obtains, |driver| {
+    let pebble = support::pebble::Pebble::start(None);
+    let dir = TempDir::new("acme-dns-acme");
+    dir.write("auth.zone", ZONE);
+    let d = dir.path().display();
+    let corefile = format!(
+        "{}tls://auth.example.test:{{PORT3}} {{\n    bind 127.0.0.1\n    tls acme {{\n        domain auth.example.test\n        ca {}\n        cacert {}\n        certpath {d}/certs\n    }}\n    file {d}/auth.zone\n}}\n",
+        corefile(dir.path(), ""),
+        pebble.directory(),
+        pebble.https_ca().display()
+    );
+    let s = Server::start(Options::new(driver, &corefile).port(pebble.dns_port));
+    let root = pebble
+        .env
+        .get("ACME_ISSUER_ROOT_PEM")
+        .cloned()
+        .unwrap_or_else(|| format!("{}/issuer-root.pem", pebble.dir.display()));
+    let url = format!("https://auth.example.test:{}/health", s.port2);
+    let resolve = format!("auth.example.test:{}:127.0.0.1", s.port2);
+    let healthy = support::eventually(60, || curl(&["--cacert", &root, "--resolve", &resolve, &url]).0 == 200);
+    assert!(healthy, "{}\n{}", s.log(), pebble.log());
+});
