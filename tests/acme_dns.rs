@@ -247,36 +247,17 @@ both_drivers!(certbot_obtains_a_certificate_through_the_acme_dns_api, |driver| {
         std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     }
     let d = work.path();
-    let out = Command::new(&certbot)
-        .env("REQUESTS_CA_BUNDLE", pebble.https_ca())
-        .args([
-            "certonly",
-            "--non-interactive",
-            "--agree-tos",
-            "-m",
-            "ops@example.test",
-            "--no-eff-email",
-        ])
-        .args([
-            "--server",
-            &pebble.directory(),
-            "--authenticator",
-            "dns-acmedns",
-            "--dns-acmedns-credentials",
-        ])
-        .arg(&ini)
-        .args(["--dns-acmedns-propagation-seconds", "1", "-d", "www.example.test"])
-        .arg("--config-dir")
-        .arg(d.join("config"))
-        .arg("--work-dir")
-        .arg(d.join("work"))
-        .arg("--logs-dir")
-        .arg(d.join("logs"))
-        .output()
-        .expect("certbot");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let logs = std::fs::read_to_string(d.join("logs/letsencrypt.log")).unwrap_or_default();
-    assert!(out.status.success(), "{text}\n{logs}\n{}\n{}", s.log(), pebble.log());
+    let plugin = [
+        "--authenticator",
+        "dns-acmedns",
+        "--dns-acmedns-credentials",
+        &ini.display().to_string(),
+        "--dns-acmedns-propagation-seconds",
+        "1",
+    ]
+    .map(String::from);
+    let (ok, text) = pebble.certbot(&certbot, &plugin, &["www.example.test"], d);
+    assert!(ok, "{text}\n{}\n{}", s.log(), pebble.log());
     let cert = d.join("config/live/www.example.test/fullchain.pem");
     let san = Command::new("openssl")
         .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])

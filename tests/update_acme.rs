@@ -112,42 +112,16 @@ both_drivers!(certbot_obtains_a_certificate_through_rfc2136, |driver| {
     // certbot warns about credentials others can read.
     std::fs::set_permissions(&ini, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let d = work.path();
-    let out = Command::new("certbot")
-        .env("REQUESTS_CA_BUNDLE", pebble.https_ca())
-        .args([
-            "certonly",
-            "--non-interactive",
-            "--agree-tos",
-            "-m",
-            "ops@example.test",
-            "--no-eff-email",
-        ])
-        .args([
-            "--server",
-            &pebble.directory(),
-            "--dns-rfc2136",
-            "--dns-rfc2136-credentials",
-        ])
-        .arg(&ini)
-        .args([
-            "--dns-rfc2136-propagation-seconds",
-            "1",
-            "-d",
-            "www.example.test",
-            "-d",
-            "example.test",
-        ])
-        .arg("--config-dir")
-        .arg(d.join("config"))
-        .arg("--work-dir")
-        .arg(d.join("work"))
-        .arg("--logs-dir")
-        .arg(d.join("logs"))
-        .output()
-        .expect("certbot (test.sh installs certbot and python3-certbot-dns-rfc2136)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let logs = std::fs::read_to_string(d.join("logs/letsencrypt.log")).unwrap_or_default();
-    assert!(out.status.success(), "{text}\n{logs}\n{}\n{}", s.log(), pebble.log());
+    let plugin = [
+        "--dns-rfc2136",
+        "--dns-rfc2136-credentials",
+        &ini.display().to_string(),
+        "--dns-rfc2136-propagation-seconds",
+        "1",
+    ]
+    .map(String::from);
+    let (ok, text) = pebble.certbot("certbot", &plugin, &["www.example.test", "example.test"], d);
+    assert!(ok, "{text}\n{}\n{}", s.log(), pebble.log());
     let cert = d.join("config/live/www.example.test/fullchain.pem");
     let san = names(&cert);
     assert!(

@@ -17,6 +17,14 @@ const SECRET: &str = "NoTCJU+DMqFWywaPyxSijrDEA/eC3nK0xi3AMEZuPVk=";
 const ZONE: &str =
     "$ORIGIN example.test.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\nwww A 127.0.0.1\n";
 
+/// Whether `s` completes a DoT handshake for www.example.test under `root` within 60 s.
+fn served(s: &Server, root: &rustls::pki_types::CertificateDer<'static>) -> bool {
+    eventually(60, || {
+        let cfg = tls::client_config(root, &[b"dot"]);
+        tls::connect(s.addr, cfg, ServerName::try_from("www.example.test").unwrap()).is_ok()
+    })
+}
+
 both_drivers!(a_dot_forwarder_gets_its_certificate_through_a_knot_primary, |driver| {
     let knot = Knot::updatable(("example.test", ZONE), (KEY, SECRET));
     // The CA asks Knot, the zone's server, for the value.
@@ -35,11 +43,13 @@ both_drivers!(a_dot_forwarder_gets_its_certificate_through_a_knot_primary, |driv
     );
     let s = Server::spawn(Options::new(driver, &corefile));
     let root = pebble.issuer_root();
-    let served = eventually(60, || {
-        let cfg = tls::client_config(&root, &[b"dot"]);
-        tls::connect(s.addr, cfg, ServerName::try_from("www.example.test").unwrap()).is_ok()
-    });
-    assert!(served, "no certificate: {}\n{}\n{}", s.log(), knot.log(), pebble.log());
+    assert!(
+        served(&s, &root),
+        "no certificate: {}\n{}\n{}",
+        s.log(),
+        knot.log(),
+        pebble.log()
+    );
     assert!(s.log().contains("challenge value published by RFC 2136"), "{}", s.log());
     // The query goes through to Knot over the new certificate.
     let mut c = tls::connect(
@@ -124,12 +134,13 @@ both_drivers!(
             auth.port
         );
         let s = Server::spawn(Options::new(driver, &corefile));
-        let root = pebble.issuer_root();
-        let served = eventually(60, || {
-            let cfg = tls::client_config(&root, &[b"dot"]);
-            tls::connect(s.addr, cfg, ServerName::try_from("www.example.test").unwrap()).is_ok()
-        });
-        assert!(served, "no certificate: {}\n{}\n{}", s.log(), auth.log(), pebble.log());
+        assert!(
+            served(&s, &pebble.issuer_root()),
+            "no certificate: {}\n{}\n{}",
+            s.log(),
+            auth.log(),
+            pebble.log()
+        );
         assert!(s.log().contains("challenge value published by acme-dns"), "{}", s.log());
     }
 );

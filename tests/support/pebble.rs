@@ -121,6 +121,40 @@ impl Pebble {
         std::fs::read_to_string(self.dir.join("pebble.log")).unwrap_or_default()
     }
 
+    /// Runs `certbot` (a certbot binary) `certonly` against this CA with the authenticator
+    /// arguments `plugin`, for `domains`, its state in `dir`: whether it succeeded, and its
+    /// output followed by its log (for the assertion message).
+    pub fn certbot(&self, certbot: &str, plugin: &[String], domains: &[&str], dir: &Path) -> (bool, String) {
+        let mut cmd = Command::new(certbot);
+        cmd.env("REQUESTS_CA_BUNDLE", self.https_ca())
+            .args([
+                "certonly",
+                "--non-interactive",
+                "--agree-tos",
+                "-m",
+                "ops@example.test",
+                "--no-eff-email",
+            ])
+            .args(["--server", &self.directory()])
+            .args(plugin);
+        for d in domains {
+            cmd.args(["-d", d]);
+        }
+        let out = cmd
+            .arg("--config-dir")
+            .arg(dir.join("config"))
+            .arg("--work-dir")
+            .arg(dir.join("work"))
+            .arg("--logs-dir")
+            .arg(dir.join("logs"))
+            .output()
+            .unwrap_or_else(|e| panic!("{certbot}: {e}"));
+        let logs = std::fs::read_to_string(dir.join("logs/letsencrypt.log")).unwrap_or_default();
+        let text =
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr) + "\n" + &logs;
+        (out.status.success(), text)
+    }
+
     /// The `tls acme` options that point ringdns at this pebble.
     pub fn acme_options(&self, certpath: &Path) -> String {
         format!(
