@@ -329,6 +329,78 @@ mod tests {
     }
 
     #[test]
+    fn update_and_its_errors() {
+        let b = parse_ok("example.test {\n tsig {\n  secret k1. MTIzNDU2Nzg5MGFiY2RlZg==\n }\n update {\n  key k1 host.example.test *.dyn.example.test\n  allow_types TXT A\n }\n}\n")
+            .blocks[0]
+            .clone();
+        let u = b.update.unwrap();
+        assert_eq!(
+            u.types,
+            vec![domain::base::iana::Rtype::TXT, domain::base::iana::Rtype::A]
+        );
+        assert_eq!(u.grants[0].names.len(), 2);
+        assert!(matches!(u.grants[0].names[1], update::GrantName::Below(_)));
+        for (src, want) in [
+            (
+                "example.test {\n update {\n  key nokey\n }\n}\n",
+                "Corefile:3:3: update: no tsig defines key nokey",
+            ),
+            ("example.test {\n update\n}\n", "update needs a key"),
+            (
+                "example.test {\n tsig {\n  secret k1. MTIz\n }\n update {\n  key k1\n  allow_types SOA\n }\n}\n",
+                "SOA cannot be changed",
+            ),
+            (
+                "example.test {\n update {\n  grant k1\n }\n}\n",
+                "unknown update option \"grant\"",
+            ),
+        ] {
+            let e = parse_err(src);
+            assert!(e.contains(want), "{src}: {e}");
+        }
+    }
+
+    #[test]
+    fn acme_dns_and_tls_acme_dns_errors() {
+        for (src, want) in [
+            ("auth.test {\n acme_dns auth.test\n}\n", "acme_dns needs listen"),
+            (
+                "auth.test {\n acme_dns other.test {\n  listen 127.0.0.1:8443\n }\n}\n",
+                "not inside the server block's zones",
+            ),
+            (
+                "auth.test {\n acme_dns auth.test {\n  listen 192.0.2.1:8443\n  plain\n }\n}\n",
+                "plain HTTP only on a loopback",
+            ),
+            (
+                "tls://a.test {\n tls acme {\n  domain a.test\n  dns rfc2136 192.0.2.1\n }\n}\n",
+                "dns rfc2136 needs key",
+            ),
+            (
+                "tls://a.test {\n tls acme {\n  domain a.test\n  dns acme_dns http://192.0.2.1:8443 {\n   username u\n   password p\n   subdomain s\n  }\n }\n}\n",
+                "plain http:// only to a loopback",
+            ),
+            (
+                "tls://a.test {\n tls acme {\n  domain a.test\n  dns route53 x\n }\n}\n",
+                "unknown dns publisher \"route53\"",
+            ),
+        ] {
+            let e = parse_err(src);
+            assert!(e.contains(want), "{src}: {e}");
+        }
+        let c = parse_ok(
+            "tls://a.test {\n tls acme {\n  domain a.test\n  dns rfc2136 192.0.2.1 {\n   key k. hmac-sha256 MTIzNDU2Nzg5MGFiY2RlZg==\n  }\n }\n}\n",
+        );
+        let Some(TlsConfig::Acme(a)) = &c.blocks[0].tls else {
+            panic!("acme")
+        };
+        let Some(DnsPublisher::Rfc2136 { server, .. }) = a.dns.as_deref() else {
+            panic!("rfc2136")
+        };
+        assert_eq!(server.port(), 53, "port 53 unless given");
+    }
+
+    #[test]
     fn rrl() {
         let b = parse_ok(". {\n rrl example.org {\n  responses-per-second 10\n  nxdomains-per-second 0.5\n  errors-per-second 0\n  window 5\n  ipv4-prefix-length 32\n  ipv6-prefix-length 64\n  slip-ratio 2\n  requests-per-second 100\n  max-table-size 5000\n  report-only\n }\n}\n")
             .blocks[0]
