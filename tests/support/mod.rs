@@ -354,3 +354,12 @@ pub fn data(name: &str) -> std::path::PathBuf {
         .join("tests/data")
         .join(name)
 }
+
+/// The header flags of dig's (or kdig's) output, such as ` qr aa rd` (so that a check for
+/// ` aa` is not fooled by a cookie's hex elsewhere in the output).
+pub fn dig_flags(out: &str) -> &str {
+    // dig writes `flags:`, kdig `Flags:`.
+    out.lines()
+        .find_map(|l| l.to_ascii_lowercase().find("flags:").map(|i| &l[i + "flags:".len()..]))
+        .map_or("", |rest| rest.split(';').next().unwrap_or(""))
+}
