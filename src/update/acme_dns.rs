@@ -56,7 +56,11 @@ pub struct Store {
 pub type Random<'a> = &'a mut dyn FnMut(&mut [u8]);
 
 const PASSWORD_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz1234567890-_";
-const PBKDF2_ROUNDS: u32 = 10_000;
+/// PBKDF2 iterations per password (checked when the constant is built, not at run time).
+const PBKDF2_ROUNDS: std::num::NonZeroU32 = match std::num::NonZeroU32::new(10_000) {
+    Some(n) => n,
+    None => panic!("PBKDF2 needs at least one iteration"),
+};
 
 fn uuid(random: Random<'_>) -> String {
     let mut b = [0u8; 16];
@@ -98,7 +102,7 @@ pub fn hash_password(password: &str, random: Random<'_>) -> String {
     let mut out = [0u8; 32];
     aws_lc_rs::pbkdf2::derive(
         aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
-        std::num::NonZeroU32::new(PBKDF2_ROUNDS).expect("a constant above zero"),
+        PBKDF2_ROUNDS,
         &salt,
         password.as_bytes(),
         &mut out,
