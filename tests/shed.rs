@@ -47,6 +47,17 @@ fn queued_while_stopped(s: &Server) -> (usize, bool) {
     sock.connect(s.addr).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     s.signal("STOP");
+    // kill returns once the signal is sent, not delivered: wait until every thread of the
+    // server is stopped (state T), or its shards may answer the queue as it arrives.
+    let stopped = || {
+        std::fs::read_dir(format!("/proc/{}/task", s.pid())).is_ok_and(|tasks| {
+            tasks.flatten().all(|t| {
+                std::fs::read_to_string(t.path().join("stat"))
+                    .is_ok_and(|st| st.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T')))
+            })
+        })
+    };
+    assert!(support::eventually(5, stopped), "the server did not stop");
     for id in 0..50u16 {
         sock.send(&support::q("www.example.test", Rtype::A).id(id).wire())
             .unwrap();
